@@ -1,0 +1,195 @@
+import { z } from "zod";
+
+import { ConfigError } from "./errors";
+
+const optionalText = z
+  .string()
+  .trim()
+  .transform((v) => (v === "" ? undefined : v))
+  .optional();
+
+const guid = z
+  .string()
+  .trim()
+  .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, "must be a GUID");
+
+const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+
+/**
+ * Every app setting Herald's code reads, with its meaning. The names follow the Functions
+ * convention `<Connection>__<property>` for identity-based connections. `infra/` and
+ * `local.settings.sample.json` must list exactly these (a test checks the drift).
+ */
+export const settingsSchema = z.object({
+  MicrosoftAppId: optionalText.pipe(guid.optional()),
+  MicrosoftAppType: z.enum(["UserAssignedMSI", "SingleTenant"]).default("UserAssignedMSI"),
+  MicrosoftAppTenantId: optionalText.pipe(guid.optional()),
+  MicrosoftAppPassword: optionalText,
+  AllowedTenantIds: optionalText,
+  TableStorageConnection: optionalText,
+  TableStorageConnection__tableServiceUri: optionalText.pipe(z.url().optional()),
+  TableStorageConnection__clientId: optionalText.pipe(guid.optional()),
+  TableNamePrefix: z
+    .string()
+    .regex(/^[A-Za-z][A-Za-z0-9]{0,30}$/, "must be letters and digits, starting with a letter")
+    .default("Herald"),
+  ServiceBusConnection: optionalText,
+  ServiceBusConnection__fullyQualifiedNamespace: optionalText,
+  ServiceBusConnection__clientId: optionalText.pipe(guid.optional()),
+  NotificationsQueueName: z.string().trim().min(1).default("notifications"),
+  MaxDeliveryAttempts: positiveInt(6),
+  WelcomeLeaseSeconds: positiveInt(120),
+  WEBSITE_SITE_NAME: optionalText,
+});
+
+/** Settings the Functions host or the platform reads, not Herald's code. */
+export const HOST_SETTINGS = [
+  "AzureWebJobsStorage",
+  "FUNCTIONS_WORKER_RUNTIME",
+  "FUNCTIONS_EXTENSION_VERSION",
+  "APPLICATIONINSIGHTS_CONNECTION_STRING",
+  "ServiceBusConnection__credential",
+] as const;
+
+/** Settings of the platform itself that Herald reads but never sets. */
+export const PLATFORM_SETTINGS = ["WEBSITE_SITE_NAME"] as const;
+
+export const SETTING_NAMES = Object.keys(settingsSchema.shape) as (keyof Settings)[];
+
+export type Settings = z.infer<typeof settingsSchema>;
+
+export type TableConnection =
+  | { kind: "connectionString"; connectionString: string }
+  | { kind: "identity"; endpoint: string; clientId?: string };
+
+export type ServiceBusConnection =
+  | { kind: "connectionString"; connectionString: string }
+  | { kind: "identity"; fullyQualifiedNamespace: string; clientId?: string }
+  | { kind: "none" };
+
+export interface Config {
+  readonly bot:
+    | { kind: "anonymous" }
+    | {
+        kind: "authenticated";
+        appId: string;
+        appType: "UserAssignedMSI" | "SingleTenant";
+        tenantId: string;
+        password?: string;
+      };
+  readonly allowedTenantIds: ReadonlySet<string> | undefined;
+  readonly tables: TableConnection;
+  readonly tableNamePrefix: string;
+  readonly serviceBus: ServiceBusConnection;
+  readonly queueName: string;
+  readonly maxDeliveryAttempts: number;
+  readonly welcomeLeaseMs: number;
+  readonly runningInAzure: boolean;
+}
+
+function fail(problems: string[]): never {
+  throw new ConfigError(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+}
+
+/** Reads and validates the settings once; the message names every bad or missing setting. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = settingsSchema.safeParse(env);
+  if (!parsed.success) {
+    fail(parsed.error.issues.map((i) => `${i.path.join(".") || "(settings)"}: ${i.message}`));
+  }
+  const s = parsed.data;
+  const problems: string[] = [];
+  const runningInAzure = s.WEBSITE_SITE_NAME !== undefined;
+
+  let bot: Config["bot"] = { kind: "anonymous" };
+  if (s.MicrosoftAppId !== undefined) {
+    if (s.MicrosoftAppTenantId === undefined) {
+      problems.push(
+        "MicrosoftAppTenantId: required when MicrosoftAppId is set (single-tenant bot)",
+      );
+    }
+    if (s.MicrosoftAppType === "SingleTenant" && s.MicrosoftAppPassword === undefined) {
+      problems.push("MicrosoftAppPassword: required when MicrosoftAppType is SingleTenant");
+    }
+    bot = {
+      kind: "authenticated",
+      appId: s.MicrosoftAppId,
+      appType: s.MicrosoftAppType,
+      tenantId: s.MicrosoftAppTenantId ?? "",
+      ...(s.MicrosoftAppPassword !== undefined ? { password: s.MicrosoftAppPassword } : {}),
+    };
+  } else if (runningInAzure) {
+    problems.push(
+      "MicrosoftAppId: required in Azure; anonymous bot requests are for local development only",
+    );
+  }
+
+  let tables: TableConnection | undefined;
+  if (s.TableStorageConnection !== undefined) {
+    tables = { kind: "connectionString", connectionString: s.TableStorageConnection };
+  } else if (s.TableStorageConnection__tableServiceUri !== undefined) {
+    tables = {
+      kind: "identity",
+      endpoint: s.TableStorageConnection__tableServiceUri,
+      ...(s.TableStorageConnection__clientId !== undefined
+        ? { clientId: s.TableStorageConnection__clientId }
+        : {}),
+    };
+  } else {
+    problems.push(
+      "TableStorageConnection__tableServiceUri (Azure) or TableStorageConnection (local connection string): one is required",
+    );
+  }
+
+  let serviceBus: ServiceBusConnection = { kind: "none" };
+  if (s.ServiceBusConnection !== undefined) {
+    serviceBus = { kind: "connectionString", connectionString: s.ServiceBusConnection };
+  } else if (s.ServiceBusConnection__fullyQualifiedNamespace !== undefined) {
+    serviceBus = {
+      kind: "identity",
+      fullyQualifiedNamespace: s.ServiceBusConnection__fullyQualifiedNamespace,
+      ...(s.ServiceBusConnection__clientId !== undefined
+        ? { clientId: s.ServiceBusConnection__clientId }
+        : {}),
+    };
+  } else if (runningInAzure) {
+    problems.push("ServiceBusConnection__fullyQualifiedNamespace: required in Azure");
+  }
+
+  const allowed = s.AllowedTenantIds?.split(/[,;\s]+/).filter((t) => t !== "");
+  if (allowed !== undefined) {
+    const bad = allowed.filter((t) => !guid.safeParse(t).success);
+    if (bad.length > 0) problems.push(`AllowedTenantIds: not GUIDs: ${bad.join(", ")}`);
+  }
+
+  if (problems.length > 0 || tables === undefined) fail(problems);
+  return {
+    bot,
+    allowedTenantIds:
+      allowed && allowed.length > 0 ? new Set(allowed.map((t) => t.toLowerCase())) : undefined,
+    tables,
+    tableNamePrefix: s.TableNamePrefix,
+    serviceBus,
+    queueName: s.NotificationsQueueName,
+    maxDeliveryAttempts: s.MaxDeliveryAttempts,
+    welcomeLeaseMs: s.WelcomeLeaseSeconds * 1000,
+    runningInAzure,
+  };
+}
+
+/** Settings never to print: connection strings and secrets. */
+export function describeConfig(config: Config): Record<string, string> {
+  return {
+    bot:
+      config.bot.kind === "anonymous"
+        ? "anonymous (local only)"
+        : `${config.bot.appType} ${config.bot.appId}`,
+    tables: config.tables.kind === "identity" ? config.tables.endpoint : "connection string",
+    serviceBus:
+      config.serviceBus.kind === "identity"
+        ? config.serviceBus.fullyQualifiedNamespace
+        : config.serviceBus.kind,
+    queue: config.queueName,
+    allowedTenants: config.allowedTenantIds ? [...config.allowedTenantIds].join(",") : "any",
+  };
+}
