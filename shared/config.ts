@@ -40,6 +40,7 @@ export const settingsSchema = z.object({
   MaxDeliveryAttempts: positiveInt(6),
   WelcomeLeaseSeconds: positiveInt(120),
   WEBSITE_SITE_NAME: optionalText,
+  LocalQueueDirectory: optionalText,
 });
 
 /** Settings the Functions host or the platform reads, not Herald's code. */
@@ -53,6 +54,9 @@ export const HOST_SETTINGS = [
 
 /** Settings of the platform itself that Herald reads but never sets. */
 export const PLATFORM_SETTINGS = ["WEBSITE_SITE_NAME"] as const;
+
+/** Settings only `npm start` uses (the local queue); never set in Azure. */
+export const LOCAL_ONLY_SETTINGS = ["LocalQueueDirectory"] as const;
 
 export const SETTING_NAMES = Object.keys(settingsSchema.shape) as (keyof Settings)[];
 
@@ -85,6 +89,8 @@ export interface Config {
   readonly maxDeliveryAttempts: number;
   readonly welcomeLeaseMs: number;
   readonly runningInAzure: boolean;
+  /** Folder of the durable local queue `npm start` drains; unset in Azure. */
+  readonly localQueueDirectory: string | undefined;
 }
 
 function fail(problems: string[]): never {
@@ -174,6 +180,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxDeliveryAttempts: s.MaxDeliveryAttempts,
     welcomeLeaseMs: s.WelcomeLeaseSeconds * 1000,
     runningInAzure,
+    localQueueDirectory: s.LocalQueueDirectory,
   };
 }
 

@@ -1,5 +1,5 @@
-import { ConfigError } from "../../shared/errors";
 import { loadConfig } from "../../shared/config";
+import { ConfigError } from "../../shared/errors";
 
 describe("loadConfig", () => {
   it("accepts a local connection string and runs the bot anonymously", () => {
