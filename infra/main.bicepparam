@@ -1,0 +1,27 @@
+using 'main.bicep'
+
+// Values for `az deployment group create --parameters infra/main.bicepparam` and for `azd up`.
+// Environment variables (azd sets AZURE_ENV_NAME) override the defaults shown. Every other
+// parameter keeps its default from main.bicep (queue, tables, delivery count, lock duration,
+// duplicate detection window...): add a line here to change one.
+
+param namePrefix = readEnvironmentVariable('HERALD_NAME_PREFIX', 'herald')
+
+param tags = {
+  workload: 'herald'
+  'azd-env-name': readEnvironmentVariable('AZURE_ENV_NAME', 'herald')
+}
+
+// Function App (Flex Consumption)
+param nodeVersion = '22'
+param maximumInstanceCount = 100
+param instanceMemoryMB = 2048
+
+// Bot: UserAssignedMSI needs no secret. For SingleTenant set botAppType, HERALD_BOT_APP_ID and
+// HERALD_BOT_APP_PASSWORD (the client secret, or a Key Vault reference).
+param botAppType = 'UserAssignedMSI'
+param botAppId = readEnvironmentVariable('HERALD_BOT_APP_ID', '')
+param botAppPassword = readEnvironmentVariable('HERALD_BOT_APP_PASSWORD', '')
+
+// A line-of-business app's identity (object id) that may send notification requests.
+param lobSenderPrincipalId = readEnvironmentVariable('HERALD_LOB_SENDER_PRINCIPAL_ID', '')

@@ -1,0 +1,394 @@
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+
+import {
+  HOST_SETTINGS,
+  loadConfig,
+  LOCAL_ONLY_SETTINGS,
+  PLATFORM_SETTINGS,
+  SETTING_NAMES,
+  settingsSchema,
+} from "../../shared/config";
+import { registeredFunctions } from "../../shared/registry";
+import { TABLES } from "../../shared/store/table-factory";
+import { property, REPO_ROOT, stringLiteral } from "./support/bicep";
+import { BicepProject, type Entry } from "./support/bicep-project";
+import {
+  appSettings,
+  at,
+  BUILT_IN_ROLES,
+  resourceOfType,
+  type RoleGrant,
+  roleGrants,
+  textOf,
+} from "./support/infra-facts";
+
+/**
+ * The code's settings (shared/config.ts), local.settings.sample.json and the Function App's app
+ * settings in Bicep must name the same things; queue and table names and the roles the code
+ * needs must match too. Exceptions are listed here, each with its reason.
+ */
+
+/** Connection strings are for local development; Azure uses the identity-based form. */
+const LOCAL_CONNECTION_STRINGS = ["TableStorageConnection", "ServiceBusConnection"];
+
+/** Needed only when the bot is SingleTenant: set conditionally, from a @secure() parameter. */
+const SINGLE_TENANT_SECRETS = ["MicrosoftAppPassword"];
+
+/** `<connection>__<property>` settings the Functions host and the Azure SDKs read for identity-based connections. */
+const IDENTITY_CONNECTIONS = [
+  "AzureWebJobsStorage",
+  "ServiceBusConnection",
+  "TableStorageConnection",
+];
+const IDENTITY_PROPERTIES = [
+  "accountName",
+  "blobServiceUri",
+  "queueServiceUri",
+  "tableServiceUri",
+  "fullyQualifiedNamespace",
+  "credential",
+  "clientId",
+];
+const IDENTITY_SUB_SETTINGS = IDENTITY_CONNECTIONS.flatMap((c) =>
+  IDENTITY_PROPERTIES.map((p) => `${c}__${p}`),
+);
+
+/** Flex Consumption rejects these as app settings: the runtime is set in functionAppConfig. */
+const NOT_ALLOWED_ON_FLEX = [
+  "FUNCTIONS_WORKER_RUNTIME",
+  "FUNCTIONS_EXTENSION_VERSION",
+  "WEBSITE_RUN_FROM_PACKAGE",
+  "WEBSITE_NODE_DEFAULT_VERSION",
+  "WEBSITE_CONTENTSHARE",
+  "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING",
+];
+
+const codeSettings: string[] = [...SETTING_NAMES];
+const expectedInAzure = codeSettings.filter(
+  (s) =>
+    !(PLATFORM_SETTINGS as readonly string[]).includes(s) &&
+    !(LOCAL_ONLY_SETTINGS as readonly string[]).includes(s) &&
+    !LOCAL_CONNECTION_STRINGS.includes(s) &&
+    !SINGLE_TENANT_SECRETS.includes(s),
+);
+const allowedInAzure = new Set<string>([
+  ...codeSettings,
+  ...HOST_SETTINGS,
+  ...IDENTITY_SUB_SETTINGS,
+]);
+
+function codeDefault(name: keyof typeof settingsSchema.shape): unknown {
+  return settingsSchema.shape[name].parse(undefined);
+}
+
+function readJson(file: string): unknown {
+  return JSON.parse(readFileSync(path.join(REPO_ROOT, file), "utf8"));
+}
+
+let project: BicepProject;
+let settings: Entry[];
+let byName: Map<string, Entry>;
+
+beforeAll(async () => {
+  project = await BicepProject.load();
+  settings = appSettings(project);
+  byName = new Map(settings.map((e) => [e.name, e]));
+});
+
+describe("Function App settings in Bicep", () => {
+  it("sets every setting the code reads, unconditionally", () => {
+    const missing = expectedInAzure.filter((s) => !byName.has(s));
+    expect(missing).toEqual([]);
+    const conditional = expectedInAzure.filter((s) => byName.get(s)?.conditional === true);
+    expect(conditional).toEqual([]);
+  });
+
+  it("sets nothing the code, the host or an identity-based connection does not read", () => {
+    const unknown = settings
+      .filter((e) => !allowedInAzure.has(e.name))
+      .map((e) => `${e.name} (${e.where})`);
+    expect(unknown).toEqual([]);
+  });
+
+  it("leaves out local-only settings, connection strings and what the platform sets itself", () => {
+    const forbidden = [
+      ...PLATFORM_SETTINGS,
+      ...LOCAL_ONLY_SETTINGS,
+      ...LOCAL_CONNECTION_STRINGS,
+      ...NOT_ALLOWED_ON_FLEX,
+      "APPINSIGHTS_INSTRUMENTATIONKEY",
+    ];
+    expect(settings.filter((e) => forbidden.includes(e.name)).map((e) => e.name)).toEqual([]);
+  });
+
+  it("sets the SingleTenant client secret only conditionally, from a @secure() parameter", () => {
+    for (const name of SINGLE_TENANT_SECRETS) {
+      const entry = byName.get(name);
+      expect(entry?.conditional).toBe(true);
+      const source = entry!.value;
+      const param = source.doc.find("param", source.node.text);
+      expect(param?.decorators.has("secure")).toBe(true);
+      // main.bicep passes it only for SingleTenant.
+      const passed = project.argumentFor(source.doc, source.node.text);
+      expect(passed?.node.text).toMatch(/^botAppType == 'SingleTenant' \? botAppPassword : ''$/);
+    }
+  });
+
+  it("connects with the Function App's managed identity, never a key", () => {
+    for (const entry of settings.filter((e) => e.name.endsWith("__clientId"))) {
+      expect([entry.name, textOf(project, entry.value)]).toEqual([
+        entry.name,
+        "identity.outputs.clientId",
+      ]);
+    }
+    for (const entry of settings.filter((e) => e.name.endsWith("__credential"))) {
+      expect([entry.name, project.literal(entry.value)]).toEqual([entry.name, "managedidentity"]);
+    }
+    const functionApp = project.symbolFor("function-app.bicep");
+    const params = project.moduleParams(functionApp).node;
+    expect(property(params, "identityResourceId")?.text).toBe("identity.outputs.resourceId");
+    expect(property(params, "identityClientId")?.text).toBe("identity.outputs.clientId");
+  });
+
+  it("uses the managed identity as the bot app id when the bot is UserAssignedMSI", () => {
+    const appId = byName.get("MicrosoftAppId")!;
+    expect(textOf(project, appId.value)).toBe(
+      "botAppType == 'UserAssignedMSI' ? identity.outputs.clientId : botAppId",
+    );
+    const botParams = project.moduleParams(project.symbolFor("bot.bicep")).node;
+    expect(textOf(project, { doc: project.main, node: property(botParams, "appId")! })).toBe(
+      textOf(project, appId.value),
+    );
+    expect(property(botParams, "msiResourceId")?.text).toBe("identity.outputs.resourceId");
+  });
+
+  it("authenticates Application Insights telemetry with Entra ID, without an instrumentation key", () => {
+    expect(byName.has("APPLICATIONINSIGHTS_CONNECTION_STRING")).toBe(true);
+    expect(textOf(project, byName.get("APPLICATIONINSIGHTS_AUTHENTICATION_STRING")!.value)).toBe(
+      "'ClientId=${identityClientId};Authorization=AAD'",
+    );
+  });
+
+  it("offers exactly the bot app types the code accepts", () => {
+    const allowed = project.main
+      .get("param", "botAppType")
+      .decorators.get("allowed")?.[0]
+      ?.namedChildren.map((n) => stringLiteral(n));
+    expect(allowed?.sort()).toEqual(
+      [...settingsSchema.shape.MicrosoftAppType.unwrap().options].sort(),
+    );
+    expect(
+      project.literal({ doc: project.main, node: byName.get("MicrosoftAppType")!.value.node }),
+    ).toBe(codeDefault("MicrosoftAppType"));
+  });
+
+  it("defaults to the same values as the code", () => {
+    const literal = (name: string) => project.literal(byName.get(name)!.value);
+    expect(literal("TableNamePrefix")).toBe(codeDefault("TableNamePrefix"));
+    expect(literal("NotificationsQueueName")).toBe(codeDefault("NotificationsQueueName"));
+    // Numbers become strings with string(): the parameter behind it has the code's default.
+    for (const [setting, param] of [
+      ["MaxDeliveryAttempts", "maxDeliveryCount"],
+      ["WelcomeLeaseSeconds", "welcomeLeaseSeconds"],
+    ] as const) {
+      expect(byName.get(setting)!.value.node.text).toBe(`string(${param})`);
+      const fallback = project.main.valueOf(project.main.get("param", param));
+      expect(Number(fallback?.text)).toBe(codeDefault(setting));
+    }
+  });
+});
+
+describe("local.settings.sample.json", () => {
+  const sample = readJson("local.settings.sample.json") as {
+    IsEncrypted: boolean;
+    Values: Record<string, string>;
+  };
+  const keys = Object.keys(sample.Values);
+
+  it("lists every setting the code reads, except what the platform sets", () => {
+    const expected = codeSettings.filter(
+      (s) => !(PLATFORM_SETTINGS as readonly string[]).includes(s),
+    );
+    expect(expected.filter((s) => !keys.includes(s))).toEqual([]);
+    expect(keys.filter((k) => (PLATFORM_SETTINGS as readonly string[]).includes(k))).toEqual([]);
+  });
+
+  it("lists nothing the code or the Functions host does not read", () => {
+    const known = new Set<string>([...codeSettings, ...HOST_SETTINGS]);
+    expect(keys.filter((k) => !known.has(k))).toEqual([]);
+  });
+
+  it("is a valid local configuration: anonymous bot, Azurite tables, the local queue", () => {
+    expect(sample.IsEncrypted).toBe(false);
+    expect(sample.Values.FUNCTIONS_WORKER_RUNTIME).toBe("node");
+    expect(sample.Values.AzureWebJobsStorage).toBe("UseDevelopmentStorage=true");
+    expect(sample.Values.TableStorageConnection).toContain("TableEndpoint=http://127.0.0.1:10002/");
+    const config = loadConfig(sample.Values);
+    expect(config.bot).toEqual({ kind: "anonymous" });
+    expect(config.tables.kind).toBe("connectionString");
+    expect(config.queueName).toBe(codeDefault("NotificationsQueueName"));
+    expect(config.localQueueDirectory).toBeDefined();
+    expect(config.runningInAzure).toBe(false);
+  });
+});
+
+describe("queue and table names", () => {
+  it("name the same queue in the code, the app settings and the Service Bus module", () => {
+    const queueName = codeDefault("NotificationsQueueName");
+    const serviceBus = project.symbolFor("service-bus.bicep");
+    const passed = property(project.moduleParams(serviceBus).node, "queueName")!;
+    expect(passed.text).toBe(byName.get("NotificationsQueueName")!.value.node.text);
+    expect(project.literal({ doc: project.main, node: passed })).toBe(queueName);
+
+    const queue = resourceOfType(
+      project,
+      "service-bus.bicep",
+      "Microsoft.ServiceBus/namespaces/queues",
+    );
+    expect(project.literal({ doc: queue.doc, node: property(queue.body, "name")! })).toBe(
+      queueName,
+    );
+  });
+
+  it("bind the Service Bus trigger to the queue setting and the identity-based connection", () => {
+    const file = path.join(REPO_ROOT, "functions", "notifications.ts");
+    expect(existsSync(file)).toBe(true);
+    // Loaded here, not imported at the top: the file registers the trigger as it loads.
+    jest.requireActual(file);
+    const trigger = registeredFunctions().find((r) => r.kind === "serviceBusQueue");
+    expect(trigger?.kind === "serviceBusQueue" && trigger.options.queueName).toBe(
+      "%NotificationsQueueName%",
+    );
+    expect(trigger?.kind === "serviceBusQueue" && trigger.options.connection).toBe(
+      "ServiceBusConnection",
+    );
+  });
+
+  it("name the queue in host.json only as the setting, if at all", () => {
+    const file = path.join(REPO_ROOT, "host.json");
+    if (!existsSync(file)) return;
+    const queueValues: string[] = [];
+    const walk = (value: unknown, key: string): void => {
+      if (typeof value === "string" && /queue/i.test(key)) queueValues.push(value);
+      if (value !== null && typeof value === "object") {
+        for (const [k, v] of Object.entries(value)) walk(v, k);
+      }
+    };
+    walk(readJson("host.json"), "");
+    for (const value of queueValues) {
+      expect(["%NotificationsQueueName%", codeDefault("NotificationsQueueName")]).toContain(value);
+    }
+  });
+
+  it("create one table per name in TABLES, with the code's prefix", () => {
+    const heraldTables = project.items({
+      doc: project.main,
+      node: project.main.valueOf(project.main.get("var", "heraldTables"))!,
+    });
+    const bicepNames = heraldTables.map(({ item }) => project.literal(item));
+    expect([...bicepNames].sort()).toEqual(Object.values(TABLES).sort());
+
+    const storage = project.symbolFor("storage.bicep");
+    const tableNames = property(project.moduleParams(storage).node, "tableNames")!;
+    // [for table in heraldTables: '${tableNamePrefix}${table}']
+    expect(tableNames.type).toBe("for_statement");
+    const [loopVariable, source, body] = tableNames.namedChildren;
+    expect(source?.text).toBe("heraldTables");
+    expect(body?.text).toBe(`'\${tableNamePrefix}\${${loopVariable?.text}}'`);
+    expect(byName.get("TableNamePrefix")!.value.node.text).toBe("tableNamePrefix");
+
+    const tables = resourceOfType(
+      project,
+      "storage.bicep",
+      "Microsoft.Storage/storageAccounts/tableServices/tables",
+    );
+    expect(tables.declaration.node.text).toMatch(/\[\s*for (\w+) in tableNames:[\s\S]*name: \1\s/);
+
+    const prefix = String(codeDefault("TableNamePrefix"));
+    for (const name of Object.values(TABLES)) {
+      expect(`${prefix}${name}`).toMatch(/^[A-Za-z][A-Za-z0-9]{2,62}$/);
+    }
+  });
+});
+
+describe("roles", () => {
+  const identity = "identity.outputs.principalId";
+
+  function grants(): RoleGrant[] {
+    return [
+      ...roleGrants(project, "storage.bicep", "roleAssignments"),
+      ...roleGrants(project, "service-bus.bicep", "queueRoleAssignments"),
+      ...roleGrants(project, "monitoring.bicep", "roleAssignments"),
+    ];
+  }
+
+  it("use the real built-in role ids", () => {
+    const declared = project.main.valueOf(project.main.get("var", "builtInRoles"))!;
+    for (const [name, id] of Object.entries(BUILT_IN_ROLES)) {
+      expect([name, stringLiteral(property(declared, name)!)]).toEqual([name, id]);
+    }
+  });
+
+  it.each([
+    [
+      "storage.bicep",
+      "Table Storage (TableStorageConnection)",
+      BUILT_IN_ROLES.storageTableDataContributor,
+    ],
+    ["storage.bicep", "host storage and deployment package", BUILT_IN_ROLES.storageBlobDataOwner],
+    ["service-bus.bicep", "the Service Bus trigger", BUILT_IN_ROLES.serviceBusDataReceiver],
+    ["service-bus.bicep", "enqueue, fan-out and reschedule", BUILT_IN_ROLES.serviceBusDataSender],
+    [
+      "monitoring.bicep",
+      "Entra-authenticated telemetry",
+      BUILT_IN_ROLES.monitoringMetricsPublisher,
+    ],
+  ])("grant the function identity what %s needs for %s", (file, _why, role) => {
+    const match = grants().find(
+      (g) =>
+        g.module === project.symbolFor(file) &&
+        g.roleDefinitionId === role &&
+        g.principal === identity,
+    );
+    expect(match?.conditional).toBe(false);
+  });
+
+  it("grant an optional LOB principal Data Sender on the queue and nothing else", () => {
+    const lob = grants().filter((g) => g.principal === "lobSenderPrincipalId");
+    expect(lob).toHaveLength(1);
+    expect(lob[0]).toMatchObject({
+      module: project.symbolFor("service-bus.bicep"),
+      roleDefinitionId: BUILT_IN_ROLES.serviceBusDataSender,
+      conditional: true,
+    });
+  });
+
+  it("grant nothing beyond what the code needs", () => {
+    const needed = new Set<string>(Object.values(BUILT_IN_ROLES));
+    expect(grants().filter((g) => !needed.has(g.roleDefinitionId ?? ""))).toEqual([]);
+  });
+
+  it.each([
+    ["storage.bicep", "roleAssignments", "Microsoft.Storage/storageAccounts"],
+    ["service-bus.bicep", "queueRoleAssignments", "Microsoft.ServiceBus/namespaces/queues"],
+    ["monitoring.bicep", "roleAssignments", "Microsoft.Insights/components"],
+  ])("scope the role assignments of %s to the resource (%s on %s)", (file, param, scopeType) => {
+    const assignments = resourceOfType(project, file, "Microsoft.Authorization/roleAssignments");
+    const loop = assignments.declaration.node.namedChildren.at(-1)!;
+    expect(loop.type).toBe("for_statement");
+    expect(loop.namedChildren[1]?.text).toBe(param);
+    const scope = property(assignments.body, "scope")!.text;
+    const target = assignments.doc.get("resource", scope);
+    expect(assignments.doc.targetOf(target)).toMatch(new RegExp(`^${scopeType}@`));
+    expect(property(assignments.body, "name")?.text).toMatch(
+      new RegExp(
+        `^guid\\(${scope}\\.id, assignment\\.principalId, assignment\\.roleDefinitionId\\)$`,
+      ),
+    );
+    const roleDefinitionId = at(assignments.body, "properties.roleDefinitionId")!.text;
+    expect(roleDefinitionId).toContain(
+      "subscriptionResourceId('Microsoft.Authorization/roleDefinitions'",
+    );
+  });
+});
