@@ -1,0 +1,176 @@
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+
+import { formatIssue, RequestValidationError } from "../client/client-errors";
+import { toError } from "../errors";
+import { type CliIo, UsageError, writeLine } from "./cli-io";
+import { EXIT, EXIT_CODES_HELP, type ExitCode } from "./exit-codes";
+import { notify, type NotifyFlags } from "./notify-command";
+import { RECIPIENT_STATES, status, type StatusFlags } from "./status-command";
+import { addSendTransportOptions, addStatusTransportOptions } from "./transport-options";
+
+const NOTIFY_EXAMPLES = `
+Examples:
+  herald notify --tenant 72f988bf-86f1-41af-91ab-2d7cd011db47 --to alice@contoso.com --text "Your expense report was approved"
+  herald notify --tenant <tenantId> --to <aadObjectId> --to 29:1abc… --card card.json --summary "Approval needed"
+  herald notify --tenant <tenantId> --team "19:…@thread.tacv2" --text "Release 4.2 ships tonight" --not-before 2026-03-01T18:00:00Z
+  herald notify --file requests.jsonl --skip-invalid
+  herald notify --endpoint https://herald-func.azurewebsites.net --tenant <tenantId> --to bob@contoso.com --text "Hi"   (key in HERALD_FUNCTION_KEY)
+
+Recipients (--to): user@domain is a UPN, a GUID an Entra object id, 29:… a Teams user id.
+A bulk file has one JSON notification request per line (see
+shared/notifications/notification-request.schema.json); "id" and "schemaVersion" may be left out.
+A bad line is reported with its line number and field, and nothing is sent unless --skip-invalid.
+
+${EXIT_CODES_HELP}
+`;
+
+const STATUS_EXAMPLES = `
+Examples:
+  herald status 7f0c2d6e-…                   (npm start on http://127.0.0.1:7071)
+  herald status 7f0c2d6e-… --wait 120 --json
+  herald status 7f0c2d6e-… --endpoint https://herald-func.azurewebsites.net   (key in HERALD_FUNCTION_KEY)
+
+${EXIT_CODES_HELP}
+`;
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+function positiveInt(name: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 0)
+      throw new InvalidArgumentError(`${name} must be a whole number`);
+    return n;
+  };
+}
+
+/** The package version, from the nearest package.json named "herald" (source or dist). */
+function version(): string {
+  for (let dir = __dirname; ; dir = dirname(dir)) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as {
+        name?: string;
+        version?: string;
+      };
+      if (pkg.name === "herald" && pkg.version !== undefined) return pkg.version;
+    } catch {
+      // no package.json here: look further up
+    }
+    if (dirname(dir) === dir) return "0.0.0";
+  }
+}
+
+/** A fresh program per run: commander keeps parsed values on the command objects. */
+function buildProgram(io: CliIo, setExit: (code: ExitCode) => void): Command {
+  const program = new Command("herald")
+    .description(
+      "Send proactive Microsoft Teams notifications through Herald, and read what happened to them.",
+    )
+    .version(version(), "-V, --version")
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => io.stdout.write(text),
+      writeErr: (text) => io.stderr.write(text),
+    })
+    .showHelpAfterError("(add --help for usage)")
+    .addHelpText("after", `\n${EXIT_CODES_HELP}\n`);
+
+  const notifyCommand = program
+    .command("notify")
+    .description(
+      "Queue a notification to Teams users (or every member of a team), or a bulk file of them.",
+    )
+    .option("--tenant <tenantId>", "the Microsoft 365 tenant (GUID) of the recipients")
+    .option(
+      "--to <recipient>",
+      "a user: UPN (alice@contoso.com), Entra object id (GUID) or Teams user id (29:…); repeat for more",
+      collect,
+    )
+    .option("--team <teamId>", "every member of a team (19:…@thread.tacv2); repeatable", collect)
+    .option("--text <text>", "the message text (markdown unless --format plain)")
+    .addOption(
+      new Option("--format <format>", "how Teams renders --text").choices(["markdown", "plain"]),
+    )
+    .option("--card <file>", "an Adaptive Card JSON file to send instead of text")
+    .option("--summary <text>", "the notification preview text")
+    .option(
+      "--not-before <iso>",
+      "deliver no earlier than this ISO 8601 time (e.g. 2026-03-01T09:00:00Z)",
+    )
+    .option("--id <id>", "the request id (idempotency key; default: a new UUID)")
+    .option("--correlation-id <id>", "your correlation id, carried into Herald's logs")
+    .option(
+      "--file <requests.jsonl>",
+      "send every request in a JSON Lines file (one request per line)",
+    )
+    .option(
+      "--skip-invalid",
+      "with --file: send the valid lines and report the invalid ones (exit code 3)",
+    )
+    .option("--dry-run", "validate only; send nothing")
+    .option("--json", "print the result as JSON");
+  addSendTransportOptions(notifyCommand)
+    .addHelpText("after", NOTIFY_EXAMPLES)
+    .action(async (flags: NotifyFlags) => setExit(await notify(flags, io)));
+
+  const statusCommand = program
+    .command("status")
+    .description(
+      "Show a notification request's per-recipient states (GET /api/notifications/{id}).",
+    )
+    .argument("<id>", "the request id that notify printed")
+    .addOption(
+      new Option("--state <state>", "list only recipients in this state").choices(RECIPIENT_STATES),
+    )
+    .option("--limit <n>", "list at most this many recipients", positiveInt("--limit"))
+    .option(
+      "--wait [seconds]",
+      "poll until the request is completed or rejected (default 60 s)",
+      positiveInt("--wait"),
+    )
+    .option("--json", "print the status as JSON");
+  addStatusTransportOptions(statusCommand)
+    .addHelpText("after", STATUS_EXAMPLES)
+    .action(async (id: string, flags: StatusFlags) => setExit(await status(id, flags, io)));
+
+  return program;
+}
+
+/**
+ * Runs the CLI on `argv` (the arguments after `herald`) and resolves to the exit code; never
+ * exits the process itself, so tests run it in-process with their own streams.
+ */
+export async function run(argv: readonly string[], io: CliIo): Promise<ExitCode> {
+  let exit: ExitCode = EXIT.ok;
+  const program = buildProgram(io, (code) => {
+    exit = code;
+  });
+  try {
+    await program.parseAsync([...argv], { from: "user" });
+    return exit;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Help and version print and end with 0; anything else commander refused is usage.
+      return error.code === "commander.helpDisplayed" || error.code === "commander.version"
+        ? EXIT.ok
+        : EXIT.usage;
+    }
+    if (error instanceof UsageError) {
+      writeLine(io.stderr, `herald: ${error.message}`);
+      writeLine(io.stderr, "(add --help for usage)");
+      return EXIT.usage;
+    }
+    if (error instanceof RequestValidationError) {
+      writeLine(io.stderr, `herald: refused as invalid, nothing was sent:`);
+      for (const issue of error.issues) writeLine(io.stderr, `  ${formatIssue(issue)}`);
+      return EXIT.usage;
+    }
+    writeLine(io.stderr, `herald: ${toError(error).message}`);
+    return EXIT.failure;
+  }
+}

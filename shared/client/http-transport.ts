@@ -1,0 +1,237 @@
+import { HeraldError, toError } from "../errors";
+import type { NotificationRequest } from "../notifications/schema";
+import type { NotificationStatus, RecipientState } from "../notifications/status";
+import { HttpResponseError, type RequestIssue, RequestValidationError } from "./client-errors";
+import type { NotificationTransport } from "./transport";
+
+export type FetchLike = typeof fetch;
+
+export interface HttpTransportOptions {
+  /** Herald's function app, e.g. `https://herald-func.azurewebsites.net` or `http://127.0.0.1:7071`. */
+  readonly endpoint: string;
+  /** Sent as `x-functions-key` (the function or host key). */
+  readonly functionKey?: string | undefined;
+  /** Extra headers on every call (e.g. an `Authorization` header in front of Entra-protected apps). */
+  readonly headers?: Readonly<Record<string, string>> | undefined;
+  /** Requests in flight at once for `sendMany` (default 8). */
+  readonly concurrency?: number | undefined;
+  /** Per call (default 30 s). */
+  readonly timeoutMs?: number | undefined;
+  /** Tries per request for 429, 502/503/504 and network errors (default 4). */
+  readonly maxTries?: number | undefined;
+  readonly fetch?: FetchLike | undefined;
+  /** For tests: how to wait between tries. */
+  readonly sleep?: ((ms: number) => Promise<void>) | undefined;
+}
+
+export interface StatusOptions {
+  /** Only recipients in this state. */
+  readonly state?: RecipientState;
+  /** At most this many recipients listed (the endpoint's default is 1,000). */
+  readonly limit?: number;
+}
+
+const RETRIABLE = new Set([408, 429, 502, 503, 504]);
+const MAX_RETRY_WAIT_MS = 30_000;
+
+/** `https://app/`, `https://app/api` and `https://app/api/notifications` all mean the same app. */
+export function notificationsUrl(endpoint: string): URL {
+  let url: URL;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    throw new HeraldError(`Invalid endpoint URL "${endpoint}"`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new HeraldError(`Invalid endpoint URL "${endpoint}": must be http(s)`);
+  }
+  const base = url.pathname.replace(/\/+$/, "").replace(/\/api(\/notifications)?$/, "");
+  url.pathname = `${base}/api/notifications`;
+  url.search = "";
+  url.hash = "";
+  return url;
+}
+
+function defaultSleep(ms: number): Promise<void> {
+  return new Promise((done) => setTimeout(done, ms));
+}
+
+/** Retry-After in seconds or as an HTTP date; undefined when absent or unusable. */
+function retryAfterMs(header: string | null): number | undefined {
+  if (header === null) return undefined;
+  const seconds = Number(header);
+  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
+  const at = Date.parse(header);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+}
+
+async function readJson(response: Response): Promise<unknown> {
+  const text = await response.text();
+  if (text === "") return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return text.slice(0, 500);
+  }
+}
+
+/** fetch's "fetch failed" hides the reason in `cause` (ECONNREFUSED, ENOTFOUND, a timeout). */
+function networkReason(error: unknown): string {
+  const e = error as {
+    name?: unknown;
+    message?: unknown;
+    cause?: { code?: unknown; message?: unknown };
+  };
+  if (e?.name === "TimeoutError") return "timed out";
+  if (typeof e?.cause?.code === "string") return e.cause.code;
+  if (typeof e?.cause?.message === "string") return e.cause.message;
+  return typeof e?.message === "string" ? e.message : toError(error).message;
+}
+
+function fieldErrors(body: unknown): RequestIssue[] {
+  const errors = (body as { errors?: unknown } | undefined)?.errors;
+  if (!Array.isArray(errors)) return [];
+  return errors.flatMap((e: unknown) => {
+    const { path, message } = (e ?? {}) as { path?: unknown; message?: unknown };
+    return typeof path === "string" && typeof message === "string" ? [{ path, message }] : [];
+  });
+}
+
+function serverMessage(body: unknown): string | undefined {
+  if (typeof body === "string") return body;
+  const candidate = body as { error?: unknown; message?: unknown } | undefined;
+  if (typeof candidate?.error === "string") return candidate.error;
+  if (typeof candidate?.message === "string") return candidate.message;
+  return undefined;
+}
+
+/**
+ * Herald's HTTP API: `POST /api/notifications` (enqueue) and `GET /api/notifications/{id}`
+ * (status), with the function key in `x-functions-key`. Retries what is worth retrying (the
+ * request id makes a repeated POST safe: the endpoint answers 409 for an id it already has,
+ * which counts as sent).
+ */
+export class HttpTransport implements NotificationTransport {
+  readonly description: string;
+  private readonly url: URL;
+  private readonly fetch: FetchLike;
+  private readonly sleep: (ms: number) => Promise<void>;
+
+  constructor(private readonly options: HttpTransportOptions) {
+    this.url = notificationsUrl(options.endpoint);
+    this.description = this.url.toString();
+    this.fetch = options.fetch ?? globalThis.fetch;
+    this.sleep = options.sleep ?? defaultSleep;
+  }
+
+  async send(
+    requests: readonly NotificationRequest[],
+    onSent: (ids: readonly string[]) => void,
+  ): Promise<void> {
+    let next = 0;
+    let failure: Error | undefined;
+    const worker = async (): Promise<void> => {
+      while (failure === undefined && next < requests.length) {
+        const request = requests[next++]!;
+        try {
+          await this.post(request);
+          onSent([request.id]);
+        } catch (error) {
+          failure ??= toError(error);
+        }
+      }
+    };
+    const workers = Math.max(1, Math.min(this.options.concurrency ?? 8, requests.length));
+    await Promise.all(Array.from({ length: workers }, worker));
+    if (failure !== undefined) throw failure;
+  }
+
+  /** The request's per-recipient states, or undefined when the endpoint has no such id. */
+  async status(id: string, query: StatusOptions = {}): Promise<NotificationStatus | undefined> {
+    const url = new URL(`${this.url.pathname}/${encodeURIComponent(id)}`, this.url);
+    if (query.state !== undefined) url.searchParams.set("state", query.state);
+    if (query.limit !== undefined) url.searchParams.set("limit", String(query.limit));
+    const { response, body } = await this.call("GET", url, undefined);
+    if (response.status === 404) return undefined;
+    if (response.ok) return body as NotificationStatus;
+    throw this.failure(response, body, `status of ${id}`);
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  private async post(request: NotificationRequest): Promise<void> {
+    const { response, body } = await this.call("POST", this.url, JSON.stringify(request));
+    if (response.ok || response.status === 409) return;
+    if (response.status === 400) {
+      const issues = fieldErrors(body);
+      if (issues.length > 0) {
+        throw new RequestValidationError(issues, `The endpoint refused request ${request.id}`);
+      }
+    }
+    throw this.failure(response, body, `request ${request.id}`);
+  }
+
+  private failure(response: Response, body: unknown, what: string): HttpResponseError {
+    const reason = serverMessage(body);
+    const hint =
+      response.status === 401 || response.status === 403
+        ? " (check the function key: --function-key or HERALD_FUNCTION_KEY)"
+        : response.status === 404
+          ? ` (is ${this.url.origin} Herald's function app?)`
+          : "";
+    return new HttpResponseError(
+      `${this.url.origin} answered ${response.status} for ${what}${reason !== undefined ? `: ${reason}` : ""}${hint}`,
+      response.status,
+      body,
+    );
+  }
+
+  private async call(
+    method: "GET" | "POST",
+    url: URL,
+    body: string | undefined,
+  ): Promise<{ response: Response; body: unknown }> {
+    const maxTries = Math.max(1, this.options.maxTries ?? 4);
+    const headers: Record<string, string> = {
+      accept: "application/json",
+      ...this.options.headers,
+      ...(body !== undefined ? { "content-type": "application/json" } : {}),
+      ...(this.options.functionKey !== undefined
+        ? { "x-functions-key": this.options.functionKey }
+        : {}),
+    };
+    for (let attempt = 1; ; attempt += 1) {
+      let response: Response;
+      try {
+        response = await this.fetch(url, {
+          method,
+          headers,
+          ...(body !== undefined ? { body } : {}),
+          signal: AbortSignal.timeout(this.options.timeoutMs ?? 30_000),
+        });
+      } catch (error) {
+        if (attempt >= maxTries) {
+          throw new HeraldError(`Could not reach ${url.origin}: ${networkReason(error)}`, {
+            cause: error,
+          });
+        }
+        await this.sleep(this.backoff(attempt, undefined));
+        continue;
+      }
+      const parsed = await readJson(response);
+      if (RETRIABLE.has(response.status) && attempt < maxTries) {
+        await this.sleep(this.backoff(attempt, retryAfterMs(response.headers.get("retry-after"))));
+        continue;
+      }
+      return { response, body: parsed };
+    }
+  }
+
+  private backoff(attempt: number, retryAfter: number | undefined): number {
+    if (retryAfter !== undefined) return Math.min(retryAfter, MAX_RETRY_WAIT_MS);
+    const base = Math.min(500 * 2 ** (attempt - 1), MAX_RETRY_WAIT_MS);
+    return base / 2 + Math.random() * (base / 2);
+  }
+}

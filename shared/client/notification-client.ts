@@ -1,0 +1,313 @@
+import { randomUUID } from "node:crypto";
+import { resolve } from "node:path";
+
+import type { TokenCredential } from "@azure/identity";
+
+import { HeraldError, toError } from "../errors";
+import type { NotificationRequest } from "../notifications/schema";
+import type { NotificationStatus } from "../notifications/status";
+import type { QueuePort } from "../queue/queue-port";
+import { NotificationSendError, type RequestIssue, RequestValidationError } from "./client-errors";
+import { type FetchLike, HttpTransport, type StatusOptions } from "./http-transport";
+import { type NotificationRequestInput, prepareRequest } from "./prepare-request";
+import { type NotificationTransport, QueueTransport } from "./transport";
+
+/** Where `send` puts requests: exactly one of these. */
+export type NotificationClientTarget =
+  /** Service Bus with Entra ID: `DefaultAzureCredential` unless a credential is given. */
+  | { readonly fullyQualifiedNamespace: string; readonly credential?: TokenCredential }
+  /** Service Bus with a connection string (local development, the emulator). */
+  | { readonly connectionString: string }
+  /** The folder `npm start` drains (`LocalQueueDirectory`, `.data/queue` by default). */
+  | { readonly localQueueDirectory: string }
+  /** Herald's HTTP API, for apps that cannot reach Service Bus. */
+  | { readonly endpoint: string; readonly functionKey?: string }
+  /** Any QueuePort (tests, or a queue the app already has). */
+  | { readonly queue: QueuePort; readonly description?: string };
+
+export interface NotificationClientOptions {
+  /** The queue's name (default `notifications`). */
+  readonly queueName?: string;
+  /**
+   * Herald's function app for `status()` when sending through a queue (with an `endpoint`
+   * target the same endpoint serves both).
+   */
+  readonly statusEndpoint?: string;
+  /** `x-functions-key` for the HTTP calls (send with an endpoint target, and status). */
+  readonly functionKey?: string;
+  /** Extra headers on HTTP calls. */
+  readonly headers?: Readonly<Record<string, string>>;
+  /** HTTP requests in flight at once for `sendMany` over HTTP (default 8). */
+  readonly httpConcurrency?: number;
+  /** Tries per HTTP call for 429/5xx/network errors (default 4). */
+  readonly httpMaxTries?: number;
+  /** Makes ids for requests that have none (default `randomUUID`). */
+  readonly generateId?: () => string;
+  readonly fetch?: FetchLike;
+}
+
+export interface SendManyOptions {
+  /** Called as requests are accepted: how many so far, of how many. */
+  readonly onProgress?: (sent: number, total: number) => void;
+}
+
+const CONNECTION_STRING = /(^|;)\s*Endpoint\s*=\s*sb:\/\//i;
+
+/** `sb://ns.servicebus.windows.net/` and `ns.servicebus.windows.net` are the same namespace. */
+function namespaceHost(value: string): string {
+  return value
+    .trim()
+    .replace(/^sb:\/\//i, "")
+    .replace(/\/+$/, "");
+}
+
+function isCredential(value: unknown): value is TokenCredential {
+  return typeof (value as TokenCredential | undefined)?.getToken === "function";
+}
+
+/**
+ * Sends notification requests to Herald from a line-of-business app.
+ *
+ * ```ts
+ * const client = new NotificationClient("contoso-herald.servicebus.windows.net"); // DefaultAzureCredential
+ * const id = await client.send({ tenantId, recipients: [{ userPrincipalName: "alice@contoso.com" }],
+ *                                message: { text: "Your expense report was approved" } });
+ * ```
+ *
+ * Every request is validated with the processor's own schema before anything is sent; a bad
+ * one throws `RequestValidationError` naming each field (and, for `sendMany`, its index), and
+ * nothing of that call is sent. The message id is the request id, so sending the same request
+ * twice is harmless (Service Bus duplicate detection, and the processor's request record).
+ */
+export class NotificationClient {
+  private readonly target: NotificationClientTarget;
+  private readonly options: NotificationClientOptions;
+  private transportValue: NotificationTransport | undefined;
+  private statusTransport: HttpTransport | undefined;
+
+  /** A namespace (`…servicebus.windows.net`) with a credential, a connection string, or a URL. */
+  constructor(
+    namespaceConnectionStringOrEndpoint: string,
+    credential?: TokenCredential,
+    options?: NotificationClientOptions,
+  );
+  constructor(target: NotificationClientTarget, options?: NotificationClientOptions);
+  constructor(
+    target: string | NotificationClientTarget,
+    credentialOrOptions?: TokenCredential | NotificationClientOptions,
+    options?: NotificationClientOptions,
+  ) {
+    if (typeof target === "string") {
+      const credential = isCredential(credentialOrOptions) ? credentialOrOptions : undefined;
+      this.options =
+        (credentialOrOptions === undefined || credential !== undefined
+          ? options
+          : (credentialOrOptions as NotificationClientOptions)) ?? {};
+      if (CONNECTION_STRING.test(target)) this.target = { connectionString: target };
+      else if (/^https?:\/\//i.test(target)) this.target = { endpoint: target };
+      else {
+        this.target = {
+          fullyQualifiedNamespace: namespaceHost(target),
+          ...(credential !== undefined ? { credential } : {}),
+        };
+      }
+    } else {
+      this.target = target;
+      this.options = (isCredential(credentialOrOptions) ? options : credentialOrOptions) ?? {};
+    }
+    checkTarget(this.target);
+  }
+
+  /** Where requests go, for messages to people (never a secret). */
+  get description(): string {
+    return this.transport().description;
+  }
+
+  /**
+   * Validates and sends one request; returns its id (the one given, or a new UUID).
+   * @throws RequestValidationError naming every bad field; nothing is sent.
+   */
+  async send(request: NotificationRequestInput): Promise<string> {
+    const [id] = await this.sendMany([request]);
+    return id!;
+  }
+
+  /**
+   * Validates every request, then sends them all (in broker batches on Service Bus); returns
+   * their ids in order.
+   * @throws RequestValidationError listing every bad field with its index; nothing is sent.
+   * @throws NotificationSendError when sending failed part-way (it lists what was sent).
+   */
+  async sendMany(
+    requests: readonly NotificationRequestInput[],
+    options: SendManyOptions = {},
+  ): Promise<string[]> {
+    const valid = this.validateMany(requests);
+    await this.sendValidated(valid, options);
+    return valid.map((r) => r.id);
+  }
+
+  private async sendValidated(
+    requests: readonly NotificationRequest[],
+    options: SendManyOptions = {},
+  ): Promise<void> {
+    if (requests.length === 0) return;
+    const transport = this.transport();
+    const sent: string[] = [];
+    const sentSet = new Set<string>();
+    options.onProgress?.(0, requests.length);
+    try {
+      await transport.send(requests, (ids) => {
+        for (const id of ids) {
+          sent.push(id);
+          sentSet.add(id);
+        }
+        options.onProgress?.(sent.length, requests.length);
+      });
+    } catch (error) {
+      if (error instanceof RequestValidationError && sent.length === 0) throw error;
+      const cause = toError(error);
+      const unsent = requests.map((r) => r.id).filter((id) => !sentSet.has(id));
+      throw new NotificationSendError(
+        requests.length === 1
+          ? `Sending to ${transport.description} failed: ${cause.message}`
+          : `Sending to ${transport.description} failed after ${sent.length} of ${requests.length} requests: ${cause.message}`,
+        sent,
+        unsent,
+        { cause },
+      );
+    }
+  }
+
+  /** Validates without sending (ids filled in as `send` would); throws like `sendMany`. */
+  validateMany(requests: readonly NotificationRequestInput[]): NotificationRequest[] {
+    const issues: RequestIssue[] = [];
+    const valid: NotificationRequest[] = [];
+    const seen = new Map<string, number>();
+    const newId = this.options.generateId ?? randomUUID;
+    requests.forEach((input, index) => {
+      const where = requests.length > 1 ? { index } : {};
+      const prepared = prepareRequest(input, newId, where);
+      if (!prepared.ok) {
+        issues.push(...prepared.issues);
+        return;
+      }
+      const first = seen.get(prepared.request.id);
+      if (first !== undefined) {
+        // The broker would silently drop the second as a duplicate: say so now instead.
+        issues.push({ ...where, path: "id", message: `duplicates requests[${first}].id` });
+        return;
+      }
+      seen.set(prepared.request.id, index);
+      valid.push(prepared.request);
+    });
+    if (issues.length > 0) throw new RequestValidationError(issues);
+    return valid;
+  }
+
+  /**
+   * The request's per-recipient states with counts (`GET /api/notifications/{id}`), or
+   * undefined when Herald has no request with that id (yet: the processor records it when it
+   * takes it from the queue).
+   */
+  async status(id: string, query: StatusOptions = {}): Promise<NotificationStatus | undefined> {
+    return this.statusClient().status(id, query);
+  }
+
+  /** Closes the Service Bus connection, if one was opened. */
+  async close(): Promise<void> {
+    const transport = this.transportValue;
+    this.transportValue = undefined;
+    await transport?.close();
+  }
+
+  private transport(): NotificationTransport {
+    this.transportValue ??= this.createTransport();
+    return this.transportValue;
+  }
+
+  private createTransport(): NotificationTransport {
+    const target = this.target;
+    const queueName = this.options.queueName ?? "notifications";
+    if ("queue" in target) {
+      return new QueueTransport(target.queue, target.description ?? "the given queue");
+    }
+    if ("endpoint" in target) return this.http(target.endpoint, target.functionKey);
+    if ("localQueueDirectory" in target) {
+      /* eslint-disable @typescript-eslint/no-require-imports -- lazy: the local queue (and @azure/functions) only when asked for */
+      const { LocalQueue } =
+        require("../queue/local-queue") as typeof import("../queue/local-queue");
+      /* eslint-enable @typescript-eslint/no-require-imports */
+      const queue = new LocalQueue({ directory: target.localQueueDirectory, queueName });
+      return new QueueTransport(queue, `local queue ${resolve(queue.path)}`);
+    }
+    /* eslint-disable @typescript-eslint/no-require-imports -- lazy: the Service Bus SDK and identity cost load time that the HTTP and local paths never need */
+    const { ServiceBusClient } =
+      require("@azure/service-bus") as typeof import("@azure/service-bus");
+    const { ServiceBusQueue } =
+      require("../queue/service-bus-queue") as typeof import("../queue/service-bus-queue");
+    /* eslint-enable @typescript-eslint/no-require-imports */
+    let client: InstanceType<typeof ServiceBusClient>;
+    let description: string;
+    if ("connectionString" in target) {
+      client = new ServiceBusClient(target.connectionString);
+      const host = /Endpoint\s*=\s*sb:\/\/([^/;]+)/i.exec(target.connectionString)?.[1];
+      description = `Service Bus ${host ?? "(connection string)"}/${queueName}`;
+    } else {
+      /* eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy, as above */
+      const identity = require("@azure/identity") as typeof import("@azure/identity");
+      client = new ServiceBusClient(
+        target.fullyQualifiedNamespace,
+        target.credential ?? new identity.DefaultAzureCredential(),
+      );
+      description = `Service Bus ${target.fullyQualifiedNamespace}/${queueName}`;
+    }
+    const queue = new ServiceBusQueue(client.createSender(queueName), () => client.close());
+    return new QueueTransport(queue, description, () => queue.close());
+  }
+
+  private statusClient(): HttpTransport {
+    if (this.statusTransport !== undefined) return this.statusTransport;
+    const endpoint = "endpoint" in this.target ? this.target.endpoint : this.options.statusEndpoint;
+    if (endpoint === undefined) {
+      throw new HeraldError(
+        "status() needs Herald's HTTP endpoint: pass options.statusEndpoint (the function app URL)",
+      );
+    }
+    const key = "endpoint" in this.target ? this.target.functionKey : undefined;
+    this.statusTransport = this.http(endpoint, key);
+    return this.statusTransport;
+  }
+
+  private http(endpoint: string, functionKey: string | undefined): HttpTransport {
+    return new HttpTransport({
+      endpoint,
+      functionKey: functionKey ?? this.options.functionKey,
+      headers: this.options.headers,
+      concurrency: this.options.httpConcurrency,
+      maxTries: this.options.httpMaxTries,
+      fetch: this.options.fetch,
+    });
+  }
+}
+
+function checkTarget(target: NotificationClientTarget): void {
+  const kinds = (
+    [
+      "fullyQualifiedNamespace",
+      "connectionString",
+      "localQueueDirectory",
+      "endpoint",
+      "queue",
+    ] as const
+  ).filter((k) => k in target && (target as Record<string, unknown>)[k] !== undefined);
+  if (kinds.length !== 1) {
+    throw new HeraldError(
+      `NotificationClient needs exactly one of fullyQualifiedNamespace, connectionString, localQueueDirectory, endpoint, queue (got ${kinds.length === 0 ? "none" : kinds.join(", ")})`,
+    );
+  }
+  const value = (target as Record<string, unknown>)[kinds[0]!];
+  if (kinds[0] !== "queue" && (typeof value !== "string" || value.trim() === "")) {
+    throw new HeraldError(`NotificationClient: ${kinds[0]!} must be a non-empty string`);
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * Herald's package entry point for line-of-business apps: `import { NotificationClient } from
+ * "herald"`. Only the client, the request schema and the status types: loading it never pulls
+ * in botbuilder or the table stores (Service Bus and identity load on the first Service Bus send).
+ */
+export {
+  type BulkFile,
+  type BulkRequest,
+  type InvalidLine,
+  parseBulkLines,
+  readBulkFile,
+} from "./client/bulk-file";
+export {
+  formatIssue,
+  HttpResponseError,
+  NotificationSendError,
+  type RequestIssue,
+  RequestValidationError,
+} from "./client/client-errors";
+export { type FetchLike, type StatusOptions } from "./client/http-transport";
+export {
+  NotificationClient,
+  type NotificationClientOptions,
+  type NotificationClientTarget,
+  type SendManyOptions,
+} from "./client/notification-client";
+export { type NotificationRequestInput, prepareRequest } from "./client/prepare-request";
+export { HeraldError, ValidationError } from "./errors";
+export {
+  type FieldError,
+  MAX_RECIPIENTS,
+  type NotificationMessage,
+  type NotificationRequest,
+  notificationRequestJsonSchema,
+  notificationRequestSchema,
+  parseNotificationRequest,
+  type ParseResult,
+  type Recipient,
+  SCHEMA_VERSION,
+} from "./notifications/schema";
+export type {
+  NotificationStatus,
+  RecipientState,
+  RecipientStatus,
+  RequestStatusState,
+} from "./notifications/status";
+export type { OutgoingMessage, QueuePort } from "./queue/queue-port";

@@ -1,0 +1,110 @@
+import { spawnSync } from "node:child_process";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+
+import { buildSync } from "esbuild";
+
+import { LocalQueue } from "../../shared/queue/local-queue";
+
+const PROJECT_ROOT = resolve(__dirname, "../..");
+const TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+
+/**
+ * The CLI as a real process: `shared/cli/main.ts` bundled (what `npm run build` compiles and
+ * the `herald` bin shim loads), run with plain node, so exit codes are the process's own.
+ */
+describe("herald as a process", () => {
+  let root: string;
+  let script: string;
+
+  beforeAll(() => {
+    root = mkdtempSync(join(tmpdir(), "herald-cli-process-"));
+    script = join(root, "herald.js");
+    buildSync({
+      entryPoints: [join(PROJECT_ROOT, "shared", "cli", "main.ts")],
+      bundle: true,
+      platform: "node",
+      target: "node20",
+      packages: "external",
+      outfile: script,
+      logLevel: "error",
+    });
+  });
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  function herald(args: string[]) {
+    const result = spawnSync(process.execPath, [script, ...args], {
+      cwd: root,
+      // Resolve the project's node_modules from the temp folder; no transport settings leak in.
+      env: { PATH: process.env.PATH, NODE_PATH: join(PROJECT_ROOT, "node_modules") },
+      encoding: "utf8",
+      timeout: 20_000,
+    });
+    return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+  }
+
+  it("exits 0 for --help, 2 for an invalid request, 0 for a queued one", () => {
+    const help = herald(["notify", "--help"]);
+    const invalid = herald([
+      "notify",
+      "--tenant",
+      "contoso",
+      "--to",
+      "a@contoso.com",
+      "--text",
+      "x",
+    ]);
+    const sent = herald(["notify", "--tenant", TENANT, "--to", "a@contoso.com", "--text", "x"]);
+
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain("Usage: herald notify [options]");
+    expect(invalid.code).toBe(2);
+    expect(invalid.stderr).toContain("tenantId (--tenant): must be a GUID");
+    expect(sent.code).toBe(0);
+    expect(sent.stdout.trim()).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it("leaves the queued request in the folder npm start drains", async () => {
+    const sent = herald([
+      "notify",
+      "--tenant",
+      TENANT,
+      "--to",
+      "b@contoso.com",
+      "--text",
+      "y",
+      "--id",
+      "proc-1",
+    ]);
+
+    expect(sent.code).toBe(0);
+    const ids = (await new LocalQueue({ directory: join(root, ".data", "queue") }).receive(10)).map(
+      (m) => m.messageId,
+    );
+    expect(ids).toContain("proc-1");
+  });
+
+  it("runs through the package's herald bin shim, which loads the built CLI from dist/", () => {
+    const pkg = JSON.parse(readFileSync(join(PROJECT_ROOT, "package.json"), "utf8")) as {
+      bin: Record<string, string>;
+    };
+    // The package's layout in miniature: the shim where package.json points, the CLI in dist/.
+    const layout = join(root, "package");
+    const shim = join(layout, pkg.bin.herald!);
+    mkdirSync(dirname(shim), { recursive: true });
+    copyFileSync(join(PROJECT_ROOT, pkg.bin.herald!), shim);
+    const unbuilt = spawnSync(process.execPath, [shim, "--help"], { encoding: "utf8" });
+    mkdirSync(join(layout, "dist", "shared", "cli"), { recursive: true });
+    copyFileSync(script, join(layout, "dist", "shared", "cli", "main.js"));
+    const built = spawnSync(process.execPath, [shim, "--help"], {
+      encoding: "utf8",
+      env: { PATH: process.env.PATH, NODE_PATH: join(PROJECT_ROOT, "node_modules") },
+    });
+
+    expect(unbuilt.status).toBe(1);
+    expect(unbuilt.stderr).toContain("run `npm run build` first");
+    expect(built.status).toBe(0);
+    expect(built.stdout).toContain("Usage: herald [options] [command]");
+  });
+});
