@@ -1,0 +1,481 @@
+import type { TableClient, TableEntity } from "@azure/data-tables";
+
+import { encodeKey, isRestError, type TableFactory, TABLES } from "./table-factory";
+
+/**
+ * User references: what Herald knows about a Teams user so it can message them 1:1.
+ *
+ * Key design (every lookup is one or two point reads, never a scan):
+ *
+ *   Users      PK = encodeKey(tenantId, lower-cased)  RK = encodeKey(teamsUserId)        -> the reference
+ *   UserIndex  PK = encodeKey(tenantId, lower-cased)  RK = "aad|" + encodeKey(aadObjectId, lower-cased) -> { teamsUserId }
+ *                                                     RK = "upn|" + encodeKey(UPN, lower-cased)         -> { teamsUserId }
+ *
+ * - By Teams user id: one point read. By AAD object id or UPN: a point read of the index row,
+ *   then a point read of the reference, which must still carry that AAD id / UPN; a stale
+ *   index row (the UPN moved to someone else, or was renamed) answers "not found", never the
+ *   wrong person.
+ * - Index rows are written before the reference: a crash in between leaves a dangling index
+ *   row (harmless, checked on read), never a reference that cannot be found.
+ * - One partition per tenant: a roster sync writes in entity-group transactions of up to 100
+ *   rows; reads by the processor stay at Teams' 50 requests/s per tenant, far under the
+ *   ~2,000 operations/s one partition serves.
+ * - History is never deleted: uninstall, removal and unreachability change `status`.
+ */
+
+export type UserStatus = "active" | "uninstalled" | "removed" | "unreachable";
+export type LearnedFrom = "personal" | "team" | "message" | "roster";
+
+export interface UserReference {
+  tenantId: string;
+  teamsUserId: string;
+  aadObjectId?: string;
+  name?: string;
+  userPrincipalName?: string;
+  email?: string;
+  serviceUrl: string;
+  conversationId?: string;
+  learnedFrom: LearnedFrom;
+  status: UserStatus;
+  statusReason?: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** What one activity, roster page or member lookup told us about a user. */
+export interface UserObservation {
+  tenantId: string;
+  teamsUserId: string;
+  aadObjectId?: string | undefined;
+  name?: string | undefined;
+  userPrincipalName?: string | undefined;
+  email?: string | undefined;
+  serviceUrl: string;
+  /** The personal (1:1) conversation id, when this observation knows it. */
+  conversationId?: string | undefined;
+  learnedFrom: LearnedFrom;
+  /**
+   * When the service URL was observed (default: now). A service URL observed earlier than the
+   * stored one never replaces it (a queued roster sync must not undo a fresher activity).
+   */
+  observedAt?: Date | undefined;
+}
+
+export interface UpsertOutcome {
+  reference: UserReference;
+  created: boolean;
+  changed: boolean;
+}
+
+interface UserEntity extends UserReference {
+  partitionKey: string;
+  rowKey: string;
+  serviceUrlObservedAt: string;
+  statusChangedAt?: string;
+}
+
+/**
+ * Which source says the most about a user; the strongest one seen is kept in `learnedFrom`
+ * ("personal" means the user installed the app or chatted with it 1:1).
+ */
+const SOURCE_RANK: Record<LearnedFrom, number> = { roster: 0, team: 1, message: 2, personal: 3 };
+
+/**
+ * The status an observation leads to. The user's own contact (personal install, a message)
+ * makes a reference active again whatever it was. Seeing the user in a team makes a "removed"
+ * reference active, but does not override "uninstalled" or "unreachable": those record the
+ * user's choice or Teams' verdict, which team membership says nothing about.
+ */
+function nextStatus(current: UserStatus | undefined, source: LearnedFrom): UserStatus {
+  if (current === undefined || current === "active") return "active";
+  if (source === "personal" || source === "message") return "active";
+  return current === "removed" ? "active" : current;
+}
+
+const MAX_ATTEMPTS = 8;
+const READ_CONCURRENCY = 16;
+const BATCH_SIZE = 100;
+
+export function userPartitionKey(tenantId: string): string {
+  return encodeKey(tenantId.toLowerCase());
+}
+
+export function userRowKey(teamsUserId: string): string {
+  return encodeKey(teamsUserId);
+}
+
+function aadIndexKey(aadObjectId: string): string {
+  return `aad|${encodeKey(aadObjectId.toLowerCase())}`;
+}
+
+function upnIndexKey(upn: string): string {
+  return `upn|${encodeKey(upn.toLowerCase())}`;
+}
+
+function sameText(a: string | undefined, b: string | undefined): boolean {
+  return (a ?? "").toLowerCase() === (b ?? "").toLowerCase();
+}
+
+function defined<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
+}
+
+function blankToUndefined(value: string | undefined): string | undefined {
+  const trimmed = value?.trim();
+  return trimmed === undefined || trimmed === "" ? undefined : trimmed;
+}
+
+function toReference(entity: UserEntity): UserReference {
+  const record = entity as unknown as Record<string, unknown>;
+  const text = (name: string): string | undefined => {
+    const value = record[name];
+    return typeof value === "string" && value !== "" ? value : undefined;
+  };
+  return defined({
+    tenantId: text("tenantId") ?? "",
+    teamsUserId: text("teamsUserId") ?? "",
+    aadObjectId: text("aadObjectId"),
+    name: text("name"),
+    userPrincipalName: text("userPrincipalName"),
+    email: text("email"),
+    serviceUrl: text("serviceUrl") ?? "",
+    conversationId: text("conversationId"),
+    learnedFrom: (text("learnedFrom") ?? "message") as LearnedFrom,
+    status: (text("status") ?? "active") as UserStatus,
+    statusReason: text("statusReason"),
+    createdAt: text("createdAt") ?? "",
+    updatedAt: text("updatedAt") ?? "",
+  });
+}
+
+interface Stored {
+  entity: UserEntity;
+  etag: string;
+}
+
+/** The entity an observation turns `existing` (or nothing) into; `changed` false = skip the write. */
+function merge(
+  existing: Stored | undefined,
+  o: UserObservation,
+  now: Date,
+): { entity: UserEntity; changed: boolean } {
+  const observedAt = (o.observedAt ?? now).toISOString();
+  const stamp = now.toISOString();
+  const aadObjectId = blankToUndefined(o.aadObjectId)?.toLowerCase();
+  const base = {
+    partitionKey: userPartitionKey(o.tenantId),
+    rowKey: userRowKey(o.teamsUserId),
+    tenantId: o.tenantId.toLowerCase(),
+    teamsUserId: o.teamsUserId,
+  };
+  if (existing === undefined) {
+    return {
+      changed: true,
+      entity: defined({
+        ...base,
+        aadObjectId,
+        name: blankToUndefined(o.name),
+        userPrincipalName: blankToUndefined(o.userPrincipalName),
+        email: blankToUndefined(o.email),
+        serviceUrl: o.serviceUrl,
+        serviceUrlObservedAt: observedAt,
+        conversationId: blankToUndefined(o.conversationId),
+        learnedFrom: o.learnedFrom,
+        status: "active",
+        createdAt: stamp,
+        updatedAt: stamp,
+      }),
+    };
+  }
+  const old = existing.entity;
+  const newerUrl = observedAt >= (old.serviceUrlObservedAt ?? "");
+  const status = nextStatus(old.status, o.learnedFrom);
+  const next: UserEntity = defined({
+    ...old,
+    ...base,
+    aadObjectId: aadObjectId ?? old.aadObjectId,
+    name: blankToUndefined(o.name) ?? old.name,
+    userPrincipalName: blankToUndefined(o.userPrincipalName) ?? old.userPrincipalName,
+    email: blankToUndefined(o.email) ?? old.email,
+    serviceUrl: newerUrl ? o.serviceUrl : old.serviceUrl,
+    serviceUrlObservedAt: newerUrl ? observedAt : old.serviceUrlObservedAt,
+    conversationId: blankToUndefined(o.conversationId) ?? old.conversationId,
+    learnedFrom:
+      SOURCE_RANK[o.learnedFrom] > SOURCE_RANK[old.learnedFrom] ? o.learnedFrom : old.learnedFrom,
+    status,
+    statusReason: status === old.status ? old.statusReason : undefined,
+    statusChangedAt: status === old.status ? old.statusChangedAt : stamp,
+  });
+  const meaningful: (keyof UserEntity)[] = [
+    "aadObjectId",
+    "name",
+    "userPrincipalName",
+    "email",
+    "serviceUrl",
+    "conversationId",
+    "learnedFrom",
+    "status",
+  ];
+  const changed = meaningful.some((k) => next[k] !== old[k]);
+  // The service URL's observation time alone is not worth a write.
+  return { entity: changed ? { ...next, updatedAt: stamp } : old, changed };
+}
+
+/** Index rows the new entity needs that the old one did not have. */
+function indexRowsFor(next: UserEntity, old: UserEntity | undefined): TableEntity[] {
+  const rows: TableEntity[] = [];
+  const row = (rowKey: string): TableEntity => ({
+    partitionKey: next.partitionKey,
+    rowKey,
+    teamsUserId: next.teamsUserId,
+  });
+  if (next.aadObjectId !== undefined && (old === undefined || old.aadObjectId !== next.aadObjectId))
+    rows.push(row(aadIndexKey(next.aadObjectId)));
+  if (
+    next.userPrincipalName !== undefined &&
+    (old === undefined || !sameText(old.userPrincipalName, next.userPrincipalName))
+  )
+    rows.push(row(upnIndexKey(next.userPrincipalName)));
+  return rows;
+}
+
+export class UserReferenceStore {
+  constructor(
+    private readonly tables: TableFactory,
+    private readonly clock: () => Date = () => new Date(),
+  ) {}
+
+  async findByTeamsUserId(
+    tenantId: string,
+    teamsUserId: string,
+  ): Promise<UserReference | undefined> {
+    const stored = await this.read(await this.users(), tenantId, teamsUserId);
+    return stored === undefined ? undefined : toReference(stored.entity);
+  }
+
+  async findByAadObjectId(
+    tenantId: string,
+    aadObjectId: string,
+  ): Promise<UserReference | undefined> {
+    const found = await this.viaIndex(tenantId, aadIndexKey(aadObjectId));
+    return found !== undefined && sameText(found.aadObjectId, aadObjectId) ? found : undefined;
+  }
+
+  /** Case-insensitive, as Entra ID treats UPNs. */
+  async findByUserPrincipalName(tenantId: string, upn: string): Promise<UserReference | undefined> {
+    const found = await this.viaIndex(tenantId, upnIndexKey(upn));
+    return found !== undefined && sameText(found.userPrincipalName, upn) ? found : undefined;
+  }
+
+  /**
+   * Records an observation: creates the reference or merges into it. Identity fields are
+   * replaced when given and kept when not; a newer service URL replaces an older one; the
+   * conversation id is kept unless one is given; see `nextStatus` for the status.
+   * Concurrent writers are serialised by ETags (create = 409, update = 412: read again, retry).
+   */
+  async upsert(observation: UserObservation): Promise<UpsertOutcome> {
+    const users = await this.users();
+    for (let attempt = 1; ; attempt++) {
+      const existing = await this.read(users, observation.tenantId, observation.teamsUserId);
+      const { entity, changed } = merge(existing, observation, this.clock());
+      if (!changed) return { reference: toReference(entity), created: false, changed };
+      await this.writeIndexRows(indexRowsFor(entity, existing?.entity));
+      try {
+        if (existing === undefined) await users.createEntity(entity);
+        else await users.updateEntity(entity, "Replace", { etag: existing.etag });
+        return { reference: toReference(entity), created: existing === undefined, changed };
+      } catch (error) {
+        const raced = isRestError(error, 409) || isRestError(error, 412);
+        if (!raced || attempt >= MAX_ATTEMPTS) throw error;
+      }
+    }
+  }
+
+  /**
+   * Records many observations of one tenant (a roster page) with few round trips: parallel
+   * point reads, then entity-group transactions of up to 100 rows. A transaction that loses a
+   * race with another writer is redone row by row through `upsert`.
+   */
+  async upsertMany(observations: readonly UserObservation[]): Promise<{ written: number }> {
+    const byTenant = new Map<string, Map<string, UserObservation>>();
+    for (const o of observations) {
+      const tenant = userPartitionKey(o.tenantId);
+      const rows = byTenant.get(tenant) ?? new Map<string, UserObservation>();
+      rows.set(o.teamsUserId, o); // one row may appear once per transaction: last one wins
+      byTenant.set(tenant, rows);
+    }
+    const users = await this.users();
+    let written = 0;
+    for (const rows of byTenant.values()) {
+      const list = [...rows.values()];
+      const existing = await mapLimited(list, READ_CONCURRENCY, (o) =>
+        this.read(users, o.tenantId, o.teamsUserId),
+      );
+      const now = this.clock();
+      const planned = list.map((o, i) => ({ o, old: existing[i], ...merge(existing[i], o, now) }));
+      const toWrite = planned.filter((p) => p.changed);
+      await this.writeIndexRows(toWrite.flatMap((p) => indexRowsFor(p.entity, p.old?.entity)));
+      for (const chunk of chunks(toWrite, BATCH_SIZE)) {
+        try {
+          await users.submitTransaction(
+            chunk.map((p) =>
+              p.old === undefined
+                ? ["create", asTableEntity(p.entity)]
+                : ["update", asTableEntity(p.entity), "Replace", { etag: p.old.etag }],
+            ),
+          );
+        } catch (error) {
+          if (!isRestError(error, 409) && !isRestError(error, 412) && !isRestError(error, 400))
+            throw error;
+          // Someone else wrote one of these rows meanwhile: merge each one against its latest.
+          for (const p of chunk) await this.upsert(p.o);
+        }
+        written += chunk.length;
+      }
+    }
+    return { written };
+  }
+
+  /** Stores (or, with `undefined`, forgets) the user's 1:1 conversation id. */
+  async setConversationId(
+    tenantId: string,
+    teamsUserId: string,
+    conversationId: string | undefined,
+  ): Promise<void> {
+    await this.mutate(tenantId, teamsUserId, (e) =>
+      e.conversationId === conversationId ? undefined : { ...e, conversationId },
+    );
+  }
+
+  /** Marks the reference (never deletes it). A missing reference is a no-op. */
+  async markStatus(
+    tenantId: string,
+    teamsUserId: string,
+    status: UserStatus,
+    reason?: string,
+  ): Promise<void> {
+    await this.mutate(tenantId, teamsUserId, (e) => {
+      if (e.status === status && e.statusReason === reason) return undefined;
+      const stamp = this.clock().toISOString();
+      return {
+        ...e,
+        status,
+        statusReason: reason,
+        statusChangedAt: e.status === status ? e.statusChangedAt : stamp,
+      };
+    });
+  }
+
+  /** Read, change, write back with the ETag; `change` returns undefined for "nothing to do". */
+  private async mutate(
+    tenantId: string,
+    teamsUserId: string,
+    change: (entity: UserEntity) => UserEntity | undefined,
+  ): Promise<void> {
+    const users = await this.users();
+    for (let attempt = 1; ; attempt++) {
+      const existing = await this.read(users, tenantId, teamsUserId);
+      if (existing === undefined) return;
+      const next = change(existing.entity);
+      if (next === undefined) return;
+      try {
+        await users.updateEntity(
+          defined({ ...next, updatedAt: this.clock().toISOString() }),
+          "Replace",
+          { etag: existing.etag },
+        );
+        return;
+      } catch (error) {
+        if (!isRestError(error, 412) || attempt >= MAX_ATTEMPTS) throw error;
+      }
+    }
+  }
+
+  private async viaIndex(tenantId: string, rowKey: string): Promise<UserReference | undefined> {
+    const index = await this.tables.table(TABLES.userIndex);
+    let teamsUserId: unknown;
+    try {
+      const row = await index.getEntity(userPartitionKey(tenantId), rowKey);
+      teamsUserId = row.teamsUserId;
+    } catch (error) {
+      if (isRestError(error, 404)) return undefined;
+      throw error;
+    }
+    if (typeof teamsUserId !== "string") return undefined;
+    return this.findByTeamsUserId(tenantId, teamsUserId);
+  }
+
+  private async writeIndexRows(rows: readonly TableEntity[]): Promise<void> {
+    if (rows.length === 0) return;
+    const index = await this.tables.table(TABLES.userIndex);
+    if (rows.length === 1) {
+      await index.upsertEntity(rows[0]!, "Replace");
+      return;
+    }
+    const byPartition = new Map<string, TableEntity[]>();
+    for (const row of rows) {
+      const list = byPartition.get(row.partitionKey) ?? [];
+      // Two users claiming one UPN in a batch: keep the later row (a batch may not repeat a key).
+      const at = list.findIndex((r) => r.rowKey === row.rowKey);
+      if (at >= 0) list.splice(at, 1);
+      list.push(row);
+      byPartition.set(row.partitionKey, list);
+    }
+    for (const list of byPartition.values()) {
+      for (const chunk of chunks(list, BATCH_SIZE)) {
+        await index.submitTransaction(chunk.map((r) => ["upsert", r, "Replace"]));
+      }
+    }
+  }
+
+  private async read(
+    users: TableClient,
+    tenantId: string,
+    teamsUserId: string,
+  ): Promise<Stored | undefined> {
+    try {
+      const entity = await users.getEntity<UserEntity>(
+        userPartitionKey(tenantId),
+        userRowKey(teamsUserId),
+      );
+      const { etag, timestamp: _timestamp, ...rest } = entity;
+      return { entity: rest, etag };
+    } catch (error) {
+      if (isRestError(error, 404)) return undefined;
+      throw error;
+    }
+  }
+
+  private users(): Promise<TableClient> {
+    return this.tables.table(TABLES.users);
+  }
+}
+
+/** UserEntity is an interface (no index signature); the Tables SDK wants a record. */
+function asTableEntity(entity: UserEntity): TableEntity {
+  return entity as unknown as TableEntity;
+}
+
+function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/** `Promise.all(items.map(fn))` with at most `limit` calls in flight, results in order. */
+export async function mapLimited<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await fn(items[index]!, index);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}

@@ -1,0 +1,244 @@
+import { randomUUID } from "node:crypto";
+
+import type { TableClient } from "@azure/data-tables";
+
+import { encodeKey, isRestError, type TableFactory, TABLES } from "./table-factory";
+
+/**
+ * The once-only welcome ledger (DESIGN.md flow 2).
+ *
+ * Key design: Welcomes  PK = encodeKey(tenantId, lower-cased)
+ *                       RK = "user|" + encodeKey(teamsUserId)   (personal welcome)
+ *                          | "team|" + encodeKey(teamId)        (team welcome)
+ * The `29:` id is stable per user and bot, so uninstall + reinstall finds the same row; rows
+ * are never deleted.
+ *
+ * Protocol:
+ * 1. claim: conditional insert `{ state: claimed, owner, leaseUntil }`. Only one writer can
+ *    create the row; everyone else gets 409 and reads it: `sent` = done, `claimed` with a live
+ *    lease = someone else is sending (do nothing).
+ * 2. the owner sends the welcome, then completes with an ETag-conditional update to
+ *    `{ state: sent, sentAt, activityId }`.
+ * 3. a claim whose lease expired (its sender died between claim and send) or that was
+ *    released (the send failed) is taken over with an ETag-conditional update: of several
+ *    instances trying at once exactly one succeeds, the rest get 412.
+ * The one window left is a sender that dies after Teams accepted the welcome and before step 2
+ * lands: after the lease the welcome goes out again. The lease is far longer than a send
+ * (default 120 s) so a slow sender is never overtaken by a second one.
+ */
+
+export type WelcomeSubject =
+  | { scope: "personal"; tenantId: string; teamsUserId: string }
+  | { scope: "team"; tenantId: string; teamId: string };
+
+export type WelcomeState = "claimed" | "released" | "sent";
+
+export interface WelcomeRecord {
+  state: WelcomeState;
+  owner: string;
+  claimedAt: string;
+  leaseUntil: string;
+  attempts: number;
+  sentAt?: string;
+  activityId?: string;
+  conversationId?: string;
+  lastError?: string;
+}
+
+export interface WelcomeClaim {
+  readonly subject: WelcomeSubject;
+  readonly owner: string;
+  readonly etag: string;
+  readonly attempt: number;
+  /** True when this claim recovered an expired or released one. */
+  readonly takenOver: boolean;
+}
+
+export type ClaimOutcome =
+  | { kind: "claimed"; claim: WelcomeClaim }
+  | { kind: "sent"; record: WelcomeRecord }
+  | { kind: "busy"; record: WelcomeRecord };
+
+export interface WelcomeLedgerOptions {
+  leaseMs: number;
+  clock?: () => Date;
+}
+
+interface WelcomeEntity extends WelcomeRecord {
+  partitionKey: string;
+  rowKey: string;
+}
+
+const MAX_ATTEMPTS = 5;
+
+export function welcomeKeys(subject: WelcomeSubject): { partitionKey: string; rowKey: string } {
+  return {
+    partitionKey: encodeKey(subject.tenantId.toLowerCase()),
+    rowKey:
+      subject.scope === "personal"
+        ? `user|${encodeKey(subject.teamsUserId)}`
+        : `team|${encodeKey(subject.teamId)}`,
+  };
+}
+
+export class WelcomeLedger {
+  private readonly leaseMs: number;
+  private readonly clock: () => Date;
+
+  constructor(
+    private readonly tables: TableFactory,
+    options: WelcomeLedgerOptions,
+  ) {
+    this.leaseMs = options.leaseMs;
+    this.clock = options.clock ?? (() => new Date());
+  }
+
+  async get(subject: WelcomeSubject): Promise<WelcomeRecord | undefined> {
+    return (await this.read(await this.table(), subject))?.record;
+  }
+
+  /** Tries to become the one sender of this welcome. */
+  async claim(subject: WelcomeSubject): Promise<ClaimOutcome> {
+    const table = await this.table();
+    const owner = randomUUID();
+    for (let round = 1; ; round++) {
+      const now = this.clock();
+      const fresh: WelcomeEntity = {
+        ...welcomeKeys(subject),
+        state: "claimed",
+        owner,
+        claimedAt: now.toISOString(),
+        leaseUntil: new Date(now.getTime() + this.leaseMs).toISOString(),
+        attempts: 1,
+      };
+      try {
+        const created = await table.createEntity(fresh);
+        return { kind: "claimed", claim: this.claimOf(subject, owner, created.etag, 1, false) };
+      } catch (error) {
+        if (!isRestError(error, 409)) throw error;
+      }
+      const stored = await this.read(table, subject);
+      if (stored === undefined) continue; // vanished between insert and read: insert again
+      const { record, etag } = stored;
+      if (record.state === "sent") return { kind: "sent", record };
+      if (record.state === "claimed" && new Date(record.leaseUntil) > now) {
+        return { kind: "busy", record };
+      }
+      const attempt = record.attempts + 1;
+      try {
+        const updated = await table.updateEntity(
+          withoutUndefined({ ...fresh, attempts: attempt, lastError: record.lastError }),
+          "Replace",
+          { etag },
+        );
+        return {
+          kind: "claimed",
+          claim: this.claimOf(subject, owner, updated.etag, attempt, true),
+        };
+      } catch (error) {
+        // 412: another instance took it over first; read again and report what it did.
+        if (!isRestError(error, 412) || round >= MAX_ATTEMPTS) throw error;
+      }
+    }
+  }
+
+  /**
+   * Records the welcome as sent. "lost" means the lease ran out and another instance took
+   * the claim over while this one was sending: the user may have two welcomes; logged by the
+   * caller so an operator can raise the lease.
+   */
+  async complete(
+    claim: WelcomeClaim,
+    sent: { activityId?: string | undefined; conversationId: string },
+  ): Promise<"completed" | "lost"> {
+    const table = await this.table();
+    const now = this.clock().toISOString();
+    try {
+      await table.updateEntity<WelcomeEntity>(
+        withoutUndefined({
+          ...welcomeKeys(claim.subject),
+          state: "sent" as const,
+          owner: claim.owner,
+          claimedAt: now,
+          leaseUntil: now,
+          attempts: claim.attempt,
+          sentAt: now,
+          activityId: sent.activityId,
+          conversationId: sent.conversationId,
+        }),
+        "Replace",
+        { etag: claim.etag },
+      );
+      return "completed";
+    } catch (error) {
+      if (isRestError(error, 412)) return "lost";
+      throw error;
+    }
+  }
+
+  /**
+   * Gives the claim back after a failed send, so the next activity from the user (or the team)
+   * retries at once instead of after the lease. Losing the race here is harmless.
+   */
+  async release(claim: WelcomeClaim, reason: string): Promise<void> {
+    const table = await this.table();
+    const now = this.clock().toISOString();
+    try {
+      await table.updateEntity<WelcomeEntity>(
+        {
+          ...welcomeKeys(claim.subject),
+          state: "released",
+          owner: claim.owner,
+          claimedAt: now,
+          leaseUntil: now,
+          attempts: claim.attempt,
+          lastError: reason.slice(0, 500),
+        },
+        "Replace",
+        { etag: claim.etag },
+      );
+    } catch (error) {
+      if (!isRestError(error, 412)) throw error;
+    }
+  }
+
+  private claimOf(
+    subject: WelcomeSubject,
+    owner: string,
+    etag: string | undefined,
+    attempt: number,
+    takenOver: boolean,
+  ): WelcomeClaim {
+    if (etag === undefined) throw new Error("Table service answered a write without an ETag");
+    return { subject, owner, etag, attempt, takenOver };
+  }
+
+  private async read(
+    table: TableClient,
+    subject: WelcomeSubject,
+  ): Promise<{ record: WelcomeRecord; etag: string } | undefined> {
+    const { partitionKey, rowKey } = welcomeKeys(subject);
+    try {
+      const entity = await table.getEntity<WelcomeEntity>(partitionKey, rowKey);
+      const {
+        etag,
+        timestamp: _t,
+        partitionKey: _p,
+        rowKey: _r,
+        ...record
+      } = entity as WelcomeEntity & { etag: string; timestamp?: string };
+      return { record: { ...record, attempts: Number(record.attempts) || 1 }, etag };
+    } catch (error) {
+      if (isRestError(error, 404)) return undefined;
+      throw error;
+    }
+  }
+
+  private table(): Promise<TableClient> {
+    return this.tables.table(TABLES.welcomes);
+  }
+}
+
+function withoutUndefined<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
+}
