@@ -1,0 +1,152 @@
+import {
+  ConfigurationBotFrameworkAuthentication,
+  ConfigurationServiceClientCredentialFactory,
+} from "botbuilder";
+import {
+  AuthenticationConstants,
+  type BotFrameworkAuthentication,
+  ClaimsIdentity,
+  type ConnectorClient,
+  type ConnectorFactory,
+} from "botframework-connector";
+
+import type { Config } from "../config";
+import type { Logger } from "../logging";
+import {
+  classifyConnectorError,
+  type CreatePersonalConversation,
+  type CreateResult,
+  type SendActivity,
+  type SendResult,
+  type TeamsConnector,
+} from "./teams-connector";
+
+export interface BotbuilderConnectorOptions {
+  /** The bot's Teams id `28:<app id>`; sent as `bot` when creating conversations. */
+  readonly botId?: string | undefined;
+  /** Per-call timeout; a call that takes longer is a transient failure (default 15 s). */
+  readonly timeoutMs?: number;
+  readonly logger?: Logger;
+}
+
+/** The credentials botbuilder uses for outbound calls, from Herald's validated config. */
+export function botFrameworkAuthentication(
+  config: Pick<Config, "bot">,
+): BotFrameworkAuthentication {
+  if (config.bot.kind === "anonymous") return new ConfigurationBotFrameworkAuthentication({});
+  const bot = config.bot;
+  return new ConfigurationBotFrameworkAuthentication(
+    { MicrosoftAppId: bot.appId, MicrosoftAppTenantId: bot.tenantId },
+    new ConfigurationServiceClientCredentialFactory({
+      MicrosoftAppId: bot.appId,
+      MicrosoftAppType: bot.appType,
+      MicrosoftAppTenantId: bot.tenantId,
+      ...(bot.password !== undefined ? { MicrosoftAppPassword: bot.password } : {}),
+    }),
+  );
+}
+
+/**
+ * TeamsConnector on botbuilder's Bot Connector client (`POST /v3/conversations`,
+ * `POST /v3/conversations/{id}/activities`), with botbuilder's credentials (managed identity
+ * or single-tenant secret; none for local anonymous runs).
+ *
+ * Why the connector client and not `CloudAdapter.createConversationAsync`: the client
+ * botbuilder builds runs @azure/core-rest-pipeline's default retry policy, which retries 429
+ * and 503 (honouring Retry-After) and other 5xx and network errors up to 3 times, sleeping
+ * inside the call. Herald retries by re-scheduling the message instead, so this adapter removes
+ * that policy from the clients it creates (one per service URL, reused), and every Teams
+ * answer reaches the processor exactly once.
+ */
+export class BotbuilderConnector implements TeamsConnector {
+  private readonly factory: ConnectorFactory;
+  private readonly clients = new Map<string, Promise<ConnectorClient>>();
+  private readonly timeoutMs: number;
+
+  constructor(
+    auth: BotFrameworkAuthentication,
+    appId: string | undefined,
+    private readonly options: BotbuilderConnectorOptions = {},
+  ) {
+    // The same identity CloudAdapter uses for proactive calls (see CloudAdapterBase).
+    const identity = new ClaimsIdentity([
+      { type: AuthenticationConstants.AudienceClaim, value: appId ?? "" },
+      { type: AuthenticationConstants.AppIdClaim, value: appId ?? "" },
+    ]);
+    this.factory = auth.createConnectorFactory(identity);
+    this.timeoutMs = options.timeoutMs ?? 15_000;
+  }
+
+  static fromConfig(config: Pick<Config, "bot">, logger?: Logger): BotbuilderConnector {
+    const appId = config.bot.kind === "authenticated" ? config.bot.appId : undefined;
+    return new BotbuilderConnector(botFrameworkAuthentication(config), appId, {
+      botId: appId !== undefined ? `28:${appId}` : undefined,
+      ...(logger !== undefined ? { logger } : {}),
+    });
+  }
+
+  async createPersonalConversation(input: CreatePersonalConversation): Promise<CreateResult> {
+    const client = await this.client(input.serviceUrl);
+    try {
+      const response = await client.conversations.createConversation(
+        {
+          isGroup: false,
+          ...(this.options.botId !== undefined ? { bot: { id: this.options.botId } } : {}),
+          members: [{ id: input.teamsUserId }],
+          channelData: { tenant: { id: input.tenantId } },
+          tenantId: input.tenantId,
+        } as Parameters<ConnectorClient["conversations"]["createConversation"]>[0],
+        { timeout: this.timeoutMs },
+      );
+      return { kind: "created", conversationId: response.id ?? "" };
+    } catch (error) {
+      const failure = classifyConnectorError(error);
+      if (failure === undefined) throw error;
+      return failure;
+    }
+  }
+
+  async sendActivity(input: SendActivity): Promise<SendResult> {
+    const client = await this.client(input.serviceUrl);
+    try {
+      const response = await client.conversations.sendToConversation(
+        input.conversationId,
+        input.activity,
+        { timeout: this.timeoutMs },
+      );
+      return { kind: "sent", activityId: response.id ?? "" };
+    } catch (error) {
+      const failure = classifyConnectorError(error);
+      if (failure === undefined) throw error;
+      return failure;
+    }
+  }
+
+  private client(serviceUrl: string): Promise<ConnectorClient> {
+    let client = this.clients.get(serviceUrl);
+    if (client === undefined) {
+      client = this.factory.create(serviceUrl, undefined).then((c) => this.withoutRetries(c));
+      this.clients.set(serviceUrl, client);
+      client.catch(() => this.clients.delete(serviceUrl));
+    }
+    return client;
+  }
+
+  private withoutRetries(client: ConnectorClient): ConnectorClient {
+    // `client` (the @azure/core-client ServiceClient) is private in botbuilder's typings; its
+    // pipeline is the documented @azure/core-rest-pipeline Pipeline.
+    const pipeline = (
+      client as unknown as {
+        client?: { pipeline?: { removePolicy(o: { name: string }): unknown[] } };
+      }
+    ).client?.pipeline;
+    if (pipeline === undefined) {
+      this.options.logger?.warn(
+        "Bot Connector client has no pipeline to adjust: its built-in retries stay on",
+      );
+      return client;
+    }
+    pipeline.removePolicy({ name: "defaultRetryPolicy" });
+    return client;
+  }
+}

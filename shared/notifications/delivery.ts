@@ -1,0 +1,474 @@
+import {
+  type ConnectorFailure,
+  describeFailure,
+  type TeamsConnector,
+} from "../connector/teams-connector";
+import { toError } from "../errors";
+import type { Logger } from "../logging";
+import type { QueuePort } from "../queue/queue-port";
+import {
+  type Delivery,
+  type DeliveryLedger,
+  type DeliveryPatch,
+  type DeliveryState,
+  FINAL_STATES,
+} from "../store/delivery-ledger";
+import type { NotificationRequestStore, StoredRequest } from "../store/notification-requests";
+import type { UserReference, UserReferenceStore } from "../store/user-references";
+import { retryDelayMs } from "./backoff";
+import { metric } from "./metrics";
+import type { Pacer } from "./pacing";
+import { recipientKey, recipientParts } from "./recipients";
+import { type MessageActivity, type Recipient, toActivity } from "./schema";
+import { deliveryMessage, type DeliveryWork, type QueueMessageInfo } from "./work-items";
+
+/** The user-reference operations delivery needs (the bot endpoint's store implements them). */
+export type UserDirectory = Pick<
+  UserReferenceStore,
+  | "findByAadObjectId"
+  | "findByUserPrincipalName"
+  | "findByTeamsUserId"
+  | "setConversationId"
+  | "markStatus"
+>;
+
+export interface DeliveryDependencies {
+  readonly requests: NotificationRequestStore;
+  readonly ledger: DeliveryLedger;
+  readonly users: UserDirectory;
+  readonly connector: () => TeamsConnector;
+  readonly queue: () => QueuePort;
+  readonly pacer: Pacer | undefined;
+  readonly maxAttempts: number;
+  /** How long a `sending` claim protects a delivery from others (default 2 min). */
+  readonly claimLeaseMs?: number;
+  /** Longest pacing wait spent inside the function; longer ones re-schedule (default 1 s). */
+  readonly maxPaceWaitMs?: number;
+  readonly clock?: () => Date;
+  readonly random?: () => number;
+  readonly sleep?: (ms: number) => Promise<void>;
+}
+
+export type DeliveryResult =
+  | { readonly outcome: "sent" | "unreachable" | "failed" | "rejected" }
+  /** A transient failure: a retry is scheduled. */
+  | { readonly outcome: "retrying"; readonly at: Date }
+  /** Pacing or another invocation's claim: the same attempt is scheduled for later. */
+  | { readonly outcome: "deferred"; readonly at: Date }
+  /** Already final (a redelivery or a duplicate request): nothing sent. */
+  | { readonly outcome: "duplicate"; readonly state: DeliveryState };
+
+type SendOutcome =
+  | { kind: "sent"; activityId: string; conversationId: string }
+  | (ConnectorFailure & { conversationId: string | undefined });
+
+const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Delivers one recipient of one request, exactly once where Teams allows it:
+ *
+ * 1. A final ledger row ends it (redelivery, duplicate request).
+ * 2. Resolve the user reference; unknown or uninstalled/unreachable users are `unreachable`.
+ * 3. Pace (per tenant, per conversation); a long wait re-schedules instead of sleeping.
+ * 4. Claim the row (`sending`, ETag-conditional) so a concurrent copy backs off.
+ * 5. Reuse the stored 1:1 conversation or create and store it; send; on 404 for a stored id,
+ *    forget it, create it again once and send.
+ * 6. Record the outcome: `sent` with the activity id; 403 `unreachable` (user marked);
+ *    400/413 `rejected`; 500 and the like `failed`; 429/412/5xx/timeouts a scheduled retry
+ *    (Retry-After, exponential back-off with jitter) until `maxAttempts`, then `failed`.
+ *
+ * The window between send and record: if the process dies after Teams accepted the activity
+ * and before `sent` is written, the row stays `sending`. Its message comes back (same message
+ * id, higher delivery count) and sends again: at most one duplicate per crash, never a loss.
+ * A different copy finding a live claim waits for the claim to expire instead.
+ */
+export class DeliveryService {
+  private readonly claimLeaseMs: number;
+  private readonly maxPaceWaitMs: number;
+  private readonly clock: () => Date;
+  private readonly random: () => number;
+  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly requestCache = new Map<string, StoredRequest>();
+
+  constructor(private readonly deps: DeliveryDependencies) {
+    this.claimLeaseMs = deps.claimLeaseMs ?? 120_000;
+    this.maxPaceWaitMs = deps.maxPaceWaitMs ?? 1_000;
+    this.clock = deps.clock ?? (() => new Date());
+    this.random = deps.random ?? Math.random;
+    this.sleep = deps.sleep ?? defaultSleep;
+  }
+
+  /** `inline`: the single recipient of a request, delivered in the request's own invocation. */
+  async deliver(
+    work: DeliveryWork,
+    info: QueueMessageInfo,
+    log: Logger,
+    options: { inline?: boolean } = {},
+  ): Promise<DeliveryResult> {
+    const key = recipientKey(work.recipient);
+    const recipientLog = log.with({ recipient: key, attempt: work.attempt });
+    let entry: Delivery | undefined;
+    try {
+      entry = await this.deps.ledger.ensure(work.requestId, key, work.recipient, {
+        likelyNew: options.inline === true && info.deliveryCount === 1,
+      });
+      return await this.run(work, entry, info, recipientLog);
+    } catch (error) {
+      // Unexpected (storage down, a bug): note it on the row, then let the broker redeliver
+      // (and dead-letter after its max delivery count). The claim, if any, stays: the
+      // redelivery of this same message recognises it as its own.
+      const message = toError(error).message.slice(0, 500);
+      recipientLog.error("Delivery failed unexpectedly; the message will be redelivered", {
+        error: message,
+        deliveryCount: info.deliveryCount,
+      });
+      if (entry !== undefined) await this.noteError(work, key, message, info.deliveryCount);
+      throw error;
+    }
+  }
+
+  private async run(
+    work: DeliveryWork,
+    initial: Delivery,
+    info: QueueMessageInfo,
+    log: Logger,
+  ): Promise<DeliveryResult> {
+    let entry = initial;
+    if (FINAL_STATES.has(entry.state)) {
+      log.info("Delivery already final; not sending again", { state: entry.state });
+      metric(log, "notifications.duplicate");
+      return { outcome: "duplicate", state: entry.state };
+    }
+    const now = this.clock();
+    const claimant = `${info.messageId}#${info.deliveryCount}`;
+    if (entry.state === "sending" && !this.mayTakeOver(entry, info, now)) {
+      const at = new Date(Date.parse(entry.claimExpiresAt ?? now.toISOString()) + 1_000);
+      log.info("Another invocation holds this delivery; checking again when its claim expires", {
+        claimedBy: entry.claimedBy,
+        at: at.toISOString(),
+      });
+      await this.deps.queue().schedule(deliveryMessage(work, { unique: true }), at);
+      return { outcome: "deferred", at };
+    }
+
+    const request = await this.request(work.requestId);
+    if (request?.message === undefined) {
+      return this.finish(entry, "failed", log, {
+        lastError: `request ${work.requestId} has no stored message (work item without its request)`,
+      });
+    }
+
+    const user = await this.resolve(work.tenantId, work.recipient);
+    if (user === undefined) {
+      return this.finish(entry, "unreachable", log, {
+        lastError: `no user reference for ${recipientParts(work.recipient).kind} in tenant ${work.tenantId}: the user has not installed the bot or been seen in a team with it`,
+      });
+    }
+    if (user.status === "uninstalled" || user.status === "unreachable") {
+      return this.finish(entry, "unreachable", log, {
+        teamsUserId: user.teamsUserId,
+        lastError: `user reference is ${user.status}${user.statusReason !== undefined ? ` (${user.statusReason})` : ""}`,
+      });
+    }
+
+    const paceDelay = await this.pace(work.tenantId, user.conversationId, this.maxPaceWaitMs);
+    if (paceDelay !== undefined) {
+      const at = new Date(this.clock().getTime() + paceDelay);
+      await this.deps.queue().schedule(deliveryMessage(work, { unique: true }), at);
+      log.info("Paced: delivery deferred", { at: at.toISOString() });
+      metric(log, "notifications.deferred");
+      return { outcome: "deferred", at };
+    }
+
+    const claimed = await this.deps.ledger.update(entry, {
+      state: "sending",
+      claimedBy: claimant,
+      claimExpiresAt: new Date(this.clock().getTime() + this.claimLeaseMs).toISOString(),
+      attempts: entry.attempts + 1,
+      deliveryCount: info.deliveryCount,
+      teamsUserId: user.teamsUserId,
+      nextAttemptAt: undefined,
+    });
+    if (claimed === "conflict") {
+      const latest = await this.deps.ledger.get(work.requestId, entry.recipientKey);
+      if (latest !== undefined && FINAL_STATES.has(latest.state)) {
+        metric(log, "notifications.duplicate");
+        return { outcome: "duplicate", state: latest.state };
+      }
+      const at = new Date(this.clock().getTime() + this.claimLeaseMs);
+      log.info("Lost the claim race for this delivery; checking again later", {
+        at: at.toISOString(),
+      });
+      await this.deps.queue().schedule(deliveryMessage(work, { unique: true }), at);
+      return { outcome: "deferred", at };
+    }
+    entry = claimed;
+
+    const activity = toActivity(request.message, request.summary);
+    const sent = await this.send(work.tenantId, user, activity, log);
+    return this.record(work, entry, sent, log);
+  }
+
+  /** A `sending` row may be taken over when its claim expired or was this message's own. */
+  private mayTakeOver(entry: Delivery, info: QueueMessageInfo, now: Date): boolean {
+    if (entry.claimExpiresAt === undefined || Date.parse(entry.claimExpiresAt) <= now.getTime())
+      return true;
+    const [messageId, count] = (entry.claimedBy ?? "").split("#");
+    return messageId === info.messageId && Number(count) < info.deliveryCount;
+  }
+
+  private async send(
+    tenantId: string,
+    user: UserReference,
+    activity: MessageActivity,
+    log: Logger,
+  ): Promise<SendOutcome> {
+    const connector = this.deps.connector();
+    let conversationId = user.conversationId;
+    let fresh = false;
+    if (conversationId === undefined) {
+      const created = await this.create(tenantId, user, log);
+      if (created.kind !== "created") return { ...created, conversationId: undefined };
+      conversationId = created.conversationId;
+      fresh = true;
+    }
+    let result = await connector.sendActivity({
+      serviceUrl: user.serviceUrl,
+      conversationId,
+      activity: activity as unknown as Record<string, unknown>,
+    });
+    if (result.kind === "conversationGone" && !fresh) {
+      // The user deleted the chat: never keep a dead id (Company Communicator's classic bug).
+      log.warn("Stored 1:1 conversation is gone (404); creating it again once", {
+        code: result.code,
+      });
+      await this.deps.users.setConversationId(tenantId, user.teamsUserId, undefined);
+      const created = await this.create(tenantId, user, log);
+      if (created.kind !== "created") return { ...created, conversationId: undefined };
+      conversationId = created.conversationId;
+      await this.paceInline(tenantId, conversationId);
+      result = await connector.sendActivity({
+        serviceUrl: user.serviceUrl,
+        conversationId,
+        activity: activity as unknown as Record<string, unknown>,
+      });
+    }
+    if (result.kind === "sent") return { ...result, conversationId };
+    if (result.kind === "conversationGone") {
+      return {
+        ...result,
+        kind: "failed",
+        conversationId,
+        message: `conversation not found right after creating it: ${result.message}`,
+      };
+    }
+    return { ...result, conversationId };
+  }
+
+  private async create(tenantId: string, user: UserReference, log: Logger) {
+    const created = await this.deps.connector().createPersonalConversation({
+      serviceUrl: user.serviceUrl,
+      tenantId,
+      teamsUserId: user.teamsUserId,
+    });
+    if (created.kind === "created") {
+      await this.deps.users.setConversationId(tenantId, user.teamsUserId, created.conversationId);
+      log.info("Created the 1:1 conversation and stored its id");
+      // The send that follows is a second call against the tenant's budget.
+      await this.paceInline(tenantId, created.conversationId);
+      return created;
+    }
+    // A 404 on create is not a deleted chat: the user or tenant is unknown to Teams.
+    if (created.kind === "conversationGone") return { ...created, kind: "failed" as const };
+    return created;
+  }
+
+  /**
+   * Waits for a pacing slot if it comes within `maxWaitMs`; otherwise returns how long until
+   * one would (the caller re-schedules instead of holding the function).
+   */
+  private async pace(
+    tenantId: string,
+    conversationId: string | undefined,
+    maxWaitMs: number,
+  ): Promise<number | undefined> {
+    const pacer = this.deps.pacer;
+    if (pacer === undefined) return undefined;
+    for (;;) {
+      const grant = pacer.reserve(tenantId, conversationId, maxWaitMs);
+      if (grant.granted) {
+        if (grant.delayMs > 0) await this.sleep(grant.delayMs);
+        return undefined;
+      }
+      if (grant.delayMs > maxWaitMs) return grant.delayMs;
+      await this.sleep(grant.delayMs);
+    }
+  }
+
+  /** Pacing for the second call of a delivery (a send after a create): always waits. */
+  private async paceInline(tenantId: string, conversationId: string): Promise<void> {
+    await this.pace(tenantId, conversationId, Infinity);
+  }
+
+  private async record(
+    work: DeliveryWork,
+    entry: Delivery,
+    sent: SendOutcome,
+    log: Logger,
+  ): Promise<DeliveryResult> {
+    if (sent.kind === "sent") {
+      return this.finish(entry, "sent", log, {
+        activityId: sent.activityId,
+        conversationId: sent.conversationId,
+        lastError: undefined,
+        lastStatus: undefined,
+      });
+    }
+    const lastError = describeFailure(sent);
+    const detail = { lastError, lastStatus: sent.status, conversationId: sent.conversationId };
+    switch (sent.kind) {
+      case "recipientGone": {
+        const teamsUserId = entry.teamsUserId ?? "";
+        await this.deps.users.markStatus(
+          work.tenantId,
+          teamsUserId,
+          "unreachable",
+          sent.code ?? "403",
+        );
+        // A blocked conversation's id is useless; a fresh one is created when the user returns.
+        if (sent.code === "ConversationBlockedByUser")
+          await this.deps.users.setConversationId(work.tenantId, teamsUserId, undefined);
+        return this.finish(entry, "unreachable", log, detail);
+      }
+      case "rejected":
+        return this.finish(entry, "rejected", log, detail);
+      case "failed":
+        if (sent.status === 401)
+          log.error(
+            "Teams refused the bot's credentials (401): check MicrosoftAppId and its identity",
+          );
+        return this.finish(entry, "failed", log, detail);
+      case "conversationGone":
+        return this.finish(entry, "failed", log, detail);
+      case "throttled":
+      case "transient": {
+        if (sent.kind === "throttled") {
+          this.deps.pacer?.throttled(work.tenantId, sent.conversationId, sent.retryAfterMs);
+          metric(log, "notifications.throttled");
+        }
+        if (work.attempt >= this.deps.maxAttempts) {
+          return this.finish(entry, "failed", log, {
+            ...detail,
+            lastError: `${lastError} (gave up after ${work.attempt} attempts)`,
+          });
+        }
+        const delay = retryDelayMs(work.attempt, sent.retryAfterMs, this.random);
+        const at = new Date(this.clock().getTime() + delay);
+        // Schedule first: a crash before the ledger update then costs a duplicate attempt, not a lost one.
+        await this.deps
+          .queue()
+          .schedule(deliveryMessage({ ...work, attempt: work.attempt + 1 }), at);
+        await this.deps.ledger.update(entry, {
+          ...detail,
+          state: "pending",
+          claimedBy: undefined,
+          claimExpiresAt: undefined,
+          nextAttemptAt: at.toISOString(),
+        });
+        log.warn("Transient failure; retry scheduled", {
+          status: sent.status,
+          code: sent.code,
+          retryAfterMs: sent.retryAfterMs,
+          nextAttempt: work.attempt + 1,
+          at: at.toISOString(),
+        });
+        metric(log, "notifications.retried");
+        return { outcome: "retrying", at };
+      }
+    }
+  }
+
+  private async finish(
+    entry: Delivery,
+    state: "sent" | "unreachable" | "failed" | "rejected",
+    log: Logger,
+    patch: DeliveryPatch,
+  ): Promise<DeliveryResult> {
+    const now = this.clock().toISOString();
+    let current = entry;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const updated = await this.deps.ledger.update(current, {
+        ...patch,
+        state,
+        claimedBy: undefined,
+        claimExpiresAt: undefined,
+        nextAttemptAt: undefined,
+        completedAt: now,
+      });
+      if (updated !== "conflict") break;
+      // Someone touched the row meanwhile (a concurrent copy): the first final state wins.
+      const latest = await this.deps.ledger.get(entry.requestId, entry.recipientKey);
+      if (latest === undefined) break;
+      if (FINAL_STATES.has(latest.state)) {
+        if (state === "sent" && latest.state !== "sent")
+          log.warn("Sent, but a concurrent copy had already recorded another outcome", {
+            recorded: latest.state,
+          });
+        return { outcome: "duplicate", state: latest.state };
+      }
+      current = latest;
+    }
+    const properties = { state, lastError: patch.lastError, status: patch.lastStatus };
+    if (state === "sent") log.info("Notification delivered", { activityId: patch.activityId });
+    else log.warn(`Notification ${state}`, properties);
+    metric(log, `notifications.${state}`);
+    return { outcome: state };
+  }
+
+  private async noteError(
+    work: DeliveryWork,
+    key: string,
+    message: string,
+    deliveryCount: number,
+  ): Promise<void> {
+    try {
+      const latest = await this.deps.ledger.get(work.requestId, key);
+      if (latest === undefined || FINAL_STATES.has(latest.state)) return;
+      await this.deps.ledger.update(latest, {
+        lastError: `unexpected: ${message} (delivery ${deliveryCount})`,
+        deliveryCount,
+      });
+    } catch {
+      // The store is what failed, most likely: the broker's redelivery is the record now.
+    }
+  }
+
+  private async resolve(
+    tenantId: string,
+    recipient: Recipient,
+  ): Promise<UserReference | undefined> {
+    const users = this.deps.users;
+    if (recipient.teamsUserId !== undefined)
+      return users.findByTeamsUserId(tenantId, recipient.teamsUserId);
+    if (recipient.aadObjectId !== undefined)
+      return users.findByAadObjectId(tenantId, recipient.aadObjectId);
+    if (recipient.userPrincipalName !== undefined)
+      return users.findByUserPrincipalName(tenantId, recipient.userPrincipalName);
+    return undefined;
+  }
+
+  /** The request's message, cached: it never changes once stored. */
+  private async request(id: string): Promise<StoredRequest | undefined> {
+    const cached = this.requestCache.get(id);
+    if (cached !== undefined) return cached;
+    const stored = await this.deps.requests.get(id);
+    if (stored?.message !== undefined) {
+      if (this.requestCache.size >= 500) {
+        const oldest = this.requestCache.keys().next().value;
+        if (oldest !== undefined) this.requestCache.delete(oldest);
+      }
+      this.requestCache.set(id, stored);
+    }
+    return stored;
+  }
+}

@@ -1,0 +1,22 @@
+import type { Logger } from "../logging";
+
+/**
+ * Metric-ish structured log lines: `metric <name>` with `{ metric, value, ... }`. Application
+ * Insights keeps the properties as customDimensions, so a KQL query sums them, e.g.
+ * `traces | where message startswith "metric " | summarize sum(toint(customDimensions.value))
+ * by tostring(customDimensions.metric), bin(timestamp, 5m)`.
+ */
+export type MetricName =
+  | "notifications.sent"
+  | "notifications.unreachable"
+  | "notifications.failed"
+  | "notifications.rejected"
+  | "notifications.throttled"
+  | "notifications.retried"
+  | "notifications.deferred"
+  | "notifications.fannedOut"
+  | "notifications.duplicate";
+
+export function metric(log: Logger, name: MetricName, value = 1): void {
+  log.info(`metric ${name}`, { metric: name, value });
+}

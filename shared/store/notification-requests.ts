@@ -1,0 +1,181 @@
+import type { TableClient } from "@azure/data-tables";
+
+import type { FieldError, NotificationMessage } from "../notifications/schema";
+import { encodeKey, isRestError, type TableFactory, TABLES } from "./table-factory";
+
+/**
+ * One row per notification request id: what the request asks (message, summary, tenant) and
+ * how far it got. The delivery ledger holds the per-recipient part.
+ *
+ *   Requests  PK = encodeKey(id)  RK = "request"
+ *
+ * States: `received` (HTTP accepted it; the enqueue is not confirmed yet), `queued`,
+ * `scheduled` (waiting for `notBefore` on the queue), `dispatched` (every recipient has a
+ * ledger row and its work is on the queue or done), `rejected` (invalid; `errors` says why).
+ * The message is stored once here, so fanned-out work items stay small.
+ */
+export type RequestState = "received" | "queued" | "scheduled" | "dispatched" | "rejected";
+
+export interface StoredRequest {
+  readonly id: string;
+  readonly state: RequestState;
+  readonly source: "http" | "queue";
+  readonly tenantId?: string | undefined;
+  readonly correlationId?: string | undefined;
+  readonly message?: NotificationMessage | undefined;
+  readonly summary?: string | undefined;
+  readonly notBefore?: string | undefined;
+  /** Ledger rows written at dispatch (team rosters expanded). */
+  readonly recipientCount?: number | undefined;
+  readonly errors?: readonly FieldError[] | undefined;
+  /** The last unexpected error while processing the request itself, with its delivery count. */
+  readonly lastError?: string | undefined;
+  readonly deliveryCount?: number | undefined;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+  readonly etag: string;
+}
+
+export type NewRequest = Omit<StoredRequest, "createdAt" | "updatedAt" | "etag">;
+export type RequestPatch = Partial<
+  Pick<StoredRequest, "state" | "recipientCount" | "lastError" | "deliveryCount" | "notBefore">
+>;
+
+type RequestEntity = {
+  partitionKey: string;
+  rowKey: string;
+  id: string;
+  state: string;
+  source: string;
+  tenantId?: string;
+  correlationId?: string;
+  messageJson?: string;
+  summary?: string;
+  notBefore?: string;
+  recipientCount?: number;
+  errorsJson?: string;
+  lastError?: string;
+  deliveryCount?: number;
+  createdAt: string;
+  updatedAt: string;
+};
+
+const ROW_KEY = "request";
+
+function compact<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
+}
+
+function parseJson<T>(text: string | undefined): T | undefined {
+  return text === undefined || text === "" ? undefined : (JSON.parse(text) as T);
+}
+
+function fromEntity(entity: RequestEntity & { etag?: string }): StoredRequest {
+  return compact({
+    id: entity.id,
+    state: entity.state as RequestState,
+    source: entity.source === "http" ? "http" : "queue",
+    tenantId: entity.tenantId,
+    correlationId: entity.correlationId,
+    message: parseJson<NotificationMessage>(entity.messageJson),
+    summary: entity.summary,
+    notBefore: entity.notBefore,
+    recipientCount: entity.recipientCount,
+    errors: parseJson<FieldError[]>(entity.errorsJson),
+    lastError: entity.lastError,
+    deliveryCount: entity.deliveryCount,
+    createdAt: entity.createdAt,
+    updatedAt: entity.updatedAt,
+    etag: entity.etag ?? "",
+  });
+}
+
+function toEntity(request: Omit<StoredRequest, "etag">): RequestEntity {
+  return compact({
+    partitionKey: encodeKey(request.id),
+    rowKey: ROW_KEY,
+    id: request.id,
+    state: request.state,
+    source: request.source,
+    tenantId: request.tenantId,
+    correlationId: request.correlationId,
+    // At most ~27 KB (the schema's activity limit): fits a Table string property (64 KiB).
+    messageJson: request.message === undefined ? undefined : JSON.stringify(request.message),
+    summary: request.summary,
+    notBefore: request.notBefore,
+    recipientCount: request.recipientCount,
+    errorsJson: request.errors === undefined ? undefined : JSON.stringify(request.errors),
+    lastError: request.lastError,
+    deliveryCount: request.deliveryCount,
+    createdAt: request.createdAt,
+    updatedAt: request.updatedAt,
+  });
+}
+
+export class NotificationRequestStore {
+  constructor(
+    private readonly tables: TableFactory,
+    private readonly clock: () => Date = () => new Date(),
+  ) {}
+
+  async get(id: string): Promise<StoredRequest | undefined> {
+    const table = await this.table();
+    try {
+      return fromEntity(await table.getEntity<RequestEntity>(encodeKey(id), ROW_KEY));
+    } catch (error) {
+      if (isRestError(error, 404)) return undefined;
+      throw error;
+    }
+  }
+
+  /** Inserts the request unless its id exists: `created` false returns the existing row. */
+  async create(request: NewRequest): Promise<{ created: boolean; request: StoredRequest }> {
+    const table = await this.table();
+    const stamp = this.clock().toISOString();
+    const entity = toEntity({ ...request, createdAt: stamp, updatedAt: stamp });
+    try {
+      const response = await table.createEntity(entity);
+      return { created: true, request: fromEntity({ ...entity, etag: response.etag ?? "" }) };
+    } catch (error) {
+      if (!isRestError(error, 409)) throw error;
+      const existing = await this.get(request.id);
+      if (existing === undefined) throw error;
+      return { created: false, request: existing };
+    }
+  }
+
+  /**
+   * Changes the row. With `ifUnchanged`, only if nobody wrote it since it was read
+   * ("conflict" otherwise); without, last writer wins on the patched fields.
+   */
+  async update(
+    current: StoredRequest,
+    patch: RequestPatch,
+    options: { ifUnchanged?: boolean } = {},
+  ): Promise<StoredRequest | "conflict"> {
+    const table = await this.table();
+    const next = toEntity({ ...current, ...patch, updatedAt: this.clock().toISOString() });
+    try {
+      const response =
+        options.ifUnchanged === true
+          ? await table.updateEntity(next, "Replace", { etag: current.etag })
+          : await table.updateEntity(
+              compact({
+                partitionKey: next.partitionKey,
+                rowKey: next.rowKey,
+                ...patch,
+                updatedAt: next.updatedAt,
+              }),
+              "Merge",
+            );
+      return fromEntity({ ...next, etag: response.etag ?? "" });
+    } catch (error) {
+      if (isRestError(error, 412) || isRestError(error, 404)) return "conflict";
+      throw error;
+    }
+  }
+
+  private table(): Promise<TableClient> {
+    return this.tables.table(TABLES.requests);
+  }
+}

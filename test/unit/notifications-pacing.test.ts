@@ -1,0 +1,146 @@
+import { retryDelayMs } from "../../shared/notifications/backoff";
+import { Pacer, SlidingWindowLimiter } from "../../shared/notifications/pacing";
+import {
+  GLOBAL_PER_BOT_PER_TENANT_LIMIT,
+  PER_BOT_PER_CONVERSATION_LIMITS,
+  type RateWindow,
+} from "../../shared/teams-limits";
+
+/** Grants `count` calls as fast as the limiter allows; returns their start times. */
+function grantTimes(
+  pacer: Pacer,
+  clock: { now: number },
+  count: number,
+  conversationId?: string,
+): number[] {
+  const times: number[] = [];
+  while (times.length < count) {
+    const grant = pacer.reserve("tenant", conversationId);
+    if (grant.granted) times.push(clock.now + grant.delayMs);
+    else clock.now += grant.delayMs; // as a caller does: wait, then ask again
+  }
+  return times;
+}
+
+/** The most calls in any window of `seconds` (closed at the start, open at the end). */
+function busiestWindow(times: readonly number[], seconds: number): number {
+  let most = 0;
+  for (let i = 0; i < times.length; i++) {
+    let n = 0;
+    for (let j = i; j < times.length && times[j]! < times[i]! + seconds * 1000; j++) n++;
+    most = Math.max(most, n);
+  }
+  return most;
+}
+
+describe("SlidingWindowLimiter", () => {
+  it("keeps every window within its limit at once", () => {
+    const windows: RateWindow[] = [
+      { seconds: 1, limit: 7 },
+      { seconds: 2, limit: 8 },
+      { seconds: 30, limit: 60 },
+    ];
+    const limiter = new SlidingWindowLimiter(windows);
+    const times: number[] = [];
+    for (let i = 0; i < 200; i++) {
+      const at = limiter.earliest(0);
+      limiter.take(at);
+      times.push(at);
+    }
+    for (const w of windows) expect(busiestWindow(times, w.seconds)).toBeLessThanOrEqual(w.limit);
+    // ...and uses them: 60 calls fit in the first 30 s, so the 61st waits for the 30 s window.
+    expect(times[59]!).toBeLessThan(30_000);
+    expect(times[60]!).toBeGreaterThan(30_000);
+  });
+
+  it("gives a released slot to the next caller", () => {
+    const limiter = new SlidingWindowLimiter([{ seconds: 1, limit: 1 }]);
+    const first = limiter.earliest(0);
+    limiter.take(first);
+    expect(limiter.earliest(0)).toBeGreaterThan(1000);
+    limiter.release(first);
+    expect(limiter.earliest(0)).toBe(0);
+  });
+});
+
+describe("Pacer", () => {
+  it("paces a tenant a little under Teams' 50 requests per second", () => {
+    const clock = { now: 1_000_000 };
+    const pacer = new Pacer({ now: () => clock.now });
+    const times = grantTimes(pacer, clock, 500);
+    const busiest = busiestWindow(times, 1);
+    expect(busiest).toBeLessThan(GLOBAL_PER_BOT_PER_TENANT_LIMIT.limit);
+    expect(busiest).toBeGreaterThanOrEqual(
+      Math.floor(GLOBAL_PER_BOT_PER_TENANT_LIMIT.limit * 0.95),
+    );
+  });
+
+  it("paces one conversation by every documented send window", () => {
+    const clock = { now: 0 };
+    const pacer = new Pacer({ now: () => clock.now });
+    const times = grantTimes(pacer, clock, 100, "a:conversation");
+    for (const w of PER_BOT_PER_CONVERSATION_LIMITS.sendToConversation)
+      expect(busiestWindow(times, w.seconds)).toBeLessThanOrEqual(w.limit);
+  });
+
+  it("does not reserve a slot further away than the caller will wait", () => {
+    const clock = { now: 0 };
+    const pacer = new Pacer({
+      now: () => clock.now,
+      perTenant: [{ seconds: 1, limit: 2 }],
+      margin: 1,
+    });
+    pacer.reserve("tenant");
+    pacer.reserve("tenant");
+    const refused = pacer.reserve("tenant", undefined, 500);
+    expect(refused.granted).toBe(false);
+    expect(refused.delayMs).toBeGreaterThan(500);
+    // Nothing was taken: a patient caller still gets the same slot.
+    expect(pacer.reserve("tenant").delayMs).toBe(refused.delayMs);
+  });
+
+  it("halves the tenant's rate on a 429 and recovers it slowly", () => {
+    const clock = { now: 0 };
+    const pacer = new Pacer({ now: () => clock.now, recoveryMs: 10_000, recoveryFactor: 1.25 });
+    pacer.throttled("tenant", "a:1", 2_000);
+    expect(pacer.scaleOf("tenant")).toBe(0.5);
+    pacer.throttled("tenant", "a:1", 2_000);
+    expect(pacer.scaleOf("tenant")).toBe(0.25);
+    clock.now += 9_999;
+    expect(pacer.scaleOf("tenant")).toBe(0.25);
+    clock.now += 1;
+    expect(pacer.scaleOf("tenant")).toBeCloseTo(0.3125);
+    clock.now += 60_000;
+    expect(pacer.scaleOf("tenant")).toBe(1);
+  });
+
+  it("holds a throttled conversation for its Retry-After without holding back the tenant", () => {
+    const clock = { now: 0 };
+    const pacer = new Pacer({ now: () => clock.now });
+    pacer.throttled("tenant", "a:1", 2_000);
+    const held = pacer.reserve("tenant", "a:1");
+    expect(held).toMatchObject({ granted: false, delayMs: 2_000 });
+    expect(pacer.reserve("tenant", "a:2")).toMatchObject({ granted: true, delayMs: 0 });
+    clock.now += 2_000;
+    expect(pacer.reserve("tenant", "a:1")).toMatchObject({ granted: true, delayMs: 0 });
+  });
+});
+
+describe("retryDelayMs", () => {
+  it("doubles per attempt, with jitter that only adds time", () => {
+    expect(retryDelayMs(1, undefined, () => 0)).toBe(2_000);
+    expect(retryDelayMs(2, undefined, () => 0)).toBe(4_000);
+    expect(retryDelayMs(3, undefined, () => 0)).toBe(8_000);
+    expect(retryDelayMs(3, undefined, () => 0.999)).toBeLessThanOrEqual(10_000);
+    expect(retryDelayMs(3, undefined, () => 0.999)).toBeGreaterThan(8_000);
+  });
+
+  it("never retries earlier than Retry-After", () => {
+    for (const r of [0, 0.5, 0.99])
+      expect(retryDelayMs(1, 30_000, () => r)).toBeGreaterThanOrEqual(30_000);
+  });
+
+  it("caps the delay", () => {
+    expect(retryDelayMs(40, undefined, () => 0)).toBe(600_000);
+  });
+});

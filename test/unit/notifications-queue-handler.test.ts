@@ -1,0 +1,121 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+import { InvocationContext } from "@azure/functions";
+
+import { loadConfig } from "../../shared/config";
+import { ConfigError } from "../../shared/errors";
+import {
+  createNotificationsQueueHandler,
+  decodeBody,
+  queueMessageInfo,
+  type WorkHandlers,
+} from "../../shared/notifications/queue-handler";
+import { createQueue } from "../../shared/queue/create-queue";
+import { LocalQueue } from "../../shared/queue/local-queue";
+import { ServiceBusQueue } from "../../shared/queue/service-bus-queue";
+
+function context(triggerMetadata: Record<string, unknown>): InvocationContext {
+  return new InvocationContext({ invocationId: "inv-1", triggerMetadata, logHandler: () => {} });
+}
+
+describe("notifications queue handler", () => {
+  function recordingHandlers() {
+    const calls: { kind: string; body: unknown; messageId: string; deliveryCount: number }[] = [];
+    const record =
+      (kind: string) => (body: unknown, info: { messageId: string; deliveryCount: number }) => {
+        calls.push({ kind, body, messageId: info.messageId, deliveryCount: info.deliveryCount });
+        return Promise.resolve();
+      };
+    const handlers: WorkHandlers = {
+      request: record("request"),
+      delivery: record("delivery"),
+      "roster-sync": record("roster-sync"),
+    };
+    return { calls, handler: createNotificationsQueueHandler(() => handlers) };
+  }
+
+  it("sends a message without heraldKind to the request handler, with the trigger's metadata", async () => {
+    const { calls, handler } = recordingHandlers();
+    await handler(
+      { id: "r1" },
+      context({ messageId: "m-1", deliveryCount: 3, applicationProperties: {} }),
+    );
+    expect(calls).toEqual([
+      { kind: "request", body: { id: "r1" }, messageId: "m-1", deliveryCount: 3 },
+    ]);
+  });
+
+  it.each(["delivery", "roster-sync"])("dispatches heraldKind %s to its handler", async (kind) => {
+    const { calls, handler } = recordingHandlers();
+    await handler(
+      { x: 1 },
+      context({ messageId: "m", deliveryCount: 1, applicationProperties: { heraldKind: kind } }),
+    );
+    expect(calls.map((c) => c.kind)).toEqual([kind]);
+  });
+
+  it("leaves a message of an unknown kind to the broker's redelivery instead of dropping it", async () => {
+    const { calls, handler } = recordingHandlers();
+    await expect(
+      handler(
+        {},
+        context({
+          messageId: "m",
+          deliveryCount: 1,
+          applicationProperties: { heraldKind: "toString" },
+        }),
+      ),
+    ).rejects.toThrow(/Unknown heraldKind "toString"/);
+    expect(calls).toEqual([]);
+  });
+
+  it("reads the older userProperties name and defaults a missing delivery count to 1", () => {
+    const info = queueMessageInfo(
+      context({ messageId: "m", userProperties: { heraldKind: "delivery" } }),
+    );
+    expect(info).toMatchObject({
+      messageId: "m",
+      deliveryCount: 1,
+      applicationProperties: { heraldKind: "delivery" },
+    });
+  });
+
+  it("parses JSON text and bytes, and passes anything else through for validation", () => {
+    expect(decodeBody('{"a":1}')).toEqual({ a: 1 });
+    expect(decodeBody(Buffer.from('{"a":2}'))).toEqual({ a: 2 });
+    expect(decodeBody("plain words")).toBe("plain words");
+    expect(decodeBody({ a: 3 })).toEqual({ a: 3 });
+  });
+});
+
+describe("createQueue", () => {
+  const base = { TableStorageConnection: "UseDevelopmentStorage=true" };
+
+  it("uses Service Bus when a connection is configured", async () => {
+    const queue = createQueue(
+      loadConfig({
+        ...base,
+        ServiceBusConnection:
+          "Endpoint=sb://example.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=a2V5",
+      }),
+    );
+    expect(queue).toBeInstanceOf(ServiceBusQueue);
+    await (queue as ServiceBusQueue).close();
+  });
+
+  it("uses the local durable queue when only LocalQueueDirectory is set", () => {
+    const directory = mkdtempSync(join(tmpdir(), "herald-queue-"));
+    expect(createQueue(loadConfig({ ...base, LocalQueueDirectory: directory }))).toBeInstanceOf(
+      LocalQueue,
+    );
+  });
+
+  it("fails with a ConfigError naming the settings when neither is set", () => {
+    expect(() => createQueue(loadConfig(base))).toThrow(ConfigError);
+    expect(() => createQueue(loadConfig(base))).toThrow(
+      /ServiceBusConnection__fullyQualifiedNamespace.*LocalQueueDirectory/,
+    );
+  });
+});

@@ -1,0 +1,208 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+
+import Ajv2020 from "ajv/dist/2020";
+import addFormats from "ajv-formats";
+
+import {
+  MAX_ACTIVITY_BYTES,
+  MAX_RECIPIENTS,
+  notificationRequestJsonSchema,
+  parseNotificationRequest,
+} from "../../shared/notifications/schema";
+
+const TENANT = "8c8d3f1e-2f4a-4b8e-9d47-3f5a2b1c0d9e";
+const AAD = "0f3c2b1a-9d8e-4c7b-a6f5-e4d3c2b1a098";
+
+function request(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    schemaVersion: 1,
+    id: "7f0c-order-42",
+    tenantId: TENANT,
+    recipients: [{ aadObjectId: AAD }],
+    message: { text: "Your order **42** shipped", format: "markdown" },
+    ...overrides,
+  };
+}
+
+const card = { type: "AdaptiveCard", version: "1.5", body: [{ type: "TextBlock", text: "Hi" }] };
+
+function errorsOf(input: unknown): { path: string; message: string }[] {
+  const result = parseNotificationRequest(input);
+  if (result.ok) throw new Error("expected a rejection");
+  return result.errors;
+}
+
+const publishedPath = join(
+  __dirname,
+  "../../shared/notifications/notification-request.schema.json",
+);
+const published = JSON.parse(readFileSync(publishedPath, "utf8")) as Record<string, unknown>;
+
+describe("notification request schema", () => {
+  it("accepts every recipient kind, an Adaptive Card, a summary, notBefore and a correlation id", () => {
+    const result = parseNotificationRequest(
+      request({
+        recipients: [
+          { aadObjectId: AAD },
+          { userPrincipalName: "ada@contoso.com" },
+          { teamsUserId: "29:1abc" },
+          { teamId: "19:abc@thread.tacv2" },
+        ],
+        message: { adaptiveCard: card },
+        summary: "Order shipped",
+        notBefore: "2030-01-01T08:00:00Z",
+        correlationId: "corr-1",
+      }),
+    );
+    expect(result.ok).toBe(true);
+  });
+
+  it.each([
+    ["a wrong schema version", { schemaVersion: 2 }, "schemaVersion", "must be 1"],
+    ["an id with a slash", { id: "a/b" }, "id", "must be 1-128 characters"],
+    ["a tenant that is not a GUID", { tenantId: "contoso" }, "tenantId", "must be a GUID"],
+    ["no recipients", { recipients: [] }, "recipients", "at least one recipient"],
+    [
+      "a bad AAD object id",
+      { recipients: [{ aadObjectId: "x" }] },
+      "recipients.0.aadObjectId",
+      "must be a GUID",
+    ],
+    [
+      "a recipient with two identities",
+      { recipients: [{ aadObjectId: AAD, teamsUserId: "29:x" }] },
+      "recipients.0",
+      "exactly one of aadObjectId, userPrincipalName, teamsUserId, teamId (found aadObjectId, teamsUserId)",
+    ],
+    ["an empty recipient", { recipients: [{}] }, "recipients.0", "(found none)"],
+    [
+      "an unknown recipient field",
+      { recipients: [{ email: "a@b.c" }] },
+      "recipients.0",
+      "Unrecognized key",
+    ],
+    [
+      "a Teams id without 29:",
+      { recipients: [{ teamsUserId: "abc" }] },
+      "recipients.0.teamsUserId",
+      "starting with '29:'",
+    ],
+    [
+      "a team id that is not a thread",
+      { recipients: [{ teamId: "abc" }] },
+      "recipients.0.teamId",
+      "19:",
+    ],
+    [
+      "text and card together",
+      { message: { text: "a", adaptiveCard: card } },
+      "message",
+      "exactly one of text, adaptiveCard",
+    ],
+    ["an empty text", { message: { text: "" } }, "message.text", "must not be empty"],
+    ["an unknown format", { message: { text: "a", format: "html" } }, "message.format", "markdown"],
+    [
+      "a format on a card",
+      { message: { adaptiveCard: card, format: "plain" } },
+      "message.format",
+      "only applies to text",
+    ],
+    [
+      "a card of another type",
+      { message: { adaptiveCard: { ...card, type: "HeroCard" } } },
+      "message.adaptiveCard.type",
+      'must be "AdaptiveCard"',
+    ],
+    [
+      "a card without a version",
+      { message: { adaptiveCard: { type: "AdaptiveCard", body: [] } } },
+      "message.adaptiveCard.version",
+      "expected string",
+    ],
+    [
+      "a card whose body is not an array",
+      { message: { adaptiveCard: { ...card, body: {} } } },
+      "message.adaptiveCard.body",
+      "expected array",
+    ],
+    [
+      "a card element without a type",
+      { message: { adaptiveCard: { ...card, body: [{ text: "x" }] } } },
+      "message.adaptiveCard.body.0.type",
+      "expected string",
+    ],
+    [
+      "a notBefore without a time zone",
+      { notBefore: "2030-01-01T08:00:00" },
+      "notBefore",
+      "with a time zone",
+    ],
+    ["an unknown top-level field", { priority: "high" }, "(body)", 'Unrecognized key: "priority"'],
+  ])("rejects %s, naming the field and the reason", (_name, overrides, path, reason) => {
+    const errors = errorsOf(request(overrides));
+    expect(errors).toEqual(
+      expect.arrayContaining([{ path, message: expect.stringContaining(reason) as unknown }]),
+    );
+  });
+
+  it("rejects a message over Teams' activity size limit", () => {
+    const errors = errorsOf(request({ message: { text: "x".repeat(MAX_ACTIVITY_BYTES) } }));
+    expect(errors).toEqual([
+      {
+        path: "message",
+        message: expect.stringMatching(/bytes as a Teams activity; the limit is 27000/) as unknown,
+      },
+    ]);
+  });
+
+  it("rejects more recipients than the limit", () => {
+    const recipients = Array.from({ length: MAX_RECIPIENTS + 1 }, (_, i) => ({
+      teamsUserId: `29:${i}`,
+    }));
+    expect(errorsOf(request({ recipients }))).toEqual([
+      { path: "recipients", message: `must name at most ${MAX_RECIPIENTS} recipients` },
+    ]);
+  });
+
+  it("rejects a body that is not an object, and keeps a usable id for the record", () => {
+    expect(errorsOf("hello")).toEqual([
+      { path: "(body)", message: expect.stringContaining("expected object") as unknown },
+    ]);
+    const result = parseNotificationRequest({ id: "abc", correlationId: "c-9" });
+    expect(result).toMatchObject({ ok: false, id: "abc", correlationId: "c-9" });
+  });
+
+  describe("published JSON Schema", () => {
+    it("matches the zod schema (run `npm run schema:notifications` after changing it)", () => {
+      expect(published).toEqual(notificationRequestJsonSchema());
+    });
+
+    it("agrees with the zod schema on valid and invalid requests", () => {
+      const ajv = new Ajv2020({ allErrors: true, strict: false });
+      addFormats(ajv);
+      const validate = ajv.compile(published);
+      const samples: [unknown, boolean][] = [
+        [request(), true],
+        [request({ message: { adaptiveCard: card }, summary: "s" }), true],
+        [
+          request({
+            recipients: [{ userPrincipalName: "a@b.c" }, { teamId: "19:x@thread.skype" }],
+          }),
+          true,
+        ],
+        [request({ recipients: [{ aadObjectId: AAD, teamsUserId: "29:x" }] }), false],
+        [request({ recipients: [{}] }), false],
+        [request({ message: { text: "a", adaptiveCard: card } }), false],
+        [request({ message: { adaptiveCard: card, format: "plain" } }), false],
+        [request({ message: {} }), false],
+        [request({ tenantId: "nope" }), false],
+        [request({ extra: 1 }), false],
+      ];
+      for (const [sample, valid] of samples) {
+        expect({ sample, valid: validate(sample) }).toEqual({ sample, valid });
+        expect({ sample, valid: parseNotificationRequest(sample).ok }).toEqual({ sample, valid });
+      }
+    });
+  });
+});

@@ -1,0 +1,137 @@
+import type { ServiceBusMessage, ServiceBusMessageBatch } from "@azure/service-bus";
+
+import { WORK_KIND_PROPERTY } from "../../shared/queue/queue-port";
+import { type QueueSender, ServiceBusQueue } from "../../shared/queue/service-bus-queue";
+
+/**
+ * A fake of the SDK's sender: batches that fill up by serialised size, as the real ones do,
+ * and a record of every send and schedule call. The seam is the SDK boundary, nothing of ours.
+ */
+class FakeSender {
+  readonly sentBatches: ServiceBusMessage[][] = [];
+  readonly scheduled: { messages: ServiceBusMessage[]; at: Date }[] = [];
+  closed = false;
+
+  constructor(private readonly maxBatchBytes = 1_000) {}
+
+  asSender(): QueueSender {
+    return {
+      createMessageBatch: () => Promise.resolve(this.batch()),
+      sendMessages: (batch) => {
+        this.sentBatches.push([
+          ...(batch as unknown as { messages: ServiceBusMessage[] }).messages,
+        ]);
+        return Promise.resolve();
+      },
+      scheduleMessages: (messages, at) => {
+        this.scheduled.push({ messages: [messages].flat(), at });
+        return Promise.resolve([]);
+      },
+      close: () => {
+        this.closed = true;
+        return Promise.resolve();
+      },
+    };
+  }
+
+  private batch(): ServiceBusMessageBatch {
+    const messages: ServiceBusMessage[] = [];
+    let size = 0;
+    const max = this.maxBatchBytes;
+    return {
+      messages,
+      get count() {
+        return messages.length;
+      },
+      get sizeInBytes() {
+        return size;
+      },
+      maxSizeInBytes: max,
+      tryAddMessage(message: ServiceBusMessage) {
+        const bytes = Buffer.byteLength(JSON.stringify(message));
+        if (size + bytes > max) return false;
+        messages.push(message);
+        size += bytes;
+        return true;
+      },
+    } as unknown as ServiceBusMessageBatch;
+  }
+}
+
+describe("ServiceBusQueue", () => {
+  it("maps our message to Service Bus: message id, correlation id, application properties, JSON", async () => {
+    const fake = new FakeSender();
+    const queue = new ServiceBusQueue(fake.asSender());
+    await queue.enqueue([
+      {
+        body: { id: "req-1", hello: "world" },
+        messageId: "req-1",
+        correlationId: "corr-1",
+        applicationProperties: { [WORK_KIND_PROPERTY]: "delivery", attempt: 2 },
+      },
+    ]);
+    expect(fake.sentBatches).toEqual([
+      [
+        {
+          body: { id: "req-1", hello: "world" },
+          messageId: "req-1",
+          correlationId: "corr-1",
+          contentType: "application/json",
+          applicationProperties: { heraldKind: "delivery", attempt: 2 },
+        },
+      ],
+    ]);
+  });
+
+  it("sends many messages in as few batches as fit, in order", async () => {
+    const fake = new FakeSender(1_000);
+    const queue = new ServiceBusQueue(fake.asSender());
+    const messages = Array.from({ length: 50 }, (_, i) => ({
+      body: { n: i },
+      messageId: `m-${i}`,
+    }));
+    await queue.enqueue(messages);
+    expect(fake.sentBatches.length).toBeGreaterThan(1);
+    expect(fake.sentBatches.length).toBeLessThan(50);
+    expect(fake.sentBatches.flat().map((m) => m.messageId)).toEqual(
+      messages.map((m) => m.messageId),
+    );
+  });
+
+  it("schedules a message for its enqueue time", async () => {
+    const fake = new FakeSender();
+    const queue = new ServiceBusQueue(fake.asSender());
+    const at = new Date("2030-01-01T08:00:00Z");
+    await queue.schedule(
+      { body: { id: "r" }, messageId: "r", applicationProperties: { requestId: "r" } },
+      at,
+    );
+    expect(fake.scheduled).toEqual([
+      {
+        at,
+        messages: [
+          {
+            body: { id: "r" },
+            messageId: "r",
+            contentType: "application/json",
+            applicationProperties: { requestId: "r" },
+          },
+        ],
+      },
+    ]);
+  });
+
+  it("refuses a message larger than a whole batch instead of dropping it", async () => {
+    const fake = new FakeSender(100);
+    const queue = new ServiceBusQueue(fake.asSender());
+    await expect(queue.enqueue([{ body: "x".repeat(500), messageId: "big" }])).rejects.toThrow(
+      /big is larger than a Service Bus batch/,
+    );
+  });
+
+  it("sends nothing for an empty list", async () => {
+    const fake = new FakeSender();
+    await new ServiceBusQueue(fake.asSender()).enqueue([]);
+    expect(fake.sentBatches).toEqual([]);
+  });
+});
