@@ -18,7 +18,8 @@ let services: NotificationServices | undefined;
 
 /**
  * The process's one composition root for the queue trigger, built on the first message.
- * The bot's services (botbuilder) are built only when a `roster-sync` work item arrives.
+ * The bot's services (botbuilder) are built only when a `roster-sync` or `welcome-check`
+ * work item arrives.
  */
 function notificationServices(): NotificationServices {
   if (services === undefined) {
@@ -28,23 +29,25 @@ function notificationServices(): NotificationServices {
     let queue: QueuePort | undefined;
     const sharedQueue = () => (queue ??= createQueue(config));
     let bot: BotServices | undefined;
+    const botServices = (): BotServices => {
+      if (bot === undefined) {
+        /* eslint-disable @typescript-eslint/no-require-imports -- lazy: botbuilder only for the bot's work items */
+        const { createBotServices } =
+          require("../shared/bot/create-bot-services") as typeof import("../shared/bot/create-bot-services");
+        /* eslint-enable @typescript-eslint/no-require-imports */
+        bot = createBotServices(config, logger, sharedQueue(), { tables });
+      }
+      return bot;
+    };
     services = createNotificationServices(config, logger, {
       tables,
       queue: {
         enqueue: (messages) => sharedQueue().enqueue(messages),
         schedule: (message, at) => sharedQueue().schedule(message, at),
       },
-      rosterSync: (job, log) => {
-        if (bot === undefined) {
-          /* eslint-disable @typescript-eslint/no-require-imports -- lazy: botbuilder only for roster syncs */
-          const { createBotServices } =
-            require("../shared/bot/create-bot-services") as typeof import("../shared/bot/create-bot-services");
-          /* eslint-enable @typescript-eslint/no-require-imports */
-          bot = createBotServices(config, logger, sharedQueue(), { tables });
-        }
-        // The bot engineer's syncTeamRoster validates the job itself (ValidationError).
-        return bot.syncTeamRoster(job as RosterSyncJob, log);
-      },
+      // Both validate the job themselves (ValidationError: logged and dropped).
+      rosterSync: (job, log) => botServices().syncTeamRoster(job as RosterSyncJob, log),
+      welcomeCheck: (job, log) => botServices().checkWelcome(job, log),
     });
   }
   return services;

@@ -13,6 +13,7 @@ import { HeraldBot } from "./herald-bot";
 import { MentionRelay } from "./mention-relay";
 import { handleMessages } from "./messages-endpoint";
 import { type RosterSyncDeps, type RosterSyncJob, syncTeamRoster } from "./roster-sync";
+import { runWelcomeCheck, type WelcomeCheckOutcome } from "./welcome-check";
 import { Welcomer } from "./welcomes";
 
 export interface BotServices {
@@ -26,6 +27,11 @@ export interface BotServices {
   handle(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit>;
   /** Runs a `roster-sync` work item (the queue trigger calls this). */
   syncTeamRoster(job: RosterSyncJob, logger?: Logger): Promise<{ members: number }>;
+  /**
+   * Runs a `welcome-check` work item (the queue trigger calls this): sends a welcome whose
+   * claim expired or was released. Throws ValidationError for a malformed body.
+   */
+  checkWelcome(job: unknown, logger?: Logger): Promise<WelcomeCheckOutcome>;
 }
 
 export interface BotServicesOptions {
@@ -49,8 +55,10 @@ export function createBotServices(
   const clock = options.clock ?? (() => new Date());
   const users = new UserReferenceStore(tables, clock);
   const teams = new TeamStore(tables, clock);
+  // Each claim schedules its lease check on the notifications queue (welcome-check work items).
   const welcomer = new Welcomer(
     new WelcomeLedger(tables, { leaseMs: config.welcomeLeaseMs, clock }),
+    { queue, clock },
   );
   const { adapter, botAppId, requiresAuthentication } = createBotAdapter(
     config.bot,
@@ -88,5 +96,10 @@ export function createBotServices(
     handle: (request, context) => handleMessages(endpoint, request, context),
     syncTeamRoster: (job, jobLogger) =>
       syncTeamRoster({ ...rosterDeps, logger: jobLogger ?? logger }, job),
+    checkWelcome: (job, jobLogger) =>
+      runWelcomeCheck(
+        { adapter, botAppId, welcomer, users, teams, logger: jobLogger ?? logger },
+        job,
+      ),
   };
 }

@@ -169,6 +169,7 @@ export class HeraldBot extends TeamsActivityHandler {
         teamsUserId: activity.from.id,
         name: activity.from.name ?? undefined,
         conversationId: activity.conversation.id,
+        serviceUrl: activity.serviceUrl,
       },
       logger,
     );
@@ -237,7 +238,7 @@ export class HeraldBot extends TeamsActivityHandler {
     logger.info("Team installed; roster sync queued", { teamId });
     await this.deps.welcomer.ensureTeam(
       senderFor(context),
-      { tenantId: activity.tenantId, teamId, name },
+      { tenantId: activity.tenantId, teamId, name, serviceUrl: activity.serviceUrl },
       logger,
     );
   }
@@ -255,7 +256,12 @@ export class HeraldBot extends TeamsActivityHandler {
     } else if (team.status === "active") {
       await this.deps.welcomer.ensureTeam(
         senderFor(context),
-        { tenantId: activity.tenantId, teamId, name: teamName(activity) ?? team.name },
+        {
+          tenantId: activity.tenantId,
+          teamId,
+          name: teamName(activity) ?? team.name,
+          serviceUrl: activity.serviceUrl,
+        },
         logger,
       );
     }

@@ -122,7 +122,7 @@ export async function syncTeamRoster(
     if (team !== undefined) {
       await deps.welcomer.ensureTeam(
         senderFor(context),
-        { tenantId, teamId, name: team.name },
+        { tenantId, teamId, name: team.name, serviceUrl },
         logger,
       );
     }

@@ -40,6 +40,12 @@ export interface DeliveryDependencies {
   readonly queue: () => QueuePort;
   readonly pacer: Pacer | undefined;
   readonly maxAttempts: number;
+  /**
+   * The queue's max delivery count: on that delivery an unexpected error is recorded as
+   * `failed` before the broker dead-letters the message (default `maxAttempts`; Bicep sets both
+   * from one parameter).
+   */
+  readonly maxDeliveryCount?: number;
   /** How long a `sending` claim protects a delivery from others (default 2 min). */
   readonly claimLeaseMs?: number;
   /** Longest pacing wait spent inside the function; longer ones re-schedule (default 1 s). */
@@ -77,6 +83,10 @@ const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(r
  *    400/413 `rejected`; 500 and the like `failed`; 429/412/5xx/timeouts a scheduled retry
  *    (Retry-After, exponential back-off with jitter) until `maxAttempts`, then `failed`.
  *
+ * 7. Anything else thrown (storage down, a bug) is noted on the row (`lastError`) and rethrown
+ *    for the broker to redeliver; on the last delivery (`maxDeliveryCount`) the row is recorded
+ *    `failed` first, so the status shows a final state for a message about to be dead-lettered.
+ *
  * The window between send and record: if the process dies after Teams accepted the activity
  * and before `sent` is written, the row stays `sending`. Its message comes back (same message
  * id, higher delivery count) and sends again: at most one duplicate per crash, never a loss.
@@ -84,6 +94,7 @@ const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(r
  */
 export class DeliveryService {
   private readonly claimLeaseMs: number;
+  private readonly maxDeliveryCount: number;
   private readonly maxPaceWaitMs: number;
   private readonly clock: () => Date;
   private readonly random: () => number;
@@ -92,6 +103,7 @@ export class DeliveryService {
 
   constructor(private readonly deps: DeliveryDependencies) {
     this.claimLeaseMs = deps.claimLeaseMs ?? 120_000;
+    this.maxDeliveryCount = deps.maxDeliveryCount ?? deps.maxAttempts;
     this.maxPaceWaitMs = deps.maxPaceWaitMs ?? 1_000;
     this.clock = deps.clock ?? (() => new Date());
     this.random = deps.random ?? Math.random;
@@ -116,13 +128,22 @@ export class DeliveryService {
     } catch (error) {
       // Unexpected (storage down, a bug): note it on the row, then let the broker redeliver
       // (and dead-letter after its max delivery count). The claim, if any, stays: the
-      // redelivery of this same message recognises it as its own.
+      // redelivery of this same message recognises it as its own. On the last delivery the
+      // row is recorded `failed` instead: nothing will come back for it.
       const message = toError(error).message.slice(0, 500);
-      recipientLog.error("Delivery failed unexpectedly; the message will be redelivered", {
-        error: message,
-        deliveryCount: info.deliveryCount,
-      });
-      if (entry !== undefined) await this.noteError(work, key, message, info.deliveryCount);
+      if (this.isLastDelivery(info)) {
+        recipientLog.error(
+          "Delivery failed unexpectedly on its last delivery; recorded failed, the message goes to the dead-letter queue",
+          { error: message, deliveryCount: info.deliveryCount },
+        );
+        await this.failFinally(work, key, message, info, recipientLog);
+      } else {
+        recipientLog.error("Delivery failed unexpectedly; the message will be redelivered", {
+          error: message,
+          deliveryCount: info.deliveryCount,
+        });
+        if (entry !== undefined) await this.noteError(work, key, message, info.deliveryCount);
+      }
       throw error;
     }
   }
@@ -423,6 +444,38 @@ export class DeliveryService {
     else log.warn(`Notification ${state}`, properties);
     metric(log, `notifications.${state}`);
     return { outcome: state };
+  }
+
+  /** True on the delivery after which the broker dead-letters instead of redelivering. */
+  private isLastDelivery(info: QueueMessageInfo): boolean {
+    return info.deliveryCount >= this.maxDeliveryCount;
+  }
+
+  /**
+   * Records `failed` for a delivery whose message is about to be dead-lettered. A row that is
+   * final, or `sending` under another invocation's live claim (that one records its own
+   * outcome), is left alone. Best effort: the store is likely what failed.
+   */
+  private async failFinally(
+    work: DeliveryWork,
+    key: string,
+    message: string,
+    info: QueueMessageInfo,
+    log: Logger,
+  ): Promise<void> {
+    try {
+      const latest = await this.deps.ledger.get(work.requestId, key);
+      if (latest === undefined || FINAL_STATES.has(latest.state)) return;
+      const own = latest.claimedBy === `${info.messageId}#${info.deliveryCount}`;
+      if (latest.state === "sending" && !own && !this.mayTakeOver(latest, info, this.clock()))
+        return;
+      await this.finish(latest, "failed", log, {
+        deliveryCount: info.deliveryCount,
+        lastError: `unexpected: ${message} (delivery ${info.deliveryCount}, the last: dead-lettered)`,
+      });
+    } catch {
+      // The store is what failed, most likely: the dead-letter queue is the record now.
+    }
   }
 
   private async noteError(

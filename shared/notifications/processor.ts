@@ -1,7 +1,7 @@
 import { toError } from "../errors";
 import type { Logger } from "../logging";
 import type { QueuePort } from "../queue/queue-port";
-import { type DeliveryLedger, type NewDelivery } from "../store/delivery-ledger";
+import { type DeliveryLedger, FINAL_STATES, type NewDelivery } from "../store/delivery-ledger";
 import type { NotificationRequestStore, StoredRequest } from "../store/notification-requests";
 import type { TeamStore } from "../store/teams";
 import type { DeliveryResult, DeliveryService } from "./delivery";
@@ -29,6 +29,8 @@ export interface RequestProcessorDependencies {
   readonly teams: TeamDirectory;
   readonly delivery: DeliveryService;
   readonly queue: () => QueuePort;
+  /** The queue's max delivery count: the delivery after which the broker dead-letters. */
+  readonly maxDeliveryCount?: number;
   readonly clock?: () => Date;
   /** Enqueue batch size handed to the queue port (it splits further by broker batch size). */
   readonly enqueueChunk?: number;
@@ -81,11 +83,18 @@ export class RequestProcessor {
       return await this.process(request, body, info, requestLog);
     } catch (error) {
       const message = toError(error).message.slice(0, 500);
-      requestLog.error("Request failed unexpectedly; the message will be redelivered", {
-        error: message,
-        deliveryCount: info.deliveryCount,
-      });
-      await this.noteError(request.id, message, info.deliveryCount);
+      const last = this.isLastDelivery(info);
+      requestLog.error(
+        last
+          ? "Request failed unexpectedly on its last delivery; the message goes to the dead-letter queue"
+          : "Request failed unexpectedly; the message will be redelivered",
+        { error: message, deliveryCount: info.deliveryCount },
+      );
+      await this.noteError(
+        request.id,
+        last ? `${message} (delivery ${info.deliveryCount}, the last: dead-lettered)` : message,
+        info.deliveryCount,
+      );
       throw error;
     }
   }
@@ -133,12 +142,20 @@ export class RequestProcessor {
     const explicit = uniqueRecipients(request.recipients);
     const [only] = explicit.values();
     if (explicit.size === 1 && only !== undefined && only.teamId === undefined) {
-      const delivery = await this.deps.delivery.deliver(
-        deliveryWork(request.id, request.tenantId, only, 1, request.correlationId),
-        info,
-        log,
-        { inline: true },
-      );
+      let delivery: DeliveryResult;
+      try {
+        delivery = await this.deps.delivery.deliver(
+          deliveryWork(request.id, request.tenantId, only, 1, request.correlationId),
+          info,
+          log,
+          { inline: true },
+        );
+      } catch (error) {
+        // On the last delivery the recipient was recorded `failed` (see DeliveryService): the
+        // request is then done too, so its status reads `completed` rather than in progress.
+        if (this.isLastDelivery(info)) await this.dispatchedIfFinal(stored, request.id, only);
+        throw error;
+      }
       await this.deps.requests.update(stored, { state: "dispatched", recipientCount: 1 });
       return { outcome: "delivered-inline", delivery };
     }
@@ -252,6 +269,26 @@ export class RequestProcessor {
       if (created) metric(log, "notifications.rejected");
     }
     return { outcome: "rejected", errors };
+  }
+
+  private isLastDelivery(info: QueueMessageInfo): boolean {
+    return (
+      this.deps.maxDeliveryCount !== undefined && info.deliveryCount >= this.deps.maxDeliveryCount
+    );
+  }
+
+  private async dispatchedIfFinal(
+    stored: StoredRequest,
+    requestId: string,
+    recipient: Recipient,
+  ): Promise<void> {
+    try {
+      const row = await this.deps.ledger.get(requestId, recipientKey(recipient));
+      if (row === undefined || !FINAL_STATES.has(row.state)) return;
+      await this.deps.requests.update(stored, { state: "dispatched", recipientCount: 1 });
+    } catch {
+      // The store is likely what failed; the dead-letter queue is the record now.
+    }
   }
 
   private async noteError(id: string, message: string, deliveryCount: number): Promise<void> {

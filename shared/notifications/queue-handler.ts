@@ -10,12 +10,14 @@ export type WorkHandler = (body: unknown, info: QueueMessageInfo, log: Logger) =
 /**
  * The dispatch table of the notifications queue, by the `heraldKind` application property:
  * none = a LOB notification request; `delivery` = one recipient (fan-out share or retry);
- * `roster-sync` = the bot endpoint's team roster sync.
+ * `roster-sync` = the bot endpoint's team roster sync; `welcome-check` = a welcome's lease
+ * check (sends a welcome whose sender died or failed).
  */
 export interface WorkHandlers {
   readonly request: WorkHandler;
   readonly [WORK_KINDS.delivery]: WorkHandler;
   readonly [WORK_KINDS.rosterSync]: WorkHandler;
+  readonly [WORK_KINDS.welcomeCheck]: WorkHandler;
 }
 
 /** What the Service Bus trigger put in `context.triggerMetadata` (camel-cased by the worker). */

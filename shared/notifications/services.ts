@@ -31,6 +31,8 @@ export interface NotificationServicesOptions {
   readonly botId?: string;
   /** Runs `roster-sync` work items (the bot endpoint's `syncTeamRoster`). */
   readonly rosterSync?: (job: unknown, log: Logger) => Promise<unknown>;
+  /** Runs `welcome-check` work items (the bot endpoint's `checkWelcome`). */
+  readonly welcomeCheck?: (job: unknown, log: Logger) => Promise<unknown>;
   readonly clock?: () => Date;
   readonly random?: () => number;
   readonly sleep?: (ms: number) => Promise<void>;
@@ -46,6 +48,27 @@ export interface NotificationServices {
   /** The notifications queue's dispatch table (see queue-handler.ts). */
   readonly workHandlers: WorkHandlers;
   readonly queue: () => QueuePort;
+}
+
+/**
+ * Runs a bot work item (its runner validates the body). Invalid: only Herald writes these, so a
+ * malformed one is a bug no retry would fix: logged and dropped. Anything else thrown is left
+ * to the broker's redelivery.
+ */
+async function botJob(
+  kind: string,
+  run: ((job: unknown, log: Logger) => Promise<unknown>) | undefined,
+  body: unknown,
+  log: Logger,
+): Promise<unknown> {
+  if (run === undefined) throw new Error(`${kind} work arrived but nothing runs it here`);
+  try {
+    return await run(body, log);
+  } catch (error) {
+    if (!(error instanceof ValidationError)) throw error;
+    log.error(`Invalid ${kind} job dropped`, { error: error.message });
+    return undefined;
+  }
 }
 
 function lazy<T>(make: () => T): () => T {
@@ -93,6 +116,8 @@ export function createNotificationServices(
     queue,
     pacer,
     maxAttempts: config.maxDeliveryAttempts,
+    // infra/main.bicep sets the queue's max delivery count from the same value.
+    maxDeliveryCount: config.maxDeliveryAttempts,
     clock,
     ...(options.random !== undefined ? { random: options.random } : {}),
     ...(options.sleep !== undefined ? { sleep: options.sleep } : {}),
@@ -105,6 +130,7 @@ export function createNotificationServices(
     teams: options.teams ?? new TeamStore(tables, clock),
     delivery,
     queue,
+    maxDeliveryCount: config.maxDeliveryAttempts,
     clock,
   });
   const status = new NotificationStatusReader(requestStore, ledger);
@@ -128,17 +154,10 @@ export function createNotificationServices(
         log.with({ requestId: work.requestId, correlationId: work.correlationId }),
       );
     },
-    [WORK_KINDS.rosterSync]: async (body, _info, log) => {
-      if (options.rosterSync === undefined)
-        throw new Error("roster-sync work arrived but no roster sync is wired");
-      try {
-        return await options.rosterSync(body, log);
-      } catch (error) {
-        if (!(error instanceof ValidationError)) throw error;
-        log.error("Invalid roster-sync job dropped", { error: error.message });
-        return undefined;
-      }
-    },
+    [WORK_KINDS.rosterSync]: (body, _info, log) =>
+      botJob(WORK_KINDS.rosterSync, options.rosterSync, body, log),
+    [WORK_KINDS.welcomeCheck]: (body, _info, log) =>
+      botJob(WORK_KINDS.welcomeCheck, options.welcomeCheck, body, log),
   };
 
   return { requests, delivery, intake, status, workHandlers, queue };

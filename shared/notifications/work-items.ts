@@ -10,7 +10,12 @@ import { type Recipient, recipientSchema } from "./schema";
  * Work kinds on the notifications queue (application property `heraldKind`). A message
  * without one is a LOB notification request.
  */
-export const WORK_KINDS = { delivery: "delivery", rosterSync: "roster-sync" } as const;
+export const WORK_KINDS = {
+  delivery: "delivery",
+  rosterSync: "roster-sync",
+  /** A welcome's lease check (shared/bot/welcome-check.ts). */
+  welcomeCheck: "welcome-check",
+} as const;
 
 /** One recipient of one request: a fanned-out share of a request, or a scheduled retry. */
 export const deliveryWorkSchema = z.object({

@@ -22,6 +22,8 @@ import { encodeKey, isRestError, type TableFactory, TABLES } from "./table-facto
  * 3. a claim whose lease expired (its sender died between claim and send) or that was
  *    released (the send failed) is taken over with an ETag-conditional update: of several
  *    instances trying at once exactly one succeeds, the rest get 412.
+ * Nobody has to come back for step 3: every claim schedules a `welcome-check` work item for
+ * its lease end (welcomes.ts), which takes an expired or released claim over and sends.
  * The one window left is a sender that dies after Teams accepted the welcome and before step 2
  * lands: after the lease the welcome goes out again. The lease is far longer than a send
  * (default 120 s) so a slow sender is never overtaken by a second one.
@@ -50,6 +52,8 @@ export interface WelcomeClaim {
   readonly owner: string;
   readonly etag: string;
   readonly attempt: number;
+  /** When the claim's lease ends: after it, another sender may take the welcome over. */
+  readonly leaseUntil: string;
   /** True when this claim recovered an expired or released one. */
   readonly takenOver: boolean;
 }
@@ -113,7 +117,10 @@ export class WelcomeLedger {
       };
       try {
         const created = await table.createEntity(fresh);
-        return { kind: "claimed", claim: this.claimOf(subject, owner, created.etag, 1, false) };
+        return {
+          kind: "claimed",
+          claim: this.claimOf(subject, owner, created.etag, 1, fresh.leaseUntil, false),
+        };
       } catch (error) {
         if (!isRestError(error, 409)) throw error;
       }
@@ -133,7 +140,7 @@ export class WelcomeLedger {
         );
         return {
           kind: "claimed",
-          claim: this.claimOf(subject, owner, updated.etag, attempt, true),
+          claim: this.claimOf(subject, owner, updated.etag, attempt, fresh.leaseUntil, true),
         };
       } catch (error) {
         // 412: another instance took it over first; read again and report what it did.
@@ -177,8 +184,9 @@ export class WelcomeLedger {
   }
 
   /**
-   * Gives the claim back after a failed send, so the next activity from the user (or the team)
-   * retries at once instead of after the lease. Losing the race here is harmless.
+   * Gives the claim back after a failed send, so the next activity from the user (or the team),
+   * or the scheduled welcome check, retries without waiting for the lease. Losing the race here
+   * is harmless.
    */
   async release(claim: WelcomeClaim, reason: string): Promise<void> {
     const table = await this.table();
@@ -207,10 +215,11 @@ export class WelcomeLedger {
     owner: string,
     etag: string | undefined,
     attempt: number,
+    leaseUntil: string,
     takenOver: boolean,
   ): WelcomeClaim {
     if (etag === undefined) throw new Error("Table service answered a write without an ETag");
-    return { subject, owner, etag, attempt, takenOver };
+    return { subject, owner, etag, attempt, leaseUntil, takenOver };
   }
 
   private async read(

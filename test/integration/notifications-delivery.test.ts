@@ -1,8 +1,12 @@
+import { HttpRequest, type HttpResponseInit, InvocationContext } from "@azure/functions";
+
+import { createNotificationsApi } from "../../functions/notifications-api";
 import {
   BotbuilderConnector,
   botFrameworkAuthentication,
 } from "../../shared/connector/botbuilder-connector";
 import type { TeamsConnector } from "../../shared/connector/teams-connector";
+import type { NotificationStatus } from "../../shared/notifications/status";
 import { WORK_KIND_PROPERTY } from "../../shared/queue/queue-port";
 import { NotificationsHarness } from "./notifications-harness";
 
@@ -294,21 +298,23 @@ describe("notification delivery (Service Bus trigger, Azurite, Teams simulator)"
 
 describe("notification delivery when something unexpected breaks", () => {
   let h: NotificationsHarness;
-  let breakNextSend = false;
+  /** Sends still to fail with a non-HTTP error (a bug, not a Teams answer). */
+  let brokenSends = 0;
 
   beforeAll(async () => {
     const real: { connector?: TeamsConnector } = {};
     const connector: TeamsConnector = {
       createPersonalConversation: (input) => real.connector!.createPersonalConversation(input),
       sendActivity: (input) => {
-        if (breakNextSend) {
-          breakNextSend = false;
+        if (brokenSends > 0) {
+          brokenSends -= 1;
           return Promise.reject(new TypeError("simulated bug"));
         }
         return real.connector!.sendActivity(input);
       },
     };
-    h = await NotificationsHarness.start({}, { connector });
+    // The queue dead-letters after 3 deliveries (Bicep ties maxDeliveryCount to this setting).
+    h = await NotificationsHarness.start({ MaxDeliveryAttempts: "3" }, { connector });
     real.connector = new BotbuilderConnector(botFrameworkAuthentication(h.config), undefined, {
       botId: h.sim.botId,
     });
@@ -319,7 +325,7 @@ describe("notification delivery when something unexpected breaks", () => {
     const user = h.sim.addUser();
     await h.seedUser(user, h.sim.personalConversationId(user));
     const request = h.request({ recipients: [{ teamsUserId: user.id }] });
-    breakNextSend = true;
+    brokenSends = 1;
     await expect(
       h.deliver({ body: request, messageId: request.id, deliveryCount: 1 }),
     ).rejects.toThrow("simulated bug");
@@ -338,11 +344,95 @@ describe("notification delivery when something unexpected breaks", () => {
     });
   });
 
+  it("records failed on the last delivery of a message that keeps failing unexpectedly, before it is dead-lettered", async () => {
+    const user = h.sim.addUser();
+    await h.seedUser(user, h.sim.personalConversationId(user));
+    const request = h.request({ recipients: [{ teamsUserId: user.id }] });
+    const api = createNotificationsApi(() => h.services);
+    const status = async () => {
+      const response = await api.status(
+        new HttpRequest({
+          method: "GET",
+          url: `https://herald.example/api/notifications/${request.id}`,
+          params: { id: request.id },
+        }),
+        new InvocationContext({ logHandler: () => {} }),
+      );
+      expect(response.status).toBe(200);
+      return (response as HttpResponseInit).jsonBody as NotificationStatus;
+    };
+    brokenSends = 3;
+
+    for (const deliveryCount of [1, 2]) {
+      await expect(
+        h.deliver({ body: request, messageId: request.id, deliveryCount }),
+      ).rejects.toThrow("simulated bug");
+      const row = await h.ledger.get(request.id, `teamsUserId:${user.id}`);
+      expect(row?.state).toBe("sending");
+      expect(row?.lastError).toBe(`unexpected: simulated bug (delivery ${deliveryCount})`);
+      expect(await status()).toMatchObject({
+        state: "in-progress",
+        counts: { total: 1, pending: 1, failed: 0 },
+        recipients: [{ state: "pending", lastError: row?.lastError }],
+      });
+    }
+
+    // The broker's last delivery (maxDeliveryCount 3): still rethrown, so it is dead-lettered,
+    // but the ledger and the status API now show the final outcome.
+    await expect(
+      h.deliver({ body: request, messageId: request.id, deliveryCount: 3 }),
+    ).rejects.toThrow("simulated bug");
+    expect(await h.ledger.get(request.id, `teamsUserId:${user.id}`)).toMatchObject({
+      state: "failed",
+      deliveryCount: 3,
+      lastError: "unexpected: simulated bug (delivery 3, the last: dead-lettered)",
+    });
+    const final = await status();
+    expect(final).toMatchObject({
+      state: "completed",
+      counts: { total: 1, pending: 0, failed: 1 },
+      recipients: [
+        { state: "failed", lastError: expect.stringContaining("dead-lettered") as unknown },
+      ],
+    });
+    expect(final.lastError).toContain("dead-lettered");
+    expect(h.sim.messagesToUser(user)).toHaveLength(0);
+  });
+
+  it("records failed on the last delivery of a fanned-out delivery work item, leaving the other recipients alone", async () => {
+    const [ok, broken] = [h.sim.addUser(), h.sim.addUser()];
+    for (const u of [ok, broken]) await h.seedUser(u, h.sim.personalConversationId(u));
+    const request = h.request({ recipients: [{ teamsUserId: ok.id }, { teamsUserId: broken.id }] });
+    await h.deliver({ body: request, messageId: request.id });
+    const items = h.queue.takeAll();
+    const itemFor = (u: typeof ok) => items.find((m) => JSON.stringify(m.body).includes(u.id))!;
+    await h.deliverQueued(itemFor(ok));
+
+    brokenSends = 3;
+    for (const deliveryCount of [1, 2, 3]) {
+      await expect(
+        h.deliver({
+          body: itemFor(broken).body,
+          messageId: itemFor(broken).messageId!,
+          deliveryCount,
+          applicationProperties: itemFor(broken).applicationProperties!,
+        }),
+      ).rejects.toThrow("simulated bug");
+      expect((await h.ledger.get(request.id, `teamsUserId:${broken.id}`))?.state).toBe(
+        deliveryCount < 3 ? "sending" : "failed",
+      );
+    }
+    expect(await h.services.status.get(request.id)).toMatchObject({
+      state: "completed",
+      counts: { total: 2, sent: 1, failed: 1, pending: 0 },
+    });
+  });
+
   it("lets a live claim of another message finish instead of sending a second copy", async () => {
     const user = h.sim.addUser();
     await h.seedUser(user, h.sim.personalConversationId(user));
     const request = h.request({ recipients: [{ teamsUserId: user.id }] });
-    breakNextSend = true;
+    brokenSends = 1;
     await expect(h.deliver({ body: request, messageId: "copy-a" })).rejects.toThrow();
 
     // A different message for the same request and recipient (a duplicate request copy).

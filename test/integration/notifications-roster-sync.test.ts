@@ -13,6 +13,7 @@ describe("notifications queue: roster-sync work items", () => {
       {
         pacing: false,
         rosterSync: (job, log) => bot!.syncTeamRoster(job as never, log),
+        welcomeCheck: (job, log) => bot!.checkWelcome(job, log),
       },
     );
     bot = createBotServices(h.config, memoryLogger(), h.queue, { tables: h.tables });

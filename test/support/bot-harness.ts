@@ -27,6 +27,8 @@ export interface BotHarness {
   startupLog: ReturnType<typeof memoryLogger>;
   /** Test clock the bot's stores and welcome ledger read; move it with `advance`. */
   advance(ms: number): void;
+  /** The test clock's time. */
+  now(): Date;
   /** Calls the exported Functions handler as the host would, with this activity as body. */
   post(
     activity: unknown,
@@ -75,6 +77,7 @@ export async function startBotHarness(options: BotHarnessOptions = {}): Promise<
     advance: (ms) => {
       offset += ms;
     },
+    now: clock,
     async post(activity, init = {}) {
       const logs: string[] = [];
       const request = new HttpRequest({

@@ -32,6 +32,7 @@ describe("notifications queue handler", () => {
       request: record("request"),
       delivery: record("delivery"),
       "roster-sync": record("roster-sync"),
+      "welcome-check": record("welcome-check"),
     };
     return { calls, handler: createNotificationsQueueHandler(() => handlers) };
   }
@@ -47,14 +48,17 @@ describe("notifications queue handler", () => {
     ]);
   });
 
-  it.each(["delivery", "roster-sync"])("dispatches heraldKind %s to its handler", async (kind) => {
-    const { calls, handler } = recordingHandlers();
-    await handler(
-      { x: 1 },
-      context({ messageId: "m", deliveryCount: 1, applicationProperties: { heraldKind: kind } }),
-    );
-    expect(calls.map((c) => c.kind)).toEqual([kind]);
-  });
+  it.each(["delivery", "roster-sync", "welcome-check"])(
+    "dispatches heraldKind %s to its handler",
+    async (kind) => {
+      const { calls, handler } = recordingHandlers();
+      await handler(
+        { x: 1 },
+        context({ messageId: "m", deliveryCount: 1, applicationProperties: { heraldKind: kind } }),
+      );
+      expect(calls.map((c) => c.kind)).toEqual([kind]);
+    },
+  );
 
   it("leaves a message of an unknown kind to the broker's redelivery instead of dropping it", async () => {
     const { calls, handler } = recordingHandlers();
