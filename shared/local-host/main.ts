@@ -1,0 +1,407 @@
+import { readFileSync } from "node:fs";
+import { isAbsolute, join, relative, resolve } from "node:path";
+
+import type { LogHandler } from "@azure/functions";
+
+import { type Config, loadConfig } from "../config";
+import { ConfigError } from "../errors";
+import { registeredFunctions, type Registration } from "../registry";
+import { type RunningAzurite, startAzuriteTables } from "./azurite";
+import { acquireFolderLock, type FolderLock, LOCK_FILE } from "./folder-lock";
+import { functionEntryFiles, loadFunctionModules } from "./function-loader";
+import { type LocalHostOptions, type RunningLocalHost, startLocalHost } from "./local-host";
+import { findProjectRoot, mergeSettings, readHostJson, readLocalSettings } from "./settings";
+
+/** Azurite's usual Table port: what `UseDevelopmentStorage=true` and the sample point at. */
+export const AZURITE_TABLE_PORT = 10002;
+export const DATA_FOLDER = ".data";
+
+export interface DevelopmentHostOptions {
+  readonly projectRoot?: string;
+  /** The process environment; wins over local.settings.json, which wins over the defaults. */
+  readonly env?: NodeJS.ProcessEnv;
+  /** Write the resolved settings into `process.env`, where the functions read them. */
+  readonly applyToProcessEnv?: boolean;
+  /** 7071 unless PORT says otherwise; 0 takes a free port. */
+  readonly port?: number;
+  readonly azuritePort?: number;
+  /** Registrations to serve; by default the modules package.json `main` names are loaded. */
+  readonly loadFunctions?: () => readonly Registration[];
+  /** Local queue tuning (lock duration, poll interval…); the reliability suite shortens locks. */
+  readonly queueOptions?: LocalHostOptions["queueOptions"];
+  readonly out?: (line: string) => void;
+  /** Where the functions' `context.log` lines and the access log go; the console by default. */
+  readonly logHandlerFor?: (functionName: string) => LogHandler;
+}
+
+export interface RunningDevelopmentHost {
+  readonly config: Config;
+  readonly host: RunningLocalHost;
+  readonly azurite: RunningAzurite | undefined;
+  /** The settings the functions see. */
+  readonly settings: Readonly<Record<string, string>>;
+  close(): Promise<void>;
+}
+
+type TablesPlan =
+  { kind: "embedded"; port: number; explicit: boolean } | { kind: "external"; description: string };
+
+/** Start Azurite only when the settings point at the local development account (or nowhere). */
+function planTables(values: Readonly<Record<string, string>>, port: number): TablesPlan {
+  const uri = values.TableStorageConnection__tableServiceUri?.trim();
+  if (uri) return { kind: "external", description: uri };
+  const connection = values.TableStorageConnection?.trim();
+  if (!connection) return { kind: "embedded", port, explicit: false };
+  if (/^UseDevelopmentStorage=true;?$/i.test(connection)) {
+    return { kind: "embedded", port: AZURITE_TABLE_PORT, explicit: true };
+  }
+  const endpoint =
+    /TableEndpoint=http:\/\/(?:127\.0\.0\.1|localhost):(\d+)\/devstoreaccount1/i.exec(connection);
+  if (endpoint) return { kind: "embedded", port: Number(endpoint[1]), explicit: true };
+  return { kind: "external", description: "TableStorageConnection (connection string)" };
+}
+
+interface StartedTables {
+  readonly azurite: RunningAzurite | undefined;
+  /** Where the data lives; undefined when in memory or in someone else's Azurite. */
+  readonly dataDir: string | undefined;
+}
+
+async function startTables(
+  plan: TablesPlan & { kind: "embedded" },
+  dataDir: string,
+  out: (line: string) => void,
+): Promise<StartedTables> {
+  // One Azurite per data folder: two writing the same database file would corrupt it.
+  const lock = acquireFolderLock(dataDir);
+  const folder = lock ? dataDir : undefined;
+  if (!lock) {
+    out(
+      `${dataDir} is in use by another npm start (pid file ${join(dataDir, LOCK_FILE)}): this one keeps its tables in memory.`,
+    );
+  }
+  const start = (port: number) =>
+    startAzuriteTables({ port, ...(folder !== undefined ? { dataDir: folder } : {}) });
+  try {
+    try {
+      return { azurite: wrapClose(await start(plan.port), lock), dataDir: folder };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EADDRINUSE") throw error;
+      if (plan.explicit) {
+        // The settings name that port: most likely the developer's own Azurite. Use it.
+        out(`Port ${plan.port} is in use: using the Azurite already listening there.`);
+        lock?.release();
+        return { azurite: undefined, dataDir: undefined };
+      }
+      out(`Port ${plan.port} is in use: starting Azurite on a free port instead.`);
+      return { azurite: wrapClose(await start(0), lock), dataDir: folder };
+    }
+  } catch (error) {
+    lock?.release();
+    throw error;
+  }
+}
+
+function wrapClose(azurite: RunningAzurite, lock: FolderLock | undefined): RunningAzurite {
+  return {
+    ...azurite,
+    close: async () => {
+      try {
+        await azurite.close();
+      } finally {
+        lock?.release();
+      }
+    },
+  };
+}
+
+/**
+ * `npm start`: Azurite's Table service with its data in `.data/azurite`, the settings
+ * (defaults < local.settings.json < environment) validated by `loadConfig`, the functions
+ * package.json `main` names, served on http://127.0.0.1:7071/api/… with the local queue drained.
+ */
+export async function startDevelopmentHost(
+  options: DevelopmentHostOptions = {},
+): Promise<RunningDevelopmentHost> {
+  const out = options.out ?? ((line: string) => console.log(line));
+  const env = options.env ?? process.env;
+  const root = options.projectRoot ?? findProjectRoot();
+  const data = join(root, DATA_FOLDER);
+  const local = readLocalSettings(root);
+  const merged = mergeSettings(
+    // NotificationsQueueName has a default in loadConfig, but bindings name it as
+    // %NotificationsQueueName%, which must resolve to an app setting.
+    { LocalQueueDirectory: join(DATA_FOLDER, "queue"), NotificationsQueueName: "notifications" },
+    local,
+    env,
+  );
+  const values = { ...merged.values };
+  // The functions and the CLI resolve a relative folder against their working directory.
+  if (values.LocalQueueDirectory?.trim()) {
+    values.LocalQueueDirectory = resolve(root, values.LocalQueueDirectory);
+  }
+
+  const plan = planTables(values, options.azuritePort ?? AZURITE_TABLE_PORT);
+  let azurite: RunningAzurite | undefined;
+  let tablesDataDir: string | undefined;
+  if (plan.kind === "embedded") {
+    const started = await startTables(plan, join(data, "azurite"), out);
+    azurite = started.azurite;
+    tablesDataDir = started.dataDir;
+    if (azurite) values.TableStorageConnection = azurite.connectionString;
+  }
+
+  let host: RunningLocalHost | undefined;
+  try {
+    const config = loadConfig(values);
+    if (options.applyToProcessEnv ?? true) {
+      for (const [key, value] of Object.entries(values)) process.env[key] = value;
+    }
+    const registrations = (options.loadFunctions ?? loadFromPackageMain(root))();
+    const hostJson = readHostJson(root);
+    const queueDirectory =
+      config.serviceBus.kind === "none" ? config.localQueueDirectory : undefined;
+    host = await startLocalHost({
+      registrations,
+      settings: values,
+      port: options.port ?? portFrom(env),
+      hostJson,
+      queueDirectory,
+      // In Azure the queue's max delivery count is MaxDeliveryAttempts (infra sets both from
+      // one parameter); the processor relies on that to know a delivery is the last one.
+      queueOptions: { maxDeliveryCount: config.maxDeliveryAttempts, ...options.queueOptions },
+      ...(options.logHandlerFor !== undefined ? { logHandlerFor: options.logHandlerFor } : {}),
+    });
+    const running = host;
+
+    printBanner(out, {
+      root,
+      host: running,
+      config,
+      azurite,
+      tablesDataDir,
+      plan,
+      localSettings: local !== undefined,
+      shadowed: merged.shadowed,
+      hostJson,
+    });
+
+    let closing: Promise<void> | undefined;
+    return {
+      config,
+      host: running,
+      azurite,
+      settings: values,
+      close: () =>
+        (closing ??= (async () => {
+          await running.close();
+          await azurite?.close();
+        })()),
+    };
+  } catch (error) {
+    await host?.close();
+    await azurite?.close();
+    throw error;
+  }
+}
+
+function portFrom(env: NodeJS.ProcessEnv): number {
+  const raw = env.PORT?.trim();
+  if (!raw) return 7071;
+  const port = Number(raw);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new ConfigError(`PORT: "${raw}" is not a port number`);
+  }
+  return port;
+}
+
+/** Loads the built function modules, quieting the library's "no host here" warnings. */
+function loadFromPackageMain(root: string): () => readonly Registration[] {
+  return () => {
+    const files = functionEntryFiles(root);
+    const warn = console.warn;
+    // Outside the Functions host, @azure/functions warns once per app.* call that it is in
+    // "test mode" and skips registration; here that is expected (shared/registry.ts keeps
+    // the registrations), so those lines would only mislead.
+    console.warn = (...args: unknown[]) => {
+      const first = typeof args[0] === "string" ? args[0] : "";
+      if (
+        /^WARNING: (Failed to detect the Azure Functions runtime|Skipping call to register)/.test(
+          first,
+        )
+      ) {
+        return;
+      }
+      warn(...args);
+    };
+    try {
+      loadFunctionModules(files);
+    } finally {
+      console.warn = warn;
+    }
+    return registeredFunctions();
+  };
+}
+
+function printBanner(
+  out: (line: string) => void,
+  info: {
+    root: string;
+    host: RunningLocalHost;
+    config: Config;
+    azurite: RunningAzurite | undefined;
+    tablesDataDir: string | undefined;
+    plan: TablesPlan;
+    localSettings: boolean;
+    shadowed: readonly string[];
+    hostJson: { maxConcurrentCalls: number };
+  },
+): void {
+  const { host, config } = info;
+  const rel = (path: string) => {
+    const inside = relative(info.root, path);
+    return inside === "" ? "." : inside.startsWith("..") || isAbsolute(inside) ? path : inside;
+  };
+  const width = Math.max(
+    0,
+    ...host.http.routes.map((r) => r.functionName.length),
+    ...host.queues.map((q) => q.functionName.length),
+  );
+  out("");
+  out("Herald local host (the same handlers the Functions host runs; no Core Tools needed)");
+  out("");
+  out("Functions:");
+  for (const route of host.http.routes) {
+    const methods = [...route.methods].join(",");
+    const auth =
+      route.authLevel === "anonymous"
+        ? ""
+        : `  (authLevel ${route.authLevel}: not enforced locally, as with Core Tools)`;
+    out(`  ${route.functionName.padEnd(width)}  [${methods}] ${host.http.urlOf(route)}${auth}`);
+  }
+  for (const { functionName, queue } of host.queues) {
+    out(
+      `  ${functionName.padEnd(width)}  serviceBusTrigger: local queue "${queue.queueName}" in ${rel(queue.path)}` +
+        ` (up to ${info.hostJson.maxConcurrentCalls} at once, dead-letter after ${queue.maxDeliveryCount} deliveries)`,
+    );
+  }
+  for (const { functionName, reason } of host.skipped) {
+    out(`  ${functionName.padEnd(width)}  serviceBusTrigger: NOT RUN (${reason})`);
+  }
+  out("");
+  if (info.azurite) {
+    const where = info.tablesDataDir ? `data in ${rel(info.tablesDataDir)}` : "data in memory only";
+    out(`Table Storage: Azurite ${info.azurite.tableEndpoint}, ${where}`);
+  } else if (info.plan.kind === "embedded") {
+    out("Table Storage: the Azurite already running on the configured port");
+  } else {
+    out(`Table Storage: ${info.plan.description}`);
+  }
+  if (config.serviceBus.kind !== "none") {
+    out(
+      "Service Bus: ServiceBusConnection is set, so the functions send to Service Bus; this local host does not receive from it (func start does). Unset it to use the local queue.",
+    );
+  }
+  out(
+    `Settings: built-in defaults${info.localSettings ? " < local.settings.json" : ""} < environment` +
+      (info.shadowed.length > 0
+        ? ` (environment overrides local.settings.json for ${info.shadowed.join(", ")})`
+        : ""),
+  );
+  if (config.bot.kind === "anonymous") {
+    const bar = "!".repeat(78);
+    out("");
+    out(bar);
+    out("!! WARNING: MicrosoftAppId is not set. The bot endpoint accepts ANONYMOUS requests");
+    out("!! (no Bot Framework token is checked) and replies without authenticating.");
+    out("!! This is for local development with the Agents Playground only; a deployment");
+    out("!! refuses to start without MicrosoftAppId.");
+    out(bar);
+  } else {
+    out(`Bot: ${config.bot.appType} app ${config.bot.appId} (Bot Framework tokens required)`);
+  }
+  out("");
+  out("Chat with the bot: npm run playground (in another terminal). Stop: Ctrl+C.");
+  out("");
+}
+
+/** The `npm start` process: start, then stop cleanly on Ctrl+C / SIGTERM. */
+async function main(): Promise<void> {
+  let running: RunningDevelopmentHost;
+  try {
+    running = await startDevelopmentHost();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(
+        `\nnpm start: ${error.message}\n\nFix the setting in local.settings.json or the environment.`,
+      );
+    } else if ((error as NodeJS.ErrnoException).code === "EADDRINUSE") {
+      console.error(
+        `\nnpm start: ${(error as Error).message}. Is another npm start or func start running? Set PORT to use another port.`,
+      );
+    } else {
+      console.error(`\nnpm start failed: ${(error as Error).stack ?? String(error)}`);
+    }
+    process.exit(1);
+  }
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      console.error(`${signal} again: exiting without waiting`);
+      process.exit(1);
+    }
+    stopping = true;
+    console.log(`\n${signal}: stopping (finishing the messages in flight)…`);
+    running.close().then(
+      () => {
+        console.log("Stopped.");
+        process.exit(0);
+      },
+      (error: unknown) => {
+        console.error(`Stopping failed: ${(error as Error).stack ?? String(error)}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
+  watchLauncher(() => stop("SIGTERM"));
+}
+
+/**
+ * `npm start` runs this under `sh -c`, which does not pass on a SIGTERM sent to npm alone
+ * (a process manager, `kill <npm pid>`): without this watch the host would outlive npm and
+ * keep port 7071 and the data folder. Linux names the grandparent in /proc; elsewhere only
+ * the parent is watched.
+ */
+function watchLauncher(onGone: () => void): void {
+  if (process.env.npm_lifecycle_event === undefined) return;
+  const parent = process.ppid;
+  let launcher: number | undefined;
+  try {
+    const stat = readFileSync(`/proc/${parent}/stat`, "utf8");
+    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+    if (Number.isInteger(ppid) && ppid > 1) launcher = ppid;
+  } catch {
+    launcher = undefined;
+  }
+  const timer = setInterval(() => {
+    if (process.ppid !== parent || (launcher !== undefined && !isAlive(launcher))) {
+      clearInterval(timer);
+      onGone();
+    }
+  }, 1000);
+  timer.unref();
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+// Also checks the file name: a bundle that includes this module (esbuild) is itself require.main.
+if (require.main === module && /[\\/]local-host[\\/]main\.js$/.test(__filename)) void main();
