@@ -1,4 +1,4 @@
-import { TableFactory,TABLES } from "../../shared/store/table-factory";
+import { TableFactory, TABLES } from "../../shared/store/table-factory";
 import { testConfig } from "../support/test-config";
 
 describe("TableFactory", () => {
