@@ -1,4 +1,5 @@
 import { type DeliveryLedger, type DeliveryState } from "../store/delivery-ledger";
+import { withoutUndefined } from "../store/entities";
 import type { NotificationRequestStore, StoredRequest } from "../store/notification-requests";
 import type { FieldError, Recipient } from "./schema";
 
@@ -48,10 +49,6 @@ function visibleState(state: DeliveryState): RecipientState {
   return state === "sending" ? "pending" : state;
 }
 
-function compact<T extends object>(value: T): T {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
-}
-
 /** Reads a request's per-recipient states with counts (`GET /api/notifications/{id}`). */
 export class NotificationStatusReader {
   constructor(
@@ -76,7 +73,7 @@ export class NotificationStatusReader {
         continue;
       }
       recipients.push(
-        compact({
+        withoutUndefined({
           recipient: row.recipient,
           state,
           attempts: row.attempts,
@@ -89,7 +86,7 @@ export class NotificationStatusReader {
         }),
       );
     }
-    return compact({
+    return withoutUndefined({
       id: stored.id,
       state: overallState(stored, counts),
       tenantId: stored.tenantId,

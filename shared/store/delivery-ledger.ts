@@ -2,6 +2,7 @@ import type { TableClient } from "@azure/data-tables";
 
 import { recipientFromParts, recipientKey, recipientParts } from "../notifications/recipients";
 import type { Recipient, RecipientKind } from "../notifications/schema";
+import { withoutUndefined } from "./entities";
 import { encodeKey, isRestError, odata, type TableFactory, TABLES } from "./table-factory";
 import { mapLimited } from "./user-references";
 
@@ -108,16 +109,12 @@ export function deliveryPartitionKey(requestId: string): string {
   return encodeKey(requestId);
 }
 
-function compact<T extends object>(value: T): T {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
-}
-
 function fromEntity(entity: DeliveryEntity & { etag?: string }): Delivery {
   const recipient = recipientFromParts(
     entity.recipientKind as RecipientKind,
     entity.recipientValue,
   );
-  return compact({
+  return withoutUndefined({
     requestId: entity.requestId,
     recipientKey: recipientKey(recipient),
     recipient,
@@ -141,7 +138,7 @@ function fromEntity(entity: DeliveryEntity & { etag?: string }): Delivery {
 
 function toEntity(delivery: Omit<Delivery, "etag">): DeliveryEntity {
   const { kind, value } = recipientParts(delivery.recipient);
-  return compact({
+  return withoutUndefined({
     partitionKey: deliveryPartitionKey(delivery.requestId),
     rowKey: encodeKey(delivery.recipientKey),
     requestId: delivery.requestId,

@@ -1,6 +1,7 @@
 import type { TableClient } from "@azure/data-tables";
 
 import type { FieldError, NotificationMessage } from "../notifications/schema";
+import { withoutUndefined } from "./entities";
 import { encodeKey, isRestError, type TableFactory, TABLES } from "./table-factory";
 
 /**
@@ -62,16 +63,12 @@ type RequestEntity = {
 
 const ROW_KEY = "request";
 
-function compact<T extends object>(value: T): T {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
-}
-
 function parseJson<T>(text: string | undefined): T | undefined {
   return text === undefined || text === "" ? undefined : (JSON.parse(text) as T);
 }
 
 function fromEntity(entity: RequestEntity & { etag?: string }): StoredRequest {
-  return compact({
+  return withoutUndefined({
     id: entity.id,
     state: entity.state as RequestState,
     source: entity.source === "http" ? "http" : "queue",
@@ -91,7 +88,7 @@ function fromEntity(entity: RequestEntity & { etag?: string }): StoredRequest {
 }
 
 function toEntity(request: Omit<StoredRequest, "etag">): RequestEntity {
-  return compact({
+  return withoutUndefined({
     partitionKey: encodeKey(request.id),
     rowKey: ROW_KEY,
     id: request.id,
@@ -160,7 +157,7 @@ export class NotificationRequestStore {
         options.ifUnchanged === true
           ? await table.updateEntity(next, "Replace", { etag: current.etag })
           : await table.updateEntity(
-              compact({
+              withoutUndefined({
                 partitionKey: next.partitionKey,
                 rowKey: next.rowKey,
                 ...patch,

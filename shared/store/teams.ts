@@ -1,5 +1,6 @@
 import type { TableClient } from "@azure/data-tables";
 
+import { readEntity, type StoredEntity, updateWithEtag, withoutUndefined } from "./entities";
 import { encodeKey, isRestError, odata, type TableFactory, TABLES } from "./table-factory";
 
 /**
@@ -66,13 +67,9 @@ export function teamMembersPartitionKey(tenantId: string, teamId: string): strin
   return `${encodeKey(tenantId.toLowerCase())}|${encodeKey(teamId)}`;
 }
 
-function defined<T extends object>(value: T): T {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
-}
-
 function toReference(entity: TeamEntity): TeamReference {
   const { partitionKey: _pk, rowKey: _rk, ...rest } = entity;
-  return defined(rest);
+  return withoutUndefined(rest);
 }
 
 export class TeamStore {
@@ -93,7 +90,7 @@ export class TeamStore {
       const existing = await this.read(teams, observation.tenantId, observation.teamId);
       const stamp = this.clock().toISOString();
       const old = existing?.entity;
-      const next: TeamEntity = defined({
+      const next: TeamEntity = withoutUndefined({
         ...old,
         partitionKey: teamPartitionKey(observation.tenantId),
         rowKey: encodeKey(observation.teamId),
@@ -259,41 +256,20 @@ export class TeamStore {
     teamId: string,
     change: (entity: TeamEntity) => TeamEntity | undefined,
   ): Promise<void> {
-    const teams = await this.teams();
-    for (let attempt = 1; ; attempt++) {
-      const existing = await this.read(teams, tenantId, teamId);
-      if (existing === undefined) return;
-      const next = change(existing.entity);
-      if (next === undefined) return;
-      try {
-        await teams.updateEntity(
-          defined({ ...next, updatedAt: this.clock().toISOString() }),
-          "Replace",
-          { etag: existing.etag },
-        );
-        return;
-      } catch (error) {
-        if (!isRestError(error, 412) || attempt >= MAX_ATTEMPTS) throw error;
-      }
-    }
+    await updateWithEtag(
+      await this.teams(),
+      { partitionKey: teamPartitionKey(tenantId), rowKey: encodeKey(teamId) },
+      change,
+      { now: this.clock, maxAttempts: MAX_ATTEMPTS },
+    );
   }
 
-  private async read(
-    teams: TableClient,
+  private read(
+    table: TableClient,
     tenantId: string,
     teamId: string,
-  ): Promise<{ entity: TeamEntity; etag: string } | undefined> {
-    try {
-      const entity = await teams.getEntity<TeamEntity>(
-        teamPartitionKey(tenantId),
-        encodeKey(teamId),
-      );
-      const { etag, timestamp: _timestamp, ...rest } = entity;
-      return { entity: rest, etag };
-    } catch (error) {
-      if (isRestError(error, 404)) return undefined;
-      throw error;
-    }
+  ): Promise<StoredEntity<TeamEntity> | undefined> {
+    return readEntity<TeamEntity>(table, teamPartitionKey(tenantId), encodeKey(teamId));
   }
 
   private teams(): Promise<TableClient> {

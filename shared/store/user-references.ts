@@ -1,5 +1,6 @@
 import type { TableClient, TableEntity } from "@azure/data-tables";
 
+import { readEntity, type StoredEntity, updateWithEtag, withoutUndefined } from "./entities";
 import { encodeKey, isRestError, type TableFactory, TABLES } from "./table-factory";
 
 /**
@@ -116,10 +117,6 @@ function sameText(a: string | undefined, b: string | undefined): boolean {
   return (a ?? "").toLowerCase() === (b ?? "").toLowerCase();
 }
 
-function defined<T extends object>(value: T): T {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
-}
-
 function blankToUndefined(value: string | undefined): string | undefined {
   const trimmed = value?.trim();
   return trimmed === undefined || trimmed === "" ? undefined : trimmed;
@@ -131,7 +128,7 @@ function toReference(entity: UserEntity): UserReference {
     const value = record[name];
     return typeof value === "string" && value !== "" ? value : undefined;
   };
-  return defined({
+  return withoutUndefined({
     tenantId: text("tenantId") ?? "",
     teamsUserId: text("teamsUserId") ?? "",
     aadObjectId: text("aadObjectId"),
@@ -171,7 +168,7 @@ function merge(
   if (existing === undefined) {
     return {
       changed: true,
-      entity: defined({
+      entity: withoutUndefined({
         ...base,
         aadObjectId,
         name: blankToUndefined(o.name),
@@ -190,7 +187,7 @@ function merge(
   const old = existing.entity;
   const newerUrl = observedAt >= (old.serviceUrlObservedAt ?? "");
   const status = nextStatus(old.status, o.learnedFrom);
-  const next: UserEntity = defined({
+  const next: UserEntity = withoutUndefined({
     ...old,
     ...base,
     aadObjectId: aadObjectId ?? old.aadObjectId,
@@ -366,29 +363,17 @@ export class UserReferenceStore {
     });
   }
 
-  /** Read, change, write back with the ETag; `change` returns undefined for "nothing to do". */
   private async mutate(
     tenantId: string,
     teamsUserId: string,
     change: (entity: UserEntity) => UserEntity | undefined,
   ): Promise<void> {
-    const users = await this.users();
-    for (let attempt = 1; ; attempt++) {
-      const existing = await this.read(users, tenantId, teamsUserId);
-      if (existing === undefined) return;
-      const next = change(existing.entity);
-      if (next === undefined) return;
-      try {
-        await users.updateEntity(
-          defined({ ...next, updatedAt: this.clock().toISOString() }),
-          "Replace",
-          { etag: existing.etag },
-        );
-        return;
-      } catch (error) {
-        if (!isRestError(error, 412) || attempt >= MAX_ATTEMPTS) throw error;
-      }
-    }
+    await updateWithEtag(
+      await this.users(),
+      { partitionKey: userPartitionKey(tenantId), rowKey: userRowKey(teamsUserId) },
+      change,
+      { now: this.clock, maxAttempts: MAX_ATTEMPTS },
+    );
   }
 
   private async viaIndex(tenantId: string, rowKey: string): Promise<UserReference | undefined> {
@@ -428,22 +413,12 @@ export class UserReferenceStore {
     }
   }
 
-  private async read(
-    users: TableClient,
+  private read(
+    table: TableClient,
     tenantId: string,
     teamsUserId: string,
-  ): Promise<Stored | undefined> {
-    try {
-      const entity = await users.getEntity<UserEntity>(
-        userPartitionKey(tenantId),
-        userRowKey(teamsUserId),
-      );
-      const { etag, timestamp: _timestamp, ...rest } = entity;
-      return { entity: rest, etag };
-    } catch (error) {
-      if (isRestError(error, 404)) return undefined;
-      throw error;
-    }
+  ): Promise<StoredEntity<UserEntity> | undefined> {
+    return readEntity<UserEntity>(table, userPartitionKey(tenantId), userRowKey(teamsUserId));
   }
 
   private users(): Promise<TableClient> {

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 
 import type { TableClient } from "@azure/data-tables";
 
+import { withoutUndefined } from "./entities";
 import { encodeKey, isRestError, type TableFactory, TABLES } from "./table-factory";
 
 /**
@@ -246,8 +247,4 @@ export class WelcomeLedger {
   private table(): Promise<TableClient> {
     return this.tables.table(TABLES.welcomes);
   }
-}
-
-function withoutUndefined<T extends object>(value: T): T {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }
