@@ -12,10 +12,22 @@ const httpUrl = z
   .trim()
   .refine((v) => /^https?:\/\/[^\s/]+/i.test(v), "must be an http(s) URL");
 
+/**
+ * Ids become Table Storage keys (1 KiB at most, and `encodeKey` may triple a character), so
+ * an oversized one must be a 400 here, not a storage error (500) later. Teams' own ids are far
+ * shorter: `29:…` about 90 characters, tenant and AAD object ids are GUIDs.
+ */
+const MAX_ID = 256;
+const MAX_TENANT_ID = 64;
+const identifier = (max: number) =>
+  z.string().min(1, "must not be empty").max(max, `must be at most ${max} characters`);
+const optionalIdentifier = (max: number) =>
+  z.string().max(max, `must be at most ${max} characters`).nullish();
+
 const account = z.object({
-  id: z.string().min(1, "must not be empty"),
+  id: identifier(MAX_ID),
   name: text,
-  aadObjectId: text,
+  aadObjectId: optionalIdentifier(MAX_ID),
 });
 
 const mention = z.object({
@@ -41,16 +53,16 @@ export const activitySchema = z.object({
   from: account,
   recipient: account,
   conversation: z.object({
-    id: z.string().min(1, "must not be empty"),
+    id: identifier(MAX_ID),
     conversationType: text,
-    tenantId: text,
+    tenantId: optionalIdentifier(MAX_TENANT_ID),
     isGroup: z.boolean().nullish(),
     name: text,
   }),
   channelData: z
     .object({
-      tenant: z.object({ id: z.string().min(1) }).nullish(),
-      team: z.object({ id: z.string().min(1), name: text, aadGroupId: text }).nullish(),
+      tenant: z.object({ id: identifier(MAX_TENANT_ID) }).nullish(),
+      team: z.object({ id: identifier(MAX_ID), name: text, aadGroupId: text }).nullish(),
       eventType: text,
     })
     .nullish(),

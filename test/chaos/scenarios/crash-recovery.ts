@@ -1,0 +1,267 @@
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+import type { NotificationStatus } from "../../../shared/notifications/status";
+import { LocalQueue } from "../../../shared/queue/local-queue";
+import { startTeamsSimulator, type TeamsSimulator } from "../../simulator";
+import { seededRandom } from "../../simulator/faults";
+import { buildHostBundle, HostProcess } from "../support/host-process";
+import {
+  judge,
+  type PlannedRequest,
+  planRequests,
+  type Tenant,
+  type Verdict,
+} from "../support/workload";
+
+export interface CrashRecoveryOptions {
+  /** Notification requests submitted (half over HTTP, half straight onto the local queue). */
+  readonly requests: number;
+  /** Users installed through the bot endpoint before the run (plus one blocked, one broken). */
+  readonly users: number;
+  /** SIGKILLs, each after a random uptime in `uptimeMs`. */
+  readonly kills: number;
+  readonly uptimeMs: readonly [number, number];
+  readonly seed: number;
+  /** The local queue's lock duration: how long a killed consumer's messages wait. */
+  readonly lockDurationMs: number;
+  /**
+   * `shared`: Table Storage outlives the host, as in Azure (an Azurite the host does not own);
+   * `embedded`: `npm start`'s own Azurite in the killed process, data in `.data/azurite`.
+   */
+  readonly tables: "shared" | "embedded";
+  /** Give up waiting for every request to finish after this long. */
+  readonly settleTimeoutMs: number;
+  readonly log?: (line: string) => void;
+}
+
+export interface CrashRecoveryReport extends Verdict {
+  readonly kills: number;
+  /** Duplicates attributed to each kill (the kill that followed the first copy). */
+  readonly duplicatesPerKill: number[];
+  /** Answers of 500 from the host's HTTP endpoints (never expected). */
+  readonly http500: number;
+  readonly httpRetries: number;
+  /** Messages the local queue dead-lettered (never expected). */
+  readonly deadLettered: number;
+  /** Messages still scheduled for later when every row was final (they will find it final). */
+  readonly scheduledLeft: number;
+  /** Deliveries that found another invocation's live claim and re-checked later. */
+  readonly claimRechecks: number;
+  /** Locks a live consumer lost (renewal late or failed): a second copy may run meanwhile. */
+  readonly locksLost: number;
+  readonly settledAfterMs: number;
+  readonly welcomes: number;
+}
+
+const sleep = (ms: number) => new Promise<void>((done) => setTimeout(done, ms));
+
+/**
+ * Crash recovery: the `npm start` host as a child process, users installed through its bot
+ * endpoint, requests submitted over HTTP and onto the local queue while the host is killed
+ * with SIGKILL at random moments and started again on the same data folder; at the end every
+ * request and recipient must be final as planned, and every copy Teams received beyond the
+ * first is counted.
+ */
+export async function runCrashRecovery(
+  options: CrashRecoveryOptions,
+): Promise<CrashRecoveryReport> {
+  const log = options.log ?? (() => undefined);
+  const random = seededRandom(options.seed);
+  const folder = mkdtempSync(join(tmpdir(), "herald-chaos-"));
+  const sim = await startTeamsSimulator({ seed: options.seed });
+  const settings: Record<string, string> = {
+    TableNamePrefix: `c${randomBytes(5).toString("hex")}`,
+  };
+  if (options.tables === "shared") {
+    const connection = process.env.HERALD_TEST_TABLES_CONNECTION;
+    if (connection === undefined) throw new Error("no shared Azurite (jest global setup)");
+    settings.TableStorageConnection = connection;
+  } else {
+    settings.TableStorageConnection = "";
+  }
+  const script = buildHostBundle(folder);
+  const host = new HostProcess({ script, settings, lockDurationMs: options.lockDurationMs });
+  const queue = new LocalQueue({ directory: join(folder, ".data", "queue") });
+  let httpRetries = 0;
+
+  try {
+    await host.start();
+    log(`host up at ${host.origin}`);
+    const tenant = await installUsers(sim, host, options.users);
+    const plans = planRequests(sim, tenant, options.requests, options.seed);
+
+    // Submit in the background, at a steady pace, so kills land during intake too.
+    let submitted = 0;
+    const submitting = (async () => {
+      const pending = [...plans];
+      const worker = async () => {
+        for (let plan = pending.shift(); plan !== undefined; plan = pending.shift()) {
+          httpRetries += await submit(plan, host, queue);
+          submitted += 1;
+        }
+      };
+      await Promise.all(Array.from({ length: 8 }, worker));
+    })();
+
+    const killTimes: number[] = [];
+    for (let k = 0; k < options.kills; k++) {
+      const [min, max] = options.uptimeMs;
+      await sleep(min + random() * (max - min));
+      killTimes.push(Date.now());
+      await host.crash();
+      log(
+        `kill ${k + 1}: ${submitted}/${plans.length} submitted, ${sim.allActivities().length} activities in Teams`,
+      );
+      // Sometimes stay down a moment: the LOB keeps retrying, the queue keeps filling.
+      if (random() < 0.5) await sleep(random() * 500);
+      await host.start();
+    }
+    await submitting;
+    log(`all ${plans.length} submitted; waiting for the queue to drain`);
+
+    const started = Date.now();
+    const statuses = await settle(plans, host, queue, options.settleTimeoutMs);
+    const settledAfterMs = Date.now() - started;
+    const verdict = judge(sim, plans, statuses);
+    const duplicatesPerKill = killTimes.map(() => 0);
+    for (const at of verdict.duplicateTimes) {
+      const index = killTimes.findIndex((t) => t >= at);
+      if (index >= 0) duplicatesPerKill[index]! += 1;
+    }
+    const counts = await queue.counts();
+    // The host's access log: every 500 any endpoint answered, to the LOB client or to Teams.
+    const http500 = host.logLines(/-> 500 /).length;
+    const rechecks = host.logLines(/checking again/).length;
+    const locksLost = host.logLines(/Lock renewal failed|Settling .* failed/).length;
+    return {
+      ...verdict,
+      kills: killTimes.length,
+      duplicatesPerKill,
+      http500,
+      httpRetries,
+      deadLettered: counts.deadLettered,
+      scheduledLeft: counts.scheduled,
+      claimRechecks: rechecks,
+      locksLost,
+      settledAfterMs,
+      welcomes: sim.allActivities().filter((a) => (a.attachments ?? []).length > 0).length,
+    };
+  } finally {
+    await host.crash();
+    await sim.close();
+    if (process.env.HERALD_CHAOS_KEEP === undefined)
+      rmSync(folder, { recursive: true, force: true });
+    else log(`kept ${folder}`);
+  }
+}
+
+/** Personal installs through the host's bot endpoint: the references carry the simulator's URL. */
+async function installUsers(
+  sim: TeamsSimulator,
+  host: HostProcess,
+  count: number,
+): Promise<Tenant> {
+  const active = sim.addUsers(count);
+  const blocked = sim.addUser({ name: "Blocked User" });
+  const broken = sim.addUser({ name: "Broken User" });
+  const everyone = [...active, blocked, broken];
+  for (let i = 0; i < everyone.length; i += 10) {
+    const results = await Promise.all(
+      everyone.slice(i, i + 10).map((user) =>
+        sim.send(sim.activities.personalInstall(user), {
+          endpoint: `${host.origin}/api/messages`,
+        }),
+      ),
+    );
+    const bad = results.find((r) => r.status !== 200);
+    if (bad !== undefined)
+      throw new Error(`install answered ${bad.status}: ${JSON.stringify(bad.body)}`);
+  }
+  sim.blockUser(blocked);
+  sim.failNext("sendActivity", { status: 500, user: broken, times: 1_000_000 });
+  return { active, blocked, broken };
+}
+
+/**
+ * A LOB app's submission: over HTTP it retries until the host answers 202 (or 409: an earlier
+ * try got through), waiting out the host's restarts; onto the queue it is one durable write.
+ * Returns the number of retries.
+ */
+async function submit(plan: PlannedRequest, host: HostProcess, queue: LocalQueue): Promise<number> {
+  if (plan.via === "queue") {
+    await queue.enqueue([{ body: plan.body, messageId: plan.id }]);
+    return 0;
+  }
+  for (let attempt = 0; ; attempt++) {
+    if (host.running && host.origin !== "") {
+      let status: number | undefined;
+      try {
+        const response = await fetch(`${host.origin}/api/notifications`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify(plan.body),
+        });
+        await response.arrayBuffer();
+        status = response.status;
+      } catch {
+        // The host died under the request: try again once it is back.
+      }
+      if (status === 202 || status === 409) return attempt;
+      // A 500 is counted from the host's log and retried, as a LOB app would.
+      if (status !== undefined && status !== 500)
+        throw new Error(`POST ${plan.id} answered ${status}`);
+    }
+    await sleep(50);
+  }
+}
+
+/**
+ * Waits until the local queue is empty and every request is final, then returns what the
+ * status API says about each request (undefined: it does not know the id).
+ */
+async function settle(
+  plans: readonly PlannedRequest[],
+  host: HostProcess,
+  queue: LocalQueue,
+  timeoutMs: number,
+): Promise<Map<string, NotificationStatus | undefined>> {
+  const deadline = Date.now() + timeoutMs;
+  const statuses = new Map<string, NotificationStatus | undefined>();
+  let open = [...plans];
+  for (;;) {
+    // Messages scheduled for later (claim re-checks, back-offs) may remain: once every row is
+    // final they can only find it final, so the ledger, not the queue, says when it is over.
+    const counts = await queue.counts();
+    if (counts.active + counts.locked === 0 || Date.now() > deadline) {
+      const still: PlannedRequest[] = [];
+      for (let i = 0; i < open.length; i += 16) {
+        const batch = open.slice(i, i + 16);
+        const results = await Promise.all(batch.map((p) => status(host, p.id)));
+        batch.forEach((plan, j) => {
+          const result = results[j];
+          statuses.set(plan.id, result);
+          if (!isFinal(plan, result)) still.push(plan);
+        });
+      }
+      open = still;
+      if (open.length === 0 || Date.now() > deadline) return statuses;
+    }
+    await sleep(250);
+  }
+}
+
+function isFinal(plan: PlannedRequest, status: NotificationStatus | undefined): boolean {
+  if (status === undefined) return false;
+  if (plan.invalid) return status.state === "rejected";
+  return status.state === "completed" && status.counts.total === plan.expected.size;
+}
+
+async function status(host: HostProcess, id: string): Promise<NotificationStatus | undefined> {
+  const response = await fetch(`${host.origin}/api/notifications/${encodeURIComponent(id)}`);
+  if (response.status === 404) return undefined;
+  if (response.status !== 200) throw new Error(`GET ${id} answered ${response.status}`);
+  return (await response.json()) as NotificationStatus;
+}

@@ -1,0 +1,35 @@
+import { runCrashRecovery } from "../chaos/scenarios/crash-recovery";
+
+/**
+ * The short crash-recovery run inside `npm test`: 150 requests, 2 kills. `npm run test:chaos`
+ * runs the long one (2,000 requests, 6 kills). See docs/reliability.md.
+ */
+describe("npm start host under SIGKILL", () => {
+  it("finishes every request and recipient as planned after 2 kills, with at most one duplicate per kill", async () => {
+    const report = await runCrashRecovery({
+      requests: 150,
+      users: 30,
+      kills: 2,
+      uptimeMs: [1_000, 2_000],
+      seed: 6,
+      lockDurationMs: 1_000,
+      tables: "shared",
+      settleTimeoutMs: 12_000,
+    });
+    expect(report.kills).toBe(2);
+    expect(report.lost).toEqual([]);
+    expect(report.notTerminal).toEqual([]);
+    expect(report.wrongState).toEqual([]);
+    expect(report.rejectedWithoutReason).toEqual([]);
+    expect(report.sentButMissing).toEqual([]);
+    expect(report.receivedButNotSent).toEqual([]);
+    expect(report.http500).toBe(0);
+    expect(report.deadLettered).toBe(0);
+    expect(report.duplicates).toBeLessThanOrEqual(report.kills);
+    // Every kind of final state was exercised (the plan has all four).
+    expect(report.states.sent).toBeGreaterThan(0);
+    expect(report.states.unreachable).toBeGreaterThan(0);
+    expect(report.states.failed).toBeGreaterThan(0);
+    expect(report.rejectedRequests).toBeGreaterThan(0);
+  }, 40_000);
+});
