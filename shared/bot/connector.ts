@@ -1,7 +1,14 @@
-import type { Activity, CloudAdapter, ConversationParameters, TurnContext } from "botbuilder";
+import {
+  type Activity,
+  ActivityTypes,
+  type CloudAdapter,
+  type ConversationParameters,
+  TurnContext,
+} from "botbuilder";
 // Type only: botbuilder builds these clients but does not re-export their type.
-import type { ConnectorClient } from "botframework-connector";
+import type { ConnectorClient, ConnectorFactory } from "botframework-connector";
 
+import { withoutRetries } from "../connector/single-attempt";
 import { statusCodeOf } from "../errors";
 import type { Logger } from "../logging";
 
@@ -11,21 +18,50 @@ export type ConversationSender = (
   activity: Partial<Activity>,
 ) => Promise<string | undefined>;
 
-/** The connector client botbuilder made for this turn (inbound or proactive). */
-export function connectorOf(context: TurnContext): ConnectorClient {
-  const adapter = context.adapter as CloudAdapter;
-  const client = context.turnState.get<ConnectorClient | undefined>(adapter.ConnectorClientKey);
-  if (client === undefined) throw new Error("botbuilder gave this turn no connector client");
+const SINGLE_ATTEMPT_CLIENT = Symbol("herald.singleAttemptConnector");
+
+/**
+ * This turn's single-attempt connector client: what botbuilder made for the turn (same
+ * connector factory, so the same credentials, service URL and audience), without its in-call
+ * retries (see connector/single-attempt.ts, shared with the notification processor). Made once
+ * per turn, on first use.
+ *
+ * Herald's own sends go through it: the welcome (whose failure the scheduled `welcome-check`
+ * retries), the relayed 1:1 messages and the conversations they need (whose failure the asker
+ * is told about), and the replies (see `replySafely`). One call each: a 503 or a 429 with a
+ * long Retry-After must not hold Teams' HTTP request for seconds (Teams gives up at 15 s and
+ * delivers the activity again). Reads (`TeamsInfo` member lookups, the roster pages) stay on
+ * the turn's own client and keep botbuilder's retries: a lost read has no later retry, and a
+ * roster sync runs on the queue, not in Teams' request.
+ */
+export function singleAttemptConnectorOf(
+  context: TurnContext,
+  logger?: Logger,
+): Promise<ConnectorClient> {
+  let client = context.turnState.get<Promise<ConnectorClient> | undefined>(SINGLE_ATTEMPT_CLIENT);
+  if (client === undefined) {
+    const adapter = context.adapter as CloudAdapter;
+    const factory = context.turnState.get<ConnectorFactory | undefined>(
+      adapter.ConnectorFactoryKey,
+    );
+    if (factory === undefined) throw new Error("botbuilder gave this turn no connector factory");
+    // undefined: the factory's default scope, as botbuilder itself does for proactive turns.
+    const audience = context.turnState.get<string | undefined>(adapter.OAuthScopeKey);
+    client = factory
+      .create(context.activity.serviceUrl, audience)
+      .then((created) => withoutRetries(created, logger));
+    context.turnState.set(SINGLE_ATTEMPT_CLIENT, client);
+  }
   return client;
 }
 
 /**
- * A sender on this turn's connector. `context.sendActivity` would post a *reply* to the
+ * A single-attempt sender on this turn. `context.sendActivity` would post a *reply* to the
  * inbound activity; a welcome or a relayed message is a new post of its own.
  */
-export function senderFor(context: TurnContext): ConversationSender {
-  const client = connectorOf(context);
+export function senderFor(context: TurnContext, logger?: Logger): ConversationSender {
   return async (conversationId, activity) => {
+    const client = await singleAttemptConnectorOf(context, logger);
     const response = await client.conversations.sendToConversation(conversationId, {
       type: "message",
       ...activity,
@@ -36,22 +72,23 @@ export function senderFor(context: TurnContext): ConversationSender {
 }
 
 export interface PersonalConversationRequest {
-  adapter: CloudAdapter;
-  botAppId: string;
   /** The bot's Teams id (`28:…`), as the inbound activity's recipient carries it. */
   botId: string;
-  serviceUrl: string;
   tenantId: string;
   teamsUserId: string;
-  /** The OAuth scope of the turn this runs in (undefined: the adapter's default). */
-  audience: string | undefined;
 }
 
 /**
  * Creates (or, as Teams does, returns the existing) 1:1 conversation between the bot and a
- * user: `POST /v3/conversations` with the user's `29:` id, the tenant and `isGroup: false`.
+ * user, in one call on this turn's service URL: `POST /v3/conversations` with the user's `29:`
+ * id, the tenant and `isGroup: false`. The same call `CloudAdapter.createConversationAsync`
+ * makes, without its retrying client and the extra turn it runs.
  */
-export async function createPersonalConversation(r: PersonalConversationRequest): Promise<string> {
+export async function createPersonalConversation(
+  context: TurnContext,
+  r: PersonalConversationRequest,
+  logger?: Logger,
+): Promise<string> {
   const parameters: ConversationParameters = {
     isGroup: false,
     bot: { id: r.botId, name: "" },
@@ -59,28 +96,25 @@ export async function createPersonalConversation(r: PersonalConversationRequest)
     tenantId: r.tenantId,
     channelData: { tenant: { id: r.tenantId } },
   };
-  let conversationId: string | undefined;
-  await r.adapter.createConversationAsync(
-    r.botAppId,
-    "msteams",
-    r.serviceUrl,
-    // Typed as string, but undefined means "the adapter's default scope" ("" would be a scope).
-    r.audience as string,
-    parameters,
-    (context) => {
-      conversationId = context.activity.conversation?.id;
-      return Promise.resolve();
-    },
-  );
-  if (conversationId === undefined || conversationId === "") {
+  const client = await singleAttemptConnectorOf(context, logger);
+  const created = await client.conversations.createConversation(parameters);
+  if (created.id === undefined || created.id === "") {
     throw new Error("Teams created a conversation but answered no id");
   }
-  return conversationId;
+  return created.id;
 }
 
 /**
- * Replies in the conversation of the turn; a failure is logged, not thrown. For answers whose
- * loss is cheaper than Teams retrying the whole activity (which would redo the work before it).
+ * Replies in the conversation of the turn, in one call; a failure is logged, not thrown. For
+ * answers whose loss is cheaper than Teams retrying the whole activity (which would redo the
+ * work before it, such as relaying a message twice).
+ *
+ * Decision: replies are single-attempt too, so they do not go through `context.sendActivity`
+ * (whose adapter posts with the turn's retrying client: a 429 with Retry-After 30 would hold
+ * Teams' request past its 15 s limit). The reply is addressed as TurnContext addresses one
+ * (`applyConversationReference`: conversation, from/recipient swapped, `replyToId`) and posted
+ * as CloudAdapter posts one (`replyToActivity`). Herald registers no `onSendActivities` hooks
+ * and Teams does not ask for `expectReplies`, the two things this path leaves out.
  */
 export async function replySafely(
   context: TurnContext,
@@ -88,7 +122,21 @@ export async function replySafely(
   logger: Logger,
 ): Promise<void> {
   try {
-    await context.sendActivity(activity);
+    const reply = TurnContext.applyConversationReference(
+      {
+        type: ActivityTypes.Message,
+        ...(typeof activity === "string" ? { text: activity } : activity),
+      },
+      TurnContext.getConversationReference(context.activity),
+    );
+    const conversationId = reply.conversation?.id;
+    if (conversationId === undefined) throw new Error("the turn has no conversation to reply in");
+    const client = await singleAttemptConnectorOf(context, logger);
+    if (reply.replyToId !== undefined && reply.replyToId !== "") {
+      await client.conversations.replyToActivity(conversationId, reply.replyToId, reply);
+    } else {
+      await client.conversations.sendToConversation(conversationId, reply);
+    }
   } catch (error) {
     logger.warn("Reply could not be delivered", { reason: describeFailure(error) });
   }

@@ -68,7 +68,7 @@ export function createBotServices(
   if (config.allowedTenantIds !== undefined) {
     logger.info("Tenant allow-list on", { tenants: [...config.allowedTenantIds].join(",") });
   }
-  const relay = new MentionRelay({ adapter, botAppId, users });
+  const relay = new MentionRelay({ users });
   const bot = new HeraldBot({ adapter, botAppId, users, teams, welcomer, relay, queue });
   const endpoint = {
     adapter,

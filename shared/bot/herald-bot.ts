@@ -163,7 +163,7 @@ export class HeraldBot extends TeamsActivityHandler {
   private personalWelcome(context: TurnContext): ReturnType<Welcomer["ensurePersonal"]> {
     const { activity, logger } = turnOf(context);
     return this.deps.welcomer.ensurePersonal(
-      senderFor(context),
+      senderFor(context, logger),
       {
         tenantId: activity.tenantId,
         teamsUserId: activity.from.id,
@@ -237,7 +237,7 @@ export class HeraldBot extends TeamsActivityHandler {
     ]);
     logger.info("Team installed; roster sync queued", { teamId });
     await this.deps.welcomer.ensureTeam(
-      senderFor(context),
+      senderFor(context, logger),
       { tenantId: activity.tenantId, teamId, name, serviceUrl: activity.serviceUrl },
       logger,
     );
@@ -255,7 +255,7 @@ export class HeraldBot extends TeamsActivityHandler {
       await this.teamInstall(context, teamId);
     } else if (team.status === "active") {
       await this.deps.welcomer.ensureTeam(
-        senderFor(context),
+        senderFor(context, logger),
         {
           tenantId: activity.tenantId,
           teamId,

@@ -1,4 +1,4 @@
-import { type CloudAdapter, TeamsInfo, type TurnContext } from "botbuilder";
+import { TeamsInfo, type TurnContext } from "botbuilder";
 
 import { statusCodeOf } from "../errors";
 import type { Logger } from "../logging";
@@ -13,8 +13,6 @@ import {
 } from "./connector";
 
 export interface MentionRelayDeps {
-  adapter: CloudAdapter;
-  botAppId: string;
   users: UserReferenceStore;
 }
 
@@ -90,21 +88,23 @@ export class MentionRelay {
     const name = reference?.name ?? target.name ?? "someone";
     if (reference === undefined) return { kind: "unknown", name };
 
-    const send = senderFor(context);
+    // Single-attempt, like every send of Herald's own (see singleAttemptConnectorOf): a failure
+    // is reported to the asker in the summary, not retried while Teams waits for the answer.
+    const send = senderFor(context, logger);
     const message = { type: "message", textFormat: "markdown", text } as const;
     let conversationId = reference.conversationId;
     for (let attempt = 1; attempt <= 2; attempt++) {
       try {
         if (conversationId === undefined) {
-          conversationId = await createPersonalConversation({
-            adapter: this.deps.adapter,
-            botAppId: this.deps.botAppId,
-            botId: activity.recipient.id,
-            serviceUrl: activity.serviceUrl,
-            tenantId: activity.tenantId,
-            teamsUserId: reference.teamsUserId,
-            audience: context.turnState.get<string | undefined>(this.deps.adapter.OAuthScopeKey),
-          });
+          conversationId = await createPersonalConversation(
+            context,
+            {
+              botId: activity.recipient.id,
+              tenantId: activity.tenantId,
+              teamsUserId: reference.teamsUserId,
+            },
+            logger,
+          );
           await this.deps.users.setConversationId(
             activity.tenantId,
             reference.teamsUserId,

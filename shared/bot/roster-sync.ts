@@ -121,7 +121,7 @@ export async function syncTeamRoster(
 
     if (team !== undefined) {
       await deps.welcomer.ensureTeam(
-        senderFor(context),
+        senderFor(context, logger),
         { tenantId, teamId, name: team.name, serviceUrl },
         logger,
       );

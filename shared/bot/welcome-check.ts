@@ -147,7 +147,7 @@ export async function runWelcomeCheck(
   };
   let outcome: WelcomeOutcome = "inProgress";
   await deps.adapter.continueConversationAsync(deps.botAppId, reference, async (context) => {
-    outcome = await deps.welcomer.sendFromCheck(job, senderFor(context), logger);
+    outcome = await deps.welcomer.sendFromCheck(job, senderFor(context, logger), logger);
   });
   return outcome;
 }

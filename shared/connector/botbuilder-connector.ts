@@ -12,6 +12,7 @@ import {
 
 import type { Config } from "../config";
 import type { Logger } from "../logging";
+import { withoutRetries } from "./single-attempt";
 import {
   classifyConnectorError,
   type CreatePersonalConversation,
@@ -52,11 +53,9 @@ export function botFrameworkAuthentication(
  * or single-tenant secret; none for local anonymous runs).
  *
  * Why the connector client and not `CloudAdapter.createConversationAsync`: the client
- * botbuilder builds runs @azure/core-rest-pipeline's default retry policy, which retries 429
- * and 503 (honouring Retry-After) and other 5xx and network errors up to 3 times, sleeping
- * inside the call. Herald retries by re-scheduling the message instead, so this adapter removes
- * that policy from the clients it creates (one per service URL, reused), and every Teams
- * answer reaches the processor exactly once.
+ * botbuilder builds retries inside the call (see single-attempt.ts). Herald retries by
+ * re-scheduling the message instead, so this adapter makes the clients it creates (one per
+ * service URL, reused) single-attempt, and every Teams answer reaches the processor exactly once.
  */
 export class BotbuilderConnector implements TeamsConnector {
   private readonly factory: ConnectorFactory;
@@ -87,6 +86,7 @@ export class BotbuilderConnector implements TeamsConnector {
 
   async createPersonalConversation(input: CreatePersonalConversation): Promise<CreateResult> {
     const client = await this.client(input.serviceUrl);
+    const { abortSignal, done } = this.deadline();
     try {
       const response = await client.conversations.createConversation(
         {
@@ -96,57 +96,58 @@ export class BotbuilderConnector implements TeamsConnector {
           channelData: { tenant: { id: input.tenantId } },
           tenantId: input.tenantId,
         } as Parameters<ConnectorClient["conversations"]["createConversation"]>[0],
-        { timeout: this.timeoutMs },
+        { abortSignal },
       );
       return { kind: "created", conversationId: response.id ?? "" };
     } catch (error) {
       const failure = classifyConnectorError(error);
       if (failure === undefined) throw error;
       return failure;
+    } finally {
+      done();
     }
   }
 
   async sendActivity(input: SendActivity): Promise<SendResult> {
     const client = await this.client(input.serviceUrl);
+    const { abortSignal, done } = this.deadline();
     try {
       const response = await client.conversations.sendToConversation(
         input.conversationId,
         input.activity,
-        { timeout: this.timeoutMs },
+        { abortSignal },
       );
       return { kind: "sent", activityId: response.id ?? "" };
     } catch (error) {
       const failure = classifyConnectorError(error);
       if (failure === undefined) throw error;
       return failure;
+    } finally {
+      done();
     }
+  }
+
+  /**
+   * The per-call timeout as an abort signal whose timer we clear ourselves. Not the client's
+   * `timeout` option: its HTTP client (@typespec/ts-http-runtime's NodeHttpClient) clears that
+   * timer only when an answer arrives, so every dropped connection left a 15 s timer behind,
+   * keeping an idle process (a test worker, the local host on Ctrl+C) alive.
+   */
+  private deadline(): { abortSignal: AbortSignal; done: () => void } {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), this.timeoutMs);
+    return { abortSignal: controller.signal, done: () => clearTimeout(timer) };
   }
 
   private client(serviceUrl: string): Promise<ConnectorClient> {
     let client = this.clients.get(serviceUrl);
     if (client === undefined) {
-      client = this.factory.create(serviceUrl, undefined).then((c) => this.withoutRetries(c));
+      client = this.factory
+        .create(serviceUrl, undefined)
+        .then((c) => withoutRetries(c, this.options.logger));
       this.clients.set(serviceUrl, client);
       client.catch(() => this.clients.delete(serviceUrl));
     }
-    return client;
-  }
-
-  private withoutRetries(client: ConnectorClient): ConnectorClient {
-    // `client` (the @azure/core-client ServiceClient) is private in botbuilder's typings; its
-    // pipeline is the documented @azure/core-rest-pipeline Pipeline.
-    const pipeline = (
-      client as unknown as {
-        client?: { pipeline?: { removePolicy(o: { name: string }): unknown[] } };
-      }
-    ).client?.pipeline;
-    if (pipeline === undefined) {
-      this.options.logger?.warn(
-        "Bot Connector client has no pipeline to adjust: its built-in retries stay on",
-      );
-      return client;
-    }
-    pipeline.removePolicy({ name: "defaultRetryPolicy" });
     return client;
   }
 }

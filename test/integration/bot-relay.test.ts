@@ -91,6 +91,60 @@ describe("Bot endpoint, @mention relay", () => {
     expect(reply).toContain(`Sent your message privately to ${known.name}`);
   });
 
+  it("calls Teams once per relay and reports a failure instead of retrying while Teams waits", async () => {
+    const team = h.sim.addTeam({ name: "Ops", memberCount: 3 });
+    const [asker, ada, grace] = team.members as [SimUser, SimUser, SimUser];
+    // Ada has a 1:1 chat (her relay is a send); Grace has none yet (hers starts with a create).
+    await h.post(h.sim.activities.personalInstall(ada));
+    await h.post(h.sim.activities.teamInstall(team, asker));
+    await h.services.syncTeamRoster({
+      tenantId: h.sim.tenantId,
+      teamId: team.id,
+      serviceUrl: h.sim.serviceUrl,
+    });
+    const before = h.sim.requests.length;
+    // botbuilder's own client would retry each of these inside the request, and succeed.
+    h.sim.failNext("sendActivity", { status: 503, user: ada });
+    h.sim.failNext("createConversation", { status: 429, retryAfterSeconds: 1 });
+
+    const mention = h.sim.activities.channelMention(team, asker, [ada, grace], "rollback done");
+    expect((await h.post(mention)).status).toBe(200);
+
+    const calls = h.sim.requests.slice(before);
+    const adaChat = h.sim.personalConversationId(ada);
+    expect(
+      calls.filter((r) => r.route === "sendActivity" && r.conversationId === adaChat),
+    ).toMatchObject([{ status: 503 }]);
+    expect(calls.filter((r) => r.route === "createConversation")).toMatchObject([{ status: 429 }]);
+    for (const user of [ada, grace]) {
+      expect(h.sim.messagesToUser(user).some((m) => m.text?.includes("rollback done"))).toBe(false);
+    }
+    expect(replyTo(mention)).toMatch(/Delivery to .* failed/);
+  });
+
+  it("sends its channel reply once and drops it when Teams answers 429, rather than waiting", async () => {
+    const team = h.sim.addTeam({ name: "Infra", memberCount: 2 });
+    const [asker, ada] = team.members as [SimUser, SimUser];
+    await h.post(h.sim.activities.personalInstall(ada));
+    const mention = h.sim.activities.channelMention(team, asker, [ada], "deploy frozen");
+    // The reply is posted in the channel thread; botbuilder's client would wait out Retry-After.
+    h.sim.failNext("sendActivity", {
+      status: 429,
+      retryAfterSeconds: 1,
+      conversationId: mention.conversation.id,
+    });
+
+    expect((await h.post(mention)).status).toBe(200);
+    expect(h.sim.messagesToUser(ada).some((m) => m.text?.includes("deploy frozen"))).toBe(true);
+    const replies = h.sim.requests.filter(
+      (r) => r.route === "sendActivity" && r.conversationId === mention.conversation.id,
+    );
+    expect(replies.map((r) => r.status)).toEqual([429]);
+    expect(
+      h.sim.activitiesIn(mention.conversation.id).filter((a) => a.replyToId === mention.id),
+    ).toEqual([]);
+  });
+
   it("creates the 1:1 conversation again when the stored one was deleted", async () => {
     const team = h.sim.addTeam({ name: "Sales", memberCount: 2 });
     const [asker, ada] = team.members as [SimUser, SimUser];
