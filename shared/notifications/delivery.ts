@@ -192,6 +192,9 @@ export class DeliveryService {
       });
     }
 
+    // Load the connector (botbuilder: ~0.5 s on first use) before taking a pacing slot, so the
+    // load does not sit between the slot and the call and bunch the first calls together.
+    this.deps.connector();
     const paceDelay = await this.pace(work.tenantId, user.conversationId, this.maxPaceWaitMs);
     if (paceDelay !== undefined) {
       const at = new Date(this.clock().getTime() + paceDelay);

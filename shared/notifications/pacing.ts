@@ -15,8 +15,9 @@ import {
  * limit) and grants the earliest time at which one more call keeps every window within its
  * limit. Grants are monotonic, so one pass over the windows finds that time.
  *
- * Adaptive: a 429 halves the tenant's rate (down to `minScale`) and blocks the conversation
- * for Retry-After; the rate grows back by `recoveryFactor` every `recoveryMs` without a 429.
+ * Adaptive: a 429 halves the tenant's rate (down to `minScale`; once per burst of 429s) and
+ * blocks the conversation for Retry-After; the rate grows back by `recoveryFactor` every
+ * `recoveryMs` without a 429.
  * Limits are per process: with several instances, each paces on its own (see
  * docs/notifications.md for the scale-out settings that keep their sum under Teams').
  */
@@ -24,14 +25,27 @@ export class SlidingWindowLimiter {
   private times: number[] = [];
   private blockedUntil = 0;
   private readonly maxKeep: number;
+  private readonly shortest: RateWindow | undefined;
 
   constructor(private readonly windows: readonly RateWindow[]) {
     this.maxKeep = Math.max(1, ...windows.map((w) => w.limit));
+    this.shortest = windows.reduce<RateWindow | undefined>(
+      (s, w) => (s === undefined || w.seconds < s.seconds ? w : s),
+      undefined,
+    );
   }
 
   /** Earliest time >= `now` one more call may start at `scale` (0..1] of the limits. */
   earliest(now: number, scale = 1): number {
-    let at = Math.max(now, this.blockedUntil, this.times.at(-1) ?? 0);
+    const last = this.times.at(-1);
+    let at = Math.max(now, this.blockedUntil, last ?? 0);
+    // Spread grants evenly over the shortest window rather than granting its whole limit at
+    // once: a burst granted at a window's edge reaches Teams with a few ms of jitter (storage
+    // calls between slot and send), and part of it then counts in the previous window (429s).
+    if (last !== undefined && this.shortest !== undefined) {
+      const limit = Math.max(1, Math.floor(this.shortest.limit * scale));
+      at = Math.max(at, last + (this.shortest.seconds * 1000) / limit);
+    }
     const n = this.times.length;
     for (const window of this.windows) {
       const limit = Math.max(1, Math.floor(window.limit * scale));
@@ -95,9 +109,12 @@ interface TenantPace {
   limiter: SlidingWindowLimiter;
   scale: number;
   lastChange: number;
+  lastDecrease: number;
 }
 
 const MAX_CONVERSATIONS = 20_000;
+/** 429s within this long of a halving count as the same overload (Teams' shortest window). */
+const DECREASE_INTERVAL_MS = 1_000;
 
 function notGranted(delayMs: number): Grant {
   return { delayMs, granted: false, cancel: () => {} };
@@ -120,7 +137,9 @@ export class Pacer {
       options.perConversation ?? PER_BOT_PER_CONVERSATION_LIMITS.sendToConversation;
     this.margin = options.margin ?? 0.96;
     this.minScale = options.minScale ?? 0.1;
-    this.recoveryMs = options.recoveryMs ?? 10_000;
+    // 3 s: back from half rate in ~9 s. A lone 429 (a GC pause bunching a few calls) then
+    // costs seconds, not the minute a 10 s step took (bench/: "At Teams' limits").
+    this.recoveryMs = options.recoveryMs ?? 3_000;
     this.recoveryFactor = options.recoveryFactor ?? 1.25;
     this.now = options.now ?? Date.now;
   }
@@ -160,7 +179,12 @@ export class Pacer {
   throttled(tenantId: string, conversationId: string | undefined, retryAfterMs?: number): void {
     const now = this.now();
     const tenant = this.tenant(tenantId, now);
-    tenant.scale = Math.max(this.minScale, tenant.scale / 2);
+    // One halving per burst: the 429s of calls already in flight report the same overload,
+    // and halving for each of them would drop the rate to the floor for minutes.
+    if (now - tenant.lastDecrease >= DECREASE_INTERVAL_MS) {
+      tenant.scale = Math.max(this.minScale, tenant.scale / 2);
+      tenant.lastDecrease = now;
+    }
     tenant.lastChange = now;
     if (conversationId !== undefined && retryAfterMs !== undefined)
       this.conversation(conversationId, now).block(now + retryAfterMs);
@@ -175,7 +199,12 @@ export class Pacer {
     const key = tenantId.toLowerCase();
     let pace = this.tenants.get(key);
     if (pace === undefined) {
-      pace = { limiter: new SlidingWindowLimiter(this.perTenant), scale: 1, lastChange: now };
+      pace = {
+        limiter: new SlidingWindowLimiter(this.perTenant),
+        scale: 1,
+        lastChange: now,
+        lastDecrease: -Infinity,
+      };
       this.tenants.set(key, pace);
     } else if (pace.scale < 1) {
       const periods = Math.floor((now - pace.lastChange) / this.recoveryMs);

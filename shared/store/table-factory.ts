@@ -1,13 +1,22 @@
-import { odata, RestError, TableClient, TableServiceClient } from "@azure/data-tables";
-import {
-  DefaultAzureCredential,
-  ManagedIdentityCredential,
-  type TokenCredential,
-} from "@azure/identity";
+import type { TableClient, TableServiceClient } from "@azure/data-tables";
+import type { TokenCredential } from "@azure/identity";
 
 import type { Config } from "../config";
 
-export { odata };
+/*
+ * The Tables SDK and @azure/identity are required on first use, not at import: together they
+ * cost ~100 ms of every function's cold start (bench/: "Cold start"), and a function only
+ * needs them once it touches a table.
+ */
+/* eslint-disable @typescript-eslint/no-require-imports -- lazy: see above */
+const tablesSdk = () => require("@azure/data-tables") as typeof import("@azure/data-tables");
+const identitySdk = () => require("@azure/identity") as typeof import("@azure/identity");
+/* eslint-enable @typescript-eslint/no-require-imports */
+
+/** The Tables SDK's `odata` filter template (escapes the values). */
+export function odata(strings: TemplateStringsArray, ...values: unknown[]): string {
+  return tablesSdk().odata(strings, ...values);
+}
 
 /** Logical table names; the physical name is `${TableNamePrefix}${name}`. */
 export const TABLES = {
@@ -25,9 +34,10 @@ export type TableName = (typeof TABLES)[keyof typeof TABLES];
 export type TableConfig = Pick<Config, "tables" | "tableNamePrefix">;
 
 function credentialFor(clientId: string | undefined): TokenCredential {
+  const identity = identitySdk();
   return clientId !== undefined
-    ? new ManagedIdentityCredential({ clientId })
-    : new DefaultAzureCredential();
+    ? new identity.ManagedIdentityCredential({ clientId })
+    : new identity.DefaultAzureCredential();
 }
 
 /**
@@ -59,6 +69,7 @@ export class TableFactory {
 
   private async open(tableName: string): Promise<TableClient> {
     const tables = this.config.tables;
+    const { TableClient } = tablesSdk();
     const client =
       tables.kind === "connectionString"
         ? TableClient.fromConnectionString(tables.connectionString, tableName, {
@@ -71,6 +82,7 @@ export class TableFactory {
 
   serviceClient(): TableServiceClient {
     const tables = this.config.tables;
+    const { TableServiceClient } = tablesSdk();
     return tables.kind === "connectionString"
       ? TableServiceClient.fromConnectionString(tables.connectionString, {
           allowInsecureConnection: isLocal(tables.connectionString),
@@ -85,7 +97,7 @@ function isLocal(connectionString: string): boolean {
 
 /** True for a RestError with this HTTP status (and, if given, this Table service error code). */
 export function isRestError(error: unknown, status: number, code?: string): boolean {
-  if (!(error instanceof RestError) || error.statusCode !== status) return false;
+  if (!(error instanceof tablesSdk().RestError) || error.statusCode !== status) return false;
   if (code === undefined) return true;
   const details = error.details as { odataError?: { code?: string } } | undefined;
   return details?.odataError?.code === code || error.code === code;

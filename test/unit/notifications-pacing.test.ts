@@ -75,6 +75,14 @@ describe("Pacer", () => {
     );
   });
 
+  it("spreads a tenant's calls over the second instead of granting them in one burst", () => {
+    const clock = { now: 0 };
+    const pacer = new Pacer({ now: () => clock.now });
+    const times = grantTimes(pacer, clock, 48);
+    // 48 calls a second, evenly: about one every 21 ms, so at most 5 in any 100 ms.
+    expect(busiestWindow(times, 0.1)).toBeLessThanOrEqual(5);
+  });
+
   it("paces one conversation by every documented send window", () => {
     const clock = { now: 0 };
     const pacer = new Pacer({ now: () => clock.now });
@@ -104,6 +112,7 @@ describe("Pacer", () => {
     const pacer = new Pacer({ now: () => clock.now, recoveryMs: 10_000, recoveryFactor: 1.25 });
     pacer.throttled("tenant", "a:1", 2_000);
     expect(pacer.scaleOf("tenant")).toBe(0.5);
+    clock.now += 1_000;
     pacer.throttled("tenant", "a:1", 2_000);
     expect(pacer.scaleOf("tenant")).toBe(0.25);
     clock.now += 9_999;
@@ -112,6 +121,16 @@ describe("Pacer", () => {
     expect(pacer.scaleOf("tenant")).toBeCloseTo(0.3125);
     clock.now += 60_000;
     expect(pacer.scaleOf("tenant")).toBe(1);
+  });
+
+  it("halves the rate once for a burst of 429s answered within a second", () => {
+    const clock = { now: 0 };
+    const pacer = new Pacer({ now: () => clock.now });
+    for (let i = 0; i < 5; i++) {
+      pacer.throttled("tenant", `a:${i}`, 1_000);
+      clock.now += 100;
+    }
+    expect(pacer.scaleOf("tenant")).toBe(0.5);
   });
 
   it("holds a throttled conversation for its Retry-After without holding back the tenant", () => {

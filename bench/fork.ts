@@ -1,0 +1,111 @@
+import { type ChildProcess, fork } from "node:child_process";
+import { join } from "node:path";
+
+import type {
+  AzuriteJob,
+  BaselineJob,
+  BaselineResult,
+  EndpointJob,
+  EndpointReady,
+  EndpointResult,
+  FromWorker,
+  Job,
+  PipelineJob,
+  PipelineResult,
+  ToWorker,
+} from "./jobs";
+
+/** The bundled worker sits next to the bundled orchestrator (bench/out). */
+const WORKER = join(__dirname, "worker.js");
+
+function spawnWorker(): ChildProcess {
+  return fork(WORKER, [], {
+    execArgv: process.env.BENCH_WORKER_ARGS?.split(" ") ?? ["--expose-gc"],
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+}
+
+function nextMessage(child: ChildProcess): Promise<FromWorker> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (message: FromWorker) => {
+      cleanup();
+      if (message.type === "error") reject(new Error(`worker: ${message.message}`));
+      else resolve(message);
+    };
+    const onExit = (code: number | null) => {
+      cleanup();
+      reject(new Error(`worker exited (${code ?? "signal"}) before answering`));
+    };
+    const cleanup = () => {
+      child.off("message", onMessage);
+      child.off("exit", onExit);
+    };
+    child.on("message", onMessage);
+    child.on("exit", onExit);
+  });
+}
+
+/** Waits for the worker to exit on its own after its answer; kills it after 5 s. */
+async function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(() => child.kill(), 5_000);
+    child.once("exit", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+function send(child: ChildProcess, message: ToWorker): void {
+  child.send(message);
+}
+
+async function runJob(job: Job): Promise<unknown> {
+  const child = spawnWorker();
+  try {
+    send(child, { type: "job", job });
+    const answer = await nextMessage(child);
+    if (answer.type !== "result") throw new Error(`worker answered ${answer.type}`);
+    return answer.result;
+  } finally {
+    await exited(child);
+  }
+}
+
+export function runPipelineWorker(job: PipelineJob): Promise<PipelineResult> {
+  return runJob(job) as Promise<PipelineResult>;
+}
+
+export function runBaselineWorker(job: BaselineJob): Promise<BaselineResult> {
+  return runJob(job) as Promise<BaselineResult>;
+}
+
+/** A worker that serves until stopped: the bot endpoint, or Azurite. */
+export interface ServiceWorker {
+  readonly ready: EndpointReady;
+  stop(): Promise<EndpointResult>;
+}
+
+export async function startServiceWorker(job: EndpointJob | AzuriteJob): Promise<ServiceWorker> {
+  const child = spawnWorker();
+  send(child, { type: "job", job });
+  const answer = await nextMessage(child);
+  if (answer.type !== "ready") {
+    child.kill();
+    throw new Error(`endpoint worker answered ${answer.type}`);
+  }
+  return {
+    ready: answer.ready,
+    stop: async () => {
+      try {
+        send(child, { type: "stop" });
+        const result = await nextMessage(child);
+        if (result.type !== "result") throw new Error(`endpoint worker answered ${result.type}`);
+        return result.result as EndpointResult;
+      } finally {
+        await exited(child);
+      }
+    },
+  };
+}

@@ -1,0 +1,119 @@
+/**
+ * What the benchmark's orchestrator (bench/main.ts: Azurite, the Teams simulator, reporting)
+ * asks of a worker process (bench/worker.ts: Herald or the baseline, alone in its process so
+ * its RSS is its own), and what comes back. Sent over the child_process IPC channel.
+ */
+
+export interface TablesTarget {
+  readonly connectionString: string;
+  readonly prefix: string;
+}
+
+export interface PipelineJob {
+  readonly kind: "pipeline";
+  readonly tables: TablesTarget;
+  readonly tenantId: string;
+  readonly botId: string;
+  /** One single-recipient request per AAD object id. */
+  readonly recipients: readonly string[];
+  /** Herald's own pacing under Teams' limits (off measures raw overhead). */
+  readonly pacing: boolean;
+  readonly maxConcurrentCalls: number;
+  readonly text: string;
+  /** Stop delivering after this long (ms) even if work is left. */
+  readonly capMs: number;
+}
+
+export interface PipelineResult {
+  readonly requests: number;
+  readonly startedAt: number;
+  readonly endedAt: number;
+  readonly invocations: number;
+  readonly completed: number;
+  readonly abandoned: number;
+  readonly deadLettered: number;
+  readonly scheduled: number;
+  readonly left: number;
+  readonly handler: { p50Ms: number; p99Ms: number; maxMs: number; count: number };
+  /** CPU time (user + system) the worker spent while draining, ms. */
+  readonly cpuMs: number;
+  readonly rssPeakMb: number;
+  readonly rssBeforeMb: number;
+  readonly heapUsedPeakMb: number;
+  /** Live heap (after a forced GC) before and after the run: growth would be a leak. */
+  readonly liveHeapBeforeMb: number;
+  readonly liveHeapAfterMb: number;
+  readonly metrics: Record<string, number>;
+  readonly logLevels: Record<string, number>;
+  readonly logSamples: readonly string[];
+}
+
+export interface BaselineReference {
+  readonly userId: string;
+  readonly conversationId: string;
+}
+
+export type BaselineMode = "sequential" | "promise-all" | "teamsfx";
+
+export interface BaselineJob {
+  readonly kind: "baseline";
+  /**
+   * botbuilder's proactive-messages sample: one `await` per user, or all users at once; or the
+   * TeamsFx notification-bot template (`installations()` then `sendMessage` per target).
+   */
+  readonly mode: BaselineMode;
+  /** Where TeamsFx is installed (mode "teamsfx"). */
+  readonly teamsfxPath?: string;
+  readonly serviceUrl: string;
+  readonly tenantId: string;
+  readonly botId: string;
+  readonly references: readonly BaselineReference[];
+  readonly text: string;
+  readonly capMs: number;
+}
+
+export interface BaselineResult {
+  readonly attempted: number;
+  readonly succeeded: number;
+  readonly failed: number;
+  readonly startedAt: number;
+  readonly endedAt: number;
+  readonly cpuMs: number;
+  readonly rssPeakMb: number;
+  readonly errorSamples: readonly string[];
+}
+
+export interface EndpointJob {
+  readonly kind: "endpoint";
+  /** App settings for functions/messages.ts' composition root (tables, local queue). */
+  readonly settings: Readonly<Record<string, string>>;
+}
+
+export interface EndpointReady {
+  /** The endpoint's URL, or Azurite's connection string. */
+  readonly url: string;
+}
+
+export interface EndpointResult {
+  readonly rssPeakMb: number;
+  /** CPU time (user + system) the process spent while serving, ms. */
+  readonly cpuMs: number;
+  readonly logLevels: Record<string, number>;
+  readonly logSamples: readonly string[];
+  /** Counts of log lines the report looks for (e.g. roster syncs queued). */
+  readonly events: Record<string, number>;
+}
+
+/** Azurite's Table service in a process of its own (Table Storage is a separate service). */
+export interface AzuriteJob {
+  readonly kind: "azurite";
+}
+
+export type Job = PipelineJob | BaselineJob | EndpointJob | AzuriteJob;
+
+export type ToWorker = { readonly type: "job"; readonly job: Job } | { readonly type: "stop" };
+
+export type FromWorker =
+  | { readonly type: "ready"; readonly ready: EndpointReady }
+  | { readonly type: "result"; readonly result: PipelineResult | BaselineResult | EndpointResult }
+  | { readonly type: "error"; readonly message: string };

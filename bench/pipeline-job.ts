@@ -1,0 +1,92 @@
+import { randomUUID } from "node:crypto";
+
+import { loadConfig } from "../shared/config";
+import { createNotificationsQueueHandler } from "../shared/notifications/queue-handler";
+import { createNotificationServices } from "../shared/notifications/services";
+import { BenchBroker } from "./broker";
+import type { PipelineJob, PipelineResult } from "./jobs";
+import { LogCounter } from "./log-counter";
+import { round, RssSampler, summarize } from "./stats";
+
+/**
+ * Herald's notification pipeline as deployed, minus the broker: the Service Bus trigger
+ * handler (`createNotificationsQueueHandler` over `createNotificationServices`, the same two
+ * calls functions/notifications.ts makes) with real Azurite tables and botbuilder's connector
+ * client talking HTTP to the simulator. Only the queue (an in-memory broker with the trigger's
+ * contract) and the pacing switch differ from the function's composition root.
+ */
+export async function runPipeline(job: PipelineJob): Promise<PipelineResult> {
+  const config = loadConfig({
+    TableStorageConnection: job.tables.connectionString,
+    TableNamePrefix: job.tables.prefix,
+  });
+  const logs = new LogCounter();
+  const broker = new BenchBroker();
+  const services = createNotificationServices(config, logs.logger({ component: "bench" }), {
+    queue: broker,
+    botId: job.botId,
+    ...(job.pacing ? {} : { pacing: false as const }),
+  });
+  const handler = createNotificationsQueueHandler(() => services.workHandlers);
+
+  // LOB requests as the producer puts them on the queue: one recipient each, by AAD object id.
+  await broker.enqueue(
+    job.recipients.map((aadObjectId) => {
+      const id = `bench-${randomUUID()}`;
+      return {
+        messageId: id,
+        body: {
+          schemaVersion: 1,
+          id,
+          tenantId: job.tenantId,
+          recipients: [{ aadObjectId }],
+          message: { text: job.text, format: "markdown" },
+        },
+      };
+    }),
+  );
+
+  global.gc?.();
+  const liveHeapBeforeMb = round(process.memoryUsage().heapUsed / 2 ** 20);
+  const rssBeforeMb = round(process.memoryUsage.rss() / 2 ** 20);
+  let heapPeak = 0;
+  const heapTimer = setInterval(() => {
+    heapPeak = Math.max(heapPeak, process.memoryUsage().heapUsed);
+  }, 100);
+  const rss = new RssSampler();
+  const cpu = process.cpuUsage();
+  const startedAt = Date.now();
+  const run = await broker.drain(
+    handler,
+    { maxConcurrentCalls: job.maxConcurrentCalls, logHandler: logs.handler },
+    startedAt + job.capMs,
+  );
+  const endedAt = Date.now();
+  const used = process.cpuUsage(cpu);
+  clearInterval(heapTimer);
+  const rssPeakMb = rss.stop();
+  // With --expose-gc (the bench passes it): the live heap once the run's garbage is gone.
+  global.gc?.();
+  const liveHeapAfterMb = round(process.memoryUsage().heapUsed / 2 ** 20);
+  return {
+    requests: job.recipients.length,
+    startedAt,
+    endedAt,
+    invocations: run.invocations,
+    completed: run.completed,
+    abandoned: run.abandoned,
+    deadLettered: run.deadLettered,
+    scheduled: run.scheduled,
+    left: broker.depth,
+    handler: summarize(run.durationsMs),
+    cpuMs: Math.round((used.user + used.system) / 1000),
+    rssPeakMb,
+    liveHeapAfterMb,
+    rssBeforeMb,
+    liveHeapBeforeMb,
+    heapUsedPeakMb: round(heapPeak / 2 ** 20),
+    metrics: logs.metrics,
+    logLevels: logs.levels,
+    logSamples: logs.samples,
+  };
+}

@@ -1,0 +1,284 @@
+import { readFileSync } from "node:fs";
+import { availableParallelism, cpus, loadavg, totalmem } from "node:os";
+
+import type { ColdStartVariant } from "./cold-start";
+import type { EndpointFigures } from "./endpoint";
+import type { BaselineFigures, BaselineSkip, LimitsFigures, OverheadScenario } from "./scenarios";
+import { round } from "./stats";
+
+export interface Machine {
+  readonly cores: number;
+  readonly cpuModel: string;
+  readonly ramGb: number;
+  readonly node: string;
+  readonly platform: string;
+  /** 1-minute load average when the run started and ended (other work on the machine). */
+  readonly loadAverageStart: number;
+  readonly loadAverageEnd?: number;
+}
+
+export function machine(): Machine {
+  let model = cpus()[0]?.model ?? "unknown";
+  try {
+    const line = readFileSync("/proc/cpuinfo", "utf8")
+      .split("\n")
+      .find((l) => l.startsWith("model name"));
+    if (line !== undefined) model = line.split(":")[1]?.trim() ?? model;
+  } catch {
+    // not Linux: os.cpus() has it
+  }
+  return {
+    cores: availableParallelism(),
+    cpuModel: model,
+    ramGb: round(totalmem() / 2 ** 30, 1),
+    node: process.version,
+    platform: `${process.platform} ${process.arch}`,
+    loadAverageStart: round(loadavg()[0] ?? 0, 2),
+  };
+}
+
+export interface Results {
+  readonly startedAt: string;
+  readonly durationSeconds: number;
+  readonly machine: Machine;
+  readonly overhead: OverheadScenario;
+  readonly limits: LimitsFigures;
+  readonly coldStart: readonly ColdStartVariant[];
+  readonly endpoint: EndpointFigures;
+}
+
+export interface Row {
+  readonly id: string;
+  readonly figure: string;
+  readonly measured: string;
+  readonly budget: string;
+  readonly verdict: "PASS" | "MISS" | "";
+}
+
+const n0 = (v: number) => Math.round(v).toLocaleString("en-US");
+const pct = (v: number, digits = 1) => `${(v * 100).toFixed(digits)} %`;
+const ms = (v: number) => `${v < 10 ? v.toFixed(1) : Math.round(v)} ms`;
+const verdict = (ok: boolean): Row["verdict"] => (ok ? "PASS" : "MISS");
+
+function ratio(a: number, b: number): string {
+  if (b === 0) return a === 0 ? "equal (both 0)" : "∞";
+  return `${(a / b).toFixed(2)}×`;
+}
+
+/** Every figure with its budget beside it; the order of the issue's list. */
+export function rows(r: Results): Row[] {
+  const o = r.overhead.herald;
+  const ob = r.overhead.baseline;
+  const l = r.limits;
+  const allowed = l.allowedPerSecond;
+  const seq = l.baselineSequential;
+  const all = l.baselinePromiseAll;
+  const rss = Math.max(
+    o.pipeline.rssPeakMb,
+    l.steady.pipeline.rssPeakMb,
+    l.firstContact.pipeline.rssPeakMb,
+  );
+  const e = r.endpoint;
+  const out: Row[] = [
+    {
+      id: "1",
+      figure: `Pipeline throughput, ${n0(o.requests)} single-recipient requests (Azurite, simulator at 0 ms, limits and pacing off)`,
+      measured: `${n0(o.notificationsPerSecond)} notifications/s (${n0(o.ledger.sent ?? 0)} sent in ${o.wallSeconds} s)`,
+      budget: "≥ 1,000/s",
+      verdict: verdict(o.notificationsPerSecond >= 1000),
+    },
+    {
+      id: "1",
+      figure: "Per notification (handler time, 16 concurrent), p50 / p99",
+      measured: `${ms(o.pipeline.handler.p50Ms)} / ${ms(o.pipeline.handler.p99Ms)}`,
+      budget: "—",
+      verdict: "",
+    },
+    {
+      id: "1",
+      figure: "Herald worker CPU per notification (capacity of one core)",
+      measured: `${(o.pipeline.cpuMs / Math.max(1, o.pipeline.completed)).toFixed(2)} ms (≈ ${n0((1000 * Math.max(1, o.pipeline.completed)) / Math.max(1, o.pipeline.cpuMs))}/s per core)`,
+      budget: "—",
+      verdict: "",
+    },
+    {
+      id: "1",
+      figure: "Peak RSS of the Herald worker process under sustained load (runs 1 and 2)",
+      measured: `${rss} MB`,
+      budget: "≤ 200 MB",
+      verdict: verdict(rss <= 200),
+    },
+    {
+      id: "2",
+      figure: `At Teams' limits (${l.latencyMs} ms latency), ${n0(l.steady.recipients)} users with stored 1:1 ids: calls to Teams / allowed`,
+      measured: `${l.steady.callsPerSecond}/s of ${allowed}/s = ${pct(l.steady.callsPerSecond / allowed)} (${l.steady.deliveredPerSecond} delivered/s)`,
+      budget: "≥ 95 %",
+      verdict: verdict(l.steady.callsPerSecond / allowed >= 0.95),
+    },
+    {
+      id: "2",
+      figure: "… share of calls answered 429",
+      measured: `${pct(l.steady.throttledShare, 2)} (${l.steady.teams.throttled} of ${n0(l.steady.teams.calls)})`,
+      budget: "< 1 %",
+      verdict: verdict(l.steady.throttledShare < 0.01),
+    },
+    {
+      id: "2",
+      figure: `… first contact, ${n0(l.firstContact.recipients)} users (create 1:1 + send: 2 calls each): calls / allowed`,
+      measured: `${l.firstContact.callsPerSecond}/s = ${pct(l.firstContact.callsPerSecond / allowed)} (${l.firstContact.deliveredPerSecond} delivered/s)`,
+      budget: "≥ 95 %",
+      verdict: verdict(l.firstContact.callsPerSecond / allowed >= 0.95),
+    },
+    {
+      id: "2",
+      figure: "… first contact, share of calls answered 429",
+      measured: `${pct(l.firstContact.throttledShare, 2)} (${l.firstContact.teams.throttled} of ${n0(l.firstContact.teams.calls)})`,
+      budget: "< 1 %",
+      verdict: verdict(l.firstContact.throttledShare < 0.01),
+    },
+    ...[seq, all, l.baselineTeamsFx].map((b) =>
+      baselineRow(b, {
+        setting: "at the same limits",
+        rate: l.steady.deliveredPerSecond,
+        share: l.steady.throttledShare,
+        seconds: (l.steady.pipeline.endedAt - l.steady.pipeline.startedAt) / 1000,
+        users: l.steady.ledger.sent ?? 0,
+      }),
+    ),
+    ...[ob, r.overhead.teamsfx].map((b) =>
+      baselineRow(b, {
+        setting: "at 0 ms / no limits",
+        rate: o.notificationsPerSecond,
+        share: 0,
+        seconds: o.wallSeconds,
+        users: o.ledger.sent ?? 0,
+      }),
+    ),
+    ...r.coldStart.map(coldRow),
+    endpointRow(e.message.activity, e.message),
+    endpointRow(e.teamInstall.activity, e.teamInstall),
+    {
+      id: "5",
+      figure: "… roster pages fetched while the team installs were answered / roster syncs queued",
+      measured: `${e.rosterPagesDuringInstalls} / ${e.rosterSyncsQueued}`,
+      budget: `0 / ${e.teamInstall.latency.count}`,
+      verdict: verdict(
+        e.rosterPagesDuringInstalls === 0 && e.rosterSyncsQueued === e.teamInstall.latency.count,
+      ),
+    },
+    // Not one of the issue's two budgeted activities: the welcome is sent inside the turn.
+    endpointRow(e.personalInstall.activity, e.personalInstall, false),
+  ];
+  return out;
+}
+
+const BASELINE_NAMES: Record<BaselineFigures["mode"], string> = {
+  sequential: "botbuilder proactive sample, sequential loop",
+  "promise-all": "botbuilder proactive sample, Promise.all",
+  teamsfx: "TeamsFx 2.3.3 notification template (installations() + sendMessage)",
+};
+
+/** Herald's side of a baseline comparison (the same users, the same simulator settings). */
+interface HeraldSide {
+  readonly setting: string;
+  readonly rate: number;
+  readonly share: number;
+  /** Time Herald took for every user, and how many it reached. */
+  readonly seconds: number;
+  readonly users: number;
+}
+
+function baselineRow(b: BaselineFigures | BaselineSkip, herald: HeraldSide): Row {
+  const figure = `Baseline ${herald.setting}: ${BASELINE_NAMES[b.mode]}`;
+  if ("skipped" in b)
+    return { id: "3", figure, measured: `not run: ${b.skipped}`, budget: "—", verdict: "" };
+  const failures =
+    b.result.failed > 0
+      ? `, ${n0(b.result.failed)} of ${n0(b.result.attempted)} users never got it`
+      : "";
+  const subset =
+    b.recipients < b.population ? ` ran ${n0(b.recipients)} of the ${n0(b.population)} users;` : "";
+  const capped = b.capped
+    ? ` stopped after ${b.wallSeconds} s (${n0(b.result.attempted)} users);`
+    : "";
+  const projection =
+    b.capped || b.recipients < b.population
+      ? ` all ${n0(b.population)} would take ~${n0(b.projectedSeconds)} s;`
+      : "";
+  return {
+    id: "3",
+    figure,
+    measured:
+      `${b.deliveredPerSecond} users/s, ${pct(b.throttledShare, 1)} of calls answered 429${failures};` +
+      `${subset}${capped}${projection} Herald: ${n0(herald.users)} users in ${Math.round(herald.seconds)} s, ` +
+      `${pct(herald.share, 2)} 429s; Herald / baseline throughput ${ratio(herald.rate, b.deliveredPerSecond)}`,
+    budget: "—",
+    verdict: "",
+  };
+}
+
+function coldRow(c: ColdStartVariant): Row {
+  const heavy =
+    c.heavyLoaded === undefined ? "" : `, SDKs loaded: ${c.heavyLoaded.join(", ") || "none"}`;
+  return {
+    id: "4",
+    figure: `Cold start, ${c.variant}: node start → ${c.registered.length} functions registered (median of ${c.samples.length})`,
+    measured: `${c.medianMs} ms (min ${c.minMs}, max ${c.maxMs}); ${c.modules} file${c.modules === 1 ? "" : "s"}, ${(c.loadedBytes / 2 ** 20).toFixed(1)} MB loaded${heavy}; RSS ${c.rssMb} MB`,
+    budget: "≤ 300 ms",
+    verdict: verdict(c.medianMs <= 300),
+  };
+}
+
+function endpointRow(name: string, p: EndpointFigures["message"], budgeted = true): Row {
+  return {
+    id: "5",
+    figure: `POST /api/messages, ${name}: p50 / p99 (${p.latency.count} requests, local host HTTP)`,
+    measured: `${ms(p.latency.p50Ms)} / ${ms(p.latency.p99Ms)}${p.non200 > 0 ? ` (${p.non200} not 200)` : ""}`,
+    budget: budgeted ? "p99 < 50 ms" : "—",
+    verdict: budgeted ? verdict(p.latency.p99Ms < 50 && p.non200 === 0) : "",
+  };
+}
+
+export function machineLine(m: Machine): string {
+  return `${m.cores} cores (nproc), ${m.cpuModel}, ${m.ramGb} GB RAM, Node ${m.node}, ${m.platform}; 1-min load average ${m.loadAverageStart} at start, ${m.loadAverageEnd ?? "?"} at end`;
+}
+
+/** The table for the terminal. */
+export function textTable(list: readonly Row[]): string {
+  const header: Row = {
+    id: "#",
+    figure: "Figure",
+    measured: "Measured",
+    budget: "Budget",
+    verdict: "",
+  };
+  const all = [header, ...list];
+  const width = (k: keyof Row, max: number) =>
+    Math.min(max, Math.max(...all.map((r) => r[k].length)));
+  const w = {
+    id: width("id", 2),
+    figure: width("figure", 70),
+    measured: width("measured", 80),
+    budget: width("budget", 12),
+  };
+  const clip = (s: string, n: number) => (s.length > n ? `${s.slice(0, n - 1)}…` : s.padEnd(n));
+  return all
+    .map((r, i) => {
+      const line = `${clip(r.id, w.id)}  ${clip(r.figure, w.figure)}  ${clip(r.measured, w.measured)}  ${clip(r.budget, w.budget)}  ${r.verdict || (i === 0 ? "Result" : "")}`;
+      return i === 0 ? `${line}\n${"-".repeat(line.length)}` : line;
+    })
+    .join("\n");
+}
+
+/** The same table in Markdown (docs/benchmarks.md, the README). */
+export function markdownTable(list: readonly Row[]): string {
+  const cell = (s: string) => s.replace(/\|/g, "\\|");
+  return [
+    "| # | Figure | Measured | Budget | Result |",
+    "|---|---|---|---|---|",
+    ...list.map(
+      (r) =>
+        `| ${r.id} | ${cell(r.figure)} | ${cell(r.measured)} | ${cell(r.budget)} | ${r.verdict === "" ? "" : `**${r.verdict}**`} |`,
+    ),
+  ].join("\n");
+}

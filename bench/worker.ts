@@ -1,0 +1,78 @@
+/**
+ * A benchmark worker process: runs one job from bench/main.ts (Herald's pipeline, the
+ * botbuilder baseline, or the bot endpoint) alone in its process, so memory and CPU figures
+ * are its own and not the orchestrator's (which hosts Azurite and the Teams simulator).
+ */
+import { toError } from "../shared/errors";
+import { startAzuriteTables } from "../shared/local-host/azurite";
+import type { RunningEndpoint } from "./endpoint-job";
+import type { FromWorker, ToWorker } from "./jobs";
+
+/** Answers the orchestrator; a final answer ends the process (so --cpu-prof can write). */
+function reply(message: FromWorker): void {
+  const final = message.type !== "ready";
+  process.send?.(message, undefined, {}, () => {
+    if (final) process.exit(0);
+  });
+}
+
+async function startAzurite(): Promise<RunningEndpoint> {
+  const azurite = await startAzuriteTables();
+  const cpu = process.cpuUsage();
+  return {
+    ready: { url: azurite.connectionString },
+    stop: async () => {
+      const used = process.cpuUsage(cpu);
+      const rssPeakMb = Math.round(process.resourceUsage().maxRSS / 1024);
+      await azurite.close();
+      return {
+        rssPeakMb,
+        cpuMs: Math.round((used.user + used.system) / 1000),
+        logLevels: {},
+        logSamples: [],
+        events: {},
+      };
+    },
+  };
+}
+
+async function run(message: ToWorker): Promise<void> {
+  if (message.type !== "job") return;
+  const { job } = message;
+  /* eslint-disable @typescript-eslint/no-require-imports -- each job loads only what it measures */
+  switch (job.kind) {
+    case "pipeline": {
+      const { runPipeline } = require("./pipeline-job") as typeof import("./pipeline-job");
+      reply({ type: "result", result: await runPipeline(job) });
+      break;
+    }
+    case "baseline": {
+      const { runBaseline } = require("./baseline-job") as typeof import("./baseline-job");
+      reply({ type: "result", result: await runBaseline(job) });
+      break;
+    }
+    case "endpoint":
+    case "azurite": {
+      const endpoint =
+        job.kind === "endpoint"
+          ? await (require("./endpoint-job") as typeof import("./endpoint-job")).startEndpoint(job)
+          : await startAzurite();
+      process.once("message", (next: ToWorker) => {
+        if (next.type !== "stop") return;
+        endpoint
+          .stop()
+          .then((result) => reply({ type: "result", result }))
+          .catch((error: unknown) => reply({ type: "error", message: toError(error).message }));
+      });
+      reply({ type: "ready", ready: endpoint.ready });
+      break;
+    }
+  }
+  /* eslint-enable @typescript-eslint/no-require-imports */
+}
+
+process.once("message", (message: ToWorker) => {
+  run(message).catch((error: unknown) =>
+    reply({ type: "error", message: toError(error).stack ?? toError(error).message }),
+  );
+});
