@@ -27,7 +27,15 @@ type TableConfigurationCtor = new (...args: unknown[]) => unknown;
  * free port; pass a folder to keep data across restarts, or none for memory only.
  */
 export async function startAzuriteTables(
-  options: { port?: number; dataDir?: string } = {},
+  options: {
+    port?: number;
+    dataDir?: string;
+    /**
+     * How often Azurite saves its tables to `dataDir` when they changed (LokiJS autosave;
+     * Azurite's own interval is 5 s). Closing always saves.
+     */
+    autosaveIntervalMs?: number;
+  } = {},
 ): Promise<RunningAzurite> {
   /* eslint-disable @typescript-eslint/no-require-imports -- azurite ships no typings for these deep modules */
   const TableServer = (
@@ -59,6 +67,9 @@ export async function startAzuriteTables(
   );
   const server = new TableServer(config);
   await server.start();
+  if (!inMemory && options.autosaveIntervalMs !== undefined) {
+    setAutosaveInterval(server, options.autosaveIntervalMs);
+  }
   const address = server.getHttpServerAddress(); // "http://127.0.0.1:PORT"
   const tableEndpoint = `${address}/${AZURITE_ACCOUNT}`;
   return {
@@ -68,4 +79,29 @@ export async function startAzuriteTables(
       `TableEndpoint=${tableEndpoint};`,
     close: () => server.close(),
   };
+}
+
+interface LokiAutosave {
+  autosaveInterval: number;
+  autosaveEnable(): void;
+  autosaveDisable(): void;
+}
+
+/**
+ * Azurite fixes LokiJS's autosave at 5 s and offers no setting, so the interval is changed on
+ * its database (`metadataStore.db`, a LokiJS `Loki`): stop the timer, set, start it again.
+ * Left as it is if a later Azurite keeps the database elsewhere.
+ */
+function setAutosaveInterval(server: unknown, ms: number): void {
+  const db = (server as { metadataStore?: { db?: Partial<LokiAutosave> } }).metadataStore?.db;
+  if (
+    db === undefined ||
+    typeof db.autosaveEnable !== "function" ||
+    typeof db.autosaveDisable !== "function"
+  ) {
+    return;
+  }
+  db.autosaveDisable();
+  db.autosaveInterval = ms;
+  db.autosaveEnable();
 }

@@ -7,7 +7,8 @@ import { type Config, loadConfig } from "../config";
 import { ConfigError } from "../errors";
 import { registeredFunctions, type Registration } from "../registry";
 import { type RunningAzurite, startAzuriteTables } from "./azurite";
-import { acquireFolderLock, type FolderLock, LOCK_FILE } from "./folder-lock";
+import { AZURITE_ENTRY, startAzuriteProcess } from "./azurite-process";
+import { claimFolder, type FolderLock, LOCK_FILE } from "./folder-lock";
 import { functionEntryFiles, loadFunctionModules } from "./function-loader";
 import { type LocalHostOptions, type RunningLocalHost, startLocalHost } from "./local-host";
 import { findProjectRoot, mergeSettings, readHostJson, readLocalSettings } from "./settings";
@@ -25,6 +26,16 @@ export interface DevelopmentHostOptions {
   /** 7071 unless PORT says otherwise; 0 takes a free port. */
   readonly port?: number;
   readonly azuritePort?: number;
+  /**
+   * Where Azurite runs. `child-process` (the default, `npm start`): a child process that saves
+   * the tables and exits when this process stops or dies, even by SIGKILL. `this-process`: in
+   * this process, saved on `close()` and every 5 s (tests that never kill the process).
+   */
+  readonly azurite?: "child-process" | "this-process";
+  /** The child process's script (`azurite-process-entry.js` beside main.js by default). */
+  readonly azuriteEntry?: string;
+  /** Azurite's child process ended by itself: its tables are gone. Printed by default. */
+  readonly onAzuriteExit?: (description: string) => void;
   /** Registrations to serve; by default the modules package.json `main` names are loaded. */
   readonly loadFunctions?: () => readonly Registration[];
   /** Local queue tuning (lock duration, poll interval…); the reliability suite shortens locks. */
@@ -65,21 +76,65 @@ interface StartedTables {
   readonly azurite: RunningAzurite | undefined;
   /** Where the data lives; undefined when in memory or in someone else's Azurite. */
   readonly dataDir: string | undefined;
+  /** The child process Azurite runs in, if it has one of its own. */
+  readonly pid?: number;
 }
 
-async function startTables(
+const folderInUse = (dataDir: string, pid: number) =>
+  `${dataDir} is in use by another npm start (process ${pid}, pid file ${join(dataDir, LOCK_FILE)}): this one keeps its tables in memory.`;
+const portInUseExplicit = (port: number) =>
+  `Port ${port} is in use: using the Azurite already listening there.`;
+const portInUseFallback = (port: number) =>
+  `Port ${port} is in use: starting Azurite on a free port instead.`;
+const waitedForOrphan = (waited: { pid: number; ms: number }) =>
+  `Waited ${(waited.ms / 1000).toFixed(1)} s for the Azurite of a stopped npm start (process ${waited.pid}) to save its tables.`;
+
+/** How long a new start waits for the Azurite of a killed `npm start` to save and let go. */
+const ORPHAN_WAIT_MS = 30_000;
+
+/** Azurite in a child process: it claims the folder and falls back to a free port itself. */
+async function startTablesProcess(
+  plan: TablesPlan & { kind: "embedded" },
+  dataDir: string,
+  out: (line: string) => void,
+  options: Pick<DevelopmentHostOptions, "azuriteEntry" | "onAzuriteExit">,
+): Promise<StartedTables> {
+  try {
+    const azurite = await startAzuriteProcess({
+      port: plan.port,
+      fallbackToFreePort: !plan.explicit,
+      dataDir,
+      orphanWaitMs: ORPHAN_WAIT_MS,
+      entry: options.azuriteEntry ?? AZURITE_ENTRY,
+      onUnexpectedExit:
+        options.onAzuriteExit ??
+        ((how) =>
+          out(`${how}: Table Storage is gone. Stop npm start (Ctrl+C) and start it again.`)),
+    });
+    if (azurite.waitedFor !== undefined) out(waitedForOrphan(azurite.waitedFor));
+    if (azurite.dataDirHeldBy !== undefined) out(folderInUse(dataDir, azurite.dataDirHeldBy));
+    if (azurite.portTaken !== undefined) out(portInUseFallback(azurite.portTaken));
+    return { azurite, dataDir: azurite.dataDir, pid: azurite.pid };
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EADDRINUSE" || !plan.explicit) throw error;
+    // The settings name that port: most likely the developer's own Azurite. Use it.
+    out(portInUseExplicit(plan.port));
+    return { azurite: undefined, dataDir: undefined };
+  }
+}
+
+/** Azurite in this process (tests): a SIGKILL loses what it had not saved yet. */
+async function startTablesHere(
   plan: TablesPlan & { kind: "embedded" },
   dataDir: string,
   out: (line: string) => void,
 ): Promise<StartedTables> {
   // One Azurite per data folder: two writing the same database file would corrupt it.
-  const lock = acquireFolderLock(dataDir);
+  const claim = await claimFolder(dataDir, { orphanWaitMs: ORPHAN_WAIT_MS });
+  const lock = claim.lock;
   const folder = lock ? dataDir : undefined;
-  if (!lock) {
-    out(
-      `${dataDir} is in use by another npm start (pid file ${join(dataDir, LOCK_FILE)}): this one keeps its tables in memory.`,
-    );
-  }
+  if (claim.lock === undefined) out(folderInUse(dataDir, claim.holder.pid));
+  else if (claim.waitedFor !== undefined) out(waitedForOrphan(claim.waitedFor));
   const start = (port: number) =>
     startAzuriteTables({ port, ...(folder !== undefined ? { dataDir: folder } : {}) });
   try {
@@ -88,12 +143,11 @@ async function startTables(
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EADDRINUSE") throw error;
       if (plan.explicit) {
-        // The settings name that port: most likely the developer's own Azurite. Use it.
-        out(`Port ${plan.port} is in use: using the Azurite already listening there.`);
+        out(portInUseExplicit(plan.port));
         lock?.release();
         return { azurite: undefined, dataDir: undefined };
       }
-      out(`Port ${plan.port} is in use: starting Azurite on a free port instead.`);
+      out(portInUseFallback(plan.port));
       return { azurite: wrapClose(await start(0), lock), dataDir: folder };
     }
   } catch (error) {
@@ -116,7 +170,8 @@ function wrapClose(azurite: RunningAzurite, lock: FolderLock | undefined): Runni
 }
 
 /**
- * `npm start`: Azurite's Table service with its data in `.data/azurite`, the settings
+ * `npm start`: Azurite's Table service in a child process (it saves its tables even when this
+ * process is killed) with its data in `.data/azurite`, the settings
  * (defaults < local.settings.json < environment) validated by `loadConfig`, the functions
  * package.json `main` names, served on http://127.0.0.1:7071/api/… with the local queue drained.
  */
@@ -142,29 +197,41 @@ export async function startDevelopmentHost(
   }
 
   const plan = planTables(values, options.azuritePort ?? AZURITE_TABLE_PORT);
-  let azurite: RunningAzurite | undefined;
-  let tablesDataDir: string | undefined;
-  if (plan.kind === "embedded") {
-    const started = await startTables(plan, join(data, "azurite"), out);
-    azurite = started.azurite;
-    tablesDataDir = started.dataDir;
-    if (azurite) values.TableStorageConnection = azurite.connectionString;
-  }
+  // A bad setting stops start-up before anything starts. Azurite's connection string is only
+  // known once it listens, so the first check stands in a placeholder for it.
+  loadConfig(
+    plan.kind === "embedded"
+      ? { ...values, TableStorageConnection: "UseDevelopmentStorage=true" }
+      : values,
+  );
+  const port = options.port ?? portFrom(env);
+  const hostJson = readHostJson(root);
 
+  const noTables: StartedTables = { azurite: undefined, dataDir: undefined };
+  const dataDir = join(data, "azurite");
+  const startingTables =
+    plan.kind !== "embedded"
+      ? Promise.resolve(noTables)
+      : (options.azurite ?? "child-process") === "child-process"
+        ? startTablesProcess(plan, dataDir, out, options)
+        : startTablesHere(plan, dataDir, out);
   let host: RunningLocalHost | undefined;
   try {
+    // Loaded while Azurite's process starts: on two cores the two overlap.
+    const registrations = (options.loadFunctions ?? loadFromPackageMain(root))();
+    const tables = await startingTables;
+    const azurite = tables.azurite;
+    if (azurite) values.TableStorageConnection = azurite.connectionString;
     const config = loadConfig(values);
     if (options.applyToProcessEnv ?? true) {
       for (const [key, value] of Object.entries(values)) process.env[key] = value;
     }
-    const registrations = (options.loadFunctions ?? loadFromPackageMain(root))();
-    const hostJson = readHostJson(root);
     const queueDirectory =
       config.serviceBus.kind === "none" ? config.localQueueDirectory : undefined;
     host = await startLocalHost({
       registrations,
       settings: values,
-      port: options.port ?? portFrom(env),
+      port,
       hostJson,
       queueDirectory,
       // In Azure the queue's max delivery count is MaxDeliveryAttempts (infra sets both from
@@ -178,8 +245,7 @@ export async function startDevelopmentHost(
       root,
       host: running,
       config,
-      azurite,
-      tablesDataDir,
+      tables,
       plan,
       localSettings: local !== undefined,
       shadowed: merged.shadowed,
@@ -200,7 +266,8 @@ export async function startDevelopmentHost(
     };
   } catch (error) {
     await host?.close();
-    await azurite?.close();
+    // Started, or still starting when the function modules failed to load.
+    await (await startingTables.catch(() => noTables)).azurite?.close();
     throw error;
   }
 }
@@ -249,8 +316,7 @@ function printBanner(
     root: string;
     host: RunningLocalHost;
     config: Config;
-    azurite: RunningAzurite | undefined;
-    tablesDataDir: string | undefined;
+    tables: StartedTables;
     plan: TablesPlan;
     localSettings: boolean;
     shadowed: readonly string[];
@@ -289,9 +355,15 @@ function printBanner(
     out(`  ${functionName.padEnd(width)}  serviceBusTrigger: NOT RUN (${reason})`);
   }
   out("");
-  if (info.azurite) {
-    const where = info.tablesDataDir ? `data in ${rel(info.tablesDataDir)}` : "data in memory only";
-    out(`Table Storage: Azurite ${info.azurite.tableEndpoint}, ${where}`);
+  const { azurite, dataDir, pid } = info.tables;
+  if (azurite) {
+    const where = dataDir ? `data in ${rel(dataDir)}` : "data in memory only";
+    out(`Table Storage: Azurite ${azurite.tableEndpoint}, ${where}`);
+    if (pid !== undefined && dataDir) {
+      out(
+        `  (Azurite runs as process ${pid}: it saves the tables when npm start stops, or dies, and then exits)`,
+      );
+    }
   } else if (info.plan.kind === "embedded") {
     out("Table Storage: the Azurite already running on the configured port");
   } else {
@@ -328,8 +400,10 @@ function printBanner(
 /** The `npm start` process: start, then stop cleanly on Ctrl+C / SIGTERM. */
 async function main(): Promise<void> {
   let running: RunningDevelopmentHost;
+  let tablesGone: string | undefined;
+  let onTablesGone = (how: string) => void (tablesGone = how);
   try {
-    running = await startDevelopmentHost();
+    running = await startDevelopmentHost({ onAzuriteExit: (how) => onTablesGone(how) });
   } catch (error) {
     if (error instanceof ConfigError) {
       console.error(
@@ -345,7 +419,7 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   let stopping = false;
-  const stop = (signal: NodeJS.Signals) => {
+  const stop = (signal: NodeJS.Signals | "Table Storage gone") => {
     if (stopping) {
       console.error(`${signal} again: exiting without waiting`);
       process.exit(1);
@@ -355,7 +429,7 @@ async function main(): Promise<void> {
     running.close().then(
       () => {
         console.log("Stopped.");
-        process.exit(0);
+        process.exit(tablesGone === undefined ? 0 : 1);
       },
       (error: unknown) => {
         console.error(`Stopping failed: ${(error as Error).stack ?? String(error)}`);
@@ -366,6 +440,13 @@ async function main(): Promise<void> {
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);
   watchLauncher(() => stop("SIGTERM"));
+  // Nothing works without the tables: stop rather than answer every request with a 500.
+  onTablesGone = (how) => {
+    tablesGone = how;
+    console.error(`\n${how}: Table Storage is gone.`);
+    if (!stopping) stop("Table Storage gone");
+  };
+  if (tablesGone !== undefined) onTablesGone(tablesGone);
 }
 
 /**

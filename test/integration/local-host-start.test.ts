@@ -1,11 +1,13 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
 import { TableClient } from "@azure/data-tables";
 
 import { ConfigError } from "../../shared/errors";
+import { isAlive } from "../../shared/local-host/folder-lock";
 import { startDevelopmentHost } from "../../shared/local-host/main";
+import { buildAzuriteEntry } from "../support/azurite-entry";
 
 const REGISTRY = resolve(__dirname, "../../shared/registry");
 
@@ -48,9 +50,21 @@ function makeProject(localSettings?: unknown): string {
   return root;
 }
 
+function lockHolder(root: string): number {
+  return Number(readFileSync(join(root, ".data", "azurite", "herald.pid"), "utf8").split("\n")[0]);
+}
+
 describe("npm start (startDevelopmentHost)", () => {
   const roots: string[] = [];
   const savedEnv = { ...process.env };
+  // Azurite's child process script, as `npm run build` puts it beside main.js.
+  let azuriteEntry = "";
+
+  beforeAll(() => {
+    azuriteEntry = buildAzuriteEntry();
+  });
+
+  afterAll(() => rmSync(azuriteEntry, { force: true }));
 
   afterEach(() => {
     // The host writes the settings into process.env, where the functions read them.
@@ -75,9 +89,11 @@ describe("npm start (startDevelopmentHost)", () => {
       env: { TableNamePrefix: "Env" },
       port: 0,
       azuritePort: 0,
+      azuriteEntry,
       out: (line) => lines.push(line),
       logHandlerFor: () => () => undefined,
     });
+    let azuritePid: number;
     try {
       const url = `${running.host.http.origin}/api/hello`;
       const response = await fetch(url);
@@ -98,9 +114,14 @@ describe("npm start (startDevelopmentHost)", () => {
       expect(banner).toMatch(
         /Table Storage: Azurite http:\/\/127\.0\.0\.1:\d+\/devstoreaccount1, data in \.data\/azurite/,
       );
+      // Azurite runs in a child process of its own, which holds the data folder.
+      azuritePid = lockHolder(root);
+      expect(azuritePid).not.toBe(process.pid);
+      expect(banner).toContain(`Azurite runs as process ${azuritePid}`);
     } finally {
       await running.close();
     }
+    expect(isAlive(azuritePid)).toBe(false);
     expect(existsSync(join(root, ".data", "azurite", "herald.pid"))).toBe(false);
     await expect(fetch(`${running.host.http.origin}/api/hello`)).rejects.toThrow();
   });
@@ -112,6 +133,7 @@ describe("npm start (startDevelopmentHost)", () => {
       env: {},
       port: 0,
       azuritePort: 0,
+      azuriteEntry,
       out: () => undefined,
       logHandlerFor: () => () => undefined,
     };
@@ -140,6 +162,60 @@ describe("npm start (startDevelopmentHost)", () => {
     }
   });
 
+  it("runs Azurite inside this process when asked to (tests), still locking the data folder", async () => {
+    const root = project();
+    const running = await startDevelopmentHost({
+      projectRoot: root,
+      env: {},
+      port: 0,
+      azuritePort: 0,
+      azurite: "this-process",
+      out: () => undefined,
+      logHandlerFor: () => () => undefined,
+    });
+    try {
+      expect(lockHolder(root)).toBe(process.pid);
+      const table = TableClient.fromConnectionString(
+        running.settings.TableStorageConnection!,
+        "Here",
+        { allowInsecureConnection: true },
+      );
+      await table.createTable();
+      await expect(table.createEntity({ partitionKey: "p", rowKey: "r" })).resolves.toBeDefined();
+    } finally {
+      await running.close();
+    }
+    expect(existsSync(join(root, ".data", "azurite", "herald.pid"))).toBe(false);
+  });
+
+  it("uses the Azurite already listening on the port the settings name, starting none", async () => {
+    const root = project();
+    const lines: string[] = [];
+    // The connection string of the Azurite jest's global setup runs: its port is taken.
+    const connection = process.env.HERALD_TEST_TABLES_CONNECTION!;
+    const port = /127\.0\.0\.1:(\d+)\//.exec(connection)![1];
+    const running = await startDevelopmentHost({
+      projectRoot: root,
+      env: { TableStorageConnection: connection },
+      port: 0,
+      azuriteEntry,
+      out: (line) => lines.push(line),
+      logHandlerFor: () => () => undefined,
+    });
+    try {
+      expect(running.azurite).toBeUndefined();
+      expect(running.settings.TableStorageConnection).toBe(connection);
+      const banner = lines.join("\n");
+      expect(banner).toContain(
+        `Port ${port} is in use: using the Azurite already listening there.`,
+      );
+      expect(banner).toContain("Table Storage: the Azurite already running on the configured port");
+      expect(existsSync(join(root, ".data", "azurite", "herald.pid"))).toBe(false);
+    } finally {
+      await running.close();
+    }
+  });
+
   it("refuses a bad setting with a message naming it, and leaves nothing running", async () => {
     const root = project({ Values: { MicrosoftAppId: "not-a-guid" } });
     const attempt = startDevelopmentHost({
@@ -147,6 +223,7 @@ describe("npm start (startDevelopmentHost)", () => {
       env: {},
       port: 0,
       azuritePort: 0,
+      azuriteEntry,
       out: () => undefined,
     });
     await expect(attempt).rejects.toThrow(ConfigError);
@@ -162,6 +239,7 @@ describe("npm start (startDevelopmentHost)", () => {
         env: {},
         port: 0,
         azuritePort: 0,
+        azuriteEntry,
         out: () => undefined,
       }),
     ).rejects.toThrow(/local\.settings\.json: not valid JSON/);

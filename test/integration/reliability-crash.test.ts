@@ -1,7 +1,8 @@
 import { runCrashRecovery } from "../chaos/scenarios/crash-recovery";
 
 /**
- * The short crash-recovery run inside `npm test`: 150 requests, 2 kills. `npm run test:chaos`
+ * The short crash-recovery run inside `npm test`: 150 requests, 2 kills, with `npm start`'s own
+ * Azurite (its child process saves the tables when the host is killed). `npm run test:chaos`
  * runs the long one (2,000 requests, 6 kills). See docs/reliability.md.
  */
 describe("npm start host under SIGKILL", () => {
@@ -13,7 +14,7 @@ describe("npm start host under SIGKILL", () => {
       uptimeMs: [1_000, 2_000],
       seed: 6,
       lockDurationMs: 1_000,
-      tables: "shared",
+      tables: "embedded",
       settleTimeoutMs: 12_000,
     });
     expect(report.kills).toBe(2);
@@ -26,6 +27,8 @@ describe("npm start host under SIGKILL", () => {
     expect(report.http500).toBe(0);
     expect(report.deadLettered).toBe(0);
     expect(report.duplicates).toBeLessThanOrEqual(report.kills);
+    // Every restart found the tables the killed host's Azurite had saved.
+    expect(report.tablesInMemory).toBe(0);
     // Every kind of final state was exercised (the plan has all four).
     expect(report.states.sent).toBeGreaterThan(0);
     expect(report.states.unreachable).toBeGreaterThan(0);

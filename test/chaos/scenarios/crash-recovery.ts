@@ -28,10 +28,13 @@ export interface CrashRecoveryOptions {
   /** The local queue's lock duration: how long a killed consumer's messages wait. */
   readonly lockDurationMs: number;
   /**
-   * `shared`: Table Storage outlives the host, as in Azure (an Azurite the host does not own);
-   * `embedded`: `npm start`'s own Azurite in the killed process, data in `.data/azurite`.
+   * `embedded`: `npm start`'s own Azurite (its child process, data in `.data/azurite`), which
+   * must save every confirmed write when the host is killed and be waited for by the next start;
+   * `shared`: an Azurite the host does not own, which outlives it (as Table Storage in Azure);
+   * `in-process`: Azurite inside the killed host process (how `npm start` ran it before; loses
+   * the writes it had not saved yet, so this one fails: kept to show why).
    */
-  readonly tables: "shared" | "embedded";
+  readonly tables: "embedded" | "shared" | "in-process";
   /** Give up waiting for every request to finish after this long. */
   readonly settleTimeoutMs: number;
   readonly log?: (line: string) => void;
@@ -52,6 +55,10 @@ export interface CrashRecoveryReport extends Verdict {
   readonly claimRechecks: number;
   /** Locks a live consumer lost (renewal late or failed): a second copy may run meanwhile. */
   readonly locksLost: number;
+  /** Starts that found `.data/azurite` held and kept their tables in memory (never expected). */
+  readonly tablesInMemory: number;
+  /** Starts that waited for the killed host's Azurite to save and exit. */
+  readonly azuriteWaits: number;
   readonly settledAfterMs: number;
   readonly welcomes: number;
 }
@@ -81,6 +88,7 @@ export async function runCrashRecovery(
     settings.TableStorageConnection = connection;
   } else {
     settings.TableStorageConnection = "";
+    if (options.tables === "in-process") settings.HERALD_CHAOS_AZURITE = "this-process";
   }
   const script = buildHostBundle(folder);
   const host = new HostProcess({ script, settings, lockDurationMs: options.lockDurationMs });
@@ -136,6 +144,8 @@ export async function runCrashRecovery(
     const http500 = host.logLines(/-> 500 /).length;
     const rechecks = host.logLines(/checking again/).length;
     const locksLost = host.logLines(/Lock renewal failed|Settling .* failed/).length;
+    const tablesInMemory = host.logLines(/keeps its tables in memory|data in memory only/).length;
+    const azuriteWaits = host.logLines(/Waited .* for the Azurite of a stopped npm start/).length;
     return {
       ...verdict,
       kills: killTimes.length,
@@ -146,11 +156,15 @@ export async function runCrashRecovery(
       scheduledLeft: counts.scheduled,
       claimRechecks: rechecks,
       locksLost,
+      tablesInMemory,
+      azuriteWaits,
       settledAfterMs,
       welcomes: sim.allActivities().filter((a) => (a.attachments ?? []).length > 0).length,
     };
   } finally {
     await host.crash();
+    // Its Azurite saves and exits by itself; the folder goes once it has.
+    await host.tablesReleased().catch((error: unknown) => log(String(error)));
     await sim.close();
     if (process.env.HERALD_CHAOS_KEEP === undefined)
       rmSync(folder, { recursive: true, force: true });

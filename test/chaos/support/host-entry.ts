@@ -5,7 +5,8 @@
  * read from `dist/`, a project root of the test's own (so `.data/` is a temp folder) and a
  * free port. Settings come from the environment, as with `npm start`.
  *
- * Prints `HERALD_READY <origin>` once it listens. Stops only when killed.
+ * Prints `HERALD_TABLES <connection string>`, then `HERALD_READY <origin>` once it listens.
+ * Stops only when killed (its Azurite child then saves the tables and exits by itself).
  */
 import "../../../functions/messages";
 import "../../../functions/notifications";
@@ -31,6 +32,11 @@ async function main(): Promise<void> {
   const running = await startDevelopmentHost({
     projectRoot,
     port: 0,
+    // Its own Azurite (when the settings name none) on a free port, not 10002.
+    azuritePort: 0,
+    ...(process.env.HERALD_CHAOS_AZURITE === "this-process"
+      ? { azurite: "this-process" as const }
+      : {}),
     loadFunctions: () => registeredFunctions(),
     queueOptions: {
       pollIntervalMs: 50,
@@ -38,6 +44,7 @@ async function main(): Promise<void> {
       ...(lockDurationMs !== undefined ? { lockDurationMs } : {}),
     },
   });
+  console.log(`HERALD_TABLES ${running.settings.TableStorageConnection ?? ""}`);
   console.log(`${READY_PREFIX}${running.host.http.origin}`);
 }
 

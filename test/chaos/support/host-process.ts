@@ -4,24 +4,32 @@ import { join, resolve } from "node:path";
 
 import { buildSync } from "esbuild";
 
+import { folderLockHolder } from "../../../shared/local-host/folder-lock";
+
 const PROJECT_ROOT = resolve(__dirname, "../../..");
 const READY_PREFIX = "HERALD_READY ";
+const TABLES_PREFIX = "HERALD_TABLES ";
 
 /**
  * Bundles `host-entry.ts` (the `npm start` host with the function modules built in) into
- * `folder`, and lays out a project root there (host.json) whose `.data/` holds the host's
- * queue and, when it runs its own Azurite, its tables. Returns the bundle's path.
+ * `folder`, beside the Azurite child process's entry (as `dist/` has them), and lays out a
+ * project root there (host.json) whose `.data/` holds the host's queue and, when it runs its
+ * own Azurite, its tables. Returns the bundle's path.
  */
 export function buildHostBundle(folder: string): string {
   mkdirSync(folder, { recursive: true });
   const script = join(folder, "herald-host.js");
   buildSync({
-    entryPoints: [join(__dirname, "host-entry.ts")],
+    entryPoints: {
+      "herald-host": join(__dirname, "host-entry.ts"),
+      // main.ts forks `azurite-process-entry.js` from its own folder: the bundle's.
+      "azurite-process-entry": join(PROJECT_ROOT, "shared/local-host/azurite-process-entry.ts"),
+    },
     bundle: true,
     platform: "node",
     target: "node20",
     packages: "external",
-    outfile: script,
+    outdir: folder,
     logLevel: "error",
     // main.ts starts itself when it is the entry module; here host-entry.ts starts it.
     define: { "require.main": "undefined" },
@@ -38,6 +46,8 @@ export interface HostProcessOptions {
   /** How long a crashed consumer's message stays locked (the local queue's lock duration). */
   readonly lockDurationMs: number;
   readonly startTimeoutMs?: number;
+  /** Prefix of the log files (`<name>-<n>.log`), for several hosts on one folder; `host`. */
+  readonly name?: string;
 }
 
 /**
@@ -50,6 +60,8 @@ export class HostProcess {
   private starts = 0;
   /** `http://127.0.0.1:<port>` of the running host (a new port after each start). */
   origin = "";
+  /** The Table Storage connection string the running host uses. */
+  tablesConnection = "";
 
   constructor(private readonly options: HostProcessOptions) {}
 
@@ -64,7 +76,7 @@ export class HostProcess {
   async start(): Promise<string> {
     if (this.child !== undefined) throw new Error("host already running");
     this.starts += 1;
-    const logPath = join(this.root, `host-${this.starts}.log`);
+    const logPath = join(this.root, `${this.options.name ?? "host"}-${this.starts}.log`);
     const log = openSync(logPath, "w");
     const child = spawn(process.execPath, [this.options.script], {
       cwd: this.root,
@@ -86,6 +98,8 @@ export class HostProcess {
       const line = text.split("\n").find((l) => l.startsWith(READY_PREFIX));
       if (line !== undefined) {
         this.origin = line.slice(READY_PREFIX.length).trim();
+        const tables = text.split("\n").find((l) => l.startsWith(TABLES_PREFIX));
+        this.tablesConnection = tables?.slice(TABLES_PREFIX.length).trim() ?? "";
         return this.origin;
       }
       if (child.exitCode !== null || child.signalCode !== null || Date.now() > deadline) {
@@ -102,6 +116,18 @@ export class HostProcess {
     await this.exited;
   }
 
+  /**
+   * Waits until no process holds the data folder's tables: after a SIGKILL of the host, its
+   * Azurite child saves them and exits on its own.
+   */
+  async tablesReleased(timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (folderLockHolder(join(this.root, ".data", "azurite")) !== undefined) {
+      if (Date.now() > deadline) throw new Error("the host's Azurite did not exit");
+      await new Promise((done) => setTimeout(done, 25));
+    }
+  }
+
   private kill(): void {
     const child = this.child;
     this.child = undefined;
@@ -112,7 +138,7 @@ export class HostProcess {
   logLines(pattern: RegExp): string[] {
     const lines: string[] = [];
     for (let n = 1; n <= this.starts; n++) {
-      const text = readFileSync(join(this.root, `host-${n}.log`), "utf8");
+      const text = readFileSync(join(this.root, `${this.options.name ?? "host"}-${n}.log`), "utf8");
       for (const line of text.split("\n")) if (pattern.test(line)) lines.push(line);
     }
     return lines;
