@@ -20,7 +20,12 @@ const WORKER = join(__dirname, "worker.js");
 
 function spawnWorker(): ChildProcess {
   return fork(WORKER, [], {
-    execArgv: process.env.BENCH_WORKER_ARGS?.split(" ") ?? ["--expose-gc"],
+    // The same Node options the Function App's worker gets (languageWorkers__node__arguments in
+    // infra/modules/function-app.bicep), so peak RSS is measured as deployed.
+    execArgv: process.env.BENCH_WORKER_ARGS?.split(" ") ?? [
+      "--expose-gc",
+      "--max-semi-space-size=4",
+    ],
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
 }

@@ -51,6 +51,7 @@ export const HOST_SETTINGS = [
   "APPLICATIONINSIGHTS_CONNECTION_STRING",
   "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
   "ServiceBusConnection__credential",
+  "languageWorkers__node__arguments",
 ] as const;
 
 /** Settings of the platform itself that Herald reads but never sets. */
