@@ -1,4 +1,5 @@
 import type { RecordedRequest, RouteName, TeamsSimulator } from "../test/simulator";
+import { ROUTE_NAMES } from "../test/simulator/types";
 import { perSecond, round } from "./stats";
 
 /** What the Teams simulator saw between two instants: the ground truth of every scenario. */
@@ -22,17 +23,7 @@ export interface TeamsView {
 }
 
 /** Routes Teams rate-limits: all of the Bot Connector's (reads such as member lists count too). */
-const COUNTED: ReadonlySet<RouteName> = new Set([
-  "createConversation",
-  "sendActivity",
-  "updateActivity",
-  "deleteActivity",
-  "pagedMembers",
-  "members",
-  "member",
-  "teamConversations",
-  "teamDetails",
-]);
+const COUNTED: ReadonlySet<RouteName> = new Set(ROUTE_NAMES.filter((r) => r !== "unknown"));
 
 /** Events between the first and last one over the time between them, per second. */
 export function sustainedRate(times: readonly number[]): number {
