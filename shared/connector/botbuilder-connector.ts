@@ -15,6 +15,7 @@ import type { Logger } from "../logging";
 import { withoutRetries } from "./single-attempt";
 import {
   classifyConnectorError,
+  type ConnectorFailure,
   type CreatePersonalConversation,
   type CreateResult,
   type SendActivity,
@@ -84,10 +85,8 @@ export class BotbuilderConnector implements TeamsConnector {
     });
   }
 
-  async createPersonalConversation(input: CreatePersonalConversation): Promise<CreateResult> {
-    const client = await this.client(input.serviceUrl);
-    const { abortSignal, done } = this.deadline();
-    try {
+  createPersonalConversation(input: CreatePersonalConversation): Promise<CreateResult> {
+    return this.call(input.serviceUrl, async (client, abortSignal) => {
       const response = await client.conversations.createConversation(
         {
           isGroup: false,
@@ -99,25 +98,29 @@ export class BotbuilderConnector implements TeamsConnector {
         { abortSignal },
       );
       return { kind: "created", conversationId: response.id ?? "" };
-    } catch (error) {
-      const failure = classifyConnectorError(error);
-      if (failure === undefined) throw error;
-      return failure;
-    } finally {
-      done();
-    }
+    });
   }
 
-  async sendActivity(input: SendActivity): Promise<SendResult> {
-    const client = await this.client(input.serviceUrl);
-    const { abortSignal, done } = this.deadline();
-    try {
+  sendActivity(input: SendActivity): Promise<SendResult> {
+    return this.call(input.serviceUrl, async (client, abortSignal) => {
       const response = await client.conversations.sendToConversation(
         input.conversationId,
         input.activity,
         { abortSignal },
       );
       return { kind: "sent", activityId: response.id ?? "" };
+    });
+  }
+
+  /** One call to Teams under the deadline; Teams' answers become tagged failures, not throws. */
+  private async call<T>(
+    serviceUrl: string,
+    send: (client: ConnectorClient, abortSignal: AbortSignal) => Promise<T>,
+  ): Promise<T | ConnectorFailure> {
+    const client = await this.client(serviceUrl);
+    const { abortSignal, done } = this.deadline();
+    try {
+      return await send(client, abortSignal);
     } catch (error) {
       const failure = classifyConnectorError(error);
       if (failure === undefined) throw error;
