@@ -97,6 +97,26 @@ function resetSimulator(sim: TeamsSimulator, latencyMs: number): void {
   sim.setLatency(latencyMs);
 }
 
+/** One single-recipient request per user through Herald's pipeline worker. */
+function runHerald(
+  sim: TeamsSimulator,
+  tables: Parameters<typeof runPipelineWorker>[0]["tables"],
+  users: readonly SimUser[],
+  options: { pacing: boolean },
+): Promise<PipelineResult> {
+  return runPipelineWorker({
+    kind: "pipeline",
+    tables,
+    tenantId: sim.tenantId,
+    botId: sim.botId,
+    recipients: users.map((u) => u.aadObjectId),
+    pacing: options.pacing,
+    maxConcurrentCalls: MAX_CONCURRENT_CALLS,
+    text: MESSAGE_TEXT,
+    capMs: 180_000,
+  });
+}
+
 export interface OverheadScenario {
   readonly herald: OverheadFigures;
   readonly baseline: BaselineFigures;
@@ -122,17 +142,7 @@ export async function overheadScenario(
     await seedUsers(tables, sim, users, true);
     const seedSeconds = (Date.now() - seedStart) / 1000;
 
-    const pipeline = await runPipelineWorker({
-      kind: "pipeline",
-      tables,
-      tenantId: sim.tenantId,
-      botId: sim.botId,
-      recipients: users.map((u) => u.aadObjectId),
-      pacing: false,
-      maxConcurrentCalls: MAX_CONCURRENT_CALLS,
-      text: MESSAGE_TEXT,
-      capMs: 180_000,
-    });
+    const pipeline = await runHerald(sim, tables, users, { pacing: false });
     const teams = teamsView(sim, pipeline.startedAt, pipeline.endedAt + 50);
     const wallSeconds = (pipeline.endedAt - pipeline.startedAt) / 1000;
     const ledger = await ledgerStates(tables);
@@ -187,17 +197,7 @@ async function limitsPhase(
 ): Promise<LimitsPhase> {
   const tables = freshTables(tablesConnection);
   await seedUsers(tables, sim, users, storedConversations);
-  const pipeline = await runPipelineWorker({
-    kind: "pipeline",
-    tables,
-    tenantId: sim.tenantId,
-    botId: sim.botId,
-    recipients: users.map((u) => u.aadObjectId),
-    pacing: true,
-    maxConcurrentCalls: MAX_CONCURRENT_CALLS,
-    text: MESSAGE_TEXT,
-    capMs: 180_000,
-  });
+  const pipeline = await runHerald(sim, tables, users, { pacing: true });
   const teams = teamsView(sim, pipeline.startedAt, pipeline.endedAt + 50);
   return {
     recipients: users.length,
