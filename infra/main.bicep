@@ -70,6 +70,14 @@ param serviceBusSkuName string = 'Standard'
 @maxLength(260)
 param notificationsQueueName string = 'notifications'
 
+@description('Optional. Name of Herald\'s internal, session-enabled work queue (WorkQueueName). Only Herald\'s identity may send to it.')
+@minLength(1)
+@maxLength(260)
+param workQueueName string = 'herald-work'
+
+@description('Optional. Extra Teams service host names the bot may call, beside the public, GCC, GCC High and DoD hosts Herald knows (TeamsServiceHosts).')
+param extraTeamsServiceHosts string[] = []
+
 @description('Optional. Attempts at one message: the queue\'s max delivery count and Herald\'s MaxDeliveryAttempts, kept equal so Herald records the final failure before the broker dead-letters.')
 @minValue(1)
 @maxValue(100)
@@ -288,6 +296,8 @@ var heraldSettings = {
   ServiceBusConnection__credential: 'managedidentity'
   ServiceBusConnection__clientId: identity.outputs.clientId
   NotificationsQueueName: notificationsQueueName
+  WorkQueueName: workQueueName
+  TeamsServiceHosts: join(extraTeamsServiceHosts, ',')
   MaxDeliveryAttempts: string(maxDeliveryCount)
   WelcomeLeaseSeconds: string(welcomeLeaseSeconds)
 }

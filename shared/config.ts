@@ -37,6 +37,13 @@ export const settingsSchema = z.object({
   ServiceBusConnection__fullyQualifiedNamespace: optionalText,
   ServiceBusConnection__clientId: optionalText.pipe(guid.optional()),
   NotificationsQueueName: z.string().trim().min(1).default("notifications"),
+  /** Herald's internal, session-enabled work queue: only Herald's identity sends to it. */
+  WorkQueueName: z.string().trim().min(1).default("herald-work"),
+  /**
+   * Extra Teams service hosts the bot may call (comma-separated host names), beside the public,
+   * GCC, GCC High and DoD hosts Herald knows. Only read when MicrosoftAppId is set.
+   */
+  TeamsServiceHosts: optionalText,
   MaxDeliveryAttempts: positiveInt(6),
   WelcomeLeaseSeconds: positiveInt(120),
   WEBSITE_SITE_NAME: optionalText,
@@ -88,6 +95,10 @@ export interface Config {
   readonly tableNamePrefix: string;
   readonly serviceBus: ServiceBusConnection;
   readonly queueName: string;
+  /** The internal work queue (sessions: one tenant per session). */
+  readonly workQueueName: string;
+  /** Lower-cased extra host names outbound Teams calls may go to (beside Teams' own). */
+  readonly extraTeamsServiceHosts: readonly string[];
   readonly maxDeliveryAttempts: number;
   readonly welcomeLeaseMs: number;
   readonly runningInAzure: boolean;
@@ -170,6 +181,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     if (bad.length > 0) problems.push(`AllowedTenantIds: not GUIDs: ${bad.join(", ")}`);
   }
 
+  const extraHosts = (s.TeamsServiceHosts?.split(/[,;\s]+/) ?? [])
+    .filter((h) => h !== "")
+    .map((h) => h.toLowerCase());
+  const badHosts = extraHosts.filter(
+    (h) => !/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/.test(h),
+  );
+  if (badHosts.length > 0)
+    problems.push(`TeamsServiceHosts: not host names: ${badHosts.join(", ")}`);
+  if (s.WorkQueueName === s.NotificationsQueueName)
+    problems.push(
+      "WorkQueueName: must differ from NotificationsQueueName (LOB apps may send to that one)",
+    );
+
   if (problems.length > 0 || tables === undefined) fail(problems);
   return {
     bot,
@@ -179,6 +203,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tableNamePrefix: s.TableNamePrefix,
     serviceBus,
     queueName: s.NotificationsQueueName,
+    workQueueName: s.WorkQueueName,
+    extraTeamsServiceHosts: extraHosts,
     maxDeliveryAttempts: s.MaxDeliveryAttempts,
     welcomeLeaseMs: s.WelcomeLeaseSeconds * 1000,
     runningInAzure,
@@ -199,6 +225,7 @@ export function describeConfig(config: Config): Record<string, string> {
         ? config.serviceBus.fullyQualifiedNamespace
         : config.serviceBus.kind,
     queue: config.queueName,
+    workQueue: config.workQueueName,
     allowedTenants: config.allowedTenantIds ? [...config.allowedTenantIds].join(",") : "any",
   };
 }
