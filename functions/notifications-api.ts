@@ -5,25 +5,12 @@ import type {
   InvocationContext,
 } from "@azure/functions";
 
-import { loadConfig } from "../shared/config";
-import { consoleLogger, contextLogger } from "../shared/logging";
+import { processServices } from "../shared/composition";
+import { contextLogger } from "../shared/logging";
 import { isRequestId } from "../shared/notifications/schema";
-import {
-  createNotificationServices,
-  type NotificationServices,
-} from "../shared/notifications/services";
+import type { NotificationServices } from "../shared/notifications/services";
 import type { RecipientState } from "../shared/notifications/status";
 import { registerHttp } from "../shared/registry";
-
-let services: NotificationServices | undefined;
-
-/** One composition root per process, built on the first request (no botbuilder here). */
-function notificationServices(): NotificationServices {
-  return (services ??= createNotificationServices(
-    loadConfig(),
-    consoleLogger({ component: "notifications-api" }),
-  ));
-}
 
 /** Request bodies above this are refused before parsing (a 10,000-recipient request is ~0.6 MB). */
 const MAX_BODY_BYTES = 2 * 1024 * 1024;
@@ -131,7 +118,7 @@ export function createNotificationsApi(getServices: () => NotificationServices):
   return { enqueue, status };
 }
 
-const api = createNotificationsApi(notificationServices);
+const api = createNotificationsApi(() => processServices().notifications);
 
 /** `POST /api/notifications`: validate and enqueue a notification request. */
 export const enqueueNotification: HttpHandler = api.enqueue;

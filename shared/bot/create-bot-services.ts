@@ -2,7 +2,9 @@ import type { HttpRequest, HttpResponseInit, InvocationContext } from "@azure/fu
 import type { CloudAdapter } from "botbuilder";
 
 import type { Config } from "../config";
+import { policyOf } from "../connector/botbuilder-connector";
 import type { Logger } from "../logging";
+import type { RelayWork, RosterSyncWork, WelcomeWork } from "../notifications/work-items";
 import type { QueuePort } from "../queue/queue-port";
 import { TableFactory } from "../store/table-factory";
 import { TeamStore } from "../store/teams";
@@ -12,8 +14,15 @@ import { createBotAdapter } from "./adapter";
 import { HeraldBot } from "./herald-bot";
 import { MentionRelay } from "./mention-relay";
 import { handleMessages } from "./messages-endpoint";
-import { type RosterSyncDeps, type RosterSyncJob, syncTeamRoster } from "./roster-sync";
-import { runWelcomeCheck, type WelcomeCheckOutcome } from "./welcome-check";
+import type { PaceCall, ProactiveDeps } from "./proactive";
+import { syncTeamRoster } from "./roster-sync";
+import {
+  runWelcome,
+  runWelcomeCheck,
+  type WelcomeCheckOutcome,
+  type WelcomeWorkDeps,
+} from "./welcome-check";
+import type { WelcomeCheckJob } from "./welcome-target";
 import { Welcomer } from "./welcomes";
 
 export interface BotServices {
@@ -25,13 +34,11 @@ export interface BotServices {
   readonly welcomer: Welcomer;
   /** The `POST|HEAD /api/messages` handler. */
   handle(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit>;
-  /** Runs a `roster-sync` work item (the queue trigger calls this). */
-  syncTeamRoster(job: RosterSyncJob, logger?: Logger): Promise<{ members: number }>;
-  /**
-   * Runs a `welcome-check` work item (the queue trigger calls this): sends a welcome whose
-   * claim expired or was released. Throws ValidationError for a malformed body.
-   */
-  checkWelcome(job: unknown, logger?: Logger): Promise<WelcomeCheckOutcome>;
+  /** The bot's work items, run by the work queue trigger in the tenant's session. */
+  syncTeamRoster(job: RosterSyncWork, logger?: Logger): Promise<{ members: number }>;
+  welcome(work: WelcomeWork, logger?: Logger): Promise<WelcomeCheckOutcome>;
+  checkWelcome(job: WelcomeCheckJob, logger?: Logger): Promise<WelcomeCheckOutcome>;
+  relay(work: RelayWork, logger?: Logger): Promise<void>;
 }
 
 export interface BotServicesOptions {
@@ -42,9 +49,11 @@ export interface BotServicesOptions {
   clock?: () => Date;
   /** Test seam: where Bot Framework signing keys come from (stands in for Azure AD). */
   openIdMetadataUrl?: string;
+  /** The tenant pacer's wait (the same pacer as deliveries); none: calls are not paced. */
+  pace?: PaceCall;
 }
 
-/** The bot's composition root: one per process, built on first use by functions/messages.ts. */
+/** The bot's part of the composition root (shared/composition.ts builds it once per process). */
 export function createBotServices(
   config: Config,
   logger: Logger,
@@ -55,7 +64,7 @@ export function createBotServices(
   const clock = options.clock ?? (() => new Date());
   const users = new UserReferenceStore(tables, clock);
   const teams = new TeamStore(tables, clock);
-  // Each claim schedules its lease check on the notifications queue (welcome-check work items).
+  // Each claim schedules its lease check on the work queue (welcome-check work items).
   const welcomer = new Welcomer(
     new WelcomeLedger(tables, { leaseMs: config.welcomeLeaseMs, clock }),
     { queue, clock },
@@ -68,24 +77,27 @@ export function createBotServices(
   if (config.allowedTenantIds !== undefined) {
     logger.info("Tenant allow-list on", { tenants: [...config.allowedTenantIds].join(",") });
   }
-  const relay = new MentionRelay({ users });
-  const bot = new HeraldBot({ adapter, botAppId, users, teams, welcomer, relay, queue });
+  const proactive: ProactiveDeps = {
+    adapter,
+    botAppId,
+    serviceUrls: policyOf(config),
+    pace: options.pace ?? (() => Promise.resolve()),
+  };
+  const bot = new HeraldBot({ users, teams, welcomer, queue, clock });
   const endpoint = {
     adapter,
     bot,
     requiresAuthentication,
     allowedTenantIds: config.allowedTenantIds,
   };
-  const rosterDeps: RosterSyncDeps = {
-    adapter,
-    botAppId,
+  const relay = new MentionRelay({ ...proactive, users, teams });
+  const welcomeDeps = (jobLogger: Logger | undefined): WelcomeWorkDeps => ({
+    ...proactive,
+    welcomer,
     users,
     teams,
-    welcomer,
-    logger,
-    clock,
-    ...(options.rosterPageSize !== undefined ? { pageSize: options.rosterPageSize } : {}),
-  };
+    logger: jobLogger ?? logger,
+  });
   return {
     adapter,
     botAppId,
@@ -95,11 +107,20 @@ export function createBotServices(
     welcomer,
     handle: (request, context) => handleMessages(endpoint, request, context),
     syncTeamRoster: (job, jobLogger) =>
-      syncTeamRoster({ ...rosterDeps, logger: jobLogger ?? logger }, job),
-    checkWelcome: (job, jobLogger) =>
-      runWelcomeCheck(
-        { adapter, botAppId, welcomer, users, teams, logger: jobLogger ?? logger },
+      syncTeamRoster(
+        {
+          ...proactive,
+          users,
+          teams,
+          welcomer,
+          logger: jobLogger ?? logger,
+          clock,
+          ...(options.rosterPageSize !== undefined ? { pageSize: options.rosterPageSize } : {}),
+        },
         job,
       ),
+    welcome: (work, jobLogger) => runWelcome(welcomeDeps(jobLogger), work),
+    checkWelcome: (job, jobLogger) => runWelcomeCheck(welcomeDeps(jobLogger), job),
+    relay: (work, jobLogger) => relay.run(work, jobLogger ?? logger),
   };
 }

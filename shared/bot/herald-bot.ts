@@ -1,22 +1,23 @@
-import { createHash } from "node:crypto";
-
 import {
-  type CloudAdapter,
   type InvokeResponse,
   TeamsActivityHandler,
-  TeamsInfo,
+  type TeamsChannelAccount,
   type TurnContext,
 } from "botbuilder";
 
 import type { Logger } from "../logging";
-import { type QueuePort, WORK_KIND_PROPERTY } from "../queue/queue-port";
+import {
+  relayMessage,
+  rosterSyncMessage,
+  welcomeMessage,
+  type WelcomeWork,
+} from "../notifications/work-items";
+import type { OutgoingMessage, QueuePort } from "../queue/queue-port";
 import type { TeamStore } from "../store/teams";
 import type { UpsertOutcome, UserReferenceStore } from "../store/user-references";
 import type { ValidActivity } from "./activity-schema";
-import { describeFailure, replySafely, senderFor } from "./connector";
-import type { MentionRelay } from "./mention-relay";
-import { ROSTER_SYNC_KIND, type RosterSyncJob } from "./roster-sync";
-import { personalHelp } from "./welcome-messages";
+import { describeFailure, singleAttemptConnectorOf } from "./connector";
+import { relayWorkOf } from "./mention-relay";
 import type { Welcomer } from "./welcomes";
 
 /** What the endpoint validated for this turn, handed to the bot through the turn state. */
@@ -30,13 +31,14 @@ export interface TurnData {
 export const TURN_DATA = Symbol("herald.turn");
 
 export interface HeraldBotDeps {
-  adapter: CloudAdapter;
-  botAppId: string;
   users: UserReferenceStore;
   teams: TeamStore;
   welcomer: Welcomer;
-  relay: MentionRelay;
+  /** The internal work queue: every call to Teams this turn asks for is a work item there. */
   queue: QueuePort;
+  clock?: () => Date;
+  /** Deadline of the one read the endpoint makes while answering (default 3 s). */
+  detailsDeadlineMs?: number;
 }
 
 function turnOf(context: TurnContext): TurnData {
@@ -54,8 +56,11 @@ function isUser(id: string, activity: ValidActivity): boolean {
 }
 
 /**
- * Herald's Teams bot: keeps user and team references, welcomes once, relays @mentions.
- * Every handler reads the validated activity from the turn state (the endpoint put it there).
+ * Herald's Teams bot: keeps user and team references, and queues what it was asked to do
+ * (welcomes, roster syncs, @mention relays) as tenant work. It makes no call to Teams itself:
+ * the endpoint records, enqueues and answers, and the tenant's session on the work queue paces
+ * every call (shared/bot/bot-work.ts runs them). Every handler reads the validated activity
+ * from the turn state (the endpoint put it there).
  */
 export class HeraldBot extends TeamsActivityHandler {
   constructor(private readonly deps: HeraldBotDeps) {
@@ -112,12 +117,21 @@ export class HeraldBot extends TeamsActivityHandler {
       const { activity, logger } = turnOf(context);
       if (activity.scope === "personal") {
         // The user's first 1:1 contact if the install event was missed, or the recovery of a
-        // welcome whose sender died after claiming it.
-        const welcome = await this.personalWelcome(context);
-        if (welcome !== "sent") await replySafely(context, personalHelp(), logger);
+        // welcome whose sender died after claiming it; else the help text.
+        await this.queueWelcome(
+          context,
+          { scope: "personal", tenantId: activity.tenantId, teamsUserId: activity.from.id, helpReply: true },
+          activity.id ?? undefined,
+        );
       } else {
         if (activity.teamId !== undefined) await this.teamSeen(context, activity.teamId);
-        await this.deps.relay.handle(context, activity, logger);
+        const relay = relayWorkOf(activity);
+        if (relay === "notMentioned") {
+          logger.info("Channel message without an @mention of Herald: ignored");
+        } else {
+          await this.enqueue([relayMessage(relay)]);
+          logger.info("Relay queued", { recipients: relay.targets.length });
+        }
       }
       await next();
     });
@@ -156,38 +170,52 @@ export class HeraldBot extends TeamsActivityHandler {
     options: { welcome: boolean },
   ): Promise<void> {
     const data = turnOf(context);
+    const { activity } = data;
+    if (!isUser(activity.from.id, activity)) return;
     await this.learnDetails(context, data);
-    if (options.welcome) await this.personalWelcome(context);
-  }
-
-  private personalWelcome(context: TurnContext): ReturnType<Welcomer["ensurePersonal"]> {
-    const { activity, logger } = turnOf(context);
-    return this.deps.welcomer.ensurePersonal(
-      senderFor(context, logger),
-      {
-        tenantId: activity.tenantId,
-        teamsUserId: activity.from.id,
-        name: activity.from.name ?? undefined,
-        conversationId: activity.conversation.id,
-        serviceUrl: activity.serviceUrl,
-      },
-      logger,
-    );
+    if (!options.welcome) return;
+    await this.queueWelcome(context, {
+      scope: "personal",
+      tenantId: activity.tenantId,
+      teamsUserId: activity.from.id,
+    });
   }
 
   /**
-   * Activities carry no UPN or email; the member endpoint does. One call at personal install,
-   * skipped when already known; a failure only costs the UPN lookup until the roster sync.
+   * Queues a welcome (the work item also learns the user's UPN, which activities do not carry).
+   * A welcome this process knows was sent needs no work item, unless a message asks for help.
+   */
+  private async queueWelcome(
+    context: TurnContext,
+    work: WelcomeWork,
+    activityId?: string,
+  ): Promise<void> {
+    const helpReply = work.scope === "personal" && work.helpReply === true;
+    if (!helpReply && this.deps.welcomer.knownToBeSent(work)) return;
+    await this.enqueue([welcomeMessage(work, activityId)]);
+    turnOf(context).logger.info(helpReply ? "Reply queued" : "Welcome queued", {
+      welcome: work.scope,
+    });
+  }
+
+  /**
+   * Activities carry no UPN or e-mail; the member endpoint does, and a LOB app may notify the
+   * user by UPN right after the install. The one read the endpoint makes while answering: one
+   * attempt under a short deadline, skipped when the UPN is known. A failure only defers the
+   * UPN to the welcome work item (which tries again) or the next roster sync.
    */
   private async learnDetails(context: TurnContext, data: TurnData): Promise<void> {
     const { activity, logger } = data;
-    if (
-      !isUser(activity.from.id, activity) ||
-      data.sender?.reference.userPrincipalName !== undefined
-    )
-      return;
+    if (data.sender?.reference.userPrincipalName !== undefined) return;
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), this.deps.detailsDeadlineMs ?? 3_000);
     try {
-      const member = await TeamsInfo.getMember(context, activity.from.id);
+      const client = await singleAttemptConnectorOf(context, logger);
+      const member = (await client.conversations.getConversationMember(
+        activity.conversation.id,
+        activity.from.id,
+        { abortSignal: controller.signal },
+      )) as TeamsChannelAccount;
       await this.deps.users.upsert({
         tenantId: activity.tenantId,
         teamsUserId: activity.from.id,
@@ -199,48 +227,37 @@ export class HeraldBot extends TeamsActivityHandler {
         learnedFrom: "personal",
       });
     } catch (error) {
-      logger.warn("Could not read the installing user's details; UPN unknown for now", {
+      logger.warn("Could not read the installing user's details; the welcome work tries again", {
         reason: describeFailure(error),
       });
+    } finally {
+      clearTimeout(timer);
     }
+  }
+
+  private enqueue(messages: readonly OutgoingMessage[]): Promise<void> {
+    return this.deps.queue.enqueue(messages);
   }
 
   /**
    * Team install: record the team, queue the roster sync (a 10,000-member roster must not hold
-   * this HTTP response), and welcome the team in its General channel once.
+   * this HTTP response) and the team's welcome in its General channel.
    */
   private async teamInstall(context: TurnContext, teamId: string): Promise<void> {
     const { activity, logger } = turnOf(context);
-    const name = teamName(activity);
     await this.deps.teams.upsert({
       tenantId: activity.tenantId,
       teamId,
-      name,
+      name: teamName(activity),
       aadGroupId: activity.channelData?.team?.aadGroupId ?? undefined,
       serviceUrl: activity.serviceUrl,
     });
-    const job: RosterSyncJob = {
-      tenantId: activity.tenantId,
-      teamId,
-      serviceUrl: activity.serviceUrl,
-    };
-    await this.deps.queue.enqueue([
-      {
-        body: job,
-        // Stable per install activity: a retried delivery of it is a broker duplicate.
-        messageId: `roster-sync-${createHash("sha256")
-          .update(`${activity.tenantId}|${teamId}|${activity.id ?? ""}`)
-          .digest("hex")
-          .slice(0, 40)}`,
-        applicationProperties: { [WORK_KIND_PROPERTY]: ROSTER_SYNC_KIND },
-      },
+    const now = (this.deps.clock ?? (() => new Date()))();
+    await this.enqueue([
+      rosterSyncMessage({ tenantId: activity.tenantId, teamId }, now),
+      welcomeMessage({ scope: "team", tenantId: activity.tenantId, teamId }),
     ]);
-    logger.info("Team installed; roster sync queued", { teamId });
-    await this.deps.welcomer.ensureTeam(
-      senderFor(context, logger),
-      { tenantId: activity.tenantId, teamId, name, serviceUrl: activity.serviceUrl },
-      logger,
-    );
+    logger.info("Team installed; roster sync and welcome queued", { teamId });
   }
 
   /**
@@ -254,16 +271,7 @@ export class HeraldBot extends TeamsActivityHandler {
       logger.info("Message from a team Herald has no record of: recording it as installed");
       await this.teamInstall(context, teamId);
     } else if (team.status === "active") {
-      await this.deps.welcomer.ensureTeam(
-        senderFor(context, logger),
-        {
-          tenantId: activity.tenantId,
-          teamId,
-          name: teamName(activity) ?? team.name,
-          serviceUrl: activity.serviceUrl,
-        },
-        logger,
-      );
+      await this.queueWelcome(context, { scope: "team", tenantId: activity.tenantId, teamId });
     }
   }
 

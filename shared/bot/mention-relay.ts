@@ -1,19 +1,22 @@
-import { TeamsInfo, type TurnContext } from "botbuilder";
+import { type Activity, TeamsInfo, type TurnContext } from "botbuilder";
 
 import { statusCodeOf } from "../errors";
 import type { Logger } from "../logging";
+import type { RelayWork } from "../notifications/work-items";
+import type { TeamStore } from "../store/teams";
 import { mapLimited, type UserReference, type UserReferenceStore } from "../store/user-references";
 import { mentionsOf, type ValidActivity } from "./activity-schema";
 import {
   createPersonalConversation,
   describeFailure,
-  replySafely,
-  senderFor,
+  singleAttemptConnectorOf,
   teamsErrorCode,
 } from "./connector";
+import { inConversation, pacedSender, type ProactiveDeps } from "./proactive";
 
-export interface MentionRelayDeps {
-  users: UserReferenceStore;
+export interface MentionRelayDeps extends ProactiveDeps {
+  readonly users: UserReferenceStore;
+  readonly teams: Pick<TeamStore, "get">;
 }
 
 type Delivery =
@@ -24,89 +27,149 @@ type Delivery =
 /** Mentioned users relayed to in parallel; mentions are few and each is its own conversation. */
 const RELAY_CONCURRENCY = 4;
 
+const USAGE =
+  "To pass a message on, @mention me and one or more colleagues, followed by the message: for example **@Herald @Alex the build is green**.";
+
+/**
+ * What a channel message asks of the relay, decided in the bot's turn with no call to Teams:
+ * nothing (Herald was not mentioned), the usage hint, or the relay itself, as a work item.
+ */
+export function relayWorkOf(activity: ValidActivity): RelayWork | "notMentioned" {
+  const mentions = mentionsOf(activity);
+  const botId = activity.recipient.id;
+  if (!mentions.some((m) => m.id === botId)) return "notMentioned";
+  const targets = [
+    ...new Map(
+      mentions.filter((m) => m.id !== botId && m.id !== "").map((m) => [m.id, m]),
+    ).values(),
+  ].slice(0, 50);
+  const text = stripMentions(activity.text ?? "", mentions).slice(0, 28_000);
+  const teamName = activity.channelData?.team?.name ?? undefined;
+  return {
+    tenantId: activity.tenantId,
+    conversationId: activity.conversation.id,
+    activityId: activity.id ?? "",
+    ...(activity.teamId !== undefined ? { teamId: activity.teamId } : {}),
+    ...(teamName !== undefined ? { teamName: teamName.slice(0, 256) } : {}),
+    fromTeamsUserId: activity.from.id,
+    botId,
+    ...(activity.from.name ? { fromName: activity.from.name.slice(0, 256) } : {}),
+    text,
+    targets: targets.map((t) => ({
+      id: t.id,
+      ...(t.name !== undefined ? { name: t.name.slice(0, 256) } : {}),
+    })),
+  };
+}
+
 /**
  * The seed's scenario: "@Herald @Ada @Grace the build is green" in a channel makes Herald
  * send "the build is green" (saying who asked) to Ada and Grace in their 1:1 chats, then
- * reply in the thread with what it did.
+ * reply in the thread with what it did. Runs as tenant work (paced with the tenant's other
+ * calls), on the service URL of the stored team, or of the asker outside a known team.
  */
 export class MentionRelay {
   constructor(private readonly deps: MentionRelayDeps) {}
 
-  async handle(context: TurnContext, activity: ValidActivity, logger: Logger): Promise<void> {
-    const mentions = mentionsOf(activity);
-    const botId = activity.recipient.id;
-    if (!mentions.some((m) => m.id === botId)) {
-      logger.info("Channel message without an @mention of Herald: ignored");
+  async run(work: RelayWork, logger: Logger): Promise<void> {
+    const serviceUrl = await this.serviceUrlOf(work);
+    if (serviceUrl === undefined) {
+      logger.warn("Relay dropped: neither the team nor the asker is recorded");
       return;
     }
-    const targets = [
-      ...new Map(
-        mentions.filter((m) => m.id !== botId && m.id !== "").map((m) => [m.id, m]),
-      ).values(),
-    ];
-    const message = stripMentions(activity.text ?? "", mentions);
-    if (targets.length === 0 || message === "") {
-      await replySafely(
-        context,
-        "To pass a message on, @mention me and one or more colleagues, followed by the message: for example **@Herald @Alex the build is green**.",
-        logger,
+    const at = {
+      tenantId: work.tenantId,
+      serviceUrl,
+      conversationId: work.conversationId,
+      scope: work.teamId !== undefined ? ("channel" as const) : ("groupChat" as const),
+    };
+    await inConversation(this.deps, at, async (context) => {
+      if (work.targets.length === 0 || work.text === "") {
+        await this.reply(context, work, USAGE, logger);
+        logger.info("Relay request without recipients or text: answered with usage", {
+          recipients: work.targets.length,
+        });
+        return;
+      }
+      const asker = work.fromName ?? "A colleague";
+      const relayed = `**${asker}** asked me to pass this on${work.teamName ? ` from ${work.teamName}` : ""}:\n\n${work.text}`;
+      const deliveries = await mapLimited(work.targets, RELAY_CONCURRENCY, (target) =>
+        this.deliver(context, work, target, relayed, logger),
       );
-      logger.info("Relay request without recipients or text: answered with usage", {
-        recipients: targets.length,
+      await this.reply(context, work, summarise(deliveries), logger);
+      logger.info("Relayed a channel message", {
+        sent: deliveries.filter((d) => d.kind === "sent").length,
+        unknown: deliveries.filter((d) => d.kind === "unknown").length,
+        failed: deliveries.filter((d) => d.kind === "failed").length,
       });
-      return;
-    }
-
-    const asker = activity.from.name ?? "A colleague";
-    const teamName = activity.channelData?.team?.name ?? undefined;
-    const relayed = `**${asker}** asked me to pass this on${teamName ? ` from ${teamName}` : ""}:\n\n${message}`;
-    const deliveries = await mapLimited(targets, RELAY_CONCURRENCY, (target) =>
-      this.deliver(context, activity, target, relayed, logger),
-    );
-
-    // The relays went out: a lost summary must not make Teams retry (and relay twice).
-    await replySafely(
-      context,
-      { type: "message", textFormat: "markdown", text: summarise(deliveries) },
-      logger,
-    );
-    logger.info("Relayed a channel message", {
-      sent: deliveries.filter((d) => d.kind === "sent").length,
-      unknown: deliveries.filter((d) => d.kind === "unknown").length,
-      failed: deliveries.filter((d) => d.kind === "failed").length,
     });
+  }
+
+  private async serviceUrlOf(work: RelayWork): Promise<string | undefined> {
+    if (work.teamId !== undefined) {
+      const team = await this.deps.teams.get(work.tenantId, work.teamId);
+      if (team !== undefined) return team.serviceUrl;
+    }
+    return (await this.deps.users.findByTeamsUserId(work.tenantId, work.fromTeamsUserId))
+      ?.serviceUrl;
+  }
+
+  /** The summary in the thread of the asking message; a lost summary is logged, not retried. */
+  private async reply(
+    context: TurnContext,
+    work: RelayWork,
+    text: string,
+    logger: Logger,
+  ): Promise<void> {
+    try {
+      await this.deps.pace(work.tenantId, work.conversationId);
+      const client = await singleAttemptConnectorOf(context, logger);
+      const reply: Partial<Activity> = {
+        type: "message",
+        textFormat: "markdown",
+        text,
+        conversation: { id: work.conversationId } as Activity["conversation"],
+        ...(work.activityId !== "" ? { replyToId: work.activityId } : {}),
+      };
+      if (work.activityId !== "")
+        await client.conversations.replyToActivity(work.conversationId, work.activityId, reply);
+      else await client.conversations.sendToConversation(work.conversationId, reply);
+    } catch (error) {
+      logger.warn("Reply could not be delivered", { reason: describeFailure(error) });
+    }
   }
 
   private async deliver(
     context: TurnContext,
-    activity: ValidActivity,
-    target: { id: string; name: string | undefined },
+    work: RelayWork,
+    target: { id: string; name?: string | undefined },
     text: string,
     logger: Logger,
   ): Promise<Delivery> {
-    const reference = await this.resolve(context, activity, target.id, logger);
+    const reference = await this.resolve(context, work, target.id, logger);
     const name = reference?.name ?? target.name ?? "someone";
     if (reference === undefined) return { kind: "unknown", name };
 
     // Single-attempt, like every send of Herald's own (see singleAttemptConnectorOf): a failure
-    // is reported to the asker in the summary, not retried while Teams waits for the answer.
-    const send = senderFor(context, logger);
+    // is reported to the asker in the summary.
+    const send = pacedSender(context, this.deps, work.tenantId, logger);
     const message = { type: "message", textFormat: "markdown", text } as const;
     let conversationId = reference.conversationId;
     for (let attempt = 1; attempt <= 2; attempt++) {
       try {
         if (conversationId === undefined) {
+          await this.deps.pace(work.tenantId);
           conversationId = await createPersonalConversation(
             context,
             {
-              botId: activity.recipient.id,
-              tenantId: activity.tenantId,
+              botId: work.botId,
+              tenantId: work.tenantId,
               teamsUserId: reference.teamsUserId,
             },
             logger,
           );
           await this.deps.users.setConversationId(
-            activity.tenantId,
+            work.tenantId,
             reference.teamsUserId,
             conversationId,
           );
@@ -119,17 +182,13 @@ export class MentionRelay {
         if (status === 404 && attempt === 1 && reference.conversationId !== undefined) {
           // The user deleted the chat: the stored id is dead. Create the conversation again, once.
           logger.warn("Stored 1:1 conversation not found; creating it again", { code });
-          await this.deps.users.setConversationId(
-            activity.tenantId,
-            reference.teamsUserId,
-            undefined,
-          );
+          await this.deps.users.setConversationId(work.tenantId, reference.teamsUserId, undefined);
           conversationId = undefined;
           continue;
         }
         if (status === 403) {
           await this.deps.users.markStatus(
-            activity.tenantId,
+            work.tenantId,
             reference.teamsUserId,
             "unreachable",
             `relay refused: ${code ?? "403"}`,
@@ -144,27 +203,28 @@ export class MentionRelay {
   }
 
   /**
-   * The stored reference, or one learned now from the team's roster (a member Herald has not
-   * seen yet); undefined when Teams does not know the user in this conversation either.
+   * The stored reference, or one learned now from the conversation's roster (a member Herald
+   * has not seen yet); undefined when Teams does not know the user in this conversation either.
    */
   private async resolve(
     context: TurnContext,
-    activity: ValidActivity,
+    work: RelayWork,
     teamsUserId: string,
     logger: Logger,
   ): Promise<UserReference | undefined> {
-    const known = await this.deps.users.findByTeamsUserId(activity.tenantId, teamsUserId);
+    const known = await this.deps.users.findByTeamsUserId(work.tenantId, teamsUserId);
     if (known !== undefined) return known;
     try {
+      await this.deps.pace(work.tenantId);
       const member = await TeamsInfo.getMember(context, teamsUserId);
       const outcome = await this.deps.users.upsert({
-        tenantId: activity.tenantId,
+        tenantId: work.tenantId,
         teamsUserId,
         aadObjectId: member.aadObjectId,
         name: member.name,
         userPrincipalName: member.userPrincipalName,
         email: member.email,
-        serviceUrl: activity.serviceUrl,
+        serviceUrl: context.activity.serviceUrl,
         learnedFrom: "team",
       });
       return outcome.reference;

@@ -1,43 +1,15 @@
 import { randomUUID } from "node:crypto";
 
-import {
-  type CloudAdapter,
-  type ConversationReference,
-  type TeamsChannelAccount,
-  TeamsInfo,
-} from "botbuilder";
-import { z } from "zod";
+import { type TeamsChannelAccount, TeamsInfo } from "botbuilder";
 
-import { ValidationError } from "../errors";
 import type { Logger } from "../logging";
+import type { RosterSyncWork } from "../notifications/work-items";
 import type { TeamStore } from "../store/teams";
 import type { UserObservation, UserReferenceStore } from "../store/user-references";
-import { senderFor } from "./connector";
+import { inConversation, pacedSender, type ProactiveDeps } from "./proactive";
 import type { Welcomer } from "./welcomes";
 
-/** The body of a `roster-sync` work item on the notifications queue. */
-export interface RosterSyncJob {
-  tenantId: string;
-  teamId: string;
-  serviceUrl: string;
-}
-
-export const rosterSyncJobSchema = z.object({
-  tenantId: z.string().trim().min(1),
-  teamId: z.string().trim().min(1),
-  serviceUrl: z
-    .string()
-    .trim()
-    .refine((v) => /^https?:\/\/[^\s/]+/i.test(v), "must be an http(s) URL"),
-});
-
-/** Value of `WORK_KIND_PROPERTY` for roster syncs. */
-export const ROSTER_SYNC_KIND = "roster-sync";
-
-export interface RosterSyncDeps {
-  adapter: CloudAdapter;
-  /** "" when anonymous (local); the bot's app id otherwise. */
-  botAppId: string;
+export interface RosterSyncDeps extends ProactiveDeps {
   users: UserReferenceStore;
   teams: TeamStore;
   welcomer: Welcomer;
@@ -52,42 +24,38 @@ const DEFAULT_PAGE_SIZE = 500;
 /**
  * Syncs a team's whole roster into the user references and the team's member list, page by
  * page (`TeamsInfo.getPagedMembers`), then marks removed the members no longer listed.
- * Runs from the queue, never inside the bot's HTTP turn. Idempotent: a redelivered job
- * rewrites nothing that has not changed. Also the recovery path of the team welcome.
+ * Runs as tenant work from the work queue, never inside the bot's HTTP turn, on the service URL
+ * of the stored team reference. Idempotent: a redelivered job rewrites nothing that has not
+ * changed. Also the recovery path of the team welcome.
  */
 export async function syncTeamRoster(
   deps: RosterSyncDeps,
-  job: RosterSyncJob,
+  job: RosterSyncWork,
 ): Promise<{ members: number }> {
-  const parsed = rosterSyncJobSchema.safeParse(job);
-  if (!parsed.success) {
-    throw new ValidationError(
-      `Invalid roster-sync job: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
-      parsed.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })),
-    );
-  }
-  const { tenantId, teamId, serviceUrl } = parsed.data;
+  const { tenantId, teamId } = job;
   const clock = deps.clock ?? (() => new Date());
   const logger = deps.logger.with({ tenantId, teamId });
 
   const team = await deps.teams.get(tenantId, teamId);
-  if (team?.status === "removed") {
+  if (team === undefined) {
+    logger.warn("Roster sync skipped: the team is not recorded");
+    return { members: 0 };
+  }
+  if (team.status === "removed") {
     logger.info("Roster sync skipped: Herald was removed from the team since it was queued");
     return { members: 0 };
   }
+  const serviceUrl = team.serviceUrl;
 
   const syncId = randomUUID();
   const startedAt = clock();
-  const reference: Partial<ConversationReference> = {
-    channelId: "msteams",
-    serviceUrl,
-    conversation: { id: teamId, isGroup: true, conversationType: "channel", tenantId, name: "" },
-  };
   let members = 0;
   let pages = 0;
-  await deps.adapter.continueConversationAsync(deps.botAppId, reference, async (context) => {
+  const at = { tenantId, serviceUrl, conversationId: teamId, scope: "channel" as const };
+  await inConversation(deps, at, async (context) => {
     let continuationToken: string | undefined;
     do {
+      await deps.pace(tenantId);
       const page = await TeamsInfo.getPagedMembers(
         context,
         deps.pageSize ?? DEFAULT_PAGE_SIZE,
@@ -119,13 +87,11 @@ export async function syncTeamRoster(
       continuationToken = page.continuationToken || undefined;
     } while (continuationToken !== undefined);
 
-    if (team !== undefined) {
-      await deps.welcomer.ensureTeam(
-        senderFor(context, logger),
-        { tenantId, teamId, name: team.name, serviceUrl },
-        logger,
-      );
-    }
+    await deps.welcomer.ensureWelcome(
+      pacedSender(context, deps, tenantId, logger),
+      { scope: "team", tenantId, teamId, name: team.name, serviceUrl },
+      logger,
+    );
   });
 
   const removed = await deps.teams.removeMembersNotIn(tenantId, teamId, syncId, startedAt);

@@ -1,111 +1,26 @@
-import { createHash } from "node:crypto";
+import { TeamsInfo, type TurnContext } from "botbuilder";
 
-import type { CloudAdapter, ConversationReference } from "botbuilder";
-import { z } from "zod";
-
-import { ValidationError } from "../errors";
 import type { Logger } from "../logging";
-import { type OutgoingMessage, WORK_KIND_PROPERTY } from "../queue/queue-port";
+import type { WelcomeWork } from "../notifications/work-items";
 import type { TeamStore } from "../store/teams";
 import type { UserReferenceStore } from "../store/user-references";
-import { welcomeKeys, type WelcomeSubject } from "../store/welcome-ledger";
-import { senderFor } from "./connector";
+import type { WelcomeSubject } from "../store/welcome-ledger";
+import { describeFailure } from "./connector";
+import { inConversation, pacedSender, type ProactiveDeps } from "./proactive";
+import { personalHelp } from "./welcome-messages";
+import type { WelcomeCheckJob, WelcomeTarget } from "./welcome-target";
 import type { WelcomeOutcome, Welcomer } from "./welcomes";
 
-/** Value of `WORK_KIND_PROPERTY` for welcome lease checks (WORK_KINDS.welcomeCheck). */
-export const WELCOME_CHECK_KIND = "welcome-check";
-
-const text = z.string().trim().min(1).max(1024);
-const common = {
-  tenantId: text,
-  serviceUrl: z
-    .string()
-    .trim()
-    .refine((v) => /^https?:\/\/[^\s/]+/i.test(v), "must be an http(s) URL"),
-  /** The user's or the team's display name, for the welcome text. */
-  name: z.string().max(256).optional(),
-  /** Which check of this welcome's chain this is (1 = scheduled by the first claim). */
-  round: z.number().int().min(1).max(100),
-};
-
-/**
- * The body of a `welcome-check` work item: everything needed to send the welcome with no
- * activity from the user (the team welcome goes to the General channel, whose id is the team's).
- */
-export const welcomeCheckJobSchema = z.discriminatedUnion("scope", [
-  z.object({
-    scope: z.literal("personal"),
-    teamsUserId: text,
-    conversationId: text,
-    ...common,
-  }),
-  z.object({ scope: z.literal("team"), teamId: text, ...common }),
-]);
-
-export type WelcomeCheckJob = z.infer<typeof welcomeCheckJobSchema>;
-
-/** A welcome to send: a check job without its round. */
-export type WelcomeTarget =
-  | Omit<Extract<WelcomeCheckJob, { scope: "personal" }>, "round">
-  | Omit<Extract<WelcomeCheckJob, { scope: "team" }>, "round">;
-
-export function subjectOf(target: WelcomeTarget): WelcomeSubject {
-  return target.scope === "personal"
-    ? { scope: "personal", tenantId: target.tenantId, teamsUserId: target.teamsUserId }
-    : { scope: "team", tenantId: target.tenantId, teamId: target.teamId };
-}
-
-/** Where the welcome is posted: the 1:1 chat, or the team's General channel. */
-export function conversationOf(target: WelcomeTarget): string {
-  return target.scope === "personal" ? target.conversationId : target.teamId;
-}
-
-/**
- * The queue message of a check. Its id is derived from the welcome, the claim it watches and
- * the round, so the instances that all saw the same claim schedule one check between them
- * (the queue's duplicate detection drops the copies).
- */
-export function welcomeCheckMessage(job: WelcomeCheckJob, claimOwner: string): OutgoingMessage {
-  const { partitionKey, rowKey } = welcomeKeys(subjectOf(job));
-  const id = createHash("sha256")
-    .update([partitionKey, rowKey, claimOwner, job.round].join("\u0000"))
-    .digest("base64url")
-    .slice(0, 32);
-  // A display name longer than the schema allows must not make the check invalid.
-  const body = job.name !== undefined ? { ...job, name: job.name.slice(0, 256) } : job;
-  return {
-    body,
-    messageId: `wc-${id}`,
-    applicationProperties: { [WORK_KIND_PROPERTY]: WELCOME_CHECK_KIND, round: job.round },
-  };
-}
-
-export function parseWelcomeCheckJob(body: unknown): WelcomeCheckJob {
-  const parsed = welcomeCheckJobSchema.safeParse(body);
-  if (parsed.success) return parsed.data;
-  const issues = parsed.error.issues.map((i) => ({
-    path: i.path.join(".") || "(body)",
-    message: i.message,
-  }));
-  throw new ValidationError(
-    `Invalid welcome-check job: ${issues.map((i) => `${i.path}: ${i.message}`).join("; ")}`,
-    issues,
-  );
-}
-
-export interface WelcomeCheckDeps {
-  adapter: CloudAdapter;
-  /** "" when anonymous (local); the bot's app id otherwise. */
-  botAppId: string;
-  welcomer: Welcomer;
-  users: Pick<UserReferenceStore, "findByTeamsUserId">;
-  teams: Pick<TeamStore, "get">;
-  logger: Logger;
+export interface WelcomeWorkDeps extends ProactiveDeps {
+  readonly welcomer: Welcomer;
+  readonly users: Pick<UserReferenceStore, "findByTeamsUserId" | "upsert">;
+  readonly teams: Pick<TeamStore, "get">;
+  readonly logger: Logger;
 }
 
 export type WelcomeCheckOutcome =
   | WelcomeOutcome
-  /** The user uninstalled or blocked Herald, or Herald left the team: their next install welcomes. */
+  /** The user uninstalled or blocked Herald, Herald left the team, or nothing is stored. */
   | "skipped"
   /** The claim is still live: checked again at its lease end. */
   | "rescheduled"
@@ -113,55 +28,136 @@ export type WelcomeCheckOutcome =
   | "gaveUp";
 
 /**
- * Runs a `welcome-check` work item (the notifications queue trigger calls this): a welcome
- * already sent is left alone; a claim whose lease still runs is checked again when it ends;
- * an expired or released claim is taken over (the ledger's ETag protocol lets exactly one
- * instance win) and the welcome is sent proactively, with no activity from the user.
- * Throws ValidationError for a malformed body.
+ * The welcome's target from Herald's stored references (service URL, 1:1 conversation, name),
+ * or why there is none to send to now.
  */
-export async function runWelcomeCheck(
-  deps: WelcomeCheckDeps,
-  body: unknown,
-): Promise<WelcomeCheckOutcome> {
-  const job = parseWelcomeCheckJob(body);
-  const logger = deps.logger.with({ welcome: job.scope, welcomeCheck: job.round });
-  const due = await deps.welcomer.checkDue(job, logger);
-  if (due !== "due") return due;
-
-  const skip = await skipReason(deps, job);
-  if (skip !== undefined) {
-    logger.info("Welcome check: not sending now; the next install will welcome", { reason: skip });
-    return "skipped";
+async function resolveTarget(
+  deps: WelcomeWorkDeps,
+  subject: WelcomeSubject,
+): Promise<{ target: WelcomeTarget } | { skip: string }> {
+  if (subject.scope === "team") {
+    const team = await deps.teams.get(subject.tenantId, subject.teamId);
+    if (team === undefined) return { skip: "the team is not recorded" };
+    if (team.status === "removed") return { skip: "Herald was removed from the team" };
+    return { target: { ...subject, name: team.name, serviceUrl: team.serviceUrl } };
   }
-
-  const reference: Partial<ConversationReference> = {
-    channelId: "msteams",
-    serviceUrl: job.serviceUrl,
-    conversation: {
-      id: conversationOf(job),
-      isGroup: job.scope === "team",
-      conversationType: job.scope === "team" ? "channel" : "personal",
-      tenantId: job.tenantId,
-      name: "",
+  const user = await deps.users.findByTeamsUserId(subject.tenantId, subject.teamsUserId);
+  if (user === undefined) return { skip: "the user is not recorded" };
+  if (user.status === "uninstalled" || user.status === "unreachable")
+    return { skip: `the user reference is ${user.status}` };
+  if (user.conversationId === undefined) return { skip: "no 1:1 conversation is recorded" };
+  return {
+    target: {
+      ...subject,
+      name: user.name,
+      conversationId: user.conversationId,
+      serviceUrl: user.serviceUrl,
     },
   };
-  let outcome: WelcomeOutcome = "inProgress";
-  await deps.adapter.continueConversationAsync(deps.botAppId, reference, async (context) => {
-    outcome = await deps.welcomer.sendFromCheck(job, senderFor(context, logger), logger);
+}
+
+function conversationAt(target: WelcomeTarget) {
+  return {
+    tenantId: target.tenantId,
+    serviceUrl: target.serviceUrl,
+    conversationId: target.scope === "personal" ? target.conversationId : target.teamId,
+    scope: target.scope === "personal" ? ("personal" as const) : ("channel" as const),
+  };
+}
+
+/**
+ * Runs a `welcome` work item, queued by the bot endpoint on an install or a message: a personal
+ * install first learns the user's UPN and e-mail (activities carry neither), then the welcome
+ * goes out once (the ledger's protocol); a personal message whose welcome was already sent gets
+ * the help text instead.
+ */
+export async function runWelcome(
+  deps: WelcomeWorkDeps,
+  work: WelcomeWork,
+): Promise<WelcomeCheckOutcome> {
+  const logger = deps.logger.with({ welcome: work.scope });
+  const resolved = await resolveTarget(deps, work);
+  if ("skip" in resolved) {
+    logger.info("Welcome not sent", { reason: resolved.skip });
+    return "skipped";
+  }
+  const { target } = resolved;
+  let outcome: WelcomeCheckOutcome = "inProgress";
+  await inConversation(deps, conversationAt(target), async (context) => {
+    if (target.scope === "personal") await learnDetails(deps, target, context, logger);
+    const send = pacedSender(context, deps, target.tenantId, logger);
+    outcome = await deps.welcomer.ensureWelcome(send, target, logger);
+    if (work.scope === "personal" && work.helpReply === true && outcome !== "sent") {
+      try {
+        await send(target.scope === "personal" ? target.conversationId : target.teamId, {
+          type: "message",
+          ...personalHelp(),
+        });
+      } catch (error) {
+        logger.warn("Help reply could not be delivered", { reason: describeFailure(error) });
+      }
+    }
   });
   return outcome;
 }
 
-async function skipReason(
-  deps: WelcomeCheckDeps,
-  job: WelcomeCheckJob,
-): Promise<string | undefined> {
-  if (job.scope === "team") {
-    const team = await deps.teams.get(job.tenantId, job.teamId);
-    return team?.status === "removed" ? "Herald was removed from the team" : undefined;
+/**
+ * UPN and e-mail from the member endpoint, once per user (skipped when already known); a
+ * failure only costs the UPN until the next roster sync.
+ */
+async function learnDetails(
+  deps: WelcomeWorkDeps,
+  target: Extract<WelcomeTarget, { scope: "personal" }>,
+  context: TurnContext,
+  logger: Logger,
+): Promise<void> {
+  const known = await deps.users.findByTeamsUserId(target.tenantId, target.teamsUserId);
+  if (known?.userPrincipalName !== undefined) return;
+  try {
+    await deps.pace(target.tenantId);
+    const member = await TeamsInfo.getMember(context, target.teamsUserId);
+    await deps.users.upsert({
+      tenantId: target.tenantId,
+      teamsUserId: target.teamsUserId,
+      aadObjectId: member.aadObjectId,
+      name: member.name,
+      userPrincipalName: member.userPrincipalName,
+      email: member.email,
+      serviceUrl: target.serviceUrl,
+      learnedFrom: "personal",
+    });
+  } catch (error) {
+    logger.warn("Could not read the installing user's details; UPN unknown for now", {
+      reason: describeFailure(error),
+    });
   }
-  const user = await deps.users.findByTeamsUserId(job.tenantId, job.teamsUserId);
-  return user?.status === "uninstalled" || user?.status === "unreachable"
-    ? `the user reference is ${user.status}`
-    : undefined;
+}
+
+/**
+ * Runs a `welcome-check` work item: a welcome already sent is left alone; a claim whose lease
+ * still runs is checked again when it ends; an expired or released claim is taken over (the
+ * ledger's ETag protocol lets exactly one instance win) and the welcome is sent proactively.
+ */
+export async function runWelcomeCheck(
+  deps: WelcomeWorkDeps,
+  job: WelcomeCheckJob,
+): Promise<WelcomeCheckOutcome> {
+  const logger = deps.logger.with({ welcome: job.scope, welcomeCheck: job.round });
+  const due = await deps.welcomer.checkDue(job, logger);
+  if (due !== "due") return due;
+
+  const resolved = await resolveTarget(deps, job);
+  if ("skip" in resolved) {
+    logger.info("Welcome check: not sending now; the next install will welcome", {
+      reason: resolved.skip,
+    });
+    return "skipped";
+  }
+  const { target } = resolved;
+  let outcome: WelcomeOutcome = "inProgress";
+  await inConversation(deps, conversationAt(target), async (context) => {
+    const send = pacedSender(context, deps, target.tenantId, logger);
+    outcome = await deps.welcomer.sendFromCheck(job, target, send, logger);
+  });
+  return outcome;
 }

@@ -2,16 +2,17 @@ import type { Activity } from "botbuilder";
 
 import type { Logger } from "../logging";
 import type { QueuePort } from "../queue/queue-port";
-import { welcomeKeys, type WelcomeLedger } from "../store/welcome-ledger";
+import { welcomeKeys, type WelcomeLedger, type WelcomeSubject } from "../store/welcome-ledger";
 import { type ConversationSender, describeFailure } from "./connector";
+import { personalWelcome, teamWelcome } from "./welcome-messages";
 import {
+  checkJobOf,
   conversationOf,
   subjectOf,
   type WelcomeCheckJob,
   welcomeCheckMessage,
   type WelcomeTarget,
-} from "./welcome-check";
-import { personalWelcome, teamWelcome } from "./welcome-messages";
+} from "./welcome-target";
 
 export type WelcomeOutcome = "sent" | "alreadySent" | "inProgress" | "failed";
 
@@ -19,7 +20,7 @@ export type WelcomeOutcome = "sent" | "alreadySent" | "inProgress" | "failed";
 const KNOWN_SENT_LIMIT = 50_000;
 
 export interface WelcomerOptions {
-  /** Where lease checks go (the notifications queue). Without one, only activities recover. */
+  /** Where lease checks go (the work queue). Without one, only activities recover. */
   queue?: QueuePort;
   clock?: () => Date;
   /** How long after a lease ends its check runs (clock skew between instances). Default 5 s. */
@@ -51,27 +52,18 @@ export class Welcomer {
     this.maxChecks = options.maxChecks ?? 5;
   }
 
-  ensurePersonal(
+  /** Sends the welcome unless it was sent (or is being sent) already. */
+  ensureWelcome(
     send: ConversationSender,
-    target: {
-      tenantId: string;
-      teamsUserId: string;
-      name?: string | undefined;
-      conversationId: string;
-      serviceUrl: string;
-    },
+    target: WelcomeTarget,
     logger: Logger,
   ): Promise<WelcomeOutcome> {
-    return this.ensure({ scope: "personal", ...target }, 1, send, logger);
+    return this.ensure(target, 1, send, logger);
   }
 
-  /** The team welcome goes to the General channel, whose conversation id is the team id. */
-  ensureTeam(
-    send: ConversationSender,
-    target: { tenantId: string; teamId: string; name?: string | undefined; serviceUrl: string },
-    logger: Logger,
-  ): Promise<WelcomeOutcome> {
-    return this.ensure({ scope: "team", ...target }, 1, send, logger);
+  /** True when this process has seen the welcome recorded as sent (no store read needed). */
+  knownToBeSent(subject: WelcomeSubject): boolean {
+    return this.knownSent.has(keyOf(subject));
   }
 
   /**
@@ -90,7 +82,7 @@ export class Welcomer {
       return "alreadySent";
     }
     if (record?.state === "claimed" && Date.parse(record.leaseUntil) > this.clock().getTime()) {
-      const next = { ...job, round: job.round + 1 };
+      const next = checkJobOf(job, job.round + 1);
       if (!(await this.scheduleCheck(next, record.leaseUntil, record.owner, logger))) {
         this.giveUp(logger, record.lastError);
         return "gaveUp";
@@ -107,11 +99,11 @@ export class Welcomer {
    */
   sendFromCheck(
     job: WelcomeCheckJob,
+    target: WelcomeTarget,
     send: ConversationSender,
     logger: Logger,
   ): Promise<WelcomeOutcome> {
-    const { round, ...target } = job;
-    return this.ensure(target, round + 1, send, logger);
+    return this.ensure(target, job.round + 1, send, logger);
   }
 
   /** `round`: the round of the check this call schedules for its claim. */
@@ -136,7 +128,7 @@ export class Welcomer {
       });
       // Its sender may have died before scheduling its check: make sure one runs.
       await this.scheduleCheck(
-        { ...target, round },
+        checkJobOf(target, round),
         outcome.record.leaseUntil,
         outcome.record.owner,
         logger,
@@ -152,7 +144,7 @@ export class Welcomer {
 
     // Scheduled before the send completes: a crash during the send leaves the check behind.
     const scheduled = this.scheduleCheck(
-      { ...target, round },
+      checkJobOf(target, round),
       claim.leaseUntil,
       claim.owner,
       logger,
@@ -224,7 +216,7 @@ export class Welcomer {
   }
 }
 
-function keyOf(target: WelcomeTarget): string {
+function keyOf(target: WelcomeSubject): string {
   const { partitionKey, rowKey } = welcomeKeys(subjectOf(target));
   return `${partitionKey}/${rowKey}`;
 }

@@ -12,6 +12,7 @@ import {
 
 import type { Config } from "../config";
 import type { Logger } from "../logging";
+import { type ServiceUrlPolicy, serviceUrlPolicy } from "./service-url-policy";
 import { withoutRetries } from "./single-attempt";
 import {
   classifyConnectorError,
@@ -29,6 +30,16 @@ export interface BotbuilderConnectorOptions {
   /** Per-call timeout; a call that takes longer is a transient failure (default 15 s). */
   readonly timeoutMs?: number;
   readonly logger?: Logger;
+  /** Where calls may go (Teams' hosts; loopback when anonymous): anything else is refused. */
+  readonly serviceUrls?: ServiceUrlPolicy;
+}
+
+/** The service URL policy of a configuration (see service-url-policy.ts). */
+export function policyOf(config: Pick<Config, "bot" | "extraTeamsServiceHosts">): ServiceUrlPolicy {
+  return serviceUrlPolicy({
+    authenticated: config.bot.kind === "authenticated",
+    extraHosts: config.extraTeamsServiceHosts,
+  });
 }
 
 /** The credentials botbuilder uses for outbound calls, from Herald's validated config. */
@@ -77,10 +88,14 @@ export class BotbuilderConnector implements TeamsConnector {
     this.timeoutMs = options.timeoutMs ?? 15_000;
   }
 
-  static fromConfig(config: Pick<Config, "bot">, logger?: Logger): BotbuilderConnector {
+  static fromConfig(
+    config: Pick<Config, "bot" | "extraTeamsServiceHosts">,
+    logger?: Logger,
+  ): BotbuilderConnector {
     const appId = config.bot.kind === "authenticated" ? config.bot.appId : undefined;
     return new BotbuilderConnector(botFrameworkAuthentication(config), appId, {
       botId: appId !== undefined ? `28:${appId}` : undefined,
+      serviceUrls: policyOf(config),
       ...(logger !== undefined ? { logger } : {}),
     });
   }
@@ -117,6 +132,16 @@ export class BotbuilderConnector implements TeamsConnector {
     serviceUrl: string,
     send: (client: ConnectorClient, abortSignal: AbortSignal) => Promise<T>,
   ): Promise<T | ConnectorFailure> {
+    const verdict = this.options.serviceUrls?.check(serviceUrl) ?? { ok: true };
+    if (!verdict.ok) {
+      this.options.logger?.error("Outbound Teams call refused", { reason: verdict.reason });
+      return {
+        kind: "failed",
+        status: undefined,
+        code: "ServiceUrlNotAllowed",
+        message: `refused: ${verdict.reason}`,
+      };
+    }
     const client = await this.client(serviceUrl);
     const { abortSignal, done } = this.deadline();
     try {

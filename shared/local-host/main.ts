@@ -184,9 +184,13 @@ export async function startDevelopmentHost(
   const data = join(root, DATA_FOLDER);
   const local = readLocalSettings(root);
   const merged = mergeSettings(
-    // NotificationsQueueName has a default in loadConfig, but bindings name it as
-    // %NotificationsQueueName%, which must resolve to an app setting.
-    { LocalQueueDirectory: join(DATA_FOLDER, "queue"), NotificationsQueueName: "notifications" },
+    // The queue names have defaults in loadConfig, but bindings name them as
+    // %NotificationsQueueName% and %WorkQueueName%, which must resolve to app settings.
+    {
+      LocalQueueDirectory: join(DATA_FOLDER, "queue"),
+      NotificationsQueueName: "notifications",
+      WorkQueueName: "herald-work",
+    },
     local,
     env,
   );

@@ -15,7 +15,9 @@ export type MetricName =
   | "notifications.retried"
   | "notifications.deferred"
   | "notifications.fannedOut"
-  | "notifications.duplicate";
+  | "notifications.duplicate"
+  /** A message on the intake queue carrying Herald's internal work marker (a forgery). */
+  | "notifications.refused";
 
 export function metric(log: Logger, name: MetricName, value = 1): void {
   log.info(`metric ${name}`, { metric: name, value });

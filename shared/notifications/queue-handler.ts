@@ -2,23 +2,13 @@ import type { InvocationContext } from "@azure/functions";
 
 import { contextLogger, type Logger } from "../logging";
 import { WORK_KIND_PROPERTY } from "../queue/queue-port";
-import { type QueueMessageInfo, WORK_KINDS } from "./work-items";
+import { type QueueMessageInfo, sessionOf, type WorkKind } from "./work-items";
 
-/** Handles one kind of message on the notifications queue. Throwing = let the broker redeliver. */
+/** Handles one kind of work item. Throwing = let the broker redeliver. */
 export type WorkHandler = (body: unknown, info: QueueMessageInfo, log: Logger) => Promise<unknown>;
 
-/**
- * The dispatch table of the notifications queue, by the `heraldKind` application property:
- * none = a LOB notification request; `delivery` = one recipient (fan-out share or retry);
- * `roster-sync` = the bot endpoint's team roster sync; `welcome-check` = a welcome's lease
- * check (sends a welcome whose sender died or failed).
- */
-export interface WorkHandlers {
-  readonly request: WorkHandler;
-  readonly [WORK_KINDS.delivery]: WorkHandler;
-  readonly [WORK_KINDS.rosterSync]: WorkHandler;
-  readonly [WORK_KINDS.welcomeCheck]: WorkHandler;
-}
+/** The work queue's dispatch table, one handler per kind (see WORK_KINDS in work-items.ts). */
+export type WorkHandlers = Readonly<Record<WorkKind, WorkHandler>>;
 
 /** What the Service Bus trigger put in `context.triggerMetadata` (camel-cased by the worker). */
 export function queueMessageInfo(context: InvocationContext): QueueMessageInfo {
@@ -35,6 +25,8 @@ export function queueMessageInfo(context: InvocationContext): QueueMessageInfo {
       typeof meta.correlationId === "string" && meta.correlationId !== ""
         ? meta.correlationId
         : undefined,
+    sessionId:
+      typeof meta.sessionId === "string" && meta.sessionId !== "" ? meta.sessionId : undefined,
     applicationProperties:
       typeof properties === "object" && properties !== null
         ? (properties as Record<string, unknown>)
@@ -58,26 +50,56 @@ export function decodeBody(message: unknown): unknown {
   }
 }
 
-/** The Service Bus trigger handler: decode, read the metadata, dispatch by kind. */
-export function createNotificationsQueueHandler(
+/** The intake queue trigger: every message is a LOB notification request (or refused as one). */
+export function createIntakeQueueHandler(
+  intake: () => { fromQueue(body: unknown, info: QueueMessageInfo, log: Logger): Promise<unknown> },
+): (message: unknown, context: InvocationContext) => Promise<void> {
+  return async (message, context) => {
+    const info = queueMessageInfo(context);
+    const log = contextLogger(context, {
+      messageId: info.messageId,
+      deliveryCount: info.deliveryCount,
+    });
+    await intake().fromQueue(decodeBody(message), info, log);
+  };
+}
+
+function tenantOf(body: unknown): string | undefined {
+  if (typeof body !== "object" || body === null) return undefined;
+  const tenant = (body as { tenantId?: unknown }).tenantId;
+  return typeof tenant === "string" ? tenant : undefined;
+}
+
+/**
+ * The work queue trigger (session-enabled): dispatch by `heraldKind`. Only Herald sends here,
+ * so a body whose tenant is not its session's is a bug: logged and dropped, never run in
+ * another tenant's session (whose pacer it would bypass).
+ */
+export function createWorkQueueHandler(
   handlers: () => WorkHandlers,
 ): (message: unknown, context: InvocationContext) => Promise<void> {
   return async (message, context) => {
     const info = queueMessageInfo(context);
     const rawKind = info.applicationProperties[WORK_KIND_PROPERTY];
-    const kind = typeof rawKind === "string" && rawKind !== "" ? rawKind : "request";
+    const kind = typeof rawKind === "string" ? rawKind : "";
     const log = contextLogger(context, {
       messageId: info.messageId,
       deliveryCount: info.deliveryCount,
       heraldKind: kind,
     });
-    const table = handlers() as unknown as Readonly<Record<string, WorkHandler | undefined>>;
+    const table = handlers() as Readonly<Record<string, WorkHandler | undefined>>;
     const handler = Object.hasOwn(table, kind) ? table[kind] : undefined;
     if (handler === undefined) {
       // A producer newer than this code: let it come back (and dead-letter) rather than drop it.
-      log.error(`Unknown ${WORK_KIND_PROPERTY} "${kind}"; leaving the message to redelivery`);
-      throw new Error(`Unknown ${WORK_KIND_PROPERTY} "${kind}"`);
+      log.error(`Unknown ${WORK_KIND_PROPERTY} "${kind.slice(0, 40)}"; leaving the message to redelivery`);
+      throw new Error(`Unknown ${WORK_KIND_PROPERTY} "${kind.slice(0, 40)}"`);
     }
-    await handler(decodeBody(message), info, log);
+    const body = decodeBody(message);
+    const tenant = tenantOf(body);
+    if (info.sessionId !== undefined && tenant !== undefined && sessionOf(tenant) !== info.sessionId) {
+      log.error("Work item's tenant is not its session's; dropped");
+      return;
+    }
+    await handler(body, info, log);
   };
 }

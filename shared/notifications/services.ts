@@ -1,8 +1,9 @@
+import type { z } from "zod";
+
 import type { Config } from "../config";
 import type { TeamsConnector } from "../connector/teams-connector";
-import { ValidationError } from "../errors";
 import type { Logger } from "../logging";
-import { createQueue } from "../queue/create-queue";
+import { createWorkQueue } from "../queue/create-queue";
 import type { QueuePort } from "../queue/queue-port";
 import { DeliveryLedger } from "../store/delivery-ledger";
 import { NotificationRequestStore } from "../store/notification-requests";
@@ -11,14 +12,14 @@ import { TeamStore } from "../store/teams";
 import { UserReferenceStore } from "../store/user-references";
 import { DeliveryService, type UserDirectory } from "./delivery";
 import { NotificationIntake } from "./intake";
+import { Dispatcher, type TeamDirectory } from "./dispatch";
 import { Pacer, type PacerOptions } from "./pacing";
-import { RequestProcessor, type TeamDirectory } from "./processor";
-import type { WorkHandlers } from "./queue-handler";
+import type { WorkHandler } from "./queue-handler";
 import { NotificationStatusReader } from "./status";
-import { deliveryWorkSchema, WORK_KINDS } from "./work-items";
+import { deliveryWorkSchema, dispatchWorkSchema, type QueueMessageInfo } from "./work-items";
 
 export interface NotificationServicesOptions {
-  /** The queue to send to (default: `createQueue(config)`, built on first use). */
+  /** The internal work queue (default: `createWorkQueue(config)`, built on first use). */
   readonly queue?: QueuePort;
   /** The Teams connector (default: botbuilder's, loaded on first use). */
   readonly connector?: TeamsConnector;
@@ -29,10 +30,8 @@ export interface NotificationServicesOptions {
   readonly pacing?: PacerOptions | false;
   /** The bot's Teams id `28:…` for conversation creation when no app id is configured. */
   readonly botId?: string;
-  /** Runs `roster-sync` work items (the bot endpoint's `syncTeamRoster`). */
-  readonly rosterSync?: (job: unknown, log: Logger) => Promise<unknown>;
-  /** Runs `welcome-check` work items (the bot endpoint's `checkWelcome`). */
-  readonly welcomeCheck?: (job: unknown, log: Logger) => Promise<unknown>;
+  /** The process's pacer (shared with the bot's work); default: one made from `pacing`. */
+  readonly pacer?: Pacer;
   readonly clock?: () => Date;
   readonly random?: () => number;
   readonly sleep?: (ms: number) => Promise<void>;
@@ -41,39 +40,42 @@ export interface NotificationServicesOptions {
 }
 
 export interface NotificationServices {
-  readonly requests: RequestProcessor;
+  readonly dispatcher: Dispatcher;
   readonly delivery: DeliveryService;
   readonly intake: NotificationIntake;
   readonly status: NotificationStatusReader;
-  /** The notifications queue's dispatch table (see queue-handler.ts). */
-  readonly workHandlers: WorkHandlers;
+  readonly pacer: Pacer | undefined;
+  /** The work queue's handlers for the notification kinds (`dispatch`, `delivery`). */
+  readonly workHandlers: { readonly dispatch: WorkHandler; readonly delivery: WorkHandler };
+  /** The internal work queue. */
   readonly queue: () => QueuePort;
 }
 
-/**
- * Runs a bot work item (its runner validates the body). Invalid: only Herald writes these, so a
- * malformed one is a bug no retry would fix: logged and dropped. Anything else thrown is left
- * to the broker's redelivery.
- */
-async function botJob(
-  kind: string,
-  run: ((job: unknown, log: Logger) => Promise<unknown>) | undefined,
-  body: unknown,
-  log: Logger,
-): Promise<unknown> {
-  if (run === undefined) throw new Error(`${kind} work arrived but nothing runs it here`);
-  try {
-    return await run(body, log);
-  } catch (error) {
-    if (!(error instanceof ValidationError)) throw error;
-    log.error(`Invalid ${kind} job dropped`, { error: error.message });
-    return undefined;
-  }
-}
-
-function lazy<T>(make: () => T): () => T {
+/** One lazy value: made on first use (the one lazy helper of the composition roots). */
+export function lazy<T>(make: () => T): () => T {
   let value: T | undefined;
   return () => (value ??= make());
+}
+
+/**
+ * A work item's body through its schema. Only Herald writes work items, so a malformed one is a
+ * bug no retry would fix: logged and dropped (undefined).
+ */
+export function parseWork<T>(
+  schema: z.ZodType<T>,
+  kind: string,
+  body: unknown,
+  log: Logger,
+): T | undefined {
+  const parsed = schema.safeParse(body);
+  if (parsed.success) return parsed.data;
+  log.error(`Malformed ${kind} work item dropped`, {
+    errors: parsed.error.issues
+      .slice(0, 10)
+      .map((i) => `${i.path.map(String).join(".")}: ${i.message}`)
+      .join("; "),
+  });
+  return undefined;
 }
 
 /**
@@ -90,13 +92,13 @@ export function createNotificationServices(
   const requestStore = new NotificationRequestStore(tables, clock);
   const ledger = new DeliveryLedger(tables, clock);
   const queue =
-    options.queue !== undefined ? () => options.queue! : lazy(() => createQueue(config));
+    options.queue !== undefined ? () => options.queue! : lazy(() => createWorkQueue(config));
   const connector =
     options.connector !== undefined
       ? () => options.connector!
       : lazy((): TeamsConnector => {
           /* eslint-disable @typescript-eslint/no-require-imports -- lazy: botbuilder costs ~450 ms to load and only the queue trigger needs it */
-          const { BotbuilderConnector, botFrameworkAuthentication } =
+          const { BotbuilderConnector, botFrameworkAuthentication, policyOf } =
             require("../connector/botbuilder-connector") as typeof import("../connector/botbuilder-connector");
           /* eslint-enable @typescript-eslint/no-require-imports */
           const appId = config.bot.kind === "authenticated" ? config.bot.appId : undefined;
@@ -104,9 +106,11 @@ export function createNotificationServices(
           return new BotbuilderConnector(botFrameworkAuthentication(config), appId, {
             botId,
             logger,
+            serviceUrls: policyOf(config),
           });
         });
-  const pacer = options.pacing === false ? undefined : new Pacer(options.pacing ?? {});
+  const pacer =
+    options.pacer ?? (options.pacing === false ? undefined : new Pacer(options.pacing ?? {}));
 
   const delivery = new DeliveryService({
     requests: requestStore,
@@ -124,7 +128,7 @@ export function createNotificationServices(
     ...(options.claimLeaseMs !== undefined ? { claimLeaseMs: options.claimLeaseMs } : {}),
     ...(options.maxPaceWaitMs !== undefined ? { maxPaceWaitMs: options.maxPaceWaitMs } : {}),
   });
-  const requests = new RequestProcessor({
+  const dispatcher = new Dispatcher({
     requests: requestStore,
     ledger,
     teams: options.teams ?? new TeamStore(tables, clock),
@@ -134,31 +138,29 @@ export function createNotificationServices(
     clock,
   });
   const status = new NotificationStatusReader(requestStore, ledger);
-  const intake = new NotificationIntake(requestStore, queue, status, clock);
+  const intake = new NotificationIntake({
+    requests: requestStore,
+    work: queue,
+    status,
+    clock,
+    maxDeliveryCount: config.maxDeliveryAttempts,
+  });
 
-  const workHandlers: WorkHandlers = {
-    request: (body, info, log) => requests.handle(body, info, log),
-    [WORK_KINDS.delivery]: async (body, info, log) => {
-      const parsed = deliveryWorkSchema.safeParse(body);
-      if (!parsed.success) {
-        // Only Herald writes these; a malformed one is a bug that no retry would fix.
-        log.error("Malformed delivery work item dropped", {
-          errors: parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "),
-        });
-        return;
-      }
-      const work = parsed.data;
+  const workHandlers = {
+    dispatch: async (body: unknown, info: QueueMessageInfo, log: Logger) => {
+      const work = parseWork(dispatchWorkSchema, "dispatch", body, log);
+      return work === undefined ? undefined : dispatcher.handle(work, info, log);
+    },
+    delivery: async (body: unknown, info: QueueMessageInfo, log: Logger) => {
+      const work = parseWork(deliveryWorkSchema, "delivery", body, log);
+      if (work === undefined) return undefined;
       return delivery.deliver(
         work,
         info,
         log.with({ requestId: work.requestId, correlationId: work.correlationId }),
       );
     },
-    [WORK_KINDS.rosterSync]: (body, _info, log) =>
-      botJob(WORK_KINDS.rosterSync, options.rosterSync, body, log),
-    [WORK_KINDS.welcomeCheck]: (body, _info, log) =>
-      botJob(WORK_KINDS.welcomeCheck, options.welcomeCheck, body, log),
   };
 
-  return { requests, delivery, intake, status, workHandlers, queue };
+  return { dispatcher, delivery, intake, status, pacer, workHandlers, queue };
 }

@@ -7,27 +7,93 @@ import { recipientKey } from "./recipients";
 import { type Recipient, recipientSchema } from "./schema";
 
 /**
- * Work kinds on the notifications queue (application property `heraldKind`). A message
- * without one is a LOB notification request.
+ * Kinds of work on Herald's internal work queue (application property `heraldKind`). Every
+ * one that calls Teams runs in its tenant's session, so one instance at a time paces a tenant.
  */
 export const WORK_KINDS = {
+  /** Fan a stored request out to its recipients (the claim check's reference). */
+  dispatch: "dispatch",
+  /** One recipient of one request: a fanned-out share of a request, or a scheduled retry. */
   delivery: "delivery",
   rosterSync: "roster-sync",
+  /** A personal or team welcome (and, for a personal message, the help reply). */
+  welcome: "welcome",
   /** A welcome's lease check (shared/bot/welcome-check.ts). */
   welcomeCheck: "welcome-check",
+  /** The @mention relay of one channel message. */
+  relay: "relay",
 } as const;
 
-/** One recipient of one request: a fanned-out share of a request, or a scheduled retry. */
+export type WorkKind = (typeof WORK_KINDS)[keyof typeof WORK_KINDS];
+
+export const WORK_KIND_VALUES: readonly WorkKind[] = Object.values(WORK_KINDS);
+
+/** Service Bus caps a session id at 128 characters; tenant ids are GUIDs (36). */
+const MAX_SESSION_ID_LENGTH = 128;
+
+const tenantId = z.string().trim().min(1).max(256);
+const id = z.string().trim().min(1).max(1024);
+
+/**
+ * The session of a tenant's work: its id lower-cased (Teams and LOB apps spell GUIDs either
+ * way), hashed in the rare case it is longer than a session id may be.
+ */
+export function sessionOf(tenant: string): string {
+  const lower = tenant.trim().toLowerCase();
+  return lower.length <= MAX_SESSION_ID_LENGTH ? lower : `t-${shortHash(lower)}`;
+}
+
+export const dispatchWorkSchema = z.object({
+  tenantId,
+  requestId: z.string().min(1).max(128),
+  correlationId: z.string().max(128).optional(),
+});
+export type DispatchWork = z.infer<typeof dispatchWorkSchema>;
+
 export const deliveryWorkSchema = z.object({
   requestId: z.string().min(1).max(128),
-  tenantId: z.string().min(1),
+  tenantId,
   recipient: recipientSchema,
   /** 1 for the first try; a retry carries the attempt it is. */
   attempt: z.number().int().min(1),
   correlationId: z.string().max(128).optional(),
 });
-
 export type DeliveryWork = z.infer<typeof deliveryWorkSchema>;
+
+/** Names the team; the service URL comes from the stored team reference, never from here. */
+export const rosterSyncWorkSchema = z.object({ tenantId, teamId: id });
+export type RosterSyncWork = z.infer<typeof rosterSyncWorkSchema>;
+
+export const welcomeWorkSchema = z.discriminatedUnion("scope", [
+  z.object({
+    scope: z.literal("personal"),
+    tenantId,
+    teamsUserId: id,
+    /** A message from the user: answer with the help text when no welcome goes out. */
+    helpReply: z.boolean().optional(),
+  }),
+  z.object({ scope: z.literal("team"), tenantId, teamId: id }),
+]);
+export type WelcomeWork = z.infer<typeof welcomeWorkSchema>;
+
+export const relayWorkSchema = z.object({
+  tenantId,
+  /** The channel (or group chat) conversation the request came from, for the reply. */
+  conversationId: id,
+  /** The inbound activity: the reply threads under it; with the conversation, the relay's identity. */
+  activityId: id,
+  teamId: id.optional(),
+  teamName: z.string().max(256).optional(),
+  /** Who asked: their stored reference gives the service URL outside a known team. */
+  fromTeamsUserId: id,
+  fromName: z.string().max(256).optional(),
+  /** The bot's Teams id as the inbound activity named it (`28:…`), for creating 1:1 chats. */
+  botId: id,
+  /** The message to pass on, mentions stripped; empty (or no targets): answer with usage. */
+  text: z.string().max(28_000),
+  targets: z.array(z.object({ id, name: z.string().max(256).optional() })).max(50),
+});
+export type RelayWork = z.infer<typeof relayWorkSchema>;
 
 /** What the trigger tells about the message being processed. */
 export interface QueueMessageInfo {
@@ -35,11 +101,29 @@ export interface QueueMessageInfo {
   /** 1 on the first delivery. */
   readonly deliveryCount: number;
   readonly correlationId?: string | undefined;
+  readonly sessionId?: string | undefined;
   readonly applicationProperties: Readonly<Record<string, unknown>>;
 }
 
-function shortHash(...parts: readonly (string | number)[]): string {
+export function shortHash(...parts: readonly (string | number)[]): string {
   return createHash("sha256").update(parts.join("\u0000")).digest("base64url").slice(0, 32);
+}
+
+/** A work item on the tenant's session, with its kind and a message id for duplicate detection. */
+export function workMessage(
+  kind: WorkKind,
+  tenant: string,
+  body: unknown,
+  messageId: string,
+  extra: { correlationId?: string | undefined; properties?: Record<string, string | number> } = {},
+): OutgoingMessage {
+  return {
+    body,
+    messageId,
+    sessionId: sessionOf(tenant),
+    ...(extra.correlationId !== undefined ? { correlationId: extra.correlationId } : {}),
+    applicationProperties: { [WORK_KIND_PROPERTY]: kind, ...extra.properties },
+  };
 }
 
 /**
@@ -54,44 +138,82 @@ export function deliveryMessage(
   const key = recipientKey(work.recipient);
   const messageId =
     options.unique === true
-      ? `d-${shortHash(work.requestId, key, work.attempt, randomUUID())}`
-      : `d-${shortHash(work.requestId, key, work.attempt)}`;
-  return {
-    body: work,
-    messageId,
-    ...(work.correlationId !== undefined ? { correlationId: work.correlationId } : {}),
-    applicationProperties: {
-      [WORK_KIND_PROPERTY]: WORK_KINDS.delivery,
-      requestId: work.requestId,
-      attempt: work.attempt,
-    },
-  };
+      ? `d-${shortHash(work.tenantId, work.requestId, key, work.attempt, randomUUID())}`
+      : `d-${shortHash(work.tenantId, work.requestId, key, work.attempt)}`;
+  return workMessage(WORK_KINDS.delivery, work.tenantId, work, messageId, {
+    correlationId: work.correlationId,
+    properties: { requestId: work.requestId, attempt: work.attempt },
+  });
 }
 
-/** A LOB request put back on the queue until its `notBefore` (a new id: see duplicate detection). */
-export function scheduledRequestMessage(
-  body: unknown,
-  requestId: string,
-  correlationId: string | undefined,
+/**
+ * The claim check of a stored request. One id per request, so a request accepted twice (a LOB
+ * retry, an HTTP and a queue copy) is dispatched once; `unique` for a dispatch that came early
+ * and is put back until its `notBefore`.
+ */
+export function dispatchMessage(
+  work: DispatchWork,
+  options: { unique?: boolean } = {},
 ): OutgoingMessage {
-  return {
-    body,
-    messageId: `r-${shortHash(requestId, "notBefore")}`,
-    ...(correlationId !== undefined ? { correlationId } : {}),
-    applicationProperties: { requestId },
-  };
+  const base = shortHash(work.tenantId.toLowerCase(), work.requestId);
+  return workMessage(
+    WORK_KINDS.dispatch,
+    work.tenantId,
+    work,
+    options.unique === true ? `r-${shortHash(base, randomUUID())}` : `r-${base}`,
+    { correlationId: work.correlationId, properties: { requestId: work.requestId } },
+  );
+}
+
+/**
+ * A team's roster sync. Teams sends two install events for one team install (installationUpdate
+ * and conversationUpdate), close together: one id per team and ten-minute window makes the
+ * broker keep one, while a re-install later still syncs again.
+ */
+export function rosterSyncMessage(work: RosterSyncWork, now: Date): OutgoingMessage {
+  const window = Math.floor(now.getTime() / 600_000);
+  return workMessage(
+    WORK_KINDS.rosterSync,
+    work.tenantId,
+    work,
+    `rs-${shortHash(work.tenantId.toLowerCase(), work.teamId, window)}`,
+  );
+}
+
+/**
+ * A welcome. Install events name no message of their own that both copies share, so the id is
+ * the welcome's subject (both copies collapse); a personal message's help reply is keyed by the
+ * activity, so Teams redelivering it answers once.
+ */
+export function welcomeMessage(work: WelcomeWork, activityId?: string): OutgoingMessage {
+  const subject = work.scope === "personal" ? work.teamsUserId : work.teamId;
+  const key =
+    work.scope === "personal" && work.helpReply === true
+      ? shortHash(work.tenantId.toLowerCase(), subject, "message", activityId ?? randomUUID())
+      : shortHash(work.tenantId.toLowerCase(), work.scope, subject);
+  return workMessage(WORK_KINDS.welcome, work.tenantId, work, `w-${key}`);
+}
+
+/** One relay per inbound activity: Teams' redeliveries of it collapse at the broker. */
+export function relayMessage(work: RelayWork): OutgoingMessage {
+  return workMessage(
+    WORK_KINDS.relay,
+    work.tenantId,
+    work,
+    `m-${shortHash(work.tenantId.toLowerCase(), work.conversationId, work.activityId)}`,
+  );
 }
 
 export function deliveryWork(
   requestId: string,
-  tenantId: string,
+  tenant: string,
   recipient: Recipient,
   attempt: number,
   correlationId: string | undefined,
 ): DeliveryWork {
   return {
     requestId,
-    tenantId,
+    tenantId: tenant,
     recipient,
     attempt,
     ...(correlationId !== undefined ? { correlationId } : {}),

@@ -2,23 +2,29 @@ import type { Config } from "../config";
 import { ConfigError } from "../errors";
 import type { QueuePort } from "./queue-port";
 
-export type QueueConfig = Pick<Config, "serviceBus" | "queueName" | "localQueueDirectory">;
+export type QueueConfig = Pick<Config, "serviceBus" | "workQueueName" | "localQueueDirectory">;
 
 /**
- * The queue the app sends to: Service Bus when a connection is configured (always in Azure),
- * else the durable local queue `npm start` drains. Each adapter is required only when chosen,
- * so Azure never loads the local queue and a local run never loads the Service Bus SDK.
+ * The queue Herald sends to: its internal work queue (Herald never sends to the LOB-facing
+ * intake queue, it only reads it). Service Bus when a connection is configured (always in
+ * Azure), else the durable local queue `npm start` drains. Each adapter is required only when
+ * chosen, so Azure never loads the local queue and a local run never loads the Service Bus SDK.
  */
-export function createQueue(config: QueueConfig): QueuePort {
+export function createWorkQueue(config: QueueConfig): QueuePort {
   /* eslint-disable @typescript-eslint/no-require-imports -- lazy: each adapter loads only when chosen */
   if (config.serviceBus.kind !== "none") {
     const { ServiceBusQueue } =
       require("./service-bus-queue") as typeof import("./service-bus-queue");
-    return ServiceBusQueue.fromConnection(config.serviceBus, config.queueName);
+    return ServiceBusQueue.fromConnection(config.serviceBus, config.workQueueName, {
+      sessions: true,
+    });
   }
   if (config.localQueueDirectory !== undefined) {
     const { LocalQueue } = require("./local-queue") as typeof import("./local-queue");
-    return new LocalQueue({ directory: config.localQueueDirectory, queueName: config.queueName });
+    return new LocalQueue({
+      directory: config.localQueueDirectory,
+      queueName: config.workQueueName,
+    });
   }
   /* eslint-enable @typescript-eslint/no-require-imports */
   throw new ConfigError(

@@ -38,6 +38,12 @@ export class MemoryQueue implements QueuePort {
     return taken;
   }
 
+  /** Takes the given messages off the queue (a test delivering some of them itself). */
+  remove(messages: readonly RecordedMessage[]): void {
+    const gone = new Set(messages);
+    this.pending = this.pending.filter((m) => !gone.has(m));
+  }
+
   /** Messages not yet taken. */
   get waiting(): readonly RecordedMessage[] {
     return this.pending;

@@ -8,6 +8,8 @@ export interface OutgoingMessage {
   /** Becomes the Service Bus message id (broker duplicate detection). */
   readonly messageId?: string;
   readonly correlationId?: string;
+  /** Required on the session-enabled work queue: the tenant (see work-items.ts `sessionOf`). */
+  readonly sessionId?: string;
   /** Routing and diagnostics; `kind` tells internal work items from LOB requests. */
   readonly applicationProperties?: Readonly<Record<string, string | number | boolean>>;
 }
@@ -19,5 +21,8 @@ export interface QueuePort {
   schedule(message: OutgoingMessage, at: Date): Promise<void>;
 }
 
-/** Work kinds on the notifications queue. A message without `kind` is a LOB request. */
+/**
+ * The application property that names a work item's kind on the internal work queue. On the
+ * LOB-facing intake queue it marks a forgery: such a message is refused, never run.
+ */
 export const WORK_KIND_PROPERTY = "heraldKind";

@@ -27,6 +27,7 @@ export function toServiceBusMessage(message: OutgoingMessage): ServiceBusMessage
     contentType: "application/json",
     ...(message.messageId !== undefined ? { messageId: message.messageId } : {}),
     ...(message.correlationId !== undefined ? { correlationId: message.correlationId } : {}),
+    ...(message.sessionId !== undefined ? { sessionId: message.sessionId } : {}),
     ...(message.applicationProperties !== undefined
       ? { applicationProperties: { ...message.applicationProperties } }
       : {}),
@@ -38,13 +39,26 @@ export function toServiceBusMessage(message: OutgoingMessage): ServiceBusMessage
  * batches as the broker allows (one round trip per batch); `schedule` uses the broker's
  * scheduled enqueue time, so a retry or a `notBefore` costs no function time while it waits.
  */
+export interface ServiceBusQueueOptions {
+  /**
+   * The queue is session-enabled (Herald's work queue): every message must name its session,
+   * or the broker refuses it; checked here first, with the message id in the error.
+   */
+  readonly sessions?: boolean;
+}
+
 export class ServiceBusQueue implements QueuePort {
   constructor(
     private readonly sender: QueueSender,
     private readonly closeClient: () => Promise<void> = () => Promise.resolve(),
+    private readonly options: ServiceBusQueueOptions = {},
   ) {}
 
-  static fromConnection(connection: ServiceBusConnection, queueName: string): ServiceBusQueue {
+  static fromConnection(
+    connection: ServiceBusConnection,
+    queueName: string,
+    options: ServiceBusQueueOptions = {},
+  ): ServiceBusQueue {
     let client: ServiceBusClient;
     if (connection.kind === "connectionString") {
       client = new ServiceBusClient(connection.connectionString);
@@ -59,13 +73,24 @@ export class ServiceBusQueue implements QueuePort {
         "ServiceBusConnection: not configured (set ServiceBusConnection__fullyQualifiedNamespace or a connection string)",
       );
     }
-    return new ServiceBusQueue(client.createSender(queueName), () => client.close());
+    return new ServiceBusQueue(client.createSender(queueName), () => client.close(), options);
+  }
+
+  private convert(message: OutgoingMessage): ServiceBusMessage {
+    if (this.options.sessions === true) {
+      const session = message.sessionId;
+      if (session === undefined || session === "" || session.length > 128)
+        throw new HeraldError(
+          `Queue message ${message.messageId ?? "(no id)"} needs a session id of 1 to 128 characters on a session-enabled queue`,
+        );
+    }
+    return toServiceBusMessage(message);
   }
 
   async enqueue(messages: readonly OutgoingMessage[]): Promise<void> {
     let batch: ServiceBusMessageBatch | undefined;
     for (const message of messages) {
-      const converted = toServiceBusMessage(message);
+      const converted = this.convert(message);
       batch ??= await this.sender.createMessageBatch();
       if (batch.tryAddMessage(converted)) continue;
       if (batch.count === 0) {
@@ -85,7 +110,7 @@ export class ServiceBusQueue implements QueuePort {
   }
 
   async schedule(message: OutgoingMessage, at: Date): Promise<void> {
-    await this.sender.scheduleMessages(toServiceBusMessage(message), at);
+    await this.sender.scheduleMessages(this.convert(message), at);
   }
 
   async close(): Promise<void> {

@@ -1,4 +1,4 @@
-import type { TableClient } from "@azure/data-tables";
+import type { TableClient, TableEntity, TransactionAction } from "@azure/data-tables";
 
 import type { FieldError, NotificationMessage } from "../notifications/schema";
 import { withoutUndefined } from "./entities";
@@ -110,6 +110,42 @@ function toEntity(request: Omit<StoredRequest, "etag">): RequestEntity {
   });
 }
 
+/**
+ * The claim check: a request's recipients are stored beside its row before a reference to it is
+ * queued, so a request of any size the schema allows (10,000 recipients is about 550 KB) never
+ * has to fit one queue message (Service Bus Standard: 256 KB). Table Storage caps a string
+ * property at 64 KiB (32 K UTF-16 characters) and an entity at 1 MiB, so the JSON is cut into
+ * properties of `CHUNK_CHARS` characters, `CHUNKS_PER_ROW` to a row, rows keyed `<rk>~body~<n>`
+ * in the request's own partition: one transaction writes them with the request row.
+ */
+const CHUNK_CHARS = 30_000;
+const CHUNKS_PER_ROW = 15;
+/** Azure Table transactions: at most 100 operations in one partition, 4 MiB. */
+const MAX_BODY_ROWS = 8;
+
+function bodyRowKey(id: string, row: number): string {
+  return `${encodeKey(id)}~body~${String(row).padStart(3, "0")}`;
+}
+
+function bodyRows(id: string, json: string): Record<string, unknown>[] {
+  const rows: Record<string, unknown>[] = [];
+  const rowChars = CHUNK_CHARS * CHUNKS_PER_ROW;
+  for (let start = 0, row = 0; start < json.length || row === 0; start += rowChars, row++) {
+    const part = json.slice(start, start + rowChars);
+    const entity: Record<string, unknown> = {
+      partitionKey: encodeKey(id),
+      rowKey: bodyRowKey(id, row),
+      chunks: Math.ceil(part.length / CHUNK_CHARS),
+    };
+    for (let c = 0; c * CHUNK_CHARS < part.length; c++)
+      entity[`c${c}`] = part.slice(c * CHUNK_CHARS, (c + 1) * CHUNK_CHARS);
+    rows.push(entity);
+  }
+  if (rows.length > MAX_BODY_ROWS)
+    throw new Error(`request body of ${json.length} characters is too large to store`);
+  return rows;
+}
+
 export class NotificationRequestStore {
   constructor(
     private readonly tables: TableFactory,
@@ -140,6 +176,52 @@ export class NotificationRequestStore {
       if (existing === undefined) throw error;
       return { created: false, request: existing };
     }
+  }
+
+  /**
+   * Inserts the request with its body (the recipients) in one transaction, unless its id exists:
+   * `created` false returns the existing row and leaves its body as it was.
+   */
+  async createWithBody(
+    request: NewRequest,
+    body: unknown,
+  ): Promise<{ created: boolean; request: StoredRequest }> {
+    const table = await this.table();
+    const stamp = this.clock().toISOString();
+    const json = JSON.stringify(body);
+    const rows = bodyRows(request.id, json);
+    const entity = { ...toEntity({ ...request, createdAt: stamp, updatedAt: stamp }), bodyRows: rows.length };
+    try {
+      const response = await table.submitTransaction([
+        ["create", entity],
+        ...rows.map((row): TransactionAction => ["upsert", row as TableEntity, "Replace"]),
+      ]);
+      const etag = response.subResponses[0]?.etag ?? "";
+      return { created: true, request: fromEntity({ ...entity, etag }) };
+    } catch (error) {
+      if (!isRestError(error, 409)) throw error;
+      const existing = await this.get(request.id);
+      if (existing === undefined) throw error;
+      return { created: false, request: existing };
+    }
+  }
+
+  /** The body stored with the request (undefined when none was: rejected or older requests). */
+  async readBody(id: string): Promise<unknown> {
+    const table = await this.table();
+    let json = "";
+    for (let row = 0; row < MAX_BODY_ROWS; row++) {
+      let entity: Record<string, unknown>;
+      try {
+        entity = await table.getEntity<Record<string, unknown>>(encodeKey(id), bodyRowKey(id, row));
+      } catch (error) {
+        if (isRestError(error, 404)) break;
+        throw error;
+      }
+      const chunks = Number(entity.chunks);
+      for (let c = 0; c < chunks; c++) json += String(entity[`c${c}`] ?? "");
+    }
+    return json === "" ? undefined : (JSON.parse(json) as unknown);
   }
 
   /**

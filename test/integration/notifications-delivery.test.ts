@@ -81,7 +81,7 @@ describe("notification delivery (Service Bus trigger, Azurite, Teams simulator)"
     expect(items).toHaveLength(2);
     for (const deliveryCount of [1, 2, 3])
       for (const item of items)
-        await h.deliver({
+        await h.deliverWork({
           body: item.body,
           messageId: item.messageId!,
           deliveryCount,
@@ -411,7 +411,7 @@ describe("notification delivery when something unexpected breaks", () => {
     brokenSends = 3;
     for (const deliveryCount of [1, 2, 3]) {
       await expect(
-        h.deliver({
+        h.deliverWork({
           body: itemFor(broken).body,
           messageId: itemFor(broken).messageId!,
           deliveryCount,

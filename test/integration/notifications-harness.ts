@@ -3,13 +3,15 @@ import { randomUUID } from "node:crypto";
 import { InvocationContext } from "@azure/functions";
 
 import type { Config } from "../../shared/config";
-import { memoryLogger } from "../../shared/logging";
-import { createNotificationsQueueHandler } from "../../shared/notifications/queue-handler";
 import {
-  createNotificationServices,
-  type NotificationServices,
-  type NotificationServicesOptions,
-} from "../../shared/notifications/services";
+  createHeraldServices,
+  type HeraldServices,
+  type HeraldServicesOptions,
+} from "../../shared/composition";
+import { memoryLogger } from "../../shared/logging";
+import type { NotificationServices } from "../../shared/notifications/services";
+import { WORK_KINDS } from "../../shared/notifications/work-items";
+import { WORK_KIND_PROPERTY } from "../../shared/queue/queue-port";
 import { MemoryQueue, type RecordedMessage } from "../../shared/queue/memory-queue";
 import { DeliveryLedger } from "../../shared/store/delivery-ledger";
 import { NotificationRequestStore } from "../../shared/store/notification-requests";
@@ -40,12 +42,14 @@ export interface TriggerMessage {
   readonly deliveryCount?: number;
   readonly applicationProperties?: Readonly<Record<string, unknown>>;
   readonly correlationId?: string;
+  readonly sessionId?: string;
 }
 
 /**
  * Herald's notification pipeline wired as in Azure, except for the broker: real Azurite
- * tables, the real Teams simulator over HTTP through botbuilder, and an in-memory queue whose
- * messages the test hands to the trigger handler the way the Functions host does.
+ * tables, the real Teams simulator over HTTP through botbuilder, and an in-memory work queue
+ * whose messages the test hands to the work trigger the way the Functions host does.
+ * `deliver` is a message on the LOB-facing intake queue; `deliverWork` one on the work queue.
  */
 export class NotificationsHarness {
   readonly logs: LogLine[] = [];
@@ -53,33 +57,34 @@ export class NotificationsHarness {
   readonly teams: TeamStore;
   readonly ledger: DeliveryLedger;
   readonly requests: NotificationRequestStore;
-  readonly handler: (message: unknown, context: InvocationContext) => Promise<void>;
+  readonly services: NotificationServices;
 
   private constructor(
     readonly sim: TeamsSimulator,
     readonly config: Config,
+    /** The internal work queue. */
     readonly queue: MemoryQueue,
     readonly tables: TableFactory,
-    readonly services: NotificationServices,
+    readonly herald: HeraldServices,
     readonly clock: TestClock,
   ) {
     this.users = new UserReferenceStore(tables);
     this.teams = new TeamStore(tables);
     this.ledger = new DeliveryLedger(tables);
     this.requests = new NotificationRequestStore(tables);
-    this.handler = createNotificationsQueueHandler(() => services.workHandlers);
+    this.services = herald.notifications;
   }
 
   static async start(
     settings: Record<string, string> = {},
-    options: NotificationServicesOptions = {},
+    options: HeraldServicesOptions = {},
   ): Promise<NotificationsHarness> {
     const sim = await startTeamsSimulator();
     const config = testConfig(settings);
     const tables = new TableFactory(config);
     const clock = new TestClock();
     const queue = new MemoryQueue(clock.now);
-    const services = createNotificationServices(config, memoryLogger(), {
+    const services = createHeraldServices(config, memoryLogger(), {
       queue,
       tables,
       botId: sim.botId,
@@ -90,33 +95,70 @@ export class NotificationsHarness {
     return new NotificationsHarness(sim, config, queue, tables, services, clock);
   }
 
-  /** Calls the trigger handler as the Functions host does for one Service Bus message. */
+  /**
+   * One message on the intake queue, as the Functions host hands it to the trigger; then the
+   * `dispatch` work items it queued that are due, with the same delivery count (what a broker
+   * does next: the request's processing, delivered as often as the test says).
+   */
   async deliver(message: TriggerMessage): Promise<void> {
+    const before = new Set(this.queue.waiting);
+    await this.invoke("notifications", this.herald.intake, message);
+    const now = this.clock.now().getTime();
+    const dispatches = this.queue.waiting.filter(
+      (m) =>
+        !before.has(m) &&
+        m.applicationProperties?.[WORK_KIND_PROPERTY] === WORK_KINDS.dispatch &&
+        (m.scheduledFor === undefined || m.scheduledFor.getTime() <= now),
+    );
+    this.queue.remove(dispatches);
+    for (const dispatch of dispatches)
+      await this.deliverWork({
+        ...this.asTrigger(dispatch),
+        ...(message.deliveryCount !== undefined ? { deliveryCount: message.deliveryCount } : {}),
+      });
+  }
+
+  /** One message on the work queue, as the Functions host hands it to the trigger. */
+  deliverWork(message: TriggerMessage): Promise<void> {
+    return this.invoke("work", this.herald.work, message);
+  }
+
+  private async invoke(
+    functionName: string,
+    handler: (message: unknown, context: InvocationContext) => Promise<void>,
+    message: TriggerMessage,
+  ): Promise<void> {
     const context = new InvocationContext({
       invocationId: randomUUID(),
-      functionName: "notifications",
+      functionName,
       triggerMetadata: {
         messageId: message.messageId ?? randomUUID(),
         deliveryCount: message.deliveryCount ?? 1,
         correlationId: message.correlationId,
         enqueuedTimeUtc: new Date().toISOString(),
         applicationProperties: message.applicationProperties ?? {},
+        ...(message.sessionId !== undefined ? { sessionId: message.sessionId } : {}),
       },
       logHandler: (level, ...args) => this.logs.push({ level, text: args.map(String).join(" ") }),
     });
-    await this.handler(message.body, context);
+    await handler(message.body, context);
   }
 
-  /** Hands a queued message to the handler as its first delivery. */
-  deliverQueued(message: RecordedMessage): Promise<void> {
-    return this.deliver({
+  private asTrigger(message: RecordedMessage): TriggerMessage {
+    return {
       body: message.body,
       ...(message.messageId !== undefined ? { messageId: message.messageId } : {}),
       ...(message.correlationId !== undefined ? { correlationId: message.correlationId } : {}),
+      ...(message.sessionId !== undefined ? { sessionId: message.sessionId } : {}),
       ...(message.applicationProperties !== undefined
         ? { applicationProperties: message.applicationProperties }
         : {}),
-    });
+    };
+  }
+
+  /** Hands a queued work item to the work trigger as its first delivery. */
+  deliverQueued(message: RecordedMessage): Promise<void> {
+    return this.deliverWork(this.asTrigger(message));
   }
 
   /**

@@ -27,12 +27,14 @@ describe("notifications through the local host", () => {
       TableNamePrefix: config.tableNamePrefix,
       LocalQueueDirectory: queueDirectory,
       NotificationsQueueName: "notifications",
+      WorkQueueName: "herald-work",
     };
     Object.assign(process.env, settings);
     /* eslint-disable @typescript-eslint/no-require-imports -- loaded as the host loads function files */
     require("../../functions/messages");
     require("../../functions/notifications");
     require("../../functions/notifications-api");
+    require("../../functions/work");
     /* eslint-enable @typescript-eslint/no-require-imports */
     host = await startLocalHost({
       registrations: registeredFunctions(),
@@ -74,9 +76,14 @@ describe("notifications through the local host", () => {
       () => sim.messagesToUser(user).some((a) => a.text === "Hello from the local host"),
       { timeoutMs: 10_000, description: "the notification in the user's 1:1 chat" },
     );
-    const status = (await (
-      await fetch(`${host.http.origin}/api/notifications/${id}`)
-    ).json()) as NotificationStatus;
+    // The request is recorded dispatched just after the send: poll until the status says so.
+    let status: NotificationStatus | undefined;
+    for (let i = 0; i < 200 && status?.state !== "completed"; i++) {
+      if (i > 0) await new Promise((resolve) => setTimeout(resolve, 25));
+      status = (await (
+        await fetch(`${host.http.origin}/api/notifications/${id}`)
+      ).json()) as NotificationStatus;
+    }
     expect(status).toMatchObject({ id, state: "completed", counts: { total: 1, sent: 1 } });
   });
 });

@@ -7,27 +7,26 @@ import type { TeamStore } from "../store/teams";
 import type { DeliveryResult, DeliveryService } from "./delivery";
 import { metric } from "./metrics";
 import { recipientKey, uniqueRecipients } from "./recipients";
-import {
-  type FieldError,
-  type NotificationRequest,
-  parseNotificationRequest,
-  type Recipient,
-} from "./schema";
+import { z } from "zod";
+
+import { type Recipient, recipientSchema } from "./schema";
 import {
   deliveryMessage,
   deliveryWork,
+  dispatchMessage,
+  type DispatchWork,
   type QueueMessageInfo,
-  scheduledRequestMessage,
 } from "./work-items";
 
 /** The roster operations fan-out needs (the bot endpoint's TeamStore implements them). */
 export type TeamDirectory = Pick<TeamStore, "get" | "listMemberIds">;
 
-export interface RequestProcessorDependencies {
+export interface DispatcherDependencies {
   readonly requests: NotificationRequestStore;
   readonly ledger: DeliveryLedger;
   readonly teams: TeamDirectory;
   readonly delivery: DeliveryService;
+  /** The internal work queue. */
   readonly queue: () => QueuePort;
   /** The queue's max delivery count: the delivery after which the broker dead-letters. */
   readonly maxDeliveryCount?: number;
@@ -36,8 +35,8 @@ export interface RequestProcessorDependencies {
   readonly enqueueChunk?: number;
 }
 
-export type RequestResult =
-  | { readonly outcome: "rejected"; readonly errors: readonly FieldError[] }
+export type DispatchResult =
+  | { readonly outcome: "dropped"; readonly reason: string }
   | { readonly outcome: "scheduled"; readonly at: Date }
   | { readonly outcome: "duplicate" }
   | { readonly outcome: "delivered-inline"; readonly delivery: DeliveryResult }
@@ -46,41 +45,33 @@ export type RequestResult =
 /** How early a message may arrive before `notBefore` and still count as due (clock skew). */
 const NOT_BEFORE_TOLERANCE_MS = 1_000;
 
+/** The stored body of a request (the claim check): its recipients, as the schema parsed them. */
+const storedBodySchema = z.object({ recipients: z.array(recipientSchema).min(1) });
+
 /**
- * Handles a LOB notification request from the queue: validate (invalid -> `rejected`, recorded,
- * not retried), wait for `notBefore` (scheduled enqueue), store it, then deliver a single
- * recipient inline or split the request into per-recipient delivery work items: every
+ * Runs a `dispatch` work item, the reference the intake queued for a stored request, in the
+ * tenant's session: wait for `notBefore` (scheduled again if it came early), then deliver a
+ * single recipient inline or split the request into per-recipient delivery work items: every
  * recipient (team rosters expanded) gets its ledger row, written in transactions of 100, and
  * its work item, sent in broker batches, all in this one invocation.
  *
- * Idempotent: a redelivered or duplicate request finds its ledger rows and re-enqueues only
+ * Idempotent: a redelivered or duplicate dispatch finds its ledger rows and re-enqueues only
  * the ones still `pending` (the broker's duplicate detection drops copies of work items with
  * the same derived message id; the delivery itself ignores final rows).
  */
-export class RequestProcessor {
+export class Dispatcher {
   private readonly clock: () => Date;
   private readonly enqueueChunk: number;
 
-  constructor(private readonly deps: RequestProcessorDependencies) {
+  constructor(private readonly deps: DispatcherDependencies) {
     this.clock = deps.clock ?? (() => new Date());
     this.enqueueChunk = deps.enqueueChunk ?? 2_000;
   }
 
-  async handle(body: unknown, info: QueueMessageInfo, log: Logger): Promise<RequestResult> {
-    const parsed = parseNotificationRequest(body);
-    if (!parsed.ok) {
-      const id = parsed.id ?? info.messageId;
-      return this.reject(
-        id,
-        parsed.errors,
-        parsed.correlationId,
-        log.with({ requestId: id, correlationId: parsed.correlationId }),
-      );
-    }
-    const request = parsed.request;
-    const requestLog = log.with({ requestId: request.id, correlationId: request.correlationId });
+  async handle(work: DispatchWork, info: QueueMessageInfo, log: Logger): Promise<DispatchResult> {
+    const requestLog = log.with({ requestId: work.requestId, correlationId: work.correlationId });
     try {
-      return await this.process(request, body, info, requestLog);
+      return await this.process(work, info, requestLog);
     } catch (error) {
       const message = toError(error).message.slice(0, 500);
       const last = this.isLastDelivery(info);
@@ -91,7 +82,7 @@ export class RequestProcessor {
         { error: message, deliveryCount: info.deliveryCount },
       );
       await this.noteError(
-        request.id,
+        work.requestId,
         last ? `${message} (delivery ${info.deliveryCount}, the last: dead-lettered)` : message,
         info.deliveryCount,
       );
@@ -100,52 +91,46 @@ export class RequestProcessor {
   }
 
   private async process(
-    request: NotificationRequest,
-    body: unknown,
+    work: DispatchWork,
     info: QueueMessageInfo,
     log: Logger,
-  ): Promise<RequestResult> {
-    const now = this.clock();
-    const { request: stored } = await this.deps.requests.create({
-      id: request.id,
-      state: "queued",
-      source: "queue",
-      tenantId: request.tenantId,
-      correlationId: request.correlationId,
-      message: request.message,
-      summary: request.summary,
-      notBefore: request.notBefore,
-    });
-    if (stored.state === "dispatched") {
-      log.info("Request already dispatched; nothing to do");
-      metric(log, "notifications.duplicate");
-      return { outcome: "duplicate" };
+  ): Promise<DispatchResult> {
+    const stored = await this.deps.requests.get(work.requestId);
+    if (stored === undefined || stored.tenantId?.toLowerCase() !== work.tenantId.toLowerCase()) {
+      // Only Herald writes dispatch items, after storing the request: a bug, or a stale item.
+      log.error("Dispatch of a request that is not stored for this tenant; dropped");
+      return { outcome: "dropped", reason: "request not stored" };
     }
     if (stored.state === "rejected") {
-      log.warn("A request with this id was rejected before; ignoring this copy");
-      return { outcome: "duplicate" };
+      log.warn("Dispatch of a rejected request; dropped");
+      return { outcome: "dropped", reason: "request rejected" };
     }
 
-    if (request.notBefore !== undefined) {
-      const due = Date.parse(request.notBefore);
-      if (due - now.getTime() > NOT_BEFORE_TOLERANCE_MS) {
+    if (stored.notBefore !== undefined) {
+      const due = Date.parse(stored.notBefore);
+      if (due - this.clock().getTime() > NOT_BEFORE_TOLERANCE_MS) {
         const at = new Date(due);
-        await this.deps
-          .queue()
-          .schedule(scheduledRequestMessage(body, request.id, request.correlationId), at);
-        await this.deps.requests.update(stored, { state: "scheduled" });
-        log.info("Request scheduled for its notBefore time", { notBefore: request.notBefore });
+        await this.deps.queue().schedule(dispatchMessage(work, { unique: true }), at);
+        log.info("Dispatch came before the request's notBefore; scheduled again", {
+          notBefore: stored.notBefore,
+        });
         return { outcome: "scheduled", at };
       }
     }
 
-    const explicit = uniqueRecipients(request.recipients);
+    const body = storedBodySchema.safeParse(await this.deps.requests.readBody(work.requestId));
+    if (!body.success) {
+      log.error("Stored request has no readable body; dropped");
+      return { outcome: "dropped", reason: "no stored body" };
+    }
+    const tenantId = stored.tenantId;
+    const explicit = uniqueRecipients(body.data.recipients);
     const [only] = explicit.values();
     if (explicit.size === 1 && only !== undefined && only.teamId === undefined) {
       let delivery: DeliveryResult;
       try {
         delivery = await this.deps.delivery.deliver(
-          deliveryWork(request.id, request.tenantId, only, 1, request.correlationId),
+          deliveryWork(stored.id, tenantId, only, 1, stored.correlationId),
           info,
           log,
           { inline: true },
@@ -153,21 +138,22 @@ export class RequestProcessor {
       } catch (error) {
         // On the last delivery the recipient was recorded `failed` (see DeliveryService): the
         // request is then done too, so its status reads `completed` rather than in progress.
-        if (this.isLastDelivery(info)) await this.dispatchedIfFinal(stored, request.id, only);
+        if (this.isLastDelivery(info)) await this.dispatchedIfFinal(stored, stored.id, only);
         throw error;
       }
       await this.deps.requests.update(stored, { state: "dispatched", recipientCount: 1 });
       return { outcome: "delivered-inline", delivery };
     }
-    return this.fanOut(request, stored, explicit, log);
+    return this.fanOut(stored, tenantId, explicit, log);
   }
 
   private async fanOut(
-    request: NotificationRequest,
     stored: StoredRequest,
+    tenantId: string,
     explicit: Map<string, Recipient>,
     log: Logger,
-  ): Promise<RequestResult> {
+  ): Promise<DispatchResult> {
+    const request = { id: stored.id, tenantId, correlationId: stored.correlationId };
     const targets = new Map<string, Recipient>();
     const unreachable: NewDelivery[] = [];
     for (const [key, recipient] of explicit) {
@@ -246,31 +232,6 @@ export class RequestProcessor {
     return { outcome: "fanned-out", recipients, enqueued: work.length };
   }
 
-  private async reject(
-    id: string,
-    errors: readonly FieldError[],
-    correlationId: string | undefined,
-    log: Logger,
-  ): Promise<RequestResult> {
-    const { created, request } = await this.deps.requests.create({
-      id,
-      state: "rejected",
-      source: "queue",
-      correlationId,
-      errors,
-    });
-    if (!created && request.state !== "rejected") {
-      // A valid request owns this id already; this invalid copy must not overwrite it.
-      log.error("Invalid request reuses the id of an accepted request; dropped", {
-        errors: summarizeErrors(errors),
-      });
-    } else {
-      log.warn("Request rejected", { errors: summarizeErrors(errors) });
-      if (created) metric(log, "notifications.rejected");
-    }
-    return { outcome: "rejected", errors };
-  }
-
   private isLastDelivery(info: QueueMessageInfo): boolean {
     return (
       this.deps.maxDeliveryCount !== undefined && info.deliveryCount >= this.deps.maxDeliveryCount
@@ -303,12 +264,4 @@ export class RequestProcessor {
       // The store is likely what failed; the broker's redelivery (and dead letter) remains.
     }
   }
-}
-
-/** Field errors for a log line: paths and reasons, never the offending values. */
-export function summarizeErrors(errors: readonly FieldError[]): string {
-  return errors
-    .slice(0, 10)
-    .map((e) => `${e.path}: ${e.message}`)
-    .join("; ");
 }

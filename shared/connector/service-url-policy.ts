@@ -1,0 +1,67 @@
+/**
+ * Where Herald's outbound Bot Connector calls may go. With a bot app id configured every call
+ * carries the bot's Bot Framework token, so a service URL that is not Teams' would hand that
+ * token to whoever runs the host: only Teams' service hosts are allowed (public, GCC, GCC High,
+ * DoD: https://learn.microsoft.com/microsoftteams/platform/bots/how-to/conversations/send-proactive-messages),
+ * plus any host the operator lists in `TeamsServiceHosts`. Anonymous local mode (no token to
+ * leak) also allows loopback, so the simulator and the Agents Playground keep working.
+ */
+export const TEAMS_SERVICE_HOSTS: readonly string[] = [
+  "smba.trafficmanager.net",
+  "smba.infra.gcc.teams.microsoft.com",
+  "smba.infra.gov.teams.microsoft.us",
+  "smba.infra.dod.teams.microsoft.us",
+];
+
+export type ServiceUrlVerdict = { readonly ok: true } | { readonly ok: false; readonly reason: string };
+
+export interface ServiceUrlPolicy {
+  check(serviceUrl: string): ServiceUrlVerdict;
+}
+
+export interface ServiceUrlPolicyOptions {
+  /** True when a bot app id is configured (calls carry a token). */
+  readonly authenticated: boolean;
+  /** Extra allowed host names, lower-cased (`TeamsServiceHosts`). */
+  readonly extraHosts?: readonly string[];
+}
+
+function isLoopback(hostname: string): boolean {
+  const host = hostname.replace(/^\[|\]$/g, "");
+  return host === "localhost" || host === "::1" || /^127(\.\d{1,3}){3}$/.test(host);
+}
+
+export function serviceUrlPolicy(options: ServiceUrlPolicyOptions): ServiceUrlPolicy {
+  const allowed = new Set([...TEAMS_SERVICE_HOSTS, ...(options.extraHosts ?? [])]);
+  return {
+    check(serviceUrl) {
+      let url: URL;
+      try {
+        url = new URL(serviceUrl);
+      } catch {
+        return { ok: false, reason: "the service URL is not a URL" };
+      }
+      const host = url.hostname.toLowerCase();
+      if (!options.authenticated && isLoopback(host) && /^https?:$/.test(url.protocol))
+        return { ok: true };
+      if (url.protocol !== "https:")
+        return { ok: false, reason: `service URL scheme ${url.protocol} is not https` };
+      if (url.username !== "" || url.password !== "")
+        return { ok: false, reason: "service URL carries credentials" };
+      if (!allowed.has(host))
+        return {
+          ok: false,
+          reason: `service host ${host.slice(0, 100)} is not a Teams service host (add it to TeamsServiceHosts if it is one)`,
+        };
+      return { ok: true };
+    },
+  };
+}
+
+/** Thrown by a bot work item whose stored service URL the policy refuses: logged, not retried. */
+export class ServiceUrlRefusedError extends Error {
+  constructor(readonly reason: string) {
+    super(`Outbound Teams call refused: ${reason}`);
+    this.name = "ServiceUrlRefusedError";
+  }
+}
