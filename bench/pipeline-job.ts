@@ -1,17 +1,16 @@
 import { randomUUID } from "node:crypto";
 
+import { createHeraldServices } from "../shared/composition";
 import { loadConfig } from "../shared/config";
-import { createNotificationsQueueHandler } from "../shared/notifications/queue-handler";
-import { createNotificationServices } from "../shared/notifications/services";
+import { oneBrokerTrigger } from "../test/support/one-broker";
 import { BenchBroker } from "./broker";
 import type { PipelineJob, PipelineResult } from "./jobs";
 import { LogCounter } from "./log-counter";
 import { round, RssSampler, summarize } from "./stats";
 
 /**
- * Herald's notification pipeline as deployed, minus the broker: the Service Bus trigger
- * handler (`createNotificationsQueueHandler` over `createNotificationServices`, the same two
- * calls functions/notifications.ts makes) with real Azurite tables and botbuilder's connector
+ * Herald's notification pipeline as deployed, minus the broker: the intake and work triggers
+ * (`createHeraldServices`, the composition root functions/*.ts use) with real Azurite tables and botbuilder's connector
  * client talking HTTP to the simulator. Only the queue (an in-memory broker with the trigger's
  * contract) and the pacing switch differ from the function's composition root.
  */
@@ -22,12 +21,12 @@ export async function runPipeline(job: PipelineJob): Promise<PipelineResult> {
   });
   const logs = new LogCounter();
   const broker = new BenchBroker();
-  const services = createNotificationServices(config, logs.logger({ component: "bench" }), {
+  const herald = createHeraldServices(config, logs.logger({ component: "bench" }), {
     queue: broker,
     botId: job.botId,
     ...(job.pacing ? {} : { pacing: false as const }),
   });
-  const handler = createNotificationsQueueHandler(() => services.workHandlers);
+  const handler = oneBrokerTrigger(herald);
 
   // LOB requests as the producer puts them on the queue: one recipient each, by AAD object id.
   await broker.enqueue(

@@ -1,6 +1,7 @@
 import type { HttpRequest, HttpResponseInit, InvocationContext } from "@azure/functions";
 
 import type { BotServices } from "./bot/create-bot-services";
+import { welcomeCheckJobSchema } from "./bot/welcome-target";
 import { type Config, loadConfig } from "./config";
 import { ServiceUrlRefusedError } from "./connector/service-url-policy";
 import { consoleLogger, type Logger } from "./logging";
@@ -24,7 +25,6 @@ import {
   welcomeWorkSchema,
   WORK_KINDS,
 } from "./notifications/work-items";
-import { welcomeCheckJobSchema } from "./bot/welcome-target";
 import { createWorkQueue } from "./queue/create-queue";
 import { TableFactory } from "./store/table-factory";
 
@@ -44,7 +44,10 @@ export interface HeraldServices {
   /** The bot's services; botbuilder is loaded on first use. */
   readonly bot: () => BotServices;
   /** `POST|HEAD /api/messages`. */
-  readonly messages: (request: HttpRequest, context: InvocationContext) => Promise<HttpResponseInit>;
+  readonly messages: (
+    request: HttpRequest,
+    context: InvocationContext,
+  ) => Promise<HttpResponseInit>;
   /** The intake queue trigger (LOB notification requests). */
   readonly intake: QueueTrigger;
   /** The work queue trigger (session-enabled: one tenant per session). */
@@ -94,7 +97,10 @@ export function createHeraldServices(
   const notifications = createNotificationServices(config, logger, {
     ...options,
     tables,
-    queue: { enqueue: (m) => workQueue().enqueue(m), schedule: (m, at) => workQueue().schedule(m, at) },
+    queue: {
+      enqueue: (m) => workQueue().enqueue(m),
+      schedule: (m, at) => workQueue().schedule(m, at),
+    },
   });
   const pacer = notifications.pacer;
   const bot = lazy((): BotServices => {
@@ -124,9 +130,7 @@ export function createHeraldServices(
     [WORK_KINDS.welcomeCheck]: botWork(WORK_KINDS.welcomeCheck, welcomeCheckJobSchema, (w, log) =>
       bot().checkWelcome(w, log),
     ),
-    [WORK_KINDS.relay]: botWork(WORK_KINDS.relay, relayWorkSchema, (w, log) =>
-      bot().relay(w, log),
-    ),
+    [WORK_KINDS.relay]: botWork(WORK_KINDS.relay, relayWorkSchema, (w, log) => bot().relay(w, log)),
   };
   return {
     config,
@@ -143,5 +147,8 @@ let processWide: HeraldServices | undefined;
 
 /** The services of this Functions process, built on the first invocation from its settings. */
 export function processServices(): HeraldServices {
-  return (processWide ??= createHeraldServices(loadConfig(), consoleLogger({ component: "herald" })));
+  return (processWide ??= createHeraldServices(
+    loadConfig(),
+    consoleLogger({ component: "herald" }),
+  ));
 }

@@ -120,7 +120,12 @@ export class HeraldBot extends TeamsActivityHandler {
         // welcome whose sender died after claiming it; else the help text.
         await this.queueWelcome(
           context,
-          { scope: "personal", tenantId: activity.tenantId, teamsUserId: activity.from.id, helpReply: true },
+          {
+            scope: "personal",
+            tenantId: activity.tenantId,
+            teamsUserId: activity.from.id,
+            helpReply: true,
+          },
           activity.id ?? undefined,
         );
       } else {

@@ -13,7 +13,8 @@ export const TEAMS_SERVICE_HOSTS: readonly string[] = [
   "smba.infra.dod.teams.microsoft.us",
 ];
 
-export type ServiceUrlVerdict = { readonly ok: true } | { readonly ok: false; readonly reason: string };
+export type ServiceUrlVerdict =
+  { readonly ok: true } | { readonly ok: false; readonly reason: string };
 
 export interface ServiceUrlPolicy {
   check(serviceUrl: string): ServiceUrlVerdict;
@@ -44,15 +45,15 @@ export function serviceUrlPolicy(options: ServiceUrlPolicyOptions): ServiceUrlPo
       const host = url.hostname.toLowerCase();
       if (!options.authenticated && isLoopback(host) && /^https?:$/.test(url.protocol))
         return { ok: true };
-      if (url.protocol !== "https:")
-        return { ok: false, reason: `service URL scheme ${url.protocol} is not https` };
-      if (url.username !== "" || url.password !== "")
-        return { ok: false, reason: "service URL carries credentials" };
       if (!allowed.has(host))
         return {
           ok: false,
           reason: `service host ${host.slice(0, 100)} is not a Teams service host (add it to TeamsServiceHosts if it is one)`,
         };
+      if (url.protocol !== "https:")
+        return { ok: false, reason: `service URL scheme ${url.protocol} is not https` };
+      if (url.username !== "" || url.password !== "")
+        return { ok: false, reason: "service URL carries credentials" };
       return { ok: true };
     },
   };

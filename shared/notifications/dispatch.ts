@@ -1,3 +1,5 @@
+import { z } from "zod";
+
 import { toError } from "../errors";
 import type { Logger } from "../logging";
 import type { QueuePort } from "../queue/queue-port";
@@ -7,8 +9,6 @@ import type { TeamStore } from "../store/teams";
 import type { DeliveryResult, DeliveryService } from "./delivery";
 import { metric } from "./metrics";
 import { recipientKey, uniqueRecipients } from "./recipients";
-import { z } from "zod";
-
 import { type Recipient, recipientSchema } from "./schema";
 import {
   deliveryMessage,

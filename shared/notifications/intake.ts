@@ -3,11 +3,7 @@ import type { Logger } from "../logging";
 import { type QueuePort, WORK_KIND_PROPERTY } from "../queue/queue-port";
 import type { NotificationRequestStore } from "../store/notification-requests";
 import { metric } from "./metrics";
-import {
-  type FieldError,
-  type NotificationRequest,
-  parseNotificationRequest,
-} from "./schema";
+import { type FieldError, type NotificationRequest, parseNotificationRequest } from "./schema";
 import type { NotificationStatus, NotificationStatusReader } from "./status";
 import { dispatchMessage, type QueueMessageInfo } from "./work-items";
 

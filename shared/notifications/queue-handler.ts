@@ -91,12 +91,18 @@ export function createWorkQueueHandler(
     const handler = Object.hasOwn(table, kind) ? table[kind] : undefined;
     if (handler === undefined) {
       // A producer newer than this code: let it come back (and dead-letter) rather than drop it.
-      log.error(`Unknown ${WORK_KIND_PROPERTY} "${kind.slice(0, 40)}"; leaving the message to redelivery`);
+      log.error(
+        `Unknown ${WORK_KIND_PROPERTY} "${kind.slice(0, 40)}"; leaving the message to redelivery`,
+      );
       throw new Error(`Unknown ${WORK_KIND_PROPERTY} "${kind.slice(0, 40)}"`);
     }
     const body = decodeBody(message);
     const tenant = tenantOf(body);
-    if (info.sessionId !== undefined && tenant !== undefined && sessionOf(tenant) !== info.sessionId) {
+    if (
+      info.sessionId !== undefined &&
+      tenant !== undefined &&
+      sessionOf(tenant) !== info.sessionId
+    ) {
       log.error("Work item's tenant is not its session's; dropped");
       return;
     }

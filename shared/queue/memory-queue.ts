@@ -9,17 +9,35 @@ export interface RecordedMessage extends OutgoingMessage {
   readonly scheduledFor?: Date;
 }
 
+export interface MemoryQueueOptions {
+  /**
+   * Service Bus' duplicate detection: a message id seen within this window is dropped (Herald's
+   * queues have it on, 10 minutes). 0 turns it off.
+   */
+  readonly duplicateDetectionWindowMs?: number;
+}
+
 /**
  * QueuePort in memory for tests: records every message (with its scheduled time) and lets the
- * test take them to hand to the trigger handler itself. Never used outside tests.
+ * test take them to hand to the trigger handler itself. Drops a message id it saw within the
+ * duplicate detection window, as the broker does. Never used outside tests.
  */
 export class MemoryQueue implements QueuePort {
-  /** Everything ever sent, in order. */
+  /** Everything ever sent, in order (duplicates the broker would drop are not recorded). */
   readonly sent: RecordedMessage[] = [];
+  /** Messages dropped by duplicate detection. */
+  readonly duplicates: OutgoingMessage[] = [];
   private pending: RecordedMessage[] = [];
   private sequence = 0;
+  private readonly seen = new Map<string, number>();
+  private readonly windowMs: number;
 
-  constructor(private readonly now: () => Date = () => new Date()) {}
+  constructor(
+    private readonly now: () => Date = () => new Date(),
+    options: MemoryQueueOptions = {},
+  ) {
+    this.windowMs = options.duplicateDetectionWindowMs ?? 600_000;
+  }
 
   enqueue(messages: readonly OutgoingMessage[]): Promise<void> {
     for (const message of messages) this.record(message, undefined);
@@ -50,6 +68,15 @@ export class MemoryQueue implements QueuePort {
   }
 
   private record(message: OutgoingMessage, at: Date | undefined): void {
+    if (this.windowMs > 0 && message.messageId !== undefined) {
+      const now = this.now().getTime();
+      const seenAt = this.seen.get(message.messageId);
+      if (seenAt !== undefined && now - seenAt < this.windowMs) {
+        this.duplicates.push(message);
+        return;
+      }
+      this.seen.set(message.messageId, now);
+    }
     // Copy the body as the broker would: later mutation by the sender must not leak in.
     const recorded: RecordedMessage = {
       ...message,

@@ -190,7 +190,10 @@ export class NotificationRequestStore {
     const stamp = this.clock().toISOString();
     const json = JSON.stringify(body);
     const rows = bodyRows(request.id, json);
-    const entity = { ...toEntity({ ...request, createdAt: stamp, updatedAt: stamp }), bodyRows: rows.length };
+    const entity = {
+      ...toEntity({ ...request, createdAt: stamp, updatedAt: stamp }),
+      bodyRows: rows.length,
+    };
     try {
       const response = await table.submitTransaction([
         ["create", entity],
@@ -219,7 +222,10 @@ export class NotificationRequestStore {
         throw error;
       }
       const chunks = Number(entity.chunks);
-      for (let c = 0; c < chunks; c++) json += String(entity[`c${c}`] ?? "");
+      for (let c = 0; c < chunks; c++) {
+        const chunk = entity[`c${c}`];
+        json += typeof chunk === "string" ? chunk : "";
+      }
     }
     return json === "" ? undefined : (JSON.parse(json) as unknown);
   }

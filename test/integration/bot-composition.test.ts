@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { HttpRequest, type HttpResponseInit, InvocationContext } from "@azure/functions";
 
 import { messages } from "../../functions/messages";
+import { work } from "../../functions/work";
 import { LocalQueue } from "../../shared/queue/local-queue";
 import { registeredFunctions } from "../../shared/registry";
 import { startTeamsSimulator, type TeamsSimulator } from "../simulator";
@@ -54,23 +55,48 @@ describe("functions/messages", () => {
     });
   });
 
-  it("welcomes a personal install and queues a team's roster sync on the configured queue", async () => {
+  it("queues a personal install's welcome on the work queue, which the work function sends", async () => {
+    const workQueue = new LocalQueue({ directory: queueDirectory, queueName: "herald-work" });
     const ada = sim.addUser({ name: "Ada Lovelace" });
     await expect(call("HEAD")).resolves.toMatchObject({ status: 200 });
     await expect(call("POST", sim.activities.personalInstall(ada))).resolves.toMatchObject({
       status: 200,
     });
-    expect(sim.messagesToUser(ada)).toHaveLength(1);
+    expect(sim.messagesToUser(ada)).toHaveLength(0);
 
+    const [welcome, ...rest] = await workQueue.receive(10);
+    expect(rest).toHaveLength(0);
+    expect(welcome).toMatchObject({
+      applicationProperties: { heraldKind: "welcome" },
+      body: { scope: "personal", tenantId: sim.tenantId, teamsUserId: ada.id },
+    });
+    await work(
+      welcome!.body,
+      new InvocationContext({
+        invocationId: randomUUID(),
+        functionName: "work",
+        triggerMetadata: {
+          messageId: welcome!.messageId,
+          deliveryCount: 1,
+          applicationProperties: welcome!.applicationProperties,
+        },
+      }),
+    );
+    await workQueue.complete(welcome!);
+    expect(sim.messagesToUser(ada)).toHaveLength(1);
+  });
+
+  it("queues a team's roster sync and welcome on the work queue, naming the team only", async () => {
+    const workQueue = new LocalQueue({ directory: queueDirectory, queueName: "herald-work" });
     const team = sim.addTeam({ memberCount: 2 });
     await expect(
       call("POST", sim.activities.teamInstall(team, team.members[0]!)),
     ).resolves.toMatchObject({ status: 200 });
-    const received = await new LocalQueue({ directory: queueDirectory }).receive(10);
-    expect(received).toHaveLength(1);
-    expect(received[0]).toMatchObject({
-      applicationProperties: { heraldKind: "roster-sync" },
-      body: { tenantId: sim.tenantId, teamId: team.id, serviceUrl: sim.serviceUrl },
-    });
+    const received = await workQueue.receive(10);
+    const sync = received.find((m) => m.applicationProperties.heraldKind === "roster-sync");
+    expect(sync?.body).toEqual({ tenantId: sim.tenantId, teamId: team.id });
+    expect(received.map((m) => m.applicationProperties.heraldKind).sort()).toEqual(
+      expect.arrayContaining(["roster-sync", "welcome"]) as unknown,
+    );
   });
 });

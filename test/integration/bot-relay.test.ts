@@ -27,11 +27,7 @@ describe("Bot endpoint, @mention relay", () => {
     // Ada has a 1:1 chat already; Grace is known from the roster only (no conversation yet).
     await h.post(h.sim.activities.personalInstall(ada));
     await h.post(h.sim.activities.teamInstall(team, asker));
-    await h.services.syncTeamRoster({
-      tenantId: h.sim.tenantId,
-      teamId: team.id,
-      serviceUrl: h.sim.serviceUrl,
-    });
+    await h.services.syncTeamRoster({ tenantId: h.sim.tenantId, teamId: team.id });
     const createsBefore = h.sim.countRoute("createConversation");
 
     const mention = h.sim.activities.channelMention(
@@ -97,11 +93,7 @@ describe("Bot endpoint, @mention relay", () => {
     // Ada has a 1:1 chat (her relay is a send); Grace has none yet (hers starts with a create).
     await h.post(h.sim.activities.personalInstall(ada));
     await h.post(h.sim.activities.teamInstall(team, asker));
-    await h.services.syncTeamRoster({
-      tenantId: h.sim.tenantId,
-      teamId: team.id,
-      serviceUrl: h.sim.serviceUrl,
-    });
+    await h.services.syncTeamRoster({ tenantId: h.sim.tenantId, teamId: team.id });
     const before = h.sim.requests.length;
     // botbuilder's own client would retry each of these inside the request, and succeed.
     h.sim.failNext("sendActivity", { status: 503, user: ada });

@@ -1,4 +1,4 @@
-import type { RosterSyncJob } from "../../shared/bot/roster-sync";
+import type { RecordedMessage } from "../../shared/queue/memory-queue";
 import { WORK_KIND_PROPERTY } from "../../shared/queue/queue-port";
 import { type BotHarness, startBotHarness } from "../support/bot-harness";
 
@@ -36,12 +36,12 @@ describe("Bot endpoint, team scope", () => {
 
     // Teams sends both activities for one install, possibly to two instances at once.
     const responses = await Promise.all([
-      h.post(h.sim.activities.teamInstall(team, installer)),
-      h.post(h.sim.activities.teamInstallationUpdate(team, installer)),
+      h.post(h.sim.activities.teamInstall(team, installer), { drain: false }),
+      h.post(h.sim.activities.teamInstallationUpdate(team, installer), { drain: false }),
     ]);
     expect(responses.map((r) => r.status)).toEqual([200, 200]);
-    // The HTTP turn did not read the roster: that is the queue's job.
-    expect(h.sim.countRoute("pagedMembers")).toBe(0);
+    // The endpoint called Teams for nothing: the roster and the welcome are tenant work.
+    expect(responses.map((r) => r.callsDuringRequest)).toEqual([0, 0]);
 
     await expect(h.services.teams.get(h.sim.tenantId, team.id)).resolves.toMatchObject({
       teamId: team.id,
@@ -50,28 +50,16 @@ describe("Bot endpoint, team scope", () => {
       serviceUrl: h.sim.serviceUrl,
       status: "active",
     });
-    expect(welcomesIn(team.generalChannelId)).toHaveLength(1);
+    const kindOf = (m: RecordedMessage) => m.applicationProperties?.[WORK_KIND_PROPERTY];
+    // The two install events collapse at the broker: one roster sync, one welcome.
+    expect(h.queue.waiting.map(kindOf).sort()).toEqual(["roster-sync", "welcome"]);
+    const sync = h.queue.waiting.find((m) => kindOf(m) === "roster-sync")!;
+    expect(sync.body).toEqual({ tenantId: h.sim.tenantId, teamId: team.id });
+    expect(sync.sessionId).toBe(h.sim.tenantId.toLowerCase());
 
-    const queued = h.queue.takeAll();
-    const kindOf = (m: (typeof queued)[number]) => m.applicationProperties?.[WORK_KIND_PROPERTY];
-    // Besides the roster syncs: the team welcome's lease check, scheduled for later.
-    for (const check of queued.filter((m) => kindOf(m) === "welcome-check"))
-      expect(check).toMatchObject({ body: { scope: "team", teamId: team.id } });
-    const jobs = queued.filter((m) => kindOf(m) !== "welcome-check");
-    expect(jobs.length).toBeGreaterThanOrEqual(1);
-    for (const job of jobs) {
-      expect(kindOf(job)).toBe("roster-sync");
-      expect(job.body).toEqual({
-        tenantId: h.sim.tenantId,
-        teamId: team.id,
-        serviceUrl: h.sim.serviceUrl,
-      });
-    }
-
-    // The queue trigger hands the work item to syncTeamRoster.
-    const result = await h.services.syncTeamRoster(jobs[0]!.body as RosterSyncJob);
-    expect(result).toEqual({ members: 1200 });
+    await h.drainWork();
     expect(h.sim.countRoute("pagedMembers")).toBeGreaterThanOrEqual(3);
+    expect(welcomesIn(team.generalChannelId)).toHaveLength(1);
 
     const members = await collect(h.services.teams.listMemberIds(h.sim.tenantId, team.id));
     expect(new Set(members)).toEqual(new Set(team.members.map((m) => m.id)));
@@ -93,8 +81,7 @@ describe("Bot endpoint, team scope", () => {
   it("marks members who left the team removed at the next roster sync", async () => {
     const team = h.sim.addTeam({ name: "Small", memberCount: 5 });
     await h.post(h.sim.activities.teamInstall(team, team.members[0]!));
-    const job = h.queue.takeAll()[0]!.body as RosterSyncJob;
-    await h.services.syncTeamRoster(job);
+    const job = { tenantId: h.sim.tenantId, teamId: team.id };
     const leaver = team.members[4]!;
     h.sim.removeMembers(team, [leaver]);
     // The same job again (a redelivery, or a later sync) notices the leaver and welcomes no one twice.
@@ -133,8 +120,15 @@ describe("Bot endpoint, team scope", () => {
 
   it("marks the team removed when Herald is removed, skips its queued sync, and never welcomes it twice", async () => {
     const team = h.sim.addTeam({ name: "Finance", memberCount: 3 });
-    await h.post(h.sim.activities.teamInstall(team, team.members[0]!));
-    const job = h.queue.takeAll()[0]!.body as RosterSyncJob;
+    await h.post(h.sim.activities.teamInstall(team, team.members[0]!), { drain: false });
+    const queued = h.queue.takeAll();
+    const sync = queued.find(
+      (m) => m.applicationProperties?.[WORK_KIND_PROPERTY] === "roster-sync",
+    )!;
+    const welcome = queued.find(
+      (m) => m.applicationProperties?.[WORK_KIND_PROPERTY] === "welcome",
+    )!;
+    await h.runWork(welcome);
 
     expect((await h.post(h.sim.activities.botRemovedFromTeam(team, team.members[0]))).status).toBe(
       200,
@@ -143,9 +137,10 @@ describe("Bot endpoint, team scope", () => {
       status: "removed",
       name: "Finance",
     });
-    await expect(h.services.syncTeamRoster(job)).resolves.toEqual({ members: 0 });
+    await h.runWork(sync);
     expect(h.sim.countRoute("pagedMembers")).toBe(0);
 
+    h.advance(11 * 60_000); // a re-install after the broker's duplicate window
     await h.post(h.sim.activities.teamInstall(team, team.members[0]!));
     await expect(h.services.teams.get(h.sim.tenantId, team.id)).resolves.toMatchObject({
       status: "active",
@@ -153,12 +148,16 @@ describe("Bot endpoint, team scope", () => {
     expect(welcomesIn(team.generalChannelId)).toHaveLength(1);
   });
 
-  it("refuses a roster-sync job without a team id", async () => {
-    await expect(
-      h.services.syncTeamRoster({
-        tenantId: h.sim.tenantId,
-        serviceUrl: h.sim.serviceUrl,
-      } as RosterSyncJob),
-    ).rejects.toThrow(/teamId/);
+  it("drops a roster-sync work item without a team id with a logged error naming the field", async () => {
+    const logs = await h.runWork({
+      body: { tenantId: h.sim.tenantId },
+      messageId: "rs-bad",
+      sessionId: h.sim.tenantId,
+      applicationProperties: { [WORK_KIND_PROPERTY]: "roster-sync" },
+      sequence: 0,
+      sentAt: new Date(),
+    });
+    expect(logs.some((l) => /Malformed roster-sync work item dropped.*teamId/.test(l))).toBe(true);
+    expect(h.sim.requests).toHaveLength(0);
   });
 });

@@ -1,11 +1,5 @@
-import { randomUUID } from "node:crypto";
-
-import { InvocationContext } from "@azure/functions";
-
 import { Welcomer } from "../../shared/bot/welcomes";
 import { memoryLogger } from "../../shared/logging";
-import { createNotificationsQueueHandler } from "../../shared/notifications/queue-handler";
-import { createNotificationServices } from "../../shared/notifications/services";
 import type { RecordedMessage } from "../../shared/queue/memory-queue";
 import { WORK_KIND_PROPERTY } from "../../shared/queue/queue-port";
 import { WelcomeLedger } from "../../shared/store/welcome-ledger";
@@ -22,23 +16,15 @@ function isWelcome(activity: { attachments: readonly unknown[] | undefined }): b
 
 /**
  * A welcome whose sender is gone is sent by the `welcome-check` work item its claim scheduled
- * on the notifications queue: the bot endpoint (functions/messages handler) schedules it, the
- * notifications queue trigger handler runs it, with no further activity from the user.
+ * on the work queue: the welcome work schedules it, the work queue trigger runs it, with no
+ * further activity from the user, on the service URL of the stored reference.
  */
-describe("welcome lease checks on the notifications queue", () => {
+describe("welcome lease checks on the work queue", () => {
   let h: BotHarness;
-  let trigger: (message: unknown, context: InvocationContext) => Promise<void>;
   let logs: { level: string; text: string }[];
 
   beforeEach(async () => {
     h = await startBotHarness({ settings: { WelcomeLeaseSeconds: "1" } });
-    const notifications = createNotificationServices(h.config, memoryLogger(), {
-      queue: h.queue,
-      tables: h.tables,
-      botId: h.sim.botId,
-      welcomeCheck: (job, log) => h.services.checkWelcome(job, log),
-    });
-    trigger = createNotificationsQueueHandler(() => notifications.workHandlers);
     logs = [];
   });
 
@@ -50,19 +36,13 @@ describe("welcome lease checks on the notifications queue", () => {
   const personal = (user: SimUser) =>
     ({ scope: "personal", tenantId: h.sim.tenantId, teamsUserId: user.id }) as const;
 
-  /** Hands one queue message to the trigger handler as the Functions host does. */
+  /** Hands one work item to the work queue trigger as the Functions host does. */
   async function deliver(message: Pick<RecordedMessage, "body" | "applicationProperties">) {
-    const context = new InvocationContext({
-      invocationId: randomUUID(),
-      functionName: "notifications",
-      triggerMetadata: {
-        messageId: randomUUID(),
-        deliveryCount: 1,
-        applicationProperties: message.applicationProperties ?? {},
-      },
-      logHandler: (level, ...args) => logs.push({ level, text: args.map(String).join(" ") }),
-    });
-    await trigger(message.body, context);
+    const lines = await h.runWork({ sequence: 0, sentAt: new Date(), ...message });
+    for (const line of lines) {
+      const at = line.indexOf(": ");
+      logs.push({ level: line.slice(0, at), text: line.slice(at + 2) });
+    }
   }
 
   /** Takes the queued welcome checks (every message on the queue must be one). */
@@ -103,13 +83,14 @@ describe("welcome lease checks on the notifications queue", () => {
     const [check] = h.queue.waiting;
     const record = await crashed.get(personal(joan));
     expect(check?.scheduledFor!.getTime()).toBeGreaterThan(Date.parse(record!.leaseUntil));
-    expect(check?.body).toMatchObject({
+    // The check names its subject only: where it goes comes from the stored reference.
+    expect(check?.body).toEqual({
       scope: "personal",
+      tenantId: h.sim.tenantId,
       teamsUserId: joan.id,
-      conversationId: h.sim.personalConversationId(joan),
-      serviceUrl: h.sim.serviceUrl,
-      name: "Joan Clarke",
+      round: 1,
     });
+    expect(check?.sessionId).toBe(h.sim.tenantId.toLowerCase());
 
     await runChecksAsTheyFallDue();
     expect(welcomesTo(joan)).toHaveLength(1);
@@ -123,14 +104,23 @@ describe("welcome lease checks on the notifications queue", () => {
 
   it("recovers a welcome whose sender crashed mid-send through the check its own claim scheduled", async () => {
     const ida = h.sim.addUser({ name: "Ida Rhodes" });
+    await h.herald.bot().users.upsert({
+      tenantId: h.sim.tenantId,
+      teamsUserId: ida.id,
+      name: "Ida Rhodes",
+      serviceUrl: h.sim.serviceUrl,
+      conversationId: h.sim.personalConversationId(ida),
+      learnedFrom: "personal",
+    });
     // An instance that claims, schedules its check, then dies while sending (the send never ends).
     const doomed = new Welcomer(
       new WelcomeLedger(h.tables, { leaseMs: h.config.welcomeLeaseMs, clock: h.now }),
       { queue: h.queue, clock: h.now },
     );
-    void doomed.ensurePersonal(
+    void doomed.ensureWelcome(
       () => new Promise<string>(() => undefined),
       {
+        scope: "personal",
         tenantId: h.sim.tenantId,
         teamsUserId: ida.id,
         name: "Ida Rhodes",
@@ -228,13 +218,13 @@ describe("welcome lease checks on the notifications queue", () => {
 
   it("drops a malformed welcome-check body with a logged error naming the field", async () => {
     await deliver({
-      body: { scope: "personal", tenantId: h.sim.tenantId, serviceUrl: "ftp://x", round: 1 },
+      body: { scope: "personal", tenantId: h.sim.tenantId, round: "first" },
       applicationProperties: { [WORK_KIND_PROPERTY]: "welcome-check" },
     });
-    const dropped = logs.find((l) => l.text.includes("Invalid welcome-check job dropped"));
+    const dropped = logs.find((l) => l.text.includes("Malformed welcome-check work item dropped"));
     expect(dropped?.level).toBe("error");
     expect(dropped?.text).toContain("teamsUserId");
-    expect(dropped?.text).toContain("serviceUrl");
+    expect(dropped?.text).toContain("round");
     expect(h.sim.requests).toHaveLength(0);
   });
 });

@@ -319,7 +319,7 @@ describe("herald notify", () => {
       const json = await herald(["status", "cli-http-1", "--json"], { cwd, env });
 
       expect(sent).toMatchObject({ code: 0, stdout: "cli-http-1\n" });
-      expect(api.queue.sent.map((m) => m.messageId)).toContain("cli-http-1");
+      expect(api.queue.sent.map((m) => m.applicationProperties?.requestId)).toContain("cli-http-1");
       expect(shown.code).toBe(0);
       expect(shown.stdout).toContain("cli-http-1: queued");
       expect(shown.stdout).toContain("0 recipients: 0 sent, 0 pending");

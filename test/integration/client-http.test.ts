@@ -45,15 +45,15 @@ describe("NotificationClient over HTTP", () => {
       status: 202,
       key: KEY,
     });
-    const queued = api.queue.sent.find((m) => m.messageId === id);
-    expect(queued?.body).toMatchObject({ id, tenantId: TENANT, schemaVersion: 1 });
+    const queued = api.queue.sent.find((m) => m.applicationProperties?.requestId === id);
+    expect(queued?.body).toMatchObject({ requestId: id, tenantId: TENANT });
   });
 
   it("sends many, each once, and returns their ids", async () => {
     const ids = await client.sendMany([request("http-a"), request("http-b"), request("http-c")]);
 
     expect(ids).toEqual(["http-a", "http-b", "http-c"]);
-    const queuedIds = api.queue.sent.map((m) => m.messageId);
+    const queuedIds = api.queue.sent.map((m) => m.applicationProperties?.requestId);
     for (const id of ids) expect(queuedIds.filter((q) => q === id)).toHaveLength(1);
   });
 
@@ -63,7 +63,9 @@ describe("NotificationClient over HTTP", () => {
 
     expect(again).toBe("http-again");
     expect(api.calls.filter((c) => c.status === 409)).toHaveLength(1);
-    expect(api.queue.sent.filter((m) => m.messageId === "http-again")).toHaveLength(1);
+    expect(
+      api.queue.sent.filter((m) => m.applicationProperties?.requestId === "http-again"),
+    ).toHaveLength(1);
   });
 
   it("reads the status of a request it sent", async () => {

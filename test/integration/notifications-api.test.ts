@@ -41,7 +41,7 @@ describe("notifications HTTP API", () => {
   }
 
   describe("POST /api/notifications", () => {
-    it("accepts a valid request with 202, its id and status URL, and puts it on the queue under its id", async () => {
+    it("accepts a valid request with 202, stores it, and queues a reference to it on the tenant's session", async () => {
       const body = h.request({ recipients: [{ teamsUserId: "29:someone" }] });
       const response = await post(body);
       expect(response.status).toBe(202);
@@ -51,8 +51,17 @@ describe("notifications HTTP API", () => {
         statusUrl: `${BASE}/${body.id}`,
       });
       const [queued] = h.queue.waiting;
-      expect(queued).toMatchObject({ messageId: body.id, correlationId: body.correlationId, body });
+      // The claim check: the queue carries a reference; the recipients are in the store.
+      expect(queued).toMatchObject({
+        correlationId: body.correlationId,
+        sessionId: h.sim.tenantId.toLowerCase(),
+        applicationProperties: { heraldKind: "dispatch", requestId: body.id },
+        body: { tenantId: body.tenantId, requestId: body.id },
+      });
       expect(queued?.scheduledFor).toBeUndefined();
+      await expect(h.requests.readBody(body.id)).resolves.toEqual({
+        recipients: body.recipients,
+      });
     });
 
     it("answers 400 naming every bad field, and queues nothing", async () => {

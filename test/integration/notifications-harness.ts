@@ -2,17 +2,17 @@ import { randomUUID } from "node:crypto";
 
 import { InvocationContext } from "@azure/functions";
 
-import type { Config } from "../../shared/config";
 import {
   createHeraldServices,
   type HeraldServices,
   type HeraldServicesOptions,
 } from "../../shared/composition";
+import type { Config } from "../../shared/config";
 import { memoryLogger } from "../../shared/logging";
 import type { NotificationServices } from "../../shared/notifications/services";
 import { WORK_KINDS } from "../../shared/notifications/work-items";
-import { WORK_KIND_PROPERTY } from "../../shared/queue/queue-port";
 import { MemoryQueue, type RecordedMessage } from "../../shared/queue/memory-queue";
+import { WORK_KIND_PROPERTY } from "../../shared/queue/queue-port";
 import { DeliveryLedger } from "../../shared/store/delivery-ledger";
 import { NotificationRequestStore } from "../../shared/store/notification-requests";
 import { TableFactory } from "../../shared/store/table-factory";
@@ -83,7 +83,9 @@ export class NotificationsHarness {
     const config = testConfig(settings);
     const tables = new TableFactory(config);
     const clock = new TestClock();
-    const queue = new MemoryQueue(clock.now);
+    // No duplicate detection: these tests take messages off the queue and hand them back
+    // themselves (a redelivery), which a broker that still held them would not see as new.
+    const queue = new MemoryQueue(clock.now, { duplicateDetectionWindowMs: 0 });
     const services = createHeraldServices(config, memoryLogger(), {
       queue,
       tables,

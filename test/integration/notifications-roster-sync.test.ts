@@ -1,24 +1,39 @@
-import { type BotServices, createBotServices } from "../../shared/bot/create-bot-services";
-import { memoryLogger } from "../../shared/logging";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+
 import { WORK_KIND_PROPERTY } from "../../shared/queue/queue-port";
 import { NotificationsHarness } from "./notifications-harness";
 
-describe("notifications queue: roster-sync work items", () => {
+/** A listener standing in for a forger's host: it only counts what reaches it. */
+async function startListener(): Promise<{ url: string; hits: string[]; close(): Promise<void> }> {
+  const hits: string[] = [];
+  const server: Server = createServer((req, res) => {
+    hits.push(`${req.method ?? ""} ${req.url ?? ""}`);
+    res.writeHead(200, { "content-type": "application/json" }).end("{}");
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/`,
+    hits,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
+describe("work queue: roster-sync work items", () => {
   let h: NotificationsHarness;
-  let bot: BotServices | undefined;
 
   beforeAll(async () => {
-    h = await NotificationsHarness.start(
-      {},
-      {
-        pacing: false,
-        rosterSync: (job, log) => bot!.syncTeamRoster(job as never, log),
-        welcomeCheck: (job, log) => bot!.checkWelcome(job, log),
-      },
-    );
-    bot = createBotServices(h.config, memoryLogger(), h.queue, { tables: h.tables });
+    h = await NotificationsHarness.start({}, { pacing: false });
   });
   afterAll(() => h.close());
+
+  const rosterSync = (body: unknown) =>
+    h.deliverWork({
+      body,
+      sessionId: h.sim.tenantId.toLowerCase(),
+      applicationProperties: { [WORK_KIND_PROPERTY]: "roster-sync" },
+    });
 
   it("runs the bot's roster sync, after which a notification to the team reaches every member", async () => {
     const team = h.sim.addTeam({ memberCount: 120 });
@@ -28,10 +43,7 @@ describe("notifications queue: roster-sync work items", () => {
       name: team.name,
       serviceUrl: h.sim.serviceUrl,
     });
-    await h.deliver({
-      body: { tenantId: h.sim.tenantId, teamId: team.id, serviceUrl: h.sim.serviceUrl },
-      applicationProperties: { [WORK_KIND_PROPERTY]: "roster-sync" },
-    });
+    await rosterSync({ tenantId: h.sim.tenantId, teamId: team.id });
     expect(h.sim.countRoute("pagedMembers")).toBeGreaterThan(0);
 
     const request = h.request({ recipients: [{ teamId: team.id }] });
@@ -40,14 +52,40 @@ describe("notifications queue: roster-sync work items", () => {
     for (const member of team.members) expect(h.sim.messagesToUser(member)).toHaveLength(1);
   });
 
+  it("calls the stored team's service URL, never one named in the work item's body", async () => {
+    const forger = await startListener();
+    try {
+      const team = h.sim.addTeam({ memberCount: 3 });
+      await h.teams.upsert({
+        tenantId: h.sim.tenantId,
+        teamId: team.id,
+        name: team.name,
+        serviceUrl: h.sim.serviceUrl,
+      });
+      const pagesBefore = h.sim.countRoute("pagedMembers");
+      await rosterSync({ tenantId: h.sim.tenantId, teamId: team.id, serviceUrl: forger.url });
+
+      expect(forger.hits).toEqual([]);
+      expect(h.sim.countRoute("pagedMembers")).toBeGreaterThan(pagesBefore);
+      await expect(h.teams.get(h.sim.tenantId, team.id)).resolves.toMatchObject({
+        serviceUrl: h.sim.serviceUrl,
+      });
+      for (const member of team.members)
+        await expect(h.users.findByTeamsUserId(h.sim.tenantId, member.id)).resolves.toMatchObject({
+          serviceUrl: h.sim.serviceUrl,
+        });
+    } finally {
+      await forger.close();
+    }
+  });
+
   it("drops an invalid roster-sync job with a logged error instead of retrying it forever", async () => {
     h.logs.length = 0;
-    await h.deliver({
-      body: { teamId: 42 },
-      applicationProperties: { [WORK_KIND_PROPERTY]: "roster-sync" },
-    });
+    await rosterSync({ teamId: 42 });
     expect(
-      h.logs.some((l) => l.level === "error" && l.text.includes("Invalid roster-sync job dropped")),
+      h.logs.some(
+        (l) => l.level === "error" && l.text.includes("Malformed roster-sync work item dropped"),
+      ),
     ).toBe(true);
   });
 });

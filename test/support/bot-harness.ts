@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 
-import { HttpRequest, type HttpResponseInit, InvocationContext } from "@azure/functions";
+import { HttpRequest, InvocationContext } from "@azure/functions";
 
 import type { BotServices } from "../../shared/bot/create-bot-services";
 import { createHeraldServices, type HeraldServices } from "../../shared/composition";
@@ -64,10 +64,10 @@ export async function startBotHarness(options: BotHarnessOptions = {}): Promise<
   const sim = await startTeamsSimulator();
   const config = testConfig(options.settings ?? {});
   const tables = new TableFactory(config);
-  const queue = new MemoryQueue();
   const startupLog = memoryLogger();
   let offset = 0;
   const clock = (): Date => new Date(Date.now() + offset);
+  const queue = new MemoryQueue(clock);
   const herald = createHeraldServices(config, startupLog, {
     queue,
     tables,
@@ -142,7 +142,7 @@ export async function startBotHarness(options: BotHarnessOptions = {}): Promise<
         logHandler: (level, ...args) => logs.push(`${level}: ${args.map(String).join(" ")}`),
       });
       const callsBefore = sim.requests.length;
-      const response = (await herald.messages(request, context)) as HttpResponseInit;
+      const response = await herald.messages(request, context);
       const callsDuringRequest = sim.requests.length - callsBefore;
       if (init.drain !== false) await drainWork();
       return {

@@ -7,12 +7,13 @@ import { InvocationContext } from "@azure/functions";
 import { loadConfig } from "../../shared/config";
 import { ConfigError } from "../../shared/errors";
 import {
-  createNotificationsQueueHandler,
+  createWorkQueueHandler,
   decodeBody,
   queueMessageInfo,
   type WorkHandlers,
 } from "../../shared/notifications/queue-handler";
-import { createQueue } from "../../shared/queue/create-queue";
+import { WORK_KIND_VALUES } from "../../shared/notifications/work-items";
+import { createWorkQueue } from "../../shared/queue/create-queue";
 import { LocalQueue } from "../../shared/queue/local-queue";
 import { ServiceBusQueue } from "../../shared/queue/service-bus-queue";
 
@@ -20,7 +21,7 @@ function context(triggerMetadata: Record<string, unknown>): InvocationContext {
   return new InvocationContext({ invocationId: "inv-1", triggerMetadata, logHandler: () => {} });
 }
 
-describe("notifications queue handler", () => {
+describe("work queue handler", () => {
   function recordingHandlers() {
     const calls: { kind: string; body: unknown; messageId: string; deliveryCount: number }[] = [];
     const record =
@@ -28,37 +29,37 @@ describe("notifications queue handler", () => {
         calls.push({ kind, body, messageId: info.messageId, deliveryCount: info.deliveryCount });
         return Promise.resolve();
       };
-    const handlers: WorkHandlers = {
-      request: record("request"),
-      delivery: record("delivery"),
-      "roster-sync": record("roster-sync"),
-      "welcome-check": record("welcome-check"),
-    };
-    return { calls, handler: createNotificationsQueueHandler(() => handlers) };
+    const handlers = Object.fromEntries(
+      WORK_KIND_VALUES.map((kind) => [kind, record(kind)]),
+    ) as unknown as WorkHandlers;
+    return { calls, handler: createWorkQueueHandler(() => handlers) };
   }
 
-  it("sends a message without heraldKind to the request handler, with the trigger's metadata", async () => {
-    const { calls, handler } = recordingHandlers();
-    await handler(
-      { id: "r1" },
-      context({ messageId: "m-1", deliveryCount: 3, applicationProperties: {} }),
-    );
-    expect(calls).toEqual([
-      { kind: "request", body: { id: "r1" }, messageId: "m-1", deliveryCount: 3 },
-    ]);
-  });
-
-  it.each(["delivery", "roster-sync", "welcome-check"])(
-    "dispatches heraldKind %s to its handler",
+  it.each([...WORK_KIND_VALUES])(
+    "dispatches heraldKind %s to its handler with the trigger's metadata",
     async (kind) => {
       const { calls, handler } = recordingHandlers();
       await handler(
         { x: 1 },
-        context({ messageId: "m", deliveryCount: 1, applicationProperties: { heraldKind: kind } }),
+        context({ messageId: "m", deliveryCount: 3, applicationProperties: { heraldKind: kind } }),
       );
-      expect(calls.map((c) => c.kind)).toEqual([kind]);
+      expect(calls).toEqual([{ kind, body: { x: 1 }, messageId: "m", deliveryCount: 3 }]);
     },
   );
+
+  it("drops a work item whose tenant is not its session's instead of running it there", async () => {
+    const { calls, handler } = recordingHandlers();
+    await handler(
+      { tenantId: "tenant-b" },
+      context({
+        messageId: "m",
+        deliveryCount: 1,
+        sessionId: "tenant-a",
+        applicationProperties: { heraldKind: "delivery" },
+      }),
+    );
+    expect(calls).toEqual([]);
+  });
 
   it("leaves a message of an unknown kind to the broker's redelivery instead of dropping it", async () => {
     const { calls, handler } = recordingHandlers();
@@ -94,11 +95,11 @@ describe("notifications queue handler", () => {
   });
 });
 
-describe("createQueue", () => {
+describe("createWorkQueue", () => {
   const base = { TableStorageConnection: "UseDevelopmentStorage=true" };
 
   it("uses Service Bus when a connection is configured", async () => {
-    const queue = createQueue(
+    const queue = createWorkQueue(
       loadConfig({
         ...base,
         ServiceBusConnection:
@@ -111,14 +112,14 @@ describe("createQueue", () => {
 
   it("uses the local durable queue when only LocalQueueDirectory is set", () => {
     const directory = mkdtempSync(join(tmpdir(), "herald-queue-"));
-    expect(createQueue(loadConfig({ ...base, LocalQueueDirectory: directory }))).toBeInstanceOf(
+    expect(createWorkQueue(loadConfig({ ...base, LocalQueueDirectory: directory }))).toBeInstanceOf(
       LocalQueue,
     );
   });
 
   it("fails with a ConfigError naming the settings when neither is set", () => {
-    expect(() => createQueue(loadConfig(base))).toThrow(ConfigError);
-    expect(() => createQueue(loadConfig(base))).toThrow(
+    expect(() => createWorkQueue(loadConfig(base))).toThrow(ConfigError);
+    expect(() => createWorkQueue(loadConfig(base))).toThrow(
       /ServiceBusConnection__fullyQualifiedNamespace.*LocalQueueDirectory/,
     );
   });

@@ -4,9 +4,6 @@ import { HttpRequest, type HttpResponseInit, InvocationContext } from "@azure/fu
 import fc from "fast-check";
 
 import { createNotificationsApi } from "../../../functions/notifications-api";
-import { type BotServices, createBotServices } from "../../../shared/bot/create-bot-services";
-import type { RosterSyncJob } from "../../../shared/bot/roster-sync";
-import { memoryLogger } from "../../../shared/logging";
 import { parseNotificationRequest } from "../../../shared/notifications/schema";
 import { WORK_KIND_PROPERTY } from "../../../shared/queue/queue-port";
 import { NotificationsHarness } from "../../integration/notifications-harness";
@@ -202,13 +199,8 @@ export function describeBadInput(runs: number): void {
     let known: SimUser;
 
     beforeAll(async () => {
-      // Wired as functions/notifications.ts wires it: roster syncs run the bot's own code.
-      const wiring: { bot?: BotServices } = {};
-      h = await NotificationsHarness.start(
-        {},
-        { rosterSync: (job, log) => wiring.bot!.syncTeamRoster(job as RosterSyncJob, log) },
-      );
-      wiring.bot = createBotServices(h.config, memoryLogger(), h.queue, { tables: h.tables });
+      // Wired as functions/*.ts wire it (shared/composition.ts).
+      h = await NotificationsHarness.start();
       api = createNotificationsApi(() => h.services);
       known = h.sim.addUser();
       await h.seedUser(known);

@@ -2,13 +2,12 @@ import { randomUUID } from "node:crypto";
 
 import { InvocationContext } from "@azure/functions";
 
+import { createHeraldServices } from "../../../shared/composition";
 import {
   BotbuilderConnector,
   botFrameworkAuthentication,
 } from "../../../shared/connector/botbuilder-connector";
 import { memoryLogger } from "../../../shared/logging";
-import { createNotificationsQueueHandler } from "../../../shared/notifications/queue-handler";
-import { createNotificationServices } from "../../../shared/notifications/services";
 import type { NotificationStatus, RecipientState } from "../../../shared/notifications/status";
 import { MemoryQueue, type RecordedMessage } from "../../../shared/queue/memory-queue";
 import { TableFactory } from "../../../shared/store/table-factory";
@@ -16,6 +15,7 @@ import { UserReferenceStore } from "../../../shared/store/user-references";
 import { TestClock } from "../../integration/notifications-harness";
 import { type FaultStatus, type SimUser, startTeamsSimulator } from "../../simulator";
 import { seededRandom } from "../../simulator/faults";
+import { oneBrokerTrigger } from "../../support/one-broker";
 import { testConfig } from "../../support/test-config";
 import { startFaultProxy } from "../support/fault-proxy";
 import { judge, type PlannedRequest, textOf, type Verdict } from "../support/workload";
@@ -82,7 +82,7 @@ export async function runFaultStorm(options: FaultStormOptions): Promise<FaultSt
       botId: sim.botId,
       timeoutMs: options.callTimeoutMs,
     });
-    const services = createNotificationServices(config, memoryLogger(), {
+    const herald = createHeraldServices(config, memoryLogger(), {
       queue,
       tables,
       connector,
@@ -95,7 +95,8 @@ export async function runFaultStorm(options: FaultStormOptions): Promise<FaultSt
         return Promise.resolve();
       },
     });
-    const handler = createNotificationsQueueHandler(() => services.workHandlers);
+    const services = herald.notifications;
+    const handler = oneBrokerTrigger(herald);
 
     // Users as the bot endpoint records them; half already have their 1:1 chat id, so the
     // other half also need a (fallible) create call.

@@ -1,11 +1,10 @@
 import { randomUUID } from "node:crypto";
 
-import { HttpRequest, type HttpResponseInit, InvocationContext } from "@azure/functions";
+import { HttpRequest, InvocationContext } from "@azure/functions";
 
-import { createMessagesHandler } from "../../../functions/messages";
-import { createBotServices } from "../../../shared/bot/create-bot-services";
+import { createHeraldServices, type HeraldServices } from "../../../shared/composition";
 import { memoryLogger } from "../../../shared/logging";
-import { MemoryQueue } from "../../../shared/queue/memory-queue";
+import { MemoryQueue, type RecordedMessage } from "../../../shared/queue/memory-queue";
 import { TableFactory, TABLES } from "../../../shared/store/table-factory";
 import { startTeamsSimulator, type TeamsActivity } from "../../simulator";
 import { seededRandom } from "../../simulator/faults";
@@ -53,12 +52,30 @@ export async function runWelcomeStorm(options: WelcomeStormOptions): Promise<Wel
   const sim = await startTeamsSimulator({ seed: options.seed });
   try {
     const config = testConfig();
-    const handlers = Array.from({ length: options.instances }, () => {
-      const services = createBotServices(config, memoryLogger(), new MemoryQueue(), {
+    // One work queue (with the broker's duplicate detection) shared by every instance; each
+    // instance answers activities and runs work items, as function instances do.
+    const queue = new MemoryQueue();
+    const handlers = Array.from({ length: options.instances }, () =>
+      createHeraldServices(config, memoryLogger(), {
+        queue,
         tables: new TableFactory(config),
-      });
-      return createMessagesHandler(() => services);
-    });
+        botId: sim.botId,
+      }),
+    );
+    /** Runs the due work items, spread over the instances at once (the harshest schedule). */
+    const drain = async () => {
+      for (let round = 0; round < 20; round++) {
+        const now = Date.now();
+        const due = queue.waiting.filter(
+          (m) => m.scheduledFor === undefined || m.scheduledFor.getTime() <= now,
+        );
+        if (due.length === 0) return;
+        queue.remove(due);
+        await Promise.all(
+          due.map((m) => runWork(handlers[Math.floor(random() * handlers.length)]!, m)),
+        );
+      }
+    };
     const users = sim.addUsers(options.users);
     const storm: TeamsActivity[] = users.flatMap((user) => [
       sim.activities.personalInstall(user),
@@ -86,6 +103,7 @@ export async function runWelcomeStorm(options: WelcomeStormOptions): Promise<Wel
       );
       posted += answers.length;
       for (const status of answers) statuses[status] = (statuses[status] ?? 0) + 1;
+      await drain();
     }
     if (faultRate > 0) {
       sim.setFaultRate({ rate: 0 });
@@ -96,6 +114,7 @@ export async function runWelcomeStorm(options: WelcomeStormOptions): Promise<Wel
       );
       posted += calm.length;
       for (const status of calm) statuses[status] = (statuses[status] ?? 0) + 1;
+      await drain();
     }
 
     let welcomes = 0;
@@ -133,10 +152,22 @@ export async function runWelcomeStorm(options: WelcomeStormOptions): Promise<Wel
   }
 }
 
-async function post(
-  handler: ReturnType<typeof createMessagesHandler>,
-  activity: TeamsActivity,
-): Promise<number> {
+async function runWork(herald: HeraldServices, message: RecordedMessage): Promise<void> {
+  const context = new InvocationContext({
+    invocationId: randomUUID(),
+    functionName: "work",
+    triggerMetadata: {
+      messageId: message.messageId ?? randomUUID(),
+      deliveryCount: 1,
+      sessionId: message.sessionId,
+      applicationProperties: message.applicationProperties ?? {},
+    },
+    logHandler: () => undefined,
+  });
+  await herald.work(message.body, context);
+}
+
+async function post(herald: HeraldServices, activity: TeamsActivity): Promise<number> {
   const request = new HttpRequest({
     method: "POST",
     url: "http://127.0.0.1:7071/api/messages",
@@ -148,6 +179,6 @@ async function post(
     functionName: "messages",
     logHandler: () => undefined,
   });
-  const response = (await handler(request, context)) as HttpResponseInit;
+  const response = await herald.messages(request, context);
   return response.status ?? 200;
 }
