@@ -93,6 +93,10 @@ export async function runCrashRecovery(
   const script = buildHostBundle(folder);
   const host = new HostProcess({ script, settings, lockDurationMs: options.lockDurationMs });
   const queue = new LocalQueue({ directory: join(folder, ".data", "queue") });
+  const workQueue = new LocalQueue({
+    directory: join(folder, ".data", "queue"),
+    queueName: "herald-work",
+  });
   let httpRetries = 0;
 
   try {
@@ -131,7 +135,7 @@ export async function runCrashRecovery(
     log(`all ${plans.length} submitted; waiting for the queue to drain`);
 
     const started = Date.now();
-    const statuses = await settle(plans, host, queue, options.settleTimeoutMs);
+    const statuses = await settle(plans, host, [queue, workQueue], options.settleTimeoutMs);
     const settledAfterMs = Date.now() - started;
     const verdict = judge(sim, plans, statuses);
     const duplicatesPerKill = killTimes.map(() => 0);
@@ -239,7 +243,7 @@ async function submit(plan: PlannedRequest, host: HostProcess, queue: LocalQueue
 async function settle(
   plans: readonly PlannedRequest[],
   host: HostProcess,
-  queue: LocalQueue,
+  queues: readonly LocalQueue[],
   timeoutMs: number,
 ): Promise<Map<string, NotificationStatus | undefined>> {
   const deadline = Date.now() + timeoutMs;
@@ -248,8 +252,12 @@ async function settle(
   for (;;) {
     // Messages scheduled for later (claim re-checks, back-offs) may remain: once every row is
     // final they can only find it final, so the ledger, not the queue, says when it is over.
-    const counts = await queue.counts();
-    if (counts.active + counts.locked === 0 || Date.now() > deadline) {
+    let busy = 0;
+    for (const queue of queues) {
+      const counts = await queue.counts();
+      busy += counts.active + counts.locked;
+    }
+    if (busy === 0 || Date.now() > deadline) {
       const still: PlannedRequest[] = [];
       for (let i = 0; i < open.length; i += 16) {
         const batch = open.slice(i, i + 16);

@@ -11,6 +11,7 @@
 import "../../../functions/messages";
 import "../../../functions/notifications";
 import "../../../functions/notifications-api";
+import "../../../functions/work";
 
 import { startDevelopmentHost } from "../../../shared/local-host/main";
 import { registeredFunctions } from "../../../shared/registry";
