@@ -1,6 +1,7 @@
 import type { LogHandler } from "@azure/functions";
 
 import { LocalQueue, type QueueDrainer } from "../queue/local-queue";
+import { LocalSessionQueue } from "../queue/local-session-queue";
 import type { Registration } from "../registry";
 import { consoleLogHandler, type RunningHttpHost, startHttpHost } from "./http-host";
 import { type HostSettings, resolveAppSetting } from "./settings";
@@ -27,7 +28,8 @@ export interface LocalHostOptions {
 
 export interface DrainedQueue {
   readonly functionName: string;
-  readonly queue: LocalQueue;
+  /** A session-enabled trigger (`isSessionsEnabled`) drains a session queue. */
+  readonly queue: LocalQueue | LocalSessionQueue;
 }
 
 export interface RunningLocalHost {
@@ -47,8 +49,10 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
   const logFor = options.logHandlerFor ?? consoleLogHandler;
   const queues: DrainedQueue[] = [];
   const skipped: { functionName: string; reason: string }[] = [];
-  const planned: { registration: Registration & { kind: "serviceBusQueue" }; queue: LocalQueue }[] =
-    [];
+  const planned: {
+    registration: Registration & { kind: "serviceBusQueue" };
+    queue: LocalQueue | LocalSessionQueue;
+  }[] = [];
 
   // Resolve every binding first, so a bad setting stops start-up before anything listens.
   for (const registration of options.registrations) {
@@ -63,18 +67,22 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
       );
     }
     const queueName = resolveAppSetting(registration.options.queueName, options.settings);
+    const queueOptions = {
+      directory: options.queueDirectory,
+      queueName,
+      ...(options.queueOptions?.maxDeliveryCount !== undefined
+        ? { maxDeliveryCount: options.queueOptions.maxDeliveryCount }
+        : {}),
+      ...(options.queueOptions?.lockDurationMs !== undefined
+        ? { lockDurationMs: options.queueOptions.lockDurationMs }
+        : {}),
+    };
     planned.push({
       registration,
-      queue: new LocalQueue({
-        directory: options.queueDirectory,
-        queueName,
-        ...(options.queueOptions?.maxDeliveryCount !== undefined
-          ? { maxDeliveryCount: options.queueOptions.maxDeliveryCount }
-          : {}),
-        ...(options.queueOptions?.lockDurationMs !== undefined
-          ? { lockDurationMs: options.queueOptions.lockDurationMs }
-          : {}),
-      }),
+      queue:
+        registration.options.isSessionsEnabled === true
+          ? new LocalSessionQueue(queueOptions)
+          : new LocalQueue(queueOptions),
     });
   }
 
@@ -95,6 +103,38 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
         "warning",
         "autoCompleteMessages false is not supported locally: messages are completed when the handler returns",
       );
+    }
+    const hostJson = options.hostJson;
+    const common = {
+      functionName: registration.name,
+      ...(hostJson?.maxAutoLockRenewalMs !== undefined
+        ? { maxAutoLockRenewalMs: hostJson.maxAutoLockRenewalMs }
+        : {}),
+      ...(options.queueOptions?.retryDelayMs !== undefined
+        ? { retryDelayMs: options.queueOptions.retryDelayMs }
+        : {}),
+      ...(options.queueOptions?.pollIntervalMs !== undefined
+        ? { pollIntervalMs: options.queueOptions.pollIntervalMs }
+        : {}),
+      logHandler: logFor(registration.name),
+    };
+    if (queue instanceof LocalSessionQueue) {
+      drainers.push(
+        queue.startDraining(registration.options.handler, {
+          ...common,
+          ...(hostJson?.maxConcurrentSessions !== undefined
+            ? { maxConcurrentSessions: hostJson.maxConcurrentSessions }
+            : {}),
+          ...(hostJson?.maxConcurrentCallsPerSession !== undefined
+            ? { maxConcurrentCallsPerSession: hostJson.maxConcurrentCallsPerSession }
+            : {}),
+          ...(hostJson?.sessionIdleTimeoutMs !== undefined
+            ? { sessionIdleTimeoutMs: hostJson.sessionIdleTimeoutMs }
+            : {}),
+        }),
+      );
+      queues.push({ functionName: registration.name, queue });
+      continue;
     }
     drainers.push(
       queue.startDraining(registration.options.handler, {

@@ -5,13 +5,20 @@ import type { LogHandler } from "@azure/functions";
 
 import { type Config, loadConfig } from "../config";
 import { ConfigError } from "../errors";
+import { LocalSessionQueue } from "../queue/local-session-queue";
 import { registeredFunctions, type Registration } from "../registry";
 import { type RunningAzurite, startAzuriteTables } from "./azurite";
 import { AZURITE_ENTRY, startAzuriteProcess } from "./azurite-process";
 import { claimFolder, type FolderLock, LOCK_FILE } from "./folder-lock";
 import { functionEntryFiles, loadFunctionModules } from "./function-loader";
 import { type LocalHostOptions, type RunningLocalHost, startLocalHost } from "./local-host";
-import { findProjectRoot, mergeSettings, readHostJson, readLocalSettings } from "./settings";
+import {
+  findProjectRoot,
+  type HostSettings,
+  mergeSettings,
+  readHostJson,
+  readLocalSettings,
+} from "./settings";
 
 /** Azurite's usual Table port: what `UseDevelopmentStorage=true` and the sample point at. */
 export const AZURITE_TABLE_PORT = 10002;
@@ -324,7 +331,10 @@ function printBanner(
     plan: TablesPlan;
     localSettings: boolean;
     shadowed: readonly string[];
-    hostJson: { maxConcurrentCalls: number };
+    hostJson: Pick<
+      HostSettings,
+      "maxConcurrentCalls" | "maxConcurrentSessions" | "maxConcurrentCallsPerSession"
+    >;
   },
 ): void {
   const { host, config } = info;
@@ -350,9 +360,14 @@ function printBanner(
     out(`  ${route.functionName.padEnd(width)}  [${methods}] ${host.http.urlOf(route)}${auth}`);
   }
   for (const { functionName, queue } of host.queues) {
+    const h = info.hostJson;
+    const concurrency =
+      queue instanceof LocalSessionQueue
+        ? `sessions: up to ${h.maxConcurrentSessions} at once, ${h.maxConcurrentCallsPerSession} calls each`
+        : `up to ${h.maxConcurrentCalls} at once`;
     out(
       `  ${functionName.padEnd(width)}  serviceBusTrigger: local queue "${queue.queueName}" in ${rel(queue.path)}` +
-        ` (up to ${info.hostJson.maxConcurrentCalls} at once, dead-letter after ${queue.maxDeliveryCount} deliveries)`,
+        ` (${concurrency}, dead-letter after ${queue.maxDeliveryCount} deliveries)`,
     );
   }
   for (const { functionName, reason } of host.skipped) {

@@ -93,6 +93,10 @@ export interface HostSettings {
   readonly routePrefix: string;
   readonly maxConcurrentCalls: number;
   readonly maxAutoLockRenewalMs: number;
+  /** Session triggers (the work queue): sessions held at once, calls per session, idle release. */
+  readonly maxConcurrentSessions: number;
+  readonly maxConcurrentCallsPerSession: number;
+  readonly sessionIdleTimeoutMs: number;
 }
 
 /** The parts of host.json the local host honours. */
@@ -101,13 +105,23 @@ export function readHostJson(projectRoot: string): HostSettings {
     routePrefix: "api",
     maxConcurrentCalls: 16,
     maxAutoLockRenewalMs: 5 * 60_000,
+    // The Service Bus extension's defaults.
+    maxConcurrentSessions: 8,
+    maxConcurrentCallsPerSession: 1,
+    sessionIdleTimeoutMs: 60_000,
   };
   const path = join(projectRoot, "host.json");
   if (!existsSync(path)) return defaults;
   let json: {
     extensions?: {
       http?: { routePrefix?: unknown };
-      serviceBus?: { maxConcurrentCalls?: unknown; maxAutoLockRenewalDuration?: unknown };
+      serviceBus?: {
+        maxConcurrentCalls?: unknown;
+        maxAutoLockRenewalDuration?: unknown;
+        maxConcurrentSessions?: unknown;
+        maxConcurrentCallsPerSession?: unknown;
+        sessionIdleTimeout?: unknown;
+      };
     };
   };
   try {
@@ -117,6 +131,8 @@ export function readHostJson(projectRoot: string): HostSettings {
   }
   const http = json.extensions?.http;
   const serviceBus = json.extensions?.serviceBus;
+  const positive = (value: unknown, fallback: number) =>
+    typeof value === "number" && Number.isInteger(value) && value > 0 ? value : fallback;
   return {
     routePrefix: typeof http?.routePrefix === "string" ? http.routePrefix : defaults.routePrefix,
     maxConcurrentCalls:
@@ -127,6 +143,18 @@ export function readHostJson(projectRoot: string): HostSettings {
       typeof serviceBus?.maxAutoLockRenewalDuration === "string"
         ? (parseTimeSpan(serviceBus.maxAutoLockRenewalDuration) ?? defaults.maxAutoLockRenewalMs)
         : defaults.maxAutoLockRenewalMs,
+    maxConcurrentSessions: positive(
+      serviceBus?.maxConcurrentSessions,
+      defaults.maxConcurrentSessions,
+    ),
+    maxConcurrentCallsPerSession: positive(
+      serviceBus?.maxConcurrentCallsPerSession,
+      defaults.maxConcurrentCallsPerSession,
+    ),
+    sessionIdleTimeoutMs:
+      typeof serviceBus?.sessionIdleTimeout === "string"
+        ? (parseTimeSpan(serviceBus.sessionIdleTimeout) ?? defaults.sessionIdleTimeoutMs)
+        : defaults.sessionIdleTimeoutMs,
   };
 }
 

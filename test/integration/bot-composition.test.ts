@@ -7,7 +7,7 @@ import { HttpRequest, type HttpResponseInit, InvocationContext } from "@azure/fu
 
 import { messages } from "../../functions/messages";
 import { work } from "../../functions/work";
-import { LocalQueue } from "../../shared/queue/local-queue";
+import { LocalSessionQueue } from "../../shared/queue/local-session-queue";
 import { registeredFunctions } from "../../shared/registry";
 import { startTeamsSimulator, type TeamsSimulator } from "../simulator";
 
@@ -55,8 +55,30 @@ describe("functions/messages", () => {
     });
   });
 
+  /** Drains the work queue into functions/work's handler, recording what it ran. */
+  function drainWork(ran: { kind: unknown; body: unknown; sessionId: unknown }[]) {
+    const workQueue = new LocalSessionQueue({
+      directory: queueDirectory,
+      queueName: "herald-work",
+    });
+    return workQueue.startDraining(
+      async (body, context) => {
+        const meta = context.triggerMetadata as {
+          applicationProperties?: Record<string, unknown>;
+          sessionId?: unknown;
+        };
+        ran.push({
+          kind: meta.applicationProperties?.heraldKind,
+          body,
+          sessionId: meta.sessionId,
+        });
+        await work(body, context);
+      },
+      { functionName: "work", pollIntervalMs: 20, logHandler: () => {} },
+    );
+  }
+
   it("queues a personal install's welcome on the work queue, which the work function sends", async () => {
-    const workQueue = new LocalQueue({ directory: queueDirectory, queueName: "herald-work" });
     const ada = sim.addUser({ name: "Ada Lovelace" });
     await expect(call("HEAD")).resolves.toMatchObject({ status: 200 });
     await expect(call("POST", sim.activities.personalInstall(ada))).resolves.toMatchObject({
@@ -64,39 +86,42 @@ describe("functions/messages", () => {
     });
     expect(sim.messagesToUser(ada)).toHaveLength(0);
 
-    const [welcome, ...rest] = await workQueue.receive(10);
-    expect(rest).toHaveLength(0);
-    expect(welcome).toMatchObject({
-      applicationProperties: { heraldKind: "welcome" },
-      body: { scope: "personal", tenantId: sim.tenantId, teamsUserId: ada.id },
-    });
-    await work(
-      welcome!.body,
-      new InvocationContext({
-        invocationId: randomUUID(),
-        functionName: "work",
-        triggerMetadata: {
-          messageId: welcome!.messageId,
-          deliveryCount: 1,
-          applicationProperties: welcome!.applicationProperties,
-        },
-      }),
-    );
-    await workQueue.complete(welcome!);
+    const ran: { kind: unknown; body: unknown; sessionId: unknown }[] = [];
+    const drainer = drainWork(ran);
+    try {
+      await sim.waitFor(() => sim.messagesToUser(ada).length > 0, {
+        timeoutMs: 10_000,
+        description: "Ada's welcome",
+      });
+    } finally {
+      await drainer.stop();
+    }
     expect(sim.messagesToUser(ada)).toHaveLength(1);
+    expect(ran[0]).toEqual({
+      kind: "welcome",
+      body: { scope: "personal", tenantId: sim.tenantId, teamsUserId: ada.id },
+      sessionId: sim.tenantId.toLowerCase(),
+    });
   });
 
   it("queues a team's roster sync and welcome on the work queue, naming the team only", async () => {
-    const workQueue = new LocalQueue({ directory: queueDirectory, queueName: "herald-work" });
     const team = sim.addTeam({ memberCount: 2 });
     await expect(
       call("POST", sim.activities.teamInstall(team, team.members[0]!)),
     ).resolves.toMatchObject({ status: 200 });
-    const received = await workQueue.receive(10);
-    const sync = received.find((m) => m.applicationProperties.heraldKind === "roster-sync");
-    expect(sync?.body).toEqual({ tenantId: sim.tenantId, teamId: team.id });
-    expect(received.map((m) => m.applicationProperties.heraldKind).sort()).toEqual(
-      expect.arrayContaining(["roster-sync", "welcome"]) as unknown,
-    );
+    const ran: { kind: unknown; body: unknown; sessionId: unknown }[] = [];
+    const drainer = drainWork(ran);
+    try {
+      await sim.waitFor(() => ran.some((r) => r.kind === "roster-sync"), {
+        timeoutMs: 10_000,
+        description: "the roster sync",
+      });
+    } finally {
+      await drainer.stop();
+    }
+    expect(ran.find((r) => r.kind === "roster-sync")?.body).toEqual({
+      tenantId: sim.tenantId,
+      teamId: team.id,
+    });
   });
 });
