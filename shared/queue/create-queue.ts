@@ -20,9 +20,8 @@ export function createWorkQueue(config: QueueConfig): QueuePort {
     });
   }
   if (config.localQueueDirectory !== undefined) {
-    const { LocalSessionQueue } =
-      require("./local-session-queue") as typeof import("./local-session-queue");
-    return new LocalSessionQueue({
+    const { LocalQueue } = require("./local-queue") as typeof import("./local-queue");
+    return new LocalQueue({
       directory: config.localQueueDirectory,
       queueName: config.workQueueName,
     });

@@ -7,7 +7,7 @@ import { HttpRequest, type HttpResponseInit, InvocationContext } from "@azure/fu
 
 import { messages } from "../../functions/messages";
 import { work } from "../../functions/work";
-import { LocalSessionQueue } from "../../shared/queue/local-session-queue";
+import { LocalQueue } from "../../shared/queue/local-queue";
 import { registeredFunctions } from "../../shared/registry";
 import { startTeamsSimulator, type TeamsSimulator } from "../simulator";
 
