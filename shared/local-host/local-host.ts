@@ -101,20 +101,6 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
         "autoCompleteMessages false is not supported locally: messages are completed when the handler returns",
       );
     }
-    const hostJson = options.hostJson;
-    const common = {
-      functionName: registration.name,
-      ...(hostJson?.maxAutoLockRenewalMs !== undefined
-        ? { maxAutoLockRenewalMs: hostJson.maxAutoLockRenewalMs }
-        : {}),
-      ...(options.queueOptions?.retryDelayMs !== undefined
-        ? { retryDelayMs: options.queueOptions.retryDelayMs }
-        : {}),
-      ...(options.queueOptions?.pollIntervalMs !== undefined
-        ? { pollIntervalMs: options.queueOptions.pollIntervalMs }
-        : {}),
-      logHandler: logFor(registration.name),
-    };
     drainers.push(
       queue.startDraining(registration.options.handler, {
         functionName: registration.name,
