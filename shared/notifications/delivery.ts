@@ -518,13 +518,17 @@ export class DeliveryService {
     const cached = this.requestCache.get(id);
     if (cached !== undefined) return cached;
     const stored = await this.deps.requests.get(id);
-    if (stored?.message !== undefined) {
-      if (this.requestCache.size >= 500) {
-        const oldest = this.requestCache.keys().next().value;
-        if (oldest !== undefined) this.requestCache.delete(oldest);
-      }
-      this.requestCache.set(id, stored);
-    }
+    if (stored !== undefined) this.remember(stored);
     return stored;
+  }
+
+  /** Keeps a request row just read elsewhere (the dispatch), so delivery need not read it again. */
+  remember(stored: StoredRequest): void {
+    if (stored.message === undefined) return;
+    if (this.requestCache.size >= 500) {
+      const oldest = this.requestCache.keys().next().value;
+      if (oldest !== undefined) this.requestCache.delete(oldest);
+    }
+    this.requestCache.set(stored.id, stored);
   }
 }

@@ -118,12 +118,14 @@ export class Dispatcher {
       }
     }
 
-    const body = storedBodySchema.safeParse(await this.deps.requests.readBody(work.requestId));
+    const body = storedBodySchema.safeParse(await this.deps.requests.readBody(stored));
     if (!body.success) {
       log.error("Stored request has no readable body; dropped");
       return { outcome: "dropped", reason: "no stored body" };
     }
     const tenantId = stored.tenantId;
+    // The delivery reads the request's message from the store: hand it the row just read.
+    this.deps.delivery.remember(stored);
     const explicit = uniqueRecipients(body.data.recipients);
     const [only] = explicit.values();
     if (explicit.size === 1 && only !== undefined && only.teamId === undefined) {

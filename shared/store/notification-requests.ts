@@ -31,6 +31,8 @@ export interface StoredRequest {
   readonly notBefore?: string | undefined;
   /** Ledger rows written at dispatch (team rosters expanded). */
   readonly recipientCount?: number | undefined;
+  /** Rows of the stored body (the claim check), so it is read in exactly that many point reads. */
+  readonly bodyRows?: number | undefined;
   readonly errors?: readonly FieldError[] | undefined;
   /** The last unexpected error while processing the request itself, with its delivery count. */
   readonly lastError?: string | undefined;
@@ -57,6 +59,7 @@ type RequestEntity = {
   summary?: string;
   notBefore?: string;
   recipientCount?: number;
+  bodyRows?: number;
   errorsJson?: string;
   lastError?: string;
   deliveryCount?: number;
@@ -79,6 +82,7 @@ function fromEntity(entity: RequestEntity & { etag?: string }): StoredRequest {
     summary: entity.summary,
     notBefore: entity.notBefore,
     recipientCount: entity.recipientCount,
+    bodyRows: entity.bodyRows,
     errors: parseJson<FieldError[]>(entity.errorsJson),
     lastError: entity.lastError,
     deliveryCount: entity.deliveryCount,
@@ -102,6 +106,7 @@ function toEntity(request: Omit<StoredRequest, "etag">): RequestEntity {
     summary: request.summary,
     notBefore: request.notBefore,
     recipientCount: request.recipientCount,
+    bodyRows: request.bodyRows,
     errorsJson: request.errors === undefined ? undefined : JSON.stringify(request.errors),
     lastError: request.lastError,
     deliveryCount: request.deliveryCount,
@@ -190,10 +195,12 @@ export class NotificationRequestStore {
     const stamp = this.clock().toISOString();
     const json = JSON.stringify(body);
     const rows = bodyRows(request.id, json);
-    const entity = {
-      ...toEntity({ ...request, createdAt: stamp, updatedAt: stamp }),
+    const entity = toEntity({
+      ...request,
       bodyRows: rows.length,
-    };
+      createdAt: stamp,
+      updatedAt: stamp,
+    });
     try {
       const response = await table.submitTransaction([
         ["create", entity],
@@ -209,11 +216,13 @@ export class NotificationRequestStore {
     }
   }
 
-  /** The body stored with the request (undefined when none was: rejected or older requests). */
-  async readBody(id: string): Promise<unknown> {
+  /** The body stored with the request (undefined when none was: a rejected request). */
+  async readBody(request: Pick<StoredRequest, "id" | "bodyRows">): Promise<unknown> {
     const table = await this.table();
+    const id = request.id;
     let json = "";
-    for (let row = 0; row < MAX_BODY_ROWS; row++) {
+    const rows = Math.min(request.bodyRows ?? MAX_BODY_ROWS, MAX_BODY_ROWS);
+    for (let row = 0; row < rows; row++) {
       let entity: Record<string, unknown>;
       try {
         entity = await table.getEntity<Record<string, unknown>>(encodeKey(id), bodyRowKey(id, row));

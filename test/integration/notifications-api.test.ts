@@ -59,7 +59,7 @@ describe("notifications HTTP API", () => {
         body: { tenantId: body.tenantId, requestId: body.id },
       });
       expect(queued?.scheduledFor).toBeUndefined();
-      await expect(h.requests.readBody(body.id)).resolves.toEqual({
+      await expect(h.requests.readBody((await h.requests.get(body.id))!)).resolves.toEqual({
         recipients: body.recipients,
       });
     });
