@@ -8,6 +8,8 @@ export interface OutgoingMessage {
   /** Becomes the Service Bus message id (broker duplicate detection). */
   readonly messageId?: string;
   readonly correlationId?: string;
+  /** Required on the session-enabled work queue: the tenant. */
+  readonly sessionId?: string;
   /** Routing and diagnostics; `kind` tells internal work items from LOB requests. */
   readonly applicationProperties?: Readonly<Record<string, string | number | boolean>>;
 }
