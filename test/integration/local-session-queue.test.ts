@@ -1,11 +1,20 @@
 import { type ChildProcess, fork } from "node:child_process";
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 import type { InvocationContext } from "@azure/functions";
 import { buildSync } from "esbuild";
 
+import { DuplicateDetector } from "../../shared/queue/duplicate-detection";
 import type { QueueDrainer } from "../../shared/queue/local-queue";
 import { LocalSessionQueue, MAX_SESSION_ID_LENGTH } from "../../shared/queue/local-session-queue";
 import type { ConsumerEvent, ConsumerSettings } from "./local-session-consumer";
@@ -187,6 +196,43 @@ describe("LocalSessionQueue", () => {
       expect(handled).toBeGreaterThanOrEqual(at.getTime());
     });
 
+    it("releases a session that has only scheduled messages, so another consumer takes it when they come due", async () => {
+      const work = queue();
+      const handledBy = new Map<string, string>();
+      let unblock: () => void = () => undefined;
+      const blocked = new Promise<void>((done) => (unblock = done));
+      const drain = (name: string) =>
+        work.startDraining(
+          async (_body, context) => {
+            const id = String(context.triggerMetadata?.messageId);
+            handledBy.set(id, name);
+            // Keeps the first consumer's only session slot busy with another session.
+            if (id === "other") await blocked;
+          },
+          {
+            functionName: "work",
+            maxConcurrentSessions: 1,
+            sessionIdleTimeoutMs: 200,
+            pollIntervalMs: 100,
+            logHandler: silent,
+          },
+        );
+      drainers.push(drain("first"));
+      const due = new Date(Date.now() + 4_000);
+      await work.enqueue([{ body: {}, sessionId: "tenant-s", messageId: "now" }]);
+      await work.schedule({ body: {}, sessionId: "tenant-s", messageId: "later" }, due);
+      await eventually(() => handledBy.get("now"));
+      await work.enqueue([{ body: {}, sessionId: "tenant-t", messageId: "other" }]);
+      // With one session slot, taking tenant-t means tenant-s was released.
+      await eventually(() => handledBy.get("other"));
+      drainers.push(drain("second"));
+
+      const laterBy = await eventually(() => handledBy.get("later"));
+      unblock();
+
+      expect(laterBy).toBe("second");
+    });
+
     it("dead-letters a message after maxDeliveryCount deliveries, with the reason", async () => {
       const work = queue({ maxDeliveryCount: 3 });
       await work.enqueue([{ body: {}, sessionId: "tenant-d", messageId: "poison" }]);
@@ -366,5 +412,26 @@ describe("LocalSessionQueue", () => {
       ]);
       expect(redelivered).toMatchObject({ sessionId: "tenant-k", deliveryCount: 2 });
     }, 60_000);
+  });
+
+  describe("DuplicateDetector", () => {
+    it("sweeps the entries older than the window and keeps the recent ones", async () => {
+      const detector = new DuplicateDetector({
+        directory: join(directory, "dedupe"),
+        windowMs: 300,
+      });
+      await detector.accept("old");
+      await new Promise((done) => setTimeout(done, 600));
+      const now = Date.now();
+      await detector.accept("recent", now);
+
+      await detector.sweep(now);
+
+      // Entries are named by the id's hash: one left, the recent one.
+      expect(readdirSync(detector.directory).filter((n) => /^[0-9a-f]{64}$/.test(n))).toHaveLength(
+        1,
+      );
+      expect(await detector.accept("recent", now + 100)).toBe(false);
+    });
   });
 });
