@@ -133,11 +133,11 @@ interface Lock extends ReceivedMessage {
 const TIME_DIGITS = 15;
 const WRITE_CONCURRENCY = 32;
 
-function fileName(time: number, key: string, deliveryCount: number): string {
+export function fileName(time: number, key: string, deliveryCount: number): string {
   return `${String(Math.max(0, Math.floor(time))).padStart(TIME_DIGITS, "0")}.${key}.${deliveryCount}.json`;
 }
 
-function parseFileName(name: string): FileName | undefined {
+export function parseFileName(name: string): FileName | undefined {
   const match = /^(\d+)\.([0-9a-z]+)\.(\d+)\.json$/.exec(name);
   if (!match) return undefined;
   return { time: Number(match[1]), key: match[2]!, deliveryCount: Number(match[3]) };
@@ -149,13 +149,13 @@ function isNotFound(error: unknown): boolean {
 
 let sequence = 0;
 /** Unique across processes, and sorting in enqueue order within one process. */
-function newKey(): string {
+export function newKey(): string {
   sequence = (sequence + 1) % 1_000_000;
   return `${Date.now().toString(36)}${sequence.toString(36).padStart(4, "0")}${randomBytes(5).toString("hex")}`;
 }
 
 /** Best effort only: increases within a process; Service Bus' is strictly per queue. */
-function newSequenceNumber(): number {
+export function newSequenceNumber(): number {
   return Date.now() * 1000 + (sequence % 1000);
 }
 
@@ -718,7 +718,7 @@ class Drainer implements QueueDrainer {
   }
 }
 
-function defaultLogHandler(functionName: string): LogHandler {
+export function defaultLogHandler(functionName: string): LogHandler {
   return (level, ...args) => {
     const line = `[${new Date().toISOString()}] ${functionName}: ${args.map(String).join(" ")}`;
     if (level === "error" || level === "critical") console.error(line);
