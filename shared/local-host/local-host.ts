@@ -1,6 +1,7 @@
 import type { LogHandler } from "@azure/functions";
 
 import { LocalQueue, type QueueDrainer } from "../queue/local-queue";
+import { LocalSessionQueue } from "../queue/local-session-queue";
 import type { Registration } from "../registry";
 import { consoleLogHandler, type RunningHttpHost, startHttpHost } from "./http-host";
 import { type HostSettings, resolveAppSetting } from "./settings";
@@ -27,7 +28,8 @@ export interface LocalHostOptions {
 
 export interface DrainedQueue {
   readonly functionName: string;
-  readonly queue: LocalQueue;
+  /** A session-enabled trigger (`isSessionsEnabled`) drains a session queue. */
+  readonly queue: LocalQueue | LocalSessionQueue;
 }
 
 export interface RunningLocalHost {
@@ -49,7 +51,7 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
   const skipped: { functionName: string; reason: string }[] = [];
   const planned: {
     registration: Registration & { kind: "serviceBusQueue" };
-    queue: LocalQueue;
+    queue: LocalQueue | LocalSessionQueue;
   }[] = [];
 
   // Resolve every binding first, so a bad setting stops start-up before anything listens.
@@ -77,9 +79,10 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
     };
     planned.push({
       registration,
-      // Session triggers drain a plain local queue for now: the local session queue is not
-      // wired in yet (see docs/queues.md, "Locally").
-      queue: new LocalQueue(queueOptions),
+      queue:
+        registration.options.isSessionsEnabled === true
+          ? new LocalSessionQueue(queueOptions)
+          : new LocalQueue(queueOptions),
     });
   }
 
@@ -100,6 +103,38 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
         "warning",
         "autoCompleteMessages false is not supported locally: messages are completed when the handler returns",
       );
+    }
+    const hostJson = options.hostJson;
+    const common = {
+      functionName: registration.name,
+      ...(hostJson?.maxAutoLockRenewalMs !== undefined
+        ? { maxAutoLockRenewalMs: hostJson.maxAutoLockRenewalMs }
+        : {}),
+      ...(options.queueOptions?.retryDelayMs !== undefined
+        ? { retryDelayMs: options.queueOptions.retryDelayMs }
+        : {}),
+      ...(options.queueOptions?.pollIntervalMs !== undefined
+        ? { pollIntervalMs: options.queueOptions.pollIntervalMs }
+        : {}),
+      logHandler: logFor(registration.name),
+    };
+    if (queue instanceof LocalSessionQueue) {
+      drainers.push(
+        queue.startDraining(registration.options.handler, {
+          ...common,
+          ...(hostJson?.maxConcurrentSessions !== undefined
+            ? { maxConcurrentSessions: hostJson.maxConcurrentSessions }
+            : {}),
+          ...(hostJson?.maxConcurrentCallsPerSession !== undefined
+            ? { maxConcurrentCallsPerSession: hostJson.maxConcurrentCallsPerSession }
+            : {}),
+          ...(hostJson?.sessionIdleTimeoutMs !== undefined
+            ? { sessionIdleTimeoutMs: hostJson.sessionIdleTimeoutMs }
+            : {}),
+        }),
+      );
+      queues.push({ functionName: registration.name, queue });
+      continue;
     }
     drainers.push(
       queue.startDraining(registration.options.handler, {

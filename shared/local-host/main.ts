@@ -5,6 +5,7 @@ import type { LogHandler } from "@azure/functions";
 
 import { type Config, loadConfig } from "../config";
 import { ConfigError } from "../errors";
+import { LocalSessionQueue } from "../queue/local-session-queue";
 import { registeredFunctions, type Registration } from "../registry";
 import { type RunningAzurite, startAzuriteTables } from "./azurite";
 import { AZURITE_ENTRY, startAzuriteProcess } from "./azurite-process";
@@ -360,7 +361,10 @@ function printBanner(
   }
   for (const { functionName, queue } of host.queues) {
     const h = info.hostJson;
-    const concurrency = `up to ${h.maxConcurrentCalls} at once`;
+    const concurrency =
+      queue instanceof LocalSessionQueue
+        ? `sessions: up to ${h.maxConcurrentSessions} at once, ${h.maxConcurrentCallsPerSession} calls each`
+        : `up to ${h.maxConcurrentCalls} at once`;
     out(
       `  ${functionName.padEnd(width)}  serviceBusTrigger: local queue "${queue.queueName}" in ${rel(queue.path)}` +
         ` (${concurrency}, dead-letter after ${queue.maxDeliveryCount} deliveries)`,

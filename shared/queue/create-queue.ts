@@ -20,8 +20,9 @@ export function createWorkQueue(config: QueueConfig): QueuePort {
     });
   }
   if (config.localQueueDirectory !== undefined) {
-    const { LocalQueue } = require("./local-queue") as typeof import("./local-queue");
-    return new LocalQueue({
+    const { LocalSessionQueue } =
+      require("./local-session-queue") as typeof import("./local-session-queue");
+    return new LocalSessionQueue({
       directory: config.localQueueDirectory,
       queueName: config.workQueueName,
     });

@@ -7,7 +7,7 @@ import { HttpRequest, type HttpResponseInit, InvocationContext } from "@azure/fu
 
 import { messages } from "../../functions/messages";
 import { work } from "../../functions/work";
-import { LocalQueue } from "../../shared/queue/local-queue";
+import { LocalSessionQueue } from "../../shared/queue/local-session-queue";
 import { registeredFunctions } from "../../shared/registry";
 import { startTeamsSimulator, type TeamsSimulator } from "../simulator";
 
@@ -57,7 +57,7 @@ describe("functions/messages", () => {
 
   /** Drains the work queue into functions/work's handler, recording what it ran. */
   function drainWork(ran: { kind: unknown; body: unknown; sessionId: unknown }[]) {
-    const workQueue = new LocalQueue({
+    const workQueue = new LocalSessionQueue({
       directory: queueDirectory,
       queueName: "herald-work",
     });
@@ -97,9 +97,10 @@ describe("functions/messages", () => {
       await drainer.stop();
     }
     expect(sim.messagesToUser(ada)).toHaveLength(1);
-    expect(ran[0]).toMatchObject({
+    expect(ran[0]).toEqual({
       kind: "welcome",
       body: { scope: "personal", tenantId: sim.tenantId, teamsUserId: ada.id },
+      sessionId: sim.tenantId.toLowerCase(),
     });
   });
 

@@ -5,6 +5,7 @@ import { join } from "node:path";
 
 import type { NotificationStatus } from "../../../shared/notifications/status";
 import { LocalQueue } from "../../../shared/queue/local-queue";
+import { LocalSessionQueue } from "../../../shared/queue/local-session-queue";
 import { startTeamsSimulator, type TeamsSimulator } from "../../simulator";
 import { seededRandom } from "../../simulator/faults";
 import { buildHostBundle, HostProcess } from "../support/host-process";
@@ -243,7 +244,7 @@ async function submit(plan: PlannedRequest, host: HostProcess, queue: LocalQueue
 async function settle(
   plans: readonly PlannedRequest[],
   host: HostProcess,
-  queues: readonly LocalQueue[],
+  queues: readonly (LocalQueue | LocalSessionQueue)[],
   timeoutMs: number,
 ): Promise<Map<string, NotificationStatus | undefined>> {
   const deadline = Date.now() + timeoutMs;
