@@ -820,8 +820,13 @@ class SessionDrainer implements QueueDrainer {
       clearInterval(held.renewal);
       this.#held.delete(name);
       await held.lease.release();
-      // Another consumer (or this one) takes it again when a message is visible.
-      this.#others.set(name, { busyUntilMs: 0, recheckAtMs: held.nextVisibleAtMs ?? 0 });
+      // Another consumer (or this one) takes it again when a message is visible. Looked at again
+      // by the poll interval at the latest: a message sent meanwhile may come before the
+      // scheduled one, and a missed file-system event must not leave it waiting until then.
+      this.#others.set(name, {
+        busyUntilMs: 0,
+        recheckAtMs: Math.min(held.nextVisibleAtMs ?? 0, Date.now() + this.#pollIntervalMs),
+      });
       return false;
     }
     return held.moreVisible && held.inFlight.size < this.#maxCallsPerSession;
