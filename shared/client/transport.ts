@@ -1,5 +1,16 @@
 import type { NotificationRequest } from "../notifications/schema";
 import type { OutgoingMessage, QueuePort } from "../queue/queue-port";
+import { RequestValidationError } from "./client-errors";
+
+/**
+ * The largest message Service Bus Standard takes (Premium: 100 MB). A request is queued as one
+ * message, so a larger one (about 4,700 recipients and up) cannot go by queue: the HTTP endpoint
+ * stores it first and queues a reference (https://learn.microsoft.com/azure/service-bus-messaging/service-bus-quotas).
+ */
+export const MAX_QUEUE_MESSAGE_BYTES = 256 * 1024;
+
+/** Room for the broker's own headers and properties beside the body. */
+const HEADER_ALLOWANCE_BYTES = 4 * 1024;
 
 /** Where validated requests go: a queue (Service Bus, the local folder) or the HTTP endpoint. */
 export interface NotificationTransport {
@@ -47,6 +58,18 @@ export class QueueTransport implements NotificationTransport {
     requests: readonly NotificationRequest[],
     onSent: (ids: readonly string[]) => void,
   ): Promise<void> {
+    const tooLarge = requests
+      .map((r, index) => ({ index, bytes: Buffer.byteLength(JSON.stringify(r), "utf8") }))
+      .filter((r) => r.bytes > MAX_QUEUE_MESSAGE_BYTES - HEADER_ALLOWANCE_BYTES);
+    if (tooLarge.length > 0) {
+      throw new RequestValidationError(
+        tooLarge.map((r) => ({
+          path: `requests[${r.index}]`,
+          message: `is ${r.bytes} bytes: a queue message may be at most ${MAX_QUEUE_MESSAGE_BYTES} bytes (Service Bus Standard); send it over HTTP (--endpoint), which stores large requests first, or split its recipients over several requests`,
+        })),
+        "Request too large for the queue",
+      );
+    }
     for (let i = 0; i < requests.length; i += QUEUE_CHUNK) {
       const chunk = requests.slice(i, i + QUEUE_CHUNK);
       await this.queue.enqueue(chunk.map(requestMessage));

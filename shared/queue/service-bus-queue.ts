@@ -88,11 +88,13 @@ export class ServiceBusQueue implements QueuePort {
   }
 
   async enqueue(messages: readonly OutgoingMessage[]): Promise<void> {
+    // Converted (and checked) up front: a bad message fails the call before any is sent.
+    const converted = messages.map((m) => this.convert(m));
     let batch: ServiceBusMessageBatch | undefined;
-    for (const message of messages) {
-      const converted = this.convert(message);
+    for (const [i, message] of messages.entries()) {
+      const sbMessage = converted[i]!;
       batch ??= await this.sender.createMessageBatch();
-      if (batch.tryAddMessage(converted)) continue;
+      if (batch.tryAddMessage(sbMessage)) continue;
       if (batch.count === 0) {
         throw new HeraldError(
           `Queue message ${message.messageId ?? "(no id)"} is larger than a Service Bus batch (${batch.maxSizeInBytes} bytes)`,
@@ -100,7 +102,7 @@ export class ServiceBusQueue implements QueuePort {
       }
       await this.sender.sendMessages(batch);
       batch = await this.sender.createMessageBatch();
-      if (!batch.tryAddMessage(converted)) {
+      if (!batch.tryAddMessage(sbMessage)) {
         throw new HeraldError(
           `Queue message ${message.messageId ?? "(no id)"} is larger than a Service Bus batch (${batch.maxSizeInBytes} bytes)`,
         );

@@ -89,6 +89,17 @@ describe("NotificationClient", () => {
   });
 
   describe("validation", () => {
+    it("refuses a request too large for one queue message, naming the limit and the HTTP way", async () => {
+      const recipients = Array.from({ length: 6_000 }, (_, i) => ({
+        userPrincipalName: `person.number.${i}@contoso.example`,
+      }));
+      const error = await client.send(request({ recipients })).catch((e: unknown) => e);
+
+      expect(error).toBeInstanceOf(RequestValidationError);
+      expect((error as Error).message).toMatch(/at most 262144 bytes.*over HTTP/);
+      expect(await queue.counts()).toMatchObject({ active: 0, scheduled: 0 });
+    });
+
     it("names the bad field and sends nothing", async () => {
       const error = await client
         .send(request({ tenantId: "contoso", recipients: [{ aadObjectId: "not-a-guid" }] }))

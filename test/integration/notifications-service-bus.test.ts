@@ -8,10 +8,12 @@ import { ServiceBusQueue } from "../../shared/queue/service-bus-queue";
 /**
  * Against a real namespace or the official Service Bus emulator, only when
  * SERVICEBUS_CONNECTION_STRING is set (queue: SERVICEBUS_QUEUE_NAME, default "notifications";
- * it should be empty). Everywhere else this file is skipped, and says why.
+ * session-enabled work queue: SERVICEBUS_WORK_QUEUE_NAME, default "herald-work"; both should be
+ * empty). Everywhere else this file is skipped, and says why.
  */
 const connectionString = process.env.SERVICEBUS_CONNECTION_STRING;
 const queueName = process.env.SERVICEBUS_QUEUE_NAME ?? "notifications";
+const workQueueName = process.env.SERVICEBUS_WORK_QUEUE_NAME ?? "herald-work";
 const describeWithServiceBus =
   connectionString !== undefined && connectionString !== "" ? describe : describe.skip;
 if (connectionString === undefined || connectionString === "") {
@@ -82,6 +84,53 @@ describeWithServiceBus("ServiceBusQueue against Service Bus", () => {
       expect(found!.enqueuedTimeUtc!.getTime()).toBeGreaterThanOrEqual(at.getTime() - 1_000);
     } finally {
       await receiver.close();
+    }
+  });
+});
+
+describeWithServiceBus("ServiceBusQueue against a session-enabled Service Bus queue", () => {
+  let client: ServiceBusClient;
+  let queue: ServiceBusQueue;
+
+  beforeAll(() => {
+    client = new ServiceBusClient(connectionString!);
+    queue = ServiceBusQueue.fromConnection(
+      { kind: "connectionString", connectionString: connectionString! },
+      workQueueName,
+      { sessions: true },
+    );
+  });
+  afterAll(async () => {
+    await queue.close();
+    await client.close();
+  });
+
+  it("puts each work item in its tenant's session, which one receiver holds at a time", async () => {
+    const run = randomUUID();
+    const [a, b] = [`tenant-a-${run}`, `tenant-b-${run}`];
+    await queue.enqueue([
+      { body: { run, n: 1 }, messageId: `${run}-1`, sessionId: a },
+      { body: { run, n: 2 }, messageId: `${run}-2`, sessionId: b },
+      { body: { run, n: 3 }, messageId: `${run}-3`, sessionId: a },
+    ]);
+    const first = await client.acceptSession(workQueueName, a, { receiveMode: "peekLock" });
+    try {
+      // While the first receiver holds session a, nobody else may accept it.
+      await expect(
+        client.acceptSession(workQueueName, a, { maxAutoLockRenewalDurationInMs: 0 }),
+      ).rejects.toThrow();
+      const received = await first.receiveMessages(2, { maxWaitTimeInMs: 10_000 });
+      expect(received.map((m) => m.messageId)).toEqual([`${run}-1`, `${run}-3`]);
+      for (const m of received) await first.completeMessage(m);
+    } finally {
+      await first.close();
+    }
+    const other = await client.acceptSession(workQueueName, b, { receiveMode: "receiveAndDelete" });
+    try {
+      const [only] = await other.receiveMessages(1, { maxWaitTimeInMs: 10_000 });
+      expect(only?.sessionId).toBe(b);
+    } finally {
+      await other.close();
     }
   });
 });

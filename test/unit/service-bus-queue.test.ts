@@ -129,6 +129,34 @@ describe("ServiceBusQueue", () => {
     );
   });
 
+  it("sets each work item's session id on a session-enabled queue", async () => {
+    const fake = new FakeSender();
+    const queue = new ServiceBusQueue(fake.asSender(), undefined, { sessions: true });
+    await queue.enqueue([{ body: { tenantId: "t-1" }, messageId: "w-1", sessionId: "t-1" }]);
+    await queue.schedule(
+      { body: { tenantId: "t-2" }, messageId: "w-2", sessionId: "t-2" },
+      new Date("2030-01-01T08:00:00Z"),
+    );
+    expect(fake.sentBatches.flat().map((m) => m.sessionId)).toEqual(["t-1"]);
+    expect(fake.scheduled.flatMap((s) => s.messages).map((m) => m.sessionId)).toEqual(["t-2"]);
+  });
+
+  it("refuses a message without a session id on a session-enabled queue before sending any", async () => {
+    const fake = new FakeSender();
+    const queue = new ServiceBusQueue(fake.asSender(), undefined, { sessions: true });
+    await expect(
+      queue.enqueue([
+        { body: {}, messageId: "ok", sessionId: "t-1" },
+        { body: {}, messageId: "no-session" },
+      ]),
+    ).rejects.toThrow(/no-session needs a session id/);
+    await expect(
+      queue.schedule({ body: {}, messageId: "long", sessionId: "x".repeat(129) }, new Date()),
+    ).rejects.toThrow(/long needs a session id of 1 to 128 characters/);
+    expect(fake.sentBatches).toEqual([]);
+    expect(fake.scheduled).toEqual([]);
+  });
+
   it("sends nothing for an empty list", async () => {
     const fake = new FakeSender();
     await new ServiceBusQueue(fake.asSender()).enqueue([]);
