@@ -1,24 +1,6 @@
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
-
 import { WORK_KIND_PROPERTY } from "../../shared/queue/queue-port";
+import { startListener } from "../support/listener";
 import { NotificationsHarness } from "./notifications-harness";
-
-/** A listener standing in for a forger's host: it only counts what reaches it. */
-async function startListener(): Promise<{ url: string; hits: string[]; close(): Promise<void> }> {
-  const hits: string[] = [];
-  const server: Server = createServer((req, res) => {
-    hits.push(`${req.method ?? ""} ${req.url ?? ""}`);
-    res.writeHead(200, { "content-type": "application/json" }).end("{}");
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}/`,
-    hits,
-    close: () => new Promise((resolve) => server.close(() => resolve())),
-  };
-}
 
 describe("work queue: roster-sync work items", () => {
   let h: NotificationsHarness;

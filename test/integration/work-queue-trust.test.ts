@@ -1,25 +1,7 @@
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
-
 import { WORK_KIND_VALUES } from "../../shared/notifications/work-items";
 import { WORK_KIND_PROPERTY } from "../../shared/queue/queue-port";
+import { type Listener, startListener } from "../support/listener";
 import { NotificationsHarness } from "./notifications-harness";
-
-/** A forger's host: counts every request that reaches it. */
-async function startListener(): Promise<{ url: string; hits: string[]; close(): Promise<void> }> {
-  const hits: string[] = [];
-  const server: Server = createServer((req, res) => {
-    hits.push(`${req.method ?? ""} ${req.url ?? ""}`);
-    res.writeHead(200, { "content-type": "application/json" }).end('{"id":"x"}');
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}/`,
-    hits,
-    close: () => new Promise((resolve) => server.close(() => resolve())),
-  };
-}
 
 /**
  * The trust boundary: the intake queue is LOB-facing (any LOB app may send to it), the work
@@ -28,7 +10,7 @@ async function startListener(): Promise<{ url: string; hits: string[]; close(): 
  */
 describe("the intake queue as a trust boundary", () => {
   let h: NotificationsHarness;
-  let forger: Awaited<ReturnType<typeof startListener>>;
+  let forger: Listener;
 
   beforeAll(async () => {
     h = await NotificationsHarness.start({}, { pacing: false });
