@@ -83,6 +83,7 @@ describe("main.bicep", () => {
         "functionAppHostName",
         "messagingEndpoint",
         "notificationsQueueName",
+        "workQueueName",
         "serviceBusFullyQualifiedNamespace",
         "botAppId",
         "botResourceName",
@@ -113,13 +114,12 @@ describe("Function App", () => {
     expect(text(at(plan.body, "properties.reserved"))).toBe("true");
   });
 
-  it("is a Linux Node.js 20+ app with a user-assigned identity, HTTPS only, TLS 1.2 and FTP off", () => {
+  it("is a Linux Node.js 20+ app with a user-assigned identity, HTTPS only and TLS 1.2", () => {
     const site = resourceOfType(project, "function-app.bicep", "Microsoft.Web/sites");
     expect(text(property(site.body, "kind"))).toBe("'functionapp,linux'");
     expect(text(at(site.body, "identity.type"))).toBe("'UserAssigned'");
     expect(text(at(site.body, "properties.httpsOnly"))).toBe("true");
     expect(text(at(site.body, "properties.siteConfig.minTlsVersion"))).toBe("'1.2'");
-    expect(text(at(site.body, "properties.siteConfig.ftpsState"))).toBe("'Disabled'");
     expect(text(at(site.body, "properties.functionAppConfig.runtime.name"))).toBe("'node'");
     expect(text(at(site.body, "properties.functionAppConfig.runtime.version"))).toBe("nodeVersion");
     for (const version of allowedValues(site.doc, "nodeVersion")) {
@@ -129,6 +129,41 @@ describe("Function App", () => {
       allowedValues(site.doc, "nodeVersion"),
     );
     expect(text(property(site.body, "tags"))).toContain("'azd-service-name': 'api'");
+  });
+
+  it("sets no site property Flex Consumption rejects with BadRequest", () => {
+    // Flex runs on functionAppConfig; these legacy siteConfig properties are refused there.
+    const rejected = [
+      "ftpsState",
+      "alwaysOn",
+      "linuxFxVersion",
+      "use32BitWorkerProcess",
+      "javaVersion",
+      "nodeVersion",
+      "netFrameworkVersion",
+      "powerShellVersion",
+      "pythonVersion",
+      "functionAppScaleLimit",
+      "minimumElasticInstanceCount",
+      "preWarmedInstanceCount",
+      "numberOfWorkers",
+    ];
+    const site = resourceOfType(project, "function-app.bicep", "Microsoft.Web/sites");
+    const siteConfig = at(site.body, "properties.siteConfig");
+    const set = rejected.filter((key) => siteConfig !== undefined && at(siteConfig, key));
+    expect(set).toEqual([]);
+  });
+
+  it("allows only maximumInstanceCount values Flex Consumption accepts (40 to 1000)", () => {
+    const site = resourceOfType(project, "function-app.bicep", "Microsoft.Web/sites");
+    for (const doc of [site.doc, project.main]) {
+      const param = doc.get("param", "maximumInstanceCount");
+      const min = Number(param.decorators.get("minValue")?.[0]?.text);
+      const max = Number(param.decorators.get("maxValue")?.[0]?.text);
+      const fallback = Number(doc.valueOf(param)?.text);
+      expect([doc.file, min, max]).toEqual([doc.file, 40, 1000]);
+      expect(fallback).toBeGreaterThanOrEqual(40);
+    }
   });
 
   it("deploys from the storage container with its identity and scales within parameters", () => {
@@ -202,19 +237,29 @@ describe("Service Bus", () => {
     ]);
   });
 
-  it("deduplicates, dead-letters expired messages and takes its limits from parameters", () => {
-    const queue = resourceOfType(
-      project,
-      "service-bus.bicep",
-      "Microsoft.ServiceBus/namespaces/queues",
-    );
-    expect(text(at(queue.body, "properties.requiresDuplicateDetection"))).toBe("true");
-    expect(text(at(queue.body, "properties.deadLetteringOnMessageExpiration"))).toBe("true");
-    expect(text(at(queue.body, "properties.duplicateDetectionHistoryTimeWindow"))).toBe(
-      "duplicateDetectionHistoryTimeWindow",
-    );
-    expect(text(at(queue.body, "properties.maxDeliveryCount"))).toBe("maxDeliveryCount");
-    expect(text(at(queue.body, "properties.lockDuration"))).toBe("lockDuration");
+  it.each([
+    ["notificationsQueue", "false"],
+    ["workQueue", "true"],
+  ])(
+    "%s deduplicates, dead-letters expired messages, has sessions %s and takes its limits from parameters",
+    (symbol, sessions) => {
+      const queue = resourcesOfType(
+        project,
+        "service-bus.bicep",
+        "Microsoft.ServiceBus/namespaces/queues",
+      ).find((q) => q.declaration.name === symbol)!;
+      expect(text(at(queue.body, "properties.requiresSession"))).toBe(sessions);
+      expect(text(at(queue.body, "properties.requiresDuplicateDetection"))).toBe("true");
+      expect(text(at(queue.body, "properties.deadLetteringOnMessageExpiration"))).toBe("true");
+      expect(text(at(queue.body, "properties.duplicateDetectionHistoryTimeWindow"))).toBe(
+        "duplicateDetectionHistoryTimeWindow",
+      );
+      expect(text(at(queue.body, "properties.maxDeliveryCount"))).toBe("maxDeliveryCount");
+      expect(text(at(queue.body, "properties.lockDuration"))).toBe("lockDuration");
+    },
+  );
+
+  it("passes one duplicate window, lock duration and attempt budget to both queues", () => {
     const params = project.moduleParams(project.symbolFor("service-bus.bicep")).node;
     expect(text(property(params, "duplicateDetectionHistoryTimeWindow"))).toBe(
       "duplicateDetectionWindow",
