@@ -148,6 +148,21 @@ param welcomeLeaseSeconds int = 120
 @maxValue(730)
 param logRetentionInDays int = 30
 
+// ---------------------------------------------------------------- alerts
+
+@description('Optional. E-mail address Herald\'s alerts are sent to. Empty: alerts show in the portal only.')
+param alertEmailAddress string = ''
+
+@description('Optional. Alert when more than this percentage of finished deliveries failed in 15 minutes.')
+@minValue(1)
+@maxValue(100)
+param failedShareAlertPercent int = 5
+
+@description('Optional. Alert when more than this percentage of Teams send calls were answered 429 in 15 minutes.')
+@minValue(1)
+@maxValue(100)
+param throttledShareAlertPercent int = 2
+
 // ---------------------------------------------------------------- LOB senders
 
 @description('Optional. Object (principal) id of a line-of-business app identity allowed to send notification requests: it gets Azure Service Bus Data Sender on the intake queue, nothing else. Empty grants nothing.')
@@ -353,6 +368,24 @@ module bot 'modules/bot.bicep' = {
   }
 }
 
+module alerts 'modules/alerts.bicep' = {
+  name: take('${deployment().name}-alerts', 64)
+  params: {
+    namePrefix: '${namePrefix}-${resourceToken}'
+    location: location
+    tags: allTags
+    applicationInsightsResourceId: monitoring.outputs.applicationInsightsResourceId
+    serviceBusNamespaceResourceId: serviceBus.outputs.namespaceResourceId
+    queueNames: [
+      serviceBus.outputs.notificationsQueueName
+      serviceBus.outputs.workQueueName
+    ]
+    alertEmailAddress: alertEmailAddress
+    failedSharePercent: failedShareAlertPercent
+    throttledSharePercent: throttledShareAlertPercent
+  }
+}
+
 // ---------------------------------------------------------------- outputs (never a secret)
 
 @description('Name of the Function App (deploy the code here).')
@@ -396,3 +429,6 @@ output tableServiceUri string = storage.outputs.tableServiceUri
 
 @description('Name of the Application Insights component.')
 output applicationInsightsName string = monitoring.outputs.applicationInsightsName
+
+@description('Resource id of the operations workbook (Application Insights > Workbooks).')
+output workbookResourceId string = alerts.outputs.workbookResourceId

@@ -164,6 +164,10 @@ describeCompiled(`main.bicep compiled by the Bicep CLI (pinned ${BICEP_VERSION})
         "Microsoft.BotService/botServices",
         "Microsoft.BotService/botServices/channels",
         "Microsoft.Authorization/roleAssignments",
+        "Microsoft.Insights/metricAlerts",
+        "Microsoft.Insights/scheduledQueryRules",
+        "Microsoft.Insights/actionGroups",
+        "Microsoft.Insights/workbooks",
       ]),
     );
     const queues = ofType("Microsoft.ServiceBus/namespaces/queues").map((q) => ({
@@ -254,6 +258,79 @@ describeCompiled(`main.bicep compiled by the Bicep CLI (pinned ${BICEP_VERSION})
     expect(all.filter((g) => g.scope.includes("'Microsoft.ServiceBus/namespaces',"))).toEqual([]);
     const lobGrants = all.filter((g) => g.principal === lob);
     expect(lobGrants).toHaveLength(1);
+  });
+
+  it("alerts on dead letters of each queue, from the namespace's DeadletteredMessages metric", () => {
+    const [deadLetters] = ofType("Microsoft.Insights/metricAlerts");
+    expect(deadLetters!.resource.copy?.count).toBe("[length(parameters('queueNames'))]");
+    const criteria = JSON.stringify(deadLetters!.resource.properties?.criteria);
+    expect(criteria).toContain('"metricName":"DeadletteredMessages"');
+    expect(criteria).toContain('"name":"EntityName"');
+    expect(criteria).toContain('"operator":"GreaterThan","threshold":0');
+    const alerts = moduleNamed("alerts");
+    const queues = arrayItems(alerts.resource.properties?.parameters?.queueNames?.value, root);
+    expect(queues.map((q) => q.value)).toEqual([
+      "[reference('serviceBus').outputs.notificationsQueueName.value]",
+      "[reference('serviceBus').outputs.workQueueName.value]",
+    ]);
+  });
+
+  it("alerts on failure share, 429 share and function errors from the lines Herald logs", () => {
+    const alerts = moduleNamed("alerts");
+    const logAlerts = alerts.scope.template.variables?.logAlerts as {
+      key: string;
+      query: string;
+      measure: string;
+    }[];
+    expect(logAlerts.map((a) => a.key)).toEqual([
+      "failed-share",
+      "throttled-share",
+      "function-errors",
+    ]);
+    const heraldMetrics = String(alerts.scope.template.variables?.heraldMetrics);
+    // The lines shared/notifications/metrics.ts writes: `metric <name> {"metric":…,"value":…}`.
+    expect(heraldMetrics).toContain('where message startswith "metric "');
+    const failed = String(alerts.scope.template.variables?.failedShareQuery);
+    const throttled = String(alerts.scope.template.variables?.throttledShareQuery);
+    for (const name of [
+      "notifications.sent",
+      "notifications.failed",
+      "notifications.unreachable",
+    ]) {
+      expect(failed).toContain(`"${name}"`);
+    }
+    expect(throttled).toContain('"notifications.throttled"');
+    expect(throttled).toContain('"notifications.retried"');
+    const [rule] = ofType("Microsoft.Insights/scheduledQueryRules");
+    expect(rule!.resource.copy?.count).toBe("[length(variables('logAlerts'))]");
+    expect(rule!.resource.kind).toBe("LogAlert");
+  });
+
+  it("creates the e-mail action group only when an address is given", () => {
+    const [group] = ofType("Microsoft.Insights/actionGroups");
+    expect(group!.resource.condition).toBe("[not(empty(parameters('alertEmailAddress')))]");
+    expect(template.parameters?.alertEmailAddress?.defaultValue).toBe("");
+  });
+
+  it("adds a workbook with deliveries per second, states, throttling and queue depth per queue", () => {
+    const alerts = moduleNamed("alerts");
+    const [workbook] = ofType("Microsoft.Insights/workbooks");
+    expect(workbook!.resource.kind).toBe("shared");
+    const titles = [
+      ...(alerts.scope.template.variables?.workbookQueries as { title: string }[]),
+      ...(alerts.scope.template.variables?.queueMetrics as { title: string }[]),
+    ].map((q) => q.title);
+    expect(titles).toEqual(
+      expect.arrayContaining([
+        "Deliveries per second (sent)",
+        "Recipient states",
+        "Throttling: 429s, retries and deferrals per minute",
+        "Queue depth per queue (active messages)",
+      ]),
+    );
+    expect(JSON.stringify(alerts.scope.template.variables?.workbookContent)).toContain(
+      "EntityName",
+    );
   });
 
   it("outputs the work queue name and nothing declared secure", () => {

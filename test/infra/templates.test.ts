@@ -35,6 +35,7 @@ describe("main.bicep", () => {
   it("composes one module per resource family", () => {
     const modules = project.main.all("module").map((m) => project.main.targetOf(m));
     expect(modules.sort()).toEqual([
+      "modules/alerts.bicep",
       "modules/bot.bicep",
       "modules/function-app.bicep",
       "modules/identity.bicep",
