@@ -391,13 +391,52 @@ describe("bicepconfig.json", () => {
 });
 
 describe("azure.yaml", () => {
+  const yaml = readFileSync(path.join(REPO_ROOT, "azure.yaml"), "utf8");
+
+  /** Top-level (project) hooks: the `hooks:` block at column 0, hook names at two spaces. */
+  function projectHooks(): Map<string, string> {
+    const block = /^hooks:\n((?: .*\n|\n)*)/m.exec(yaml)?.[1] ?? "";
+    const hooks = new Map<string, string>();
+    for (const match of block.matchAll(/^ {2}(\w+):\n((?: {3,}.*\n)*)/gm)) {
+      hooks.set(match[1]!, match[2]!);
+    }
+    return hooks;
+  }
+
   it("deploys service api as a TypeScript Function App from the Bicep in infra/", () => {
-    const yaml = readFileSync(path.join(REPO_ROOT, "azure.yaml"), "utf8");
     expect(yaml).toMatch(/^infra:\n(\s+.*\n)*?\s+provider: bicep\n/m);
     expect(yaml).toMatch(/^\s+path: infra$/m);
     expect(yaml).toMatch(/^services:\n\s+api:\n(\s+.*\n)*?\s+host: function$/m);
     expect(yaml).toMatch(/^\s+language: (ts|js)$/m);
     expect(yaml).toMatch(/^\s+project: \.$/m);
-    expect(yaml).toContain("npm run package:teams");
+  });
+
+  it("deploys the lean package as built (dist build/herald-app, no remote build), built by a prepackage hook", () => {
+    expect(yaml).toMatch(/^ {4}dist: build\/herald-app$/m);
+    expect(yaml).toMatch(/^ {4}remoteBuild: false$/m);
+    // Service hooks run after azd's restore (npm install) of the service.
+    expect(yaml).toMatch(
+      /^ {4}hooks:\n {6}prepackage:\n(?: {8,}.*\n)*? {10}run: npm run package:app$/m,
+    );
+    const scripts = (
+      JSON.parse(readFileSync(path.join(REPO_ROOT, "package.json"), "utf8")) as {
+        scripts: Record<string, string>;
+      }
+    ).scripts;
+    expect(scripts["package:app"]).toContain("infra/package-app.ts");
+  });
+
+  it("runs no npm script in a project hook that can start before azd has installed node_modules", () => {
+    const hooks = projectHooks();
+    for (const early of ["preprovision", "postprovision", "prepackage", "prerestore", "preup"]) {
+      expect([early, hooks.get(early)?.includes("npm run") ?? false]).toEqual([early, false]);
+    }
+    expect(hooks.get("postdeploy")).toContain("run: npm run package:teams");
+  });
+
+  it("keeps node_modules in .funcignore's reach, as azd requires with remoteBuild false", () => {
+    const funcignore = readFileSync(path.join(REPO_ROOT, ".funcignore"), "utf8");
+    const patterns = funcignore.split("\n").filter((l) => l.trim() !== "" && !l.startsWith("#"));
+    expect(patterns.filter((p) => /node_modules/.test(p))).toEqual([]);
   });
 });
