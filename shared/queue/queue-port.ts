@@ -8,6 +8,8 @@ export interface OutgoingMessage {
   /** Becomes the Service Bus message id (broker duplicate detection). */
   readonly messageId?: string;
   readonly correlationId?: string;
+  /** Service Bus session (the work queue: the tenant); one consumer holds a session at a time. */
+  readonly sessionId?: string;
   /** Routing and diagnostics; `kind` tells internal work items from LOB requests. */
   readonly applicationProperties?: Readonly<Record<string, string | number | boolean>>;
 }
