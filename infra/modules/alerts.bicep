@@ -37,12 +37,13 @@ param throttledSharePercent int = 2
 
 // Herald's metric lines: `metric <name> {"metric":"<name>","value":n,...}` (shared/notifications/
 // metrics.ts) logged through the Functions host, so they arrive in `traces` with the JSON in the
-// message. Every query below starts from this one.
+// message. Adaptive sampling (host.json) keeps a share of them, each with its itemCount. Every
+// query below starts from this one.
 var heraldMetrics = '''
 let heraldMetrics = traces
 | where message startswith "metric "
 | extend props = parse_json(substring(message, indexof(message, "{")))
-| extend metric = tostring(props.metric), value = todouble(props.value), tenantId = tostring(props.tenantId);
+| extend metric = tostring(props.metric), value = todouble(props.value) * itemCount, tenantId = tostring(props.tenantId);
 '''
 
 var failedShareQuery = '''
