@@ -11,6 +11,7 @@ export default tseslint.config(
       "coverage/**",
       ".data/**",
       "build/**",
+      ".tools/**",
       "**/*.js",
       "**/*.mjs",
       "**/*.cjs",

@@ -25,8 +25,8 @@ param tags object = {}
 ])
 param nodeVersion string = '22'
 
-@description('Optional. Most instances the Function App scales out to.')
-@minValue(1)
+@description('Optional. Most instances the Function App scales out to: 40 to 1000 on Flex Consumption (GA). Herald paces per tenant through Service Bus sessions, so the instance count does not change the Teams call rate.')
+@minValue(40)
 @maxValue(1000)
 param maximumInstanceCount int = 100
 
@@ -78,15 +78,15 @@ param workQueueName string = 'herald-work'
 @description('Optional. Extra Teams service host names the bot may call, beside the public, GCC, GCC High and DoD hosts Herald knows (TeamsServiceHosts).')
 param extraTeamsServiceHosts string[] = []
 
-@description('Optional. Attempts at one message: the queue\'s max delivery count and Herald\'s MaxDeliveryAttempts, kept equal so Herald records the final failure before the broker dead-letters.')
+@description('Optional. Attempts at one message: both queues\' max delivery count and Herald\'s MaxDeliveryAttempts, kept equal so Herald records the final failure before the broker dead-letters.')
 @minValue(1)
 @maxValue(100)
 param maxDeliveryCount int = 6
 
-@description('Optional. Peek-lock duration of the queue (ISO 8601, at most PT5M).')
+@description('Optional. Peek-lock (and session lock) duration of both queues (ISO 8601, at most PT5M).')
 param lockDuration string = 'PT1M'
 
-@description('Optional. Duplicate detection window of the queue (ISO 8601, 20 seconds to 7 days): a request id re-sent within it is dropped by the broker.')
+@description('Optional. Duplicate detection window of both queues (ISO 8601, 20 seconds to 7 days): a message id re-sent within it is dropped by the broker.')
 param duplicateDetectionWindow string = 'PT10M'
 
 @description('Optional. Time to live of a queued message before it is dead-lettered (ISO 8601).')
@@ -148,9 +148,24 @@ param welcomeLeaseSeconds int = 120
 @maxValue(730)
 param logRetentionInDays int = 30
 
+// ---------------------------------------------------------------- alerts
+
+@description('Optional. E-mail address Herald\'s alerts are sent to. Empty: alerts show in the portal only.')
+param alertEmailAddress string = ''
+
+@description('Optional. Alert when more than this percentage of finished deliveries failed in 15 minutes.')
+@minValue(1)
+@maxValue(100)
+param failedShareAlertPercent int = 5
+
+@description('Optional. Alert when more than this percentage of Teams send calls were answered 429 in 15 minutes.')
+@minValue(1)
+@maxValue(100)
+param throttledShareAlertPercent int = 2
+
 // ---------------------------------------------------------------- LOB senders
 
-@description('Optional. Object (principal) id of a line-of-business app identity allowed to send notification requests: it gets Azure Service Bus Data Sender on the queue, nothing else. Empty grants nothing.')
+@description('Optional. Object (principal) id of a line-of-business app identity allowed to send notification requests: it gets Azure Service Bus Data Sender on the intake queue, nothing else. Empty grants nothing.')
 param lobSenderPrincipalId string = ''
 
 @description('Optional. Kind of the LOB principal: a managed identity or app registration is ServicePrincipal.')
@@ -187,6 +202,7 @@ var builtInRoles = {
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
   serviceBusDataReceiver: '4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0'
   serviceBusDataSender: '69a216fc-b8fb-44d8-bc22-1f3c2cd27a39'
+  serviceBusDataOwner: '090c5cfd-751d-490a-894a-3ce6f1109419'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
 }
 
@@ -243,6 +259,23 @@ module storage 'modules/storage.bicep' = {
   }
 }
 
+// Herald's identity on each queue: Data Receiver for the triggers, Data Owner because the
+// trigger's target-based scaling reads queue length through the management API (Manage right),
+// Data Sender on the work queue only (the HTTP enqueue endpoint stores a request and queues a
+// reference on the work queue). The LOB principal sends to the intake queue and nothing else.
+var heraldOnEveryQueue = [
+  {
+    principalId: identity.outputs.principalId
+    roleDefinitionId: builtInRoles.serviceBusDataReceiver
+    description: 'Herald\'s Service Bus trigger receives from the queue'
+  }
+  {
+    principalId: identity.outputs.principalId
+    roleDefinitionId: builtInRoles.serviceBusDataOwner
+    description: 'Target-based scaling of the trigger reads the queue length (Manage right)'
+  }
+]
+
 module serviceBus 'modules/service-bus.bicep' = {
   name: take('${deployment().name}-service-bus', 64)
   params: {
@@ -250,24 +283,14 @@ module serviceBus 'modules/service-bus.bicep' = {
     location: location
     tags: allTags
     skuName: serviceBusSkuName
-    queueName: notificationsQueueName
+    notificationsQueueName: notificationsQueueName
+    workQueueName: workQueueName
     maxDeliveryCount: maxDeliveryCount
     lockDuration: lockDuration
     duplicateDetectionHistoryTimeWindow: duplicateDetectionWindow
     defaultMessageTimeToLive: messageTimeToLive
-    queueRoleAssignments: concat(
-      [
-        {
-          principalId: identity.outputs.principalId
-          roleDefinitionId: builtInRoles.serviceBusDataReceiver
-          description: 'Herald processes the notifications queue'
-        }
-        {
-          principalId: identity.outputs.principalId
-          roleDefinitionId: builtInRoles.serviceBusDataSender
-          description: 'Herald enqueues, fans out and reschedules work'
-        }
-      ],
+    notificationsQueueRoleAssignments: concat(
+      heraldOnEveryQueue,
       empty(lobSenderPrincipalId)
         ? []
         : [
@@ -279,6 +302,13 @@ module serviceBus 'modules/service-bus.bicep' = {
             }
           ]
     )
+    workQueueRoleAssignments: concat(heraldOnEveryQueue, [
+      {
+        principalId: identity.outputs.principalId
+        roleDefinitionId: builtInRoles.serviceBusDataSender
+        description: 'Herald queues, fans out and reschedules its own work items'
+      }
+    ])
   }
 }
 
@@ -338,6 +368,24 @@ module bot 'modules/bot.bicep' = {
   }
 }
 
+module alerts 'modules/alerts.bicep' = {
+  name: take('${deployment().name}-alerts', 64)
+  params: {
+    namePrefix: '${namePrefix}-${resourceToken}'
+    location: location
+    tags: allTags
+    applicationInsightsResourceId: monitoring.outputs.applicationInsightsResourceId
+    serviceBusNamespaceResourceId: serviceBus.outputs.namespaceResourceId
+    queueNames: [
+      serviceBus.outputs.notificationsQueueName
+      serviceBus.outputs.workQueueName
+    ]
+    alertEmailAddress: alertEmailAddress
+    failedSharePercent: failedShareAlertPercent
+    throttledSharePercent: throttledShareAlertPercent
+  }
+}
+
 // ---------------------------------------------------------------- outputs (never a secret)
 
 @description('Name of the Function App (deploy the code here).')
@@ -353,7 +401,10 @@ output functionAppUrl string = 'https://${functionApp.outputs.defaultHostName}'
 output messagingEndpoint string = 'https://${functionApp.outputs.defaultHostName}/api/messages'
 
 @description('Name of the notifications queue LOB apps send to.')
-output notificationsQueueName string = serviceBus.outputs.queueName
+output notificationsQueueName string = serviceBus.outputs.notificationsQueueName
+
+@description('Name of Herald\'s internal work queue (only Herald sends to it).')
+output workQueueName string = serviceBus.outputs.workQueueName
 
 @description('Fully qualified Service Bus namespace LOB apps connect to.')
 output serviceBusFullyQualifiedNamespace string = serviceBus.outputs.fullyQualifiedNamespace
@@ -378,3 +429,6 @@ output tableServiceUri string = storage.outputs.tableServiceUri
 
 @description('Name of the Application Insights component.')
 output applicationInsightsName string = monitoring.outputs.applicationInsightsName
+
+@description('Resource id of the operations workbook (Application Insights > Workbooks).')
+output workbookResourceId string = alerts.outputs.workbookResourceId

@@ -25,3 +25,6 @@ param botAppPassword = readEnvironmentVariable('HERALD_BOT_APP_PASSWORD', '')
 
 // A line-of-business app's identity (object id) that may send notification requests.
 param lobSenderPrincipalId = readEnvironmentVariable('HERALD_LOB_SENDER_PRINCIPAL_ID', '')
+
+// Where alerts are e-mailed (empty: alerts show in the portal only).
+param alertEmailAddress = readEnvironmentVariable('HERALD_ALERT_EMAIL', '')

@@ -41,8 +41,8 @@ param applicationInsightsConnectionString string
 ])
 param nodeVersion string = '22'
 
-@description('Optional. Most instances the app scales out to.')
-@minValue(1)
+@description('Optional. Most instances the app scales out to (Flex Consumption: 40 to 1000).')
+@minValue(40)
 @maxValue(1000)
 param maximumInstanceCount int = 100
 
@@ -61,7 +61,7 @@ param appSettings object
 @secure()
 param microsoftAppPassword string = ''
 
-resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+resource plan 'Microsoft.Web/serverfarms@2025-03-01' = {
   name: planName
   location: location
   tags: tags
@@ -75,7 +75,7 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   }
 }
 
-resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
+resource functionApp 'Microsoft.Web/sites@2025-03-01' = {
   name: name
   location: location
   // azd finds the app to deploy service `api` to by this tag.
@@ -93,10 +93,11 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     clientCertEnabled: false
     publicNetworkAccess: 'Enabled'
     keyVaultReferenceIdentity: identityResourceId
+    // Flex Consumption rejects legacy siteConfig properties (ftpsState among them) with BadRequest:
+    // FTP is off through basicPublishingCredentialsPolicies below.
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       http20Enabled: true
     }
     functionAppConfig: {
@@ -124,7 +125,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
 
 // Flex Consumption sets the runtime in functionAppConfig: FUNCTIONS_WORKER_RUNTIME and
 // FUNCTIONS_EXTENSION_VERSION are not allowed as app settings there.
-resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
+resource settings 'Microsoft.Web/sites/config@2025-03-01' = {
   parent: functionApp
   name: 'appsettings'
   properties: union(
@@ -143,7 +144,7 @@ resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
   )
 }
 
-resource ftpCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+resource ftpCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2025-03-01' = {
   parent: functionApp
   name: 'ftp'
   properties: {
@@ -151,7 +152,7 @@ resource ftpCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@
   }
 }
 
-resource scmCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+resource scmCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2025-03-01' = {
   parent: functionApp
   name: 'scm'
   properties: {

@@ -1,5 +1,5 @@
 metadata name = 'Herald Service Bus'
-metadata description = 'Service Bus namespace (SAS disabled: Entra ID only) and the queue LOB apps and Herald itself put notification work on.'
+metadata description = 'Service Bus namespace (SAS disabled: Entra ID only) with the intake queue LOB apps send notification requests to and Herald\'s internal, session-enabled work queue.'
 
 import { roleAssignmentType } from 'types.bicep'
 
@@ -31,29 +31,37 @@ param skuName string = 'Standard'
 ])
 param premiumMessagingUnits int = 1
 
-@description('Required. Name of the notifications queue.')
+@description('Required. Name of the intake queue LOB apps send notification requests to.')
 @minLength(1)
 @maxLength(260)
-param queueName string
+param notificationsQueueName string
 
-@description('Required. Deliveries of one message before the broker dead-letters it.')
+@description('Required. Name of Herald\'s internal work queue: session-enabled (one session per tenant), only Herald\'s identity sends to it.')
+@minLength(1)
+@maxLength(260)
+param workQueueName string
+
+@description('Required. Deliveries of one message before the broker dead-letters it (both queues).')
 @minValue(1)
 @maxValue(2000)
 param maxDeliveryCount int
 
-@description('Optional. Peek-lock duration (ISO 8601, at most PT5M).')
+@description('Optional. Peek-lock duration of both queues (ISO 8601, at most PT5M); on the work queue it is also the session lock.')
 param lockDuration string = 'PT1M'
 
-@description('Optional. Window in which a message id seen before is dropped as a duplicate (ISO 8601, 20 seconds to 7 days).')
+@description('Optional. Window in which a message id seen before is dropped as a duplicate, on both queues (ISO 8601, 20 seconds to 7 days).')
 param duplicateDetectionHistoryTimeWindow string = 'PT10M'
 
 @description('Optional. Time to live of a message before it expires to the dead-letter queue (ISO 8601).')
 param defaultMessageTimeToLive string = 'P14D'
 
-@description('Optional. Role assignments on the queue (not the namespace: least privilege).')
-param queueRoleAssignments roleAssignmentType[] = []
+@description('Optional. Role assignments on the intake queue (not the namespace: least privilege).')
+param notificationsQueueRoleAssignments roleAssignmentType[] = []
 
-resource namespace 'Microsoft.ServiceBus/namespaces@2024-01-01' = {
+@description('Optional. Role assignments on the work queue (not the namespace: least privilege).')
+param workQueueRoleAssignments roleAssignmentType[] = []
+
+resource namespace 'Microsoft.ServiceBus/namespaces@2026-01-01' = {
   name: name
   location: location
   tags: tags
@@ -71,27 +79,58 @@ resource namespace 'Microsoft.ServiceBus/namespaces@2024-01-01' = {
   }
 }
 
-resource queue 'Microsoft.ServiceBus/namespaces/queues@2024-01-01' = {
+// Sessions and duplicate detection cannot be changed once a queue exists.
+
+// Intake: a LOB app that re-sends a request with the same id (messageId) is deduplicated.
+resource notificationsQueue 'Microsoft.ServiceBus/namespaces/queues@2026-01-01' = {
   parent: namespace
-  name: queueName
+  name: notificationsQueueName
   properties: {
-    // A LOB app that re-sends a request with the same id (messageId) is deduplicated by the broker.
-    // Cannot be changed once the queue exists.
+    requiresSession: false
     requiresDuplicateDetection: true
     duplicateDetectionHistoryTimeWindow: duplicateDetectionHistoryTimeWindow
     deadLetteringOnMessageExpiration: true
     maxDeliveryCount: maxDeliveryCount
     lockDuration: lockDuration
     defaultMessageTimeToLive: defaultMessageTimeToLive
-    requiresSession: false
     enableBatchedOperations: true
   }
 }
 
-resource queueRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
-  for assignment in queueRoleAssignments: {
-    name: guid(queue.id, assignment.principalId, assignment.roleDefinitionId)
-    scope: queue
+// Internal work: the session id is the tenant, so one instance at a time paces a tenant's Teams
+// calls; deterministic message ids collapse duplicate work items.
+resource workQueue 'Microsoft.ServiceBus/namespaces/queues@2026-01-01' = {
+  parent: namespace
+  name: workQueueName
+  properties: {
+    requiresSession: true
+    requiresDuplicateDetection: true
+    duplicateDetectionHistoryTimeWindow: duplicateDetectionHistoryTimeWindow
+    deadLetteringOnMessageExpiration: true
+    maxDeliveryCount: maxDeliveryCount
+    lockDuration: lockDuration
+    defaultMessageTimeToLive: defaultMessageTimeToLive
+    enableBatchedOperations: true
+  }
+}
+
+resource notificationsQueueRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for assignment in notificationsQueueRoleAssignments: {
+    name: guid(notificationsQueue.id, assignment.principalId, assignment.roleDefinitionId)
+    scope: notificationsQueue
+    properties: {
+      principalId: assignment.principalId
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', assignment.roleDefinitionId)
+      principalType: assignment.?principalType ?? 'ServicePrincipal'
+      description: assignment.?description ?? ''
+    }
+  }
+]
+
+resource workQueueRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for assignment in workQueueRoleAssignments: {
+    name: guid(workQueue.id, assignment.principalId, assignment.roleDefinitionId)
+    scope: workQueue
     properties: {
       principalId: assignment.principalId
       roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', assignment.roleDefinitionId)
@@ -111,8 +150,14 @@ output namespaceResourceId string = namespace.id
 @description('Fully qualified namespace, for example <name>.servicebus.windows.net.')
 output fullyQualifiedNamespace string = split(split(namespace.properties.serviceBusEndpoint, '/')[2], ':')[0]
 
-@description('Name of the queue.')
-output queueName string = queue.name
+@description('Name of the intake queue.')
+output notificationsQueueName string = notificationsQueue.name
 
-@description('Resource id of the queue.')
-output queueResourceId string = queue.id
+@description('Resource id of the intake queue.')
+output notificationsQueueResourceId string = notificationsQueue.id
+
+@description('Name of the work queue.')
+output workQueueName string = workQueue.name
+
+@description('Resource id of the work queue.')
+output workQueueResourceId string = workQueue.id

@@ -220,31 +220,80 @@ export function writeIcons(dir = TEAMS_APP_DIR): string[] {
   return files.map(([file]) => file);
 }
 
+function az(args: readonly string[]): unknown {
+  return JSON.parse(execFileSync("az", [...args, "--output", "json"], { encoding: "utf8" }));
+}
+
 function deploymentOutputs(resourceGroup: string, deployment: string): unknown {
-  const json = execFileSync(
-    "az",
-    [
-      "deployment",
-      "group",
-      "show",
-      "--resource-group",
-      resourceGroup,
-      "--name",
-      deployment,
-      "--query",
-      "properties.outputs",
-      "--output",
-      "json",
-    ],
-    { encoding: "utf8" },
-  );
-  return JSON.parse(json);
+  return az([
+    "deployment",
+    "group",
+    "show",
+    "--resource-group",
+    resourceGroup,
+    "--name",
+    deployment,
+    "--query",
+    "properties.outputs",
+  ]);
+}
+
+/** A resource-group deployment as `az deployment group list` prints it (the fields we read). */
+export interface DeploymentSummary {
+  name: string;
+  tags?: Record<string, string> | null;
+  properties?: { provisioningState?: string; timestamp?: string } | null;
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^$(){}|[\]\\]/g, "\\$&");
+}
+
+/** The name `az deployment group create -f infra/main.bicep` gives a deployment by default. */
+export const AZ_DEFAULT_DEPLOYMENT = "main";
+
+/**
+ * Which deployment holds Herald's outputs. azd names each deployment `<environment>-<unix time>`
+ * (a new name every `azd provision`) and tags it `azd-env-name: <environment>`; see
+ * `GenerateDeploymentName` in azure-dev's cli/azd/pkg/azapi/standard_deployments.go. So with an
+ * azd environment name (AZURE_ENV_NAME, set in azd hooks and `azd env get-values`) the latest
+ * successful deployment carrying that tag, or named that way, wins; without one, `main`.
+ */
+export function pickDeployment(
+  deployments: readonly DeploymentSummary[],
+  azdEnvName: string | undefined,
+): string {
+  if (azdEnvName === undefined || azdEnvName === "") return AZ_DEFAULT_DEPLOYMENT;
+  const named = new RegExp(`^${escapeRegExp(azdEnvName)}-\\d+$`);
+  const candidates = deployments
+    .filter((d) => d.tags?.["azd-env-name"] === azdEnvName || named.test(d.name))
+    .filter((d) => d.properties?.provisioningState === "Succeeded")
+    .sort((a, b) => (a.properties?.timestamp ?? "").localeCompare(b.properties?.timestamp ?? ""));
+  const latest = candidates.at(-1);
+  if (latest === undefined) {
+    throw new Error(
+      `No successful azd deployment of environment "${azdEnvName}" in the resource group ` +
+        "(looked for the azd-env-name tag and names like <environment>-<unix time>). " +
+        "Pass --deployment <name>.",
+    );
+  }
+  return latest.name;
+}
+
+function listDeployments(resourceGroup: string): DeploymentSummary[] {
+  return az([
+    "deployment",
+    "group",
+    "list",
+    "--resource-group",
+    resourceGroup,
+  ]) as DeploymentSummary[];
 }
 
 interface CliOptions {
   outputs?: string;
   resourceGroup?: string;
-  deployment: string;
+  deployment?: string;
   botAppId?: string;
   teamsAppId?: string;
   host?: string;
@@ -269,7 +318,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       "-g, --resource-group <name>",
       "read the outputs of the deployment in this resource group with az",
     )
-    .option("--deployment <name>", "deployment name in that resource group", "main")
+    .option(
+      "--deployment <name>",
+      "deployment name in that resource group (default: the latest azd deployment of AZURE_ENV_NAME, else main)",
+    )
     .option("--bot-app-id <guid>", "Microsoft App id of the bot (output botAppId)")
     .option("--teams-app-id <guid>", "id of the Teams app (output teamsAppId)")
     .option("--host <name>", "Function App host name (output functionAppHostName)")
@@ -307,10 +359,20 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     options.outputs === undefined
       ? {}
       : valuesFromOutputs(JSON.parse(readFileSync(options.outputs, "utf8")));
+  const resourceGroup = options.resourceGroup;
   const fromAzure =
-    options.resourceGroup === undefined
+    resourceGroup === undefined
       ? {}
-      : valuesFromOutputs(deploymentOutputs(options.resourceGroup, options.deployment));
+      : valuesFromOutputs(
+          deploymentOutputs(
+            resourceGroup,
+            options.deployment ??
+              pickDeployment(
+                env.AZURE_ENV_NAME === undefined ? [] : listDeployments(resourceGroup),
+                env.AZURE_ENV_NAME,
+              ),
+          ),
+        );
 
   const values = resolveValues(flags, fromFile, fromAzure, valuesFromEnvironment(env));
   const { outFile, manifest } = await buildTeamsPackage(values, path.resolve(options.out));

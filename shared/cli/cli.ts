@@ -6,6 +6,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import { formatIssue, RequestValidationError } from "../client/client-errors";
 import { toError } from "../errors";
 import { type CliIo, UsageError, writeLine } from "./cli-io";
+import { addDlqOptions, type DlqFlags, dlqList, dlqPurge, dlqReplay, dlqShow } from "./dlq-command";
 import { EXIT, EXIT_CODES_HELP, type ExitCode } from "./exit-codes";
 import { notify, type NotifyFlags } from "./notify-command";
 import { RECIPIENT_STATES, status, type StatusFlags } from "./status-command";
@@ -34,6 +35,21 @@ Examples:
   herald status 7f0c2d6e-… --endpoint https://herald-func.azurewebsites.net   (key in HERALD_FUNCTION_KEY)
 
 ${EXIT_CODES_HELP}
+`;
+
+const DLQ_EXAMPLES = `
+Examples:
+  herald dlq list                                          (npm start's local queue)
+  herald dlq list --namespace sb-herald-x7k2.servicebus.windows.net --queue herald-work
+  herald dlq show 000001764590000.lx3k0001a1b2c3d4e5.6 --queue-dir .data/queue
+  herald dlq replay --all --dry-run --namespace <fqdn>     (lists what would go back, changes nothing)
+  herald dlq replay 41 42 --namespace <fqdn> --queue notifications
+  herald dlq purge --all --namespace <fqdn> --queue herald-work
+
+A replay sends a copy (same body, message id, properties and session id) to the queue and then
+removes the dead letter. Within the queue's duplicate detection window (10 minutes by default)
+the broker drops a message id it has already seen: wait, or pass --new-message-id (Herald itself
+deduplicates by request id and recipient).
 `;
 
 function collect(value: string, previous: string[] | undefined): string[] {
@@ -137,6 +153,45 @@ function buildProgram(io: CliIo, setExit: (code: ExitCode) => void): Command {
   addStatusTransportOptions(statusCommand)
     .addHelpText("after", STATUS_EXAMPLES)
     .action(async (id: string, flags: StatusFlags) => setExit(await status(id, flags, io)));
+
+  const dlq = program
+    .command("dlq")
+    .description(
+      "List, show, replay or purge dead-lettered messages of the local queue or a Service Bus queue.",
+    )
+    .addHelpText("after", DLQ_EXAMPLES);
+  addDlqOptions(
+    dlq
+      .command("list")
+      .description("List the dead letters, oldest first (changes nothing).")
+      .option("--max <n>", "list at most this many (default 100)", positiveInt("--max"))
+      .option("--json", "print them as JSON"),
+  ).action(async (flags: DlqFlags) => setExit(await dlqList(flags, io)));
+  addDlqOptions(
+    dlq
+      .command("show")
+      .description("Show one dead letter: body, properties, reason.")
+      .argument("<id>", "the id `herald dlq list` printed"),
+  ).action(async (id: string, flags: DlqFlags) => setExit(await dlqShow(id, flags, io)));
+  addDlqOptions(
+    dlq
+      .command("replay")
+      .description("Send dead letters back to their queue (a copy, then remove the dead letter).")
+      .argument("[ids...]", "ids from `herald dlq list`")
+      .option("--all", "every dead letter of the queue")
+      .option("--dry-run", "print what would be replayed; change nothing")
+      .option("--new-message-id", "give each copy a new message id (past duplicate detection)")
+      .option("--json", "print the result as JSON"),
+  ).action(async (ids: string[], flags: DlqFlags) => setExit(await dlqReplay(ids, flags, io)));
+  addDlqOptions(
+    dlq
+      .command("purge")
+      .description("Delete dead letters for good.")
+      .argument("[ids...]", "ids from `herald dlq list`")
+      .option("--all", "every dead letter of the queue")
+      .option("--dry-run", "print what would be deleted; change nothing")
+      .option("--json", "print the result as JSON"),
+  ).action(async (ids: string[], flags: DlqFlags) => setExit(await dlqPurge(ids, flags, io)));
 
   return program;
 }

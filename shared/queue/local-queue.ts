@@ -64,6 +64,12 @@ export interface DeadLetteredMessage {
   readonly deadLetteredTimeUtc: Date;
 }
 
+/** A dead letter as `herald dlq` sees it: `id` names it, `sessionId` is kept on replay. */
+export interface LocalDeadLetter extends DeadLetteredMessage {
+  readonly id: string;
+  readonly sessionId: string | undefined;
+}
+
 export interface QueueCounts {
   /** Visible now. */
   readonly active: number;
@@ -368,6 +374,57 @@ export class LocalQueue implements QueuePort {
       });
     }
     return result;
+  }
+
+  // ---- dead-letter tools (`herald dlq`): list with ids, replay, purge ----
+
+  /** The dead letters with the id `herald dlq` names them by (the file's key) and any session id. */
+  async deadLetterEntries(): Promise<LocalDeadLetter[]> {
+    const entries: LocalDeadLetter[] = [];
+    for (const name of (await this.#names(this.#deadLetter)).sort()) {
+      if (!name.endsWith(".json")) continue;
+      const file = await this.#readDeadLetter(name);
+      if (file === undefined) continue;
+      entries.push({
+        id: name.slice(0, -".json".length),
+        messageId: file.messageId,
+        correlationId: file.correlationId,
+        sessionId: file.sessionId,
+        applicationProperties: file.applicationProperties,
+        body: file.body,
+        enqueuedTimeUtc: new Date(file.enqueuedTimeUtc),
+        deliveryCount: file.deliveryCount,
+        deadLetterReason: file.deadLetterReason,
+        deadLetterErrorDescription: file.deadLetterErrorDescription,
+        deadLetteredTimeUtc: new Date(file.deadLetteredTimeUtc),
+      });
+    }
+    return entries;
+  }
+
+  /** Removes one dead letter; false when it was not there (already replayed or purged). */
+  async removeDeadLetter(id: string): Promise<boolean> {
+    if (!/^[0-9a-z.]+$/.test(id)) return false;
+    try {
+      await unlink(join(this.#deadLetter, `${id}.json`));
+      return true;
+    } catch (error) {
+      if (isNotFound(error)) return false;
+      throw error;
+    }
+  }
+
+  async #readDeadLetter(
+    name: string,
+  ): Promise<(DeadLetterFile & { sessionId?: string }) | undefined> {
+    try {
+      return JSON.parse(await readFile(join(this.#deadLetter, name), "utf8")) as DeadLetterFile & {
+        sessionId?: string;
+      };
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
   }
 
   /**

@@ -27,6 +27,7 @@ describe("Bicep syntax (tree-sitter-bicep grammar)", () => {
       expect.arrayContaining([
         "main.bicep",
         "main.bicepparam",
+        "modules/alerts.bicep",
         "modules/bot.bicep",
         "modules/function-app.bicep",
         "modules/identity.bicep",

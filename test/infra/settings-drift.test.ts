@@ -18,6 +18,7 @@ import {
   at,
   BUILT_IN_ROLES,
   resourceOfType,
+  resourcesOfType,
   type RoleGrant,
   roleGrants,
   textOf,
@@ -234,21 +235,31 @@ describe("local.settings.sample.json", () => {
 });
 
 describe("queue and table names", () => {
-  it("name the same queue in the code, the app settings and the Service Bus module", () => {
-    const queueName = codeDefault("NotificationsQueueName");
-    const serviceBus = project.symbolFor("service-bus.bicep");
-    const passed = property(project.moduleParams(serviceBus).node, "queueName")!;
-    expect(passed.text).toBe(byName.get("NotificationsQueueName")!.value.node.text);
-    expect(project.literal({ doc: project.main, node: passed })).toBe(queueName);
+  it.each([
+    ["NotificationsQueueName", "notificationsQueueName", "notificationsQueue"],
+    ["WorkQueueName", "workQueueName", "workQueue"],
+  ] as const)(
+    "name the same %s queue in the code, the app settings and the Service Bus module",
+    (setting, moduleParam, resourceSymbol) => {
+      const queueName = codeDefault(setting);
+      const serviceBus = project.symbolFor("service-bus.bicep");
+      const passed = property(project.moduleParams(serviceBus).node, moduleParam)!;
+      expect(passed.text).toBe(byName.get(setting)!.value.node.text);
+      expect(project.literal({ doc: project.main, node: passed })).toBe(queueName);
 
-    const queue = resourceOfType(
-      project,
-      "service-bus.bicep",
-      "Microsoft.ServiceBus/namespaces/queues",
-    );
-    expect(project.literal({ doc: queue.doc, node: property(queue.body, "name")! })).toBe(
-      queueName,
-    );
+      const queue = resourcesOfType(
+        project,
+        "service-bus.bicep",
+        "Microsoft.ServiceBus/namespaces/queues",
+      ).find((q) => q.declaration.name === resourceSymbol)!;
+      expect(project.literal({ doc: queue.doc, node: property(queue.body, "name")! })).toBe(
+        queueName,
+      );
+    },
+  );
+
+  it("keep the intake and the work queue apart by default", () => {
+    expect(codeDefault("WorkQueueName")).not.toBe(codeDefault("NotificationsQueueName"));
   });
 
   it("bind the Service Bus trigger to the queue setting and the identity-based connection", () => {
@@ -314,13 +325,23 @@ describe("queue and table names", () => {
 
 describe("roles", () => {
   const identity = "identity.outputs.principalId";
+  const intake = "notificationsQueueRoleAssignments";
+  const work = "workQueueRoleAssignments";
 
   function grants(): RoleGrant[] {
     return [
       ...roleGrants(project, "storage.bicep", "roleAssignments"),
-      ...roleGrants(project, "service-bus.bicep", "queueRoleAssignments"),
+      ...roleGrants(project, "service-bus.bicep", intake),
+      ...roleGrants(project, "service-bus.bicep", work),
       ...roleGrants(project, "monitoring.bicep", "roleAssignments"),
     ];
+  }
+
+  function rolesOf(principal: string, param: string): string[] {
+    return grants()
+      .filter((g) => g.principal === principal && g.param === param)
+      .map((g) => g.roleDefinitionId ?? "")
+      .sort();
   }
 
   it("use the real built-in role ids", () => {
@@ -337,8 +358,6 @@ describe("roles", () => {
       BUILT_IN_ROLES.storageTableDataContributor,
     ],
     ["storage.bicep", "host storage and deployment package", BUILT_IN_ROLES.storageBlobDataOwner],
-    ["service-bus.bicep", "the Service Bus trigger", BUILT_IN_ROLES.serviceBusDataReceiver],
-    ["service-bus.bicep", "enqueue, fan-out and reschedule", BUILT_IN_ROLES.serviceBusDataSender],
     [
       "monitoring.bicep",
       "Entra-authenticated telemetry",
@@ -354,11 +373,29 @@ describe("roles", () => {
     expect(match?.conditional).toBe(false);
   });
 
-  it("grant an optional LOB principal Data Sender on the queue and nothing else", () => {
+  it("grant the function identity Data Receiver and Data Owner (target-based scaling) on the intake queue, but not Data Sender", () => {
+    expect(rolesOf(identity, intake)).toEqual(
+      [BUILT_IN_ROLES.serviceBusDataReceiver, BUILT_IN_ROLES.serviceBusDataOwner].sort(),
+    );
+  });
+
+  it("grant the function identity Data Receiver, Data Owner (target-based scaling) and Data Sender on the work queue", () => {
+    expect(rolesOf(identity, work)).toEqual(
+      [
+        BUILT_IN_ROLES.serviceBusDataReceiver,
+        BUILT_IN_ROLES.serviceBusDataOwner,
+        BUILT_IN_ROLES.serviceBusDataSender,
+      ].sort(),
+    );
+    expect(grants().filter((g) => g.param === work && g.conditional)).toEqual([]);
+  });
+
+  it("grant an optional LOB principal Data Sender on the intake queue and nothing else", () => {
     const lob = grants().filter((g) => g.principal === "lobSenderPrincipalId");
     expect(lob).toHaveLength(1);
     expect(lob[0]).toMatchObject({
       module: project.symbolFor("service-bus.bicep"),
+      param: intake,
       roleDefinitionId: BUILT_IN_ROLES.serviceBusDataSender,
       conditional: true,
     });
@@ -371,10 +408,15 @@ describe("roles", () => {
 
   it.each([
     ["storage.bicep", "roleAssignments", "Microsoft.Storage/storageAccounts"],
-    ["service-bus.bicep", "queueRoleAssignments", "Microsoft.ServiceBus/namespaces/queues"],
+    ["service-bus.bicep", intake, "Microsoft.ServiceBus/namespaces/queues"],
+    ["service-bus.bicep", work, "Microsoft.ServiceBus/namespaces/queues"],
     ["monitoring.bicep", "roleAssignments", "Microsoft.Insights/components"],
   ])("scope the role assignments of %s to the resource (%s on %s)", (file, param, scopeType) => {
-    const assignments = resourceOfType(project, file, "Microsoft.Authorization/roleAssignments");
+    const assignments = resourcesOfType(
+      project,
+      file,
+      "Microsoft.Authorization/roleAssignments",
+    ).find((r) => r.declaration.node.namedChildren.at(-1)?.namedChildren[1]?.text === param)!;
     const loop = assignments.declaration.node.namedChildren.at(-1)!;
     expect(loop.type).toBe("for_statement");
     expect(loop.namedChildren[1]?.text).toBe(param);

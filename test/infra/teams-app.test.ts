@@ -8,6 +8,7 @@ import {
   main,
   type PackageValues,
   packageValuesSchema,
+  pickDeployment,
   readTemplate,
   resolveValues,
   schemaFileFor,
@@ -198,5 +199,39 @@ describe("npm run package:teams", () => {
     expect(() =>
       resolveValues({ botAppId: "nope", teamsAppId: values.teamsAppId, functionAppHostName: "x" }),
     ).toThrow(/botAppId: must be a GUID[\s\S]*functionAppHostName: must be a host name/);
+  });
+});
+
+describe("pickDeployment", () => {
+  const deployment = (name: string, timestamp: string, state = "Succeeded", env?: string) => ({
+    name,
+    tags: env === undefined ? null : { "azd-env-name": env },
+    properties: { provisioningState: state, timestamp },
+  });
+
+  it("takes main, the name az deployment group create gives, when no azd environment is named", () => {
+    expect(pickDeployment([deployment("other", "2026-01-01T00:00:00Z")], undefined)).toBe("main");
+  });
+
+  it("takes the latest successful deployment azd made for the environment", () => {
+    const list = [
+      deployment("dev-1764590000", "2026-12-01T10:00:00Z", "Succeeded", "dev"),
+      deployment("dev-1764599000", "2026-12-01T12:30:00Z", "Failed", "dev"),
+      deployment("dev-1764595000", "2026-12-01T11:00:00Z", "Succeeded", "dev"),
+      deployment("prod-1764596000", "2026-12-01T11:30:00Z", "Succeeded", "prod"),
+      deployment("main", "2026-12-01T12:00:00Z"),
+    ];
+    expect(pickDeployment(list, "dev")).toBe("dev-1764595000");
+  });
+
+  it("recognises azd's <environment>-<unix time> name when the tag is missing", () => {
+    const list = [deployment("dev-1764590000", "2026-12-01T10:00:00Z")];
+    expect(pickDeployment(list, "dev")).toBe("dev-1764590000");
+  });
+
+  it("says what it looked for when the environment has no successful deployment", () => {
+    expect(() => pickDeployment([deployment("main", "2026-12-01T12:00:00Z")], "dev")).toThrow(
+      /azd-env-name tag and names like <environment>-<unix time>.*--deployment/s,
+    );
   });
 });

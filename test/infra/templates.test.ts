@@ -35,6 +35,7 @@ describe("main.bicep", () => {
   it("composes one module per resource family", () => {
     const modules = project.main.all("module").map((m) => project.main.targetOf(m));
     expect(modules.sort()).toEqual([
+      "modules/alerts.bicep",
       "modules/bot.bicep",
       "modules/function-app.bicep",
       "modules/identity.bicep",
@@ -83,6 +84,7 @@ describe("main.bicep", () => {
         "functionAppHostName",
         "messagingEndpoint",
         "notificationsQueueName",
+        "workQueueName",
         "serviceBusFullyQualifiedNamespace",
         "botAppId",
         "botResourceName",
@@ -113,13 +115,12 @@ describe("Function App", () => {
     expect(text(at(plan.body, "properties.reserved"))).toBe("true");
   });
 
-  it("is a Linux Node.js 20+ app with a user-assigned identity, HTTPS only, TLS 1.2 and FTP off", () => {
+  it("is a Linux Node.js 20+ app with a user-assigned identity, HTTPS only and TLS 1.2", () => {
     const site = resourceOfType(project, "function-app.bicep", "Microsoft.Web/sites");
     expect(text(property(site.body, "kind"))).toBe("'functionapp,linux'");
     expect(text(at(site.body, "identity.type"))).toBe("'UserAssigned'");
     expect(text(at(site.body, "properties.httpsOnly"))).toBe("true");
     expect(text(at(site.body, "properties.siteConfig.minTlsVersion"))).toBe("'1.2'");
-    expect(text(at(site.body, "properties.siteConfig.ftpsState"))).toBe("'Disabled'");
     expect(text(at(site.body, "properties.functionAppConfig.runtime.name"))).toBe("'node'");
     expect(text(at(site.body, "properties.functionAppConfig.runtime.version"))).toBe("nodeVersion");
     for (const version of allowedValues(site.doc, "nodeVersion")) {
@@ -129,6 +130,41 @@ describe("Function App", () => {
       allowedValues(site.doc, "nodeVersion"),
     );
     expect(text(property(site.body, "tags"))).toContain("'azd-service-name': 'api'");
+  });
+
+  it("sets no site property Flex Consumption rejects with BadRequest", () => {
+    // Flex runs on functionAppConfig; these legacy siteConfig properties are refused there.
+    const rejected = [
+      "ftpsState",
+      "alwaysOn",
+      "linuxFxVersion",
+      "use32BitWorkerProcess",
+      "javaVersion",
+      "nodeVersion",
+      "netFrameworkVersion",
+      "powerShellVersion",
+      "pythonVersion",
+      "functionAppScaleLimit",
+      "minimumElasticInstanceCount",
+      "preWarmedInstanceCount",
+      "numberOfWorkers",
+    ];
+    const site = resourceOfType(project, "function-app.bicep", "Microsoft.Web/sites");
+    const siteConfig = at(site.body, "properties.siteConfig");
+    const set = rejected.filter((key) => siteConfig !== undefined && at(siteConfig, key));
+    expect(set).toEqual([]);
+  });
+
+  it("allows only maximumInstanceCount values Flex Consumption accepts (40 to 1000)", () => {
+    const site = resourceOfType(project, "function-app.bicep", "Microsoft.Web/sites");
+    for (const doc of [site.doc, project.main]) {
+      const param = doc.get("param", "maximumInstanceCount");
+      const min = Number(param.decorators.get("minValue")?.[0]?.text);
+      const max = Number(param.decorators.get("maxValue")?.[0]?.text);
+      const fallback = Number(doc.valueOf(param)?.text);
+      expect([doc.file, min, max]).toEqual([doc.file, 40, 1000]);
+      expect(fallback).toBeGreaterThanOrEqual(40);
+    }
   });
 
   it("deploys from the storage container with its identity and scales within parameters", () => {
@@ -202,19 +238,29 @@ describe("Service Bus", () => {
     ]);
   });
 
-  it("deduplicates, dead-letters expired messages and takes its limits from parameters", () => {
-    const queue = resourceOfType(
-      project,
-      "service-bus.bicep",
-      "Microsoft.ServiceBus/namespaces/queues",
-    );
-    expect(text(at(queue.body, "properties.requiresDuplicateDetection"))).toBe("true");
-    expect(text(at(queue.body, "properties.deadLetteringOnMessageExpiration"))).toBe("true");
-    expect(text(at(queue.body, "properties.duplicateDetectionHistoryTimeWindow"))).toBe(
-      "duplicateDetectionHistoryTimeWindow",
-    );
-    expect(text(at(queue.body, "properties.maxDeliveryCount"))).toBe("maxDeliveryCount");
-    expect(text(at(queue.body, "properties.lockDuration"))).toBe("lockDuration");
+  it.each([
+    ["notificationsQueue", "false"],
+    ["workQueue", "true"],
+  ])(
+    "%s deduplicates, dead-letters expired messages, has sessions %s and takes its limits from parameters",
+    (symbol, sessions) => {
+      const queue = resourcesOfType(
+        project,
+        "service-bus.bicep",
+        "Microsoft.ServiceBus/namespaces/queues",
+      ).find((q) => q.declaration.name === symbol)!;
+      expect(text(at(queue.body, "properties.requiresSession"))).toBe(sessions);
+      expect(text(at(queue.body, "properties.requiresDuplicateDetection"))).toBe("true");
+      expect(text(at(queue.body, "properties.deadLetteringOnMessageExpiration"))).toBe("true");
+      expect(text(at(queue.body, "properties.duplicateDetectionHistoryTimeWindow"))).toBe(
+        "duplicateDetectionHistoryTimeWindow",
+      );
+      expect(text(at(queue.body, "properties.maxDeliveryCount"))).toBe("maxDeliveryCount");
+      expect(text(at(queue.body, "properties.lockDuration"))).toBe("lockDuration");
+    },
+  );
+
+  it("passes one duplicate window, lock duration and attempt budget to both queues", () => {
     const params = project.moduleParams(project.symbolFor("service-bus.bicep")).node;
     expect(text(property(params, "duplicateDetectionHistoryTimeWindow"))).toBe(
       "duplicateDetectionWindow",
@@ -345,13 +391,52 @@ describe("bicepconfig.json", () => {
 });
 
 describe("azure.yaml", () => {
+  const yaml = readFileSync(path.join(REPO_ROOT, "azure.yaml"), "utf8");
+
+  /** Top-level (project) hooks: the `hooks:` block at column 0, hook names at two spaces. */
+  function projectHooks(): Map<string, string> {
+    const block = /^hooks:\n((?: .*\n|\n)*)/m.exec(yaml)?.[1] ?? "";
+    const hooks = new Map<string, string>();
+    for (const match of block.matchAll(/^ {2}(\w+):\n((?: {3,}.*\n)*)/gm)) {
+      hooks.set(match[1]!, match[2]!);
+    }
+    return hooks;
+  }
+
   it("deploys service api as a TypeScript Function App from the Bicep in infra/", () => {
-    const yaml = readFileSync(path.join(REPO_ROOT, "azure.yaml"), "utf8");
     expect(yaml).toMatch(/^infra:\n(\s+.*\n)*?\s+provider: bicep\n/m);
     expect(yaml).toMatch(/^\s+path: infra$/m);
     expect(yaml).toMatch(/^services:\n\s+api:\n(\s+.*\n)*?\s+host: function$/m);
     expect(yaml).toMatch(/^\s+language: (ts|js)$/m);
     expect(yaml).toMatch(/^\s+project: \.$/m);
-    expect(yaml).toContain("npm run package:teams");
+  });
+
+  it("deploys the lean package as built (dist build/herald-app, no remote build), built by a prepackage hook", () => {
+    expect(yaml).toMatch(/^ {4}dist: build\/herald-app$/m);
+    expect(yaml).toMatch(/^ {4}remoteBuild: false$/m);
+    // Service hooks run after azd's restore (npm install) of the service.
+    expect(yaml).toMatch(
+      /^ {4}hooks:\n {6}prepackage:\n(?: {8,}.*\n)*? {10}run: npm run package:app$/m,
+    );
+    const scripts = (
+      JSON.parse(readFileSync(path.join(REPO_ROOT, "package.json"), "utf8")) as {
+        scripts: Record<string, string>;
+      }
+    ).scripts;
+    expect(scripts["package:app"]).toContain("infra/package-app.ts");
+  });
+
+  it("runs no npm script in a project hook that can start before azd has installed node_modules", () => {
+    const hooks = projectHooks();
+    for (const early of ["preprovision", "postprovision", "prepackage", "prerestore", "preup"]) {
+      expect([early, hooks.get(early)?.includes("npm run") ?? false]).toEqual([early, false]);
+    }
+    expect(hooks.get("postdeploy")).toContain("run: npm run package:teams");
+  });
+
+  it("keeps node_modules in .funcignore's reach, as azd requires with remoteBuild false", () => {
+    const funcignore = readFileSync(path.join(REPO_ROOT, ".funcignore"), "utf8");
+    const patterns = funcignore.split("\n").filter((l) => l.trim() !== "" && !l.startsWith("#"));
+    expect(patterns.filter((p) => /node_modules/.test(p))).toEqual([]);
   });
 });

@@ -14,6 +14,8 @@ export const BUILT_IN_ROLES = {
   storageBlobDataOwner: "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
   serviceBusDataReceiver: "4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0",
   serviceBusDataSender: "69a216fc-b8fb-44d8-bc22-1f3c2cd27a39",
+  /** The Service Bus trigger's target-based scaling reads queue length with the Manage right. */
+  serviceBusDataOwner: "090c5cfd-751d-490a-894a-3ce6f1109419",
   monitoringMetricsPublisher: "3913510d-42f4-4e42-8a64-420c390055eb",
 } as const;
 
@@ -62,6 +64,8 @@ export function appSettings(project: BicepProject): Entry[] {
 
 export interface RoleGrant {
   module: string;
+  /** The module parameter that carried the grant (for service-bus.bicep: which queue). */
+  param: string;
   principal: string;
   roleDefinitionId: string | undefined;
   conditional: boolean;
@@ -79,6 +83,7 @@ export function roleGrants(project: BicepProject, file: string, paramName: strin
     const role = keys.find((k) => k.name === "roleDefinitionId");
     return {
       module: symbol,
+      param: paramName,
       principal: principal === undefined ? "" : principal.value.node.text,
       roleDefinitionId: role === undefined ? undefined : asString(project.literal(role.value)),
       conditional,
