@@ -251,7 +251,7 @@ describeCompiled(`main.bicep compiled by the Bicep CLI (pinned ${BICEP_VERSION})
     );
   });
 
-  it("grants every role on one resource, never on a namespace, account group or subscription", () => {
+  it("grants every role on one resource, never on the namespace, the resource group or the subscription", () => {
     const all = grants();
     expect(all.length).toBeGreaterThan(0);
     expect(all.filter((g) => !/^resourceId\('/.test(g.scope)).map((g) => g.scope)).toEqual([]);
