@@ -12,6 +12,7 @@ import {
 
 import type { Config } from "../config";
 import type { Logger } from "../logging";
+import { BoundedMap } from "../util/bounded-map";
 import { withoutRetries } from "./single-attempt";
 import {
   classifyConnectorError,
@@ -30,6 +31,9 @@ export interface BotbuilderConnectorOptions {
   readonly timeoutMs?: number;
   readonly logger?: Logger;
 }
+
+/** Connector clients kept (Teams has a handful of service URLs per cloud and region). */
+const MAX_CLIENTS = 64;
 
 /** The credentials botbuilder uses for outbound calls, from Herald's validated config. */
 export function botFrameworkAuthentication(
@@ -60,7 +64,11 @@ export function botFrameworkAuthentication(
  */
 export class BotbuilderConnector implements TeamsConnector {
   private readonly factory: ConnectorFactory;
-  private readonly clients = new Map<string, Promise<ConnectorClient>>();
+  /**
+   * One client per service URL, LRU-bounded: service URLs come from stored references, and a
+   * long-lived instance must not keep a client for every URL it ever saw.
+   */
+  private readonly clients = new BoundedMap<string, Promise<ConnectorClient>>(MAX_CLIENTS);
   private readonly timeoutMs: number;
 
   constructor(
@@ -149,7 +157,9 @@ export class BotbuilderConnector implements TeamsConnector {
         .create(serviceUrl, undefined)
         .then((c) => withoutRetries(c, this.options.logger));
       this.clients.set(serviceUrl, client);
-      client.catch(() => this.clients.delete(serviceUrl));
+      client.catch(() => {
+        if (this.clients.peek(serviceUrl) === client) this.clients.delete(serviceUrl);
+      });
     }
     return client;
   }
