@@ -146,8 +146,22 @@ export class BotbuilderConnector implements TeamsConnector {
    */
   private deadline(): { abortSignal: AbortSignal; done: () => void } {
     const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), this.timeoutMs);
-    return { abortSignal: controller.signal, done: () => clearTimeout(timer) };
+    let immediate: NodeJS.Immediate | undefined;
+    // The abort waits one turn of the event loop after the timer: timers run before I/O in a
+    // loop iteration, so on a busy process (a long GC, a CPU-bound neighbour) the timer could
+    // fire while Teams' answer already sat in the socket, and Herald would give up on a call
+    // Teams had accepted and send it again (a duplicate). `setImmediate` runs after the poll
+    // phase has read that answer; only a call still unanswered by then is aborted.
+    const timer = setTimeout(() => {
+      immediate = setImmediate(() => controller.abort());
+    }, this.timeoutMs);
+    return {
+      abortSignal: controller.signal,
+      done: () => {
+        clearTimeout(timer);
+        if (immediate !== undefined) clearImmediate(immediate);
+      },
+    };
   }
 
   private client(serviceUrl: string): Promise<ConnectorClient> {
