@@ -1,3 +1,5 @@
+import { createHash } from "node:crypto";
+
 import type { InvocationContext } from "@azure/functions";
 
 export type LogProperties = Record<string, string | number | boolean | undefined>;
@@ -17,11 +19,44 @@ export interface Logger {
 
 type Sink = (level: "info" | "warn" | "error", line: string) => void;
 
+/**
+ * A stable, non-reversible token for a recipient in logs: the first 16 hex digits of a
+ * SHA-256 of its key (`<kind>:<value>`), prefixed with the kind. The same recipient gets the
+ * same token in every line and every instance, so an operator can follow one delivery; the
+ * token does not reveal the UPN or id (someone who already knows a UPN can confirm it, as with
+ * any hash; it is pseudonymous, not anonymous). Logs hold no personal data
+ * (docs/notifications.md, "Logs").
+ */
+export function recipientToken(recipientKey: string): string {
+  const colon = recipientKey.indexOf(":");
+  const kind = colon > 0 ? recipientKey.slice(0, colon) : "recipient";
+  const digest = createHash("sha256").update(`herald-recipient|${recipientKey}`).digest("hex");
+  return `${kind}#${digest.slice(0, 16)}`;
+}
+
+/**
+ * E-mail addresses and UPNs (`local@domain.tld`), but not Teams thread ids
+ * (`19:…@thread.tacv2`), which are not personal.
+ */
+const EMAIL_LIKE = /[^\s"'<>()[\]{},;:@]+@(?!thread\.)[^\s"'<>()[\]{},;:@]+\.[A-Za-z]{2,}/g;
+
+/**
+ * The last line of defence for class "no personal data in logs": every line is scrubbed of
+ * e-mail-like text before it leaves the process, whatever a caller passed. Callers should
+ * still log `recipientToken(...)` or a kind, never the value.
+ */
+export function redactPersonalData(line: string): string {
+  return line.includes("@") ? line.replace(EMAIL_LIKE, "[redacted e-mail]") : line;
+}
+
 function build(sink: Sink, base: LogProperties): Logger {
   const emit = (level: "info" | "warn" | "error", message: string, props?: LogProperties) => {
     const merged = { ...base, ...props };
     const keys = Object.keys(merged).filter((k) => merged[k] !== undefined);
-    sink(level, keys.length === 0 ? message : `${message} ${JSON.stringify(merged)}`);
+    sink(
+      level,
+      redactPersonalData(keys.length === 0 ? message : `${message} ${JSON.stringify(merged)}`),
+    );
   };
   return {
     info: (m, p) => emit("info", m, p),

@@ -1,5 +1,7 @@
 import { z } from "zod";
 
+import { checkJson, clip, type JsonLimits, showPath } from "../validation/json-guard";
+
 /**
  * The fields of an inbound activity Herald relies on, validated at the boundary. Everything
  * else is passed through to botbuilder untouched. Optional text fields accept `null`, which
@@ -13,9 +15,10 @@ const httpUrl = z
   .refine((v) => /^https?:\/\/[^\s/]+/i.test(v), "must be an http(s) URL");
 
 /**
- * Ids become Table Storage keys (1 KiB at most, and `encodeKey` may triple a character), so
- * an oversized one must be a 400 here, not a storage error (500) later. Teams' own ids are far
- * shorter: `29:…` about 90 characters, tenant and AAD object ids are GUIDs.
+ * Ids become Table Storage keys. `encodeKey` keeps any id within the key limit (it hashes the
+ * tail of a long one), so this bound is not about storage: it refuses ids no Teams tenant
+ * sends (`29:…` ids are about 90 characters, tenant and AAD object ids are GUIDs) with a 400
+ * that names the field.
  */
 const MAX_ID = 256;
 const MAX_TENANT_ID = 64;
@@ -84,6 +87,17 @@ export interface ValidActivity extends ParsedActivity {
   teamId: string | undefined;
 }
 
+/**
+ * Structural limits checked before zod walks an activity (zod recurses per level, so a deeply
+ * nested body would overflow the stack: a 500 instead of a 400). Teams' activities nest a
+ * handful of levels; cards in attachments a dozen or two.
+ */
+export const ACTIVITY_JSON_LIMITS: JsonLimits = { maxDepth: 64, maxNodes: 100_000 };
+
+/** Issues returned in a 400, and the longest path or message quoted in one. */
+const MAX_ISSUES = 20;
+const MAX_ISSUE_TEXT = 200;
+
 export interface BoundaryIssue {
   path: string;
   message: string;
@@ -91,14 +105,31 @@ export interface BoundaryIssue {
 
 export type BoundaryResult<T> = { ok: true; value: T } | { ok: false; issues: BoundaryIssue[] };
 
-function issuesOf(error: z.ZodError): BoundaryIssue[] {
-  return error.issues.map((i) => ({
-    path: i.path.map(String).join(".") || "(body)",
-    message: i.message,
+/** Issues as answered and logged: few, and short (a 400 must not echo a hostile value whole). */
+function bounded(issues: readonly BoundaryIssue[]): BoundaryIssue[] {
+  return issues.slice(0, MAX_ISSUES).map((i) => ({
+    path: clip(i.path, MAX_ISSUE_TEXT),
+    message: clip(i.message, MAX_ISSUE_TEXT),
   }));
 }
 
+function issuesOf(error: z.ZodError): BoundaryIssue[] {
+  return bounded(
+    error.issues.map((i) => ({
+      path: showPath(i.path.map((p) => (typeof p === "number" ? p : String(p)))),
+      message: i.message,
+    })),
+  );
+}
+
+/**
+ * The first check of an inbound body: bounded nesting and size, and well-formed Unicode in
+ * every string and property name (a lone surrogate cannot be stored or encoded as UTF-8).
+ * Runs before anything walks the body recursively, botbuilder included.
+ */
 export function parseEnvelope(body: unknown): BoundaryResult<z.infer<typeof envelopeSchema>> {
+  const structural = checkJson(body, ACTIVITY_JSON_LIMITS);
+  if (structural.length > 0) return { ok: false, issues: bounded(structural) };
   const parsed = envelopeSchema.safeParse(body);
   return parsed.success
     ? { ok: true, value: parsed.data }
@@ -107,6 +138,9 @@ export function parseEnvelope(body: unknown): BoundaryResult<z.infer<typeof enve
 
 /** Validates the fields Herald reads; the tenant is required (Teams always sends it). */
 export function parseActivity(body: unknown): BoundaryResult<ValidActivity> {
+  // Also here: callers may parse an activity that did not come through `parseEnvelope`.
+  const structural = checkJson(body, ACTIVITY_JSON_LIMITS);
+  if (structural.length > 0) return { ok: false, issues: bounded(structural) };
   const parsed = activitySchema.safeParse(body);
   if (!parsed.success) return { ok: false, issues: issuesOf(parsed.error) };
   const a = parsed.data;

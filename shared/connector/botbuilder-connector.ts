@@ -12,6 +12,7 @@ import {
 
 import type { Config } from "../config";
 import type { Logger } from "../logging";
+import { BoundedMap } from "../util/bounded-map";
 import { type ServiceUrlPolicy, serviceUrlPolicy } from "./service-url-policy";
 import { withoutRetries } from "./single-attempt";
 import {
@@ -42,6 +43,9 @@ export function policyOf(config: Pick<Config, "bot" | "extraTeamsServiceHosts">)
   });
 }
 
+/** Connector clients kept (Teams has a handful of service URLs per cloud and region). */
+const MAX_CLIENTS = 64;
+
 /** The credentials botbuilder uses for outbound calls, from Herald's validated config. */
 export function botFrameworkAuthentication(
   config: Pick<Config, "bot">,
@@ -71,7 +75,11 @@ export function botFrameworkAuthentication(
  */
 export class BotbuilderConnector implements TeamsConnector {
   private readonly factory: ConnectorFactory;
-  private readonly clients = new Map<string, Promise<ConnectorClient>>();
+  /**
+   * One client per service URL, LRU-bounded: service URLs come from stored references, and a
+   * long-lived instance must not keep a client for every URL it ever saw.
+   */
+  private readonly clients = new BoundedMap<string, Promise<ConnectorClient>>(MAX_CLIENTS);
   private readonly timeoutMs: number;
 
   constructor(
@@ -163,8 +171,22 @@ export class BotbuilderConnector implements TeamsConnector {
    */
   private deadline(): { abortSignal: AbortSignal; done: () => void } {
     const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), this.timeoutMs);
-    return { abortSignal: controller.signal, done: () => clearTimeout(timer) };
+    let immediate: NodeJS.Immediate | undefined;
+    // The abort waits one turn of the event loop after the timer: timers run before I/O in a
+    // loop iteration, so on a busy process (a long GC, a CPU-bound neighbour) the timer could
+    // fire while Teams' answer already sat in the socket, and Herald would give up on a call
+    // Teams had accepted and send it again (a duplicate). `setImmediate` runs after the poll
+    // phase has read that answer; only a call still unanswered by then is aborted.
+    const timer = setTimeout(() => {
+      immediate = setImmediate(() => controller.abort());
+    }, this.timeoutMs);
+    return {
+      abortSignal: controller.signal,
+      done: () => {
+        clearTimeout(timer);
+        if (immediate !== undefined) clearImmediate(immediate);
+      },
+    };
   }
 
   private client(serviceUrl: string): Promise<ConnectorClient> {
@@ -174,7 +196,9 @@ export class BotbuilderConnector implements TeamsConnector {
         .create(serviceUrl, undefined)
         .then((c) => withoutRetries(c, this.options.logger));
       this.clients.set(serviceUrl, client);
-      client.catch(() => this.clients.delete(serviceUrl));
+      client.catch(() => {
+        if (this.clients.peek(serviceUrl) === client) this.clients.delete(serviceUrl);
+      });
     }
     return client;
   }

@@ -132,13 +132,32 @@ function header(error: ErrorShape, name: string): string | undefined {
   return typeof value === "string" ? value : undefined;
 }
 
-/** Retry-After as delta-seconds or an HTTP date, in ms from `now`; undefined if absent/invalid. */
+/**
+ * The longest Retry-After Herald honours: one hour, Teams' longest rate window. A longer one
+ * (a huge number of seconds, a date in the year 10000) would park a conversation for good or
+ * overflow a `Date` (every later retry would throw); after an hour the call is simply tried
+ * again, and a still-throttled Teams says so again.
+ */
+export const MAX_RETRY_AFTER_MS = 60 * 60 * 1000;
+
+/**
+ * Retry-After (RFC 9110 §10.2.3: delta-seconds or an HTTP date) in ms from `now`, clamped to
+ * 0 … `MAX_RETRY_AFTER_MS`; undefined when absent or unreadable.
+ */
 export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
-  if (value === undefined || value.trim() === "") return undefined;
+  if (value === undefined) return undefined;
   const trimmed = value.trim();
-  if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * 1000);
-  const at = Date.parse(trimmed);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+  if (trimmed === "" || trimmed.length > 64) return undefined;
+  let ms: number;
+  if (/^\d+(\.\d+)?$/.test(trimmed)) {
+    ms = Number(trimmed) * 1000;
+  } else {
+    const at = Date.parse(trimmed);
+    if (!Number.isFinite(at) || !Number.isFinite(now)) return undefined;
+    ms = at - now;
+  }
+  if (Number.isNaN(ms)) return undefined;
+  return Math.round(Math.min(MAX_RETRY_AFTER_MS, Math.max(0, ms)));
 }
 
 function networkCode(error: ErrorShape): string | undefined {

@@ -21,7 +21,13 @@ export function retryDelayMs(
   const base = options.baseMs ?? 2_000;
   const max = options.maxMs ?? 10 * 60_000;
   const jitter = options.jitter ?? 0.25;
-  const exponential = Math.min(max, base * 2 ** Math.max(0, attempt - 1));
-  const floor = Math.max(exponential, Math.min(retryAfterMs ?? 0, max));
-  return Math.round(floor * (1 + jitter * random()));
+  // Guarded: a NaN or infinite input (a bad header, a corrupt attempt count) must not become
+  // an invalid Date later; Retry-After beyond `maxMs` waits `maxMs`.
+  const tries = Number.isFinite(attempt) ? Math.max(0, Math.min(attempt - 1, 52)) : 0;
+  const exponential = Math.min(max, base * 2 ** tries);
+  const after = retryAfterMs === undefined || Number.isNaN(retryAfterMs) ? 0 : retryAfterMs;
+  const floor = Math.max(exponential, Math.min(Math.max(0, after), max));
+  const spread = random();
+  const factor = Number.isFinite(spread) ? 1 + jitter * Math.min(1, Math.max(0, spread)) : 1;
+  return Math.round(floor * factor);
 }

@@ -4,7 +4,7 @@ import {
   type TeamsConnector,
 } from "../connector/teams-connector";
 import { toError } from "../errors";
-import type { Logger } from "../logging";
+import { type Logger, recipientToken } from "../logging";
 import type { QueuePort } from "../queue/queue-port";
 import {
   type Delivery,
@@ -118,7 +118,8 @@ export class DeliveryService {
     options: { inline?: boolean } = {},
   ): Promise<DeliveryResult> {
     const key = recipientKey(work.recipient);
-    const recipientLog = log.with({ recipient: key, attempt: work.attempt });
+    // Never the UPN or id itself: a stable token (shared/logging.ts, recipientToken).
+    const recipientLog = log.with({ recipient: recipientToken(key), attempt: work.attempt });
     let entry: Delivery | undefined;
     try {
       entry = await this.deps.ledger.ensure(work.requestId, key, work.recipient, {

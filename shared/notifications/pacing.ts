@@ -1,8 +1,10 @@
+import { MAX_RETRY_AFTER_MS } from "../connector/teams-connector";
 import {
   GLOBAL_PER_BOT_PER_TENANT_LIMIT,
   PER_BOT_PER_CONVERSATION_LIMITS,
   type RateWindow,
 } from "../teams-limits";
+import { BoundedMap } from "../util/bounded-map";
 
 /**
  * Client-side pacing under Teams' documented bot limits (shared/teams-limits.ts), so 429s
@@ -15,9 +17,17 @@ import {
  * limit) and grants the earliest time at which one more call keeps every window within its
  * limit. Grants are monotonic, so one pass over the windows finds that time.
  *
- * Adaptive: a 429 halves the tenant's rate (down to `minScale`; once per burst of 429s) and
- * blocks the conversation for Retry-After; the rate grows back by `recoveryFactor` every
- * `recoveryMs` without a 429.
+ * Adaptive: a 429 blocks the conversation for Retry-After (clamped to an hour). A lone 429
+ * leaves the tenant's rate alone: it is most often one conversation's limit or a few calls
+ * bunched by a GC pause, and halving the whole tenant for it cost a one-instance run at Teams'
+ * limits 13 % of its throughput. A second 429 within `BURST_WINDOW_MS` is an overload: the
+ * tenant's rate halves (down to `minScale`; once per second) and grows back by
+ * `recoveryFactor` every `recoveryMs` without a 429.
+ *
+ * Bounded: conversations and tenants are kept in LRU maps (util/bounded-map.ts) with O(1)
+ * eviction. A conversation whose history can no longer hold back a call (fewer grants than any
+ * window allows, past its spacing and block) is dropped when it reaches the old end; a busy one
+ * evicted by the bound only forgets its history, which the tenant limiter still bounds.
  * Limits are per process: with several instances, each paces on its own (see
  * docs/notifications.md for the scale-out settings that keep their sum under Teams').
  */
@@ -70,13 +80,25 @@ export class SlidingWindowLimiter {
   }
 
   block(until: number): void {
-    this.blockedUntil = Math.max(this.blockedUntil, until);
+    if (Number.isFinite(until)) this.blockedUntil = Math.max(this.blockedUntil, until);
   }
 
   /** True when nothing recorded can affect a call at `now` (safe to forget). */
   idle(now: number): boolean {
+    if (this.blockedUntil >= now) return false;
+    const last = this.times.at(-1);
+    if (last === undefined) return true;
+    const shortest = this.shortest;
+    // Fewer grants than every window's limit, and past the spacing: a fresh limiter would
+    // answer the same, so forgetting this one changes nothing.
+    const fewest = Math.min(...this.windows.map((w) => w.limit));
+    if (
+      this.times.length < fewest &&
+      (shortest === undefined || last + (shortest.seconds * 1000) / shortest.limit < now)
+    )
+      return true;
     const longest = Math.max(0, ...this.windows.map((w) => w.seconds * 1000));
-    return (this.times.at(-1) ?? 0) + longest < now && this.blockedUntil < now;
+    return last + longest < now;
   }
 }
 
@@ -110,19 +132,30 @@ interface TenantPace {
   scale: number;
   lastChange: number;
   lastDecrease: number;
+  /** When the last 429 came (a second one within `BURST_WINDOW_MS` slows the tenant). */
+  last429: number;
 }
 
-const MAX_CONVERSATIONS = 20_000;
+/** Conversations paced at once; the least recently used beyond this are forgotten. */
+export const MAX_PACED_CONVERSATIONS = 20_000;
+/** Tenants paced at once (one instance serves a few; sessions move between instances). */
+export const MAX_PACED_TENANTS = 1_000;
 /** 429s within this long of a halving count as the same overload (Teams' shortest window). */
 const DECREASE_INTERVAL_MS = 1_000;
+/** A 429 within this long of the previous one makes an overload, not a lone 429. */
+const BURST_WINDOW_MS = 2_000;
+/** Idle conversations checked at the old end of the map per new conversation. */
+const SWEEP_PER_INSERT = 2;
 
 function notGranted(delayMs: number): Grant {
   return { delayMs, granted: false, cancel: () => {} };
 }
 
 export class Pacer {
-  private readonly tenants = new Map<string, TenantPace>();
-  private readonly conversations = new Map<string, SlidingWindowLimiter>();
+  private readonly tenants = new BoundedMap<string, TenantPace>(MAX_PACED_TENANTS);
+  private readonly conversations = new BoundedMap<string, SlidingWindowLimiter>(
+    MAX_PACED_CONVERSATIONS,
+  );
   private readonly perTenant: readonly RateWindow[];
   private readonly perConversation: readonly RateWindow[];
   private readonly margin: number;
@@ -158,8 +191,8 @@ export class Pacer {
       conversationId === undefined ? undefined : this.conversation(conversationId, now);
     const at = tenant.limiter.earliest(now, tenant.scale * this.margin);
     const conversationAt = conversation?.earliest(now) ?? now;
-    if (conversationAt > at) return notGranted(conversationAt - now);
-    if (at - now > maxDelayMs) return notGranted(at - now);
+    if (conversationAt > at) return notGranted(Math.min(conversationAt - now, MAX_RETRY_AFTER_MS));
+    if (at - now > maxDelayMs) return notGranted(Math.min(at - now, MAX_RETRY_AFTER_MS));
     tenant.limiter.take(at);
     conversation?.take(at);
     let cancelled = false;
@@ -179,20 +212,31 @@ export class Pacer {
   throttled(tenantId: string, conversationId: string | undefined, retryAfterMs?: number): void {
     const now = this.now();
     const tenant = this.tenant(tenantId, now);
-    // One halving per burst: the 429s of calls already in flight report the same overload,
-    // and halving for each of them would drop the rate to the floor for minutes.
-    if (now - tenant.lastDecrease >= DECREASE_INTERVAL_MS) {
+    const overload = now - tenant.last429 <= BURST_WINDOW_MS;
+    tenant.last429 = now;
+    // A lone 429 leaves the tenant's rate alone (see the class comment). One halving per
+    // burst: the 429s of calls already in flight report the same overload, and halving for
+    // each of them would drop the rate to the floor for minutes.
+    if (overload && now - tenant.lastDecrease >= DECREASE_INTERVAL_MS) {
       tenant.scale = Math.max(this.minScale, tenant.scale / 2);
       tenant.lastDecrease = now;
+      tenant.lastChange = now;
+    } else if (tenant.scale < 1) {
+      tenant.lastChange = now; // still overloaded: no recovery yet
     }
-    tenant.lastChange = now;
-    if (conversationId !== undefined && retryAfterMs !== undefined)
-      this.conversation(conversationId, now).block(now + retryAfterMs);
+    const holdMs = clampRetryAfter(retryAfterMs);
+    if (conversationId !== undefined && holdMs !== undefined)
+      this.conversation(conversationId, now).block(now + holdMs);
   }
 
   /** The tenant's current fraction of its limit (1 = unthrottled); for logs and tests. */
   scaleOf(tenantId: string): number {
     return this.tenant(tenantId, this.now()).scale;
+  }
+
+  /** How many conversations and tenants are paced now (for tests and metrics). */
+  sizes(): { conversations: number; tenants: number } {
+    return { conversations: this.conversations.size, tenants: this.tenants.size };
   }
 
   private tenant(tenantId: string, now: number): TenantPace {
@@ -204,6 +248,7 @@ export class Pacer {
         scale: 1,
         lastChange: now,
         lastDecrease: -Infinity,
+        last429: -Infinity,
       };
       this.tenants.set(key, pace);
     } else if (pace.scale < 1) {
@@ -219,15 +264,25 @@ export class Pacer {
   private conversation(conversationId: string, now: number): SlidingWindowLimiter {
     let limiter = this.conversations.get(conversationId);
     if (limiter === undefined) {
-      if (this.conversations.size >= MAX_CONVERSATIONS) this.forgetIdle(now);
+      this.forgetIdle(now);
       limiter = new SlidingWindowLimiter(this.perConversation);
-      this.conversations.set(conversationId, limiter);
+      this.conversations.set(conversationId, limiter); // evicts the LRU one over the bound
     }
     return limiter;
   }
 
+  /** Drops idle conversations from the old end of the LRU map: O(1) per call, never a scan. */
   private forgetIdle(now: number): void {
-    for (const [id, limiter] of this.conversations)
-      if (limiter.idle(now)) this.conversations.delete(id);
+    for (let i = 0; i < SWEEP_PER_INSERT; i++) {
+      const oldest = this.conversations.oldest();
+      if (oldest === undefined || !oldest[1].idle(now)) return;
+      this.conversations.delete(oldest[0]);
+    }
   }
+}
+
+/** Retry-After as a hold in ms: finite, at least 0, at most `MAX_RETRY_AFTER_MS`. */
+export function clampRetryAfter(ms: number | undefined): number | undefined {
+  if (ms === undefined || Number.isNaN(ms)) return undefined;
+  return Math.min(MAX_RETRY_AFTER_MS, Math.max(0, ms));
 }

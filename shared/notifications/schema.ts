@@ -1,5 +1,8 @@
 import { z } from "zod";
 
+import { MAX_ENCODED_KEY_LENGTH } from "../store/limits";
+import { checkJson, clip, type JsonLimits, showPath } from "../validation/json-guard";
+
 /**
  * The notification request: the body LOB apps put on the `notifications` queue or POST to
  * `/api/notifications`. Defined once here; `notification-request.schema.json` is generated
@@ -15,11 +18,34 @@ export const SCHEMA_VERSION = 1;
 export const MAX_RECIPIENTS = 10_000;
 
 /**
- * Teams rejects activities above roughly 28 KB (413 MessageSizeTooBig). The serialised
- * activity Herald would post is measured against this, with a little room for the envelope
- * (ids, service URL, channel data) the connector adds.
+ * A bot message may be about 100 KB; above that Teams answers 413 MessageSizeTooBig, and
+ * Microsoft advises staying at or below 80 KB ("Format your bot messages",
+ * https://learn.microsoft.com/microsoftteams/platform/bots/how-to/format-your-bot-messages).
+ * The serialised activity Herald would post (UTF-8 JSON) is measured against the advised 80 KB;
+ * the remaining ~20 KB leave room for the envelope the connector adds (ids, service URL,
+ * channel data). The 28 KB figure often quoted belongs to incoming webhooks, not bots.
  */
-export const MAX_ACTIVITY_BYTES = 27_000;
+export const MAX_ACTIVITY_BYTES = 80_000;
+
+/** The highest Adaptive Card version Teams renders. */
+export const MAX_ADAPTIVE_CARD_VERSION = "1.5";
+
+/**
+ * Longest recipient value. Its delivery row key is `encodeKey("<kind>:<value>")`; with the
+ * longest kind prefix ("userPrincipalName:") an ASCII value of this length still fits one key
+ * part unhashed, so keys stay readable. Longer non-ASCII values are hashed by `encodeKey`.
+ */
+export const MAX_RECIPIENT_VALUE_LENGTH = MAX_ENCODED_KEY_LENGTH - "userPrincipalName:".length;
+
+/**
+ * Structural limits checked before the schema walks the body (see validation/json-guard.ts):
+ * a real card nests a dozen levels; 10,000 recipients are ~20,000 values.
+ */
+export const REQUEST_JSON_LIMITS: JsonLimits = { maxDepth: 64, maxNodes: 200_000 };
+
+/** Field errors returned per request, and the longest path or message in one of them. */
+export const MAX_FIELD_ERRORS = 50;
+const MAX_ERROR_TEXT = 300;
 
 export const MAX_SUMMARY_LENGTH = 1_000;
 
@@ -39,19 +65,19 @@ export const recipientSchema = z
     userPrincipalName: z
       .string()
       .min(3)
-      .max(256)
+      .max(MAX_RECIPIENT_VALUE_LENGTH)
       .regex(/^[^\s@]+@[^\s@]+$/, "must look like user@domain")
       .optional()
       .describe("The user's UPN (usually the sign-in address)."),
     teamsUserId: z
       .string()
-      .max(256)
+      .max(MAX_RECIPIENT_VALUE_LENGTH)
       .regex(/^29:\S+$/, "must be a Teams user id starting with '29:'")
       .optional()
       .describe("The user's Teams id for this bot (`29:…`)."),
     teamId: z
       .string()
-      .max(256)
+      .max(MAX_RECIPIENT_VALUE_LENGTH)
       .regex(/^19:\S+@thread\.(tacv2|skype)$/, "must be a team id like '19:…@thread.tacv2'")
       .optional()
       .describe("Every member of this team's roster (the team must have the bot installed)."),
@@ -71,7 +97,12 @@ export const recipientSchema = z
 const adaptiveCardSchema = z
   .looseObject({
     type: z.literal("AdaptiveCard", { error: 'must be "AdaptiveCard"' }),
-    version: z.string().regex(/^1\.\d+$/, 'must be an Adaptive Card version like "1.5"'),
+    version: z
+      .string()
+      .regex(
+        /^1\.[0-5]$/,
+        `must be an Adaptive Card version Teams renders: 1.0 to ${MAX_ADAPTIVE_CARD_VERSION}`,
+      ),
     body: z.array(z.looseObject({ type: z.string().min(1, "must name the element type") })),
   })
   .describe("An Adaptive Card (https://adaptivecards.io); Teams supports up to version 1.5.");
@@ -198,12 +229,20 @@ export type ParseResult =
 
 /** Validates a request; on failure every error names its field and the reason. */
 export function parseNotificationRequest(input: unknown): ParseResult {
-  const result = notificationRequestSchema.safeParse(input);
-  if (result.success) return { ok: true, request: result.data };
-  const errors = result.error.issues.slice(0, 50).map((issue) => ({
-    path: issue.path.length === 0 ? "(body)" : issue.path.map(String).join("."),
-    message: issue.message,
-  }));
+  // Structure first (depth, size, well-formed strings): zod and JSON.stringify recurse.
+  const structural = checkJson(input, REQUEST_JSON_LIMITS);
+  const result = structural.length === 0 ? notificationRequestSchema.safeParse(input) : undefined;
+  if (result?.success === true) return { ok: true, request: result.data };
+  const errors: FieldError[] = (
+    result === undefined
+      ? structural
+      : result.error.issues.map((issue) => ({
+          path: showPath(issue.path.map((p) => (typeof p === "number" ? p : String(p)))),
+          message: issue.message,
+        }))
+  )
+    .slice(0, MAX_FIELD_ERRORS)
+    .map((e) => ({ path: clip(e.path, MAX_ERROR_TEXT), message: clip(e.message, MAX_ERROR_TEXT) }));
   // Keep the caller's id when it is usable, so the rejection is recorded where they will look.
   const raw = typeof input === "object" && input !== null ? (input as Record<string, unknown>) : {};
   const id = typeof raw.id === "string" && REQUEST_ID.test(raw.id) ? raw.id : undefined;

@@ -1,7 +1,8 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { type FSWatcher, watch } from "node:fs";
-import { mkdir, readdir, readFile, rename, unlink, writeFile } from "node:fs/promises";
+import { mkdir, open, readdir, readFile, rename, unlink, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { performance } from "node:perf_hooks";
 
 import {
   InvocationContext,
@@ -28,6 +29,19 @@ import type { OutgoingMessage, QueuePort } from "./queue-port";
  * - `tmp/`: files being written, renamed into place only when complete.
  * A lock whose time passed (the consumer died or hung past renewal) is moved back by whichever
  * consumer looks next.
+ * - `quarantine/<name>`: a message file that cannot be read (truncated, not JSON), moved aside
+ *   with a log line so the rest of the queue keeps draining; inspect or delete it by hand.
+ *
+ * Durability: a message file is fsynced before the rename that publishes it, so a power cut
+ * cannot leave a visible but empty or half-written file (the rename alone orders nothing).
+ *
+ * Clocks: lock times in file names are wall-clock milliseconds, because several processes
+ * share them; that part cannot avoid wall time. Within one process the locks it holds are also
+ * tracked on the monotonic clock (`performance.now()`), and expiry recovery never takes back a
+ * lock this process still holds by that clock: a wall-clock jump forward cannot hand its
+ * in-flight message to its own next receive. Across processes a jump forward larger than half
+ * the lock duration can still make another consumer see a held lock as expired until the next
+ * renewal (every half lock duration, timed monotonically) moves it forward again.
  */
 export interface LocalQueueOptions {
   /** Root folder (`LocalQueueDirectory`); the queue lives in `<directory>/<queueName>`. */
@@ -37,6 +51,8 @@ export interface LocalQueueOptions {
   readonly lockDurationMs?: number;
   /** Service Bus' default MaxDeliveryCount is 10. */
   readonly maxDeliveryCount?: number;
+  /** Where the queue reports what it had to do on its own (a quarantined file); default console. */
+  readonly onWarning?: (line: string) => void;
 }
 
 export interface ReceivedMessage {
@@ -149,6 +165,32 @@ export function parseFileName(name: string): FileName | undefined {
   return { time: Number(match[1]), key: match[2]!, deliveryCount: Number(match[3]) };
 }
 
+/** A message file's content; a SyntaxError when it is not one (truncated, corrupt). */
+function parseStored(text: string): StoredMessage {
+  const value = JSON.parse(text) as unknown;
+  const record =
+    typeof value === "object" && value !== null ? (value as Record<string, unknown>) : {};
+  if (typeof record.messageId !== "string" || typeof record.enqueuedTimeUtc !== "string")
+    throw new SyntaxError("not a queue message (no messageId / enqueuedTimeUtc)");
+  return value as StoredMessage;
+}
+
+/** A message file that exists but cannot be parsed (truncated, corrupt, not JSON). */
+function isUnreadable(error: unknown): boolean {
+  return error instanceof SyntaxError;
+}
+
+/** Writes and fsyncs a file, so the rename that publishes it never exposes a partial one. */
+async function writeDurably(path: string, text: string): Promise<void> {
+  const handle = await open(path, "w");
+  try {
+    await handle.writeFile(text);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
 function isNotFound(error: unknown): boolean {
   return (error as NodeJS.ErrnoException | undefined)?.code === "ENOENT";
 }
@@ -180,6 +222,10 @@ export class LocalQueue implements QueuePort {
   readonly #locked: string;
   readonly #deadLetter: string;
   readonly #tmp: string;
+  readonly #quarantine: string;
+  /** Locks this process holds: key -> monotonic expiry (see "Clocks" above). */
+  readonly #held = new Map<string, number>();
+  readonly #warn: (line: string) => void;
   #ready: Promise<void> | undefined;
 
   constructor(options: LocalQueueOptions) {
@@ -194,6 +240,8 @@ export class LocalQueue implements QueuePort {
     this.#locked = join(this.path, "locked");
     this.#deadLetter = join(this.path, "deadletter");
     this.#tmp = join(this.path, "tmp");
+    this.#quarantine = join(this.path, "quarantine");
+    this.#warn = options.onWarning ?? ((line) => console.warn(line));
   }
 
   async enqueue(messages: readonly OutgoingMessage[]): Promise<void> {
@@ -224,10 +272,15 @@ export class LocalQueue implements QueuePort {
       if (taken.length >= maxCount) break;
       const source = join(this.#messages, file.name);
       if (file.parsed.deliveryCount >= this.maxDeliveryCount) {
-        await this.#deadLetterFrom(source, file.parsed, {
-          reason: "MaxDeliveryCountExceeded",
-          description: `Message could not be consumed after ${file.parsed.deliveryCount} delivery attempts.`,
-        });
+        try {
+          await this.#deadLetterFrom(source, file.parsed, {
+            reason: "MaxDeliveryCountExceeded",
+            description: `Message could not be consumed after ${file.parsed.deliveryCount} delivery attempts.`,
+          });
+        } catch (error) {
+          if (!isUnreadable(error)) throw error;
+          await this.#quarantineFile(source, file.name, error);
+        }
         continue;
       }
       const lockedUntil = Date.now() + this.lockDurationMs;
@@ -241,11 +294,15 @@ export class LocalQueue implements QueuePort {
       }
       let stored: StoredMessage;
       try {
-        stored = await this.#read(target);
+        stored = parseStored(await readFile(target, "utf8"));
       } catch (error) {
         if (isNotFound(error)) continue; // lock already expired and taken back: not ours now
-        throw error;
+        if (!isUnreadable(error)) throw error;
+        // One bad file must not stop the queue: move it aside and go on with the rest.
+        await this.#quarantineFile(target, file.name, error);
+        continue;
       }
+      this.#held.set(file.parsed.key, performance.now() + this.lockDurationMs);
       const lock: Lock = {
         messageId: stored.messageId,
         correlationId: stored.correlationId,
@@ -267,6 +324,7 @@ export class LocalQueue implements QueuePort {
   /** Removes the message: it was handled. */
   async complete(message: ReceivedMessage): Promise<void> {
     const lock = this.#lockOf(message);
+    this.#held.delete(lock.key);
     try {
       await unlink(lock.path);
     } catch (error) {
@@ -278,6 +336,7 @@ export class LocalQueue implements QueuePort {
   /** Releases the lock; the message is visible again after `delayMs`. */
   async abandon(message: ReceivedMessage, delayMs = 0): Promise<void> {
     const lock = this.#lockOf(message);
+    this.#held.delete(lock.key);
     const target = join(
       this.#messages,
       fileName(Date.now() + delayMs, lock.key, message.deliveryCount),
@@ -303,6 +362,7 @@ export class LocalQueue implements QueuePort {
     }
     lock.path = target;
     lock.lockedUntil = new Date(lockedUntil);
+    this.#held.set(lock.key, performance.now() + this.lockDurationMs);
     return lock.lockedUntil;
   }
 
@@ -322,9 +382,15 @@ export class LocalQueue implements QueuePort {
   /** Returns messages whose consumer let the lock expire (crashed, or hung past renewal). */
   async recoverExpiredLocks(): Promise<number> {
     const now = Date.now();
+    const monotonic = performance.now();
     let recovered = 0;
     for (const file of await this.#list(this.#locked)) {
       if (file.parsed.time > now) continue;
+      const held = this.#held.get(file.parsed.key);
+      if (held !== undefined) {
+        if (held > monotonic) continue; // ours and live by the monotonic clock: a wall-clock jump
+        this.#held.delete(file.parsed.key);
+      }
       try {
         await rename(
           join(this.#locked, file.name),
@@ -458,7 +524,7 @@ export class LocalQueue implements QueuePort {
       sequenceNumber: newSequenceNumber(),
     };
     const tmp = join(this.#tmp, `${key}.new`);
-    await writeFile(tmp, JSON.stringify(stored));
+    await writeDurably(tmp, JSON.stringify(stored));
     await rename(tmp, join(this.#messages, fileName(visibleAt, key, 0)));
   }
 
@@ -530,7 +596,13 @@ export class LocalQueue implements QueuePort {
 
   async #ensureFolders(): Promise<void> {
     this.#ready ??= (async () => {
-      for (const folder of [this.#messages, this.#locked, this.#deadLetter, this.#tmp]) {
+      for (const folder of [
+        this.#messages,
+        this.#locked,
+        this.#deadLetter,
+        this.#tmp,
+        this.#quarantine,
+      ]) {
         await mkdir(folder, { recursive: true });
       }
     })();
@@ -540,6 +612,28 @@ export class LocalQueue implements QueuePort {
       this.#ready = undefined;
       throw error;
     }
+  }
+
+  /** Names of the files moved to `quarantine/` because they could not be read. */
+  async quarantined(): Promise<string[]> {
+    return (await this.#names(this.#quarantine)).sort();
+  }
+
+  /** Moves an unreadable message file aside (kept for inspection) and says so. */
+  async #quarantineFile(path: string, name: string, error: unknown): Promise<void> {
+    const target = join(
+      this.#quarantine,
+      `${Date.now()}.${randomBytes(4).toString("hex")}.${name}`,
+    );
+    try {
+      await rename(path, target);
+    } catch (moveError) {
+      if (isNotFound(moveError)) return; // someone else moved or settled it
+      throw moveError;
+    }
+    this.#warn(
+      `Local queue ${this.queueName}: quarantined unreadable message file ${name} (${toError(error).message.slice(0, 200)}); it is in ${target}`,
+    );
   }
 
   /** Earliest time a waiting message becomes visible, if any. */
@@ -718,13 +812,14 @@ class Drainer implements QueueDrainer {
         },
       },
     });
-    const renewUntil = Date.now() + this.#maxRenewalMs;
+    // Monotonic: a wall-clock jump must not end (or extend) renewal early.
+    const renewUntil = performance.now() + this.#maxRenewalMs;
     // Renewals are chained, and awaited before settling, so a rename in progress never races
     // the complete/abandon that follows.
     let renewing: Promise<void> = Promise.resolve();
     const renewal = setInterval(
       () => {
-        if (Date.now() > renewUntil) return clearInterval(renewal);
+        if (performance.now() > renewUntil) return clearInterval(renewal);
         renewing = renewing
           .then(() => this.queue.renewLock(message))
           .then(

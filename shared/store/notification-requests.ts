@@ -1,7 +1,9 @@
 import type { TableClient, TableEntity, TransactionAction } from "@azure/data-tables";
 
 import type { FieldError, NotificationMessage } from "../notifications/schema";
+import { clip } from "../validation/json-guard";
 import { withoutUndefined } from "./entities";
+import { MAX_STRING_PROPERTY, storedErrors } from "./limits";
 import { encodeKey, isRestError, type TableFactory, TABLES } from "./table-factory";
 
 /**
@@ -67,6 +69,43 @@ type RequestEntity = {
   updatedAt: string;
 };
 
+/** The longest `lastError` kept. */
+const MAX_LAST_ERROR = 1_000;
+
+/**
+ * A message may be 80 KB as UTF-8 JSON (the schema's limit), more than one Table string
+ * property holds (32 K UTF-16 code units): it is stored in parts, `messageJson` then
+ * `messageJson1`, `messageJson2`, … (an entity holds 1 MiB). Rows written before hold one part.
+ */
+function messageParts(json: string | undefined): Record<string, string> {
+  if (json === undefined) return {};
+  const parts: Record<string, string> = {};
+  for (let i = 0, at = 0; at < json.length; i++, at += MAX_STRING_PROPERTY)
+    parts[i === 0 ? "messageJson" : `messageJson${i}`] = json.slice(at, at + MAX_STRING_PROPERTY);
+  return parts;
+}
+
+function joinMessageParts(entity: Record<string, unknown>): string | undefined {
+  const first = entity.messageJson;
+  if (typeof first !== "string") return undefined;
+  let json = first;
+  for (let i = 1; typeof entity[`messageJson${i}`] === "string"; i++)
+    json += entity[`messageJson${i}`] as string;
+  return json;
+}
+
+/** Errors as stored: bounded in number and length, and within one string property. */
+function errorsJson(errors: readonly FieldError[] | undefined): string | undefined {
+  if (errors === undefined) return undefined;
+  const kept = storedErrors(errors);
+  let json = JSON.stringify(kept);
+  while (json.length > MAX_STRING_PROPERTY && kept.length > 1) {
+    kept.splice(kept.length - 2, 1);
+    json = JSON.stringify(kept);
+  }
+  return json;
+}
+
 function parseJson<T>(text: string | undefined): T | undefined {
   return text === undefined || text === "" ? undefined : (JSON.parse(text) as T);
 }
@@ -78,7 +117,9 @@ function fromEntity(entity: RequestEntity & { etag?: string }): StoredRequest {
     source: entity.source === "http" ? "http" : "queue",
     tenantId: entity.tenantId,
     correlationId: entity.correlationId,
-    message: parseJson<NotificationMessage>(entity.messageJson),
+    message: parseJson<NotificationMessage>(
+      joinMessageParts(entity as unknown as Record<string, unknown>),
+    ),
     summary: entity.summary,
     notBefore: entity.notBefore,
     recipientCount: entity.recipientCount,
@@ -94,6 +135,7 @@ function fromEntity(entity: RequestEntity & { etag?: string }): StoredRequest {
 
 function toEntity(request: Omit<StoredRequest, "etag">): RequestEntity {
   return withoutUndefined({
+    ...messageParts(request.message === undefined ? undefined : JSON.stringify(request.message)),
     partitionKey: encodeKey(request.id),
     rowKey: encodeKey(request.id),
     id: request.id,
@@ -101,14 +143,13 @@ function toEntity(request: Omit<StoredRequest, "etag">): RequestEntity {
     source: request.source,
     tenantId: request.tenantId,
     correlationId: request.correlationId,
-    // At most ~27 KB (the schema's activity limit): fits a Table string property (64 KiB).
-    messageJson: request.message === undefined ? undefined : JSON.stringify(request.message),
     summary: request.summary,
     notBefore: request.notBefore,
     recipientCount: request.recipientCount,
     bodyRows: request.bodyRows,
-    errorsJson: request.errors === undefined ? undefined : JSON.stringify(request.errors),
-    lastError: request.lastError,
+    errorsJson: errorsJson(request.errors),
+    lastError:
+      request.lastError === undefined ? undefined : clip(request.lastError, MAX_LAST_ERROR),
     deliveryCount: request.deliveryCount,
     createdAt: request.createdAt,
     updatedAt: request.updatedAt,
@@ -259,6 +300,7 @@ export class NotificationRequestStore {
                 partitionKey: next.partitionKey,
                 rowKey: next.rowKey,
                 ...patch,
+                ...(patch.lastError !== undefined ? { lastError: next.lastError } : {}),
                 updatedAt: next.updatedAt,
               }),
               "Merge",

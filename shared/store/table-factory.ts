@@ -1,7 +1,10 @@
+import { createHash } from "node:crypto";
+
 import type { TableClient, TableServiceClient } from "@azure/data-tables";
 import type { TokenCredential } from "@azure/identity";
 
 import type { Config } from "../config";
+import { MAX_ENCODED_KEY_LENGTH } from "./limits";
 
 /*
  * The Tables SDK and @azure/identity are required on first use, not at import: together they
@@ -103,10 +106,50 @@ export function isRestError(error: unknown, status: number, code?: string): bool
   return details?.odataError?.code === code || error.code === code;
 }
 
+export { MAX_ENCODED_KEY_LENGTH };
+
+/** Readable head kept in front of the hash when a value's encoding is too long. */
+const HASHED_HEAD_LENGTH = MAX_ENCODED_KEY_LENGTH - 2 - 64;
+
 /**
- * Table keys may not contain / \ # ? or control characters; Teams ids contain ':' and '@'
- * which are fine, but UPNs and ids from outside are encoded to be safe and reversible.
+ * A Table key part for any string: total, injective and bounded.
+ *
+ * - Table keys may not contain / \ # ? or control characters: every character outside
+ *   `encodeURIComponent`'s unreserved set becomes `~XX` per UTF-8 byte (hex upper-case), and
+ *   `~` itself is escaped (`~7E`), so no two values share an encoding (the old form kept `~`
+ *   as is, so `%41` and `~41` collided).
+ * - Total: a lone UTF-16 surrogate, which `encodeURIComponent` throws on, becomes `~uXXXX`
+ *   (`~u` never comes out of the UTF-8 escape, so this stays injective).
+ * - Bounded: an encoding longer than `MAX_ENCODED_KEY_LENGTH` (one character may take up to
+ *   nine: `~F0~9F~98~80` for a 4-byte character) is cut to a readable head plus `~h` and the
+ *   SHA-256 of the whole encoding. `~h` marks it, so it cannot equal a short encoding.
+ *
+ * Compatibility: values without `~` whose encoding fits keep the key the old encoding gave
+ * them (`encodeURIComponent` with `%` → `~`), so existing rows are still found. Values that
+ * contain `~`, or whose encoding was longer than 255 characters, get a new key; the old one
+ * was ambiguous or did not fit Azurite at all. Such rows are re-learned (a user's next
+ * activity or roster sync writes the reference under its new key); see docs/notifications.md.
  */
 export function encodeKey(value: string): string {
-  return encodeURIComponent(value).replace(/%/g, "~");
+  let encoded = "";
+  let run = 0; // start of the current run of well-formed text
+  for (let i = 0; i < value.length; i++) {
+    const code = value.charCodeAt(i);
+    if (code < 0xd800 || code > 0xdfff) continue;
+    const next = i + 1 < value.length ? value.charCodeAt(i + 1) : 0;
+    if (code <= 0xdbff && next >= 0xdc00 && next <= 0xdfff) {
+      i++; // a well-formed pair
+      continue;
+    }
+    encoded += `${escapeWellFormed(value.slice(run, i))}~u${code.toString(16).toUpperCase()}`;
+    run = i + 1;
+  }
+  encoded += escapeWellFormed(value.slice(run));
+  if (encoded.length <= MAX_ENCODED_KEY_LENGTH) return encoded;
+  const head = encoded.slice(0, HASHED_HEAD_LENGTH).replace(/~[0-9A-Fu]{0,4}$/, "");
+  return `${head}~h${createHash("sha256").update(encoded).digest("hex")}`;
+}
+
+function escapeWellFormed(text: string): string {
+  return encodeURIComponent(text).replace(/~/g, "%7E").replace(/%/g, "~");
 }

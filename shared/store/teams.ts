@@ -1,6 +1,8 @@
 import type { TableClient } from "@azure/data-tables";
 
+import { clip } from "../validation/json-guard";
 import { readEntity, type StoredEntity, updateWithEtag, withoutUndefined } from "./entities";
+import { storedName } from "./limits";
 import { encodeKey, isRestError, odata, type TableFactory, TABLES } from "./table-factory";
 
 /**
@@ -96,7 +98,7 @@ export class TeamStore {
         rowKey: encodeKey(observation.teamId),
         tenantId: observation.tenantId.toLowerCase(),
         teamId: observation.teamId,
-        name: observation.name ?? old?.name,
+        name: storedName(observation.name) ?? old?.name,
         aadGroupId: observation.aadGroupId ?? old?.aadGroupId,
         generalChannelId: observation.teamId,
         serviceUrl: observation.serviceUrl,
@@ -132,10 +134,11 @@ export class TeamStore {
     status: TeamStatus,
     reason?: string,
   ): Promise<void> {
+    const kept = reason === undefined ? undefined : clip(reason, 500);
     await this.mutate(tenantId, teamId, (e) =>
-      e.status === status && e.statusReason === reason
+      e.status === status && e.statusReason === kept
         ? undefined
-        : { ...e, status, statusReason: reason },
+        : { ...e, status, statusReason: kept },
     );
   }
 

@@ -1,6 +1,8 @@
 import type { TableClient, TableEntity } from "@azure/data-tables";
 
+import { clip } from "../validation/json-guard";
 import { readEntity, type StoredEntity, updateWithEtag, withoutUndefined } from "./entities";
+import { storedIdentity, storedName } from "./limits";
 import { encodeKey, isRestError, type TableFactory, TABLES } from "./table-factory";
 
 /**
@@ -82,15 +84,45 @@ interface UserEntity extends UserReference {
 const SOURCE_RANK: Record<LearnedFrom, number> = { roster: 0, team: 1, message: 2, personal: 3 };
 
 /**
- * The status an observation leads to. The user's own contact (personal install, a message)
- * makes a reference active again whatever it was. Seeing the user in a team makes a "removed"
- * reference active, but does not override "uninstalled" or "unreachable": those record the
- * user's choice or Teams' verdict, which team membership says nothing about.
+ * Teams' 403 for a bot that is no longer in the conversation's roster
+ * (https://learn.microsoft.com/microsoftteams/platform/bots/build-conversational-capability#status-codes-from-bot-conversational-apis):
+ * a verdict about the bot's membership, which a later roster sync (the bot was added back)
+ * overturns. Delivery records the code as the reason; the relay prefixes it.
  */
-function nextStatus(current: UserStatus | undefined, source: LearnedFrom): UserStatus {
+const BOT_NOT_IN_ROSTER = /\bBotNotInConversationRoster\b/;
+
+/**
+ * The status an observation leads to. The user's own contact (personal install, a message)
+ * makes a reference active again whatever it was. Seeing the user in a team (a roster sync, a
+ * member-added event) makes a "removed" reference active, and an "unreachable" one whose
+ * reason was BotNotInConversationRoster (seeing the roster means the bot is back in it), but
+ * does not override "uninstalled" or any other "unreachable": those record the user's choice
+ * or a verdict of Teams that team membership says nothing about.
+ */
+function nextStatus(
+  current: UserStatus | undefined,
+  reason: string | undefined,
+  source: LearnedFrom,
+): UserStatus {
   if (current === undefined || current === "active") return "active";
   if (source === "personal" || source === "message") return "active";
+  if (current === "unreachable" && BOT_NOT_IN_ROSTER.test(reason ?? "")) return "active";
   return current === "removed" ? "active" : current;
+}
+
+/** The longest status reason kept. */
+const MAX_STATUS_REASON = 500;
+
+/** When an observation was made, in ms; a missing or invalid time counts as `now`. */
+function observedTime(o: UserObservation, now: Date): number {
+  const at = o.observedAt?.getTime();
+  return at === undefined || !Number.isFinite(at) ? now.getTime() : at;
+}
+
+/** A stored ISO time in ms; missing or unreadable counts as the oldest possible. */
+function storedTime(iso: string | undefined): number {
+  const at = iso === undefined ? NaN : Date.parse(iso);
+  return Number.isFinite(at) ? at : -Infinity;
 }
 
 const MAX_ATTEMPTS = 8;
@@ -156,8 +188,12 @@ function merge(
   o: UserObservation,
   now: Date,
 ): { entity: UserEntity; changed: boolean } {
-  const observedAt = (o.observedAt ?? now).toISOString();
+  const observedMs = observedTime(o, now);
+  const observedAt = new Date(observedMs).toISOString();
   const stamp = now.toISOString();
+  const name = storedName(blankToUndefined(o.name));
+  const userPrincipalName = storedIdentity(blankToUndefined(o.userPrincipalName));
+  const email = storedIdentity(blankToUndefined(o.email));
   const aadObjectId = blankToUndefined(o.aadObjectId)?.toLowerCase();
   const base = {
     partitionKey: userPartitionKey(o.tenantId),
@@ -171,9 +207,9 @@ function merge(
       entity: withoutUndefined({
         ...base,
         aadObjectId,
-        name: blankToUndefined(o.name),
-        userPrincipalName: blankToUndefined(o.userPrincipalName),
-        email: blankToUndefined(o.email),
+        name,
+        userPrincipalName,
+        email,
         serviceUrl: o.serviceUrl,
         serviceUrlObservedAt: observedAt,
         conversationId: blankToUndefined(o.conversationId),
@@ -185,17 +221,21 @@ function merge(
     };
   }
   const old = existing.entity;
-  const newerUrl = observedAt >= (old.serviceUrlObservedAt ?? "");
-  const status = nextStatus(old.status, o.learnedFrom);
+  // The newest observation wins (a roster sync that runs late must not undo a fresher
+  // activity); an older one only fills in what is not known yet.
+  const newer = observedMs >= storedTime(old.serviceUrlObservedAt);
+  const pick = (seen: string | undefined, kept: string | undefined) =>
+    newer ? (seen ?? kept) : (kept ?? seen);
+  const status = nextStatus(old.status, old.statusReason, o.learnedFrom);
   const next: UserEntity = withoutUndefined({
     ...old,
     ...base,
-    aadObjectId: aadObjectId ?? old.aadObjectId,
-    name: blankToUndefined(o.name) ?? old.name,
-    userPrincipalName: blankToUndefined(o.userPrincipalName) ?? old.userPrincipalName,
-    email: blankToUndefined(o.email) ?? old.email,
-    serviceUrl: newerUrl ? o.serviceUrl : old.serviceUrl,
-    serviceUrlObservedAt: newerUrl ? observedAt : old.serviceUrlObservedAt,
+    aadObjectId: pick(aadObjectId, old.aadObjectId),
+    name: pick(name, old.name),
+    userPrincipalName: pick(userPrincipalName, old.userPrincipalName),
+    email: pick(email, old.email),
+    serviceUrl: newer ? o.serviceUrl : old.serviceUrl,
+    serviceUrlObservedAt: newer ? observedAt : old.serviceUrlObservedAt,
     conversationId: blankToUndefined(o.conversationId) ?? old.conversationId,
     learnedFrom:
       SOURCE_RANK[o.learnedFrom] > SOURCE_RANK[old.learnedFrom] ? o.learnedFrom : old.learnedFrom,
@@ -298,7 +338,11 @@ export class UserReferenceStore {
     for (const o of observations) {
       const tenant = userPartitionKey(o.tenantId);
       const rows = byTenant.get(tenant) ?? new Map<string, UserObservation>();
-      rows.set(o.teamsUserId, o); // one row may appear once per transaction: last one wins
+      // One row may appear once per transaction: the newest observation wins (ties: the later).
+      const seen = rows.get(o.teamsUserId);
+      const now = this.clock();
+      if (seen === undefined || observedTime(o, now) >= observedTime(seen, now))
+        rows.set(o.teamsUserId, o);
       byTenant.set(tenant, rows);
     }
     const users = await this.users();
@@ -351,13 +395,14 @@ export class UserReferenceStore {
     status: UserStatus,
     reason?: string,
   ): Promise<void> {
+    const kept = reason === undefined ? undefined : clip(reason, MAX_STATUS_REASON);
     await this.mutate(tenantId, teamsUserId, (e) => {
-      if (e.status === status && e.statusReason === reason) return undefined;
+      if (e.status === status && e.statusReason === kept) return undefined;
       const stamp = this.clock().toISOString();
       return {
         ...e,
         status,
-        statusReason: reason,
+        statusReason: kept,
         statusChangedAt: e.status === status ? e.statusChangedAt : stamp,
       };
     });

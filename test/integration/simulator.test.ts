@@ -465,7 +465,7 @@ describe("TeamsSimulator", () => {
         await call(sim, "POST", path, "{not json"),
         await call(sim, "POST", path, { text: "no type" }),
         await call(sim, "POST", path, { type: "message", text: "  " }),
-        await call(sim, "POST", path, { type: "message", text: "x".repeat(50_000) }),
+        await call(sim, "POST", path, { type: "message", text: "x".repeat(110_000) }),
         await call(sim, "POST", path, "{".repeat(2_000_000)),
         await call(sim, "POST", sendPath("a:1unknown"), { type: "message", text: "x" }),
         await call(sim, "GET", "v3/nothing-here"),

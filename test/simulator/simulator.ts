@@ -47,7 +47,10 @@ export interface TeamsSimulatorOptions {
   clock?: () => number;
   /** Keep parsed request bodies in `sim.requests` (default true; off for long benchmarks). */
   recordBodies?: boolean;
-  /** Teams refuses larger activities with 413 MessageSizeTooBig (default 28 KiB + envelope: 40,000 bytes). */
+  /**
+   * Teams refuses larger activities with 413 MessageSizeTooBig. Default 100 KB: "a bot message
+   * may be about 100 KB" (Format your bot messages); the 28 KB figure is incoming webhooks'.
+   */
   maxActivityBytes?: number;
   /** Page size when the caller gives none (Teams clamps to 50..500). Default 200. */
   defaultPageSize?: number;
@@ -153,7 +156,7 @@ export class TeamsSimulator {
     this.botName = options.botName ?? "Herald";
     this.clock = options.clock ?? Date.now;
     this.recordBodies = options.recordBodies ?? true;
-    this.maxActivityBytes = options.maxActivityBytes ?? 40_000;
+    this.maxActivityBytes = options.maxActivityBytes ?? 100_000;
     this.defaultPageSize = options.defaultPageSize ?? 200;
     this.enforceRateLimits = options.enforceRateLimits ?? false;
     this.latencyMs = options.latencyMs ?? 0;

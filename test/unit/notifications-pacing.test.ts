@@ -1,5 +1,13 @@
+import fc from "fast-check";
+
+import { parseRetryAfter } from "../../shared/connector/teams-connector";
 import { retryDelayMs } from "../../shared/notifications/backoff";
-import { Pacer, SlidingWindowLimiter } from "../../shared/notifications/pacing";
+import {
+  MAX_PACED_CONVERSATIONS,
+  MAX_PACED_TENANTS,
+  Pacer,
+  SlidingWindowLimiter,
+} from "../../shared/notifications/pacing";
 import {
   GLOBAL_PER_BOT_PER_TENANT_LIMIT,
   PER_BOT_PER_CONVERSATION_LIMITS,
@@ -107,9 +115,21 @@ describe("Pacer", () => {
     expect(pacer.reserve("tenant").delayMs).toBe(refused.delayMs);
   });
 
-  it("halves the tenant's rate on a 429 and recovers it slowly", () => {
+  it("keeps the tenant's full rate after one lone 429 (it holds only that conversation)", () => {
+    const clock = { now: 0 };
+    const pacer = new Pacer({ now: () => clock.now });
+    pacer.throttled("tenant", "a:1", 2_000);
+    expect(pacer.scaleOf("tenant")).toBe(1);
+    clock.now += 5_000;
+    pacer.throttled("tenant", "a:2", 2_000);
+    expect(pacer.scaleOf("tenant")).toBe(1);
+  });
+
+  it("halves the tenant's rate on repeated 429s and recovers it slowly", () => {
     const clock = { now: 0 };
     const pacer = new Pacer({ now: () => clock.now, recoveryMs: 10_000, recoveryFactor: 1.25 });
+    pacer.throttled("tenant", "a:0", 2_000);
+    clock.now += 500;
     pacer.throttled("tenant", "a:1", 2_000);
     expect(pacer.scaleOf("tenant")).toBe(0.5);
     clock.now += 1_000;
@@ -131,6 +151,59 @@ describe("Pacer", () => {
       clock.now += 100;
     }
     expect(pacer.scaleOf("tenant")).toBe(0.5);
+  });
+
+  it.each([
+    ["a huge number of seconds", 1e20],
+    ["infinity", Infinity],
+    ["the year 10000", Date.parse("+010000-01-01T00:00:00Z")],
+  ])("holds a conversation at most an hour for a Retry-After of %s", (_name, retryAfterMs) => {
+    const clock = { now: 1_000_000 };
+    const pacer = new Pacer({ now: () => clock.now });
+    pacer.throttled("tenant", "a:1", retryAfterMs);
+    const held = pacer.reserve("tenant", "a:1");
+    expect(held.granted).toBe(false);
+    expect(held.delayMs).toBe(60 * 60 * 1000);
+    expect(Number.isFinite(new Date(clock.now + held.delayMs).getTime())).toBe(true);
+    clock.now += 60 * 60 * 1000;
+    expect(pacer.reserve("tenant", "a:1").granted).toBe(true);
+  });
+
+  it("keeps at most its bound of conversations and checks at most two per grant over 100,000 conversations", () => {
+    const clock = { now: 0 };
+    const pacer = new Pacer({ now: () => clock.now });
+    // Count idle checks (the only per-conversation work besides the map's O(1) operations).
+    const original = SlidingWindowLimiter.prototype.idle;
+    let checks = 0;
+    SlidingWindowLimiter.prototype.idle = function (this: SlidingWindowLimiter, now: number) {
+      checks += 1;
+      return original.call(this, now);
+    };
+    let mostChecks = 0;
+    let largest = 0;
+    let refused = 0;
+    try {
+      for (let i = 0; i < 100_000; i++) {
+        const before = checks;
+        const grant = pacer.reserve("tenant", `a:${i}`);
+        if (!grant.granted) refused += 1;
+        clock.now += grant.delayMs;
+        mostChecks = Math.max(mostChecks, checks - before);
+        largest = Math.max(largest, pacer.sizes().conversations);
+      }
+    } finally {
+      SlidingWindowLimiter.prototype.idle = original;
+    }
+    expect(refused).toBe(0);
+    expect(mostChecks).toBeLessThanOrEqual(2);
+    expect(largest).toBeLessThanOrEqual(MAX_PACED_CONVERSATIONS);
+    expect(pacer.sizes().tenants).toBe(1);
+  });
+
+  it("keeps at most its bound of tenants", () => {
+    const pacer = new Pacer({ now: () => 0 });
+    for (let i = 0; i < MAX_PACED_TENANTS + 500; i++) pacer.reserve(`tenant-${i}`);
+    expect(pacer.sizes().tenants).toBe(MAX_PACED_TENANTS);
   });
 
   it("holds a throttled conversation for its Retry-After without holding back the tenant", () => {
@@ -161,5 +234,57 @@ describe("retryDelayMs", () => {
 
   it("caps the delay", () => {
     expect(retryDelayMs(40, undefined, () => 0)).toBe(600_000);
+  });
+
+  it("returns a finite delay within the cap for any attempt, Retry-After and random value", () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(fc.integer(), fc.double()),
+        fc.option(fc.double(), { nil: undefined }),
+        fc.double(),
+        (attempt, retryAfterMs, random) => {
+          const delay = retryDelayMs(attempt, retryAfterMs, () => random);
+          expect(Number.isFinite(delay)).toBe(true);
+          expect(delay).toBeGreaterThanOrEqual(0);
+          expect(delay).toBeLessThanOrEqual(600_000 * 1.25);
+        },
+      ),
+    );
+  });
+});
+
+describe("parseRetryAfter", () => {
+  const now = Date.parse("2026-12-01T12:00:00Z");
+
+  it.each([
+    ["seconds", "120", 120_000],
+    ["fractional seconds", "1.5", 1_500],
+    ["an HTTP date", "Tue, 01 Dec 2026 12:00:30 GMT", 30_000],
+    ["a date in the past", "Tue, 01 Dec 2020 12:00:30 GMT", 0],
+    ["a huge number of seconds", "9".repeat(40), 3_600_000],
+    ["a date in the year 10000", "Sat, 01 Jan 10000 00:00:00 GMT", 3_600_000],
+  ])("reads %s, clamped to an hour", (_name, header, expected) => {
+    expect(parseRetryAfter(header, now)).toBe(expected);
+  });
+
+  it("returns undefined or a finite delay within an hour for any header text", () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.string(),
+          fc.nat().map(String),
+          fc.date().map((d) => (Number.isNaN(d.getTime()) ? "x" : d.toUTCString())),
+        ),
+        (header) => {
+          const ms = parseRetryAfter(header, now);
+          if (ms !== undefined) {
+            expect(Number.isFinite(ms)).toBe(true);
+            expect(ms).toBeGreaterThanOrEqual(0);
+            expect(ms).toBeLessThanOrEqual(3_600_000);
+          }
+        },
+      ),
+      { numRuns: 500 },
+    );
   });
 });

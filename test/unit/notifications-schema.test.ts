@@ -146,14 +146,65 @@ describe("notification request schema", () => {
     );
   });
 
-  it("rejects a message over Teams' activity size limit", () => {
+  it("rejects a message over the 80 KB Microsoft advises for a bot message", () => {
     const errors = errorsOf(request({ message: { text: "x".repeat(MAX_ACTIVITY_BYTES) } }));
     expect(errors).toEqual([
       {
         path: "message",
-        message: expect.stringMatching(/bytes as a Teams activity; the limit is 27000/) as unknown,
+        message: expect.stringMatching(/bytes as a Teams activity; the limit is 80000/) as unknown,
       },
     ]);
+  });
+
+  it("accepts a 60 KB message, which the old 27,000-byte webhook cap refused", () => {
+    expect(parseNotificationRequest(request({ message: { text: "x".repeat(60_000) } })).ok).toBe(
+      true,
+    );
+  });
+
+  it.each(["1.6", "1.10", "2.0"])(
+    "rejects an Adaptive Card of version %s (Teams renders up to 1.5)",
+    (version) => {
+      const errors = errorsOf(request({ message: { adaptiveCard: { ...card, version } } }));
+      expect(errors).toEqual([
+        {
+          path: "message.adaptiveCard.version",
+          message: expect.stringContaining("1.5") as unknown,
+        },
+      ]);
+    },
+  );
+
+  it("rejects a lone surrogate in a recipient, naming the field", () => {
+    const errors = errorsOf(
+      request({ recipients: [{ userPrincipalName: "a\uD800@contoso.com" }] }),
+    );
+    expect(errors).toEqual([
+      {
+        path: "recipients.0.userPrincipalName",
+        message: expect.stringContaining("well-formed Unicode") as unknown,
+      },
+    ]);
+  });
+
+  it("rejects a card nested 100,000 levels deep without overflowing the stack", () => {
+    let deep: unknown = { type: "TextBlock", text: "bottom" };
+    for (let i = 0; i < 100_000; i++) deep = { type: "Container", items: [deep] };
+    const errors = errorsOf(request({ message: { adaptiveCard: { ...card, body: [deep] } } }));
+    expect(errors).toEqual([
+      {
+        path: expect.stringMatching(/^message\.adaptiveCard\.body/) as unknown,
+        message: expect.stringContaining("levels deep") as unknown,
+      },
+    ]);
+  });
+
+  it("answers a bounded error list with bounded text when the body is hostile", () => {
+    const hugeKey = "k".repeat(100_000);
+    const recipients = Array.from({ length: 500 }, () => ({ [hugeKey]: 1 }));
+    const errors = errorsOf(request({ recipients, [hugeKey]: true }));
+    expect(errors.length).toBeLessThanOrEqual(50);
+    expect(JSON.stringify(errors).length).toBeLessThan(50 * 700);
   });
 
   it("rejects more recipients than the limit", () => {

@@ -7,6 +7,7 @@ import {
   BotbuilderConnector,
   botFrameworkAuthentication,
 } from "../../../shared/connector/botbuilder-connector";
+import type { TeamsConnector } from "../../../shared/connector/teams-connector";
 import { memoryLogger } from "../../../shared/logging";
 import type { NotificationStatus, RecipientState } from "../../../shared/notifications/status";
 import { MemoryQueue, type RecordedMessage } from "../../../shared/queue/memory-queue";
@@ -40,8 +41,16 @@ export interface FaultStormOptions {
 export interface FaultStormReport extends Verdict {
   readonly teamsCalls: number;
   readonly injected: { status: Record<string, number>; timedOut: number; reset: number };
-  /** Calls Teams accepted after Herald had timed out on them (each may cause a duplicate). */
+  /**
+   * Sends Teams accepted (the simulator answered 2xx) whose answer Herald never saw: it timed
+   * out, or the connection dropped, after Teams had taken the activity. Each may legitimately
+   * cause one duplicate. Counted exactly, from both ends: accepted sends minus the sends the
+   * connector reported `sent` (the proxy's own count raced under load: it could not tell
+   * whether Herald read an answer it had forwarded).
+   */
   readonly lateAccepted: number;
+  /** The proxy's view of late acceptances (a lower bound; for diagnosis only). */
+  readonly lateAcceptedByProxy: number;
   /** Share of Teams calls that failed. */
   readonly observedFaultRate: number;
   /** Queue messages handled (first tries, retries and pacing deferrals). */
@@ -78,10 +87,20 @@ export async function runFaultStorm(options: FaultStormOptions): Promise<FaultSt
     const tables = new TableFactory(config);
     const clock = new TestClock();
     const queue = new MemoryQueue(clock.now);
-    const connector = new BotbuilderConnector(botFrameworkAuthentication(config), undefined, {
+    const real = new BotbuilderConnector(botFrameworkAuthentication(config), undefined, {
       botId: sim.botId,
       timeoutMs: options.callTimeoutMs,
     });
+    // Herald's side of each send: how many answers it actually received as `sent`.
+    let sendsSeenSent = 0;
+    const connector: TeamsConnector = {
+      createPersonalConversation: (input) => real.createPersonalConversation(input),
+      sendActivity: async (input) => {
+        const result = await real.sendActivity(input);
+        if (result.kind === "sent") sendsSeenSent += 1;
+        return result;
+      },
+    };
     const herald = createHeraldServices(config, memoryLogger(), {
       queue,
       tables,
@@ -195,6 +214,9 @@ export async function runFaultStorm(options: FaultStormOptions): Promise<FaultSt
         }
       }
     }
+    let acceptedSends = 0;
+    for (const [code, n] of Object.entries(stats.byRoute.sendActivity ?? {}))
+      if (Number(code) < 300) acceptedSends += n;
     let maxAttemptsUsed = 0;
     const failedLastErrors: string[] = [];
     for (const s of statuses.values())
@@ -206,7 +228,8 @@ export async function runFaultStorm(options: FaultStormOptions): Promise<FaultSt
       ...verdict,
       teamsCalls,
       injected: { status, timedOut: proxy.stats.timedOut, reset: proxy.stats.reset },
-      lateAccepted: proxy.stats.lateAccepted,
+      lateAccepted: Math.max(0, acceptedSends - sendsSeenSent),
+      lateAcceptedByProxy: proxy.stats.lateAccepted,
       observedFaultRate: teamsCalls === 0 ? 0 : failedCalls / teamsCalls,
       invocations,
       handlerThrows,
