@@ -8,8 +8,8 @@ import type { NotificationRequestStore, StoredRequest } from "../store/notificat
 import type { TeamStore } from "../store/teams";
 import type { DeliveryResult, DeliveryService } from "./delivery";
 import { metric } from "./metrics";
-import { recipientKey, uniqueRecipients } from "./recipients";
-import { type Recipient, recipientSchema } from "./schema";
+import { recipientKey, splitRecipients } from "./recipients";
+import type { Recipient } from "./schema";
 import {
   deliveryMessage,
   deliveryWork,
@@ -46,7 +46,7 @@ export type DispatchResult =
 const NOT_BEFORE_TOLERANCE_MS = 1_000;
 
 /** The stored body of a request (the claim check): its recipients, as the schema parsed them. */
-const storedBodySchema = z.object({ recipients: z.array(recipientSchema).min(1) });
+const storedBodySchema = z.object({ recipients: z.array(z.unknown()).min(1) });
 
 /**
  * Runs a `dispatch` work item, the reference the intake queued for a stored request, in the
@@ -126,9 +126,29 @@ export class Dispatcher {
     const tenantId = stored.tenantId;
     // The delivery reads the request's message from the store: hand it the row just read.
     this.deps.delivery.remember(stored);
-    const explicit = uniqueRecipients(body.data.recipients);
+    // One bad recipient is rejected with its reason; the others are still delivered.
+    const { deliverable: explicit, rejected } = splitRecipients(body.data.recipients);
+    const refused: NewDelivery[] = rejected.flatMap((r) =>
+      r.recipient === undefined
+        ? []
+        : [
+            {
+              recipientKey: r.recipientKey,
+              recipient: r.recipient,
+              state: "rejected" as const,
+              lastError: r.reason,
+            },
+          ],
+    );
+    if (rejected.length > 0)
+      log.warn("Recipients rejected at dispatch", { rejected: rejected.length });
     const [only] = explicit.values();
-    if (explicit.size === 1 && only !== undefined && only.teamId === undefined) {
+    if (
+      explicit.size === 1 &&
+      refused.length === 0 &&
+      only !== undefined &&
+      only.teamId === undefined
+    ) {
       let delivery: DeliveryResult;
       try {
         delivery = await this.deps.delivery.deliver(
@@ -146,7 +166,7 @@ export class Dispatcher {
       await this.deps.requests.update(stored, { state: "dispatched", recipientCount: 1 });
       return { outcome: "delivered-inline", delivery };
     }
-    return this.fanOut(stored, tenantId, explicit, log);
+    return this.fanOut(stored, tenantId, explicit, log, refused);
   }
 
   private async fanOut(
@@ -154,10 +174,11 @@ export class Dispatcher {
     tenantId: string,
     explicit: Map<string, Recipient>,
     log: Logger,
+    refused: readonly NewDelivery[] = [],
   ): Promise<DispatchResult> {
     const request = { id: stored.id, tenantId, correlationId: stored.correlationId };
     const targets = new Map<string, Recipient>();
-    const unreachable: NewDelivery[] = [];
+    const unreachable: NewDelivery[] = [...refused];
     for (const [key, recipient] of explicit) {
       if (recipient.teamId === undefined) {
         targets.set(key, recipient);
@@ -227,10 +248,13 @@ export class Dispatcher {
       recipients,
       enqueued: work.length,
       alreadyRecorded: existing.size,
-      unreachableTeams: unreachable.length,
+      unreachableTeams: unreachable.length - refused.length,
+      rejectedRecipients: refused.length,
     });
     metric(log, "notifications.fannedOut", work.length);
-    if (unreachable.length > 0) metric(log, "notifications.unreachable", unreachable.length);
+    const teamsUnreachable = unreachable.length - refused.length;
+    if (teamsUnreachable > 0) metric(log, "notifications.unreachable", teamsUnreachable);
+    if (refused.length > 0) metric(log, "notifications.rejected", refused.length);
     return { outcome: "fanned-out", recipients, enqueued: work.length };
   }
 
