@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
 
 import { type Command, Option } from "commander";
@@ -9,6 +10,7 @@ import {
   LocalDeadLetters,
 } from "../queue/dead-letters";
 import { LocalQueue } from "../queue/local-queue";
+import { LocalSessionQueue } from "../queue/local-session-queue";
 import { openServiceBusDeadLetters } from "../queue/service-bus-dead-letters";
 import { type CliIo, UsageError, writeLine } from "./cli-io";
 import { EXIT, type ExitCode } from "./exit-codes";
@@ -43,8 +45,11 @@ export type OpenDeadLetters = (
 
 export const openDeadLetters: OpenDeadLetters = (target) => {
   if (target.kind === "local") {
+    const options = { directory: target.directory, queueName: target.queueName };
+    // The work queue is session-enabled: its folder holds one sub-folder per session.
+    const sessions = existsSync(join(target.directory, target.queueName, "sessions"));
     return new LocalDeadLetters(
-      new LocalQueue({ directory: target.directory, queueName: target.queueName }),
+      sessions ? new LocalSessionQueue(options) : new LocalQueue(options),
     );
   }
   // The Service Bus SDK is loaded inside, on this call only.

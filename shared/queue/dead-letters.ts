@@ -1,6 +1,14 @@
 import { randomUUID } from "node:crypto";
 
-import type { LocalQueue } from "./local-queue";
+import type { LocalDeadLetter } from "./local-queue";
+import type { QueuePort } from "./queue-port";
+
+/** What a local queue (plain or session) offers its dead-letter tool. */
+export interface LocalDeadLetterQueue extends QueuePort {
+  readonly path: string;
+  deadLetterEntries(): Promise<LocalDeadLetter[]>;
+  removeDeadLetter(id: string): Promise<boolean>;
+}
 
 /**
  * Dead letters as an operator handles them (`herald dlq`): list, show, replay to the queue they
@@ -53,7 +61,7 @@ export class LocalDeadLetters implements DeadLetterStore {
   readonly where: string;
 
   constructor(
-    private readonly queue: LocalQueue,
+    private readonly queue: LocalDeadLetterQueue,
     private readonly newId: () => string = randomUUID,
   ) {
     this.where = `local queue ${queue.path}`;

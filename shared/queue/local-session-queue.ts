@@ -17,6 +17,7 @@ import {
   type DeadLetteredMessage,
   defaultLogHandler,
   fileName,
+  type LocalDeadLetter,
   newKey,
   newSequenceNumber,
   parseFileName,
@@ -425,8 +426,9 @@ class SessionFolder {
     return true;
   }
 
-  async deadLetters(sessionId: string): Promise<SessionDeadLetteredMessage[]> {
-    const result: SessionDeadLetteredMessage[] = [];
+  /** The folder's dead letters, each with its file key (what `herald dlq` names it by). */
+  async deadLetters(sessionId: string): Promise<(SessionDeadLetteredMessage & { key: string })[]> {
+    const result: (SessionDeadLetteredMessage & { key: string })[] = [];
     for (const name of (await namesIn(this.deadLetter)).sort()) {
       if (!name.endsWith(".json")) continue;
       let file: DeadLetterFile;
@@ -437,6 +439,7 @@ class SessionFolder {
         throw error;
       }
       result.push({
+        key: name.slice(0, -".json".length),
         messageId: file.messageId,
         correlationId: file.correlationId,
         sessionId: file.sessionId ?? sessionId,
@@ -520,11 +523,36 @@ export class LocalSessionQueue implements QueuePort {
     return { active, scheduled, locked, deadLettered, sessions };
   }
 
+  /** Dead letters as `herald dlq` names them: `<session folder>/<file key>`. */
+  async deadLetterEntries(): Promise<LocalDeadLetter[]> {
+    const entries: LocalDeadLetter[] = [];
+    for (const folder of await this.sessionFolders()) {
+      const sessionId = (await folder.sessionId()) ?? folder.name;
+      for (const { key, ...letter } of await folder.deadLetters(sessionId))
+        entries.push({ ...letter, id: `${folder.name}/${key}` });
+    }
+    return entries.sort((a, b) => a.enqueuedTimeUtc.getTime() - b.enqueuedTimeUtc.getTime());
+  }
+
+  /** Removes one dead letter (`herald dlq purge`, or after a replay); false when it is gone. */
+  async removeDeadLetter(id: string): Promise<boolean> {
+    const match = /^([A-Za-z0-9._-]+)\/([0-9a-z.]+)$/.exec(id);
+    if (!match) return false;
+    try {
+      await unlink(join(this.folderOf(match[1]!).deadLetter, `${match[2]!}.json`));
+      return true;
+    } catch (error) {
+      if (isNotFound(error)) return false;
+      throw error;
+    }
+  }
+
   async deadLetters(): Promise<SessionDeadLetteredMessage[]> {
     const result: SessionDeadLetteredMessage[] = [];
     for (const folder of await this.sessionFolders()) {
       const sessionId = (await folder.sessionId()) ?? folder.name;
-      result.push(...(await folder.deadLetters(sessionId)));
+      for (const { key: _key, ...letter } of await folder.deadLetters(sessionId))
+        result.push(letter);
     }
     return result.sort((a, b) => a.enqueuedTimeUtc.getTime() - b.enqueuedTimeUtc.getTime());
   }

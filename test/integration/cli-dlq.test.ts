@@ -4,6 +4,7 @@ import { join } from "node:path";
 
 import { run } from "../../shared/cli/cli";
 import { LocalQueue } from "../../shared/queue/local-queue";
+import { LocalSessionQueue } from "../../shared/queue/local-session-queue";
 
 /** `herald dlq` against npm start's local queue: real files, the real CLI, no fakes. */
 
@@ -122,17 +123,46 @@ describe("herald dlq on the local queue", () => {
     expect(await queue.counts()).toMatchObject({ active: 0, deadLettered: 3 });
   });
 
-  it("reads the work queue's dead letters with --queue herald-work", async () => {
-    const work = new LocalQueue({ directory: join(dir, "queue"), queueName: "herald-work" });
-    await work.enqueue([{ body: { kind: "delivery" }, messageId: "w-1" }]);
-    const [message] = await work.receive(1);
-    await work.deadLetter(message!, { reason: "HandlerFailed", description: "x" });
-    const result = await herald(
+  it("reads and replays the session work queue's dead letters with --queue herald-work, keeping the session", async () => {
+    const work = new LocalSessionQueue({
+      directory: join(dir, "queue"),
+      queueName: "herald-work",
+      maxDeliveryCount: 1,
+    });
+    await work.enqueue([{ body: { kind: "delivery" }, messageId: "w-1", sessionId: "tenant-a" }]);
+    const drainer = work.startDraining(() => Promise.reject(new Error("boom")), {
+      functionName: "work",
+      pollIntervalMs: 20,
+      retryDelayMs: 0,
+      logHandler: () => {},
+    });
+    try {
+      for (let i = 0; i < 500 && (await work.counts()).deadLettered === 0; i++)
+        await new Promise((resolve) => setTimeout(resolve, 20));
+    } finally {
+      await drainer.stop();
+    }
+    const listed = await herald(
       ["dlq", "list", "--queue", "herald-work", "--queue-dir", "queue", "--json"],
       dir,
     );
-    expect((JSON.parse(result.stdout) as { messageId: string }[]).map((l) => l.messageId)).toEqual([
-      "w-1",
-    ]);
+    const letters = JSON.parse(listed.stdout) as { id: string; messageId: string }[];
+    expect(letters.map((l) => l.messageId)).toEqual(["w-1"]);
+
+    const replayed = await herald(
+      [
+        "dlq",
+        "replay",
+        letters[0]!.id,
+        "--queue",
+        "herald-work",
+        "--queue-dir",
+        "queue",
+        "--new-message-id",
+      ],
+      dir,
+    );
+    expect(replayed.code).toBe(0);
+    expect(await work.counts()).toMatchObject({ deadLettered: 0, active: 1, sessions: 1 });
   });
 });
