@@ -34,5 +34,5 @@ describe("npm start host under SIGKILL", () => {
     expect(report.states.unreachable).toBeGreaterThan(0);
     expect(report.states.failed).toBeGreaterThan(0);
     expect(report.rejectedRequests).toBeGreaterThan(0);
-  }, 40_000);
+  }, 90_000);
 });
