@@ -63,7 +63,8 @@ export async function syncTeamRoster(
       );
       pages++;
       const people = (page.members ?? []).filter(isUser);
-      const observedAt = clock();
+      // As of when the sync was asked for (see rosterSyncWorkSchema): a late sync loses to newer activities.
+      const observedAt = job.queuedAt !== undefined ? new Date(job.queuedAt) : clock();
       await deps.users.upsertMany(
         people.map((m): UserObservation => ({
           tenantId,

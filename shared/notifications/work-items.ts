@@ -61,7 +61,15 @@ export const deliveryWorkSchema = z.object({
 export type DeliveryWork = z.infer<typeof deliveryWorkSchema>;
 
 /** Names the team; the service URL comes from the stored team reference, never from here. */
-export const rosterSyncWorkSchema = z.object({ tenantId, teamId: id });
+export const rosterSyncWorkSchema = z.object({
+  tenantId,
+  teamId: id,
+  /**
+   * When the sync was asked for: what it observes counts as of then, so a sync that runs late
+   * never overwrites what a newer activity taught (a user's service URL, their name).
+   */
+  queuedAt: z.iso.datetime().optional(),
+});
 export type RosterSyncWork = z.infer<typeof rosterSyncWorkSchema>;
 
 export const welcomeWorkSchema = z.discriminatedUnion("scope", [
@@ -175,7 +183,7 @@ export function rosterSyncMessage(work: RosterSyncWork, now: Date): OutgoingMess
   return workMessage(
     WORK_KINDS.rosterSync,
     work.tenantId,
-    work,
+    { ...work, queuedAt: work.queuedAt ?? now.toISOString() },
     `rs-${shortHash(work.tenantId.toLowerCase(), work.teamId, window)}`,
   );
 }

@@ -122,6 +122,7 @@ describe("functions/messages", () => {
     expect(ran.find((r) => r.kind === "roster-sync")?.body).toEqual({
       tenantId: sim.tenantId,
       teamId: team.id,
+      queuedAt: expect.any(String) as unknown,
     });
   });
 });

@@ -54,7 +54,11 @@ describe("Bot endpoint, team scope", () => {
     // The two install events collapse at the broker: one roster sync, one welcome.
     expect(h.queue.waiting.map(kindOf).sort()).toEqual(["roster-sync", "welcome"]);
     const sync = h.queue.waiting.find((m) => kindOf(m) === "roster-sync")!;
-    expect(sync.body).toEqual({ tenantId: h.sim.tenantId, teamId: team.id });
+    expect(sync.body).toEqual({
+      tenantId: h.sim.tenantId,
+      teamId: team.id,
+      queuedAt: expect.any(String) as unknown,
+    });
     expect(sync.sessionId).toBe(h.sim.tenantId.toLowerCase());
 
     await h.drainWork();
