@@ -61,6 +61,31 @@ describe("work queue: roster-sync work items", () => {
     }
   });
 
+  it("keeps a service URL learned from an activity newer than the time the roster sync was queued", async () => {
+    const team = h.sim.addTeam({ memberCount: 2 });
+    await h.teams.upsert({
+      tenantId: h.sim.tenantId,
+      teamId: team.id,
+      name: team.name,
+      serviceUrl: h.sim.serviceUrl,
+    });
+    const queuedAt = new Date(Date.now() - 60_000).toISOString();
+    const member = team.members[0]!;
+    const newer = "https://smba.trafficmanager.net/emea/";
+    await h.users.upsert({
+      tenantId: h.sim.tenantId,
+      teamsUserId: member.id,
+      name: member.name,
+      serviceUrl: newer,
+      learnedFrom: "message",
+    });
+    await rosterSync({ tenantId: h.sim.tenantId, teamId: team.id, queuedAt });
+
+    await expect(h.users.findByTeamsUserId(h.sim.tenantId, member.id)).resolves.toMatchObject({
+      serviceUrl: newer,
+    });
+  });
+
   it("drops an invalid roster-sync job with a logged error instead of retrying it forever", async () => {
     h.logs.length = 0;
     await rosterSync({ teamId: 42 });
