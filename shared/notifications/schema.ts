@@ -109,7 +109,12 @@ const adaptiveCardSchema = z
 
 const messageSchema = z
   .strictObject({
-    text: z.string().min(1, "must not be empty").optional().describe("The message text."),
+    text: z
+      .string()
+      .min(1, "must not be empty")
+      .regex(/\S/, "must not be only white space (Teams refuses such a message)")
+      .optional()
+      .describe("The message text."),
     format: z
       .enum(["markdown", "plain"])
       .optional()
