@@ -111,8 +111,7 @@ const messageSchema = z
   .strictObject({
     text: z
       .string()
-      .min(1, "must not be empty")
-      .regex(/\S/, "must not be only white space (Teams refuses such a message)")
+      .regex(/\S/, "must not be empty or only white space (Teams refuses such a message)")
       .optional()
       .describe("The message text."),
     format: z
