@@ -12,6 +12,8 @@ import type {
   Job,
   PipelineJob,
   PipelineResult,
+  ProcessorJob,
+  ProcessorResult,
   ToWorker,
 } from "./jobs";
 
@@ -92,7 +94,9 @@ export interface ServiceWorker {
   stop(): Promise<EndpointResult>;
 }
 
-export async function startServiceWorker(job: EndpointJob | AzuriteJob): Promise<ServiceWorker> {
+export async function startServiceWorker(
+  job: EndpointJob | AzuriteJob | ProcessorJob,
+): Promise<ServiceWorker> {
   const child = spawnWorker();
   send(child, { type: "job", job });
   const answer = await nextMessage(child);
@@ -113,4 +117,13 @@ export async function startServiceWorker(job: EndpointJob | AzuriteJob): Promise
       }
     },
   };
+}
+
+/** One processor instance of the scale-out scenario: ready once it drains; stop returns its figures. */
+export async function startProcessorWorker(job: ProcessorJob): Promise<{
+  readonly ready: EndpointReady;
+  stop(): Promise<ProcessorResult>;
+}> {
+  const worker = await startServiceWorker(job);
+  return { ready: worker.ready, stop: async () => (await worker.stop()) as ProcessorResult };
 }

@@ -1,6 +1,7 @@
 /**
  * A benchmark worker process: runs one job from bench/main.ts (Herald's pipeline, the
- * botbuilder baseline, or the bot endpoint) alone in its process, so memory and CPU figures
+ * botbuilder baseline, the bot endpoint, or one processor instance of the scale-out
+ * scenario) alone in its process, so memory and CPU figures
  * are its own and not the orchestrator's (which hosts Azurite and the Teams simulator).
  */
 import { toError } from "../shared/errors";
@@ -52,11 +53,14 @@ async function run(message: ToWorker): Promise<void> {
       break;
     }
     case "endpoint":
+    case "processor":
     case "azurite": {
       const endpoint =
         job.kind === "endpoint"
           ? await (require("./endpoint-job") as typeof import("./endpoint-job")).startEndpoint(job)
-          : await startAzurite();
+          : job.kind === "processor"
+            ? (require("./processor-job") as typeof import("./processor-job")).startProcessor(job)
+            : await startAzurite();
       process.once("message", (next: ToWorker) => {
         if (next.type !== "stop") return;
         endpoint
