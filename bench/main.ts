@@ -157,7 +157,11 @@ type PartialResults = { -readonly [K in keyof Results]?: Results[K] };
 function scaleOutSettings(): SessionSettings {
   const host = readHostJson(ROOT);
   return {
-    maxConcurrentSessions: host.maxConcurrentSessions,
+    // Overridable for a diagnosis only (e.g. 1: one tenant per instance); the table's figures
+    // are measured with host.json's value.
+    maxConcurrentSessions: Number(
+      process.env.BENCH_MAX_CONCURRENT_SESSIONS ?? host.maxConcurrentSessions,
+    ),
     maxConcurrentCallsPerSession: host.maxConcurrentCallsPerSession,
     sessionIdleTimeoutMs: host.sessionIdleTimeoutMs,
     pollIntervalMs: Number(process.env.BENCH_SESSION_POLL_MS ?? 1000),
@@ -325,12 +329,17 @@ async function main(): Promise<void> {
   }
 
   if (wanted("endpoint") || wanted("overhead") || wanted("limits") || wanted("scaleOut")) {
-    const teamsfx = await ensureTeamsFx(OUT);
-    log(
-      teamsfx.ok
-        ? `3. baseline: TeamsFx ${teamsfx.version} from bench/out/teamsfx`
-        : `3. baseline: TeamsFx unavailable (${teamsfx.reason}); botbuilder baselines only`,
-    );
+    // Only the baselines (figures 1 and 2) use TeamsFx: the others need not install it.
+    const baselines = wanted("overhead") || wanted("limits");
+    const teamsfx: TeamsFxInstall = baselines
+      ? await ensureTeamsFx(OUT)
+      : { ok: false, reason: "no baseline in this run" };
+    if (baselines)
+      log(
+        teamsfx.ok
+          ? `3. baseline: TeamsFx ${teamsfx.version} from bench/out/teamsfx`
+          : `3. baseline: TeamsFx unavailable (${teamsfx.reason}); botbuilder baselines only`,
+      );
     const azurite = await startServiceWorker({ kind: "azurite" });
     try {
       await runScenarios(azurite.ready.url, teamsfx, partial);
