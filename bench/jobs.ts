@@ -139,6 +139,11 @@ export interface ProcessorResult extends EndpointResult {
   readonly failedInvocations: number;
   readonly metrics: Record<string, number>;
   readonly holds: readonly SessionHold[];
+  /**
+   * Work-trigger invocations, from start to return, ms: with `maxConcurrentCallsPerSession`
+   * calls in flight a session's rate is at most that many per this long (Little's law).
+   */
+  readonly handler: { p50Ms: number; p99Ms: number; maxMs: number; count: number };
   /** Event-loop delay while draining, ms: how far CPU contention moved its timers. */
   readonly loopDelayMs: LoopDelay;
 }

@@ -179,10 +179,13 @@ async function runScaleOut(tablesConnection: string, partial: PartialResults): P
   );
   const figures = await scaleOutScenario(tablesConnection, {
     instances: (process.env.BENCH_SCALE_OUT_K ?? "1,2,4,8").split(",").map(Number),
-    shapes: [
-      { tenants: 1, usersPerTenant: size(1200) },
-      { tenants: 4, usersPerTenant: size(300) },
-    ],
+    // `BENCH_SCALE_OUT_SHAPES=4x300` runs only that shape (tenants × users), for a diagnosis.
+    shapes: (process.env.BENCH_SCALE_OUT_SHAPES ?? `1x${size(1200)},4x${size(300)}`)
+      .split(",")
+      .map((shape) => {
+        const [tenants, users] = shape.split("x").map(Number);
+        return { tenants: tenants ?? 1, usersPerTenant: users ?? size(1200) };
+      }),
     latencyMs: 100,
     settings,
     capMs: 120_000,

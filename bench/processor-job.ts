@@ -6,7 +6,7 @@ import { LocalSessionQueue } from "../shared/queue/local-session-queue";
 import type { RunningEndpoint } from "./endpoint-job";
 import type { ProcessorJob, ProcessorResult, SessionHold } from "./jobs";
 import { LogCounter } from "./log-counter";
-import { LoopDelaySampler, RssSampler } from "./stats";
+import { LoopDelaySampler, RssSampler, summarize } from "./stats";
 
 /** Invocations of one session further apart than this start a new hold (a handoff between). */
 const HOLD_GAP_MS = 1_000;
@@ -46,6 +46,7 @@ export function startProcessor(job: ProcessorJob): RunningEndpoint {
   const current = new Map<string, (typeof holds)[number]>();
   let invocations = 0;
   let failed = 0;
+  const durations: number[] = [];
   const handler = async (message: unknown, context: InvocationContext): Promise<void> => {
     invocations += 1;
     const meta = context.triggerMetadata as { sessionId?: unknown } | undefined;
@@ -60,11 +61,14 @@ export function startProcessor(job: ProcessorJob): RunningEndpoint {
       holds.push(next);
       current.set(sessionId, next);
     }
+    const t0 = performance.now();
     try {
       await herald.work(message, context);
     } catch (error) {
       failed += 1;
       throw error;
+    } finally {
+      durations.push(performance.now() - t0);
     }
   };
 
@@ -96,6 +100,7 @@ export function startProcessor(job: ProcessorJob): RunningEndpoint {
         events: logs.events,
         holds: holds.map((h): SessionHold => ({ ...h })),
         loopDelayMs: loop.stop(),
+        handler: summarize(durations),
       };
     },
   };

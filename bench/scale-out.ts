@@ -56,6 +56,12 @@ export interface TenantFigures {
   readonly deliveredPerSecond: number;
   /** Longest pause between two accepted sends of the tenant (a session handoff shows here). */
   readonly maxSendGapMs: number;
+  /**
+   * For each 429 (first 10): the longest pause between two of the tenant's calls in the second
+   * before it, and how many calls arrived in the 200 ms before it. A pause then a bunch is
+   * calls that were paced evenly but reached Teams late together (a stalled event loop).
+   */
+  readonly throttledAfter: readonly { pauseMs: number; callsIn200ms: number }[];
   /** Processes that held the tenant's session, in order (pid), and the gaps between holds. */
   readonly holders: readonly number[];
 }
@@ -84,6 +90,7 @@ export interface ScaleOutRun extends ScaleOutRow {
     sessionsHeld: number;
     warnings: number;
     loopDelayMs: LoopDelay;
+    handler: ProcessorResult["handler"];
   }[];
   /** The orchestrator's (the simulator's) event-loop delay: it timestamps calls this late. */
   readonly simulatorLoopDelayMs: LoopDelay;
@@ -329,6 +336,16 @@ async function runOnce(
       maxCallsInAnySecond: maxInWindow(times),
       deliveredPerSecond: round(ratePerSecond(ledger.sent ?? 0, sends), 1),
       maxSendGapMs: maxGap(sends),
+      throttledAfter: mine
+        .filter((r) => r.status === 429)
+        .slice(0, 10)
+        .map((r) => {
+          const before = times.filter((t) => t < r.at && t >= r.at - 1000);
+          return {
+            pauseMs: maxGap(before),
+            callsIn200ms: before.filter((t) => t >= r.at - 200).length,
+          };
+        }),
       holders: holds.map((h) => h.pid),
     });
   }
@@ -376,6 +393,7 @@ async function runOnce(
       sessionsHeld: new Set(r.holds.map((h) => h.sessionId)).size,
       warnings: r.logLevels.warning ?? 0,
       loopDelayMs: r.loopDelayMs,
+      handler: r.handler,
     })),
     simulatorLoopDelayMs,
     logSamples: results.flatMap((r) => r.logSamples).slice(0, 10),
