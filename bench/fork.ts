@@ -91,6 +91,8 @@ export function runBaselineWorker(job: BaselineJob): Promise<BaselineResult> {
 /** A worker that serves until stopped: the bot endpoint, or Azurite. */
 export interface ServiceWorker {
   readonly ready: EndpointReady;
+  /** Tells a processor worker to start draining. */
+  go(): void;
   stop(): Promise<EndpointResult>;
 }
 
@@ -106,6 +108,7 @@ export async function startServiceWorker(
   }
   return {
     ready: answer.ready,
+    go: () => send(child, { type: "go" }),
     stop: async () => {
       try {
         send(child, { type: "stop" });
@@ -122,8 +125,13 @@ export async function startServiceWorker(
 /** One processor instance of the scale-out scenario: ready once it drains; stop returns its figures. */
 export async function startProcessorWorker(job: ProcessorJob): Promise<{
   readonly ready: EndpointReady;
+  go(): void;
   stop(): Promise<ProcessorResult>;
 }> {
   const worker = await startServiceWorker(job);
-  return { ready: worker.ready, stop: async () => (await worker.stop()) as ProcessorResult };
+  return {
+    ready: worker.ready,
+    go: () => worker.go(),
+    stop: async () => (await worker.stop()) as ProcessorResult,
+  };
 }

@@ -161,7 +161,11 @@ export interface AzuriteJob {
 
 export type Job = PipelineJob | BaselineJob | EndpointJob | AzuriteJob | ProcessorJob;
 
-export type ToWorker = { readonly type: "job"; readonly job: Job } | { readonly type: "stop" };
+export type ToWorker =
+  | { readonly type: "job"; readonly job: Job }
+  /** A processor starts draining (once every instance is up: see bench/scale-out.ts). */
+  | { readonly type: "go" }
+  | { readonly type: "stop" };
 
 export type FromWorker =
   | { readonly type: "ready"; readonly ready: EndpointReady }

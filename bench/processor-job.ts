@@ -75,18 +75,24 @@ export function startProcessor(job: ProcessorJob): RunningEndpoint {
   const rss = new RssSampler();
   const loop = new LoopDelaySampler();
   const cpu = process.cpuUsage();
-  const drainer = queue.startDraining(handler, {
-    functionName: "work",
-    maxConcurrentSessions: job.maxConcurrentSessions,
-    maxConcurrentCallsPerSession: job.maxConcurrentCallsPerSession,
-    sessionIdleTimeoutMs: job.sessionIdleTimeoutMs,
-    pollIntervalMs: job.pollIntervalMs,
-    logHandler: logs.handler,
-  });
+  // Draining starts on "go", once every instance is up: K Node processes starting on the same
+  // two cores would otherwise take CPU from the first one already sending (in Azure each
+  // instance boots on a machine of its own).
+  let drainer: ReturnType<typeof queue.startDraining> | undefined;
   return {
     ready: { url: `pid ${process.pid}` },
+    go: () => {
+      drainer ??= queue.startDraining(handler, {
+        functionName: "work",
+        maxConcurrentSessions: job.maxConcurrentSessions,
+        maxConcurrentCallsPerSession: job.maxConcurrentCallsPerSession,
+        sessionIdleTimeoutMs: job.sessionIdleTimeoutMs,
+        pollIntervalMs: job.pollIntervalMs,
+        logHandler: logs.handler,
+      });
+    },
     stop: async (): Promise<ProcessorResult> => {
-      await drainer.stop();
+      await drainer?.stop();
       const used = process.cpuUsage(cpu);
       return {
         pid: process.pid,

@@ -290,6 +290,8 @@ async function runOnce(
     ),
   );
   const workers = started.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
+  // Every instance is up (composition root built, botbuilder loaded): all start draining now.
+  if (workers.length === instances) for (const worker of workers) worker.go();
   const startedAt = Date.now();
   // Stop the instances whatever happens, or their processes outlive the bench.
   let drained: Awaited<ReturnType<typeof waitUntilEmpty>>;

@@ -61,13 +61,16 @@ async function run(message: ToWorker): Promise<void> {
           : job.kind === "processor"
             ? (require("./processor-job") as typeof import("./processor-job")).startProcessor(job)
             : await startAzurite();
-      process.once("message", (next: ToWorker) => {
+      const onMessage = (next: ToWorker) => {
+        if (next.type === "go") return endpoint.go?.();
         if (next.type !== "stop") return;
+        process.off("message", onMessage);
         endpoint
           .stop()
           .then((result) => reply({ type: "result", result }))
           .catch((error: unknown) => reply({ type: "error", message: toError(error).message }));
-      });
+      };
+      process.on("message", onMessage);
       reply({ type: "ready", ready: endpoint.ready });
       break;
     }
