@@ -8,6 +8,8 @@ export const ROSTER_SYNC_QUEUED = "roster sync queued";
 
 export interface RunningEndpoint {
   readonly ready: EndpointReady;
+  /** Starts the work a service waits for (a processor's drain); others start at once. */
+  go?(): void;
   stop(): Promise<EndpointResult>;
 }
 

@@ -12,6 +12,8 @@ import type {
   Job,
   PipelineJob,
   PipelineResult,
+  ProcessorJob,
+  ProcessorResult,
   ToWorker,
 } from "./jobs";
 
@@ -89,10 +91,14 @@ export function runBaselineWorker(job: BaselineJob): Promise<BaselineResult> {
 /** A worker that serves until stopped: the bot endpoint, or Azurite. */
 export interface ServiceWorker {
   readonly ready: EndpointReady;
+  /** Tells a processor worker to start draining. */
+  go(): void;
   stop(): Promise<EndpointResult>;
 }
 
-export async function startServiceWorker(job: EndpointJob | AzuriteJob): Promise<ServiceWorker> {
+export async function startServiceWorker(
+  job: EndpointJob | AzuriteJob | ProcessorJob,
+): Promise<ServiceWorker> {
   const child = spawnWorker();
   send(child, { type: "job", job });
   const answer = await nextMessage(child);
@@ -102,6 +108,7 @@ export async function startServiceWorker(job: EndpointJob | AzuriteJob): Promise
   }
   return {
     ready: answer.ready,
+    go: () => send(child, { type: "go" }),
     stop: async () => {
       try {
         send(child, { type: "stop" });
@@ -112,5 +119,19 @@ export async function startServiceWorker(job: EndpointJob | AzuriteJob): Promise
         await exited(child);
       }
     },
+  };
+}
+
+/** One processor instance of the scale-out scenario: ready once it drains; stop returns its figures. */
+export async function startProcessorWorker(job: ProcessorJob): Promise<{
+  readonly ready: EndpointReady;
+  go(): void;
+  stop(): Promise<ProcessorResult>;
+}> {
+  const worker = await startServiceWorker(job);
+  return {
+    ready: worker.ready,
+    go: () => worker.go(),
+    stop: async () => (await worker.stop()) as ProcessorResult,
   };
 }

@@ -34,7 +34,8 @@ export async function seedUsers(
   for (let i = 0; i < users.length; i += chunk) {
     await store.upsertMany(
       users.slice(i, i + chunk).map((user) => ({
-        tenantId: sim.tenantId,
+        // The user's own tenant (the scale-out scenario seeds users of several).
+        tenantId: user.tenantId,
         teamsUserId: user.id,
         aadObjectId: user.aadObjectId,
         name: user.name,

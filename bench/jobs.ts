@@ -104,14 +104,68 @@ export interface EndpointResult {
   readonly events: Record<string, number>;
 }
 
+/**
+ * One of K independent Herald processor instances of the scale-out scenario: its own
+ * composition root (so its own pacer), draining the work queue shared by all K, a
+ * `LocalSessionQueue` in one folder, with host.json's session settings. Serves until stopped.
+ */
+export interface ProcessorJob {
+  readonly kind: "processor";
+  readonly tables: TablesTarget;
+  readonly botId: string;
+  /** `LocalSessionQueue`'s root folder and queue name, the same for every instance. */
+  readonly queueDirectory: string;
+  readonly queueName: string;
+  readonly lockDurationMs: number;
+  readonly maxConcurrentSessions: number;
+  readonly maxConcurrentCallsPerSession: number;
+  readonly sessionIdleTimeoutMs: number;
+  readonly pollIntervalMs: number;
+}
+
+/** A stretch of time one processor spent on one session (its invocations, merged). */
+export interface SessionHold {
+  readonly sessionId: string;
+  /** First and last invocation start, ms epoch. */
+  readonly from: number;
+  readonly to: number;
+  readonly invocations: number;
+}
+
+export interface ProcessorResult extends EndpointResult {
+  readonly pid: number;
+  readonly invocations: number;
+  /** Invocations that threw (the queue delivers them again). */
+  readonly failedInvocations: number;
+  readonly metrics: Record<string, number>;
+  readonly holds: readonly SessionHold[];
+  /**
+   * Work-trigger invocations, from start to return, ms: with `maxConcurrentCallsPerSession`
+   * calls in flight a session's rate is at most that many per this long (Little's law).
+   */
+  readonly handler: { p50Ms: number; p99Ms: number; maxMs: number; count: number };
+  /** Event-loop delay while draining, ms: how far CPU contention moved its timers. */
+  readonly loopDelayMs: LoopDelay;
+}
+
+export interface LoopDelay {
+  readonly p50: number;
+  readonly p99: number;
+  readonly max: number;
+}
+
 /** Azurite's Table service in a process of its own (Table Storage is a separate service). */
 export interface AzuriteJob {
   readonly kind: "azurite";
 }
 
-export type Job = PipelineJob | BaselineJob | EndpointJob | AzuriteJob;
+export type Job = PipelineJob | BaselineJob | EndpointJob | AzuriteJob | ProcessorJob;
 
-export type ToWorker = { readonly type: "job"; readonly job: Job } | { readonly type: "stop" };
+export type ToWorker =
+  | { readonly type: "job"; readonly job: Job }
+  /** A processor starts draining (once every instance is up: see bench/scale-out.ts). */
+  | { readonly type: "go" }
+  | { readonly type: "stop" };
 
 export type FromWorker =
   | { readonly type: "ready"; readonly ready: EndpointReady }

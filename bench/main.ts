@@ -12,12 +12,27 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join, resolve } from "node:path";
 
+import { readHostJson } from "../shared/local-host/settings";
 import { lineChart } from "./chart";
 import { coldStartScenario } from "./cold-start";
 import { endpointScenario } from "./endpoint";
 import { startServiceWorker } from "./fork";
-import { machine, machineLine, markdownTable, type Results, rows, textTable } from "./report";
-import { limitsScenario, overheadScenario } from "./scenarios";
+import {
+  machine,
+  machineLine,
+  markdownTable,
+  type Results,
+  rows,
+  type ScaleOutDetail,
+  textTable,
+} from "./report";
+import {
+  scaleOutMarkdownTable,
+  scaleOutScenario,
+  scaleOutTextTable,
+  type SessionSettings,
+} from "./scale-out";
+import { limitsScenario, MESSAGE_TEXT, overheadScenario } from "./scenarios";
 import { round } from "./stats";
 import { ensureTeamsFx, type TeamsFxInstall } from "./teamsfx";
 
@@ -133,6 +148,78 @@ async function updateDoc(markdown: string): Promise<void> {
 /** The figures gathered so far (all of them unless BENCH_ONLY picks some). */
 type PartialResults = { -readonly [K in keyof Results]?: Results[K] };
 
+/**
+ * The session settings every scale-out instance drains with: host.json's, as the Functions
+ * host would apply them, so a change there is measured here. The poll interval and lock
+ * duration are the local session queue's own (Service Bus has neither knob: its receivers
+ * wait on the broker, and its default lock is one minute).
+ */
+function scaleOutSettings(): SessionSettings {
+  const host = readHostJson(ROOT);
+  return {
+    // Overridable for a diagnosis only (e.g. 1: one tenant per instance); the table's figures
+    // are measured with host.json's value.
+    maxConcurrentSessions: Number(
+      process.env.BENCH_MAX_CONCURRENT_SESSIONS ?? host.maxConcurrentSessions,
+    ),
+    maxConcurrentCallsPerSession: host.maxConcurrentCallsPerSession,
+    sessionIdleTimeoutMs: host.sessionIdleTimeoutMs,
+    pollIntervalMs: Number(process.env.BENCH_SESSION_POLL_MS ?? 1000),
+    lockDurationMs: 60_000,
+  };
+}
+
+/** 6. Scale-out: K = 1, 2, 4, 8 processor processes on one session queue (issue 9). */
+async function runScaleOut(tablesConnection: string, partial: PartialResults): Promise<void> {
+  const started = Date.now();
+  const host = machine();
+  const settings = scaleOutSettings();
+  log(
+    `6. scale-out: K = 1, 2, 4, 8 processes on one session queue (sessions ${settings.maxConcurrentSessions}, calls/session ${settings.maxConcurrentCallsPerSession}, idle ${settings.sessionIdleTimeoutMs} ms), 100 ms latency…`,
+  );
+  const figures = await scaleOutScenario(tablesConnection, {
+    instances: (process.env.BENCH_SCALE_OUT_K ?? "1,2,4,8").split(",").map(Number),
+    // `BENCH_SCALE_OUT_SHAPES=4x300` runs only that shape (tenants × users), for a diagnosis.
+    shapes: (process.env.BENCH_SCALE_OUT_SHAPES ?? `1x${size(1200)},4x${size(300)}`)
+      .split(",")
+      .map((shape) => {
+        const [tenants, users] = shape.split("x").map(Number);
+        return { tenants: tenants ?? 1, usersPerTenant: users ?? size(1200) };
+      }),
+    latencyMs: 100,
+    settings,
+    capMs: 120_000,
+    text: MESSAGE_TEXT,
+    log,
+  });
+  const detail: ScaleOutDetail = {
+    startedAt: new Date(started).toISOString(),
+    durationSeconds: round((Date.now() - started) / 1000, 0),
+    machine: { ...host, loadAverageEnd: round(loadavg()[0] ?? 0, 2) },
+    method: {
+      instances:
+        "separate Node processes (bench/worker.ts, kind processor), each with its own createHeraldServices and so its own pacer",
+      queue:
+        "the real LocalSessionQueue on one temp folder shared by every instance: one session per tenant (sessionId = lower-cased tenant id), one holder at a time",
+      enqueue:
+        "per tenant, the request stored with NotificationRequestStore.createWithBody and its ledger rows created, then deliveryMessage(deliveryWork(…)) per recipient enqueued once every instance was draining (no dispatch, no intake)",
+      teams:
+        "one simulator in the orchestrator (its rate-limit counters see every instance), Teams' limits enforced per tenant, 100 ms latency, users seeded with their 1:1 conversation ids (1 call each)",
+      deliveredPerSecond:
+        "ledger rows sent / seconds from the first to the last accepted send (all tenants together)",
+      maxCallsInAnySecondPerTenant:
+        "most calls (any status) that reached the simulator for one tenant in any sliding window [t, t + 1 s)",
+      share429: "429 answers / calls, all tenants",
+      lost: "recipients whose ledger row is not sent at the end (cap 120 s per run)",
+    },
+    settings,
+    runs: figures.runs,
+  };
+  partial.scaleOut = figures.rows;
+  partial.scaleOutDetail = detail;
+  process.stdout.write(`\n${scaleOutTextTable(figures.rows)}\n\n`);
+}
+
 /** Figures 5, 1 + 3a, 2 + 3b, against one Azurite. */
 async function runScenarios(
   tablesConnection: string,
@@ -169,11 +256,14 @@ async function runScenarios(
       teamsfxUsers: size(60),
     });
   }
+  if (wanted("scaleOut")) await runScaleOut(tablesConnection, partial);
 }
 
 /**
  * `BENCH_ONLY=cold-start,endpoint,overhead,limits` (any of them) runs only those and prints
  * their figures as JSON, writing nothing: for a quick look, e.g. before and after a change.
+ * `BENCH_ONLY=scaleOut` runs only the scale-out scenario and merges its figures into
+ * bench/results.json (the other keys kept) and the docs table.
  * `BENCH_ONLY=report` runs nothing and rewrites the outputs from bench/results.json.
  */
 const ONLY = new Set((process.env.BENCH_ONLY ?? "").split(",").filter((s) => s !== ""));
@@ -200,9 +290,19 @@ async function writeOutputs(results: Results): Promise<void> {
       `Run ${results.startedAt} (${results.durationSeconds} s) on ${machineLine(results.machine)}.`,
       "",
       markdownTable(list),
+      ...(results.scaleOut === undefined || results.scaleOutDetail === undefined
+        ? []
+        : [
+            "",
+            `Scale-out (6): run ${results.scaleOutDetail.startedAt} (${results.scaleOutDetail.durationSeconds} s) on ${machineLine(results.scaleOutDetail.machine)}.`,
+            "",
+            scaleOutMarkdownTable(results.scaleOut),
+          ]),
     ].join("\n"),
   );
   process.stdout.write(`\n${textTable(list)}\n\n`);
+  if (results.scaleOut !== undefined)
+    process.stdout.write(`${scaleOutTextTable(results.scaleOut)}\n\n`);
   log(`machine: ${machineLine(results.machine)}`);
   log("wrote bench/results.json, bench/throughput.svg and the table in docs/benchmarks.md");
   const missed = list.filter((r) => r.verdict === "MISS");
@@ -231,13 +331,18 @@ async function main(): Promise<void> {
     partial.coldStart = await coldStartScenario(ROOT, OUT, 10);
   }
 
-  if (wanted("endpoint") || wanted("overhead") || wanted("limits")) {
-    const teamsfx = await ensureTeamsFx(OUT);
-    log(
-      teamsfx.ok
-        ? `3. baseline: TeamsFx ${teamsfx.version} from bench/out/teamsfx`
-        : `3. baseline: TeamsFx unavailable (${teamsfx.reason}); botbuilder baselines only`,
-    );
+  if (wanted("endpoint") || wanted("overhead") || wanted("limits") || wanted("scaleOut")) {
+    // Only the baselines (figures 1 and 2) use TeamsFx: the others need not install it.
+    const baselines = wanted("overhead") || wanted("limits");
+    const teamsfx: TeamsFxInstall = baselines
+      ? await ensureTeamsFx(OUT)
+      : { ok: false, reason: "no baseline in this run" };
+    if (baselines)
+      log(
+        teamsfx.ok
+          ? `3. baseline: TeamsFx ${teamsfx.version} from bench/out/teamsfx`
+          : `3. baseline: TeamsFx unavailable (${teamsfx.reason}); botbuilder baselines only`,
+      );
     const azurite = await startServiceWorker({ kind: "azurite" });
     try {
       await runScenarios(azurite.ready.url, teamsfx, partial);
@@ -247,7 +352,15 @@ async function main(): Promise<void> {
   }
 
   const machineNow = { ...host, loadAverageEnd: round(loadavg()[0] ?? 0, 2) };
-  const { coldStart, endpoint, overhead, limits } = partial;
+  const { coldStart, endpoint, overhead, limits, scaleOut, scaleOutDetail } = partial;
+  if (ONLY.size === 1 && scaleOut !== undefined && scaleOutDetail !== undefined) {
+    // Only the scale-out ran: its figures replace the last ones, every other key is kept.
+    const { table: _table, ...last } = JSON.parse(
+      readFileSync(join(ROOT, "bench/results.json"), "utf8"),
+    ) as Results & { table: unknown };
+    await writeOutputs({ ...last, scaleOut, scaleOutDetail });
+    return;
+  }
   if (
     coldStart === undefined ||
     endpoint === undefined ||
@@ -265,6 +378,7 @@ async function main(): Promise<void> {
     limits,
     coldStart,
     endpoint,
+    ...(scaleOut !== undefined && scaleOutDetail !== undefined ? { scaleOut, scaleOutDetail } : {}),
   };
   await writeOutputs(results);
 }

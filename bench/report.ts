@@ -3,6 +3,7 @@ import { availableParallelism, cpus, loadavg, totalmem } from "node:os";
 
 import type { ColdStartVariant } from "./cold-start";
 import type { EndpointFigures } from "./endpoint";
+import type { ScaleOutRow, ScaleOutRun, SessionSettings } from "./scale-out";
 import type { BaselineFigures, BaselineSkip, LimitsFigures, OverheadScenario } from "./scenarios";
 import { round } from "./stats";
 
@@ -45,6 +46,19 @@ export interface Results {
   readonly limits: LimitsFigures;
   readonly coldStart: readonly ColdStartVariant[];
   readonly endpoint: EndpointFigures;
+  /** Issue 9's scale-out figures (K instances draining one session queue), one row per run. */
+  readonly scaleOut?: readonly ScaleOutRow[];
+  /** How the scale-out rows were measured, on what machine, with each run's diagnostics. */
+  readonly scaleOutDetail?: ScaleOutDetail;
+}
+
+export interface ScaleOutDetail {
+  readonly startedAt: string;
+  readonly durationSeconds: number;
+  readonly machine: Machine;
+  readonly method: Readonly<Record<string, string>>;
+  readonly settings: SessionSettings;
+  readonly runs: readonly ScaleOutRun[];
 }
 
 export interface Row {

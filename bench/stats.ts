@@ -1,4 +1,5 @@
 /** Small numeric helpers for the benchmark: percentiles, per-second series, peak RSS. */
+import { type IntervalHistogram, monitorEventLoopDelay } from "node:perf_hooks";
 
 /** The value at quantile `q` (0..1) of `values`, nearest-rank; NaN for none. */
 export function percentile(values: ArrayLike<number>, q: number): number {
@@ -66,3 +67,26 @@ export class RssSampler {
 
 export const sleep = (ms: number): Promise<void> =>
   new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Samples this process's event-loop delay until `stop`: on a machine where other work competes
+ * for the cores, timers (a pacer's slots) fire late and requests are read late by this much.
+ */
+export class LoopDelaySampler {
+  private readonly histogram: IntervalHistogram = monitorEventLoopDelay({ resolution: 10 });
+
+  constructor() {
+    this.histogram.enable();
+  }
+
+  /** p50, p99 and max in ms. */
+  stop(): { p50: number; p99: number; max: number } {
+    this.histogram.disable();
+    const ms = (ns: number) => round(ns / 1e6, 1);
+    return {
+      p50: ms(this.histogram.percentile(50)),
+      p99: ms(this.histogram.percentile(99)),
+      max: ms(this.histogram.max),
+    };
+  }
+}

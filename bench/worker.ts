@@ -1,6 +1,7 @@
 /**
  * A benchmark worker process: runs one job from bench/main.ts (Herald's pipeline, the
- * botbuilder baseline, or the bot endpoint) alone in its process, so memory and CPU figures
+ * botbuilder baseline, the bot endpoint, or one processor instance of the scale-out
+ * scenario) alone in its process, so memory and CPU figures
  * are its own and not the orchestrator's (which hosts Azurite and the Teams simulator).
  */
 import { toError } from "../shared/errors";
@@ -52,18 +53,24 @@ async function run(message: ToWorker): Promise<void> {
       break;
     }
     case "endpoint":
+    case "processor":
     case "azurite": {
       const endpoint =
         job.kind === "endpoint"
           ? await (require("./endpoint-job") as typeof import("./endpoint-job")).startEndpoint(job)
-          : await startAzurite();
-      process.once("message", (next: ToWorker) => {
+          : job.kind === "processor"
+            ? (require("./processor-job") as typeof import("./processor-job")).startProcessor(job)
+            : await startAzurite();
+      const onMessage = (next: ToWorker) => {
+        if (next.type === "go") return endpoint.go?.();
         if (next.type !== "stop") return;
+        process.off("message", onMessage);
         endpoint
           .stop()
           .then((result) => reply({ type: "result", result }))
           .catch((error: unknown) => reply({ type: "error", message: toError(error).message }));
-      });
+      };
+      process.on("message", onMessage);
       reply({ type: "ready", ready: endpoint.ready });
       break;
     }

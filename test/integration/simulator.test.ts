@@ -600,6 +600,34 @@ describe("TeamsSimulator", () => {
       expect((await send(limited.personalConversationId(users[55]!))).status).toBe(201);
     });
 
+    it("holds each tenant to its own 50 a second, and records the tenant of each call", async () => {
+      const otherTenant = "5f0c1d2e-0000-4000-8000-000000000002";
+      const home = limited.addUsers(55);
+      const other = limited.addUsers(55, { tenantId: otherTenant });
+      const statuses = { home: [] as number[], other: [] as number[] };
+      for (let i = 0; i < 55; i += 1) {
+        statuses.home.push((await send(limited.personalConversationId(home[i]!))).status);
+        statuses.other.push((await send(limited.personalConversationId(other[i]!))).status);
+      }
+      expect(statuses.home.filter((s) => s === 201)).toHaveLength(50);
+      expect(statuses.other.filter((s) => s === 201)).toHaveLength(50);
+      const tenants = limited.requests.map((r) => r.tenantId);
+      expect(tenants.filter((t) => t === otherTenant)).toHaveLength(55);
+      expect(tenants.filter((t) => t === limited.tenantId)).toHaveLength(55);
+
+      // A create names the user's tenant; the home tenant is not theirs.
+      const user = other[0]!;
+      const create = (tenant: string) =>
+        call(limited, "POST", "v3/conversations", {
+          ...createBody(limited, user.aadObjectId),
+          tenantId: tenant,
+          channelData: { tenant: { id: tenant } },
+        });
+      now += 1000;
+      expect((await create(otherTenant)).status).toBe(201);
+      expect((await create(limited.tenantId)).status).toBe(404);
+    });
+
     it("holds a conversation to 60 sends in 30 seconds", async () => {
       const id = limited.personalConversationId(limited.addUser());
       const perSecond = PER_BOT_PER_CONVERSATION_LIMITS.sendToConversation[0]!.limit;

@@ -16,6 +16,11 @@ export const newBotId = (): string => `28:${randomUUID()}`;
 
 export interface NewUser {
   id?: string;
+  /**
+   * The user's tenant (default the simulator's). A user of another tenant is reachable in 1:1
+   * chats only (teams stay in the simulator's tenant), and counts against that tenant's limits.
+   */
+  tenantId?: string;
   aadObjectId?: string;
   name?: string;
   givenName?: string;
@@ -70,6 +75,8 @@ export class Directory {
   private readonly personalConversations = new Map<string, SimUser>();
   /** 1:1 ids whose chat the user deleted: sends answer 404 ConversationNotFound. */
   readonly deletedConversations = new Set<string>();
+  /** Tenants of users added with a `tenantId` other than the directory's. */
+  private readonly otherTenants = new Set<string>();
   private userCounter = 0;
   private teamCounter = 0;
 
@@ -93,7 +100,7 @@ export class Directory {
       surname,
       userPrincipalName: upn,
       email: input.email ?? upn,
-      tenantId: this.tenantId,
+      tenantId: input.tenantId ?? this.tenantId,
       userRole: input.userRole ?? "user",
     };
     if (this.users.has(user.id) || this.byAad.has(user.aadObjectId.toLowerCase()))
@@ -101,13 +108,19 @@ export class Directory {
     this.users.set(user.id, user);
     this.byAad.set(user.aadObjectId.toLowerCase(), user);
     this.byUpn.set(user.userPrincipalName.toLowerCase(), user);
+    if (user.tenantId !== this.tenantId) this.otherTenants.add(user.tenantId);
     return user;
   }
 
-  addUsers(count: number): SimUser[] {
+  addUsers(count: number, input: Pick<NewUser, "tenantId"> = {}): SimUser[] {
     const users: SimUser[] = [];
-    for (let i = 0; i < count; i += 1) users.push(this.addUser());
+    for (let i = 0; i < count; i += 1) users.push(this.addUser(input));
     return users;
+  }
+
+  /** Whether any user belongs to `tenantId` (the simulator's own tenant always exists). */
+  hasTenant(tenantId: string): boolean {
+    return tenantId === this.tenantId || this.otherTenants.has(tenantId);
   }
 
   /** By `29:` id, AAD object id or UPN (case-insensitive for the last two). */

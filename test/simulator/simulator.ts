@@ -211,8 +211,9 @@ export class TeamsSimulator {
     return this.directory.addUser(input);
   }
 
-  addUsers(count: number): SimUser[] {
-    return this.directory.addUsers(count);
+  /** `tenantId`: users of another tenant (1:1 chats only), with rate limits of their own. */
+  addUsers(count: number, options: Pick<NewUser, "tenantId"> = {}): SimUser[] {
+    return this.directory.addUsers(count, options);
   }
 
   addTeam(input: NewTeam = {}): SimTeam {
@@ -433,6 +434,7 @@ export class TeamsSimulator {
       query,
       route: matched?.route ?? "unknown",
       conversationId: matched?.id,
+      tenantId: this.tenantOf(matched, body),
       body: this.recordBodies ? body : undefined,
       headers: this.recordBodies ? req.headers : {},
       status: 0,
@@ -511,7 +513,7 @@ export class TeamsSimulator {
           {
             operation,
             botId: this.botOf(route, body),
-            tenantId: this.tenantId,
+            tenantId: record.tenantId,
             conversationId:
               route === "createConversation"
                 ? user === undefined
@@ -573,8 +575,8 @@ export class TeamsSimulator {
     if (memberId === undefined || memberId === "") return badArgument("members[0].id is required.");
     const tenant = stringAt(body, "tenantId") ?? stringAt(body, "channelData", "tenant", "id");
     if (tenant === undefined) return badArgument("channelData.tenant.id is required.");
-    if (tenant !== this.tenantId) return badArgument(`Unknown tenant ${tenant}.`);
-    if (user === undefined)
+    if (!this.directory.hasTenant(tenant)) return badArgument(`Unknown tenant ${tenant}.`);
+    if (user === undefined || user.tenantId !== tenant)
       return memberId.startsWith("29:")
         ? badArgument("Failed to decrypt pairwise id")
         : { status: 404, body: teamsError(404, "NotFound", "User not found in tenant.") };
@@ -832,6 +834,14 @@ export class TeamsSimulator {
       return memberId === undefined ? undefined : this.directory.findUser(memberId);
     }
     return conversation?.kind === "personal" ? conversation.user : undefined;
+  }
+
+  /** The tenant a call counts against: a 1:1's user's (create included), else the simulator's. */
+  private tenantOf(matched: Matched | undefined, body: unknown): string {
+    if (matched === undefined) return this.tenantId;
+    const conversation =
+      matched.id === undefined ? undefined : this.directory.conversation(matched.id);
+    return this.userConcerned(matched.route, conversation, body)?.tenantId ?? this.tenantId;
   }
 
   private botOf(route: RouteName, body: unknown): string {

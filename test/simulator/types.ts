@@ -65,6 +65,11 @@ export interface RecordedRequest {
   readonly route: RouteName;
   /** Decoded conversation or team id from the path, when the route has one. */
   readonly conversationId: string | undefined;
+  /**
+   * The tenant the call counts against (Teams' per bot per tenant limit): the tenant of the
+   * 1:1's user for a create or a 1:1 route, else the simulator's.
+   */
+  readonly tenantId: string;
   /** Parsed JSON body (undefined when there was none or `recordBodies` is off). */
   readonly body: unknown;
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
