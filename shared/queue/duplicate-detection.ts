@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import { link, mkdir, readdir, readFile, stat, unlink, writeFile } from "node:fs/promises";
+import { link, mkdir, readdir, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 
 /**
@@ -26,6 +26,26 @@ export interface DuplicateDetectionOptions {
 interface Entry {
   readonly messageId: string;
   readonly acceptedAtMs: number;
+  /** The accepting sender's process, and whether it confirmed that it wrote the message. */
+  readonly pid?: number;
+  readonly published?: boolean;
+}
+
+/**
+ * An entry whose sender never confirmed the write is a duplicate only while that sender may
+ * still be writing: a sender killed between `accept` and its write must not make the retry of
+ * its message (same id) look like a duplicate of a message that never existed.
+ */
+const UNCONFIRMED_GRACE_MS = 30_000;
+
+function processAlive(pid: number | undefined): boolean {
+  if (pid === undefined || pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return isCode(error, "EPERM");
+  }
 }
 
 /** A claim older than this belongs to a sender that died while holding it. */
@@ -56,18 +76,37 @@ export class DuplicateDetector {
     await this.#ensureFolder();
     this.#maybeSweep(nowMs);
     const path = this.#entryPath(messageId);
-    if (await this.#create(path, { messageId, acceptedAtMs: nowMs })) return true;
+    const entry: Entry = { messageId, acceptedAtMs: nowMs, pid: process.pid, published: false };
+    if (await this.#create(path, entry)) return true;
     const existing = await this.#read(path);
-    if (existing !== undefined && nowMs - existing.acceptedAtMs < this.windowMs) return false;
-    // Expired (or vanished under a sweep): replace it, deciding under the entry's claim.
+    if (existing !== undefined && this.#blocks(existing, nowMs)) return false;
+    // Expired, never confirmed by a dead sender, or vanished under a sweep: replace it,
+    // deciding under the entry's claim.
     return this.#withClaim(path, async () => {
       const current = await this.#read(path);
-      if (current !== undefined && nowMs - current.acceptedAtMs < this.windowMs) return false;
+      if (current !== undefined && this.#blocks(current, nowMs)) return false;
       await unlink(path).catch((error: unknown) => {
         if (!isCode(error, "ENOENT")) throw error;
       });
-      return this.#create(path, { messageId, acceptedAtMs: nowMs });
+      return this.#create(path, entry);
     });
+  }
+
+  /** Records that the message accepted under `messageId` was written: it now blocks its copies. */
+  async confirm(messageId: string): Promise<void> {
+    const path = this.#entryPath(messageId);
+    const current = await this.#read(path);
+    if (current === undefined) return;
+    const tmp = `${path}.${randomBytes(6).toString("hex")}.tmp`;
+    await writeFile(tmp, JSON.stringify({ ...current, published: true }));
+    await rename(tmp, path);
+  }
+
+  /** Whether an entry still makes a message with its id a duplicate. */
+  #blocks(entry: Entry, nowMs: number): boolean {
+    if (nowMs - entry.acceptedAtMs >= this.windowMs) return false;
+    if (entry.published !== false) return true; // confirmed (or written before confirmations)
+    return processAlive(entry.pid) && nowMs - entry.acceptedAtMs < UNCONFIRMED_GRACE_MS;
   }
 
   /**

@@ -613,6 +613,7 @@ export class LocalSessionQueue implements QueuePort {
             await Promise.all(list.slice(i).map((rest) => this.#unprepare(rest)));
             throw error;
           }
+          if (p.checked) await this.#duplicates.confirm(p.messageId);
         }
       }),
     );
