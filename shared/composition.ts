@@ -92,8 +92,8 @@ export function createHeraldServices(
   options: HeraldServicesOptions = {},
 ): HeraldServices {
   const tables = options.tables ?? new TableFactory(config);
-  const queue = options.queue ?? undefined;
-  const workQueue = queue !== undefined ? () => queue : lazy(() => createWorkQueue(config));
+  const given = options.queue;
+  const workQueue = given !== undefined ? () => given : lazy(() => createWorkQueue(config));
   const notifications = createNotificationServices(config, logger, {
     ...options,
     tables,

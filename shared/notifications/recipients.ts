@@ -25,16 +25,6 @@ export function recipientFromParts(kind: RecipientKind, value: string): Recipien
   return { [kind]: value };
 }
 
-/** Unique recipients in request order (the first spelling of a duplicate wins). */
-export function uniqueRecipients(recipients: readonly Recipient[]): Map<string, Recipient> {
-  const unique = new Map<string, Recipient>();
-  for (const recipient of recipients) {
-    const key = recipientKey(recipient);
-    if (!unique.has(key)) unique.set(key, recipient);
-  }
-  return unique;
-}
-
 /** Why a recipient of an otherwise valid request cannot be delivered; recorded as `rejected`. */
 export interface RejectedRecipient {
   /** `recipientKey` of the recipient when it has one, else `invalid:<index>`. */

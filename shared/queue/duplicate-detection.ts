@@ -1,6 +1,8 @@
 import { createHash, randomBytes } from "node:crypto";
-import { link, mkdir, readdir, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+
+import { createExclusive, isErrorCode } from "./exclusive-file";
 
 /**
  * Duplicate detection by message id within a window, shared by every process that sends to
@@ -44,7 +46,7 @@ function processAlive(pid: number | undefined): boolean {
     process.kill(pid, 0);
     return true;
   } catch (error) {
-    return isCode(error, "EPERM");
+    return isErrorCode(error, "EPERM");
   }
 }
 
@@ -52,10 +54,6 @@ function processAlive(pid: number | undefined): boolean {
 const STALE_CLAIM_MS = 10_000;
 const CLAIM_RETRIES = 50;
 const CLAIM_RETRY_MS = 10;
-
-function isCode(error: unknown, code: string): boolean {
-  return (error as NodeJS.ErrnoException | undefined)?.code === code;
-}
 
 export class DuplicateDetector {
   readonly directory: string;
@@ -77,7 +75,7 @@ export class DuplicateDetector {
     this.#maybeSweep(nowMs);
     const path = this.#entryPath(messageId);
     const entry: Entry = { messageId, acceptedAtMs: nowMs, pid: process.pid, published: false };
-    if (await this.#create(path, entry)) return true;
+    if (await createExclusive(path, entry)) return true;
     const existing = await this.#read(path);
     if (existing !== undefined && this.#blocks(existing, nowMs)) return false;
     // Expired, never confirmed by a dead sender, or vanished under a sweep: replace it,
@@ -86,9 +84,9 @@ export class DuplicateDetector {
       const current = await this.#read(path);
       if (current !== undefined && this.#blocks(current, nowMs)) return false;
       await unlink(path).catch((error: unknown) => {
-        if (!isCode(error, "ENOENT")) throw error;
+        if (!isErrorCode(error, "ENOENT")) throw error;
       });
-      return this.#create(path, entry);
+      return createExclusive(path, entry);
     });
   }
 
@@ -115,7 +113,7 @@ export class DuplicateDetector {
    */
   async forget(messageId: string): Promise<void> {
     await unlink(this.#entryPath(messageId)).catch((error: unknown) => {
-      if (!isCode(error, "ENOENT")) throw error;
+      if (!isErrorCode(error, "ENOENT")) throw error;
     });
   }
 
@@ -130,7 +128,7 @@ export class DuplicateDetector {
         // The file's time first, so a sweep does not read every entry.
         if (nowMs - (await stat(path)).mtimeMs < this.windowMs) continue;
       } catch (error) {
-        if (isCode(error, "ENOENT")) continue;
+        if (isErrorCode(error, "ENOENT")) continue;
         throw error;
       }
       const swept = await this.#withClaim(path, async () => {
@@ -148,26 +146,11 @@ export class DuplicateDetector {
     return join(this.directory, createHash("sha256").update(messageId).digest("hex"));
   }
 
-  /** Creates the entry with its content in one step (a reader never sees it half written). */
-  async #create(path: string, entry: Entry): Promise<boolean> {
-    const tmp = `${path}.${randomBytes(6).toString("hex")}.tmp`;
-    await writeFile(tmp, JSON.stringify(entry));
-    try {
-      await link(tmp, path);
-      return true;
-    } catch (error) {
-      if (isCode(error, "EEXIST")) return false;
-      throw error;
-    } finally {
-      await unlink(tmp).catch(() => undefined);
-    }
-  }
-
   async #read(path: string): Promise<Entry | undefined> {
     try {
       return JSON.parse(await readFile(path, "utf8")) as Entry;
     } catch (error) {
-      if (isCode(error, "ENOENT")) return undefined;
+      if (isErrorCode(error, "ENOENT")) return undefined;
       throw error;
     }
   }
@@ -178,7 +161,7 @@ export class DuplicateDetector {
       try {
         await writeFile(claim, String(process.pid), { flag: "wx" });
       } catch (error) {
-        if (!isCode(error, "EEXIST")) throw error;
+        if (!isErrorCode(error, "EEXIST")) throw error;
         const age = await stat(claim).then(
           (s) => Date.now() - s.mtimeMs,
           () => 0,

@@ -1,6 +1,8 @@
 import { randomBytes } from "node:crypto";
-import { link, mkdir, readdir, readFile, rename, unlink, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+
+import { createExclusive, isErrorCode } from "./exclusive-file";
 
 /**
  * The exclusive, expiring lock on one session of a local session queue, shared by every
@@ -37,16 +39,12 @@ function generationName(generation: number): string {
   return `${String(generation).padStart(GENERATION_DIGITS, "0")}.json`;
 }
 
-function isCode(error: unknown, code: string): boolean {
-  return (error as NodeJS.ErrnoException | undefined)?.code === code;
-}
-
 async function generations(folder: string): Promise<number[]> {
   let names: string[];
   try {
     names = await readdir(folder);
   } catch (error) {
-    if (isCode(error, "ENOENT")) return [];
+    if (isErrorCode(error, "ENOENT")) return [];
     throw error;
   }
   const result: number[] = [];
@@ -61,7 +59,7 @@ async function readLease(path: string): Promise<LeaseFile | undefined> {
   try {
     return JSON.parse(await readFile(path, "utf8")) as LeaseFile;
   } catch (error) {
-    if (isCode(error, "ENOENT")) return undefined;
+    if (isErrorCode(error, "ENOENT")) return undefined;
     throw error;
   }
 }
@@ -111,7 +109,7 @@ export class SessionLease {
     }
     const generation = top + 1;
     const expiresAtMs = Date.now() + durationMs;
-    const created = await writeExclusive(join(folder, generationName(generation)), {
+    const created = await createExclusive(join(folder, generationName(generation)), {
       owner,
       pid: process.pid,
       expiresAtMs,
@@ -181,20 +179,5 @@ export class SessionLease {
     const tmp = join(this.#folder, `${randomBytes(6).toString("hex")}.tmp`);
     await writeFile(tmp, JSON.stringify(content));
     await rename(tmp, this.#path);
-  }
-}
-
-/** Creates `path` with its content in one step; false when it already exists. */
-async function writeExclusive(path: string, content: LeaseFile): Promise<boolean> {
-  const tmp = `${path}.${randomBytes(6).toString("hex")}.tmp`;
-  await writeFile(tmp, JSON.stringify(content));
-  try {
-    await link(tmp, path);
-    return true;
-  } catch (error) {
-    if (isCode(error, "EEXIST")) return false;
-    throw error;
-  } finally {
-    await unlink(tmp).catch(() => undefined);
   }
 }
