@@ -9,7 +9,7 @@ import type { Recipient } from "../shared/notifications/schema";
 import { deliveryMessage, deliveryWork, sessionOf } from "../shared/notifications/work-items";
 import { LocalSessionQueue } from "../shared/queue/local-session-queue";
 import { DeliveryLedger } from "../shared/store/delivery-ledger";
-import { NotificationRequestStore } from "../shared/store/notification-requests";
+import { NotificationRequestStore, type RequestKey } from "../shared/store/notification-requests";
 import { TableFactory } from "../shared/store/table-factory";
 import { GLOBAL_PER_BOT_PER_TENANT_LIMIT } from "../shared/teams-limits";
 import { type SimUser, startTeamsSimulator, type TeamsSimulator } from "../test/simulator";
@@ -179,7 +179,7 @@ async function storeRequests(
       { schemaVersion: 1, id: requestId, tenantId: tenant.tenantId, recipients, message },
     );
     await ledger.create(
-      requestId,
+      { tenantId: tenant.tenantId, id: requestId },
       recipients.map((recipient) => ({ recipientKey: recipientKey(recipient), recipient })),
     );
     stored.set(tenant.tenantId, { requestId, recipients });
@@ -187,12 +187,15 @@ async function storeRequests(
   return stored;
 }
 
-async function ledgerOf(tables: TablesTarget, requestId: string): Promise<Record<string, number>> {
+async function ledgerOf(
+  tables: TablesTarget,
+  request: RequestKey,
+): Promise<Record<string, number>> {
   const factory = new TableFactory(
     loadConfig({ TableStorageConnection: tables.connectionString, TableNamePrefix: tables.prefix }),
   );
   const counts: Record<string, number> = {};
-  for await (const row of new DeliveryLedger(factory).list(requestId))
+  for await (const row of new DeliveryLedger(factory).list(request))
     counts[row.state] = (counts[row.state] ?? 0) + 1;
   return counts;
 }
@@ -314,7 +317,7 @@ async function runOnce(
   const allSends: number[] = [];
   for (const tenant of tenants) {
     const { requestId } = stored.get(tenant.tenantId)!;
-    const ledger = await ledgerOf(tables, requestId);
+    const ledger = await ledgerOf(tables, { tenantId: tenant.tenantId, id: requestId });
     for (const [state, n] of Object.entries(ledger))
       ledgerTotal[state] = (ledgerTotal[state] ?? 0) + n;
     const mine = counted.filter((r) => r.tenantId === tenant.tenantId);

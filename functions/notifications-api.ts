@@ -7,20 +7,13 @@ import type {
 
 import { processServices } from "../shared/composition";
 import { contextLogger } from "../shared/logging";
-import { isRequestId } from "../shared/notifications/schema";
+import { isGuid, isRequestId } from "../shared/notifications/schema";
 import type { NotificationServices } from "../shared/notifications/services";
-import type { RecipientState } from "../shared/notifications/status";
+import { RECIPIENT_STATES, type RecipientState } from "../shared/notifications/status";
 import { registerHttp } from "../shared/registry";
 
 /** Request bodies above this are refused before parsing (a 10,000-recipient request is ~0.6 MB). */
 const MAX_BODY_BYTES = 2 * 1024 * 1024;
-const RECIPIENT_STATES: readonly RecipientState[] = [
-  "pending",
-  "sent",
-  "unreachable",
-  "failed",
-  "rejected",
-];
 
 function json(
   status: number,
@@ -30,8 +23,10 @@ function json(
   return { status, jsonBody: body, headers: { "content-type": "application/json", ...headers } };
 }
 
-function statusUrl(request: HttpRequest, id: string): string {
-  return new URL(`/api/notifications/${encodeURIComponent(id)}`, request.url).toString();
+function statusUrl(request: HttpRequest, id: string, tenantId: string): string {
+  const url = new URL(`/api/notifications/${encodeURIComponent(id)}`, request.url);
+  url.searchParams.set("tenantId", tenantId);
+  return url.toString();
 }
 
 /** Handlers over given services: tests build their own (Azurite, memory queue). */
@@ -61,15 +56,16 @@ export function createNotificationsApi(getServices: () => NotificationServices):
     switch (result.kind) {
       case "invalid":
         return json(400, { error: "invalid request", errors: result.errors });
-      case "duplicate":
+      case "conflict":
+        // Nothing of the stored request: only that the id is taken.
         return json(409, {
-          error: "a request with this id exists",
+          error: "conflict",
+          message:
+            "this request id is already used in this tenant by a request with different content; nothing of this request was queued: use a new id",
           id: result.id,
-          statusUrl: statusUrl(request, result.id),
-          status: result.status,
         });
       case "accepted": {
-        const url = statusUrl(request, result.id);
+        const url = statusUrl(request, result.id, result.tenantId);
         return json(
           202,
           {
@@ -107,12 +103,31 @@ export function createNotificationsApi(getServices: () => NotificationServices):
         errors: [{ path: "limit", message: "must be an integer from 0 to 10000" }],
       });
     }
-    const found = await getServices().status.get(id, {
-      ...(stateParam !== null ? { state: stateParam as RecipientState } : {}),
-      ...(limit !== undefined ? { limit } : {}),
-    });
-    if (found === undefined) return json(404, { error: "not found", id });
-    return json(200, found);
+    const tenantId = request.query.get("tenantId") ?? undefined;
+    if (tenantId !== undefined && !isGuid(tenantId)) {
+      return json(400, {
+        error: "invalid query",
+        errors: [{ path: "tenantId", message: "must be a GUID" }],
+      });
+    }
+    const found = await getServices().status.lookup(
+      { tenantId, id },
+      {
+        ...(stateParam !== null ? { state: stateParam as RecipientState } : {}),
+        ...(limit !== undefined ? { limit } : {}),
+      },
+    );
+    switch (found.kind) {
+      case "found":
+        return json(200, found.status);
+      case "not-found":
+        return json(404, { error: "not found", id });
+      case "ambiguous":
+        return json(400, {
+          error: "invalid query",
+          errors: [{ path: "tenantId", message: "is required: several tenants use this id" }],
+        });
+    }
   };
 
   return { enqueue, status };

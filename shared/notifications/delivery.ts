@@ -13,13 +13,19 @@ import {
   type DeliveryState,
   FINAL_STATES,
 } from "../store/delivery-ledger";
-import type { NotificationRequestStore, StoredRequest } from "../store/notification-requests";
+import type { NotificationRequestStore, RequestKey } from "../store/notification-requests";
 import type { UserReference, UserReferenceStore } from "../store/user-references";
+import { BoundedMap } from "../util/bounded-map";
 import { retryDelayMs } from "./backoff";
 import { metric } from "./metrics";
 import type { Pacer } from "./pacing";
 import { recipientKey, recipientParts } from "./recipients";
-import { type MessageActivity, type Recipient, toActivity } from "./schema";
+import {
+  type MessageActivity,
+  type NotificationMessage,
+  type Recipient,
+  toActivity,
+} from "./schema";
 import { deliveryMessage, type DeliveryWork, type QueueMessageInfo } from "./work-items";
 
 /** The user-reference operations delivery needs (the bot endpoint's store implements them). */
@@ -57,12 +63,24 @@ export interface DeliveryDependencies {
 
 export type DeliveryResult =
   | { readonly outcome: "sent" | "unreachable" | "failed" | "rejected" }
+  /** Another recipient of the request is the same person: they get that one copy. */
+  | { readonly outcome: "same-person"; readonly as: string }
   /** A transient failure: a retry is scheduled. */
   | { readonly outcome: "retrying"; readonly at: Date }
   /** Pacing or another invocation's claim: the same attempt is scheduled for later. */
   | { readonly outcome: "deferred"; readonly at: Date }
   /** Already final (a redelivery or a duplicate request): nothing sent. */
   | { readonly outcome: "duplicate"; readonly state: DeliveryState };
+
+/** What a delivery needs of its request. */
+export interface RequestContent {
+  readonly message: NotificationMessage;
+  readonly summary?: string | undefined;
+}
+
+function contentKey(request: RequestKey): string {
+  return `${request.tenantId.toLowerCase()}\n${request.id}`;
+}
 
 type SendOutcome =
   | { kind: "sent"; activityId: string; conversationId: string }
@@ -99,7 +117,7 @@ export class DeliveryService {
   private readonly clock: () => Date;
   private readonly random: () => number;
   private readonly sleep: (ms: number) => Promise<void>;
-  private readonly requestCache = new Map<string, StoredRequest>();
+  private readonly contentCache = new BoundedMap<string, RequestContent>(500);
 
   constructor(private readonly deps: DeliveryDependencies) {
     this.claimLeaseMs = deps.claimLeaseMs ?? 120_000;
@@ -110,7 +128,12 @@ export class DeliveryService {
     this.sleep = deps.sleep ?? defaultSleep;
   }
 
-  /** `inline`: the single recipient of a request, delivered in the request's own invocation. */
+  /**
+   * `inline`: the single recipient of a request, delivered in the request's own invocation. On
+   * its first delivery its ledger row cannot exist yet, so it is not read: it is created already
+   * claimed, with the user's guard, in one transaction (the steady path's one write before the
+   * call to Teams).
+   */
   async deliver(
     work: DeliveryWork,
     info: QueueMessageInfo,
@@ -118,14 +141,15 @@ export class DeliveryService {
     options: { inline?: boolean } = {},
   ): Promise<DeliveryResult> {
     const key = recipientKey(work.recipient);
+    const request = { tenantId: work.tenantId, id: work.requestId };
     // Never the UPN or id itself: a stable token (shared/logging.ts, recipientToken).
     const recipientLog = log.with({ recipient: recipientToken(key), attempt: work.attempt });
-    let entry: Delivery | undefined;
     try {
-      entry = await this.deps.ledger.ensure(work.requestId, key, work.recipient, {
-        likelyNew: options.inline === true && info.deliveryCount === 1,
-      });
-      return await this.run(work, entry, info, recipientLog);
+      const entry =
+        options.inline === true && info.deliveryCount === 1
+          ? undefined
+          : await this.deps.ledger.ensure(request, key, work.recipient);
+      return await this.run(work, key, entry, info, recipientLog);
     } catch (error) {
       // Unexpected (storage down, a bug): note it on the row, then let the broker redeliver
       // (and dead-letter after its max delivery count). The claim, if any, stays: the
@@ -143,51 +167,55 @@ export class DeliveryService {
           error: message,
           deliveryCount: info.deliveryCount,
         });
-        if (entry !== undefined) await this.noteError(work, key, message, info.deliveryCount);
+        await this.noteError(work, key, message, info.deliveryCount);
       }
       throw error;
     }
   }
 
+  /** `entry` undefined: the row is (almost certainly) not written yet. */
   private async run(
     work: DeliveryWork,
-    initial: Delivery,
+    key: string,
+    initial: Delivery | undefined,
     info: QueueMessageInfo,
     log: Logger,
   ): Promise<DeliveryResult> {
-    let entry = initial;
-    if (FINAL_STATES.has(entry.state)) {
-      log.info("Delivery already final; not sending again", { state: entry.state });
+    const requestKey = { tenantId: work.tenantId, id: work.requestId };
+    const row = async () =>
+      initial ?? (await this.deps.ledger.ensure(requestKey, key, work.recipient));
+    if (initial !== undefined && FINAL_STATES.has(initial.state)) {
+      log.info("Delivery already final; not sending again", { state: initial.state });
       metric(log, "notifications.duplicate");
-      return { outcome: "duplicate", state: entry.state };
+      return { outcome: "duplicate", state: initial.state };
     }
     const now = this.clock();
     const claimant = `${info.messageId}#${info.deliveryCount}`;
-    if (entry.state === "sending" && !this.mayTakeOver(entry, info, now)) {
-      const at = new Date(Date.parse(entry.claimExpiresAt ?? now.toISOString()) + 1_000);
+    if (initial?.state === "sending" && !this.mayTakeOver(initial, info, now)) {
+      const at = new Date(Date.parse(initial.claimExpiresAt ?? now.toISOString()) + 1_000);
       log.info("Another invocation holds this delivery; checking again when its claim expires", {
-        claimedBy: entry.claimedBy,
+        claimedBy: initial.claimedBy,
         at: at.toISOString(),
       });
       await this.deps.queue().schedule(deliveryMessage(work, { unique: true }), at);
       return { outcome: "deferred", at };
     }
 
-    const request = await this.request(work.requestId);
-    if (request?.message === undefined) {
-      return this.finish(entry, "failed", log, {
+    const content = await this.content(requestKey);
+    if (content === undefined) {
+      return this.finish(await row(), "failed", log, {
         lastError: `request ${work.requestId} has no stored message (work item without its request)`,
       });
     }
 
     const user = await this.resolve(work.tenantId, work.recipient);
     if (user === undefined) {
-      return this.finish(entry, "unreachable", log, {
+      return this.finish(await row(), "unreachable", log, {
         lastError: `no user reference for ${recipientParts(work.recipient).kind} in tenant ${work.tenantId}: the user has not installed the bot or been seen in a team with it`,
       });
     }
     if (user.status === "uninstalled" || user.status === "unreachable") {
-      return this.finish(entry, "unreachable", log, {
+      return this.finish(await row(), "unreachable", log, {
         teamsUserId: user.teamsUserId,
         lastError: `user reference is ${user.status}${user.statusReason !== undefined ? ` (${user.statusReason})` : ""}`,
       });
@@ -205,17 +233,33 @@ export class DeliveryService {
       return { outcome: "deferred", at };
     }
 
-    const claimed = await this.deps.ledger.update(entry, {
-      state: "sending",
+    const claim = {
       claimedBy: claimant,
       claimExpiresAt: new Date(this.clock().getTime() + this.claimLeaseMs).toISOString(),
-      attempts: entry.attempts + 1,
       deliveryCount: info.deliveryCount,
       teamsUserId: user.teamsUserId,
-      nextAttemptAt: undefined,
-    });
+    };
+    const claimed =
+      initial === undefined
+        ? await this.deps.ledger.createClaimed(requestKey, key, work.recipient, claim)
+        : await this.deps.ledger.claim(initial, claim);
+    if (claimed === "exists") {
+      // A copy of this inline delivery wrote the row first: go the usual way with it.
+      return this.run(work, key, await row(), info, log);
+    }
+    if (claimed !== "conflict" && "guardTakenBy" in claimed) {
+      log.info("Another recipient of this request is the same person; no second copy", {
+        sameAs: recipientToken(claimed.guardTakenBy),
+      });
+      metric(log, "notifications.samePerson");
+      return this.finish(await row(), "duplicate", log, {
+        teamsUserId: user.teamsUserId,
+        duplicateOf: claimed.guardTakenBy,
+        lastError: undefined,
+      });
+    }
     if (claimed === "conflict") {
-      const latest = await this.deps.ledger.get(work.requestId, entry.recipientKey);
+      const latest = await this.deps.ledger.get(requestKey, key);
       if (latest !== undefined && FINAL_STATES.has(latest.state)) {
         metric(log, "notifications.duplicate");
         return { outcome: "duplicate", state: latest.state };
@@ -227,11 +271,10 @@ export class DeliveryService {
       await this.deps.queue().schedule(deliveryMessage(work, { unique: true }), at);
       return { outcome: "deferred", at };
     }
-    entry = claimed;
 
-    const activity = toActivity(request.message, request.summary);
+    const activity = toActivity(content.message, content.summary);
     const sent = await this.send(work.tenantId, user, activity, log);
-    return this.record(work, entry, sent, log);
+    return this.record(work, claimed, sent, log);
   }
 
   /** A `sending` row may be taken over when its claim expired or was this message's own. */
@@ -415,7 +458,7 @@ export class DeliveryService {
 
   private async finish(
     entry: Delivery,
-    state: "sent" | "unreachable" | "failed" | "rejected",
+    state: "sent" | "unreachable" | "failed" | "rejected" | "duplicate",
     log: Logger,
     patch: DeliveryPatch,
   ): Promise<DeliveryResult> {
@@ -432,7 +475,10 @@ export class DeliveryService {
       });
       if (updated !== "conflict") break;
       // Someone touched the row meanwhile (a concurrent copy): the first final state wins.
-      const latest = await this.deps.ledger.get(entry.requestId, entry.recipientKey);
+      const latest = await this.deps.ledger.get(
+        { tenantId: entry.tenantId, id: entry.requestId },
+        entry.recipientKey,
+      );
       if (latest === undefined) break;
       if (FINAL_STATES.has(latest.state)) {
         if (state === "sent" && latest.state !== "sent")
@@ -443,6 +489,8 @@ export class DeliveryService {
       }
       current = latest;
     }
+    // The caller logged a second name of one person; it is no failure.
+    if (state === "duplicate") return { outcome: "same-person", as: patch.duplicateOf ?? "" };
     const properties = { state, lastError: patch.lastError, status: patch.lastStatus };
     if (state === "sent") log.info("Notification delivered", { activityId: patch.activityId });
     else log.warn(`Notification ${state}`, properties);
@@ -468,7 +516,10 @@ export class DeliveryService {
     log: Logger,
   ): Promise<void> {
     try {
-      const latest = await this.deps.ledger.get(work.requestId, key);
+      const latest = await this.deps.ledger.get(
+        { tenantId: work.tenantId, id: work.requestId },
+        key,
+      );
       if (latest === undefined || FINAL_STATES.has(latest.state)) return;
       const own = latest.claimedBy === `${info.messageId}#${info.deliveryCount}`;
       if (latest.state === "sending" && !own && !this.mayTakeOver(latest, info, this.clock()))
@@ -489,7 +540,10 @@ export class DeliveryService {
     deliveryCount: number,
   ): Promise<void> {
     try {
-      const latest = await this.deps.ledger.get(work.requestId, key);
+      const latest = await this.deps.ledger.get(
+        { tenantId: work.tenantId, id: work.requestId },
+        key,
+      );
       if (latest === undefined || FINAL_STATES.has(latest.state)) return;
       await this.deps.ledger.update(latest, {
         lastError: `unexpected: ${message} (delivery ${deliveryCount})`,
@@ -514,22 +568,23 @@ export class DeliveryService {
     return undefined;
   }
 
-  /** The request's message, cached: it never changes once stored. */
-  private async request(id: string): Promise<StoredRequest | undefined> {
-    const cached = this.requestCache.get(id);
+  /** The request's message, cached: it never changes once accepted. */
+  private async content(request: RequestKey): Promise<RequestContent | undefined> {
+    const cacheKey = contentKey(request);
+    const cached = this.contentCache.get(cacheKey);
     if (cached !== undefined) return cached;
-    const stored = await this.deps.requests.get(id);
-    if (stored !== undefined) this.remember(stored);
-    return stored;
+    const stored = await this.deps.requests.get(request);
+    if (stored?.message === undefined) return undefined;
+    const content = { message: stored.message, summary: stored.summary };
+    this.remember(request, content);
+    return content;
   }
 
-  /** Keeps a request row just read elsewhere (the dispatch), so delivery need not read it again. */
-  remember(stored: StoredRequest): void {
-    if (stored.message === undefined) return;
-    if (this.requestCache.size >= 500) {
-      const oldest = this.requestCache.keys().next().value;
-      if (oldest !== undefined) this.requestCache.delete(oldest);
-    }
-    this.requestCache.set(stored.id, stored);
+  /**
+   * Keeps a request's content known elsewhere (the dispatch read it, or carried it), so
+   * delivery need not read it again.
+   */
+  remember(request: RequestKey, content: RequestContent): void {
+    this.contentCache.set(contentKey(request), content);
   }
 }

@@ -3,13 +3,14 @@ import { z } from "zod";
 import { toError } from "../errors";
 import type { Logger } from "../logging";
 import type { QueuePort } from "../queue/queue-port";
-import { type DeliveryLedger, FINAL_STATES, type NewDelivery } from "../store/delivery-ledger";
-import type { NotificationRequestStore, StoredRequest } from "../store/notification-requests";
+import { type DeliveryLedger, type NewDelivery } from "../store/delivery-ledger";
+import { withoutUndefined } from "../store/entities";
+import type { NotificationRequestStore, RequestKey } from "../store/notification-requests";
 import type { TeamStore } from "../store/teams";
 import type { DeliveryResult, DeliveryService } from "./delivery";
 import { metric } from "./metrics";
 import { recipientKey, splitRecipients } from "./recipients";
-import type { Recipient } from "./schema";
+import type { NotificationMessage, Recipient } from "./schema";
 import {
   deliveryMessage,
   deliveryWork,
@@ -82,7 +83,7 @@ export class Dispatcher {
         { error: message, deliveryCount: info.deliveryCount },
       );
       await this.noteError(
-        work.requestId,
+        { tenantId: work.tenantId, id: work.requestId },
         last ? `${message} (delivery ${info.deliveryCount}, the last: dead-lettered)` : message,
         info.deliveryCount,
       );
@@ -95,39 +96,26 @@ export class Dispatcher {
     info: QueueMessageInfo,
     log: Logger,
   ): Promise<DispatchResult> {
-    const stored = await this.deps.requests.get(work.requestId);
-    if (stored === undefined || stored.tenantId?.toLowerCase() !== work.tenantId.toLowerCase()) {
-      // Only Herald writes dispatch items, after storing the request: a bug, or a stale item.
-      log.error("Dispatch of a request that is not stored for this tenant; dropped");
-      return { outcome: "dropped", reason: "request not stored" };
-    }
-    if (stored.state === "rejected") {
-      log.warn("Dispatch of a rejected request; dropped");
-      return { outcome: "dropped", reason: "request rejected" };
-    }
+    const key = { tenantId: work.tenantId, id: work.requestId };
+    const request = await this.content(work, log);
+    if (typeof request === "string") return { outcome: "dropped", reason: request };
 
-    if (stored.notBefore !== undefined) {
-      const due = Date.parse(stored.notBefore);
+    if (request.notBefore !== undefined) {
+      const due = Date.parse(request.notBefore);
       if (due - this.clock().getTime() > NOT_BEFORE_TOLERANCE_MS) {
         const at = new Date(due);
         await this.deps.queue().schedule(dispatchMessage(work, { unique: true }), at);
         log.info("Dispatch came before the request's notBefore; scheduled again", {
-          notBefore: stored.notBefore,
+          notBefore: request.notBefore,
         });
         return { outcome: "scheduled", at };
       }
     }
 
-    const body = storedBodySchema.safeParse(await this.deps.requests.readBody(stored));
-    if (!body.success) {
-      log.error("Stored request has no readable body; dropped");
-      return { outcome: "dropped", reason: "no stored body" };
-    }
-    const tenantId = stored.tenantId;
-    // The delivery reads the request's message from the store: hand it the row just read.
-    this.deps.delivery.remember(stored);
+    // The delivery needs the request's message: hand it what this dispatch knows.
+    this.deps.delivery.remember(key, { message: request.message, summary: request.summary });
     // One bad recipient is rejected with its reason; the others are still delivered.
-    const { deliverable: explicit, rejected } = splitRecipients(body.data.recipients);
+    const { deliverable: explicit, rejected } = splitRecipients(request.recipients);
     const refused: NewDelivery[] = rejected.flatMap((r) =>
       r.recipient === undefined
         ? []
@@ -149,34 +137,61 @@ export class Dispatcher {
       only !== undefined &&
       only.teamId === undefined
     ) {
-      let delivery: DeliveryResult;
-      try {
-        delivery = await this.deps.delivery.deliver(
-          deliveryWork(stored.id, tenantId, only, 1, stored.correlationId),
-          info,
-          log,
-          { inline: true },
-        );
-      } catch (error) {
-        // On the last delivery the recipient was recorded `failed` (see DeliveryService): the
-        // request is then done too, so its status reads `completed` rather than in progress.
-        if (this.isLastDelivery(info)) await this.dispatchedIfFinal(stored, stored.id, only);
-        throw error;
-      }
-      await this.deps.requests.update(stored, { state: "dispatched", recipientCount: 1 });
+      // The request's row already counts its one recipient (intake): nothing to write here.
+      const delivery = await this.deps.delivery.deliver(
+        deliveryWork(work.requestId, work.tenantId, only, 1, work.correlationId),
+        info,
+        log,
+        { inline: true },
+      );
       return { outcome: "delivered-inline", delivery };
     }
-    return this.fanOut(stored, tenantId, explicit, log, refused);
+    return this.fanOut(key, work.correlationId, explicit, log, refused);
+  }
+
+  /**
+   * The request's content: carried in the work item when small, else read from the store (the
+   * claim check). A string says why the dispatch is dropped.
+   */
+  private async content(
+    work: DispatchWork,
+    log: Logger,
+  ): Promise<
+    | { message: NotificationMessage; summary?: string; notBefore?: string; recipients: unknown[] }
+    | string
+  > {
+    if (work.request !== undefined) return work.request;
+    const stored = await this.deps.requests.get({ tenantId: work.tenantId, id: work.requestId });
+    if (stored === undefined) {
+      // Only Herald writes dispatch items, after storing the request: a bug, or a stale item.
+      log.error("Dispatch of a request that is not stored for this tenant; dropped");
+      return "request not stored";
+    }
+    if (stored.state === "rejected") {
+      log.warn("Dispatch of a rejected request; dropped");
+      return "request rejected";
+    }
+    const body = storedBodySchema.safeParse(await this.deps.requests.readBody(stored));
+    if (!body.success || stored.message === undefined) {
+      log.error("Stored request has no readable body; dropped");
+      return "no stored body";
+    }
+    return withoutUndefined({
+      message: stored.message,
+      summary: stored.summary,
+      notBefore: stored.notBefore,
+      recipients: body.data.recipients,
+    });
   }
 
   private async fanOut(
-    stored: StoredRequest,
-    tenantId: string,
+    key: RequestKey,
+    correlationId: string | undefined,
     explicit: Map<string, Recipient>,
     log: Logger,
     refused: readonly NewDelivery[] = [],
   ): Promise<DispatchResult> {
-    const request = { id: stored.id, tenantId, correlationId: stored.correlationId };
+    const request = { ...key, correlationId };
     const targets = new Map<string, Recipient>();
     const unreachable: NewDelivery[] = [...refused];
     for (const [key, recipient] of explicit) {
@@ -218,13 +233,12 @@ export class Dispatcher {
     }
 
     const existing = new Map<string, string>();
-    for await (const row of this.deps.ledger.list(request.id))
-      existing.set(row.recipientKey, row.state);
+    for await (const row of this.deps.ledger.list(key)) existing.set(row.recipientKey, row.state);
 
     const missing: NewDelivery[] = [];
     for (const [key, recipient] of targets)
       if (!existing.has(key)) missing.push({ recipientKey: key, recipient });
-    await this.deps.ledger.create(request.id, [
+    await this.deps.ledger.create(key, [
       ...missing,
       ...unreachable.filter((u) => !existing.has(u.recipientKey)),
     ]);
@@ -243,7 +257,9 @@ export class Dispatcher {
       await this.deps.queue().enqueue(work.slice(i, i + this.enqueueChunk));
 
     const recipients = targets.size + unreachable.length;
-    await this.deps.requests.update(stored, { state: "dispatched", recipientCount: recipients });
+    const stored = await this.deps.requests.get(key);
+    if (stored !== undefined)
+      await this.deps.requests.update(stored, { state: "dispatched", recipientCount: recipients });
     log.info("Request fanned out", {
       recipients,
       enqueued: work.length,
@@ -264,23 +280,9 @@ export class Dispatcher {
     );
   }
 
-  private async dispatchedIfFinal(
-    stored: StoredRequest,
-    requestId: string,
-    recipient: Recipient,
-  ): Promise<void> {
+  private async noteError(key: RequestKey, message: string, deliveryCount: number): Promise<void> {
     try {
-      const row = await this.deps.ledger.get(requestId, recipientKey(recipient));
-      if (row === undefined || !FINAL_STATES.has(row.state)) return;
-      await this.deps.requests.update(stored, { state: "dispatched", recipientCount: 1 });
-    } catch {
-      // The store is likely what failed; the dead-letter queue is the record now.
-    }
-  }
-
-  private async noteError(id: string, message: string, deliveryCount: number): Promise<void> {
-    try {
-      const stored = await this.deps.requests.get(id);
+      const stored = await this.deps.requests.get(key);
       if (stored !== undefined)
         await this.deps.requests.update(stored, {
           lastError: `unexpected: ${message}`,

@@ -1,26 +1,34 @@
 import { toError } from "../errors";
 import type { Logger } from "../logging";
 import { type QueuePort, WORK_KIND_PROPERTY } from "../queue/queue-port";
-import type { NotificationRequestStore } from "../store/notification-requests";
+import type {
+  NewRequest,
+  NotificationRequestStore,
+  RequestKey,
+} from "../store/notification-requests";
+import { requestFingerprint } from "./fingerprint";
 import { metric } from "./metrics";
+import { plannedRecipientCount } from "./recipients";
 import { type FieldError, type NotificationRequest, parseNotificationRequest } from "./schema";
-import type { NotificationStatus, NotificationStatusReader } from "./status";
-import { dispatchMessage, type QueueMessageInfo } from "./work-items";
+import { dispatchMessage, type InlineRequest, type QueueMessageInfo } from "./work-items";
 
 export type IntakeResult =
-  | { readonly kind: "accepted"; readonly id: string; readonly scheduledFor?: string }
-  | { readonly kind: "invalid"; readonly errors: readonly FieldError[] }
   | {
-      readonly kind: "duplicate";
+      readonly kind: "accepted";
       readonly id: string;
-      readonly status: NotificationStatus | undefined;
-    };
+      readonly tenantId: string;
+      readonly scheduledFor?: string;
+      /** The same request (same key, same content) was accepted before: nothing new is sent. */
+      readonly replay?: boolean;
+    }
+  | { readonly kind: "invalid"; readonly errors: readonly FieldError[] }
+  /** The (tenant, id) is taken by a request with different content: nothing of this one is sent. */
+  | { readonly kind: "conflict"; readonly id: string };
 
 export interface IntakeDependencies {
   readonly requests: NotificationRequestStore;
   /** The internal work queue, where the accepted request's `dispatch` reference goes. */
   readonly work: () => QueuePort;
-  readonly status: NotificationStatusReader;
   readonly clock?: () => Date;
   /** The intake queue's max delivery count (the delivery after which it dead-letters). */
   readonly maxDeliveryCount?: number;
@@ -38,9 +46,11 @@ const INTERNAL_MARKERS = [WORK_KIND_PROPERTY] as const;
  * check) and a `dispatch` reference to it goes on the internal work queue, in the tenant's
  * session (scheduled for `notBefore` when that is in the future). Nothing here calls Teams.
  *
- * The record is written first with state `received`, so a duplicate id is refused (409) even
- * while the first copy is on its way; a `received` record whose enqueue was never confirmed
- * (the process died in between) is enqueued again by the caller's retry instead of refused.
+ * A request is identified by (tenant, id) and its content by a fingerprint. The record is
+ * written with a conditional insert before anything is queued, so of two submissions of one key
+ * exactly one is created; the other is a replay (same content: the same answer, nothing sent
+ * twice) or a conflict (different content: refused, and on the queue path counted on the stored
+ * request so its sender sees it). A rejected request may be sent again once fixed.
  */
 export class NotificationIntake {
   private readonly clock: () => Date;
@@ -66,6 +76,7 @@ export class NotificationIntake {
     const parsed = parseNotificationRequest(body);
     const id = parsed.ok ? parsed.request.id : (parsed.id ?? info.messageId);
     const correlationId = parsed.ok ? parsed.request.correlationId : parsed.correlationId;
+    const tenantId = (parsed.ok ? parsed.request.tenantId : parsed.tenantId) ?? "";
     const requestLog = log.with({ requestId: id, correlationId });
 
     const marker = INTERNAL_MARKERS.find((m) => Object.hasOwn(info.applicationProperties, m));
@@ -83,12 +94,19 @@ export class NotificationIntake {
         value: String(info.applicationProperties[marker]).slice(0, 40),
       });
       metric(requestLog, "notifications.refused");
-      return this.reject(id, errors, correlationId, requestLog);
+      return this.reject({ tenantId, id }, errors, correlationId, requestLog, info.messageId);
     }
-    if (!parsed.ok) return this.reject(id, parsed.errors, correlationId, requestLog);
+    if (!parsed.ok)
+      return this.reject(
+        { tenantId, id },
+        parsed.errors,
+        correlationId,
+        requestLog,
+        info.messageId,
+      );
 
     try {
-      return await this.accept(parsed.request, "queue", log);
+      return await this.accept(parsed.request, "queue", log, info.messageId);
     } catch (error) {
       const last =
         this.deps.maxDeliveryCount !== undefined &&
@@ -103,93 +121,150 @@ export class NotificationIntake {
     }
   }
 
+  /** `occurrence`: the queue message's id, under which a conflict is recorded (HTTP: none). */
   private async accept(
     request: NotificationRequest,
     source: "http" | "queue",
     log: Logger,
+    occurrence?: string,
   ): Promise<IntakeResult> {
     const requestLog = log.with({ requestId: request.id, correlationId: request.correlationId });
     const notBefore = request.notBefore !== undefined ? new Date(request.notBefore) : undefined;
     const scheduled = notBefore !== undefined && notBefore.getTime() > this.clock().getTime();
+    const fingerprint = requestFingerprint(request);
+    const recipientCount = plannedRecipientCount(request.recipients);
+    const fresh: NewRequest = {
+      id: request.id,
+      state: scheduled ? "scheduled" : "queued",
+      source,
+      tenantId: request.tenantId,
+      fingerprint,
+      correlationId: request.correlationId,
+      message: request.message,
+      summary: request.summary,
+      notBefore: request.notBefore,
+      recipientCount,
+    };
+    const body = { recipients: request.recipients };
 
-    const { created, request: stored } = await this.deps.requests.createWithBody(
-      {
-        id: request.id,
-        state: "received",
-        source,
-        tenantId: request.tenantId,
-        correlationId: request.correlationId,
-        message: request.message,
-        summary: request.summary,
-        notBefore: request.notBefore,
-      },
-      { recipients: request.recipients },
-    );
-    const sameTenant = stored.tenantId?.toLowerCase() === request.tenantId.toLowerCase();
-    // A queue copy of a request already accepted for this tenant (a LOB retry, a redelivery):
-    // queue its dispatch again. Within the window the broker drops it as a duplicate; later,
-    // dispatch is idempotent and resumes only what is still pending.
-    const resume = !created && source === "queue" && sameTenant && stored.state !== "rejected";
-    if (!created && stored.state !== "received" && !resume) {
-      requestLog.info("Duplicate notification request id", { state: stored.state });
-      metric(requestLog, "notifications.duplicate");
-      return {
-        kind: "duplicate",
-        id: request.id,
-        status: await this.deps.status.get(request.id),
-      };
+    let outcome = await this.deps.requests.createWithBody(fresh, body);
+    // A rejected request may be sent again once fixed: it takes the rejected row's place.
+    for (let attempt = 0; !outcome.created && outcome.request.state === "rejected"; attempt++) {
+      if (attempt >= 5) throw new Error("the rejected request kept changing while replaced");
+      const replaced = await this.deps.requests.replaceRejected(outcome.request, fresh, body);
+      if (replaced !== "conflict") {
+        requestLog.info("A rejected request was sent again, fixed; it replaces the rejection");
+        outcome = { created: true, request: replaced };
+        break;
+      }
+      const latest = await this.deps.requests.get(fresh);
+      if (latest === undefined) outcome = await this.deps.requests.createWithBody(fresh, body);
+      else outcome = { created: false, request: latest };
     }
 
-    const message = dispatchMessage({
-      tenantId: request.tenantId,
-      requestId: request.id,
-      ...(request.correlationId !== undefined ? { correlationId: request.correlationId } : {}),
-    });
-    if (scheduled) await this.deps.work().schedule(message, notBefore);
-    else await this.deps.work().enqueue([message]);
-    // Conditional: if the dispatch already moved the request on, its state stands.
-    if (stored.state === "received")
-      await this.deps.requests.update(
-        stored,
-        { state: scheduled ? "scheduled" : "queued" },
-        { ifUnchanged: true },
+    const stored = outcome.request;
+    if (!outcome.created && stored.fingerprint !== fingerprint) {
+      requestLog.warn("Request id already taken in this tenant by different content; refused", {
+        source,
+      });
+      metric(requestLog, "notifications.conflict");
+      if (occurrence !== undefined)
+        await this.deps.requests.noteConflict(fresh, source, occurrence);
+      return { kind: "conflict", id: request.id };
+    }
+    if (!outcome.created) {
+      requestLog.info("Replay of an accepted request", { state: stored.state, source });
+      metric(requestLog, "notifications.replayed");
+    }
+
+    // Queue the dispatch for a new request, and again for a replay that may have found the
+    // enqueue unconfirmed (the sender retried because it got no answer) or, on the queue, a
+    // request to resume: within the window the broker drops the copy as a duplicate; later,
+    // dispatch is idempotent and resumes only what is still pending.
+    if (outcome.created || stored.state !== "dispatched" || source === "queue") {
+      const message = dispatchMessage({
+        tenantId: request.tenantId,
+        requestId: request.id,
+        ...(request.correlationId !== undefined ? { correlationId: request.correlationId } : {}),
+        ...inlineContent(request),
+      });
+      try {
+        if (scheduled) await this.deps.work().schedule(message, notBefore);
+        else await this.deps.work().enqueue([message]);
+      } catch (error) {
+        // Not queued: say so in the status; the sender's retry (a replay) queues it.
+        if (outcome.created)
+          await this.deps.requests
+            .update(stored, { state: "received" }, { ifUnchanged: true })
+            .catch(() => undefined);
+        throw error;
+      }
+      if (stored.state === "received")
+        await this.deps.requests.update(
+          stored,
+          { state: scheduled ? "scheduled" : "queued" },
+          { ifUnchanged: true },
+        );
+    }
+    if (outcome.created)
+      requestLog.info(
+        scheduled ? "Notification request scheduled" : "Notification request queued",
+        {
+          recipients: request.recipients.length,
+          notBefore: request.notBefore,
+          source,
+        },
       );
-    requestLog.info(scheduled ? "Notification request scheduled" : "Notification request queued", {
-      recipients: request.recipients.length,
-      notBefore: request.notBefore,
-      source,
-    });
     return {
       kind: "accepted",
       id: request.id,
+      tenantId: request.tenantId,
       ...(scheduled ? { scheduledFor: notBefore.toISOString() } : {}),
+      ...(outcome.created ? {} : { replay: true }),
     };
   }
 
   private async reject(
-    id: string,
+    key: RequestKey,
     errors: readonly FieldError[],
     correlationId: string | undefined,
     log: Logger,
+    occurrence: string,
   ): Promise<IntakeResult> {
     const { created, request } = await this.deps.requests.create({
-      id,
+      ...key,
       state: "rejected",
       source: "queue",
       correlationId,
       errors,
     });
     if (!created && request.state !== "rejected") {
-      // A valid request owns this id already; this invalid copy must not overwrite it.
-      log.error("Invalid request reuses the id of an accepted request; dropped", {
+      // A valid request owns this key: the invalid copy is a conflict, never merged into it.
+      log.error("Invalid request reuses the id of an accepted request; refused", {
         errors: summarizeErrors(errors),
       });
-    } else {
-      log.warn("Request rejected", { errors: summarizeErrors(errors) });
-      if (created) metric(log, "notifications.rejected");
+      metric(log, "notifications.conflict");
+      await this.deps.requests.noteConflict(key, "queue", occurrence);
+      return { kind: "invalid", errors };
     }
+    if (!created) await this.deps.requests.update(request, { errors });
+    log.warn("Request rejected", { errors: summarizeErrors(errors) });
+    if (created) metric(log, "notifications.rejected");
     return { kind: "invalid", errors };
   }
+}
+
+/** The largest request content carried in its dispatch (Service Bus Standard: 256 KB a message). */
+const MAX_INLINE_CONTENT_CHARS = 64_000;
+
+function inlineContent(request: NotificationRequest): { request?: InlineRequest } {
+  const content: InlineRequest = {
+    message: request.message,
+    recipients: request.recipients,
+    ...(request.summary !== undefined ? { summary: request.summary } : {}),
+    ...(request.notBefore !== undefined ? { notBefore: request.notBefore } : {}),
+  };
+  return JSON.stringify(content).length <= MAX_INLINE_CONTENT_CHARS ? { request: content } : {};
 }
 
 /** Field errors for a log line: paths and reasons, never the offending values. */

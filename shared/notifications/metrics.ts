@@ -16,6 +16,14 @@ export type MetricName =
   | "notifications.deferred"
   | "notifications.fannedOut"
   | "notifications.duplicate"
+  /** A second name of one person in one request: no second copy. */
+  | "notifications.samePerson"
+  /** A (tenant, id) submitted again with different content: refused. */
+  | "notifications.conflict"
+  /** A (tenant, id) submitted again with the same content: the same answer, nothing new. */
+  | "notifications.replayed"
+  /** Work dead-lettered by the broker, recorded by the dead-letter reader. */
+  | "notifications.deadLettered"
   /** A message on the intake queue carrying Herald's internal work marker (a forgery). */
   | "notifications.refused";
 

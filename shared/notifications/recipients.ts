@@ -113,3 +113,15 @@ function valueProblem(value: string, maxLength: number): string | undefined {
   if (/[\u0000-\u001f\u007f-\u009f]/.test(value)) return "must not contain control characters";
   return undefined;
 }
+
+/**
+ * How many ledger rows a request's dispatch writes, when that is known before it runs: a request
+ * naming users only has one row per distinct recipient key (and per rejected recipient that has
+ * a key). Undefined when a team roster must be expanded first.
+ */
+export function plannedRecipientCount(recipients: readonly unknown[]): number | undefined {
+  const { deliverable, rejected } = splitRecipients(recipients);
+  for (const recipient of deliverable.values())
+    if (recipient.teamId !== undefined) return undefined;
+  return deliverable.size + rejected.filter((r) => r.recipient !== undefined).length;
+}

@@ -107,7 +107,7 @@ const adaptiveCardSchema = z
   })
   .describe("An Adaptive Card (https://adaptivecards.io); Teams supports up to version 1.5.");
 
-const messageSchema = z
+export const messageSchema = z
   .strictObject({
     text: z
       .string()
@@ -229,7 +229,14 @@ export interface FieldError {
 
 export type ParseResult =
   | { ok: true; request: NotificationRequest }
-  | { ok: false; errors: FieldError[]; id?: string; correlationId?: string };
+  | {
+      ok: false;
+      errors: FieldError[];
+      id?: string;
+      /** The request's tenant when it is a GUID: the rejection is recorded under (tenant, id). */
+      tenantId?: string;
+      correlationId?: string;
+    };
 
 /** Validates a request; on failure every error names its field and the reason. */
 export function parseNotificationRequest(input: unknown): ParseResult {
@@ -254,10 +261,13 @@ export function parseNotificationRequest(input: unknown): ParseResult {
     typeof raw.correlationId === "string" && /^[\x21-\x7e]{1,128}$/.test(raw.correlationId)
       ? raw.correlationId
       : undefined;
+  const tenantId =
+    typeof raw.tenantId === "string" && GUID.test(raw.tenantId) ? raw.tenantId : undefined;
   return {
     ok: false,
     errors,
     ...(id !== undefined ? { id } : {}),
+    ...(tenantId !== undefined ? { tenantId } : {}),
     ...(correlationId !== undefined ? { correlationId } : {}),
   };
 }
@@ -265,6 +275,10 @@ export function parseNotificationRequest(input: unknown): ParseResult {
 /** The JSON Schema published in the repository, generated from the zod schema above. */
 export function notificationRequestJsonSchema(): Record<string, unknown> {
   return z.toJSONSchema(notificationRequestSchema, { io: "input", target: "draft-2020-12" });
+}
+
+export function isGuid(value: string): boolean {
+  return GUID.test(value);
 }
 
 export function isRequestId(value: string): boolean {

@@ -141,7 +141,6 @@ export function createNotificationServices(
   const intake = new NotificationIntake({
     requests: requestStore,
     work: queue,
-    status,
     clock,
     maxDeliveryCount: config.maxDeliveryAttempts,
   });

@@ -1,12 +1,31 @@
 import { type DeliveryLedger, type DeliveryState } from "../store/delivery-ledger";
 import { withoutUndefined } from "../store/entities";
 import type { NotificationRequestStore, StoredRequest } from "../store/notification-requests";
-import type { FieldError, Recipient } from "./schema";
+import { recipientFromParts } from "./recipients";
+import type { FieldError, Recipient, RecipientKind } from "./schema";
 
-/** Recipient states as callers see them: `sending` is still `pending` to them. */
-export type RecipientState = "pending" | "sent" | "unreachable" | "failed" | "rejected";
+/**
+ * Recipient states as callers see them: `sending` is still `pending` to them; `duplicate` is a
+ * second name of a person another recipient already reaches (`duplicateOf` says which).
+ */
+export type RecipientState =
+  "pending" | "sent" | "unreachable" | "failed" | "rejected" | "duplicate";
 
-export type RequestStatusState = "queued" | "scheduled" | "in-progress" | "completed" | "rejected";
+export const RECIPIENT_STATES: readonly RecipientState[] = [
+  "pending",
+  "sent",
+  "unreachable",
+  "failed",
+  "rejected",
+  "duplicate",
+];
+
+/**
+ * `completed`: every recipient is final (look at the counts for who was not reached);
+ * `failed`: the request's own work was dead-lettered before every recipient had a row.
+ */
+export type RequestStatusState =
+  "queued" | "scheduled" | "in-progress" | "completed" | "rejected" | "failed";
 
 export interface RecipientStatus {
   readonly recipient: Recipient;
@@ -15,6 +34,8 @@ export interface RecipientStatus {
   readonly lastError?: string;
   readonly activityId?: string;
   readonly teamsUserId?: string;
+  /** `duplicate`: the recipient (of this request) through whom this person is reached. */
+  readonly duplicateOf?: Recipient;
   readonly nextAttemptAt?: string;
   readonly updatedAt: string;
   readonly completedAt?: string;
@@ -23,6 +44,8 @@ export interface RecipientStatus {
 export interface NotificationStatus {
   readonly id: string;
   readonly state: RequestStatusState;
+  /** True when nothing more will happen: `completed`, `rejected` or `failed`. */
+  readonly final: boolean;
   readonly tenantId?: string;
   readonly correlationId?: string;
   readonly notBefore?: string;
@@ -30,9 +53,17 @@ export interface NotificationStatus {
   readonly updatedAt: string;
   /** Why the request was rejected (invalid request), field by field. */
   readonly errors?: readonly FieldError[];
-  /** An unexpected error while splitting the request (it is being redelivered). */
+  /** An unexpected error while splitting the request (it is being redelivered), or why it failed. */
   readonly lastError?: string;
+  /** Submissions of this id with different content, refused (nothing of them was sent). */
+  readonly conflicts?: {
+    readonly count: number;
+    readonly lastAt?: string;
+    readonly lastSource?: "http" | "queue";
+  };
   readonly counts: Readonly<Record<RecipientState | "total", number>>;
+  /** Recipients the request has when all are recorded (unknown until a team roster is expanded). */
+  readonly expectedRecipients?: number;
   readonly recipients: readonly RecipientStatus[];
   /** True when `recipients` was cut at the limit; `counts` always covers every recipient. */
   readonly recipientsTruncated: boolean;
@@ -49,6 +80,12 @@ function visibleState(state: DeliveryState): RecipientState {
   return state === "sending" ? "pending" : state;
 }
 
+export type StatusLookup =
+  | { readonly kind: "found"; readonly status: NotificationStatus }
+  | { readonly kind: "not-found" }
+  /** No tenant was named and several tenants use this id. */
+  | { readonly kind: "ambiguous" };
+
 /** Reads a request's per-recipient states with counts (`GET /api/notifications/{id}`). */
 export class NotificationStatusReader {
   constructor(
@@ -56,14 +93,49 @@ export class NotificationStatusReader {
     private readonly ledger: DeliveryLedger,
   ) {}
 
-  async get(id: string, query: StatusQuery = {}): Promise<NotificationStatus | undefined> {
-    const stored = await this.requests.get(id);
-    if (stored === undefined) return undefined;
+  /**
+   * The request (tenant, id); with no tenant, the one tenant's request with this id (requests
+   * are identified by both, so several tenants may use one id: then the tenant must be named).
+   */
+  async lookup(
+    key: { readonly tenantId?: string | undefined; readonly id: string },
+    query: StatusQuery = {},
+  ): Promise<StatusLookup> {
+    let stored: StoredRequest | undefined;
+    if (key.tenantId !== undefined) {
+      stored = await this.requests.get({ tenantId: key.tenantId, id: key.id });
+    } else {
+      const found = await this.requests.findById(key.id);
+      if (found.length > 1) return { kind: "ambiguous" };
+      stored = found[0];
+    }
+    if (stored === undefined) return { kind: "not-found" };
+    return { kind: "found", status: await this.statusOf(stored, query) };
+  }
+
+  /** `lookup`, for callers that name the tenant or know the id is unique (tests, the CLI). */
+  async get(
+    id: string,
+    query: StatusQuery & { readonly tenantId?: string } = {},
+  ): Promise<NotificationStatus | undefined> {
+    const found = await this.lookup({ tenantId: query.tenantId, id }, query);
+    return found.kind === "found" ? found.status : undefined;
+  }
+
+  private async statusOf(stored: StoredRequest, query: StatusQuery): Promise<NotificationStatus> {
     const limit = Math.max(0, Math.min(query.limit ?? 1_000, 10_000));
-    const counts = { total: 0, pending: 0, sent: 0, unreachable: 0, failed: 0, rejected: 0 };
+    const counts = {
+      total: 0,
+      pending: 0,
+      sent: 0,
+      unreachable: 0,
+      failed: 0,
+      rejected: 0,
+      duplicate: 0,
+    };
     const recipients: RecipientStatus[] = [];
     let truncated = false;
-    for await (const row of this.ledger.list(id)) {
+    for await (const row of this.ledger.list(stored)) {
       const state = visibleState(row.state);
       counts.total += 1;
       counts[state] += 1;
@@ -80,35 +152,57 @@ export class NotificationStatusReader {
           lastError: row.lastError,
           activityId: row.activityId,
           teamsUserId: row.teamsUserId,
+          duplicateOf: row.duplicateOf === undefined ? undefined : recipientOfKey(row.duplicateOf),
           nextAttemptAt: state === "pending" ? row.nextAttemptAt : undefined,
           updatedAt: row.updatedAt,
           completedAt: row.completedAt,
         }),
       );
     }
+    const state = overallState(stored, counts);
     return withoutUndefined({
       id: stored.id,
-      state: overallState(stored, counts),
-      tenantId: stored.tenantId,
+      state,
+      final: state === "completed" || state === "rejected" || state === "failed",
+      tenantId: stored.tenantId === "" ? undefined : stored.tenantId,
       correlationId: stored.correlationId,
       notBefore: stored.notBefore,
       createdAt: stored.createdAt,
       updatedAt: stored.updatedAt,
       errors: stored.errors,
       lastError: stored.lastError,
+      conflicts: await this.requests.conflicts(stored),
       counts,
+      expectedRecipients: stored.recipientCount,
       recipients,
       recipientsTruncated: truncated,
     });
   }
 }
 
+/** A recipient back from its key (`kind:value`). */
+function recipientOfKey(key: string): Recipient | undefined {
+  const at = key.indexOf(":");
+  const kind = key.slice(0, at);
+  if (at < 0 || !["aadObjectId", "userPrincipalName", "teamsUserId", "teamId"].includes(kind))
+    return undefined;
+  return recipientFromParts(kind as RecipientKind, key.slice(at + 1));
+}
+
+/**
+ * A request is final when every recipient it will have is final: their number is known at
+ * intake (users only) or from the dispatch (team rosters expanded).
+ */
 function overallState(
   stored: StoredRequest,
   counts: { total: number; pending: number },
 ): RequestStatusState {
   if (stored.state === "rejected") return "rejected";
+  const expected = stored.recipientCount;
+  const allRecorded =
+    expected !== undefined && counts.total >= expected && stored.state !== "received";
+  if (allRecorded && counts.pending === 0) return "completed";
+  if (stored.state === "failed") return counts.pending === 0 ? "failed" : "in-progress";
   if (counts.total === 0) return stored.state === "scheduled" ? "scheduled" : "queued";
-  if (stored.state !== "dispatched" || counts.pending > 0) return "in-progress";
-  return "completed";
+  return "in-progress";
 }

@@ -4,7 +4,7 @@ import { z } from "zod";
 
 import { type OutgoingMessage, WORK_KIND_PROPERTY } from "../queue/queue-port";
 import { recipientKey } from "./recipients";
-import { type Recipient, recipientSchema } from "./schema";
+import { messageSchema, type Recipient, recipientSchema } from "./schema";
 
 /**
  * Kinds of work on Herald's internal work queue (application property `heraldKind`). Every
@@ -43,10 +43,23 @@ export function sessionOf(tenant: string): string {
   return lower.length <= MAX_SESSION_ID_LENGTH ? lower : `t-${shortHash(lower)}`;
 }
 
+/**
+ * A small request's content, carried in its dispatch so the dispatch reads nothing back from
+ * the store (the steady path's budget); a larger one is read from the store (the claim check).
+ */
+export const inlineRequestSchema = z.object({
+  message: messageSchema,
+  summary: z.string().optional(),
+  notBefore: z.string().optional(),
+  recipients: z.array(z.unknown()).min(1),
+});
+export type InlineRequest = z.infer<typeof inlineRequestSchema>;
+
 export const dispatchWorkSchema = z.object({
   tenantId,
   requestId: z.string().min(1).max(128),
   correlationId: z.string().max(128).optional(),
+  request: inlineRequestSchema.optional(),
 });
 export type DispatchWork = z.infer<typeof dispatchWorkSchema>;
 

@@ -3,31 +3,45 @@ import type { TableClient } from "@azure/data-tables";
 import { recipientFromParts, recipientKey, recipientParts } from "../notifications/recipients";
 import type { Recipient, RecipientKind } from "../notifications/schema";
 import { withoutUndefined } from "./entities";
+import type { RequestKey } from "./notification-requests";
 import { encodeKey, isRestError, odata, type TableFactory, TABLES } from "./table-factory";
 import { mapLimited } from "./user-references";
 
 /**
  * The delivery ledger: one row per request and recipient, in Table Storage.
  *
- *   Deliveries  PK = encodeKey(requestId)  RK = encodeKey(recipientKey)
+ *   Deliveries  PK = encodeKey(tenant, lower-cased) + "|" + encodeKey(requestId)
+ *               RK = encodeKey(recipientKey)             -> the recipient's delivery
+ *               RK = "user~" + encodeKey(teamsUserId)     -> the per-user guard
  *
- * One partition per request, so a fan-out writes its rows in entity-group transactions of
- * 100 and the status API reads a request with one paged query.
+ * One partition per request (tenant and id), so a fan-out writes its rows in entity-group
+ * transactions of 100 and the status API reads a request with one paged query.
  *
  * States: `pending` (waiting for a send, or for a retry), `sending` (claimed by one invocation
- * with an ETag-conditional update just before it calls Teams), then one of the final states
- * `sent`, `unreachable`, `failed`, `rejected`. A final row is never sent to again.
+ * with an ETag-conditional write just before it calls Teams), then one of the final states
+ * `sent`, `unreachable`, `failed`, `rejected`, `duplicate`. A final row is never sent to again.
+ *
+ * The per-user guard makes "one copy per person" hold under concurrency: a request may name one
+ * person several ways (AAD id, UPN, Teams id, a team's roster), which only resolve to one Teams
+ * user at delivery. The first claim of a user inserts the guard row in the same transaction as
+ * the claim; a second name of that user finds it taken and ends `duplicate` of the first.
+ * (Recipient keys start with their kind's name, so no recipient row key starts with `user~`.)
  */
-export type DeliveryState = "pending" | "sending" | "sent" | "unreachable" | "failed" | "rejected";
+export type DeliveryState =
+  "pending" | "sending" | "sent" | "unreachable" | "failed" | "rejected" | "duplicate";
 
 export const FINAL_STATES: ReadonlySet<DeliveryState> = new Set([
   "sent",
   "unreachable",
   "failed",
   "rejected",
+  "duplicate",
 ]);
 
+const GUARD_PREFIX = "user~";
+
 export interface Delivery {
+  readonly tenantId: string;
   readonly requestId: string;
   readonly recipientKey: string;
   readonly recipient: Recipient;
@@ -42,6 +56,10 @@ export interface Delivery {
   readonly conversationId?: string | undefined;
   /** The user's `29:` id once the recipient was resolved. */
   readonly teamsUserId?: string | undefined;
+  /** The user whose per-user guard this row holds (set by its first claim). */
+  readonly guardOf?: string | undefined;
+  /** `duplicate`: the recipient key of the row that delivers to the same person. */
+  readonly duplicateOf?: string | undefined;
   /** `<messageId>#<deliveryCount>` of the invocation holding the `sending` claim. */
   readonly claimedBy?: string | undefined;
   readonly claimExpiresAt?: string | undefined;
@@ -65,6 +83,8 @@ export type DeliveryPatch = Partial<
     | "activityId"
     | "conversationId"
     | "teamsUserId"
+    | "guardOf"
+    | "duplicateOf"
     | "claimedBy"
     | "claimExpiresAt"
     | "nextAttemptAt"
@@ -75,6 +95,7 @@ export type DeliveryPatch = Partial<
 type DeliveryEntity = {
   partitionKey: string;
   rowKey: string;
+  tenantId: string;
   requestId: string;
   recipientKind: string;
   recipientValue: string;
@@ -86,6 +107,8 @@ type DeliveryEntity = {
   activityId?: string;
   conversationId?: string;
   teamsUserId?: string;
+  guardOf?: string;
+  duplicateOf?: string;
   claimedBy?: string;
   claimExpiresAt?: string;
   nextAttemptAt?: string;
@@ -105,8 +128,17 @@ export interface NewDelivery {
 const TRANSACTION_SIZE = 100;
 const WRITE_CONCURRENCY = 4;
 
-export function deliveryPartitionKey(requestId: string): string {
-  return encodeKey(requestId);
+export function deliveryPartitionKey(request: RequestKey): string {
+  return `${encodeKey(request.tenantId.toLowerCase())}|${encodeKey(request.id)}`;
+}
+
+function guardRowKey(teamsUserId: string): string {
+  return `${GUARD_PREFIX}${encodeKey(teamsUserId)}`;
+}
+
+/** Who holds a request's guard for one user, when it is not the caller. */
+export interface GuardTaken {
+  readonly guardTakenBy: string;
 }
 
 function fromEntity(entity: DeliveryEntity & { etag?: string }): Delivery {
@@ -115,6 +147,7 @@ function fromEntity(entity: DeliveryEntity & { etag?: string }): Delivery {
     entity.recipientValue,
   );
   return withoutUndefined({
+    tenantId: entity.tenantId ?? "",
     requestId: entity.requestId,
     recipientKey: recipientKey(recipient),
     recipient,
@@ -126,6 +159,8 @@ function fromEntity(entity: DeliveryEntity & { etag?: string }): Delivery {
     activityId: entity.activityId,
     conversationId: entity.conversationId,
     teamsUserId: entity.teamsUserId,
+    guardOf: entity.guardOf,
+    duplicateOf: entity.duplicateOf,
     claimedBy: entity.claimedBy,
     claimExpiresAt: entity.claimExpiresAt,
     nextAttemptAt: entity.nextAttemptAt,
@@ -139,8 +174,9 @@ function fromEntity(entity: DeliveryEntity & { etag?: string }): Delivery {
 function toEntity(delivery: Omit<Delivery, "etag">): DeliveryEntity {
   const { kind, value } = recipientParts(delivery.recipient);
   return withoutUndefined({
-    partitionKey: deliveryPartitionKey(delivery.requestId),
+    partitionKey: deliveryPartitionKey({ tenantId: delivery.tenantId, id: delivery.requestId }),
     rowKey: encodeKey(delivery.recipientKey),
+    tenantId: delivery.tenantId,
     requestId: delivery.requestId,
     recipientKind: kind,
     recipientValue: value,
@@ -152,6 +188,8 @@ function toEntity(delivery: Omit<Delivery, "etag">): DeliveryEntity {
     activityId: delivery.activityId,
     conversationId: delivery.conversationId,
     teamsUserId: delivery.teamsUserId,
+    guardOf: delivery.guardOf,
+    duplicateOf: delivery.duplicateOf,
     claimedBy: delivery.claimedBy,
     claimExpiresAt: delivery.claimExpiresAt,
     nextAttemptAt: delivery.nextAttemptAt,
@@ -161,17 +199,25 @@ function toEntity(delivery: Omit<Delivery, "etag">): DeliveryEntity {
   });
 }
 
+/** What a claim writes: who holds the row, until when, and for which user. */
+export interface Claim {
+  readonly claimedBy: string;
+  readonly claimExpiresAt: string;
+  readonly deliveryCount: number;
+  readonly teamsUserId: string;
+}
+
 export class DeliveryLedger {
   constructor(
     private readonly tables: TableFactory,
     private readonly clock: () => Date = () => new Date(),
   ) {}
 
-  async get(requestId: string, recipientKey: string): Promise<Delivery | undefined> {
+  async get(request: RequestKey, recipientKey: string): Promise<Delivery | undefined> {
     const table = await this.table();
     try {
       const entity = await table.getEntity<DeliveryEntity>(
-        deliveryPartitionKey(requestId),
+        deliveryPartitionKey(request),
         encodeKey(recipientKey),
       );
       return fromEntity(entity);
@@ -181,41 +227,91 @@ export class DeliveryLedger {
     }
   }
 
-  /**
-   * The row, created as `pending` if the request has none for this recipient yet. With
-   * `likelyNew` (a single-recipient request delivered inline) the create is tried first: one
-   * round trip instead of a miss, a create and a read.
-   */
-  async ensure(
-    requestId: string,
-    recipientKey: string,
-    recipient: Recipient,
-    options: { likelyNew?: boolean } = {},
-  ): Promise<Delivery> {
-    if (options.likelyNew !== true) {
-      const existing = await this.get(requestId, recipientKey);
-      if (existing !== undefined) return existing;
-    }
+  /** The row, created as `pending` if the request has none for this recipient yet. */
+  async ensure(request: RequestKey, recipientKey: string, recipient: Recipient): Promise<Delivery> {
+    const existing = await this.get(request, recipientKey);
+    if (existing !== undefined) return existing;
     const table = await this.table();
-    const stamp = this.clock().toISOString();
-    const entity = toEntity({
-      requestId,
-      recipientKey,
-      recipient,
-      state: "pending",
-      attempts: 0,
-      createdAt: stamp,
-      updatedAt: stamp,
-    });
+    const entity = toEntity(this.fresh(request, recipientKey, recipient, "pending"));
     try {
       const response = await table.createEntity(entity);
       return fromEntity({ ...entity, etag: response.etag ?? "" });
     } catch (error) {
       if (!isRestError(error, 409)) throw error;
     }
-    const raced = await this.get(requestId, recipientKey);
-    if (raced === undefined) throw new Error(`delivery row ${requestId}/${recipientKey} vanished`);
+    const raced = await this.get(request, recipientKey);
+    if (raced === undefined) throw new Error(`delivery row ${request.id}/${recipientKey} vanished`);
     return raced;
+  }
+
+  /**
+   * Creates the row already claimed (`sending`) together with the user's guard, in one
+   * transaction: the steady path's one write before the call to Teams. "exists" when the row is
+   * there already (a redelivery: read it and go the usual way); `GuardTaken` when another
+   * recipient of the request holds this user's guard (the row is not created).
+   */
+  async createClaimed(
+    request: RequestKey,
+    recipientKey: string,
+    recipient: Recipient,
+    claim: Claim,
+  ): Promise<Delivery | "exists" | GuardTaken> {
+    const table = await this.table();
+    const entity = toEntity({
+      ...this.fresh(request, recipientKey, recipient, "sending"),
+      ...claim,
+      attempts: 1,
+      guardOf: claim.teamsUserId,
+    });
+    try {
+      const response = await table.submitTransaction([
+        ["create", entity],
+        ["create", this.guardEntity(request, claim.teamsUserId, recipientKey)],
+      ]);
+      return fromEntity({ ...entity, etag: response.subResponses[0]?.etag ?? "" });
+    } catch (error) {
+      if (!isRestError(error, 409)) throw error;
+    }
+    if ((await this.get(request, recipientKey)) !== undefined) return "exists";
+    const taken = await this.guardTaken(request, claim.teamsUserId, recipientKey);
+    // The guard is this recipient's own, with no row (never written so): the usual way mends it.
+    return "guardTakenBy" in taken ? taken : "exists";
+  }
+
+  /**
+   * Claims an existing row (ETag-conditional), taking the user's guard in the same transaction
+   * unless the row holds it already. "conflict" when another invocation changed the row first.
+   */
+  async claim(current: Delivery, claim: Claim): Promise<Delivery | "conflict" | GuardTaken> {
+    const patch: DeliveryPatch = {
+      ...claim,
+      state: "sending",
+      attempts: current.attempts + 1,
+      nextAttemptAt: undefined,
+    };
+    if (current.guardOf === claim.teamsUserId) return this.update(current, patch);
+    const table = await this.table();
+    const next = toEntity({
+      ...current,
+      ...patch,
+      guardOf: claim.teamsUserId,
+      updatedAt: this.clock().toISOString(),
+    });
+    const request = { tenantId: current.tenantId, id: current.requestId };
+    try {
+      const response = await table.submitTransaction([
+        ["update", next, "Replace", { etag: current.etag }],
+        ["create", this.guardEntity(request, claim.teamsUserId, current.recipientKey)],
+      ]);
+      return fromEntity({ ...next, etag: response.subResponses[0]?.etag ?? "" });
+    } catch (error) {
+      if (isRestError(error, 412) || isRestError(error, 404)) return "conflict";
+      if (!isRestError(error, 409)) throw error;
+    }
+    const taken = await this.guardTaken(request, claim.teamsUserId, current.recipientKey);
+    if ("guardTakenBy" in taken) return taken;
+    // The guard is this row's own (an earlier claim that was not recorded on the row).
+    return this.update(current, { ...patch, guardOf: claim.teamsUserId });
   }
 
   /**
@@ -223,21 +319,13 @@ export class DeliveryLedger {
    * already exist are left as they are: a transaction that meets one (409) is redone row by
    * row. Returns how many rows this call created.
    */
-  async create(requestId: string, rows: readonly NewDelivery[]): Promise<number> {
+  async create(request: RequestKey, rows: readonly NewDelivery[]): Promise<number> {
     if (rows.length === 0) return 0;
     const table = await this.table();
-    const stamp = this.clock().toISOString();
     const entities = rows.map((row) =>
       toEntity({
-        requestId,
-        recipientKey: row.recipientKey,
-        recipient: row.recipient,
-        state: row.state ?? "pending",
-        attempts: 0,
+        ...this.fresh(request, row.recipientKey, row.recipient, row.state ?? "pending"),
         lastError: row.lastError,
-        createdAt: stamp,
-        updatedAt: stamp,
-        completedAt: row.state !== undefined && FINAL_STATES.has(row.state) ? stamp : undefined,
       }),
     );
     const chunks: DeliveryEntity[][] = [];
@@ -281,16 +369,68 @@ export class DeliveryLedger {
     }
   }
 
-  /** Every row of a request, paged from the table. */
-  async *list(requestId: string): AsyncIterable<Delivery> {
+  /** Every recipient row of a request, paged from the table (guards are not listed). */
+  async *list(request: RequestKey): AsyncIterable<Delivery> {
     const table = await this.table();
     const pages = table
       .listEntities<DeliveryEntity>({
-        queryOptions: { filter: odata`PartitionKey eq ${deliveryPartitionKey(requestId)}` },
+        queryOptions: { filter: odata`PartitionKey eq ${deliveryPartitionKey(request)}` },
       })
       .byPage({ maxPageSize: 1000 });
     for await (const page of pages) {
-      for (const entity of page) yield fromEntity(entity);
+      for (const entity of page)
+        if (!entity.rowKey.startsWith(GUARD_PREFIX)) yield fromEntity(entity);
+    }
+  }
+
+  private fresh(
+    request: RequestKey,
+    recipientKey: string,
+    recipient: Recipient,
+    state: DeliveryState,
+  ): Omit<Delivery, "etag"> {
+    const stamp = this.clock().toISOString();
+    return {
+      tenantId: request.tenantId,
+      requestId: request.id,
+      recipientKey,
+      recipient,
+      state,
+      attempts: 0,
+      createdAt: stamp,
+      updatedAt: stamp,
+      completedAt: FINAL_STATES.has(state) ? stamp : undefined,
+    };
+  }
+
+  private guardEntity(request: RequestKey, teamsUserId: string, owner: string) {
+    return {
+      partitionKey: deliveryPartitionKey(request),
+      rowKey: guardRowKey(teamsUserId),
+      owner,
+      createdAt: this.clock().toISOString(),
+    };
+  }
+
+  /** The guard's holder: `GuardTaken` when it is another recipient, else "own". */
+  private async guardTaken(
+    request: RequestKey,
+    teamsUserId: string,
+    recipientKey: string,
+  ): Promise<GuardTaken | { own: true }> {
+    const table = await this.table();
+    try {
+      const guard = await table.getEntity<{ owner?: string }>(
+        deliveryPartitionKey(request),
+        guardRowKey(teamsUserId),
+      );
+      if (typeof guard.owner === "string" && guard.owner !== recipientKey)
+        return { guardTakenBy: guard.owner };
+      return { own: true };
+    } catch (error) {
+      if (isRestError(error, 404))
+        throw new Error(`delivery guard of ${request.id} vanished after a 409`, { cause: error });
+      throw error;
     }
   }
 

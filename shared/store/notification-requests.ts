@@ -1,37 +1,64 @@
+import { createHash } from "node:crypto";
+
 import type { TableClient, TableEntity, TransactionAction } from "@azure/data-tables";
 
 import type { FieldError, NotificationMessage } from "../notifications/schema";
 import { clip } from "../validation/json-guard";
 import { withoutUndefined } from "./entities";
 import { MAX_STRING_PROPERTY, storedErrors } from "./limits";
-import { encodeKey, isRestError, type TableFactory, TABLES } from "./table-factory";
+import { encodeKey, isRestError, odata, type TableFactory, TABLES } from "./table-factory";
 
 /**
- * One row per notification request id: what the request asks (message, summary, tenant) and
- * how far it got. The delivery ledger holds the per-recipient part.
+ * One row per notification request, identified by (tenant, id): two tenants may use one id and
+ * never touch each other's request. What the request asks (message, summary), the fingerprint
+ * of its content (an idempotent replay has the same one), and how far it got. The delivery
+ * ledger holds the per-recipient part.
  *
- *   Requests  PK = RK = encodeKey(id)
+ *   Requests  PK = encodeKey(id)  RK = encodeKey(tenant, lower-cased) + "|" + encodeKey(id)
  *
- * The row key repeats the id: a point read either way in Azure, but Azurite (local runs, tests,
- * the benchmark) indexes rows by row key, and a constant one made every read a scan.
+ * The partition is the id, so a status query that names no tenant finds every tenant's request
+ * with that id in one partition query. The row key repeats the id: a point read either way in
+ * Azure, but Azurite (local runs, tests, the benchmark) indexes rows by row key, and a row key
+ * shared by many rows made every read a scan. `encodeKey` escapes `|`, so the pair is injective.
  *
- * States: `received` (HTTP accepted it; the enqueue is not confirmed yet), `queued`,
- * `scheduled` (waiting for `notBefore` on the queue), `dispatched` (every recipient has a
- * ledger row and its work is on the queue or done), `rejected` (invalid; `errors` says why).
- * The message is stored once here, so fanned-out work items stay small.
+ * States: `received` (stored, the enqueue of its dispatch not confirmed), `queued`, `scheduled`
+ * (waiting for `notBefore` on the queue), `dispatched` (every recipient has a ledger row and its
+ * work is on the queue or done), `rejected` (invalid; `errors` says why), `failed` (its own work
+ * was dead-lettered before every recipient had a row; `lastError` says why).
  */
-export type RequestState = "received" | "queued" | "scheduled" | "dispatched" | "rejected";
+export type RequestState =
+  "received" | "queued" | "scheduled" | "dispatched" | "rejected" | "failed";
+
+/** A request's identity. `tenantId` is "" for an invalid request whose tenant is unreadable. */
+export interface RequestKey {
+  readonly tenantId: string;
+  readonly id: string;
+}
+
+export function requestPartitionKey(id: string): string {
+  return encodeKey(id);
+}
+
+export function requestRowKey(key: RequestKey): string {
+  return `${encodeKey(key.tenantId.toLowerCase())}|${encodeKey(key.id)}`;
+}
 
 export interface StoredRequest {
   readonly id: string;
   readonly state: RequestState;
   readonly source: "http" | "queue";
-  readonly tenantId?: string | undefined;
+  /** As the request spelled it ("" when an invalid request named none readable). */
+  readonly tenantId: string;
+  /** Of recipients, message, summary and notBefore (see `requestFingerprint`). */
+  readonly fingerprint?: string | undefined;
   readonly correlationId?: string | undefined;
   readonly message?: NotificationMessage | undefined;
   readonly summary?: string | undefined;
   readonly notBefore?: string | undefined;
-  /** Ledger rows written at dispatch (team rosters expanded). */
+  /**
+   * Ledger rows the request has when every recipient is recorded: known at intake when it names
+   * users only, written at dispatch when team rosters are expanded.
+   */
   readonly recipientCount?: number | undefined;
   /** Rows of the stored body (the claim check), so it is read in exactly that many point reads. */
   readonly bodyRows?: number | undefined;
@@ -46,7 +73,10 @@ export interface StoredRequest {
 
 export type NewRequest = Omit<StoredRequest, "createdAt" | "updatedAt" | "etag">;
 export type RequestPatch = Partial<
-  Pick<StoredRequest, "state" | "recipientCount" | "lastError" | "deliveryCount" | "notBefore">
+  Pick<
+    StoredRequest,
+    "state" | "recipientCount" | "lastError" | "deliveryCount" | "notBefore" | "errors"
+  >
 >;
 
 type RequestEntity = {
@@ -54,8 +84,11 @@ type RequestEntity = {
   rowKey: string;
   id: string;
   state: string;
+  /** Tells request rows from body rows in a partition query. */
+  kind: "request";
   source: string;
-  tenantId?: string;
+  tenantId: string;
+  fingerprint?: string;
   correlationId?: string;
   messageJson?: string;
   summary?: string;
@@ -115,7 +148,8 @@ function fromEntity(entity: RequestEntity & { etag?: string }): StoredRequest {
     id: entity.id,
     state: entity.state as RequestState,
     source: entity.source === "http" ? "http" : "queue",
-    tenantId: entity.tenantId,
+    tenantId: entity.tenantId ?? "",
+    fingerprint: entity.fingerprint,
     correlationId: entity.correlationId,
     message: parseJson<NotificationMessage>(
       joinMessageParts(entity as unknown as Record<string, unknown>),
@@ -136,12 +170,14 @@ function fromEntity(entity: RequestEntity & { etag?: string }): StoredRequest {
 function toEntity(request: Omit<StoredRequest, "etag">): RequestEntity {
   return withoutUndefined({
     ...messageParts(request.message === undefined ? undefined : JSON.stringify(request.message)),
-    partitionKey: encodeKey(request.id),
-    rowKey: encodeKey(request.id),
+    partitionKey: requestPartitionKey(request.id),
+    rowKey: requestRowKey(request),
     id: request.id,
+    kind: "request" as const,
     state: request.state,
     source: request.source,
     tenantId: request.tenantId,
+    fingerprint: request.fingerprint,
     correlationId: request.correlationId,
     summary: request.summary,
     notBefore: request.notBefore,
@@ -169,18 +205,22 @@ const CHUNKS_PER_ROW = 15;
 /** Azure Table transactions: at most 100 operations in one partition, 4 MiB. */
 const MAX_BODY_ROWS = 8;
 
-function bodyRowKey(id: string, row: number): string {
-  return `${encodeKey(id)}~body~${String(row).padStart(3, "0")}`;
+function conflictPrefix(key: RequestKey): string {
+  return `${requestRowKey(key)}~conflict~`;
 }
 
-function bodyRows(id: string, json: string): Record<string, unknown>[] {
+function bodyRowKey(key: RequestKey, row: number): string {
+  return `${requestRowKey(key)}~body~${String(row).padStart(3, "0")}`;
+}
+
+function bodyRows(key: RequestKey, json: string): Record<string, unknown>[] {
   const rows: Record<string, unknown>[] = [];
   const rowChars = CHUNK_CHARS * CHUNKS_PER_ROW;
   for (let start = 0, row = 0; start < json.length || row === 0; start += rowChars, row++) {
     const part = json.slice(start, start + rowChars);
     const entity: Record<string, unknown> = {
-      partitionKey: encodeKey(id),
-      rowKey: bodyRowKey(id, row),
+      partitionKey: requestPartitionKey(key.id),
+      rowKey: bodyRowKey(key, row),
       chunks: Math.ceil(part.length / CHUNK_CHARS),
     };
     for (let c = 0; c * CHUNK_CHARS < part.length; c++)
@@ -192,24 +232,46 @@ function bodyRows(id: string, json: string): Record<string, unknown>[] {
   return rows;
 }
 
+export type CreateOutcome =
+  | { readonly created: true; readonly request: StoredRequest }
+  /** The key exists: the stored row, left as it was (its body too). */
+  | { readonly created: false; readonly request: StoredRequest };
+
 export class NotificationRequestStore {
   constructor(
     private readonly tables: TableFactory,
     private readonly clock: () => Date = () => new Date(),
   ) {}
 
-  async get(id: string): Promise<StoredRequest | undefined> {
+  async get(key: RequestKey): Promise<StoredRequest | undefined> {
     const table = await this.table();
     try {
-      return fromEntity(await table.getEntity<RequestEntity>(encodeKey(id), encodeKey(id)));
+      return fromEntity(
+        await table.getEntity<RequestEntity>(requestPartitionKey(key.id), requestRowKey(key)),
+      );
     } catch (error) {
       if (isRestError(error, 404)) return undefined;
       throw error;
     }
   }
 
-  /** Inserts the request unless its id exists: `created` false returns the existing row. */
-  async create(request: NewRequest): Promise<{ created: boolean; request: StoredRequest }> {
+  /** Every tenant's request with this id (one partition query; body rows are filtered out). */
+  async findById(id: string): Promise<StoredRequest[]> {
+    const table = await this.table();
+    const found: StoredRequest[] = [];
+    const pages = table
+      .listEntities<RequestEntity>({
+        queryOptions: {
+          filter: odata`PartitionKey eq ${requestPartitionKey(id)} and kind eq 'request'`,
+        },
+      })
+      .byPage({ maxPageSize: 100 });
+    for await (const page of pages) for (const entity of page) found.push(fromEntity(entity));
+    return found;
+  }
+
+  /** Inserts the request (a rejected one: no body) unless its key exists. */
+  async create(request: NewRequest): Promise<CreateOutcome> {
     const table = await this.table();
     const stamp = this.clock().toISOString();
     const entity = toEntity({ ...request, createdAt: stamp, updatedAt: stamp });
@@ -217,31 +279,17 @@ export class NotificationRequestStore {
       const response = await table.createEntity(entity);
       return { created: true, request: fromEntity({ ...entity, etag: response.etag ?? "" }) };
     } catch (error) {
-      if (!isRestError(error, 409)) throw error;
-      const existing = await this.get(request.id);
-      if (existing === undefined) throw error;
-      return { created: false, request: existing };
+      return this.existingOn409(error, request);
     }
   }
 
   /**
-   * Inserts the request with its body (the recipients) in one transaction, unless its id exists:
-   * `created` false returns the existing row and leaves its body as it was.
+   * Inserts the request with its body (the recipients) in one transaction, unless its key
+   * exists: the insert is conditional, so of two concurrent submissions exactly one is created.
    */
-  async createWithBody(
-    request: NewRequest,
-    body: unknown,
-  ): Promise<{ created: boolean; request: StoredRequest }> {
+  async createWithBody(request: NewRequest, body: unknown): Promise<CreateOutcome> {
     const table = await this.table();
-    const stamp = this.clock().toISOString();
-    const json = JSON.stringify(body);
-    const rows = bodyRows(request.id, json);
-    const entity = toEntity({
-      ...request,
-      bodyRows: rows.length,
-      createdAt: stamp,
-      updatedAt: stamp,
-    });
+    const { entity, rows } = this.withBody(request, body);
     try {
       const response = await table.submitTransaction([
         ["create", entity],
@@ -250,23 +298,92 @@ export class NotificationRequestStore {
       const etag = response.subResponses[0]?.etag ?? "";
       return { created: true, request: fromEntity({ ...entity, etag }) };
     } catch (error) {
-      if (!isRestError(error, 409)) throw error;
-      const existing = await this.get(request.id);
-      if (existing === undefined) throw error;
-      return { created: false, request: existing };
+      return this.existingOn409(error, request);
     }
   }
 
-  /** The body stored with the request (undefined when none was: a rejected request). */
-  async readBody(request: Pick<StoredRequest, "id" | "bodyRows">): Promise<unknown> {
+  /**
+   * A rejected request resubmitted once fixed: the rejected row becomes the new request, with
+   * its body, only if nobody changed it since it was read (ETag): of two concurrent fixes one
+   * wins, the other gets "conflict" and reads again.
+   */
+  async replaceRejected(
+    current: StoredRequest,
+    request: NewRequest,
+    body: unknown,
+  ): Promise<StoredRequest | "conflict"> {
     const table = await this.table();
-    const id = request.id;
+    const { entity, rows } = this.withBody(request, body, current.createdAt);
+    try {
+      const response = await table.submitTransaction([
+        ["update", entity, "Replace", { etag: current.etag }],
+        ...rows.map((row): TransactionAction => ["upsert", row as TableEntity, "Replace"]),
+      ]);
+      return fromEntity({ ...entity, etag: response.subResponses[0]?.etag ?? "" });
+    } catch (error) {
+      if (isRestError(error, 412) || isRestError(error, 404)) return "conflict";
+      throw error;
+    }
+  }
+
+  /**
+   * Records a submission of this key with different content, refused on the queue path where
+   * nobody can be answered 409, so its sender sees it in the request's status. One row per
+   * refused message (insert-only: concurrent conflicts never contend; a redelivered message is
+   * one conflict).
+   */
+  async noteConflict(key: RequestKey, source: "http" | "queue", occurrence: string): Promise<void> {
+    const table = await this.table();
+    const suffix = createHash("sha256").update(occurrence).digest("base64url").slice(0, 22);
+    try {
+      await table.createEntity({
+        partitionKey: requestPartitionKey(key.id),
+        rowKey: `${conflictPrefix(key)}${suffix}`,
+        kind: "conflict",
+        source,
+        at: this.clock().toISOString(),
+      });
+    } catch (error) {
+      if (!isRestError(error, 409)) throw error;
+    }
+  }
+
+  /** The refused submissions of this key with different content: how many, and the last. */
+  async conflicts(
+    key: RequestKey,
+  ): Promise<{ count: number; lastAt?: string; lastSource?: "http" | "queue" } | undefined> {
+    const table = await this.table();
+    const prefix = conflictPrefix(key);
+    const upper = `${prefix.slice(0, -1)}\u007f`;
+    let count = 0;
+    let last: { at: string; source: "http" | "queue" } | undefined;
+    const rows = table.listEntities<{ at?: string; source?: string }>({
+      queryOptions: {
+        filter: odata`PartitionKey eq ${requestPartitionKey(key.id)} and RowKey ge ${prefix} and RowKey lt ${upper}`,
+      },
+    });
+    for await (const row of rows) {
+      count += 1;
+      const at = typeof row.at === "string" ? row.at : "";
+      if (last === undefined || at > last.at)
+        last = { at, source: row.source === "http" ? "http" : "queue" };
+    }
+    if (count === 0) return undefined;
+    return { count, ...(last !== undefined ? { lastAt: last.at, lastSource: last.source } : {}) };
+  }
+
+  /** The body stored with the request (undefined when none was: a rejected request). */
+  async readBody(request: RequestKey & Pick<StoredRequest, "bodyRows">): Promise<unknown> {
+    const table = await this.table();
     let json = "";
     const rows = Math.min(request.bodyRows ?? MAX_BODY_ROWS, MAX_BODY_ROWS);
     for (let row = 0; row < rows; row++) {
       let entity: Record<string, unknown>;
       try {
-        entity = await table.getEntity<Record<string, unknown>>(encodeKey(id), bodyRowKey(id, row));
+        entity = await table.getEntity<Record<string, unknown>>(
+          requestPartitionKey(request.id),
+          bodyRowKey(request, row),
+        );
       } catch (error) {
         if (isRestError(error, 404)) break;
         throw error;
@@ -301,6 +418,8 @@ export class NotificationRequestStore {
                 rowKey: next.rowKey,
                 ...patch,
                 ...(patch.lastError !== undefined ? { lastError: next.lastError } : {}),
+                ...(patch.errors !== undefined ? { errorsJson: next.errorsJson } : {}),
+                errors: undefined,
                 updatedAt: next.updatedAt,
               }),
               "Merge",
@@ -310,6 +429,29 @@ export class NotificationRequestStore {
       if (isRestError(error, 412) || isRestError(error, 404)) return "conflict";
       throw error;
     }
+  }
+
+  private withBody(
+    request: NewRequest,
+    body: unknown,
+    createdAt?: string,
+  ): { entity: RequestEntity; rows: Record<string, unknown>[] } {
+    const stamp = this.clock().toISOString();
+    const rows = bodyRows(request, JSON.stringify(body));
+    const entity = toEntity({
+      ...request,
+      bodyRows: rows.length,
+      createdAt: createdAt ?? stamp,
+      updatedAt: stamp,
+    });
+    return { entity, rows };
+  }
+
+  private async existingOn409(error: unknown, key: RequestKey): Promise<CreateOutcome> {
+    if (!isRestError(error, 409)) throw error;
+    const existing = await this.get(key);
+    if (existing === undefined) throw error;
+    return { created: false, request: existing };
   }
 
   private table(): Promise<TableClient> {

@@ -48,7 +48,7 @@ describe("notifications HTTP API", () => {
       expect(response.jsonBody).toEqual({
         id: body.id,
         state: "queued",
-        statusUrl: `${BASE}/${body.id}`,
+        statusUrl: `${BASE}/${body.id}?tenantId=${h.sim.tenantId}`,
       });
       const [queued] = h.queue.waiting;
       // The claim check: the queue carries a reference; the recipients are in the store.
@@ -59,7 +59,7 @@ describe("notifications HTTP API", () => {
         body: { tenantId: body.tenantId, requestId: body.id },
       });
       expect(queued?.scheduledFor).toBeUndefined();
-      await expect(h.requests.readBody((await h.requests.get(body.id))!)).resolves.toEqual({
+      await expect(h.requests.readBody((await h.requests.get(h.key(body.id)))!)).resolves.toEqual({
         recipients: body.recipients,
       });
     });
@@ -87,16 +87,28 @@ describe("notifications HTTP API", () => {
       });
     });
 
-    it("answers 409 with the existing status for a duplicate id, and queues nothing more", async () => {
+    it("answers a replay of the same request with the same 202, and its dispatch keeps the first one's message id", async () => {
+      const body = h.request({ recipients: [{ teamsUserId: "29:someone" }] });
+      const first = await post(body);
+      const [queued] = h.queue.takeAll();
+      const again = await post(body);
+      expect(again).toMatchObject({ status: 202, jsonBody: first.jsonBody as object });
+      // The broker's duplicate detection drops the copy: one dispatch of one request.
+      expect(h.queue.takeAll().map((m) => m.messageId)).toEqual([queued?.messageId]);
+    });
+
+    it("answers 409 for the same id with different content, revealing nothing of the stored request", async () => {
       const body = h.request({ recipients: [{ teamsUserId: "29:someone" }] });
       await post(body);
       h.queue.takeAll();
-      const response = await post(body);
+      const response = await post({ ...body, message: { text: "something else" } });
       expect(response.status).toBe(409);
-      expect(response.jsonBody).toMatchObject({
+      expect(response.jsonBody).toEqual({
+        error: "conflict",
+        message: expect.stringMatching(/already used in this tenant.*different content/) as unknown,
         id: body.id,
-        status: { id: body.id, state: "queued" },
       });
+      expect(JSON.stringify(response.jsonBody)).not.toContain("29:someone");
       expect(h.queue.waiting).toHaveLength(0);
     });
 

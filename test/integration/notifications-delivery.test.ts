@@ -22,7 +22,7 @@ describe("notification delivery (Service Bus trigger, Azurite, Teams simulator)"
     h.queue.takeAll();
   });
 
-  const rowOf = async (requestId: string, key: string) => h.ledger.get(requestId, key);
+  const rowOf = async (requestId: string, key: string) => h.ledger.get(h.key(requestId), key);
 
   it("creates the 1:1 conversation for the first notification, stores its id, and reuses it for the second", async () => {
     const user = h.sim.addUser();
@@ -263,17 +263,17 @@ describe("notification delivery (Service Bus trigger, Azurite, Teams simulator)"
     await h.deliver({ body, messageId: "bad-request-1" });
 
     expect(h.queue.waiting).toHaveLength(0);
-    const stored = await h.requests.get("bad-request-1");
+    const stored = await h.requests.get({ tenantId: "", id: "bad-request-1" });
     expect(stored?.state).toBe("rejected");
     expect(stored?.errors?.map((e) => e.path)).toEqual(["tenantId", "recipients", "message"]);
     // Redelivery changes nothing and does not throw.
     await h.deliver({ body, messageId: "bad-request-1", deliveryCount: 2 });
-    expect((await h.requests.get("bad-request-1"))?.state).toBe("rejected");
+    expect((await h.requests.get({ tenantId: "", id: "bad-request-1" }))?.state).toBe("rejected");
   });
 
   it("records a request without a usable id under the Service Bus message id", async () => {
     await h.deliver({ body: "not json at all", messageId: "sb-message-7" });
-    expect(await h.requests.get("sb-message-7")).toMatchObject({
+    expect(await h.requests.get({ tenantId: "", id: "sb-message-7" })).toMatchObject({
       state: "rejected",
       errors: [{ path: "(body)", message: expect.stringContaining("expected object") as unknown }],
     });
@@ -330,14 +330,14 @@ describe("notification delivery when something unexpected breaks", () => {
       h.deliver({ body: request, messageId: request.id, deliveryCount: 1 }),
     ).rejects.toThrow("simulated bug");
 
-    const row = await h.ledger.get(request.id, `teamsUserId:${user.id}`);
+    const row = await h.ledger.get(h.key(request.id), `teamsUserId:${user.id}`);
     expect(row).toMatchObject({ state: "sending", deliveryCount: 1 });
     expect(row?.lastError).toMatch(/unexpected: simulated bug \(delivery 1\)/);
 
     // The broker redelivers the same message: it recognises its own claim and sends.
     await h.deliver({ body: request, messageId: request.id, deliveryCount: 2 });
     expect(h.sim.messagesToUser(user)).toHaveLength(1);
-    expect(await h.ledger.get(request.id, `teamsUserId:${user.id}`)).toMatchObject({
+    expect(await h.ledger.get(h.key(request.id), `teamsUserId:${user.id}`)).toMatchObject({
       state: "sent",
       deliveryCount: 2,
       attempts: 2,
@@ -367,7 +367,7 @@ describe("notification delivery when something unexpected breaks", () => {
       await expect(
         h.deliver({ body: request, messageId: request.id, deliveryCount }),
       ).rejects.toThrow("simulated bug");
-      const row = await h.ledger.get(request.id, `teamsUserId:${user.id}`);
+      const row = await h.ledger.get(h.key(request.id), `teamsUserId:${user.id}`);
       expect(row?.state).toBe("sending");
       expect(row?.lastError).toBe(`unexpected: simulated bug (delivery ${deliveryCount})`);
       expect(await status()).toMatchObject({
@@ -382,7 +382,7 @@ describe("notification delivery when something unexpected breaks", () => {
     await expect(
       h.deliver({ body: request, messageId: request.id, deliveryCount: 3 }),
     ).rejects.toThrow("simulated bug");
-    expect(await h.ledger.get(request.id, `teamsUserId:${user.id}`)).toMatchObject({
+    expect(await h.ledger.get(h.key(request.id), `teamsUserId:${user.id}`)).toMatchObject({
       state: "failed",
       deliveryCount: 3,
       lastError: "unexpected: simulated bug (delivery 3, the last: dead-lettered)",
@@ -418,7 +418,7 @@ describe("notification delivery when something unexpected breaks", () => {
           applicationProperties: itemFor(broken).applicationProperties!,
         }),
       ).rejects.toThrow("simulated bug");
-      expect((await h.ledger.get(request.id, `teamsUserId:${broken.id}`))?.state).toBe(
+      expect((await h.ledger.get(h.key(request.id), `teamsUserId:${broken.id}`))?.state).toBe(
         deliveryCount < 3 ? "sending" : "failed",
       );
     }
@@ -439,7 +439,7 @@ describe("notification delivery when something unexpected breaks", () => {
     await h.deliver({ body: request, messageId: "copy-b" });
     expect(h.sim.messagesToUser(user)).toHaveLength(0);
     const [recheck] = h.queue.takeAll();
-    const row = await h.ledger.get(request.id, `teamsUserId:${user.id}`);
+    const row = await h.ledger.get(h.key(request.id), `teamsUserId:${user.id}`);
     expect(recheck?.scheduledFor?.getTime()).toBeGreaterThan(Date.parse(row!.claimExpiresAt!));
   });
 });

@@ -5,7 +5,7 @@ import { NotificationsHarness } from "./notifications-harness";
 
 async function rows(h: NotificationsHarness, requestId: string): Promise<Delivery[]> {
   const all: Delivery[] = [];
-  for await (const row of h.ledger.list(requestId)) all.push(row);
+  for await (const row of h.ledger.list(h.key(requestId))) all.push(row);
   return all;
 }
 
@@ -29,7 +29,7 @@ describe("notification fan-out", () => {
 
     expect(h.queue.takeAll()).toHaveLength(10_000);
     expect(await rows(h, request.id)).toHaveLength(10_000);
-    expect((await h.requests.get(request.id))?.state).toBe("dispatched");
+    expect((await h.requests.get(h.key(request.id)))?.state).toBe("dispatched");
   });
 
   it("merges a team with explicit recipients, once per person, and records an unknown team as unreachable", async () => {
@@ -68,7 +68,7 @@ describe("notification fan-out", () => {
     const [first, ...rest] = h.queue.takeAll();
     await h.deliverQueued(first!);
     // As if the process died after splitting but before marking the request dispatched.
-    const stored = await h.requests.get(request.id);
+    const stored = await h.requests.get(h.key(request.id));
     await h.requests.update(stored!, { state: "queued" });
 
     await h.deliver({ body: request, messageId: request.id, deliveryCount: 2 });

@@ -74,6 +74,10 @@ export class NotificationsHarness {
     this.requests = new NotificationRequestStore(tables);
     this.services = herald.notifications;
   }
+  /** A request's identity in the simulator's tenant. */
+  key(id: string): { tenantId: string; id: string } {
+    return { tenantId: this.sim.tenantId, id };
+  }
 
   static async start(
     settings: Record<string, string> = {},

@@ -4,7 +4,7 @@ import { NotificationsHarness } from "./notifications-harness";
 
 async function rows(h: NotificationsHarness, requestId: string): Promise<Delivery[]> {
   const all: Delivery[] = [];
-  for await (const row of h.ledger.list(requestId)) all.push(row);
+  for await (const row of h.ledger.list(h.key(requestId))) all.push(row);
   return all;
 }
 

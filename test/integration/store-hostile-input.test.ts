@@ -66,6 +66,7 @@ describe("stores under hostile input (Azurite)", () => {
     }));
     const { request } = await requests.create({
       id: `rejected-huge-${Date.now()}`,
+      tenantId,
       state: "rejected",
       source: "queue",
       errors,
@@ -79,7 +80,7 @@ describe("stores under hostile input (Azurite)", () => {
     // ASCII: Azurite (not Azure) garbles a multi-byte character that straddles 64 KiB of a body.
     const text = "x".repeat(79_000);
     await requests.create({ id, state: "queued", source: "queue", tenantId, message: { text } });
-    await expect(requests.get(id)).resolves.toMatchObject({ message: { text } });
+    await expect(requests.get({ tenantId, id })).resolves.toMatchObject({ message: { text } });
   });
 
   describe("recovery", () => {

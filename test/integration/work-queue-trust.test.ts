@@ -107,7 +107,7 @@ describe("outbound calls with a bot app id configured", () => {
     await h.drain();
 
     expect(h.sim.requests).toHaveLength(0);
-    const row = await h.ledger.get(request.id, `teamsUserId:${user.id}`);
+    const row = await h.ledger.get(h.key(request.id), `teamsUserId:${user.id}`);
     expect(row).toMatchObject({ state: "failed" });
     expect(row?.lastError).toMatch(/not a Teams service host/);
   });

@@ -250,7 +250,8 @@ export function describeBadInput(runs: number): void {
           await h.deliver({ body: asDelivered(body, form), messageId });
           const parsed = parseNotificationRequest(body);
           const id = parsed.ok ? parsed.request.id : (parsed.id ?? messageId);
-          const record = await h.requests.get(id);
+          const tenantId = (parsed.ok ? parsed.request.tenantId : parsed.tenantId) ?? "";
+          const record = await h.requests.get({ tenantId, id });
           if (parsed.ok) {
             expect(["dispatched", "scheduled"]).toContain(record?.state);
           } else {

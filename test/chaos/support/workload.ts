@@ -201,6 +201,7 @@ export function judge(
     unreachable: 0,
     failed: 0,
     rejected: 0,
+    duplicate: 0,
   };
   const lost: string[] = [];
   const notTerminal: string[] = [];

@@ -1,0 +1,40 @@
+import { createHash } from "node:crypto";
+
+import { recipientKey } from "./recipients";
+import type { NotificationRequest } from "./schema";
+
+/** JSON with object keys sorted at every level: one text for one value, however it was spelled. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/**
+ * What a request means, as one hash: its recipients (as a set of recipient keys, so order,
+ * repeats and the case of a UPN do not count), message, summary and notBefore (as an instant).
+ * The same (tenant, id) with the same fingerprint is a replay of one request; with another, a
+ * conflict. The correlation id is not content: a retry may carry a new one.
+ */
+export function requestFingerprint(
+  request: Pick<NotificationRequest, "recipients" | "message" | "summary" | "notBefore">,
+): string {
+  const recipients = [...new Set(request.recipients.map(recipientKey))].sort();
+  const notBefore =
+    request.notBefore === undefined ? null : new Date(request.notBefore).toISOString();
+  return createHash("sha256")
+    .update(
+      canonicalJson({
+        recipients,
+        message: request.message,
+        summary: request.summary ?? null,
+        notBefore,
+      }),
+    )
+    .digest("base64url");
+}
