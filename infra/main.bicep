@@ -191,6 +191,7 @@ var heraldTables = [
   'Welcomes'
   'Requests'
   'Deliveries'
+  'DeadLetters'
 ]
 
 // The bot's Microsoft App id: the managed identity itself, or the app registration.

@@ -7,6 +7,7 @@ import { ServiceUrlRefusedError } from "./connector/service-url-policy";
 import { consoleLogger, type Logger } from "./logging";
 import { waitForSlot } from "./notifications/pace-call";
 import {
+  createDeadLetterQueueHandler,
   createIntakeQueueHandler,
   createWorkQueueHandler,
   type WorkHandler,
@@ -52,6 +53,8 @@ export interface HeraldServices {
   readonly intake: QueueTrigger;
   /** The work queue trigger (session-enabled: one tenant per session). */
   readonly work: QueueTrigger;
+  /** The dead-letter subqueues' triggers: record what reached them, and keep it. */
+  readonly deadLetters: { readonly intake: QueueTrigger; readonly work: QueueTrigger };
   readonly workHandlers: WorkHandlers;
 }
 
@@ -139,6 +142,16 @@ export function createHeraldServices(
     messages: (request, context) => bot().handle(request, context),
     intake: createIntakeQueueHandler(() => notifications.intake),
     work: createWorkQueueHandler(() => workHandlers),
+    deadLetters: {
+      intake: createDeadLetterQueueHandler(() => notifications.deadLetters, {
+        kind: "intake",
+        name: config.queueName,
+      }),
+      work: createDeadLetterQueueHandler(() => notifications.deadLetters, {
+        kind: "work",
+        name: config.workQueueName,
+      }),
+    },
     workHandlers,
   };
 }

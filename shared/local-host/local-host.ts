@@ -1,5 +1,6 @@
 import type { LogHandler } from "@azure/functions";
 
+import { startDeadLetterDraining } from "../queue/local-dead-letter-drainer";
 import { LocalQueue, type QueueDrainer } from "../queue/local-queue";
 import { LocalSessionQueue } from "../queue/local-session-queue";
 import type { Registration } from "../registry";
@@ -45,6 +46,8 @@ export interface RunningLocalHost {
  * HTTP server, Service Bus queue triggers fed from the durable local queue with the trigger's
  * contract. The handlers are the ones Azure runs.
  */
+const DEAD_LETTER_SUBQUEUE = /\/\$deadletterqueue$/i;
+
 export async function startLocalHost(options: LocalHostOptions): Promise<RunningLocalHost> {
   const logFor = options.logHandlerFor ?? consoleLogHandler;
   const queues: DrainedQueue[] = [];
@@ -52,8 +55,17 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
   const planned: {
     registration: Registration & { kind: "serviceBusQueue" };
     queue: LocalQueue | LocalSessionQueue;
+    /** Bound to the queue's dead-letter subqueue (`<queue>/$DeadLetterQueue`). */
+    deadLetters: boolean;
   }[] = [];
 
+  const sessionQueueNames = new Set(
+    options.registrations.flatMap((r) =>
+      r.kind === "serviceBusQueue" && r.options.isSessionsEnabled === true
+        ? [resolveAppSetting(r.options.queueName, options.settings)]
+        : [],
+    ),
+  );
   // Resolve every binding first, so a bad setting stops start-up before anything listens.
   for (const registration of options.registrations) {
     if (registration.kind !== "serviceBusQueue") continue;
@@ -66,7 +78,9 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
         `${registration.name}: cardinality "many" is not supported by the local host`,
       );
     }
-    const queueName = resolveAppSetting(registration.options.queueName, options.settings);
+    const bound = resolveAppSetting(registration.options.queueName, options.settings);
+    const deadLetters = DEAD_LETTER_SUBQUEUE.test(bound);
+    const queueName = bound.replace(DEAD_LETTER_SUBQUEUE, "");
     const queueOptions = {
       directory: options.queueDirectory,
       queueName,
@@ -77,12 +91,14 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
         ? { lockDurationMs: options.queueOptions.lockDurationMs }
         : {}),
     };
+    // The dead-letter subqueue of a session queue is read without sessions, as in Service Bus.
+    const sessions = deadLetters
+      ? sessionQueueNames.has(queueName)
+      : registration.options.isSessionsEnabled === true;
     planned.push({
       registration,
-      queue:
-        registration.options.isSessionsEnabled === true
-          ? new LocalSessionQueue(queueOptions)
-          : new LocalQueue(queueOptions),
+      queue: sessions ? new LocalSessionQueue(queueOptions) : new LocalQueue(queueOptions),
+      deadLetters,
     });
   }
 
@@ -97,7 +113,19 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
   });
 
   const drainers: QueueDrainer[] = [];
-  for (const { registration, queue } of planned) {
+  for (const { registration, queue, deadLetters } of planned) {
+    if (deadLetters) {
+      drainers.push(
+        startDeadLetterDraining(queue, registration.options.handler, {
+          functionName: registration.name,
+          ...(options.queueOptions?.pollIntervalMs !== undefined
+            ? { pollIntervalMs: options.queueOptions.pollIntervalMs }
+            : {}),
+          logHandler: logFor(registration.name),
+        }),
+      );
+      continue;
+    }
     if (registration.options.autoCompleteMessages === false) {
       logFor(registration.name)(
         "warning",

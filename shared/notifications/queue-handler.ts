@@ -2,6 +2,7 @@ import type { InvocationContext } from "@azure/functions";
 
 import { contextLogger, type Logger } from "../logging";
 import { WORK_KIND_PROPERTY } from "../queue/queue-port";
+import type { DeadLetterRecorder } from "./dead-letter-recorder";
 import { type QueueMessageInfo, sessionOf, type WorkKind } from "./work-items";
 
 /** Handles one kind of work item. Throwing = let the broker redeliver. */
@@ -107,5 +108,34 @@ export function createWorkQueueHandler(
       return;
     }
     await handler(body, info, log);
+  };
+}
+
+/**
+ * A dead-letter subqueue's trigger (`<queue>/$DeadLetterQueue`; for the session-enabled work
+ * queue too: its dead-letter subqueue is read without sessions). Records what the message means
+ * and keeps it (DeadLetterRecorder); a failure to record is thrown, so the broker offers the
+ * message again.
+ */
+export function createDeadLetterQueueHandler(
+  recorder: () => DeadLetterRecorder,
+  queue: { readonly kind: "intake" | "work"; readonly name: string },
+): (message: unknown, context: InvocationContext) => Promise<void> {
+  return async (message, context) => {
+    const info = queueMessageInfo(context);
+    const meta = (context.triggerMetadata ?? {}) as Record<string, unknown>;
+    const sequence = meta.sequenceNumber ?? meta.enqueuedSequenceNumber;
+    const log = contextLogger(context, { messageId: info.messageId, deadLetterQueue: queue.name });
+    await recorder().record(
+      queue,
+      {
+        ...info,
+        body: decodeBody(message),
+        ...(typeof sequence === "number" || typeof sequence === "string"
+          ? { sequence: String(sequence) }
+          : {}),
+      },
+      log,
+    );
   };
 }

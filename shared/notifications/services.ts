@@ -5,11 +5,13 @@ import type { TeamsConnector } from "../connector/teams-connector";
 import type { Logger } from "../logging";
 import { createWorkQueue } from "../queue/create-queue";
 import type { QueuePort } from "../queue/queue-port";
+import { DeadLetterCopies } from "../store/dead-letter-copies";
 import { DeliveryLedger } from "../store/delivery-ledger";
 import { NotificationRequestStore } from "../store/notification-requests";
 import { TableFactory } from "../store/table-factory";
 import { TeamStore } from "../store/teams";
 import { UserReferenceStore } from "../store/user-references";
+import { DeadLetterRecorder } from "./dead-letter-recorder";
 import { DeliveryService, type UserDirectory } from "./delivery";
 import { Dispatcher, type TeamDirectory } from "./dispatch";
 import { NotificationIntake } from "./intake";
@@ -49,6 +51,7 @@ export interface NotificationServices {
   readonly workHandlers: { readonly dispatch: WorkHandler; readonly delivery: WorkHandler };
   /** The internal work queue. */
   readonly queue: () => QueuePort;
+  readonly deadLetters: DeadLetterRecorder;
 }
 
 /** One lazy value: made on first use (the one lazy helper of the composition roots). */
@@ -161,5 +164,12 @@ export function createNotificationServices(
     },
   };
 
-  return { dispatcher, delivery, intake, status, pacer, workHandlers, queue };
+  const deadLetters = new DeadLetterRecorder({
+    requests: requestStore,
+    ledger,
+    copies: new DeadLetterCopies(tables),
+    clock,
+  });
+
+  return { dispatcher, delivery, intake, status, pacer, workHandlers, queue, deadLetters };
 }

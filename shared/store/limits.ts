@@ -14,6 +14,27 @@ export const MAX_ENCODED_KEY_LENGTH = 255;
 /** One Table string property, in UTF-16 code units, with room to spare. */
 export const MAX_STRING_PROPERTY = 32_000;
 
+/**
+ * Text longer than one string property, stored in parts: `<name>`, `<name>1`, `<name>2`, …
+ * (an entity holds 1 MiB, so about 15 parts fit beside a row's other properties).
+ */
+export function textParts(name: string, text: string | undefined): Record<string, string> {
+  if (text === undefined) return {};
+  const parts: Record<string, string> = {};
+  for (let i = 0, at = 0; at < text.length || i === 0; i++, at += MAX_STRING_PROPERTY)
+    parts[i === 0 ? name : `${name}${i}`] = text.slice(at, at + MAX_STRING_PROPERTY);
+  return parts;
+}
+
+export function joinTextParts(name: string, entity: Record<string, unknown>): string | undefined {
+  const first = entity[name];
+  if (typeof first !== "string") return undefined;
+  let text = first;
+  for (let i = 1; typeof entity[`${name}${i}`] === "string"; i++)
+    text += entity[`${name}${i}`] as string;
+  return text;
+}
+
 /** Display names (users, teams) as stored: Teams' own names are far shorter. */
 export const MAX_STORED_NAME = 256;
 

@@ -5,7 +5,7 @@ import type { TableClient, TableEntity, TransactionAction } from "@azure/data-ta
 import type { FieldError, NotificationMessage } from "../notifications/schema";
 import { clip } from "../validation/json-guard";
 import { withoutUndefined } from "./entities";
-import { MAX_STRING_PROPERTY, storedErrors } from "./limits";
+import { joinTextParts, MAX_STRING_PROPERTY, storedErrors, textParts } from "./limits";
 import { encodeKey, isRestError, odata, type TableFactory, TABLES } from "./table-factory";
 
 /**
@@ -107,25 +107,10 @@ const MAX_LAST_ERROR = 1_000;
 
 /**
  * A message may be 80 KB as UTF-8 JSON (the schema's limit), more than one Table string
- * property holds (32 K UTF-16 code units): it is stored in parts, `messageJson` then
- * `messageJson1`, `messageJson2`, … (an entity holds 1 MiB). Rows written before hold one part.
+ * property holds: it is stored in parts, `messageJson` then `messageJson1`, … (limits.ts).
  */
-function messageParts(json: string | undefined): Record<string, string> {
-  if (json === undefined) return {};
-  const parts: Record<string, string> = {};
-  for (let i = 0, at = 0; at < json.length; i++, at += MAX_STRING_PROPERTY)
-    parts[i === 0 ? "messageJson" : `messageJson${i}`] = json.slice(at, at + MAX_STRING_PROPERTY);
-  return parts;
-}
-
-function joinMessageParts(entity: Record<string, unknown>): string | undefined {
-  const first = entity.messageJson;
-  if (typeof first !== "string") return undefined;
-  let json = first;
-  for (let i = 1; typeof entity[`messageJson${i}`] === "string"; i++)
-    json += entity[`messageJson${i}`] as string;
-  return json;
-}
+const messageParts = (json: string | undefined) => textParts("messageJson", json);
+const joinMessageParts = (entity: Record<string, unknown>) => joinTextParts("messageJson", entity);
 
 /** Errors as stored: bounded in number and length, and within one string property. */
 function errorsJson(errors: readonly FieldError[] | undefined): string | undefined {

@@ -30,6 +30,7 @@ export const TABLES = {
   welcomes: "Welcomes",
   requests: "Requests",
   deliveries: "Deliveries",
+  deadLetters: "DeadLetters",
 } as const;
 
 export type TableName = (typeof TABLES)[keyof typeof TABLES];

@@ -124,6 +124,16 @@ export class NotificationsHarness {
       });
   }
 
+  /** One message on the intake queue, leaving the dispatch it queues on the work queue. */
+  invokeIntakeOnly(message: TriggerMessage): Promise<void> {
+    return this.invoke("notifications", this.herald.intake, message);
+  }
+
+  /** One message read from a dead-letter subqueue, as the Functions host hands it over. */
+  deliverDeadLetter(queue: "intake" | "work", message: TriggerMessage): Promise<void> {
+    return this.invoke(`${queue}-dead-letters`, this.herald.deadLetters[queue], message);
+  }
+
   /** One message on the work queue, as the Functions host hands it to the trigger. */
   deliverWork(message: TriggerMessage): Promise<void> {
     return this.invoke("work", this.herald.work, message);

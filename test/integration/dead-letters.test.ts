@@ -1,0 +1,162 @@
+import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+import { startDeadLetterDraining } from "../../shared/queue/local-dead-letter-drainer";
+import { LocalSessionQueue } from "../../shared/queue/local-session-queue";
+import { WORK_KIND_PROPERTY } from "../../shared/queue/queue-port";
+import { DeadLetterCopies } from "../../shared/store/dead-letter-copies";
+import { NotificationsHarness } from "./notifications-harness";
+
+const DEAD_LETTERED = {
+  DeadLetterReason: "MaxDeliveryCountExceeded",
+  DeadLetterErrorDescription: "Message could not be consumed after 5 delivery attempts.",
+};
+
+describe("dead letters make requests final", () => {
+  let h: NotificationsHarness;
+
+  beforeAll(async () => {
+    h = await NotificationsHarness.start({ MaxDeliveryAttempts: "5" });
+  });
+  afterAll(() => h.close());
+  beforeEach(() => {
+    h.sim.reset();
+    h.queue.takeAll();
+  });
+
+  it("ends a recipient failed with the broker's reason when its retry message is dead-lettered, and the request final", async () => {
+    const user = h.sim.addUser();
+    await h.seedUser(user, h.sim.personalConversationId(user));
+    h.sim.failNext("sendActivity", { status: 503 });
+    const request = h.request({ recipients: [{ teamsUserId: user.id }] });
+    await h.deliver({ body: request, messageId: request.id });
+    const [retry] = h.queue.takeAll();
+    expect(retry?.applicationProperties?.[WORK_KIND_PROPERTY]).toBe("delivery");
+    expect((await h.services.status.get(request.id))?.final).toBe(false);
+
+    await h.deliverDeadLetter("work", {
+      body: retry!.body,
+      messageId: retry!.messageId!,
+      deliveryCount: 5,
+      applicationProperties: { ...retry!.applicationProperties, ...DEAD_LETTERED },
+    });
+
+    const status = await h.services.status.get(request.id);
+    expect(status).toMatchObject({ state: "completed", final: true, counts: { failed: 1 } });
+    expect(status?.recipients[0]?.lastError).toMatch(/dead-lettered.*MaxDeliveryCountExceeded/);
+    // The message is kept for the operator, with why and what was recorded.
+    const kept = await new DeadLetterCopies(h.tables).list(h.config.workQueueName);
+    expect(kept.find((k) => k.messageId === retry!.messageId)).toMatchObject({
+      reason: "MaxDeliveryCountExceeded",
+      outcome: "recipient failed",
+      body: retry!.body,
+    });
+    expect(h.sim.messagesToUser(user)).toHaveLength(0);
+  });
+
+  it("ends a request failed, with every recipient still pending, when its dispatch is dead-lettered", async () => {
+    const [a, b] = [h.sim.addUser(), h.sim.addUser()];
+    const request = h.request({ recipients: [{ teamsUserId: a.id }, { teamsUserId: b.id }] });
+    await h.invokeIntakeOnly({ body: request, messageId: request.id });
+    const [dispatch] = h.queue.takeAll();
+    expect(dispatch?.applicationProperties?.[WORK_KIND_PROPERTY]).toBe("dispatch");
+
+    await h.deliverDeadLetter("work", {
+      body: dispatch!.body,
+      messageId: dispatch!.messageId!,
+      deliveryCount: 5,
+      applicationProperties: { ...dispatch!.applicationProperties, ...DEAD_LETTERED },
+    });
+    const status = await h.services.status.get(request.id);
+    expect(status).toMatchObject({ state: "failed", final: true });
+    expect(status?.lastError).toMatch(/MaxDeliveryCountExceeded/);
+  });
+
+  it("records an intake message that was dead-lettered before its request was stored as a failed request", async () => {
+    const request = h.request({ recipients: [{ teamsUserId: "29:never-stored" }] });
+    await h.deliverDeadLetter("intake", {
+      body: request,
+      messageId: request.id,
+      deliveryCount: 5,
+      applicationProperties: DEAD_LETTERED,
+    });
+    expect(await h.services.status.get(request.id)).toMatchObject({ state: "failed", final: true });
+  });
+
+  it("records a dead letter once however often it is read", async () => {
+    const user = h.sim.addUser();
+    await h.seedUser(user, h.sim.personalConversationId(user));
+    h.sim.failNext("sendActivity", { status: 503 });
+    const request = h.request({ recipients: [{ teamsUserId: user.id }] });
+    await h.deliver({ body: request, messageId: request.id });
+    const [retry] = h.queue.takeAll();
+    const letter = {
+      body: retry!.body,
+      messageId: retry!.messageId!,
+      deliveryCount: 5,
+      applicationProperties: { ...retry!.applicationProperties, ...DEAD_LETTERED },
+    };
+    await h.deliverDeadLetter("work", letter);
+    const first = await h.services.status.get(request.id);
+    await h.deliverDeadLetter("work", letter);
+    expect(await h.services.status.get(request.id)).toEqual(first);
+  });
+
+  it("hands the local session queue's dead letters to the dead-letter function once, and keeps them for herald dlq", async () => {
+    const directory = await mkdtemp(join(tmpdir(), "herald-dlq-"));
+    try {
+      const queue = new LocalSessionQueue({
+        directory,
+        queueName: h.config.workQueueName,
+        maxDeliveryCount: 1,
+      });
+      const user = h.sim.addUser();
+      await h.seedUser(user, h.sim.personalConversationId(user));
+      h.sim.failNext("sendActivity", { status: 503 });
+      const request = h.request({ recipients: [{ teamsUserId: user.id }] });
+      await h.deliver({ body: request, messageId: request.id });
+      const [retry] = h.queue.takeAll();
+      await queue.enqueue([
+        {
+          body: retry!.body,
+          messageId: retry!.messageId!,
+          sessionId: retry!.sessionId!,
+          applicationProperties: retry!.applicationProperties!,
+        },
+      ]);
+      // One delivery that throws: with a max delivery count of 1 the queue dead-letters it.
+      const failing = queue.startDraining(
+        () => Promise.reject(new Error("simulated poison message")),
+        { functionName: "work", pollIntervalMs: 20, retryDelayMs: 0, logHandler: () => {} },
+      );
+      await waitFor(async () => (await queue.deadLetterEntries()).length === 1);
+      await failing.stop();
+
+      const drainer = startDeadLetterDraining(queue, h.herald.deadLetters.work, {
+        functionName: "work-dead-letters",
+        pollIntervalMs: 20,
+        logHandler: () => {},
+      });
+      await waitFor(async () => (await h.services.status.get(request.id))?.final === true);
+      await drainer.stop();
+
+      expect(await h.services.status.get(request.id)).toMatchObject({
+        state: "completed",
+        counts: { failed: 1 },
+      });
+      expect(await queue.deadLetterEntries()).toHaveLength(1);
+      expect(await readdir(join(queue.path, "deadletter-handled"))).toHaveLength(1);
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
+  });
+});
+
+async function waitFor(condition: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
