@@ -5,6 +5,7 @@ import { freshTables, ledgerStates, seedUsers } from "./infra";
 import type { BaselineMode, BaselineResult, PipelineResult } from "./jobs";
 import { type TeamsView, teamsView } from "./sim-stats";
 import { round } from "./stats";
+import { TableRequestCounter } from "./table-request-counter";
 import type { TeamsFxInstall } from "./teamsfx";
 
 export const MESSAGE_TEXT = "Your order **42** shipped";
@@ -16,6 +17,10 @@ export interface OverheadFigures {
   readonly seedSeconds: number;
   readonly wallSeconds: number;
   readonly notificationsPerSecond: number;
+  /** Table Storage round trips per notification sent (a transaction is one), through a counting proxy. */
+  readonly tableRequestsPerNotification: number;
+  /** Herald worker CPU per notification sent, ms. */
+  readonly cpuMsPerNotification: number;
   readonly pipeline: PipelineResult;
   readonly teams: TeamsView;
   readonly ledger: Record<string, number>;
@@ -142,15 +147,20 @@ export async function overheadScenario(
     await seedUsers(tables, sim, users, true);
     const seedSeconds = (Date.now() - seedStart) / 1000;
 
-    const pipeline = await runHerald(sim, tables, users, { pacing: false });
+    const counter = await TableRequestCounter.start(tables);
+    const pipeline = await runHerald(sim, counter.target, users, { pacing: false });
+    await counter.close();
     const teams = teamsView(sim, pipeline.startedAt, pipeline.endedAt + 50);
     const wallSeconds = (pipeline.endedAt - pipeline.startedAt) / 1000;
     const ledger = await ledgerStates(tables);
+    const sentCount = Math.max(1, ledger.sent ?? 0);
     const herald: OverheadFigures = {
       requests: count,
       seedSeconds: round(seedSeconds, 1),
       wallSeconds: round(wallSeconds, 2),
       notificationsPerSecond: round((ledger.sent ?? 0) / wallSeconds, 0),
+      tableRequestsPerNotification: round(counter.count / sentCount, 2),
+      cpuMsPerNotification: round(pipeline.cpuMs / sentCount, 3),
       pipeline,
       teams,
       ledger,

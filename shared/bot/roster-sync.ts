@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 
 import { type TeamsChannelAccount, TeamsInfo } from "botbuilder";
 
+import { statusCodeOf } from "../errors";
 import type { Logger } from "../logging";
 import type { RosterSyncWork } from "../notifications/work-items";
 import type { TeamStore } from "../store/teams";
@@ -46,54 +47,73 @@ export async function syncTeamRoster(
     return { members: 0 };
   }
   const serviceUrl = team.serviceUrl;
+  const teamName = team.name;
 
   const syncId = randomUUID();
   const startedAt = clock();
   let members = 0;
   let pages = 0;
   const at = { tenantId, serviceUrl, conversationId: teamId, scope: "channel" as const };
-  await inConversation(deps, at, async (context) => {
-    let continuationToken: string | undefined;
-    do {
-      await deps.pace(tenantId);
-      const page = await TeamsInfo.getPagedMembers(
-        context,
-        deps.pageSize ?? DEFAULT_PAGE_SIZE,
-        continuationToken,
-      );
-      pages++;
-      const people = (page.members ?? []).filter(isUser);
-      // As of when the sync was asked for (see rosterSyncWorkSchema): a late sync loses to newer activities.
-      const observedAt = job.queuedAt !== undefined ? new Date(job.queuedAt) : clock();
-      await deps.users.upsertMany(
-        people.map((m): UserObservation => ({
-          tenantId,
-          teamsUserId: m.id,
-          aadObjectId: m.aadObjectId,
-          name: m.name,
-          userPrincipalName: m.userPrincipalName,
-          email: m.email,
-          serviceUrl,
-          learnedFrom: "roster",
-          observedAt,
-        })),
-      );
-      await deps.teams.addMembers(
-        tenantId,
-        teamId,
-        people.map((m) => m.id),
-        syncId,
-      );
-      members += people.length;
-      continuationToken = page.continuationToken || undefined;
-    } while (continuationToken !== undefined);
-
-    await deps.welcomer.ensureWelcome(
-      pacedSender(context, deps, tenantId, logger),
-      { scope: "team", tenantId, teamId, name: team.name, serviceUrl },
-      logger,
+  try {
+    await syncPages();
+  } catch (error) {
+    // Teams' 403/404 for the team's conversation (the bot was removed, the team deleted) will
+    // not change on a retry: record it on the team and stop. Anything else is redelivered.
+    const status = statusCodeOf(error);
+    if (status !== 403 && status !== 404) throw error;
+    logger.warn("Roster sync stopped: Teams refused the team's roster", { status });
+    await deps.teams.markStatus(
+      tenantId,
+      teamId,
+      "removed",
+      `roster sync: Teams answered ${status}`,
     );
-  });
+    return { members };
+  }
+  async function syncPages(): Promise<void> {
+    await inConversation(deps, at, async (context) => {
+      let continuationToken: string | undefined;
+      do {
+        await deps.pace(tenantId);
+        const page = await TeamsInfo.getPagedMembers(
+          context,
+          deps.pageSize ?? DEFAULT_PAGE_SIZE,
+          continuationToken,
+        );
+        pages++;
+        const people = (page.members ?? []).filter(isUser);
+        // As of when the sync was asked for (see rosterSyncWorkSchema): a late sync loses to newer activities.
+        const observedAt = job.queuedAt !== undefined ? new Date(job.queuedAt) : clock();
+        await deps.users.upsertMany(
+          people.map((m): UserObservation => ({
+            tenantId,
+            teamsUserId: m.id,
+            aadObjectId: m.aadObjectId,
+            name: m.name,
+            userPrincipalName: m.userPrincipalName,
+            email: m.email,
+            serviceUrl,
+            learnedFrom: "roster",
+            observedAt,
+          })),
+        );
+        await deps.teams.addMembers(
+          tenantId,
+          teamId,
+          people.map((m) => m.id),
+          syncId,
+        );
+        members += people.length;
+        continuationToken = page.continuationToken || undefined;
+      } while (continuationToken !== undefined);
+
+      await deps.welcomer.ensureWelcome(
+        pacedSender(context, deps, tenantId, logger),
+        { scope: "team", tenantId, teamId, name: teamName, serviceUrl },
+        logger,
+      );
+    });
+  }
 
   const removed = await deps.teams.removeMembersNotIn(tenantId, teamId, syncId, startedAt);
   await deps.teams.recordRosterSync(tenantId, teamId, { memberCount: members, syncedAt: clock() });
