@@ -15,8 +15,9 @@ import {
  * proactive install needs, by creating app role assignments on its service principal
  * (https://learn.microsoft.com/graph/api/serviceprincipal-post-approleassignments). An app role
  * assignment of an application permission *is* the admin consent for it, so whoever runs this
- * needs Privileged Role Administrator, Cloud Application Administrator or Application
- * Administrator (plus AppRoleAssignment.ReadWrite.All in Graph terms).
+ * needs Privileged Role Administrator (or Global Administrator): the application administrator
+ * roles cannot consent to Microsoft Graph's application permissions
+ * (https://learn.microsoft.com/entra/identity/enterprise-apps/grant-admin-consent).
  *
  * It is a script and not Bicep because granting app roles from Bicep needs the Microsoft Graph
  * Bicep extension, whose types load from a registry CI cannot reach. By default it prints the
@@ -103,7 +104,7 @@ export function planScript(inputs: GrantInputs): string {
     "#!/usr/bin/env bash",
     "# Grants Herald's identity the Microsoft Graph application permissions it needs",
     "# (an app role assignment of an application permission is the admin consent for it).",
-    "# Run as Privileged Role Administrator, Cloud Application Administrator or Application Administrator.",
+    "# Run signed in (az login) as a Privileged Role Administrator or Global Administrator.",
     "set -euo pipefail",
     "",
   ];
