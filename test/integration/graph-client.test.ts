@@ -498,3 +498,39 @@ describe("Graph simulator install activities", () => {
     }
   });
 });
+
+describe("Graph simulator limits and authorization", () => {
+  it("answers 429 with Retry-After past 30 installs in a second, when enforcing limits", async () => {
+    const now = 1_800_000_000_000;
+    const sim = await startGraphSimulator({ enforceRateLimits: true, clock: () => now });
+    try {
+      const app = sim.publishApp({ externalId: MANIFEST_ID });
+      const users = sim.addUsers(31);
+      const client = new FetchGraphClient({ endpoint: sim.endpoint, credential: undefined });
+      const outcomes = await Promise.all(
+        users.map((u) =>
+          client.installAppForUser(u.id, app.id).then(
+            (r) => r.kind,
+            (e: GraphError) => `${e.kind}:${e.retryAfterMs}`,
+          ),
+        ),
+      );
+      expect(outcomes.filter((o) => o === "installed")).toHaveLength(30);
+      expect(outcomes.filter((o) => o === "throttled:1000")).toHaveLength(1);
+      expect(sim.installations()).toHaveLength(30);
+    } finally {
+      await sim.close();
+    }
+  });
+
+  it("answers 401 to a call without a bearer token when told to require one", async () => {
+    const sim = await startGraphSimulator({ requireAuthorization: true });
+    try {
+      const client = new FetchGraphClient({ endpoint: sim.endpoint, credential: undefined });
+      const error = await graphError(client.getUser("x@contoso.example"));
+      expect([error.kind, error.status]).toEqual(["unauthorized", 401]);
+    } finally {
+      await sim.close();
+    }
+  });
+});
