@@ -128,7 +128,11 @@ export class FetchGraphClient implements GraphPort {
       subject: undefined,
     });
     const { value } = this.parse("findAppByExternalId", teamsAppListAnswer, answer.body);
-    const app = value.find((a) => a.externalId === undefined || a.externalId === externalId);
+    // GUIDs compare case-insensitively; Graph may echo the manifest id in another case.
+    const wanted = externalId.toLowerCase();
+    const app = value.find(
+      (a) => a.externalId === undefined || a.externalId.toLowerCase() === wanted,
+    );
     return app === undefined ? { kind: "not-found" } : { kind: "found", catalogAppId: app.id };
   }
 
@@ -160,7 +164,9 @@ export class FetchGraphClient implements GraphPort {
     });
     const { value } = this.parse("findInstallation", installedAppListAnswer, answer.body);
     const installation = value.find(
-      (i) => (i.teamsApp ?? undefined) === undefined || i.teamsApp?.id === catalogAppId,
+      (i) =>
+        (i.teamsApp ?? undefined) === undefined ||
+        i.teamsApp?.id.toLowerCase() === catalogAppId.toLowerCase(),
     );
     return installation === undefined
       ? { kind: "not-found" }

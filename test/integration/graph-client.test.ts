@@ -70,13 +70,13 @@ describe("FetchGraphClient against the Graph simulator", () => {
   });
 
   describe("the app catalog", () => {
-    it("finds the catalog id by the manifest id", async () => {
+    it("finds the catalog id by the manifest id, whatever its case", async () => {
       const app = sim.publishApp({ externalId: MANIFEST_ID });
-      expect(await client.findAppByExternalId(MANIFEST_ID)).toEqual({
+      expect(await client.findAppByExternalId(MANIFEST_ID.toUpperCase())).toEqual({
         kind: "found",
         catalogAppId: app.id,
       });
-      expect(sim.requests[0]?.query.$filter).toBe(`externalId eq '${MANIFEST_ID}'`);
+      expect(sim.requests[0]?.query.$filter).toBe(`externalId eq '${MANIFEST_ID.toUpperCase()}'`);
     });
 
     it("answers not-found while the app is not yet published", async () => {
