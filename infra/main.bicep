@@ -136,6 +136,20 @@ param botLocation string = 'global'
 @description('Optional. Tenants whose Teams users may use the bot (AllowedTenantIds). Empty means only the bot\'s own tenant.')
 param allowedTenantIds string[] = []
 
+// ---------------------------------------------------------------- Microsoft Graph (proactive install)
+
+@description('Optional. Install the Teams app through Microsoft Graph for recipients Herald has never seen, then message them (ProactiveInstall). Needs the Graph application permissions granted by `npm run grant:graph`.')
+param proactiveInstall bool = false
+
+@description('Optional. Manifest id of the Teams app, the org app catalog\'s externalId (TeamsAppId). Empty: the id this deployment derives (output teamsAppId), which `npm run package:teams` puts in the manifest.')
+param teamsAppId string = ''
+
+@description('Optional. Id of the Teams app in the org app catalog (TeamsAppCatalogId). Set it to skip the catalog lookup and the AppCatalog.Read.All permission that lookup needs. Empty: looked up by teamsAppId.')
+param teamsAppCatalogId string = ''
+
+@description('Optional. Microsoft Graph endpoint, https origin only (GraphEndpoint). National clouds have their own: https://graph.microsoft.us (GCC High), https://dod-graph.microsoft.us (DoD), https://microsoftgraph.chinacloudapi.cn (21Vianet).')
+param graphEndpoint string = 'https://graph.microsoft.com'
+
 // ---------------------------------------------------------------- behaviour
 
 @description('Optional. Seconds after which an unfinished welcome claim is taken over by another instance (WelcomeLeaseSeconds).')
@@ -193,6 +207,9 @@ var heraldTables = [
   'Deliveries'
   'DeadLetters'
 ]
+
+// Manifest id of the Teams app: stable for this resource group and prefix unless given.
+var heraldTeamsAppId = empty(teamsAppId) ? guid(resourceGroup().id, namePrefix, 'herald-teams-app') : teamsAppId
 
 // The bot's Microsoft App id: the managed identity itself, or the app registration.
 var botMicrosoftAppId = botAppType == 'UserAssignedMSI' ? identity.outputs.clientId : botAppId
@@ -331,6 +348,10 @@ var heraldSettings = {
   TeamsServiceHosts: join(extraTeamsServiceHosts, ',')
   MaxDeliveryAttempts: string(maxDeliveryCount)
   WelcomeLeaseSeconds: string(welcomeLeaseSeconds)
+  ProactiveInstall: string(proactiveInstall)
+  TeamsAppId: heraldTeamsAppId
+  TeamsAppCatalogId: teamsAppCatalogId
+  GraphEndpoint: graphEndpoint
 }
 
 module functionApp 'modules/function-app.bicep' = {
@@ -417,7 +438,7 @@ output botResourceName string = bot.outputs.name
 output botAppId string = bot.outputs.appId
 
 @description('Id of the Teams app (manifest id), stable for this resource group and prefix.')
-output teamsAppId string = guid(resourceGroup().id, namePrefix, 'herald-teams-app')
+output teamsAppId string = heraldTeamsAppId
 
 @description('Client id of the managed identity Herald runs as.')
 output managedIdentityClientId string = identity.outputs.clientId

@@ -28,3 +28,9 @@ param lobSenderPrincipalId = readEnvironmentVariable('HERALD_LOB_SENDER_PRINCIPA
 
 // Where alerts are e-mailed (empty: alerts show in the portal only).
 param alertEmailAddress = readEnvironmentVariable('HERALD_ALERT_EMAIL', '')
+
+// Proactive install through Microsoft Graph (off by default). Before turning it on, publish the
+// Teams app to the org catalog and grant the Graph permissions: see docs/deployment.md.
+param proactiveInstall = bool(readEnvironmentVariable('HERALD_PROACTIVE_INSTALL', 'false'))
+param teamsAppCatalogId = readEnvironmentVariable('HERALD_TEAMS_APP_CATALOG_ID', '')
+param graphEndpoint = readEnvironmentVariable('HERALD_GRAPH_ENDPOINT', 'https://graph.microsoft.com')

@@ -1,6 +1,7 @@
 import { z } from "zod";
 
 import { ConfigError } from "./errors";
+import { checkGraphEndpoint, DEFAULT_GRAPH_ENDPOINT } from "./graph/graph-endpoint-policy";
 
 const optionalText = z
   .string()
@@ -46,6 +47,22 @@ export const settingsSchema = z.object({
   TeamsServiceHosts: optionalText,
   MaxDeliveryAttempts: positiveInt(6),
   WelcomeLeaseSeconds: positiveInt(120),
+  /**
+   * Install the Teams app through Microsoft Graph for recipients Herald has never seen, then
+   * message them. Off by default: it needs Graph application permissions (`npm run grant:graph`).
+   */
+  ProactiveInstall: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .pipe(z.enum(["true", "false"], { error: 'must be "true" or "false"' }))
+    .default("false"),
+  /** The Teams app's manifest id: the org catalog's `externalId`. Required with ProactiveInstall. */
+  TeamsAppId: optionalText.pipe(guid.optional()),
+  /** The app's id in the org app catalog, when known: skips the catalog lookup (and its permission). */
+  TeamsAppCatalogId: optionalText.pipe(guid.optional()),
+  /** Microsoft Graph's origin; national clouds have their own. */
+  GraphEndpoint: z.string().trim().min(1).default(DEFAULT_GRAPH_ENDPOINT),
   WEBSITE_SITE_NAME: optionalText,
   LocalQueueDirectory: optionalText,
 });
@@ -80,6 +97,19 @@ export type ServiceBusConnection =
   | { kind: "identity"; fullyQualifiedNamespace: string; clientId?: string }
   | { kind: "none" };
 
+/** Microsoft Graph: resolving never-seen users and groups, installing the app for them. */
+export interface GraphConfig {
+  readonly proactiveInstall: boolean;
+  /** Manifest id of the Teams app (catalog `externalId`); always set when proactiveInstall is. */
+  readonly teamsAppId: string | undefined;
+  /** Catalog id given by the operator; undefined: look it up by `teamsAppId`. */
+  readonly teamsAppCatalogId: string | undefined;
+  /** `scheme://host[:port]`, no trailing slash; token scope is `${endpoint}/.default`. */
+  readonly endpoint: string;
+  /** False in anonymous local mode: Graph calls go without a token (to loopback only). */
+  readonly authenticated: boolean;
+}
+
 export interface Config {
   readonly bot:
     | { kind: "anonymous" }
@@ -104,6 +134,7 @@ export interface Config {
   readonly runningInAzure: boolean;
   /** Folder of the durable local queue `npm start` drains; unset in Azure. */
   readonly localQueueDirectory: string | undefined;
+  readonly graph: GraphConfig;
 }
 
 function fail(problems: string[]): never {
@@ -194,6 +225,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       "WorkQueueName: must differ from NotificationsQueueName (LOB apps may send to that one)",
     );
 
+  const graph = graphConfig(s, bot.kind === "authenticated", problems);
+
   if (problems.length > 0 || tables === undefined) fail(problems);
   return {
     bot,
@@ -209,6 +242,30 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     welcomeLeaseMs: s.WelcomeLeaseSeconds * 1000,
     runningInAzure,
     localQueueDirectory: s.LocalQueueDirectory,
+    graph,
+  };
+}
+
+function graphConfig(s: Settings, authenticated: boolean, problems: string[]): GraphConfig {
+  const proactiveInstall = s.ProactiveInstall === "true";
+  if (proactiveInstall && s.TeamsAppId === undefined)
+    problems.push(
+      "TeamsAppId: required when ProactiveInstall is true (the Teams app's manifest id, which Graph's app catalog calls externalId; Bicep output teamsAppId)",
+    );
+  let verdict = checkGraphEndpoint(s.GraphEndpoint, { authenticated });
+  // Anonymous mode calls Graph only with ProactiveInstall on; until then the default https
+  // endpoint is no error there, only a malformed one is.
+  if (!verdict.ok && !authenticated && !proactiveInstall) {
+    const asDeployed = checkGraphEndpoint(s.GraphEndpoint, { authenticated: true });
+    if (asDeployed.ok) verdict = asDeployed;
+  }
+  if (!verdict.ok) problems.push(`GraphEndpoint: ${verdict.reason}`);
+  return {
+    proactiveInstall,
+    teamsAppId: s.TeamsAppId,
+    teamsAppCatalogId: s.TeamsAppCatalogId,
+    endpoint: verdict.ok ? verdict.origin : s.GraphEndpoint.replace(/\/+$/, ""),
+    authenticated,
   };
 }
 
@@ -227,5 +284,8 @@ export function describeConfig(config: Config): Record<string, string> {
     queue: config.queueName,
     workQueue: config.workQueueName,
     allowedTenants: config.allowedTenantIds ? [...config.allowedTenantIds].join(",") : "any",
+    proactiveInstall: config.graph.proactiveInstall
+      ? `on (${config.graph.endpoint}${config.graph.authenticated ? "" : ", anonymous"})`
+      : "off",
   };
 }

@@ -27,7 +27,8 @@ export interface ServiceUrlPolicyOptions {
   readonly extraHosts?: readonly string[];
 }
 
-function isLoopback(hostname: string): boolean {
+/** `localhost`, `::1` or `127.x.y.z`: hosts only this machine answers. */
+export function isLoopback(hostname: string): boolean {
   const host = hostname.replace(/^\[|\]$/g, "");
   return host === "localhost" || host === "::1" || /^127(\.\d{1,3}){3}$/.test(host);
 }

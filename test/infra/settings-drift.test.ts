@@ -198,6 +198,20 @@ describe("Function App settings in Bicep", () => {
       expect(Number(fallback?.text)).toBe(codeDefault(setting));
     }
   });
+
+  it("leaves proactive install off and points at the public Graph endpoint by default, as the code does", () => {
+    expect(project.literal(byName.get("GraphEndpoint")!.value)).toBe(codeDefault("GraphEndpoint"));
+    // A bool becomes "true"/"false" with string(): the parameter behind it has the code's default.
+    expect(byName.get("ProactiveInstall")!.value.node.text).toBe("string(proactiveInstall)");
+    const fallback = project.main.valueOf(project.main.get("param", "proactiveInstall"));
+    expect(fallback?.text).toBe(codeDefault("ProactiveInstall"));
+  });
+
+  it("gives Herald the same Teams app id the deployment publishes for the manifest", () => {
+    expect(byName.get("TeamsAppId")!.value.node.text).toBe("heraldTeamsAppId");
+    const output = project.main.get("output", "teamsAppId");
+    expect(project.main.valueOf(output)?.text).toBe("heraldTeamsAppId");
+  });
 });
 
 describe("local.settings.sample.json", () => {

@@ -67,6 +67,16 @@ describe("Teams app manifest template", () => {
     expect(filled.validDomains).toEqual([values.functionAppHostName]);
   });
 
+  it("names the bot's app id in webApplicationInfo, so Graph lets that identity install the app itself", () => {
+    // TeamsAppInstallation.ReadWriteSelfForUser.All covers only the app whose
+    // webApplicationInfo.id is the caller's app id (msteams-docs, "Send proactive installation
+    // messages"); Herald calls Graph as the bot's identity.
+    expect(filled.webApplicationInfo).toEqual({
+      id: values.botAppId,
+      resource: `api://botid-${values.botAppId}`,
+    });
+  });
+
   it("only uses placeholders the packager fills", () => {
     const placeholders = [...template.matchAll(/\{\{(\w+)\}\}/g)].map((m) => m[1]);
     const known = Object.keys(packageValuesSchema.shape);
