@@ -4,6 +4,7 @@ import { join } from "node:path";
 
 import { startDeadLetterDraining } from "../../shared/queue/local-dead-letter-drainer";
 import { LocalSessionQueue } from "../../shared/queue/local-session-queue";
+import type { RecordedMessage } from "../../shared/queue/memory-queue";
 import { WORK_KIND_PROPERTY } from "../../shared/queue/queue-port";
 import { DeadLetterCopies } from "../../shared/store/dead-letter-copies";
 import { NotificationsHarness } from "./notifications-harness";
@@ -25,32 +26,41 @@ describe("dead letters make requests final", () => {
     h.queue.takeAll();
   });
 
-  it("ends a recipient failed with the broker's reason when its retry message is dead-lettered, and the request final", async () => {
+  /** A known user's request whose first send failed (503): its scheduled retry, taken off the queue. */
+  async function requestWithRetry() {
     const user = h.sim.addUser();
     await h.seedUser(user, h.sim.personalConversationId(user));
     h.sim.failNext("sendActivity", { status: 503 });
     const request = h.request({ recipients: [{ teamsUserId: user.id }] });
     await h.deliver({ body: request, messageId: request.id });
     const [retry] = h.queue.takeAll();
-    expect(retry?.applicationProperties?.[WORK_KIND_PROPERTY]).toBe("delivery");
+    return { user, request, retry: retry! };
+  }
+
+  /** The work item as the broker dead-letters it: same body and id, with the reason. */
+  const deadLettered = (item: RecordedMessage) => ({
+    body: item.body,
+    messageId: item.messageId!,
+    deliveryCount: 5,
+    applicationProperties: { ...item.applicationProperties, ...DEAD_LETTERED },
+  });
+
+  it("ends a recipient failed with the broker's reason when its retry message is dead-lettered, and the request final", async () => {
+    const { user, request, retry } = await requestWithRetry();
+    expect(retry.applicationProperties?.[WORK_KIND_PROPERTY]).toBe("delivery");
     expect((await h.services.status.get(request.id))?.final).toBe(false);
 
-    await h.deliverDeadLetter("work", {
-      body: retry!.body,
-      messageId: retry!.messageId!,
-      deliveryCount: 5,
-      applicationProperties: { ...retry!.applicationProperties, ...DEAD_LETTERED },
-    });
+    await h.deliverDeadLetter("work", deadLettered(retry));
 
     const status = await h.services.status.get(request.id);
     expect(status).toMatchObject({ state: "completed", final: true, counts: { failed: 1 } });
     expect(status?.recipients[0]?.lastError).toMatch(/dead-lettered.*MaxDeliveryCountExceeded/);
     // The message is kept for the operator, with why and what was recorded.
     const kept = await new DeadLetterCopies(h.tables).list(h.config.workQueueName);
-    expect(kept.find((k) => k.messageId === retry!.messageId)).toMatchObject({
+    expect(kept.find((k) => k.messageId === retry.messageId)).toMatchObject({
       reason: "MaxDeliveryCountExceeded",
       outcome: "recipient failed",
-      body: retry!.body,
+      body: retry.body,
     });
     expect(h.sim.messagesToUser(user)).toHaveLength(0);
   });
@@ -62,12 +72,7 @@ describe("dead letters make requests final", () => {
     const [dispatch] = h.queue.takeAll();
     expect(dispatch?.applicationProperties?.[WORK_KIND_PROPERTY]).toBe("dispatch");
 
-    await h.deliverDeadLetter("work", {
-      body: dispatch!.body,
-      messageId: dispatch!.messageId!,
-      deliveryCount: 5,
-      applicationProperties: { ...dispatch!.applicationProperties, ...DEAD_LETTERED },
-    });
+    await h.deliverDeadLetter("work", deadLettered(dispatch!));
     const status = await h.services.status.get(request.id);
     expect(status).toMatchObject({ state: "failed", final: true });
     expect(status?.lastError).toMatch(/MaxDeliveryCountExceeded/);
@@ -85,18 +90,8 @@ describe("dead letters make requests final", () => {
   });
 
   it("records a dead letter once however often it is read", async () => {
-    const user = h.sim.addUser();
-    await h.seedUser(user, h.sim.personalConversationId(user));
-    h.sim.failNext("sendActivity", { status: 503 });
-    const request = h.request({ recipients: [{ teamsUserId: user.id }] });
-    await h.deliver({ body: request, messageId: request.id });
-    const [retry] = h.queue.takeAll();
-    const letter = {
-      body: retry!.body,
-      messageId: retry!.messageId!,
-      deliveryCount: 5,
-      applicationProperties: { ...retry!.applicationProperties, ...DEAD_LETTERED },
-    };
+    const { request, retry } = await requestWithRetry();
+    const letter = deadLettered(retry);
     await h.deliverDeadLetter("work", letter);
     const first = await h.services.status.get(request.id);
     await h.deliverDeadLetter("work", letter);
@@ -111,18 +106,13 @@ describe("dead letters make requests final", () => {
         queueName: h.config.workQueueName,
         maxDeliveryCount: 1,
       });
-      const user = h.sim.addUser();
-      await h.seedUser(user, h.sim.personalConversationId(user));
-      h.sim.failNext("sendActivity", { status: 503 });
-      const request = h.request({ recipients: [{ teamsUserId: user.id }] });
-      await h.deliver({ body: request, messageId: request.id });
-      const [retry] = h.queue.takeAll();
+      const { request, retry } = await requestWithRetry();
       await queue.enqueue([
         {
-          body: retry!.body,
-          messageId: retry!.messageId!,
-          sessionId: retry!.sessionId!,
-          applicationProperties: retry!.applicationProperties!,
+          body: retry.body,
+          messageId: retry.messageId!,
+          sessionId: retry.sessionId!,
+          applicationProperties: retry.applicationProperties!,
         },
       ]);
       // One delivery that throws: with a max delivery count of 1 the queue dead-letters it.
