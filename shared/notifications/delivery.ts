@@ -46,6 +46,8 @@ export interface DeliveryDependencies {
   readonly queue: () => QueuePort;
   readonly pacer: Pacer | undefined;
   readonly maxAttempts: number;
+  /** The `ProactiveInstall` setting: named in the reason a never-seen user is unreachable. */
+  readonly proactiveInstall?: boolean;
   /**
    * The queue's max delivery count: on that delivery an unexpected error is recorded as
    * `failed` before the broker dead-letters the message (default `maxAttempts`; Bicep sets both
@@ -211,7 +213,11 @@ export class DeliveryService {
     const user = await this.resolve(work.tenantId, work.recipient);
     if (user === undefined) {
       return this.finish(await row(), "unreachable", log, {
-        lastError: `no user reference for ${recipientParts(work.recipient).kind} in tenant ${work.tenantId}: the user has not installed the bot or been seen in a team with it`,
+        lastError: `no user reference for ${recipientParts(work.recipient).kind} in tenant ${work.tenantId}: the user has not installed the bot or been seen in a team with it (${
+          this.deps.proactiveInstall === true
+            ? "ProactiveInstall is on, but installing the app through Graph is not part of this build yet"
+            : "ProactiveInstall is off: Herald does not install the app for users it has not seen"
+        })`,
       });
     }
     if (user.status === "uninstalled" || user.status === "unreachable") {

@@ -123,6 +123,7 @@ export function createNotificationServices(
     queue,
     pacer,
     maxAttempts: config.maxDeliveryAttempts,
+    proactiveInstall: config.graph.proactiveInstall,
     // infra/main.bicep sets the queue's max delivery count from the same value.
     maxDeliveryCount: config.maxDeliveryAttempts,
     clock,
