@@ -1,13 +1,16 @@
 import { z } from "zod";
 
-import { toError } from "../errors";
+import { ConfigError, toError } from "../errors";
+import { isGraphError } from "../graph/graph-error";
 import type { Logger } from "../logging";
 import type { QueuePort } from "../queue/queue-port";
 import { type DeliveryLedger, type NewDelivery } from "../store/delivery-ledger";
 import { withoutUndefined } from "../store/entities";
 import type { NotificationRequestStore, RequestKey } from "../store/notification-requests";
 import type { TeamStore } from "../store/teams";
+import { retryDelayMs } from "./backoff";
 import type { DeliveryResult, DeliveryService } from "./delivery";
+import { type GroupDirectory, GroupNotFoundError } from "./group-directory";
 import { metric } from "./metrics";
 import { recipientKey, splitRecipients } from "./recipients";
 import type { NotificationMessage, Recipient } from "./schema";
@@ -16,6 +19,7 @@ import {
   deliveryWork,
   dispatchMessage,
   type DispatchWork,
+  type InlineRequest,
   type QueueMessageInfo,
 } from "./work-items";
 
@@ -34,6 +38,11 @@ export interface DispatcherDependencies {
   readonly clock?: () => Date;
   /** Enqueue batch size handed to the queue port (it splits further by broker batch size). */
   readonly enqueueChunk?: number;
+  /** Entra groups (Microsoft Graph); without it a group recipient is unreachable with why. */
+  readonly groups?: GroupDirectory;
+  /** Tries of a dispatch whose Graph calls failed transiently, before its groups end `failed`. */
+  readonly maxAttempts?: number;
+  readonly random?: () => number;
 }
 
 export type DispatchResult =
@@ -47,7 +56,10 @@ export type DispatchResult =
 const NOT_BEFORE_TOLERANCE_MS = 1_000;
 
 /** The stored body of a request (the claim check): its recipients, as the schema parsed them. */
-const storedBodySchema = z.object({ recipients: z.array(z.unknown()).min(1) });
+const storedBodySchema = z.object({
+  recipients: z.array(z.unknown()).min(1),
+  includeGuests: z.boolean().optional(),
+});
 
 /**
  * Runs a `dispatch` work item, the reference the intake queued for a stored request, in the
@@ -63,10 +75,14 @@ const storedBodySchema = z.object({ recipients: z.array(z.unknown()).min(1) });
 export class Dispatcher {
   private readonly clock: () => Date;
   private readonly enqueueChunk: number;
+  private readonly maxAttempts: number;
+  private readonly random: () => number;
 
   constructor(private readonly deps: DispatcherDependencies) {
     this.clock = deps.clock ?? (() => new Date());
     this.enqueueChunk = deps.enqueueChunk ?? 2_000;
+    this.maxAttempts = deps.maxAttempts ?? 6;
+    this.random = deps.random ?? Math.random;
   }
 
   async handle(work: DispatchWork, info: QueueMessageInfo, log: Logger): Promise<DispatchResult> {
@@ -135,7 +151,8 @@ export class Dispatcher {
       explicit.size === 1 &&
       refused.length === 0 &&
       only !== undefined &&
-      only.teamId === undefined
+      only.teamId === undefined &&
+      only.groupId === undefined
     ) {
       // The request's row already counts its one recipient (intake): nothing to write here.
       const delivery = await this.deps.delivery.deliver(
@@ -146,20 +163,14 @@ export class Dispatcher {
       );
       return { outcome: "delivered-inline", delivery };
     }
-    return this.fanOut(key, work.correlationId, explicit, log, refused);
+    return this.fanOut(work, explicit, log, refused, request.includeGuests === true);
   }
 
   /**
    * The request's content: carried in the work item when small, else read from the store (the
    * claim check). A string says why the dispatch is dropped.
    */
-  private async content(
-    work: DispatchWork,
-    log: Logger,
-  ): Promise<
-    | { message: NotificationMessage; summary?: string; notBefore?: string; recipients: unknown[] }
-    | string
-  > {
+  private async content(work: DispatchWork, log: Logger): Promise<InlineRequest | string> {
     if (work.request !== undefined) return work.request;
     const stored = await this.deps.requests.get({ tenantId: work.tenantId, id: work.requestId });
     if (stored === undefined) {
@@ -181,20 +192,35 @@ export class Dispatcher {
       summary: stored.summary,
       notBefore: stored.notBefore,
       recipients: body.data.recipients,
+      includeGuests: body.data.includeGuests,
     });
   }
 
   private async fanOut(
-    key: RequestKey,
-    correlationId: string | undefined,
+    dispatch: DispatchWork,
     explicit: Map<string, Recipient>,
     log: Logger,
-    refused: readonly NewDelivery[] = [],
+    refused: readonly NewDelivery[],
+    includeGuests: boolean,
   ): Promise<DispatchResult> {
-    const request = { ...key, correlationId };
+    const key = { tenantId: dispatch.tenantId, id: dispatch.requestId };
+    const request = { ...key, correlationId: dispatch.correlationId };
     const targets = new Map<string, Recipient>();
     const unreachable: NewDelivery[] = [...refused];
     for (const [key, recipient] of explicit) {
+      if (recipient.groupId !== undefined) {
+        const expanded = await this.expandGroup(
+          dispatch,
+          key,
+          recipient,
+          includeGuests,
+          targets,
+          log,
+        );
+        if (expanded.kind === "later") return { outcome: "scheduled", at: expanded.at };
+        if (expanded.kind === "unreachable") unreachable.push(expanded.row);
+        continue;
+      }
       if (recipient.teamId === undefined) {
         targets.set(key, recipient);
         continue;
@@ -272,6 +298,74 @@ export class Dispatcher {
     if (teamsUnreachable > 0) metric(log, "notifications.unreachable", teamsUnreachable);
     if (refused.length > 0) metric(log, "notifications.rejected", refused.length);
     return { outcome: "fanned-out", recipients, enqueued: work.length };
+  }
+
+  /**
+   * Adds an Entra group's user members to `targets` (as AAD ids, so they merge with the same
+   * people named directly; other names of them meet at the per-user guard). Graph throttling
+   * or a transient failure puts the whole dispatch back on the queue (it is idempotent);
+   * a missing group, missing consent or a failure past the attempt budget is recorded on the
+   * group's own row.
+   */
+  private async expandGroup(
+    dispatch: DispatchWork,
+    key: string,
+    recipient: Recipient,
+    includeGuests: boolean,
+    targets: Map<string, Recipient>,
+    log: Logger,
+  ): Promise<
+    { kind: "done" } | { kind: "later"; at: Date } | { kind: "unreachable"; row: NewDelivery }
+  > {
+    const unreachable = (lastError: string, state: "unreachable" | "failed" = "unreachable") => ({
+      kind: "unreachable" as const,
+      row: { recipientKey: key, recipient, state, lastError },
+    });
+    const groups = this.deps.groups;
+    if (groups === undefined)
+      return unreachable(
+        "Entra groups need Microsoft Graph: set GraphEndpoint (and grant GroupMember.Read.All)",
+      );
+    const found = new Map<string, Recipient>();
+    try {
+      for await (const aadObjectId of groups.members(recipient.groupId!, includeGuests)) {
+        const member: Recipient = { aadObjectId };
+        found.set(recipientKey(member), member);
+      }
+    } catch (error) {
+      if (error instanceof GroupNotFoundError) return unreachable(error.message);
+      // GraphEndpoint not allowed here (anonymous local mode takes only a loopback one).
+      if (error instanceof ConfigError) return unreachable(error.message);
+      if (!isGraphError(error)) throw error;
+      if (error.kind === "forbidden" || error.kind === "not-found" || !error.retryable)
+        return unreachable(`Graph refused the group's members: ${error.message}`);
+      const attempt = dispatch.attempt ?? 1;
+      if (attempt >= this.maxAttempts)
+        return unreachable(
+          `Graph kept failing (${error.message}); gave up after ${attempt} attempts`,
+          "failed",
+        );
+      const at = new Date(
+        this.clock().getTime() + retryDelayMs(attempt, error.retryAfterMs, this.random),
+      );
+      await this.deps
+        .queue()
+        .schedule(dispatchMessage({ ...dispatch, attempt: attempt + 1 }, { unique: true }), at);
+      log.warn("Graph could not list a group's members now; dispatch scheduled again", {
+        kind: error.kind,
+        retryAfterMs: error.retryAfterMs,
+        at: at.toISOString(),
+      });
+      return { kind: "later", at };
+    }
+    for (const [memberKey, member] of found)
+      if (!targets.has(memberKey)) targets.set(memberKey, member);
+    if (found.size === 0)
+      return unreachable(
+        "the Entra group has no user members (guests excluded unless includeGuests)",
+      );
+    log.info("Entra group expanded", { members: found.size });
+    return { kind: "done" };
   }
 
   private isLastDelivery(info: QueueMessageInfo): boolean {

@@ -17,12 +17,16 @@ function canonicalJson(value: unknown): string {
 
 /**
  * What a request means, as one hash: its recipients (as a set of recipient keys, so order,
- * repeats and the case of a UPN do not count), message, summary and notBefore (as an instant).
+ * repeats and the case of a UPN do not count), message, summary, notBefore (as an instant) and
+ * includeGuests.
  * The same (tenant, id) with the same fingerprint is a replay of one request; with another, a
  * conflict. The correlation id is not content: a retry may carry a new one.
  */
 export function requestFingerprint(
-  request: Pick<NotificationRequest, "recipients" | "message" | "summary" | "notBefore">,
+  request: Pick<
+    NotificationRequest,
+    "recipients" | "message" | "summary" | "notBefore" | "includeGuests"
+  >,
 ): string {
   const recipients = [...new Set(request.recipients.map(recipientKey))].sort();
   const notBefore =
@@ -34,6 +38,8 @@ export function requestFingerprint(
         message: request.message,
         summary: request.summary ?? null,
         notBefore,
+        // Only when set, so fingerprints of requests that never name it stay as they were.
+        ...(request.includeGuests === true ? { includeGuests: true } : {}),
       }),
     )
     .digest("base64url");

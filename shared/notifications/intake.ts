@@ -145,7 +145,10 @@ export class NotificationIntake {
       notBefore: request.notBefore,
       recipientCount,
     };
-    const body = { recipients: request.recipients };
+    const body = {
+      recipients: request.recipients,
+      ...(request.includeGuests !== undefined ? { includeGuests: request.includeGuests } : {}),
+    };
 
     let outcome = await this.deps.requests.createWithBody(fresh, body);
     // A rejected request may be sent again once fixed: it takes the rejected row's place.
@@ -263,6 +266,7 @@ function inlineContent(request: NotificationRequest): { request?: InlineRequest 
     recipients: request.recipients,
     ...(request.summary !== undefined ? { summary: request.summary } : {}),
     ...(request.notBefore !== undefined ? { notBefore: request.notBefore } : {}),
+    ...(request.includeGuests !== undefined ? { includeGuests: request.includeGuests } : {}),
   };
   return JSON.stringify(content).length <= MAX_INLINE_CONTENT_CHARS ? { request: content } : {};
 }

@@ -7,7 +7,8 @@ import { MAX_RECIPIENT_VALUE_LENGTH, type Recipient, type RecipientKind } from "
  */
 export function recipientKey(recipient: Recipient): string {
   const { kind, value } = recipientParts(recipient);
-  return `${kind}:${kind === "aadObjectId" || kind === "userPrincipalName" ? value.toLowerCase() : value}`;
+  const foldsCase = kind === "aadObjectId" || kind === "userPrincipalName" || kind === "groupId";
+  return `${kind}:${foldsCase ? value.toLowerCase() : value}`;
 }
 
 export function recipientParts(recipient: Recipient): { kind: RecipientKind; value: string } {
@@ -18,6 +19,7 @@ export function recipientParts(recipient: Recipient): { kind: RecipientKind; val
   if (recipient.teamsUserId !== undefined)
     return { kind: "teamsUserId", value: recipient.teamsUserId };
   if (recipient.teamId !== undefined) return { kind: "teamId", value: recipient.teamId };
+  if (recipient.groupId !== undefined) return { kind: "groupId", value: recipient.groupId };
   throw new Error("recipient has no identity"); // the schema rules this out
 }
 
@@ -104,6 +106,7 @@ const RECIPIENT_KINDS: readonly RecipientKind[] = [
   "userPrincipalName",
   "teamsUserId",
   "teamId",
+  "groupId",
 ];
 
 function valueProblem(value: string, maxLength: number): string | undefined {
@@ -117,7 +120,7 @@ function valueProblem(value: string, maxLength: number): string | undefined {
 /**
  * How many ledger rows a request's dispatch writes, when that is known before it runs: a request
  * naming users only has one row per distinct recipient key (and per rejected recipient that has
- * a key). Undefined when a team roster must be expanded first.
+ * a key). Undefined when a team roster or an Entra group must be expanded first.
  */
 export function plannedRecipientCount(recipients: readonly unknown[]): number | undefined {
   const { deliverable, rejected } = splitRecipients(recipients);

@@ -56,7 +56,13 @@ const REQUEST_ID = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
 
 const guid = z.string().regex(GUID, "must be a GUID");
 
-const recipientKeys = ["aadObjectId", "userPrincipalName", "teamsUserId", "teamId"] as const;
+const recipientKeys = [
+  "aadObjectId",
+  "userPrincipalName",
+  "teamsUserId",
+  "teamId",
+  "groupId",
+] as const;
 export type RecipientKind = (typeof recipientKeys)[number];
 
 export const recipientSchema = z
@@ -81,6 +87,11 @@ export const recipientSchema = z
       .regex(/^19:\S+@thread\.(tacv2|skype)$/, "must be a team id like '19:…@thread.tacv2'")
       .optional()
       .describe("Every member of this team's roster (the team must have the bot installed)."),
+    groupId: guid
+      .optional()
+      .describe(
+        "Every user in this Entra group, nested groups included (guests only with includeGuests).",
+      ),
   })
   .superRefine((value, ctx) => {
     const present = recipientKeys.filter((k) => value[k] !== undefined);
@@ -166,6 +177,10 @@ export const notificationRequestSchema = z
       .datetime({ offset: true, error: "must be an ISO 8601 date-time with a time zone" })
       .optional()
       .describe("Deliver no earlier than this time (scheduled enqueue)."),
+    includeGuests: z
+      .boolean()
+      .optional()
+      .describe("Also deliver to guest users of `groupId` recipients (default: members only)."),
     correlationId: z
       .string()
       .min(1)

@@ -2,6 +2,9 @@ import type { z } from "zod";
 
 import type { Config } from "../config";
 import type { TeamsConnector } from "../connector/teams-connector";
+import { FetchGraphClient } from "../graph/fetch-graph-client";
+import { graphCredential } from "../graph/graph-credential";
+import type { GraphPort } from "../graph/graph-port";
 import type { Logger } from "../logging";
 import { createWorkQueue } from "../queue/create-queue";
 import type { QueuePort } from "../queue/queue-port";
@@ -14,6 +17,7 @@ import { UserReferenceStore } from "../store/user-references";
 import { DeadLetterRecorder } from "./dead-letter-recorder";
 import { DeliveryService, type UserDirectory } from "./delivery";
 import { Dispatcher, type TeamDirectory } from "./dispatch";
+import { graphGroupDirectory } from "./group-directory";
 import { NotificationIntake } from "./intake";
 import { Pacer, type PacerOptions } from "./pacing";
 import type { WorkHandler } from "./queue-handler";
@@ -23,6 +27,8 @@ import { deliveryWorkSchema, dispatchWorkSchema, type QueueMessageInfo } from ".
 export interface NotificationServicesOptions {
   /** The internal work queue (default: `createWorkQueue(config)`, built on first use). */
   readonly queue?: QueuePort;
+  /** Microsoft Graph (default: the fetch client on `GraphEndpoint`, made on first use). */
+  readonly graph?: GraphPort;
   /** The Teams connector (default: botbuilder's, loaded on first use). */
   readonly connector?: TeamsConnector;
   readonly tables?: TableFactory;
@@ -132,7 +138,19 @@ export function createNotificationServices(
     ...(options.claimLeaseMs !== undefined ? { claimLeaseMs: options.claimLeaseMs } : {}),
     ...(options.maxPaceWaitMs !== undefined ? { maxPaceWaitMs: options.maxPaceWaitMs } : {}),
   });
+  const graph = lazy(
+    (): GraphPort =>
+      options.graph ??
+      new FetchGraphClient({
+        endpoint: config.graph.endpoint,
+        credential: graphCredential(config.bot),
+        logger,
+      }),
+  );
   const dispatcher = new Dispatcher({
+    groups: graphGroupDirectory(graph),
+    maxAttempts: config.maxDeliveryAttempts,
+    ...(options.random !== undefined ? { random: options.random } : {}),
     requests: requestStore,
     ledger,
     teams: options.teams ?? new TeamStore(tables, clock),

@@ -184,7 +184,10 @@ export class NotificationStatusReader {
 function recipientOfKey(key: string): Recipient | undefined {
   const at = key.indexOf(":");
   const kind = key.slice(0, at);
-  if (at < 0 || !["aadObjectId", "userPrincipalName", "teamsUserId", "teamId"].includes(kind))
+  if (
+    at < 0 ||
+    !["aadObjectId", "userPrincipalName", "teamsUserId", "teamId", "groupId"].includes(kind)
+  )
     return undefined;
   return recipientFromParts(kind as RecipientKind, key.slice(at + 1));
 }

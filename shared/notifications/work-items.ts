@@ -52,6 +52,7 @@ export const inlineRequestSchema = z.object({
   summary: z.string().optional(),
   notBefore: z.string().optional(),
   recipients: z.array(z.unknown()).min(1),
+  includeGuests: z.boolean().optional(),
 });
 export type InlineRequest = z.infer<typeof inlineRequestSchema>;
 
@@ -60,6 +61,8 @@ export const dispatchWorkSchema = z.object({
   requestId: z.string().min(1).max(128),
   correlationId: z.string().max(128).optional(),
   request: inlineRequestSchema.optional(),
+  /** A dispatch put back after Graph throttled or failed its group expansion: which try this is. */
+  attempt: z.number().int().min(1).optional(),
 });
 export type DispatchWork = z.infer<typeof dispatchWorkSchema>;
 
