@@ -13,7 +13,7 @@ import type { DeliveryResult, DeliveryService } from "./delivery";
 import { type GroupDirectory, GroupNotFoundError } from "./group-directory";
 import { metric } from "./metrics";
 import { recipientKey, splitRecipients } from "./recipients";
-import type { NotificationMessage, Recipient } from "./schema";
+import type { Recipient } from "./schema";
 import {
   deliveryMessage,
   deliveryWork,
