@@ -73,7 +73,7 @@ describe("notification request schema", () => {
       "a recipient with two identities",
       { recipients: [{ aadObjectId: AAD, teamsUserId: "29:x" }] },
       "recipients.0",
-      "exactly one of aadObjectId, userPrincipalName, teamsUserId, teamId (found aadObjectId, teamsUserId)",
+      "exactly one of aadObjectId, userPrincipalName, teamsUserId, teamId, groupId (found aadObjectId, teamsUserId)",
     ],
     ["an empty recipient", { recipients: [{}] }, "recipients.0", "(found none)"],
     [
