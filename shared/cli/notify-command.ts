@@ -85,7 +85,7 @@ export async function notify(given: NotifyFlags, io: CliIo): Promise<ExitCode> {
   try {
     return flags.file !== undefined
       ? await notifyFromFile(client, flags, flags.file, io, cwd)
-      : await notifyOne(client, flags, io, cwd, status?.endpoint);
+      : await notifyOne(client, flags, io, cwd, status);
   } finally {
     await client.close();
   }
@@ -98,7 +98,7 @@ async function notifyOne(
   flags: Flags,
   io: CliIo,
   cwd: string,
-  statusEndpoint: string | undefined,
+  status: { endpoint: string; functionKey?: string } | undefined,
 ): Promise<ExitCode> {
   const { input, sources } = await requestFromFlags(flags, cwd);
   const [request] = validated(client, input, sources, io);
@@ -108,27 +108,41 @@ async function notifyOne(
     writeLine(io.stderr, "Valid; nothing sent (--dry-run).");
     return EXIT.ok;
   }
-  const send = async (): Promise<ExitCode | undefined> => {
+  const send = (via: NotificationClient) => async (): Promise<ExitCode | undefined> => {
     try {
-      await client.send(request);
+      await via.send(request);
       return undefined;
     } catch (error) {
       if (!(error instanceof RequestConflictError)) throw error;
       writeLine(io.stderr, `herald: ${error.message}`);
-      if (flags.json === true)
+      if (flags.json === true) {
         writeLine(io.stdout, JSON.stringify({ ids: [], conflicts: [request.id], skipped: [] }));
+      }
       return EXIT.conflict;
     }
   };
-  if (flags.wait !== undefined && statusEndpoint !== undefined) {
+  if (flags.wait !== undefined && status !== undefined) {
+    const http = new NotificationClient(
+      {
+        endpoint: status.endpoint,
+        ...(status.functionKey !== undefined ? { functionKey: status.functionKey } : {}),
+      },
+      io.clientOptions,
+    );
     return waitAfterSend(
       client,
       request,
-      { wait: flags.wait, json: flags.json, statusEndpoint, send },
+      {
+        wait: flags.wait,
+        json: flags.json,
+        statusEndpoint: status.endpoint,
+        send: send(client),
+        submitOverHttp: send(http),
+      },
       io,
     );
   }
-  const refused = await send();
+  const refused = await send(client)();
   if (refused !== undefined) return refused;
   const id = request.id;
   if (flags.json === true) writeLine(io.stdout, JSON.stringify({ ids: [id], skipped: [] }));

@@ -13,15 +13,18 @@ export interface NotifyWaitOptions {
   readonly statusEndpoint: string;
   /** Sends the request; an exit code when Herald refused it (a conflict over HTTP). */
   readonly send: () => Promise<ExitCode | undefined>;
+  /** Submits it over Herald's HTTP API at the status endpoint instead (same answer as `send`). */
+  readonly submitOverHttp: () => Promise<ExitCode | undefined>;
 }
 
 /**
  * `herald notify --wait`: sends, then waits for the request to be final and exits as `herald
  * status` would. Over HTTP Herald answered the send, so a conflict is already known. Over a
- * queue nobody answers: a conflict is only visible afterwards as one more refused submission
- * in the status of the request that holds the id, and the status never says whose copy that
- * was (it reveals nothing of the stored content). So this compares the conflict count from
- * just before the send with the one at the end.
+ * queue nobody answers, and the status never says whether a refused submission was this copy
+ * (it reveals nothing of the stored content). So when the id is already used in the tenant,
+ * the request goes to the HTTP API the status comes from, whose answer tells a replay (202)
+ * from a conflict (409), instead of onto the queue. Otherwise it is queued, and a conflict
+ * counted after the send (a submission of the id that raced ahead of this one) is reported.
  */
 export async function waitAfterSend(
   client: NotificationClient,
@@ -32,31 +35,30 @@ export async function waitAfterSend(
   const { id, tenantId } = request;
   const overQueue = !client.confirmsAcceptance;
   const before = overQueue ? await client.status(id, { tenantId, limit: 0 }) : undefined;
-  const refused = await options.send();
+  const askHerald = before !== undefined;
+  if (askHerald) {
+    writeLine(
+      io.stderr,
+      `${id} is already used in tenant ${tenantId} (${before.state}): asking Herald at ${options.statusEndpoint} whether this is the same request, instead of queueing a copy nobody could answer for.`,
+    );
+  }
+  const refused = await (askHerald ? options.submitOverHttp() : options.send());
   if (refused !== undefined) return refused;
 
   const seconds = waitSeconds(options.wait)!;
   if (options.json !== true) writeLine(io.stdout, id);
   writeLine(
     io.stderr,
-    overQueue
+    overQueue && !askHerald
       ? `Sent notification ${id} to ${client.description}; not accepted by Herald yet. Waiting up to ${seconds} s for Herald to take it and for it to be final…`
       : `Herald accepted notification ${id}. Waiting up to ${seconds} s for it to be final…`,
   );
   const { status } = await waitWithProgress(client, id, { seconds, query: { tenantId } }, io);
 
-  if (overQueue && status !== undefined) {
-    const conflicted = queueConflict(before, status);
-    if (conflicted !== undefined) {
-      writeLine(io.stderr, `herald: ${conflicted}`);
-      return EXIT.conflict;
-    }
-    if (before !== undefined) {
-      writeLine(
-        io.stderr,
-        `herald: note: ${id} was already in use in tenant ${tenantId} before this send. The copy just sent is a replay of it if its content is the same (nothing new is sent), or a conflict if not, which Herald may not have counted yet. The status below is that of the request holding the id; to be told for sure, send over --endpoint (Herald answers a conflict with exit code 4) or use a new id.`,
-      );
-    }
+  const conflicted = overQueue && !askHerald ? queueConflict(before, status) : undefined;
+  if (conflicted !== undefined) {
+    writeLine(io.stderr, `herald: ${conflicted}`);
+    return EXIT.conflict;
   }
   return reportStatus(
     status,
@@ -68,8 +70,9 @@ export async function waitAfterSend(
 /** A conflict counted since the send: most likely this one (see `waitAfterSend`). */
 function queueConflict(
   before: NotificationStatus | undefined,
-  after: NotificationStatus,
+  after: NotificationStatus | undefined,
 ): string | undefined {
+  if (after === undefined) return undefined;
   const counted = (after.conflicts?.count ?? 0) - (before?.conflicts?.count ?? 0);
   if (counted <= 0) return undefined;
   return `Herald refused ${counted === 1 ? "a submission" : `${counted} submissions`} of ${after.id} with different content since this one was sent: the id is already used in this tenant by another request, so this notification was most likely not accepted and nothing of it will be delivered. (Herald's status does not say which copy it refused.) Send it again with a new id.`;

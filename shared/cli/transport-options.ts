@@ -185,7 +185,10 @@ export function resolveWaitStatusEndpoint(
   flags: TransportFlags,
   env: NodeJS.ProcessEnv,
 ): { endpoint: string; functionKey?: string } {
-  if ("endpoint" in target) return { endpoint: target.endpoint };
+  if ("endpoint" in target) {
+    const { endpoint, functionKey } = target;
+    return { endpoint, ...(functionKey !== undefined ? { functionKey } : {}) };
+  }
   if (present(flags.statusEndpoint) === undefined && present(env[ENV.endpoint]) === undefined) {
     if (!("localQueueDirectory" in target)) {
       throw new UsageError(
