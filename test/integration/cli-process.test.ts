@@ -44,7 +44,7 @@ describe("herald as a process", () => {
     return { code: result.status, stdout: result.stdout, stderr: result.stderr };
   }
 
-  it("exits 0 for --help, 2 for an invalid request, 0 for a queued one", () => {
+  it("exits 0 for --help, 2 for an invalid request, 0 for one sent to the queue", () => {
     const help = herald(["notify", "--help"]);
     const invalid = herald([
       "notify",
@@ -63,6 +63,7 @@ describe("herald as a process", () => {
     expect(invalid.stderr).toContain("tenantId (--tenant): must be a GUID");
     expect(sent.code).toBe(0);
     expect(sent.stdout.trim()).toMatch(/^[0-9a-f-]{36}$/);
+    expect(sent.stderr).toContain("not accepted by Herald yet");
   });
 
   it("leaves the queued request in the folder npm start drains", async () => {

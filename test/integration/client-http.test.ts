@@ -155,6 +155,27 @@ describe("NotificationClient over HTTP", () => {
     });
   });
 
+  it("waitForFinal gives up at the deadline with the last status it read", async () => {
+    const id = await client.send(request("http-wait"));
+    let clock = 0;
+    const seen: (string | undefined)[] = [];
+
+    const result = await client.waitForFinal(id, {
+      tenantId: TENANT,
+      timeoutMs: 3_000,
+      pollMs: 1_000,
+      now: () => clock,
+      sleep: (ms) => {
+        clock += ms;
+        return Promise.resolve();
+      },
+      onProgress: (status) => seen.push(status?.state),
+    });
+
+    expect(result).toMatchObject({ kind: "timeout", status: { id, state: "queued" } });
+    expect(seen).toEqual(["queued", "queued", "queued", "queued"]);
+  });
+
   it("answers undefined for an id the endpoint does not know", async () => {
     expect(await client.status("never-sent")).toBeUndefined();
   });
