@@ -181,7 +181,7 @@ export function sentLine(
   const what = one !== undefined ? `notification ${one}` : `${ids.length} notifications`;
   const check = `herald status ${one ?? "<id>"}${tenantId !== undefined ? ` --tenant ${tenantId}` : ""} --wait`;
   if (client.confirmsAcceptance) {
-    return `Herald accepted ${what} (${client.description}) and queued it for delivery. See what happened with: ${check}`;
+    return `Herald accepted ${what} (${client.description}) and queued ${one !== undefined ? "it" : "them"} for delivery. See what happened with: ${check}`;
   }
   const local = client.description.startsWith("local queue") ? " (npm start drains it)" : "";
   return (

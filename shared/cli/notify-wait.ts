@@ -1,4 +1,5 @@
 import type { NotificationClient } from "../client/notification-client";
+import { HeraldError, toError } from "../errors";
 import type { NotificationRequest } from "../notifications/schema";
 import type { NotificationStatus } from "../notifications/status";
 import { type CliIo, writeLine } from "./cli-io";
@@ -34,7 +35,7 @@ export async function waitAfterSend(
 ): Promise<ExitCode> {
   const { id, tenantId } = request;
   const overQueue = !client.confirmsAcceptance;
-  const before = overQueue ? await client.status(id, { tenantId, limit: 0 }) : undefined;
+  const before = overQueue ? await statusBeforeSend(client, request, options) : undefined;
   const askHerald = before !== undefined;
   if (askHerald) {
     writeLine(
@@ -65,6 +66,21 @@ export async function waitAfterSend(
     { id, endpoint: options.statusEndpoint, tenant: tenantId, seconds, json: options.json },
     io,
   );
+}
+
+async function statusBeforeSend(
+  client: NotificationClient,
+  { id, tenantId }: NotificationRequest,
+  options: NotifyWaitOptions,
+): Promise<NotificationStatus | undefined> {
+  try {
+    return await client.status(id, { tenantId, limit: 0 });
+  } catch (error) {
+    throw new HeraldError(
+      `--wait reads the status from ${options.statusEndpoint}, which failed, so nothing was sent: ${toError(error).message}`,
+      { cause: error },
+    );
+  }
 }
 
 /** A conflict counted since the send: most likely this one (see `waitAfterSend`). */

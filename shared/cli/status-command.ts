@@ -1,3 +1,4 @@
+import { HttpResponseError } from "../client/client-errors";
 import type { StatusOptions } from "../client/http-transport";
 import { NotificationClient } from "../client/notification-client";
 import { isGuid, isRequestId, type Recipient } from "../notifications/schema";
@@ -59,11 +60,28 @@ export async function showStatus(
     ...(flags.limit !== undefined ? { limit: flags.limit } : {}),
   };
   const seconds = waitSeconds(flags.wait);
-  const found =
-    seconds === undefined
-      ? await client.status(id, query)
-      : (await waitWithProgress(client, id, { seconds, query }, io)).status;
-  return reportStatus(found, { ...flags, id, seconds }, io);
+  try {
+    const found =
+      seconds === undefined
+        ? await client.status(id, query)
+        : (await waitWithProgress(client, id, { seconds, query }, io)).status;
+    return reportStatus(found, { ...flags, id, seconds }, io);
+  } catch (error) {
+    if (isTenantRequired(error)) {
+      throw new UsageError(`several tenants use the id ${id}: name one with --tenant <tenantId>`);
+    }
+    throw error;
+  }
+}
+
+/** The endpoint's 400 for an id several tenants use, asked without a tenant. */
+function isTenantRequired(error: unknown): boolean {
+  if (!(error instanceof HttpResponseError) || error.statusCode !== 400) return false;
+  const errors = (error.body as { errors?: unknown } | undefined)?.errors;
+  return (
+    Array.isArray(errors) &&
+    errors.some((e: unknown) => (e as { path?: unknown } | null)?.path === "tenantId")
+  );
 }
 
 /** Prints a status (or that there is none) and answers its exit code. */

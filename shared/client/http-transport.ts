@@ -188,7 +188,9 @@ export class HttpTransport implements NotificationTransport {
   }
 
   private failure(response: Response, body: unknown, what: string): HttpResponseError {
-    const reason = serverMessage(body);
+    // Field errors say what to change (a status read of an id several tenants use names tenantId).
+    const fields = fieldErrors(body).map((e) => `${e.path} ${e.message}`);
+    const reason = fields.length > 0 ? fields.join("; ") : serverMessage(body);
     const hint =
       response.status === 401 || response.status === 403
         ? " (check the function key: --function-key or HERALD_FUNCTION_KEY)"

@@ -483,6 +483,63 @@ describe("herald's exit codes say whether everyone was reached", () => {
     expect(received(user)).toEqual(["once"]);
   });
 
+  it("exits 4 for a bulk file over HTTP with a conflicting line, names the line, and sends the others", async () => {
+    const user = await knownUser();
+    await notify("exit-bulk-taken", [user.id], "the first text");
+    const lines = [
+      { id: "exit-bulk-new", text: "new" },
+      { id: "exit-bulk-taken", text: "not the first text" },
+    ].map(({ id, text }) =>
+      JSON.stringify({
+        id,
+        tenantId: tenant,
+        recipients: [{ teamsUserId: user.id }],
+        message: { text },
+      }),
+    );
+    writeFileSync(join(cwd, "requests.jsonl"), lines.join("\n"));
+
+    const sent = await herald(["notify", "--file", "requests.jsonl"], { cwd, env });
+    await deliver();
+
+    expect(sent.code).toBe(4);
+    expect(sent.stdout).toBe("exit-bulk-new\n");
+    expect(sent.stderr).toContain("Refused as conflicts, nothing of them sent: line 2.");
+    expect(received(user).sort()).toEqual(["new", "the first text"]);
+  });
+
+  it("status asks for --tenant when several tenants use the id, and finds each with it", async () => {
+    const user = await knownUser();
+    const other = "0b7f3c52-1d2e-4f6a-8b9c-0d1e2f3a4b5c";
+    await notify("exit-two-tenants", [user.id], "tenant one");
+    await herald(
+      [
+        "notify",
+        "--tenant",
+        other,
+        "--to",
+        "x@fabrikam.com",
+        "--text",
+        "tenant two",
+        "--id",
+        "exit-two-tenants",
+      ],
+      { cwd, env },
+    );
+
+    const unnamed = await herald(["status", "exit-two-tenants"], { cwd, env });
+    const named = await herald(["status", "exit-two-tenants", "--tenant", other, "--json"], {
+      cwd,
+      env,
+    });
+
+    expect(unnamed.code).toBe(2);
+    expect(unnamed.stderr).toContain(
+      "herald: several tenants use the id exit-two-tenants: name one with --tenant <tenantId>",
+    );
+    expect(JSON.parse(named.stdout)).toMatchObject({ id: "exit-two-tenants", tenantId: other });
+  });
+
   it("status exits 6 for a request that is not final yet, and says how to wait", async () => {
     const user = await knownUser();
     await notify("exit-unfinished", [user.id], "soon");
