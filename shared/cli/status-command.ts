@@ -126,7 +126,11 @@ function notDeliveredReason(status: NotificationStatus): string {
   const missing = (["unreachable", "failed", "rejected"] as const)
     .filter((s) => c[s] > 0)
     .map((s) => `${c[s]} ${s}`);
-  if (c.total === 0) return "it had no recipients; nobody was sent anything";
+  if (c.total === 0) {
+    return status.state === "failed"
+      ? "the request failed before its recipients were recorded; nobody was sent anything"
+      : "it had no recipients; nobody was sent anything";
+  }
   return `not everyone was reached (${missing.join(", ") || `${c.sent} of ${c.total} sent`})`;
 }
 

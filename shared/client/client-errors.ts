@@ -78,18 +78,22 @@ export class NotificationSendError extends HeraldError {
  * content. Nothing of the refused request was queued; send it again under a new id. The same id
  * with the same content is a replay and is accepted (202), so a retry never lands here.
  *
- * From `sendMany`, `conflictIds` lists every refused id, `sentIds` the ones accepted, and
- * `unsentIds` the ones not confirmed (sending stops at the first failure that is not a
- * conflict; sending those again is safe).
+ * From `sendMany`, every other request was still sent: `conflictIds` lists the refused ids,
+ * `sentIds` the accepted ones. (When sending also failed otherwise, `sendMany` throws
+ * `NotificationSendError` instead, with the conflicts in its `conflictIds`.)
  */
 export class RequestConflictError extends HeraldError {
-  constructor(
-    readonly conflictIds: readonly string[],
-    readonly sentIds: readonly string[] = [],
-    readonly unsentIds: readonly string[] = [],
-    options?: ErrorOptions,
-  ) {
-    super(conflictMessage(conflictIds, sentIds, unsentIds), options);
+  readonly conflictIds: readonly string[];
+  readonly sentIds: readonly string[];
+
+  constructor(refused: {
+    readonly conflictIds: readonly string[];
+    readonly sentIds?: readonly string[];
+  }) {
+    const sentIds = refused.sentIds ?? [];
+    super(conflictMessage(refused.conflictIds, sentIds));
+    this.conflictIds = refused.conflictIds;
+    this.sentIds = sentIds;
   }
 }
 
@@ -100,22 +104,11 @@ function listIds(ids: readonly string[]): string {
   return ids.length > LISTED_IDS ? `${listed} … and ${ids.length - LISTED_IDS} more` : listed;
 }
 
-function conflictMessage(
-  conflictIds: readonly string[],
-  sentIds: readonly string[],
-  unsentIds: readonly string[],
-): string {
+function conflictMessage(conflictIds: readonly string[], sentIds: readonly string[]): string {
   const refused =
     conflictIds.length === 1
       ? `Request id ${conflictIds[0]!} is already used in this tenant by a request with different content: nothing of it was queued. Send it again with a new id.`
       : `${conflictIds.length} request ids are already used in their tenant by requests with different content (${listIds(conflictIds)}): nothing of them was queued. Send them again with new ids.`;
-  const others = [
-    ...(sentIds.length > 0
-      ? [`${sentIds.length} other${sentIds.length === 1 ? " was" : "s were"} accepted`]
-      : []),
-    ...(unsentIds.length > 0
-      ? [`${unsentIds.length} not confirmed (${listIds(unsentIds)}; sending them again is safe)`]
-      : []),
-  ];
-  return others.length > 0 ? `${refused} Of the rest, ${others.join("; ")}.` : refused;
+  if (sentIds.length === 0) return refused;
+  return `${refused} The other ${sentIds.length === 1 ? "request was" : `${sentIds.length} requests were`} accepted.`;
 }

@@ -232,7 +232,8 @@ export class NotificationClient {
         { cause, conflictIds: conflicts },
       );
     }
-    if (conflicts.length > 0) throw new RequestConflictError(conflicts, sent);
+    if (conflicts.length > 0)
+      throw new RequestConflictError({ conflictIds: conflicts, sentIds: sent });
   }
 
   /** Validates without sending (ids filled in as `send` would); throws like `sendMany`. */

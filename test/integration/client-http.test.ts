@@ -98,7 +98,7 @@ describe("NotificationClient over HTTP", () => {
     expect(error).toBeInstanceOf(RequestConflictError);
     expect((error as RequestConflictError).conflictIds).toEqual(["http-many-taken"]);
     expect((error as RequestConflictError).sentIds).toEqual(["http-many-new"]);
-    expect((error as Error).message).toContain("Of the rest, 1 other was accepted.");
+    expect((error as Error).message).toContain("The other request was accepted.");
     expect(api.queue.sent.map((m) => m.applicationProperties?.requestId)).toContain(
       "http-many-new",
     );
