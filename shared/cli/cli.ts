@@ -43,11 +43,11 @@ Examples:
   herald status 7f0c2d6e-…                   (npm start on http://127.0.0.1:7071)
   herald status 7f0c2d6e-… --tenant 72f988bf-86f1-41af-91ab-2d7cd011db47 --wait 120
   herald status 7f0c2d6e-… --wait --json
+  herald status 7f0c2d6e-… --endpoint https://herald-func.azurewebsites.net   (key in HERALD_FUNCTION_KEY)
 
 A request is final when it is completed, rejected or failed. "completed" only says every
 recipient is final: the exit code says whether all were reached (0) or not (5); 6 means
 not final yet.
-  herald status 7f0c2d6e-… --endpoint https://herald-func.azurewebsites.net   (key in HERALD_FUNCTION_KEY)
 
 ${EXIT_CODES_HELP}
 `;
@@ -114,7 +114,7 @@ function buildProgram(io: CliIo, setExit: (code: ExitCode) => void): Command {
   const notifyCommand = program
     .command("notify")
     .description(
-      "Queue a notification to Teams users (or every member of a team), or a bulk file of them.",
+      "Send a notification to Teams users (or every member of a team), or a bulk file of them.",
     )
     .option("--tenant <tenantId>", "the Microsoft 365 tenant (GUID) of the recipients")
     .option(
