@@ -14,6 +14,7 @@ export {
   formatIssue,
   HttpResponseError,
   NotificationSendError,
+  RequestConflictError,
   type RequestIssue,
   RequestValidationError,
 } from "./client/client-errors";
@@ -23,6 +24,8 @@ export {
   type NotificationClientOptions,
   type NotificationClientTarget,
   type SendManyOptions,
+  type WaitOptions,
+  type WaitResult,
 } from "./client/notification-client";
 export { type NotificationRequestInput, prepareRequest } from "./client/prepare-request";
 export { HeraldError, ValidationError } from "./errors";

@@ -17,8 +17,10 @@ export interface CliIo {
   readonly cwd?: string;
   /** Extra client options (tests: fewer HTTP tries, a fetch of their own). */
   readonly clientOptions?: NotificationClientOptions;
-  /** How `status --wait` waits between looks (tests make it instant). */
+  /** How `--wait` waits between looks (tests make it instant). */
   readonly sleep?: (ms: number) => Promise<void>;
+  /** What time it is for `--wait`'s deadline, in ms (tests pair it with their `sleep`). */
+  readonly now?: () => number;
 }
 
 /** Bad command line: reported with exit code 2, nothing sent. */

@@ -3,7 +3,7 @@ import { dirname, join } from "node:path";
 
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 
-import { formatIssue, RequestValidationError } from "../client/client-errors";
+import { formatIssue, RequestConflictError, RequestValidationError } from "../client/client-errors";
 import { toError } from "../errors";
 import { type CliIo, UsageError, writeLine } from "./cli-io";
 import { addDlqOptions, type DlqFlags, dlqList, dlqPurge, dlqReplay, dlqShow } from "./dlq-command";
@@ -19,6 +19,16 @@ Examples:
   herald notify --tenant <tenantId> --team "19:…@thread.tacv2" --text "Release 4.2 ships tonight" --not-before 2026-03-01T18:00:00Z
   herald notify --file requests.jsonl --skip-invalid
   herald notify --endpoint https://herald-func.azurewebsites.net --tenant <tenantId> --to bob@contoso.com --text "Hi"   (key in HERALD_FUNCTION_KEY)
+  herald notify --endpoint <url> --tenant <tenantId> --to bob@contoso.com --text "Hi" --id order-42 --wait 120
+
+Over --endpoint Herald answers each request: accepted (exit 0), invalid (2), or a conflict (4:
+the id is already used in the tenant by a request with different content; nothing was sent).
+A queue (Service Bus, the local folder) answers nothing: a request sent there is accepted or
+refused when Herald takes it; see what happened with herald status <id> --tenant <tenantId> --wait.
+--wait then waits for the request to be final and exits as herald status does. Over a queue it
+reports a conflict (4) when Herald counted a refused submission of the id after the send; the
+status cannot say whose copy was refused, and on Service Bus a second message with the same id
+within the duplicate detection window (10 minutes) is dropped by the broker unseen.
 
 Recipients (--to): user@domain is a UPN, a GUID an Entra object id, 29:… a Teams user id.
 A bulk file has one JSON notification request per line (see
@@ -31,8 +41,13 @@ ${EXIT_CODES_HELP}
 const STATUS_EXAMPLES = `
 Examples:
   herald status 7f0c2d6e-…                   (npm start on http://127.0.0.1:7071)
-  herald status 7f0c2d6e-… --wait 120 --json
+  herald status 7f0c2d6e-… --tenant 72f988bf-86f1-41af-91ab-2d7cd011db47 --wait 120
+  herald status 7f0c2d6e-… --wait --json
   herald status 7f0c2d6e-… --endpoint https://herald-func.azurewebsites.net   (key in HERALD_FUNCTION_KEY)
+
+A request is final when it is completed, rejected or failed. "completed" only says every
+recipient is final: the exit code says whether all were reached (0) or not (5); 6 means
+not final yet.
 
 ${EXIT_CODES_HELP}
 `;
@@ -99,7 +114,7 @@ function buildProgram(io: CliIo, setExit: (code: ExitCode) => void): Command {
   const notifyCommand = program
     .command("notify")
     .description(
-      "Queue a notification to Teams users (or every member of a team), or a bulk file of them.",
+      "Send a notification to Teams users (or every member of a team), or a bulk file of them.",
     )
     .option("--tenant <tenantId>", "the Microsoft 365 tenant (GUID) of the recipients")
     .option(
@@ -129,7 +144,12 @@ function buildProgram(io: CliIo, setExit: (code: ExitCode) => void): Command {
       "with --file: send the valid lines and report the invalid ones (exit code 3)",
     )
     .option("--dry-run", "validate only; send nothing")
-    .option("--json", "print the result as JSON");
+    .option(
+      "--wait [seconds]",
+      "then wait until the request is final (default 60 s) and exit as herald status does; needs Herald's HTTP endpoint (--endpoint, or --status-endpoint over a queue)",
+      positiveInt("--wait"),
+    )
+    .option("--json", "print the result as JSON (with --wait: the final status)");
   addSendTransportOptions(notifyCommand)
     .addHelpText("after", NOTIFY_EXAMPLES)
     .action(async (flags: NotifyFlags) => setExit(await notify(flags, io)));
@@ -140,13 +160,17 @@ function buildProgram(io: CliIo, setExit: (code: ExitCode) => void): Command {
       "Show a notification request's per-recipient states (GET /api/notifications/{id}).",
     )
     .argument("<id>", "the request id that notify printed")
+    .option(
+      "--tenant <tenantId>",
+      "the request's tenant (GUID): requests are identified by tenant and id, and the endpoint asks for it when several tenants use the id",
+    )
     .addOption(
       new Option("--state <state>", "list only recipients in this state").choices(RECIPIENT_STATES),
     )
     .option("--limit <n>", "list at most this many recipients", positiveInt("--limit"))
     .option(
       "--wait [seconds]",
-      "poll until the request is completed or rejected (default 60 s)",
+      "wait until the request is final: completed, rejected or failed (default 60 s; a progress bar on a terminal)",
       positiveInt("--wait"),
     )
     .option("--json", "print the status as JSON");
@@ -219,6 +243,10 @@ export async function run(argv: readonly string[], io: CliIo): Promise<ExitCode>
       writeLine(io.stderr, `herald: ${error.message}`);
       writeLine(io.stderr, "(add --help for usage)");
       return EXIT.usage;
+    }
+    if (error instanceof RequestConflictError) {
+      writeLine(io.stderr, `herald: ${error.message}`);
+      return EXIT.conflict;
     }
     if (error instanceof RequestValidationError) {
       writeLine(io.stderr, `herald: refused as invalid, nothing was sent:`);

@@ -7,16 +7,26 @@ import { readBulkFile } from "../client/bulk-file";
 import {
   formatIssue,
   NotificationSendError,
+  RequestConflictError,
   type RequestIssue,
   RequestValidationError,
 } from "../client/client-errors";
 import { NotificationClient } from "../client/notification-client";
 import type { NotificationRequestInput } from "../client/prepare-request";
-import { ADAPTIVE_CARD_CONTENT_TYPE, type Recipient } from "../notifications/schema";
+import {
+  ADAPTIVE_CARD_CONTENT_TYPE,
+  type NotificationRequest,
+  type Recipient,
+} from "../notifications/schema";
 import { type CliIo, UsageError, writeLine } from "./cli-io";
 import { EXIT, type ExitCode } from "./exit-codes";
+import { waitAfterSend } from "./notify-wait";
 import { classifyRecipient } from "./recipients";
-import { resolveSendTarget, type TransportFlags } from "./transport-options";
+import {
+  resolveSendTarget,
+  resolveWaitStatusEndpoint,
+  type TransportFlags,
+} from "./transport-options";
 
 export interface NotifyFlags extends TransportFlags {
   readonly tenant?: string;
@@ -33,6 +43,8 @@ export interface NotifyFlags extends TransportFlags {
   readonly skipInvalid?: boolean;
   readonly dryRun?: boolean;
   readonly json?: boolean;
+  /** Seconds to wait for the request to be final (`true`: the default wait). */
+  readonly wait?: number | true;
 }
 
 /** Invalid lines listed in full before the rest are counted. */
@@ -47,12 +59,33 @@ export async function notify(given: NotifyFlags, io: CliIo): Promise<ExitCode> {
   const flags = { ...given, to: given.to ?? [], team: given.team ?? [] };
   const env = io.env ?? process.env;
   const cwd = io.cwd ?? process.cwd();
+  if (flags.wait !== undefined && flags.file !== undefined) {
+    throw new UsageError(
+      "--wait applies to one notification; for a bulk file, wait on each id with: herald status <id> --tenant <tenantId> --wait",
+    );
+  }
+  if (flags.statusEndpoint !== undefined && flags.wait === undefined) {
+    throw new UsageError("--status-endpoint applies with --wait only");
+  }
   const { target, options } = resolveSendTarget(flags, env, cwd);
-  const client = new NotificationClient(target, { ...options, ...io.clientOptions });
+  const status =
+    flags.wait !== undefined ? resolveWaitStatusEndpoint(target, flags, env) : undefined;
+  const statusOptions =
+    status !== undefined && !("endpoint" in target)
+      ? {
+          statusEndpoint: status.endpoint,
+          ...(status.functionKey !== undefined ? { functionKey: status.functionKey } : {}),
+        }
+      : {};
+  const client = new NotificationClient(target, {
+    ...options,
+    ...statusOptions,
+    ...io.clientOptions,
+  });
   try {
     return flags.file !== undefined
       ? await notifyFromFile(client, flags, flags.file, io, cwd)
-      : await notifyOne(client, flags, io, cwd);
+      : await notifyOne(client, flags, io, cwd, status);
   } finally {
     await client.close();
   }
@@ -65,29 +98,96 @@ async function notifyOne(
   flags: Flags,
   io: CliIo,
   cwd: string,
+  status: { endpoint: string; functionKey?: string } | undefined,
 ): Promise<ExitCode> {
   const { input, sources } = await requestFromFlags(flags, cwd);
-  let id: string;
-  try {
-    const [request] = client.validateMany([input]);
-    if (flags.dryRun === true) {
-      writeLine(io.stdout, JSON.stringify(request, null, 2));
-      writeLine(io.stderr, "Valid; nothing sent (--dry-run).");
-      return EXIT.ok;
-    }
-    id = await client.send(request!);
-  } catch (error) {
-    if (error instanceof RequestValidationError) {
-      writeLine(io.stderr, "herald: the notification is invalid, nothing was sent:");
-      for (const issue of error.issues) writeLine(io.stderr, `  ${describeField(issue, sources)}`);
-      return EXIT.usage;
-    }
-    throw error;
+  const [request] = validated(client, input, sources, io);
+  if (request === undefined) return EXIT.usage;
+  if (flags.dryRun === true) {
+    writeLine(io.stdout, JSON.stringify(request, null, 2));
+    writeLine(io.stderr, "Valid; nothing sent (--dry-run).");
+    return EXIT.ok;
   }
+  const send = (via: NotificationClient) => async (): Promise<ExitCode | undefined> => {
+    try {
+      await via.send(request);
+      return undefined;
+    } catch (error) {
+      if (!(error instanceof RequestConflictError)) throw error;
+      writeLine(io.stderr, `herald: ${error.message}`);
+      if (flags.json === true) {
+        writeLine(io.stdout, JSON.stringify({ ids: [], conflicts: [request.id], skipped: [] }));
+      }
+      return EXIT.conflict;
+    }
+  };
+  if (flags.wait !== undefined && status !== undefined) {
+    const http = new NotificationClient(
+      {
+        endpoint: status.endpoint,
+        ...(status.functionKey !== undefined ? { functionKey: status.functionKey } : {}),
+      },
+      io.clientOptions,
+    );
+    return waitAfterSend(
+      client,
+      request,
+      {
+        wait: flags.wait,
+        json: flags.json,
+        statusEndpoint: status.endpoint,
+        send: send(client),
+        submitOverHttp: send(http),
+      },
+      io,
+    );
+  }
+  const refused = await send(client)();
+  if (refused !== undefined) return refused;
+  const id = request.id;
   if (flags.json === true) writeLine(io.stdout, JSON.stringify({ ids: [id], skipped: [] }));
   else writeLine(io.stdout, id);
-  writeLine(io.stderr, `Queued notification ${id} on ${client.description}.${nextStep(client)}`);
+  writeLine(io.stderr, sentLine(client, [id], request.tenantId));
   return EXIT.ok;
+}
+
+/** The one request, validated; undefined (and the fields reported) when it is invalid. */
+function validated(
+  client: NotificationClient,
+  input: NotificationRequestInput,
+  sources: RecipientSources,
+  io: CliIo,
+): NotificationRequest[] {
+  try {
+    return client.validateMany([input]);
+  } catch (error) {
+    if (!(error instanceof RequestValidationError)) throw error;
+    writeLine(io.stderr, "herald: the notification is invalid, nothing was sent:");
+    for (const issue of error.issues) writeLine(io.stderr, `  ${describeField(issue, sources)}`);
+    return [];
+  }
+}
+
+/**
+ * What happened to sent requests, truthfully per transport: Herald answered over HTTP (accepted
+ * and queued); a queue only holds them until Herald takes them, and may still refuse them then.
+ */
+export function sentLine(
+  client: NotificationClient,
+  ids: readonly string[],
+  tenantId: string | undefined,
+): string {
+  const one = ids.length === 1 ? ids[0]! : undefined;
+  const what = one !== undefined ? `notification ${one}` : `${ids.length} notifications`;
+  const check = `herald status ${one ?? "<id>"}${tenantId !== undefined ? ` --tenant ${tenantId}` : ""} --wait`;
+  if (client.confirmsAcceptance) {
+    return `Herald accepted ${what} (${client.description}) and queued ${one !== undefined ? "it" : "them"} for delivery. See what happened with: ${check}`;
+  }
+  const local = client.description.startsWith("local queue") ? " (npm start drains it)" : "";
+  return (
+    `Sent ${what} to ${client.description}${local}; not accepted by Herald yet: Herald checks ${ids.length === 1 ? "it" : "each"} when it takes ${ids.length === 1 ? "it" : "them"} from the queue, ` +
+    `and refuses an invalid request or an id already used in the tenant with different content. See what happened with: ${check}`
+  );
 }
 
 async function notifyFromFile(
@@ -182,19 +282,38 @@ async function notifyFromFile(
       : undefined;
   bar?.start(requests.length, 0);
   try {
-    await client.sendMany(requests, { onProgress: (sent) => bar?.update(sent) });
+    await client.sendMany(requests, { onProgress: (done) => bar?.update(done) });
   } catch (error) {
     bar?.stop();
+    if (error instanceof RequestConflictError) {
+      return reportConflicts(error, valid, skipped, { flags, client, io });
+    }
     if (error instanceof NotificationSendError) {
       const unsent = new Set(error.unsentIds);
       const lines = valid.filter((v) => unsent.has(v.request.id)).map((v) => v.line);
+      const refused = new Set(error.conflictIds);
+      const conflictLines = valid.filter((v) => refused.has(v.request.id)).map((v) => v.line);
       writeLine(io.stderr, `herald: ${error.message}`);
       writeLine(
         io.stderr,
         `Sent ${error.sentIds.length} of ${requests.length}; not confirmed: line${lines.length === 1 ? "" : "s"} ${lineRanges(lines)}. Sending the same file again is safe only where lines carry their own "id".`,
       );
+      if (conflictLines.length > 0) {
+        writeLine(
+          io.stderr,
+          `Refused as conflicts (id already used in the tenant with different content; nothing of them was sent): line${conflictLines.length === 1 ? "" : "s"} ${lineRanges(conflictLines)}.`,
+        );
+      }
       if (flags.json === true) {
-        writeLine(io.stdout, JSON.stringify({ ids: error.sentIds, unsentLines: lines, skipped }));
+        writeLine(
+          io.stdout,
+          JSON.stringify({
+            ids: error.sentIds,
+            unsentLines: lines,
+            conflictLines,
+            skipped,
+          }),
+        );
       } else {
         for (const id of error.sentIds) writeLine(io.stdout, id);
       }
@@ -209,15 +328,44 @@ async function notifyFromFile(
   } else {
     for (const request of requests) writeLine(io.stdout, request.id);
   }
+  const tenants = new Set(requests.map((r) => r.tenantId));
   writeLine(
     io.stderr,
-    `Queued ${requests.length} notification${requests.length === 1 ? "" : "s"} on ${client.description}.` +
+    sentLine(
+      client,
+      requests.map((r) => r.id),
+      tenants.size === 1 ? requests[0]!.tenantId : undefined,
+    ) +
       (invalid.length > 0
         ? ` Skipped ${invalid.length} invalid line${invalid.length === 1 ? "" : "s"}: ${lineRanges(invalid.map((i) => i.line))}.`
-        : "") +
-      nextStep(client),
+        : ""),
   );
   return invalid.length > 0 ? EXIT.partial : EXIT.ok;
+}
+
+/** Every other line was sent; the refused ones are named by line, and the exit code is 4. */
+function reportConflicts(
+  error: RequestConflictError,
+  valid: readonly { line: number; request: NotificationRequest }[],
+  skipped: readonly unknown[],
+  { flags, client, io }: { flags: Flags; client: NotificationClient; io: CliIo },
+): ExitCode {
+  const refused = new Set(error.conflictIds);
+  const conflictLines = valid.filter((v) => refused.has(v.request.id)).map((v) => v.line);
+  writeLine(io.stderr, `herald: ${error.message}`);
+  writeLine(
+    io.stderr,
+    `Refused as conflicts, nothing of them sent: line${conflictLines.length === 1 ? "" : "s"} ${lineRanges(conflictLines)}.`,
+  );
+  if (error.sentIds.length > 0) {
+    writeLine(io.stderr, sentLine(client, error.sentIds, flags.tenant));
+  }
+  if (flags.json === true) {
+    writeLine(io.stdout, JSON.stringify({ ids: error.sentIds, conflictLines, skipped }));
+  } else {
+    for (const id of error.sentIds) writeLine(io.stdout, id);
+  }
+  return EXIT.conflict;
 }
 
 /** Which flag each recipient came from, to name it in errors. */
@@ -319,12 +467,6 @@ function describeField(issue: RequestIssue, sources: RecipientSources): string {
   return flag !== undefined
     ? `${issue.path} (${flag}): ${issue.message}`
     : `${issue.path}: ${issue.message}`;
-}
-
-function nextStep(client: NotificationClient): string {
-  return client.description.startsWith("local queue")
-    ? " npm start delivers from there; see what happened with: herald status <id>"
-    : " See what happened with: herald status <id>";
 }
 
 /** `3-5, 9, 12-14`. */

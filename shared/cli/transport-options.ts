@@ -29,6 +29,8 @@ export interface TransportFlags {
   readonly functionKey?: string;
   readonly queueDir?: string;
   readonly queue?: string;
+  /** `notify --wait` over a queue: where Herald's status is read. */
+  readonly statusEndpoint?: string;
 }
 
 const SEND_GROUP = "Where to send (default: the local queue that npm start drains):";
@@ -69,6 +71,12 @@ export function addSendTransportOptions(command: Command): Command {
       new Option(
         "--queue <name>",
         `the queue name [env ${ENV.queueName}] (default: "notifications")`,
+      ).helpGroup(SEND_GROUP),
+    )
+    .addOption(
+      new Option(
+        "--status-endpoint <url>",
+        `with --wait over a queue: Herald's function app URL to read the status from [env ${ENV.endpoint}] (default for the local queue: "${DEFAULT_ENDPOINT}", npm start); --function-key or ${ENV.functionKey} is its key`,
       ).helpGroup(SEND_GROUP),
     );
 }
@@ -129,8 +137,14 @@ export function resolveSendTarget(
     }
     choice = fromEnv[0] as [keyof typeof fromFlags, string] | undefined;
   }
-  if (present(flags.functionKey) !== undefined && choice?.[0] !== "endpoint") {
-    throw new UsageError("--function-key only applies when sending through --endpoint");
+  if (
+    present(flags.functionKey) !== undefined &&
+    choice?.[0] !== "endpoint" &&
+    present(flags.statusEndpoint) === undefined
+  ) {
+    throw new UsageError(
+      "--function-key only applies when sending through --endpoint (or reading the status from --status-endpoint)",
+    );
   }
   switch (choice?.[0]) {
     case "namespace":
@@ -157,6 +171,32 @@ export function resolveStatusEndpoint(
   env: NodeJS.ProcessEnv,
 ): { endpoint: string; functionKey?: string } {
   const endpoint = present(flags.endpoint) ?? present(env[ENV.endpoint]) ?? DEFAULT_ENDPOINT;
+  const functionKey = present(flags.functionKey) ?? present(env[ENV.functionKey]);
+  return { endpoint, ...(functionKey !== undefined ? { functionKey } : {}) };
+}
+
+/**
+ * Where `notify --wait` reads the status: the endpoint it sent to; over a queue, the given
+ * status endpoint, else HERALD_ENDPOINT, else (the local queue) npm start's address. Service
+ * Bus has no default: the function app's URL cannot be guessed from the namespace.
+ */
+export function resolveWaitStatusEndpoint(
+  target: NotificationClientTarget,
+  flags: TransportFlags,
+  env: NodeJS.ProcessEnv,
+): { endpoint: string; functionKey?: string } {
+  if ("endpoint" in target) {
+    const { endpoint, functionKey } = target;
+    return { endpoint, ...(functionKey !== undefined ? { functionKey } : {}) };
+  }
+  if (present(flags.statusEndpoint) === undefined && present(env[ENV.endpoint]) === undefined) {
+    if (!("localQueueDirectory" in target)) {
+      throw new UsageError(
+        `--wait over Service Bus needs Herald's HTTP endpoint to read the status: pass --status-endpoint <url> or set ${ENV.endpoint}`,
+      );
+    }
+  }
+  const endpoint = present(flags.statusEndpoint) ?? present(env[ENV.endpoint]) ?? DEFAULT_ENDPOINT;
   const functionKey = present(flags.functionKey) ?? present(env[ENV.functionKey]);
   return { endpoint, ...(functionKey !== undefined ? { functionKey } : {}) };
 }

@@ -55,15 +55,60 @@ export class HttpResponseError extends HeraldError {
 /**
  * Sending failed part-way. `sentIds` were accepted by the queue or endpoint; `unsentIds` may
  * or may not have been. Sending the unsent ones again is safe: the ids make it idempotent
- * (Service Bus duplicate detection, the endpoint's 409, the processor's request record).
+ * (Service Bus duplicate detection, the endpoint's answer to a replay, the processor's request
+ * record). `conflictIds` were refused by the endpoint (409) and are in neither list: nothing of
+ * them was queued, and sending them again under the same id is refused again.
  */
 export class NotificationSendError extends HeraldError {
   constructor(
     message: string,
     readonly sentIds: readonly string[],
     readonly unsentIds: readonly string[],
-    options?: ErrorOptions,
+    options?: ErrorOptions & { readonly conflictIds?: readonly string[] },
   ) {
     super(message, options);
+    this.conflictIds = options?.conflictIds ?? [];
   }
+
+  readonly conflictIds: readonly string[];
+}
+
+/**
+ * The endpoint answered 409: the id is already used in this tenant by a request with different
+ * content. Nothing of the refused request was queued; send it again under a new id. The same id
+ * with the same content is a replay and is accepted (202), so a retry never lands here.
+ *
+ * From `sendMany`, every other request was still sent: `conflictIds` lists the refused ids,
+ * `sentIds` the accepted ones. (When sending also failed otherwise, `sendMany` throws
+ * `NotificationSendError` instead, with the conflicts in its `conflictIds`.)
+ */
+export class RequestConflictError extends HeraldError {
+  readonly conflictIds: readonly string[];
+  readonly sentIds: readonly string[];
+
+  constructor(refused: {
+    readonly conflictIds: readonly string[];
+    readonly sentIds?: readonly string[];
+  }) {
+    const sentIds = refused.sentIds ?? [];
+    super(conflictMessage(refused.conflictIds, sentIds));
+    this.conflictIds = refused.conflictIds;
+    this.sentIds = sentIds;
+  }
+}
+
+const LISTED_IDS = 10;
+
+function listIds(ids: readonly string[]): string {
+  const listed = ids.slice(0, LISTED_IDS).join(", ");
+  return ids.length > LISTED_IDS ? `${listed} … and ${ids.length - LISTED_IDS} more` : listed;
+}
+
+function conflictMessage(conflictIds: readonly string[], sentIds: readonly string[]): string {
+  const refused =
+    conflictIds.length === 1
+      ? `Request id ${conflictIds[0]!} is already used in this tenant by a request with different content: nothing of it was queued. Send it again with a new id.`
+      : `${conflictIds.length} request ids are already used in their tenant by requests with different content (${listIds(conflictIds)}): nothing of them was queued. Send them again with new ids.`;
+  if (sentIds.length === 0) return refused;
+  return `${refused} The other ${sentIds.length === 1 ? "request was" : `${sentIds.length} requests were`} accepted.`;
 }

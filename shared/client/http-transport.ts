@@ -2,7 +2,7 @@ import { HeraldError, toError } from "../errors";
 import type { NotificationRequest } from "../notifications/schema";
 import type { NotificationStatus, RecipientState } from "../notifications/status";
 import { HttpResponseError, type RequestIssue, RequestValidationError } from "./client-errors";
-import type { NotificationTransport } from "./transport";
+import type { NotificationTransport, SendEvents } from "./transport";
 
 export type FetchLike = typeof fetch;
 
@@ -25,6 +25,11 @@ export interface HttpTransportOptions {
 }
 
 export interface StatusOptions {
+  /**
+   * The request's tenant. Requests are identified by (tenant, id): without it the endpoint
+   * answers 400 when several tenants use the id.
+   */
+  readonly tenantId?: string;
   /** Only recipients in this state. */
   readonly state?: RecipientState;
   /** At most this many recipients listed (the endpoint's default is 1,000). */
@@ -97,6 +102,14 @@ function fieldErrors(body: unknown): RequestIssue[] {
   });
 }
 
+/**
+ * Herald's 409 for an id taken by different content. Another 409 (a proxy, another app at this
+ * URL) is not proof that the request was refused for that reason: it stays an error as it is.
+ */
+function isConflict(response: Response, body: unknown): boolean {
+  return response.status === 409 && (body as { error?: unknown } | undefined)?.error === "conflict";
+}
+
 function serverMessage(body: unknown): string | undefined {
   if (typeof body === "string") return body;
   const candidate = body as { error?: unknown; message?: unknown } | undefined;
@@ -107,12 +120,14 @@ function serverMessage(body: unknown): string | undefined {
 
 /**
  * Herald's HTTP API: `POST /api/notifications` (enqueue) and `GET /api/notifications/{id}`
- * (status), with the function key in `x-functions-key`. Retries what is worth retrying (the
- * request id makes a repeated POST safe: the endpoint answers 409 for an id it already has,
- * which counts as sent).
+ * (status), with the function key in `x-functions-key`. Retries what is worth retrying: a POST
+ * repeated because its answer was lost is a replay (same tenant, id and content), which the
+ * endpoint accepts again with 202 and never queues twice. A 409 means the id is taken in the
+ * tenant by a request with *different* content: refused, nothing queued, reported as a conflict.
  */
 export class HttpTransport implements NotificationTransport {
   readonly description: string;
+  readonly confirmsAcceptance = true;
   private readonly url: URL;
   private readonly fetch: FetchLike;
   private readonly sleep: (ms: number) => Promise<void>;
@@ -124,18 +139,15 @@ export class HttpTransport implements NotificationTransport {
     this.sleep = options.sleep ?? defaultSleep;
   }
 
-  async send(
-    requests: readonly NotificationRequest[],
-    onSent: (ids: readonly string[]) => void,
-  ): Promise<void> {
+  async send(requests: readonly NotificationRequest[], events: SendEvents): Promise<void> {
     let next = 0;
     let failure: Error | undefined;
     const worker = async (): Promise<void> => {
       while (failure === undefined && next < requests.length) {
         const request = requests[next++]!;
         try {
-          await this.post(request);
-          onSent([request.id]);
+          if ((await this.post(request)) === "conflict") events.onConflict(request.id);
+          else events.onSent([request.id]);
         } catch (error) {
           failure ??= toError(error);
         }
@@ -149,6 +161,7 @@ export class HttpTransport implements NotificationTransport {
   /** The request's per-recipient states, or undefined when the endpoint has no such id. */
   async status(id: string, query: StatusOptions = {}): Promise<NotificationStatus | undefined> {
     const url = new URL(`${this.url.pathname}/${encodeURIComponent(id)}`, this.url);
+    if (query.tenantId !== undefined) url.searchParams.set("tenantId", query.tenantId);
     if (query.state !== undefined) url.searchParams.set("state", query.state);
     if (query.limit !== undefined) url.searchParams.set("limit", String(query.limit));
     const { response, body } = await this.call("GET", url, undefined);
@@ -161,9 +174,10 @@ export class HttpTransport implements NotificationTransport {
     return Promise.resolve();
   }
 
-  private async post(request: NotificationRequest): Promise<void> {
+  private async post(request: NotificationRequest): Promise<"accepted" | "conflict"> {
     const { response, body } = await this.call("POST", this.url, JSON.stringify(request));
-    if (response.ok || response.status === 409) return;
+    if (response.ok) return "accepted";
+    if (isConflict(response, body)) return "conflict";
     if (response.status === 400) {
       const issues = fieldErrors(body);
       if (issues.length > 0) {
@@ -174,7 +188,9 @@ export class HttpTransport implements NotificationTransport {
   }
 
   private failure(response: Response, body: unknown, what: string): HttpResponseError {
-    const reason = serverMessage(body);
+    // Field errors say what to change (a status read of an id several tenants use names tenantId).
+    const fields = fieldErrors(body).map((e) => `${e.path} ${e.message}`);
+    const reason = fields.length > 0 ? fields.join("; ") : serverMessage(body);
     const hint =
       response.status === 401 || response.status === 403
         ? " (check the function key: --function-key or HERALD_FUNCTION_KEY)"

@@ -7,7 +7,12 @@ import { HeraldError, toError } from "../errors";
 import type { NotificationRequest } from "../notifications/schema";
 import type { NotificationStatus } from "../notifications/status";
 import type { QueuePort } from "../queue/queue-port";
-import { NotificationSendError, type RequestIssue, RequestValidationError } from "./client-errors";
+import {
+  NotificationSendError,
+  RequestConflictError,
+  type RequestIssue,
+  RequestValidationError,
+} from "./client-errors";
 import { type FetchLike, HttpTransport, type StatusOptions } from "./http-transport";
 import { type NotificationRequestInput, prepareRequest } from "./prepare-request";
 import { type NotificationTransport, QueueTransport } from "./transport";
@@ -47,8 +52,31 @@ export interface NotificationClientOptions {
 }
 
 export interface SendManyOptions {
-  /** Called as requests are accepted: how many so far, of how many. */
-  readonly onProgress?: (sent: number, total: number) => void;
+  /** Called as requests are accepted (or refused as conflicts): how many so far, of how many. */
+  readonly onProgress?: (done: number, total: number) => void;
+}
+
+export interface WaitOptions {
+  /** The request's tenant (needed when several tenants use the id). */
+  readonly tenantId?: string;
+  /** Give up after this long (default 60 s). */
+  readonly timeoutMs?: number;
+  /** Time between looks (default 1 s). */
+  readonly pollMs?: number;
+  /** Each status read while waiting (undefined: Herald has no such request yet). */
+  readonly onProgress?: (status: NotificationStatus | undefined) => void;
+  /** For tests: how to wait between looks, and what time it is. */
+  readonly sleep?: (ms: number) => Promise<void>;
+  readonly now?: () => number;
+}
+
+export type WaitResult =
+  | { readonly kind: "final"; readonly status: NotificationStatus }
+  /** Not final in time: the last status seen (undefined: Herald never had the request). */
+  | { readonly kind: "timeout"; readonly status: NotificationStatus | undefined };
+
+function defaultSleep(ms: number): Promise<void> {
+  return new Promise((done) => setTimeout(done, ms));
 }
 
 const CONNECTION_STRING = /(^|;)\s*Endpoint\s*=\s*sb:\/\//i;
@@ -124,8 +152,18 @@ export class NotificationClient {
   }
 
   /**
+   * True when Herald answers each send (the HTTP endpoint): a returned id is accepted. False for
+   * a queue: a returned id is on the queue, and Herald accepts or refuses it when it takes it
+   * (see `status` or `waitForFinal`).
+   */
+  get confirmsAcceptance(): boolean {
+    return this.transport().confirmsAcceptance;
+  }
+
+  /**
    * Validates and sends one request; returns its id (the one given, or a new UUID).
    * @throws RequestValidationError naming every bad field; nothing is sent.
+   * @throws RequestConflictError (HTTP) when the id is taken in the tenant by different content.
    */
   async send(request: NotificationRequestInput): Promise<string> {
     const [id] = await this.sendMany([request]);
@@ -136,7 +174,10 @@ export class NotificationClient {
    * Validates every request, then sends them all (in broker batches on Service Bus); returns
    * their ids in order.
    * @throws RequestValidationError listing every bad field with its index; nothing is sent.
-   * @throws NotificationSendError when sending failed part-way (it lists what was sent).
+   * @throws RequestConflictError (HTTP) when some ids are taken in their tenant by different
+   *   content; every other request was still sent (`sentIds`).
+   * @throws NotificationSendError when sending failed part-way (it lists what was sent, and
+   *   which ids were refused as conflicts before the failure).
    */
   async sendMany(
     requests: readonly NotificationRequestInput[],
@@ -155,28 +196,44 @@ export class NotificationClient {
     const transport = this.transport();
     const sent: string[] = [];
     const sentSet = new Set<string>();
+    const conflicts: string[] = [];
+    const progress = () => options.onProgress?.(sent.length + conflicts.length, requests.length);
     options.onProgress?.(0, requests.length);
     try {
-      await transport.send(requests, (ids) => {
-        for (const id of ids) {
-          sent.push(id);
-          sentSet.add(id);
-        }
-        options.onProgress?.(sent.length, requests.length);
+      await transport.send(requests, {
+        onSent: (ids) => {
+          for (const id of ids) {
+            sent.push(id);
+            sentSet.add(id);
+          }
+          progress();
+        },
+        onConflict: (id) => {
+          conflicts.push(id);
+          progress();
+        },
       });
     } catch (error) {
-      if (error instanceof RequestValidationError && sent.length === 0) throw error;
+      if (error instanceof RequestValidationError && sent.length === 0 && conflicts.length === 0)
+        throw error;
       const cause = toError(error);
-      const unsent = requests.map((r) => r.id).filter((id) => !sentSet.has(id));
+      const refused = new Set(conflicts);
+      const unsent = requests.map((r) => r.id).filter((id) => !sentSet.has(id) && !refused.has(id));
+      const conflictNote =
+        conflicts.length > 0
+          ? ` (${conflicts.length} refused as conflicts: id taken with different content)`
+          : "";
       throw new NotificationSendError(
         requests.length === 1
           ? `Sending to ${transport.description} failed: ${cause.message}`
-          : `Sending to ${transport.description} failed after ${sent.length} of ${requests.length} requests: ${cause.message}`,
+          : `Sending to ${transport.description} failed after ${sent.length} of ${requests.length} requests${conflictNote}: ${cause.message}`,
         sent,
         unsent,
-        { cause },
+        { cause, conflictIds: conflicts },
       );
     }
+    if (conflicts.length > 0)
+      throw new RequestConflictError({ conflictIds: conflicts, sentIds: sent });
   }
 
   /** Validates without sending (ids filled in as `send` would); throws like `sendMany`. */
@@ -212,6 +269,34 @@ export class NotificationClient {
    */
   async status(id: string, query: StatusOptions = {}): Promise<NotificationStatus | undefined> {
     return this.statusClient().status(id, query);
+  }
+
+  /**
+   * Reads the status until the request is final (`completed`, `rejected` or `failed`) or the
+   * time is up. This wait is the caller's own (a script blocking on the outcome); it never runs
+   * inside Herald.
+   */
+  async waitForFinal(
+    id: string,
+    options: WaitOptions & Pick<StatusOptions, "state" | "limit"> = {},
+  ): Promise<WaitResult> {
+    const sleep = options.sleep ?? defaultSleep;
+    const now = options.now ?? Date.now;
+    const pollMs = Math.max(1, options.pollMs ?? 1_000);
+    const deadline = now() + Math.max(0, options.timeoutMs ?? 60_000);
+    const query: StatusOptions = {
+      ...(options.tenantId !== undefined ? { tenantId: options.tenantId } : {}),
+      ...(options.state !== undefined ? { state: options.state } : {}),
+      ...(options.limit !== undefined ? { limit: options.limit } : {}),
+    };
+    for (;;) {
+      const status = await this.status(id, query);
+      options.onProgress?.(status);
+      if (status?.final === true) return { kind: "final", status };
+      const left = deadline - now();
+      if (left <= 0) return { kind: "timeout", status };
+      await sleep(Math.min(pollMs, left));
+    }
   }
 
   /** Closes the Service Bus connection, if one was opened. */

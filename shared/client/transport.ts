@@ -12,18 +12,31 @@ export const MAX_QUEUE_MESSAGE_BYTES = 256 * 1024;
 /** Room for the broker's own headers and properties beside the body. */
 const HEADER_ALLOWANCE_BYTES = 4 * 1024;
 
+/** What a transport reports while it sends. */
+export interface SendEvents {
+  /** Some requests were accepted (by the queue, or by Herald over HTTP). */
+  readonly onSent: (ids: readonly string[]) => void;
+  /**
+   * Herald refused one because its id is taken in the tenant by different content (only a
+   * transport Herald answers can know): nothing of it was queued; sending goes on with the rest.
+   */
+  readonly onConflict: (id: string) => void;
+}
+
 /** Where validated requests go: a queue (Service Bus, the local folder) or the HTTP endpoint. */
 export interface NotificationTransport {
   /** Where requests go, for messages to people; never contains a secret. */
   readonly description: string;
   /**
-   * Sends every request; calls `onSent` with the ids each time some were accepted. Throws on
-   * the first failure (the ids passed to `onSent` before it were sent).
+   * True when Herald itself answers each send (HTTP: accepted, replay, conflict or invalid);
+   * false for a queue, where a sent request is only on the queue until Herald takes it.
    */
-  send(
-    requests: readonly NotificationRequest[],
-    onSent: (ids: readonly string[]) => void,
-  ): Promise<void>;
+  readonly confirmsAcceptance: boolean;
+  /**
+   * Sends every request, reporting what was accepted or refused as it goes. Throws on the first
+   * failure (the ids reported before it were accepted or refused).
+   */
+  send(requests: readonly NotificationRequest[], events: SendEvents): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -48,16 +61,15 @@ const QUEUE_CHUNK = 500;
  * as `scheduled` (so `status` can see it) and re-schedules it on the queue itself.
  */
 export class QueueTransport implements NotificationTransport {
+  readonly confirmsAcceptance = false;
+
   constructor(
     private readonly queue: QueuePort,
     readonly description: string,
     private readonly closeQueue: () => Promise<void> = () => Promise.resolve(),
   ) {}
 
-  async send(
-    requests: readonly NotificationRequest[],
-    onSent: (ids: readonly string[]) => void,
-  ): Promise<void> {
+  async send(requests: readonly NotificationRequest[], events: SendEvents): Promise<void> {
     const tooLarge = requests
       .map((r, index) => ({ index, bytes: Buffer.byteLength(JSON.stringify(r), "utf8") }))
       .filter((r) => r.bytes > MAX_QUEUE_MESSAGE_BYTES - HEADER_ALLOWANCE_BYTES);
@@ -73,7 +85,7 @@ export class QueueTransport implements NotificationTransport {
     for (let i = 0; i < requests.length; i += QUEUE_CHUNK) {
       const chunk = requests.slice(i, i + QUEUE_CHUNK);
       await this.queue.enqueue(chunk.map(requestMessage));
-      onSent(chunk.map((r) => r.id));
+      events.onSent(chunk.map((r) => r.id));
     }
   }
 

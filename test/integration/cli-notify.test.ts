@@ -4,10 +4,12 @@ import { join } from "node:path";
 
 import { run } from "../../shared/cli/cli";
 import { LocalQueue, type ReceivedMessage } from "../../shared/queue/local-queue";
+import type { SimUser } from "../simulator";
 import {
   type NotificationsApiServer,
   startNotificationsApiServer,
 } from "../support/notifications-api-server";
+import { NotificationsHarness } from "./notifications-harness";
 
 const TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 const KEY = "cli-function-key";
@@ -18,13 +20,23 @@ interface Run {
   stderr: string;
 }
 
-/** The CLI in-process; stderr can pose as a terminal to show the progress bar. */
+/**
+ * The CLI in-process; stderr can pose as a terminal to show the progress bar. `--wait` runs on
+ * a virtual clock that only its sleeps move, and `whileWaiting` stands for the time passing
+ * (the test delivers what Herald would in the meantime): no test depends on the wall clock.
+ */
 async function herald(
   args: string[],
-  options: { cwd: string; env?: NodeJS.ProcessEnv; tty?: boolean },
+  options: {
+    cwd: string;
+    env?: NodeJS.ProcessEnv;
+    tty?: boolean;
+    whileWaiting?: () => Promise<unknown>;
+  },
 ): Promise<Run> {
   let stdout = "";
   let stderr = "";
+  let clock = 0;
   const code = await run(args, {
     stdout: { write: (chunk: string) => (stdout += chunk) },
     stderr: {
@@ -35,7 +47,11 @@ async function herald(
     env: options.env ?? {},
     cwd: options.cwd,
     clientOptions: { httpMaxTries: 1 },
-    sleep: () => Promise.resolve(),
+    now: () => clock,
+    sleep: async (ms) => {
+      clock += ms;
+      await options.whileWaiting?.();
+    },
   });
   return { code, stdout, stderr };
 }
@@ -95,8 +111,10 @@ describe("herald notify", () => {
       expect(code).toBe(0);
       const id = stdout.trim();
       expect(stderr).toContain(
-        `Queued notification ${id} on local queue ${join(cwd, ".data", "queue", "notifications")}`,
+        `Sent notification ${id} to local queue ${join(cwd, ".data", "queue", "notifications")} (npm start drains it); not accepted by Herald yet`,
       );
+      expect(stderr).toContain(`herald status ${id} --tenant ${TENANT} --wait`);
+      expect(stderr).not.toContain("Queued");
       const [message, ...rest] = await received();
       expect(rest).toHaveLength(0);
       expect(message!.messageId).toBe(id);
@@ -203,7 +221,8 @@ describe("herald notify", () => {
       const ids = stdout.trim().split("\n");
       expect(ids).toHaveLength(3);
       expect(ids.slice(0, 2)).toEqual(["a", "b"]);
-      expect(stderr).toContain("Queued 3 notifications");
+      expect(stderr).toContain("Sent 3 notifications to local queue");
+      expect(stderr).toContain("not accepted by Herald yet");
       expect((await received()).map((m) => m.messageId).sort()).toEqual([...ids].sort());
     });
 
@@ -319,10 +338,13 @@ describe("herald notify", () => {
       const json = await herald(["status", "cli-http-1", "--json"], { cwd, env });
 
       expect(sent).toMatchObject({ code: 0, stdout: "cli-http-1\n" });
+      expect(sent.stderr).toContain("Herald accepted notification cli-http-1");
       expect(api.queue.sent.map((m) => m.applicationProperties?.requestId)).toContain("cli-http-1");
-      expect(shown.code).toBe(0);
-      expect(shown.stdout).toContain("cli-http-1: queued");
-      expect(shown.stdout).toContain("0 recipients: 0 sent, 0 pending");
+      expect(shown.code).toBe(6);
+      expect(shown.stdout).toContain("cli-http-1: queued (not final)");
+      expect(shown.stdout).toContain(
+        "0 recipients (of 1 expected): 0 sent, 0 duplicate, 0 pending",
+      );
       expect(JSON.parse(json.stdout)).toMatchObject({ id: "cli-http-1", state: "queued" });
     });
 
@@ -386,5 +408,337 @@ describe("herald notify", () => {
     expect(sent.stderr).toMatch(/Could not reach .*ECONNREFUSED/);
     expect(status.code).toBe(1);
     expect(status.stderr).toMatch(/Could not reach .*ECONNREFUSED/);
+  });
+});
+
+describe("herald's exit codes say whether everyone was reached", () => {
+  let h: NotificationsHarness;
+  let api: NotificationsApiServer;
+  let cwd: string;
+  let env: NodeJS.ProcessEnv;
+  let tenant: string;
+
+  beforeAll(async () => {
+    h = await NotificationsHarness.start();
+    api = await startNotificationsApiServer({
+      services: { notifications: h.services, queue: h.queue },
+    });
+    tenant = h.sim.tenantId;
+    env = { HERALD_ENDPOINT: api.endpoint };
+  });
+  afterAll(async () => {
+    await api.close();
+    await h.close();
+  });
+  beforeEach(() => {
+    cwd = mkdtempSync(join(tmpdir(), "herald-cli-exit-"));
+    h.sim.reset();
+    h.queue.takeAll();
+  });
+  afterEach(() => rmSync(cwd, { recursive: true, force: true }));
+
+  async function knownUser(): Promise<SimUser> {
+    const user = h.sim.addUser();
+    await h.seedUser(user, h.sim.personalConversationId(user));
+    return user;
+  }
+
+  function received(user: SimUser): string[] {
+    return h.sim.messagesToUser(user).map((a) => String(a.activity.text));
+  }
+
+  /** Herald working while the CLI waits: everything queued is delivered. */
+  const deliver = () => h.drain();
+
+  function notify(id: string, to: string[], text: string): Promise<Run> {
+    return herald(
+      ["notify", "--tenant", tenant, ...to.flatMap((t) => ["--to", t]), "--text", text, "--id", id],
+      { cwd, env },
+    );
+  }
+
+  it("exits 4 with the conflict message when the id is taken with different content over HTTP, and delivers nothing of it", async () => {
+    const user = await knownUser();
+    await notify("exit-conflict", [user.id], "the first text");
+    await deliver();
+
+    const again = await notify("exit-conflict", [user.id], "a new text");
+    await deliver();
+
+    expect(again.code).toBe(4);
+    expect(again.stdout).toBe("");
+    expect(again.stderr).toBe(
+      "herald: Request id exit-conflict is already used in this tenant by a request with different content: nothing of it was queued. Send it again with a new id.\n",
+    );
+    expect(received(user)).toEqual(["the first text"]);
+  });
+
+  it("accepts the same notification sent again under its id (exit 0) and delivers it once", async () => {
+    const user = await knownUser();
+    await notify("exit-replay", [user.id], "once");
+    const again = await notify("exit-replay", [user.id], "once");
+    await deliver();
+
+    expect(again.code).toBe(0);
+    expect(received(user)).toEqual(["once"]);
+  });
+
+  it("exits 4 for a bulk file over HTTP with a conflicting line, names the line, and sends the others", async () => {
+    const user = await knownUser();
+    await notify("exit-bulk-taken", [user.id], "the first text");
+    const lines = [
+      { id: "exit-bulk-new", text: "new" },
+      { id: "exit-bulk-taken", text: "not the first text" },
+    ].map(({ id, text }) =>
+      JSON.stringify({
+        id,
+        tenantId: tenant,
+        recipients: [{ teamsUserId: user.id }],
+        message: { text },
+      }),
+    );
+    writeFileSync(join(cwd, "requests.jsonl"), lines.join("\n"));
+
+    const sent = await herald(["notify", "--file", "requests.jsonl"], { cwd, env });
+    await deliver();
+
+    expect(sent.code).toBe(4);
+    expect(sent.stdout).toBe("exit-bulk-new\n");
+    expect(sent.stderr).toContain("Refused as conflicts, nothing of them sent: line 2.");
+    expect(received(user).sort()).toEqual(["new", "the first text"]);
+  });
+
+  it("status asks for --tenant when several tenants use the id, and finds each with it", async () => {
+    const user = await knownUser();
+    const other = "0b7f3c52-1d2e-4f6a-8b9c-0d1e2f3a4b5c";
+    await notify("exit-two-tenants", [user.id], "tenant one");
+    await herald(
+      [
+        "notify",
+        "--tenant",
+        other,
+        "--to",
+        "x@fabrikam.com",
+        "--text",
+        "tenant two",
+        "--id",
+        "exit-two-tenants",
+      ],
+      { cwd, env },
+    );
+
+    const unnamed = await herald(["status", "exit-two-tenants"], { cwd, env });
+    const named = await herald(["status", "exit-two-tenants", "--tenant", other, "--json"], {
+      cwd,
+      env,
+    });
+
+    expect(unnamed.code).toBe(2);
+    expect(unnamed.stderr).toContain(
+      "herald: several tenants use the id exit-two-tenants: name one with --tenant <tenantId>",
+    );
+    expect(JSON.parse(named.stdout)).toMatchObject({ id: "exit-two-tenants", tenantId: other });
+  });
+
+  it("status exits 6 for a request that is not final yet, and says how to wait", async () => {
+    const user = await knownUser();
+    await notify("exit-unfinished", [user.id], "soon");
+
+    const shown = await herald(["status", "exit-unfinished", "--tenant", tenant], { cwd, env });
+
+    expect(shown.code).toBe(6);
+    expect(shown.stdout).toContain("exit-unfinished: queued (not final)");
+    expect(shown.stderr).toContain(
+      `herald: exit-unfinished is queued, not final yet; wait for it with: herald status exit-unfinished --tenant ${tenant} --wait`,
+    );
+  });
+
+  it("status --wait exits 0 once every recipient was sent the notification", async () => {
+    const user = await knownUser();
+    await notify("exit-delivered", [user.id], "all good");
+
+    const shown = await herald(["status", "exit-delivered", "--tenant", tenant, "--wait"], {
+      cwd,
+      env,
+      whileWaiting: deliver,
+    });
+
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toContain("exit-delivered: completed\n");
+    expect(shown.stdout).toContain("1 recipient: 1 sent, 0 duplicate, 0 pending, 0 unreachable");
+    expect(shown.stdout).toContain("every recipient was sent the notification");
+    expect(received(user)).toEqual(["all good"]);
+  });
+
+  it("status --wait exits 5 when a recipient is unreachable, and prints each recipient's state", async () => {
+    const user = await knownUser();
+    await notify("exit-partly", [user.id, "nobody-herald-saw@contoso.com"], "some of you");
+
+    const shown = await herald(["status", "exit-partly", "--tenant", tenant, "--wait", "30"], {
+      cwd,
+      env,
+      whileWaiting: deliver,
+    });
+
+    expect(shown.code).toBe(5);
+    expect(shown.stdout).toContain("exit-partly: completed\n");
+    expect(shown.stdout).toContain("2 recipients: 1 sent, 0 duplicate, 0 pending, 1 unreachable");
+    expect(shown.stdout).toMatch(/\n {2}sent +29:/);
+    expect(shown.stdout).toMatch(/\n {2}unreachable +nobody-herald-saw@contoso\.com/);
+    expect(shown.stderr).toContain(
+      "herald: exit-partly is completed: not everyone was reached (1 unreachable)",
+    );
+  });
+
+  it("status exits 5 when every recipient was unreachable, although the request is completed", async () => {
+    await notify("exit-nobody", ["ghost@contoso.com"], "anyone?");
+    await deliver();
+
+    const shown = await herald(["status", "exit-nobody", "--tenant", tenant], { cwd, env });
+
+    expect(shown.code).toBe(5);
+    expect(shown.stdout).toContain("exit-nobody: completed\n");
+    expect(shown.stdout).toContain("not everyone was reached");
+  });
+
+  it("status --wait exits 6 when the request is still not final at the end of the wait", async () => {
+    const user = await knownUser();
+    await notify("exit-slow", [user.id], "later");
+
+    const shown = await herald(["status", "exit-slow", "--tenant", tenant, "--wait", "5"], {
+      cwd,
+      env,
+    });
+
+    expect(shown.code).toBe(6);
+    expect(shown.stderr).toContain("herald: exit-slow is still queued after 5 s (not final)");
+  });
+
+  it("status --wait shows a progress bar of final recipients on a terminal, and plain lines otherwise", async () => {
+    const user = await knownUser();
+    const args = (id: string) => ["status", id, "--tenant", tenant, "--wait"];
+
+    await notify("exit-bar", [user.id], "watch this");
+    const onTerminal = await herald(args("exit-bar"), {
+      cwd,
+      env,
+      tty: true,
+      whileWaiting: deliver,
+    });
+    await notify("exit-lines", [user.id], "and this");
+    const piped = await herald(args("exit-lines"), { cwd, env, whileWaiting: deliver });
+
+    expect(onTerminal.code).toBe(0);
+    expect(onTerminal.stderr).toContain("Waiting |");
+    expect(onTerminal.stderr).toContain("1/1 recipients final | completed");
+    expect(piped.code).toBe(0);
+    expect(piped.stderr).not.toContain("\u001b[");
+    expect(piped.stderr).toContain("Waiting for exit-lines: queued, 0/1 recipients final\n");
+    expect(piped.stderr).toContain("Waiting for exit-lines: completed, 1/1 recipients final\n");
+  });
+
+  it("notify --wait over HTTP waits for the request to be final and exits with its status code", async () => {
+    const user = await knownUser();
+
+    const sent = await herald(
+      [
+        "notify",
+        "--tenant",
+        tenant,
+        "--to",
+        user.id,
+        "--to",
+        "stranger@contoso.com",
+        "--text",
+        "wait for it",
+        "--id",
+        "exit-notify-wait",
+        "--wait",
+      ],
+      { cwd, env, whileWaiting: deliver },
+    );
+
+    expect(sent.code).toBe(5);
+    expect(sent.stdout).toContain("exit-notify-wait\nexit-notify-wait: completed\n");
+    expect(sent.stdout).toMatch(/unreachable +stranger@contoso\.com/);
+    expect(received(user)).toEqual(["wait for it"]);
+  });
+
+  /** Herald taking the local queue's messages, as npm start does, then their work. */
+  function takeFrom(queue: LocalQueue): () => Promise<void> {
+    return async () => {
+      for (const message of await queue.receive(10)) {
+        await h.deliver({ body: message.body, messageId: message.messageId });
+        await queue.complete(message);
+      }
+      await h.drain();
+    };
+  }
+
+  function notifyByQueue(id: string, to: string, text: string, queue: LocalQueue): Promise<Run> {
+    return herald(
+      [
+        "notify",
+        "--queue-dir",
+        ".data/queue",
+        "--status-endpoint",
+        api.endpoint,
+        "--tenant",
+        tenant,
+        "--to",
+        to,
+        "--text",
+        text,
+        "--id",
+        id,
+        "--wait",
+      ],
+      { cwd, whileWaiting: takeFrom(queue) },
+    );
+  }
+
+  it("notify --wait through the local queue says it is not accepted yet, then exits 0 once delivered", async () => {
+    const user = await knownUser();
+    const queue = new LocalQueue({ directory: join(cwd, ".data", "queue") });
+
+    const sent = await notifyByQueue("exit-queue-new", user.id, "by queue", queue);
+
+    expect(sent.code).toBe(0);
+    expect(sent.stderr).toContain("Sent notification exit-queue-new to local queue");
+    expect(sent.stderr).toContain("not accepted by Herald yet");
+    expect(sent.stdout).toContain("exit-queue-new: completed\n");
+    expect(received(user)).toEqual(["by queue"]);
+  });
+
+  it("notify --wait through the local queue asks Herald over HTTP when the id is taken, and exits 4 for a conflict without queueing it", async () => {
+    const user = await knownUser();
+    await notify("exit-queue-taken", [user.id], "the first text");
+    await deliver();
+    const queue = new LocalQueue({ directory: join(cwd, ".data", "queue") });
+
+    const sent = await notifyByQueue("exit-queue-taken", user.id, "a new text", queue);
+
+    expect(sent.code).toBe(4);
+    expect(sent.stderr).toContain(
+      `exit-queue-taken is already used in tenant ${tenant} (completed): asking Herald at ${api.endpoint}`,
+    );
+    expect(sent.stderr).toContain(
+      "herald: Request id exit-queue-taken is already used in this tenant by a request with different content: nothing of it was queued.",
+    );
+    expect(await queue.receive(10)).toHaveLength(0);
+    expect(received(user)).toEqual(["the first text"]);
+  });
+
+  it("notify --wait through the local queue takes a resend of the same request as a replay: exit 0, one copy", async () => {
+    const user = await knownUser();
+    await notify("exit-queue-replay", [user.id], "same text");
+    await deliver();
+    const queue = new LocalQueue({ directory: join(cwd, ".data", "queue") });
+
+    const sent = await notifyByQueue("exit-queue-replay", user.id, "same text", queue);
+
+    expect(sent.code).toBe(0);
+    expect(sent.stdout).toContain("exit-queue-replay: completed\n");
+    expect(received(user)).toEqual(["same text"]);
   });
 });

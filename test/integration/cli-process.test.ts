@@ -1,4 +1,4 @@
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -6,6 +6,7 @@ import { dirname, join, resolve } from "node:path";
 import { buildSync } from "esbuild";
 
 import { LocalQueue } from "../../shared/queue/local-queue";
+import { startNotificationsApiServer } from "../support/notifications-api-server";
 
 const PROJECT_ROOT = resolve(__dirname, "../..");
 const TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47";
@@ -44,7 +45,7 @@ describe("herald as a process", () => {
     return { code: result.status, stdout: result.stdout, stderr: result.stderr };
   }
 
-  it("exits 0 for --help, 2 for an invalid request, 0 for a queued one", () => {
+  it("exits 0 for --help, 2 for an invalid request, 0 for one sent to the queue", () => {
     const help = herald(["notify", "--help"]);
     const invalid = herald([
       "notify",
@@ -63,6 +64,7 @@ describe("herald as a process", () => {
     expect(invalid.stderr).toContain("tenantId (--tenant): must be a GUID");
     expect(sent.code).toBe(0);
     expect(sent.stdout.trim()).toMatch(/^[0-9a-f-]{36}$/);
+    expect(sent.stderr).toContain("not accepted by Herald yet");
   });
 
   it("leaves the queued request in the folder npm start drains", async () => {
@@ -83,6 +85,54 @@ describe("herald as a process", () => {
       (m) => m.messageId,
     );
     expect(ids).toContain("proc-1");
+  });
+
+  it("exits 4 as a process when the endpoint answers that the id is taken with different content, and 6 for status of an unfinished request", async () => {
+    // Spawned, not spawnSync: the endpoint runs in this process and must keep answering.
+    const herald = (args: string[]) =>
+      new Promise<{ code: number | null; stderr: string }>((done) => {
+        const child = spawn(process.execPath, [script, ...args], {
+          cwd: root,
+          env: { PATH: process.env.PATH, NODE_PATH: join(PROJECT_ROOT, "node_modules") },
+        });
+        let stderr = "";
+        child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+        child.on("close", (code) => done({ code, stderr }));
+      });
+    const api = await startNotificationsApiServer();
+    const notify = (text: string) =>
+      herald([
+        "notify",
+        "--endpoint",
+        api.endpoint,
+        "--tenant",
+        TENANT,
+        "--to",
+        "c@contoso.com",
+        "--text",
+        text,
+        "--id",
+        "proc-taken",
+      ]);
+    try {
+      const first = await notify("first");
+      const second = await notify("second");
+      const status = await herald([
+        "status",
+        "proc-taken",
+        "--endpoint",
+        api.endpoint,
+        "--tenant",
+        TENANT,
+      ]);
+
+      expect(first.code).toBe(0);
+      expect(second.code).toBe(4);
+      expect(second.stderr).toContain("nothing of it was queued");
+      expect(status.code).toBe(6);
+    } finally {
+      await api.close();
+    }
   });
 
   it("runs through the package's herald bin shim, which loads the built CLI from dist/", () => {

@@ -2,6 +2,7 @@ import {
   HttpResponseError,
   NotificationClient,
   NotificationSendError,
+  RequestConflictError,
   RequestValidationError,
 } from "../../shared";
 import { HttpTransport } from "../../shared/client/http-transport";
@@ -57,23 +58,122 @@ describe("NotificationClient over HTTP", () => {
     for (const id of ids) expect(queuedIds.filter((q) => q === id)).toHaveLength(1);
   });
 
-  it("counts an id the endpoint already has (409) as sent, without queueing it twice", async () => {
+  it("accepts a replay of a request it sent (202) without queueing it twice", async () => {
     await client.send(request("http-again"));
     const again = await client.send(request("http-again"));
 
     expect(again).toBe("http-again");
-    expect(api.calls.filter((c) => c.status === 409)).toHaveLength(1);
+    expect(api.calls.filter((c) => c.status === 409)).toHaveLength(0);
     expect(
       api.queue.sent.filter((m) => m.applicationProperties?.requestId === "http-again"),
+    ).toHaveLength(1);
+  });
+
+  it("throws RequestConflictError for an id the tenant already uses with different content, and queues nothing of it", async () => {
+    await client.send(request("http-taken"));
+    const queuedBefore = api.queue.sent.length;
+
+    const error = await client
+      .send({ ...request("http-taken"), message: { text: "Something else" } })
+      .catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(RequestConflictError);
+    expect((error as RequestConflictError).conflictIds).toEqual(["http-taken"]);
+    expect((error as Error).message).toBe(
+      "Request id http-taken is already used in this tenant by a request with different content: nothing of it was queued. Send it again with a new id.",
+    );
+    expect(api.queue.sent.length).toBe(queuedBefore);
+  });
+
+  it("sends the rest of a sendMany when some ids conflict, and names both", async () => {
+    await client.send(request("http-many-taken"));
+
+    const error = await client
+      .sendMany([
+        request("http-many-new"),
+        { ...request("http-many-taken"), message: { text: "Something else" } },
+      ])
+      .catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(RequestConflictError);
+    expect((error as RequestConflictError).conflictIds).toEqual(["http-many-taken"]);
+    expect((error as RequestConflictError).sentIds).toEqual(["http-many-new"]);
+    expect((error as Error).message).toContain("The other request was accepted.");
+    expect(api.queue.sent.map((m) => m.applicationProperties?.requestId)).toContain(
+      "http-many-new",
+    );
+  });
+
+  it("retries a POST whose answer was lost, and the endpoint takes the retry as a replay", async () => {
+    let posts = 0;
+    const losing: typeof fetch = async (input, init) => {
+      const response = await fetch(input, init);
+      // The first POST reaches the endpoint, but its answer never comes back.
+      if (init?.method === "POST" && posts++ === 0) throw new TypeError("fetch failed");
+      return response;
+    };
+    const transport = new HttpTransport({
+      endpoint: api.endpoint,
+      functionKey: KEY,
+      fetch: losing,
+      sleep: () => Promise.resolve(),
+    });
+    const accepted: string[] = [];
+    const refused: string[] = [];
+    const lost = { ...request("http-lost"), id: "http-lost", schemaVersion: 1 };
+
+    await transport.send([lost as NotificationRequest], {
+      onSent: (ids) => accepted.push(...ids),
+      onConflict: (id) => refused.push(id),
+    });
+
+    expect({ accepted, refused, posts }).toEqual({
+      accepted: ["http-lost"],
+      refused: [],
+      posts: 2,
+    });
+    expect(
+      api.queue.sent.filter((m) => m.applicationProperties?.requestId === "http-lost"),
     ).toHaveLength(1);
   });
 
   it("reads the status of a request it sent", async () => {
     const id = await client.send(request("http-status"));
 
-    const status = await client.status(id);
+    const status = await client.status(id, { tenantId: TENANT });
 
-    expect(status).toMatchObject({ id, state: "queued", tenantId: TENANT, counts: { total: 0 } });
+    expect(status).toMatchObject({
+      id,
+      state: "queued",
+      final: false,
+      tenantId: TENANT,
+      counts: { total: 0 },
+    });
+    expect(api.calls.at(-1)).toMatchObject({
+      path: `/api/notifications/${id}`,
+      query: `?tenantId=${TENANT}`,
+    });
+  });
+
+  it("waitForFinal gives up at the deadline with the last status it read", async () => {
+    const id = await client.send(request("http-wait"));
+    let clock = 0;
+    const seen: (string | undefined)[] = [];
+
+    const result = await client.waitForFinal(id, {
+      tenantId: TENANT,
+      timeoutMs: 3_000,
+      pollMs: 1_000,
+      now: () => clock,
+      sleep: (ms) => {
+        clock += ms;
+        return Promise.resolve();
+      },
+      onProgress: (status) => seen.push(status?.state),
+    });
+
+    expect(result).toMatchObject({ kind: "timeout", status: { id, state: "queued" } });
+    expect(seen).toEqual(["queued", "queued", "queued", "queued"]);
   });
 
   it("answers undefined for an id the endpoint does not know", async () => {
@@ -103,7 +203,9 @@ describe("NotificationClient over HTTP", () => {
       tenantId: "contoso",
     } as NotificationRequest;
 
-    const error = await transport.send([bad], () => undefined).catch((e: unknown) => e);
+    const error = await transport
+      .send([bad], { onSent: () => undefined, onConflict: () => undefined })
+      .catch((e: unknown) => e);
 
     expect(error).toBeInstanceOf(RequestValidationError);
     expect((error as RequestValidationError).issues).toEqual([

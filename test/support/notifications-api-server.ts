@@ -23,7 +23,14 @@ export interface NotificationsApiServer {
   readonly queue: MemoryQueue;
   readonly services: NotificationServices;
   /** Every request the server answered: method, path, status, and whether a key came along. */
-  readonly calls: { method: string; path: string; status: number; key: string | undefined }[];
+  readonly calls: {
+    method: string;
+    path: string;
+    /** The query string, with its `?` (empty when none). */
+    query: string;
+    status: number;
+    key: string | undefined;
+  }[];
   close(): Promise<void>;
 }
 
@@ -39,10 +46,16 @@ async function readBody(req: IncomingMessage): Promise<string> {
  * check (`authLevel: "function"`: a missing or wrong `x-functions-key` is a 401).
  */
 export async function startNotificationsApiServer(
-  options: { functionKey?: string } = {},
+  options: {
+    functionKey?: string;
+    /** Herald's services behind the routes (default: over Azurite and an in-memory queue). */
+    services?: { notifications: NotificationServices; queue: MemoryQueue };
+  } = {},
 ): Promise<NotificationsApiServer> {
-  const queue = new MemoryQueue();
-  const services = createNotificationServices(testConfig(), memoryLogger(), { queue });
+  const queue = options.services?.queue ?? new MemoryQueue();
+  const services =
+    options.services?.notifications ??
+    createNotificationServices(testConfig(), memoryLogger(), { queue });
   const api = createNotificationsApi(() => services);
   const calls: NotificationsApiServer["calls"] = [];
 
@@ -51,7 +64,13 @@ export async function startNotificationsApiServer(
       const url = new URL(req.url ?? "/", "http://127.0.0.1");
       const key = req.headers["x-functions-key"] as string | undefined;
       const answer = (status: number, body: unknown, headers: Record<string, string> = {}) => {
-        calls.push({ method: req.method ?? "", path: url.pathname, status, key });
+        calls.push({
+          method: req.method ?? "",
+          path: url.pathname,
+          query: url.search,
+          status,
+          key,
+        });
         res.writeHead(status, { "content-type": "application/json", ...headers });
         res.end(body === undefined ? "" : JSON.stringify(body));
       };

@@ -42,6 +42,20 @@ describe("herald CLI", () => {
       expect(stdout).toMatch(/notify \[options\]/);
       expect(stdout).toMatch(/status \[options\] <id>/);
       expect(stdout).toContain("2  usage or validation error: nothing was sent");
+      expect(stdout).toContain("4  conflict: the id is already used in the tenant");
+      expect(stdout).toContain("5  final, but not everyone was reached");
+      expect(stdout).toContain("6  not final yet");
+    });
+
+    it("documents status --tenant and --wait, and what completed means for the exit code", async () => {
+      const { code, stdout } = await herald(["status", "--help"], cwd);
+
+      expect(code).toBe(0);
+      expect(stdout).toContain("--tenant <tenantId>");
+      expect(stdout).toContain("--wait [seconds]");
+      expect(stdout.replace(/\s+/g, " ")).toContain(
+        "the exit code says whether all were reached (0) or not (5); 6 means not final yet",
+      );
     });
 
     it("documents every notify flag, the transports and examples", async () => {
@@ -65,6 +79,8 @@ describe("herald CLI", () => {
         "--endpoint <url>",
         "--function-key <key>",
         "--queue-dir <path>",
+        "--wait [seconds]",
+        "--status-endpoint <url>",
       ]) {
         expect(stdout).toContain(flag);
       }
@@ -72,6 +88,7 @@ describe("herald CLI", () => {
       expect(stdout).toContain("HERALD_FUNCTION_KEY");
       expect(stdout.replace(/\s+/g, " ")).toContain('"Azure Service Bus Data Sender" role');
       expect(stdout).toContain("herald notify --tenant");
+      expect(stdout.replace(/\s+/g, " ")).toContain("or a conflict (4:");
     });
 
     it("prints the version", async () => {
@@ -142,6 +159,43 @@ describe("herald CLI", () => {
       ],
       ["status without an id", ["status"], /missing required argument 'id'/],
       ["status with a malformed id", ["status", "has space"], /is not a request id/],
+      ["status with a malformed tenant", ["status", "x1", "--tenant", "contoso"], /must be a GUID/],
+      [
+        "--wait with a bulk file",
+        ["notify", "--file", "r.jsonl", "--wait"],
+        /--wait applies to one notification/,
+      ],
+      [
+        "--status-endpoint without --wait",
+        [
+          "notify",
+          "--tenant",
+          TENANT,
+          "--to",
+          "a@b.c",
+          "--text",
+          "hi",
+          "--status-endpoint",
+          "http://x",
+        ],
+        /--status-endpoint applies with --wait only/,
+      ],
+      [
+        "--wait over Service Bus with no endpoint to read the status from",
+        [
+          "notify",
+          "--tenant",
+          TENANT,
+          "--to",
+          "a@b.c",
+          "--text",
+          "hi",
+          "--namespace",
+          "contoso.servicebus.windows.net",
+          "--wait",
+        ],
+        /--wait over Service Bus needs Herald's HTTP endpoint/,
+      ],
     ])("for %s", async (_name, args, message) => {
       const { code, stderr } = await herald(args, cwd);
 
