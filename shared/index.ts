@@ -28,6 +28,7 @@ export {
   type WaitResult,
 } from "./client/notification-client";
 export { type NotificationRequestInput, prepareRequest } from "./client/prepare-request";
+export { requestMessageId } from "./client/transport";
 export { HeraldError, ValidationError } from "./errors";
 export {
   type FieldError,

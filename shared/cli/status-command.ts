@@ -135,7 +135,13 @@ function notDeliveredReason(status: NotificationStatus): string {
 }
 
 function recipientName(r: Recipient | undefined): string {
-  return r?.userPrincipalName ?? r?.aadObjectId ?? r?.teamsUserId ?? r?.teamId ?? "?";
+  return (
+    r?.userPrincipalName ??
+    r?.aadObjectId ??
+    r?.teamsUserId ??
+    r?.teamId ??
+    (r?.groupId !== undefined ? `group ${r.groupId}` : "?")
+  );
 }
 
 function recipientText(status: RecipientStatus): string {

@@ -104,8 +104,9 @@ function isCredential(value: unknown): value is TokenCredential {
  *
  * Every request is validated with the processor's own schema before anything is sent; a bad
  * one throws `RequestValidationError` naming each field (and, for `sendMany`, its index), and
- * nothing of that call is sent. The message id is the request id, so sending the same request
- * twice is harmless (Service Bus duplicate detection, and the processor's request record).
+ * nothing of that call is sent. The message id is `requestMessageId` (tenant, id and content),
+ * so sending the same request twice is harmless (Service Bus duplicate detection, and the
+ * processor's replay), while a conflicting one reaches Herald to be recorded.
  */
 export class NotificationClient {
   private readonly target: NotificationClientTarget;

@@ -1,3 +1,6 @@
+import { createHash } from "node:crypto";
+
+import { requestFingerprint } from "../notifications/fingerprint";
 import type { NotificationRequest } from "../notifications/schema";
 import type { OutgoingMessage, QueuePort } from "../queue/queue-port";
 import { RequestValidationError } from "./client-errors";
@@ -41,16 +44,28 @@ export interface NotificationTransport {
 }
 
 /**
- * The queue message for a LOB request, exactly as the HTTP intake builds it: the body is the
- * request, the message id is the request id (the broker's duplicate detection), and no
- * `heraldKind` property (that marks Herald's own work items).
+ * The queue message for a LOB request: the body is the request, no `heraldKind` property (that
+ * marks Herald's own work items), and the message id `requestMessageId`: the broker's duplicate
+ * detection then drops a resend of the same request, but never another tenant's request with
+ * the same id, nor a conflicting one (Herald must see that to record the conflict).
  */
 export function requestMessage(request: NotificationRequest): OutgoingMessage {
   return {
     body: request,
-    messageId: request.id,
+    messageId: requestMessageId(request),
     ...(request.correlationId !== undefined ? { correlationId: request.correlationId } : {}),
   };
+}
+
+/**
+ * A request's Service Bus message id: a hash of (tenant, id, content fingerprint), 46
+ * characters (Service Bus allows 128). The same request always gets the same one.
+ */
+export function requestMessageId(request: NotificationRequest): string {
+  const digest = createHash("sha256")
+    .update(`${request.tenantId.toLowerCase()}\n${request.id}\n${requestFingerprint(request)}`)
+    .digest("base64url");
+  return `n-${digest}`;
 }
 
 /** Requests per `enqueue` call: the adapter packs each call into broker batches. */

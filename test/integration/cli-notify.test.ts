@@ -3,6 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 import { run } from "../../shared/cli/cli";
+import { requestMessageId } from "../../shared/client/transport";
+import type { NotificationRequest } from "../../shared/notifications/schema";
 import { LocalQueue, type ReceivedMessage } from "../../shared/queue/local-queue";
 import type { SimUser } from "../simulator";
 import {
@@ -117,7 +119,8 @@ describe("herald notify", () => {
       expect(stderr).not.toContain("Queued");
       const [message, ...rest] = await received();
       expect(rest).toHaveLength(0);
-      expect(message!.messageId).toBe(id);
+      expect((message!.body as { id: string }).id).toBe(id);
+      expect(message!.messageId).toBe(requestMessageId(message!.body as NotificationRequest));
       expect(message!.body).toEqual({
         schemaVersion: 1,
         id,
@@ -162,7 +165,7 @@ describe("herald notify", () => {
       expect(code).toBe(0);
       expect(JSON.parse(stdout)).toEqual({ ids: ["approval-7"], skipped: [] });
       const [message] = await received();
-      expect(message!.messageId).toBe("approval-7");
+      expect((message!.body as { id: string }).id).toBe("approval-7");
       expect(message!.body).toMatchObject({ message: { adaptiveCard: card } });
     });
 
@@ -191,7 +194,9 @@ describe("herald notify", () => {
       );
 
       expect([byFlag.code, byEnv.code]).toEqual([0, 0]);
-      const ids = (await new LocalQueue({ directory: other }).receive(10)).map((m) => m.messageId);
+      const ids = (await new LocalQueue({ directory: other }).receive(10)).map(
+        (m) => (m.body as { id: string }).id,
+      );
       expect(ids.sort()).toEqual([byFlag.stdout.trim(), byEnv.stdout.trim()].sort());
       expect(await received()).toHaveLength(0);
     });
@@ -223,7 +228,9 @@ describe("herald notify", () => {
       expect(ids.slice(0, 2)).toEqual(["a", "b"]);
       expect(stderr).toContain("Sent 3 notifications to local queue");
       expect(stderr).toContain("not accepted by Herald yet");
-      expect((await received()).map((m) => m.messageId).sort()).toEqual([...ids].sort());
+      expect((await received()).map((m) => (m.body as { id: string }).id).sort()).toEqual(
+        [...ids].sort(),
+      );
     });
 
     it("reports a bad line with its number and field, sends nothing and exits 2", async () => {
@@ -273,7 +280,11 @@ describe("herald notify", () => {
       });
       expect(stderr).toContain("line 2: recipients: must name at least one recipient");
       expect(stderr).toContain("Skipped 1 invalid line: 2.");
-      expect((await received()).map((m) => m.messageId).sort()).toEqual(["a", "c", "d"]);
+      expect((await received()).map((m) => (m.body as { id: string }).id).sort()).toEqual([
+        "a",
+        "c",
+        "d",
+      ]);
     });
 
     it("fills in --tenant for lines that leave it out", async () => {

@@ -82,7 +82,7 @@ describe("herald as a process", () => {
 
     expect(sent.code).toBe(0);
     const ids = (await new LocalQueue({ directory: join(root, ".data", "queue") }).receive(10)).map(
-      (m) => m.messageId,
+      (m) => (m.body as { id: string }).id,
     );
     expect(ids).toContain("proc-1");
   });

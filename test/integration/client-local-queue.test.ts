@@ -4,6 +4,8 @@ import { join } from "node:path";
 
 import { type NotificationRequestInput, RequestValidationError } from "../../shared";
 import { NotificationClient } from "../../shared/client/notification-client";
+import { requestMessageId } from "../../shared/client/transport";
+import type { NotificationRequest } from "../../shared/notifications/schema";
 import { LocalQueue } from "../../shared/queue/local-queue";
 import { WORK_KIND_PROPERTY } from "../../shared/queue/queue-port";
 
@@ -35,12 +37,13 @@ describe("NotificationClient", () => {
   });
 
   describe("send to the local queue", () => {
-    it("puts the request on the queue npm start drains, with the request id as message id", async () => {
+    it("puts the request on the queue npm start drains, with a message id made from the request's tenant, id and content", async () => {
       const id = await client.send(request({ correlationId: "order-42", summary: "Approved" }));
 
       const [message, ...rest] = await queue.receive(10);
       expect(rest).toHaveLength(0);
-      expect(message!.messageId).toBe(id);
+      expect((message!.body as { id: string }).id).toBe(id);
+      expect(message!.messageId).toBe(requestMessageId(message!.body as NotificationRequest));
       expect(message!.correlationId).toBe("order-42");
       // A LOB request carries no work kind: that marks Herald's own work items.
       expect(message!.applicationProperties[WORK_KIND_PROPERTY]).toBeUndefined();
@@ -61,7 +64,7 @@ describe("NotificationClient", () => {
 
       expect(given).toBe("expense-2024-0042");
       expect(made).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
-      const ids = (await queue.receive(10)).map((m) => m.messageId).sort();
+      const ids = (await queue.receive(10)).map((m) => (m.body as { id: string }).id).sort();
       expect(ids).toEqual([given, made].sort());
     });
 
@@ -74,7 +77,7 @@ describe("NotificationClient", () => {
 
       expect(ids).toEqual(Array.from({ length: 25 }, (_, i) => `bulk-${i}`));
       const received = await queue.receive(100);
-      expect(received.map((m) => m.messageId).sort()).toEqual([...ids].sort());
+      expect(received.map((m) => (m.body as { id: string }).id).sort()).toEqual([...ids].sort());
       expect(progress.at(-1)).toBe(25);
     });
 

@@ -2,6 +2,8 @@ import type { ServiceBusMessage, ServiceBusMessageBatch } from "@azure/service-b
 import { ServiceBusClient } from "@azure/service-bus";
 
 import { NotificationClient, NotificationSendError } from "../../shared";
+import { requestMessageId } from "../../shared/client/transport";
+import type { NotificationRequest } from "../../shared/notifications/schema";
 import { type QueueSender, ServiceBusQueue } from "../../shared/queue/service-bus-queue";
 
 const TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47";
@@ -56,7 +58,7 @@ function requests(n: number) {
 
 describe("NotificationClient", () => {
   describe("send through the Service Bus adapter", () => {
-    it("packs the requests into message batches with the request id as message id", async () => {
+    it("packs the requests into message batches with a message id made from the request's tenant, id and content", async () => {
       const { sender, sentBatches } = fakeSender(4);
       const client = new NotificationClient({ queue: new ServiceBusQueue(sender) });
 
@@ -64,9 +66,9 @@ describe("NotificationClient", () => {
 
       expect(sentBatches.map((b) => b.length)).toEqual([4, 4, 2]);
       const messages = sentBatches.flat();
-      expect(messages.map((m) => m.messageId)).toEqual(ids);
+      expect(messages.map((m) => (m.body as { id: string }).id)).toEqual(ids);
       expect(messages[3]).toMatchObject({
-        messageId: "req-3",
+        messageId: requestMessageId(messages[3]!.body as NotificationRequest),
         correlationId: "corr-3",
         contentType: "application/json",
         body: { schemaVersion: 1, id: "req-3", tenantId: TENANT, message: { text: "Hello 3" } },
@@ -96,7 +98,7 @@ describe("NotificationClient", () => {
         sentBatches
           .flat()
           .slice(0, 500)
-          .map((m) => m.messageId),
+          .map((m) => (m.body as { id: string }).id),
       ).toEqual(failure.sentIds);
     });
 
@@ -113,7 +115,7 @@ describe("NotificationClient", () => {
 
   const connectionString = process.env.SERVICEBUS_CONNECTION_STRING;
   (connectionString !== undefined ? describe : describe.skip)("against a real namespace", () => {
-    it("sends a request that a receiver gets with the request id as message id", async () => {
+    it("sends a request that a receiver gets with a message id made from the request's tenant, id and content", async () => {
       const queueName = process.env.NotificationsQueueName ?? "notifications";
       const client = new NotificationClient(connectionString!, undefined, { queueName });
       const id = await client.send(requests(1)[0]!);
@@ -123,7 +125,7 @@ describe("NotificationClient", () => {
       const receiver = sb.createReceiver(queueName, { receiveMode: "receiveAndDelete" });
       const got = await receiver.receiveMessages(50, { maxWaitTimeInMs: 5_000 });
       await sb.close();
-      expect(got.map((m) => m.messageId)).toContain(id);
+      expect(got.map((m) => (m.body as { id: string }).id)).toContain(id);
     });
   });
 });

@@ -205,8 +205,9 @@ async function installUsers(
 }
 
 /**
- * A LOB app's submission: over HTTP it retries until the host answers 202 (or 409: an earlier
- * try got through), waiting out the host's restarts; onto the queue it is one durable write.
+ * A LOB app's submission: over HTTP it retries until the host answers 202 (a retry of a try
+ * that got through is a replay: 202 again; a 409 would be a conflict, which the same body never
+ * is), waiting out the host's restarts; onto the queue it is one durable write.
  * Returns the number of retries.
  */
 async function submit(plan: PlannedRequest, host: HostProcess, queue: LocalQueue): Promise<number> {
@@ -228,7 +229,7 @@ async function submit(plan: PlannedRequest, host: HostProcess, queue: LocalQueue
       } catch {
         // The host died under the request: try again once it is back.
       }
-      if (status === 202 || status === 409) return attempt;
+      if (status === 202) return attempt;
       // A 500 is counted from the host's log and retried, as a LOB app would.
       if (status !== undefined && status !== 500)
         throw new Error(`POST ${plan.id} answered ${status}`);
