@@ -3,6 +3,7 @@ import { randomUUID } from "node:crypto";
 import type { TableClient } from "@azure/data-tables";
 
 import { withoutUndefined } from "./entities";
+import { claimLeasedRow, leaseLive } from "./leased-claim";
 import { encodeKey, isRestError, type TableFactory, TABLES } from "./table-factory";
 
 /**
@@ -66,8 +67,6 @@ interface RelayEntity extends RelayRecord {
   rowKey: string;
 }
 
-const MAX_ROUNDS = 5;
-
 export function relayKeys(key: RelayKey): { partitionKey: string; rowKey: string } {
   return {
     partitionKey: encodeKey(
@@ -97,38 +96,26 @@ export class RelayLedger {
   async claim(key: RelayKey): Promise<RelayClaimOutcome> {
     const table = await this.table();
     const owner = randomUUID();
-    for (let round = 1; ; round++) {
-      const now = this.clock();
-      const fresh: RelayEntity = {
+    const result = await claimLeasedRow<RelayEntity, RelayRecord>({
+      table,
+      clock: this.clock,
+      row: (now, attempts) => ({
         ...relayKeys(key),
         state: "claimed",
         owner,
         leaseUntil: new Date(now.getTime() + this.leaseMs).toISOString(),
-        attempts: 1,
-      };
-      try {
-        const created = await table.createEntity(fresh);
-        return { kind: "claimed", claim: claimOf(key, owner, created.etag, 1) };
-      } catch (error) {
-        if (!isRestError(error, 409)) throw error;
-      }
-      const stored = await this.read(table, key);
-      if (stored === undefined) continue; // vanished between insert and read: insert again
-      const { record, etag } = stored;
-      if (record.state !== "claimed") return { kind: "settled", record };
-      const leaseUntil = new Date(record.leaseUntil);
-      if (leaseUntil > now) return { kind: "busy", leaseUntil };
-      const attempt = record.attempts + 1;
-      try {
-        const updated = await table.updateEntity({ ...fresh, attempts: attempt }, "Replace", {
-          etag,
-        });
-        return { kind: "claimed", claim: claimOf(key, owner, updated.etag, attempt) };
-      } catch (error) {
-        // 412: another instance took it over first; read again and report what it did.
-        if (!isRestError(error, 412) || round >= MAX_ROUNDS) throw error;
-      }
+        attempts,
+      }),
+      read: () => this.read(table, key),
+      takeable: (record, now) => record.state === "claimed" && !leaseLive(record, now),
+    });
+    if (result.kind === "claimed") {
+      return { kind: "claimed", claim: { key, owner, etag: result.etag, attempt: result.attempt } };
     }
+    const { record } = result;
+    return record.state === "claimed"
+      ? { kind: "busy", leaseUntil: new Date(record.leaseUntil) }
+      : { kind: "settled", record };
   }
 
   /**
@@ -191,14 +178,4 @@ export class RelayLedger {
   private table(): Promise<TableClient> {
     return this.tables.table(TABLES.relays);
   }
-}
-
-function claimOf(
-  key: RelayKey,
-  owner: string,
-  etag: string | undefined,
-  attempt: number,
-): RelayClaim {
-  if (etag === undefined) throw new Error("Table service answered a write without an ETag");
-  return { key, owner, etag, attempt };
 }
