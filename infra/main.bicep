@@ -189,6 +189,7 @@ var heraldTables = [
   'Teams'
   'TeamMembers'
   'Welcomes'
+  'Relays'
   'Requests'
   'Deliveries'
 ]
