@@ -203,6 +203,7 @@ var heraldTables = [
   'Teams'
   'TeamMembers'
   'Welcomes'
+  'Relays'
   'Requests'
   'Deliveries'
   'DeadLetters'

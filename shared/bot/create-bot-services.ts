@@ -6,6 +6,7 @@ import { policyOf } from "../connector/botbuilder-connector";
 import type { Logger } from "../logging";
 import type { RelayWork, RosterSyncWork, WelcomeWork } from "../notifications/work-items";
 import type { QueuePort } from "../queue/queue-port";
+import { RelayLedger } from "../store/relay-ledger";
 import { TableFactory } from "../store/table-factory";
 import { TeamStore } from "../store/teams";
 import { UserReferenceStore } from "../store/user-references";
@@ -90,7 +91,9 @@ export function createBotServices(
     requiresAuthentication,
     allowedTenantIds: config.allowedTenantIds,
   };
-  const relay = new MentionRelay({ ...proactive, users, teams });
+  // The relay's lease bounds one send like a welcome's, so it shares that setting.
+  const relayLedger = new RelayLedger(tables, { leaseMs: config.welcomeLeaseMs, clock });
+  const relay = new MentionRelay({ ...proactive, users, teams, ledger: relayLedger, queue });
   const welcomeDeps = (jobLogger: Logger | undefined): WelcomeWorkDeps => ({
     ...proactive,
     welcomer,

@@ -2,7 +2,15 @@ import { type Activity, TeamsInfo, type TurnContext } from "botbuilder";
 
 import { statusCodeOf } from "../errors";
 import type { Logger } from "../logging";
-import type { RelayWork } from "../notifications/work-items";
+import { relayMessage, type RelayWork } from "../notifications/work-items";
+import type { QueuePort } from "../queue/queue-port";
+import type {
+  RelayClaim,
+  RelayClaimOutcome,
+  RelayLedger,
+  RelayRecord,
+  RelayTarget,
+} from "../store/relay-ledger";
 import type { TeamStore } from "../store/teams";
 import { mapLimited, type UserReference, type UserReferenceStore } from "../store/user-references";
 import { mentionsOf, type ValidActivity } from "./activity-schema";
@@ -17,12 +25,22 @@ import { inConversation, pacedSender, type ProactiveDeps } from "./proactive";
 export interface MentionRelayDeps extends ProactiveDeps {
   readonly users: UserReferenceStore;
   readonly teams: Pick<TeamStore, "get">;
+  /** Each (activity, target) and the reply at most once, across redeliveries and processes. */
+  readonly ledger: Pick<RelayLedger, "claim" | "settle">;
+  /** Where a relay waiting for another invocation's live claim is scheduled again. */
+  readonly queue: QueuePort;
 }
 
 type Delivery =
-  | { kind: "sent"; name: string }
+  | { kind: "sent"; name: string; activityId?: string | undefined }
   | { kind: "unknown"; name: string }
   | { kind: "failed"; name: string; reason: string };
+
+/** Another invocation holds a live claim on this target: the whole relay runs again later. */
+type Guarded = Delivery | { kind: "busy"; leaseUntil: Date };
+
+/** The reason a settled row records for a mentioned user Herald could not resolve. */
+const UNKNOWN_REASON = "unknown";
 
 /** Mentioned users relayed to in parallel; mentions are few and each is its own conversation. */
 const RELAY_CONCURRENCY = 4;
@@ -93,9 +111,14 @@ export class MentionRelay {
       }
       const asker = work.fromName ?? "A colleague";
       const relayed = `**${asker}** asked me to pass this on${work.teamName ? ` from ${work.teamName}` : ""}:\n\n${work.text}`;
-      const deliveries = await mapLimited(work.targets, RELAY_CONCURRENCY, (target) =>
-        this.deliver(context, work, target, relayed, logger),
+      const guarded = await mapLimited(work.targets, RELAY_CONCURRENCY, (target) =>
+        this.deliverOnce(context, work, target, relayed, logger),
       );
+      const deliveries = guarded.filter((d): d is Delivery => d.kind !== "busy");
+      if (deliveries.length < guarded.length) {
+        await this.deferUntil(work, guarded, logger);
+        return;
+      }
       await this.reply(context, work, summarise(deliveries), logger);
       logger.info("Relayed a channel message", {
         sent: deliveries.filter((d) => d.kind === "sent").length,
@@ -114,6 +137,31 @@ export class MentionRelay {
       ?.serviceUrl;
   }
 
+  /**
+   * Schedules the relay again for when the other invocation's lease ends: by then it has
+   * settled its targets (read here as done) or died (taken over here). A new message id, or the
+   * broker's duplicate detection would drop the copy as the original.
+   */
+  private async deferUntil(
+    work: RelayWork,
+    guarded: readonly Guarded[],
+    logger: Logger,
+  ): Promise<void> {
+    const leaseEnd = Math.max(
+      ...guarded.map((d) => (d.kind === "busy" ? d.leaseUntil.getTime() : 0)),
+    );
+    const at = new Date(leaseEnd + 1_000);
+    const message = relayMessage(work);
+    await this.deps.queue.schedule(
+      { ...message, messageId: `${message.messageId ?? "m"}-${at.getTime().toString(36)}` },
+      at,
+    );
+    logger.info("Relay deferred: another invocation holds a live claim", {
+      busy: guarded.length - guarded.filter((d) => d.kind !== "busy").length,
+      at: at.toISOString(),
+    });
+  }
+
   /** The summary in the thread of the asking message; a lost summary is logged, not retried. */
   private async reply(
     context: TurnContext,
@@ -121,6 +169,26 @@ export class MentionRelay {
     text: string,
     logger: Logger,
   ): Promise<void> {
+    const claim = await this.claim(work, { kind: "reply" }, logger);
+    // Settled: an earlier invocation replied (or failed to); busy: one is replying now.
+    if (claim !== "unguarded" && claim.kind !== "claimed") return;
+    const reason = await this.sendReply(context, work, text, logger);
+    if (claim !== "unguarded") {
+      await this.settle(
+        claim.claim,
+        reason === undefined ? { state: "sent" } : { state: "failed", reason },
+        logger,
+      );
+    }
+  }
+
+  /** Sends the reply; the failure's summary, or undefined once Teams took it. */
+  private async sendReply(
+    context: TurnContext,
+    work: RelayWork,
+    text: string,
+    logger: Logger,
+  ): Promise<string | undefined> {
     try {
       await this.deps.pace(work.tenantId, work.conversationId);
       const client = await singleAttemptConnectorOf(context, logger);
@@ -134,9 +202,89 @@ export class MentionRelay {
       if (work.activityId !== "")
         await client.conversations.replyToActivity(work.conversationId, work.activityId, reply);
       else await client.conversations.sendToConversation(work.conversationId, reply);
+      return undefined;
     } catch (error) {
-      logger.warn("Reply could not be delivered", { reason: describeFailure(error) });
+      const reason = describeFailure(error);
+      logger.warn("Reply could not be delivered", { reason });
+      return reason;
     }
+  }
+
+  /**
+   * Claims one row of the relay's ledger. "unguarded": the activity has no id (Teams always
+   * sends one for a channel message; a client that does not cannot be told apart from its own
+   * redelivery), so there is no key to guard: the relay runs once per work item, and the
+   * broker's duplicate detection is the only protection.
+   */
+  private async claim(
+    work: RelayWork,
+    target: RelayTarget,
+    logger: Logger,
+  ): Promise<RelayClaimOutcome | "unguarded"> {
+    if (work.activityId === "") {
+      logger.warn("Relay of an activity without id: not guarded against redelivery");
+      return "unguarded";
+    }
+    return this.deps.ledger.claim({
+      tenantId: work.tenantId,
+      conversationId: work.conversationId,
+      activityId: work.activityId,
+      target,
+    });
+  }
+
+  private async settle(
+    claim: RelayClaim,
+    outcome: Parameters<RelayLedger["settle"]>[1],
+    logger: Logger,
+  ): Promise<void> {
+    if ((await this.deps.ledger.settle(claim, outcome)) === "lost") {
+      logger.warn("Relay claim lost to a takeover while sending: a second copy is possible", {
+        row: claim.key.target.kind,
+      });
+    }
+  }
+
+  /** One target, at most once: a settled row is reported as it was, without calling Teams. */
+  private async deliverOnce(
+    context: TurnContext,
+    work: RelayWork,
+    target: { id: string; name?: string | undefined },
+    text: string,
+    logger: Logger,
+  ): Promise<Guarded> {
+    const claim = await this.claim(work, { kind: "user", teamsUserId: target.id }, logger);
+    if (claim !== "unguarded" && claim.kind === "busy") return claim;
+    if (claim !== "unguarded" && claim.kind === "settled") {
+      return this.recorded(work, target, claim.record);
+    }
+    const delivery = await this.deliver(context, work, target, text, logger);
+    if (claim !== "unguarded") {
+      await this.settle(
+        claim.claim,
+        delivery.kind === "sent"
+          ? { state: "sent", activityId: delivery.activityId }
+          : {
+              state: "failed",
+              reason: delivery.kind === "unknown" ? UNKNOWN_REASON : delivery.reason,
+            },
+        logger,
+      );
+    }
+    return delivery;
+  }
+
+  /** What an earlier invocation did for this target, named as the reply names it. */
+  private async recorded(
+    work: RelayWork,
+    target: { id: string; name?: string | undefined },
+    record: RelayRecord,
+  ): Promise<Delivery> {
+    const known = await this.deps.users.findByTeamsUserId(work.tenantId, target.id);
+    const name = known?.name ?? target.name ?? "someone";
+    if (record.state === "sent") return { kind: "sent", name };
+    if (record.reason === UNKNOWN_REASON) return { kind: "unknown", name };
+    return { kind: "failed", name, reason: record.reason ?? "" };
   }
 
   private async deliver(
@@ -174,8 +322,8 @@ export class MentionRelay {
             conversationId,
           );
         }
-        await send(conversationId, message);
-        return { kind: "sent", name };
+        const activityId = await send(conversationId, message);
+        return { kind: "sent", name, activityId };
       } catch (error) {
         const status = statusCodeOf(error);
         const code = teamsErrorCode(error);

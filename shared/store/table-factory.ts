@@ -28,6 +28,7 @@ export const TABLES = {
   teams: "Teams",
   teamMembers: "TeamMembers",
   welcomes: "Welcomes",
+  relays: "Relays",
   requests: "Requests",
   deliveries: "Deliveries",
   deadLetters: "DeadLetters",

@@ -3,6 +3,7 @@ import { randomUUID } from "node:crypto";
 import type { TableClient } from "@azure/data-tables";
 
 import { withoutUndefined } from "./entities";
+import { claimLeasedRow, leaseLive } from "./leased-claim";
 import { encodeKey, isRestError, type TableFactory, TABLES } from "./table-factory";
 
 /**
@@ -74,8 +75,6 @@ interface WelcomeEntity extends WelcomeRecord {
   rowKey: string;
 }
 
-const MAX_ATTEMPTS = 5;
-
 export function welcomeKeys(subject: WelcomeSubject): { partitionKey: string; rowKey: string } {
   return {
     partitionKey: encodeKey(subject.tenantId.toLowerCase()),
@@ -106,48 +105,32 @@ export class WelcomeLedger {
   async claim(subject: WelcomeSubject): Promise<ClaimOutcome> {
     const table = await this.table();
     const owner = randomUUID();
-    for (let round = 1; ; round++) {
-      const now = this.clock();
-      const fresh: WelcomeEntity = {
-        ...welcomeKeys(subject),
-        state: "claimed",
-        owner,
-        claimedAt: now.toISOString(),
-        leaseUntil: new Date(now.getTime() + this.leaseMs).toISOString(),
-        attempts: 1,
-      };
-      try {
-        const created = await table.createEntity(fresh);
-        return {
-          kind: "claimed",
-          claim: this.claimOf(subject, owner, created.etag, 1, fresh.leaseUntil, false),
-        };
-      } catch (error) {
-        if (!isRestError(error, 409)) throw error;
-      }
-      const stored = await this.read(table, subject);
-      if (stored === undefined) continue; // vanished between insert and read: insert again
-      const { record, etag } = stored;
-      if (record.state === "sent") return { kind: "sent", record };
-      if (record.state === "claimed" && new Date(record.leaseUntil) > now) {
-        return { kind: "busy", record };
-      }
-      const attempt = record.attempts + 1;
-      try {
-        const updated = await table.updateEntity(
-          withoutUndefined({ ...fresh, attempts: attempt, lastError: record.lastError }),
-          "Replace",
-          { etag },
-        );
-        return {
-          kind: "claimed",
-          claim: this.claimOf(subject, owner, updated.etag, attempt, fresh.leaseUntil, true),
-        };
-      } catch (error) {
-        // 412: another instance took it over first; read again and report what it did.
-        if (!isRestError(error, 412) || round >= MAX_ATTEMPTS) throw error;
-      }
+    const result = await claimLeasedRow<WelcomeEntity, WelcomeRecord>({
+      table,
+      clock: this.clock,
+      row: (now, attempts, previous) =>
+        withoutUndefined({
+          ...welcomeKeys(subject),
+          state: "claimed" as const,
+          owner,
+          claimedAt: now.toISOString(),
+          leaseUntil: new Date(now.getTime() + this.leaseMs).toISOString(),
+          attempts,
+          lastError: previous?.lastError,
+        }),
+      read: () => this.read(table, subject),
+      takeable: (record, now) =>
+        record.state === "released" || (record.state === "claimed" && !leaseLive(record, now)),
+    });
+    if (result.kind === "held") {
+      const { record } = result;
+      return record.state === "sent" ? { kind: "sent", record } : { kind: "busy", record };
     }
+    const { etag, attempt, takenOver, entity } = result;
+    return {
+      kind: "claimed",
+      claim: { subject, owner, etag, attempt, leaseUntil: entity.leaseUntil, takenOver },
+    };
   }
 
   /**
@@ -209,18 +192,6 @@ export class WelcomeLedger {
     } catch (error) {
       if (!isRestError(error, 412)) throw error;
     }
-  }
-
-  private claimOf(
-    subject: WelcomeSubject,
-    owner: string,
-    etag: string | undefined,
-    attempt: number,
-    leaseUntil: string,
-    takenOver: boolean,
-  ): WelcomeClaim {
-    if (etag === undefined) throw new Error("Table service answered a write without an ETag");
-    return { subject, owner, etag, attempt, leaseUntil, takenOver };
   }
 
   private async read(
