@@ -4,7 +4,7 @@ import type { DeadLetterCopies } from "../store/dead-letter-copies";
 import { type Delivery, type DeliveryLedger, FINAL_STATES } from "../store/delivery-ledger";
 import type { NotificationRequestStore, RequestKey } from "../store/notification-requests";
 import { metric } from "./metrics";
-import { recipientKey } from "./recipients";
+import { recipientKey, splitRecipients } from "./recipients";
 import { parseNotificationRequest } from "./schema";
 import {
   deliveryWorkSchema,
@@ -108,6 +108,7 @@ export class DeadLetterRecorder {
         { tenantId: work.data.tenantId, id: work.data.requestId },
         message,
         because,
+        work.data.request?.recipients,
       );
     }
     return `kept (${typeof kind === "string" ? kind.slice(0, 40) : "unknown"} work has no request)`;
@@ -130,14 +131,29 @@ export class DeadLetterRecorder {
     }
     // A request that was queued goes on through its own work; only one never queued is stuck.
     if (stored.state !== "received") return "kept (the request was accepted)";
-    return this.failRequest(key, message, because);
+    return this.failRequest(key, message, because, parsed.request.recipients);
   }
 
   private async failRequest(
     key: RequestKey,
     message: DeadLetteredMessage,
     because: string,
+    recipients?: readonly unknown[],
   ): Promise<string> {
+    // Recipients that never got a row (the dispatch died before writing them) end `failed` too,
+    // so the status lists everyone the request named. A team or group is one row: its members
+    // were never expanded.
+    const named = recipients ?? (await this.storedRecipients(key));
+    const { deliverable } = splitRecipients(named);
+    await this.deps.ledger.create(
+      key,
+      [...deliverable].map(([recipientKey, recipient]) => ({
+        recipientKey,
+        recipient,
+        state: "failed" as const,
+        lastError: because,
+      })),
+    );
     let failed = 0;
     for await (const row of this.deps.ledger.list(key))
       if (await this.fail(row, message, because)) failed += 1;
@@ -154,6 +170,14 @@ export class DeadLetterRecorder {
       if (updated !== "conflict") break;
     }
     return `request failed (${failed} recipient${failed === 1 ? "" : "s"} failed)`;
+  }
+
+  private async storedRecipients(key: RequestKey): Promise<readonly unknown[]> {
+    const stored = await this.deps.requests.get(key);
+    if (stored === undefined) return [];
+    const body = (await this.deps.requests.readBody(stored)) as
+      { recipients?: unknown } | undefined;
+    return Array.isArray(body?.recipients) ? (body.recipients as unknown[]) : [];
   }
 
   /**

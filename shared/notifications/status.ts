@@ -204,8 +204,8 @@ function overallState(
   const expected = stored.recipientCount;
   const allRecorded =
     expected !== undefined && counts.total >= expected && stored.state !== "received";
-  if (allRecorded && counts.pending === 0) return "completed";
   if (stored.state === "failed") return counts.pending === 0 ? "failed" : "in-progress";
+  if (allRecorded && counts.pending === 0) return "completed";
   if (counts.total === 0) return stored.state === "scheduled" ? "scheduled" : "queued";
   return "in-progress";
 }

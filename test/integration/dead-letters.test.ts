@@ -65,7 +65,7 @@ describe("dead letters make requests final", () => {
     expect(h.sim.messagesToUser(user)).toHaveLength(0);
   });
 
-  it("ends a request failed, with every recipient still pending, when its dispatch is dead-lettered", async () => {
+  it("ends a request failed, and every recipient failed with the reason, when its dispatch is dead-lettered", async () => {
     const [a, b] = [h.sim.addUser(), h.sim.addUser()];
     const request = h.request({ recipients: [{ teamsUserId: a.id }, { teamsUserId: b.id }] });
     await h.invokeIntakeOnly({ body: request, messageId: request.id });
@@ -74,8 +74,12 @@ describe("dead letters make requests final", () => {
 
     await h.deliverDeadLetter("work", deadLettered(dispatch!));
     const status = await h.services.status.get(request.id);
-    expect(status).toMatchObject({ state: "failed", final: true });
+    expect(status).toMatchObject({ state: "failed", final: true, counts: { total: 2, failed: 2 } });
     expect(status?.lastError).toMatch(/MaxDeliveryCountExceeded/);
+    // Both recipients are listed, though the dispatch never wrote their rows.
+    for (const r of status!.recipients) expect(r.lastError).toMatch(/dead-lettered/);
+    expect(h.sim.messagesToUser(a)).toHaveLength(0);
+    expect(h.sim.messagesToUser(b)).toHaveLength(0);
   });
 
   it("records an intake message that was dead-lettered before its request was stored as a failed request", async () => {

@@ -139,6 +139,11 @@ export async function runCrashRecovery(
     const statuses = await settle(plans, host, [queue, workQueue], options.settleTimeoutMs);
     const settledAfterMs = Date.now() - started;
     const verdict = judge(sim, plans, statuses);
+    // What the status API said of each request a recipient is missing from, for the failure.
+    for (const lost of verdict.lost)
+      console.log(
+        `crash-recovery: lost ${lost}: ${JSON.stringify(statuses.get(lost.split(" ")[0]!))}`,
+      );
     const duplicatesPerKill = killTimes.map(() => 0);
     for (const at of verdict.duplicateTimes) {
       const index = killTimes.findIndex((t) => t >= at);
