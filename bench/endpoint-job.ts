@@ -4,7 +4,7 @@ import { LogCounter } from "./log-counter";
 import { RssSampler } from "./stats";
 
 /** What the bot logs when a team install put its roster sync on the queue. */
-export const ROSTER_SYNC_QUEUED = "roster sync queued";
+export const ROSTER_SYNC_QUEUED = "roster sync and welcome queued";
 
 export interface RunningEndpoint {
   readonly ready: EndpointReady;

@@ -128,7 +128,8 @@ export function rows(r: Results): Row[] {
     },
     {
       id: "1",
-      figure: "Herald worker CPU per notification (capacity of one core)",
+      figure:
+        "Herald worker CPU per trigger invocation (a notification is two: intake and its dispatch)",
       measured: `${(o.pipeline.cpuMs / Math.max(1, o.pipeline.completed)).toFixed(2)} ms (≈ ${n0((1000 * Math.max(1, o.pipeline.completed)) / Math.max(1, o.pipeline.cpuMs))}/s per core)`,
       budget: "—",
       verdict: "",
