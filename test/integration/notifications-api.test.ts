@@ -1,19 +1,14 @@
-import { HttpRequest, type HttpResponseInit, InvocationContext } from "@azure/functions";
-
-import { createNotificationsApi } from "../../functions/notifications-api";
 import type { NotificationStatus } from "../../shared/notifications/status";
+import { API_BASE as BASE, notificationsApiCalls } from "./notifications-api-calls";
 import { NotificationsHarness } from "./notifications-harness";
-
-const BASE = "https://herald.example/api/notifications";
-const quiet = () => new InvocationContext({ logHandler: () => {} });
 
 describe("notifications HTTP API", () => {
   let h: NotificationsHarness;
-  let api: ReturnType<typeof createNotificationsApi>;
+  let api: ReturnType<typeof notificationsApiCalls>;
 
   beforeAll(async () => {
     h = await NotificationsHarness.start({ MaxDeliveryAttempts: "2" });
-    api = createNotificationsApi(() => h.services);
+    api = notificationsApiCalls(() => h.services);
   });
   afterAll(() => h.close());
   beforeEach(() => {
@@ -21,24 +16,8 @@ describe("notifications HTTP API", () => {
     h.queue.takeAll();
   });
 
-  async function post(body: unknown): Promise<HttpResponseInit> {
-    const request = new HttpRequest({
-      method: "POST",
-      url: BASE,
-      headers: { "content-type": "application/json" },
-      body: { string: typeof body === "string" ? body : JSON.stringify(body) },
-    });
-    return api.enqueue(request, quiet());
-  }
-
-  async function get(id: string, query = ""): Promise<HttpResponseInit> {
-    const request = new HttpRequest({
-      method: "GET",
-      url: `${BASE}/${id}${query}`,
-      params: { id },
-    });
-    return api.status(request, quiet());
-  }
+  const post = (body: unknown) => api.post(body);
+  const get = (id: string, query = "") => api.get(id, query);
 
   describe("POST /api/notifications", () => {
     it("accepts a valid request with 202, stores it, and queues a reference to it on the tenant's session", async () => {

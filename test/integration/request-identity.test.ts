@@ -1,13 +1,8 @@
 import { randomUUID } from "node:crypto";
 
-import { HttpRequest, type HttpResponseInit, InvocationContext } from "@azure/functions";
-
-import { createNotificationsApi } from "../../functions/notifications-api";
 import type { SimUser } from "../simulator";
+import { notificationsApiCalls } from "./notifications-api-calls";
 import { NotificationsHarness } from "./notifications-harness";
-
-const BASE = "https://herald.example/api/notifications";
-const quiet = () => new InvocationContext({ logHandler: () => {} });
 
 /** Text of every message a user received in their 1:1 chat. */
 function received(h: NotificationsHarness, user: SimUser): string[] {
@@ -16,11 +11,11 @@ function received(h: NotificationsHarness, user: SimUser): string[] {
 
 describe("request identity: (tenant, id), replays and conflicts", () => {
   let h: NotificationsHarness;
-  let api: ReturnType<typeof createNotificationsApi>;
+  let api: ReturnType<typeof notificationsApiCalls>;
 
   beforeAll(async () => {
     h = await NotificationsHarness.start({ MaxDeliveryAttempts: "3" });
-    api = createNotificationsApi(() => h.services);
+    api = notificationsApiCalls(() => h.services);
   });
   afterAll(() => h.close());
   beforeEach(() => {
@@ -28,25 +23,9 @@ describe("request identity: (tenant, id), replays and conflicts", () => {
     h.queue.takeAll();
   });
 
-  async function post(body: unknown): Promise<HttpResponseInit> {
-    return api.enqueue(
-      new HttpRequest({
-        method: "POST",
-        url: BASE,
-        headers: { "content-type": "application/json" },
-        body: { string: JSON.stringify(body) },
-      }),
-      quiet(),
-    );
-  }
-
-  async function status(id: string, tenantId?: string): Promise<HttpResponseInit> {
-    const query = tenantId === undefined ? "" : `?tenantId=${tenantId}`;
-    return api.status(
-      new HttpRequest({ method: "GET", url: `${BASE}/${id}${query}`, params: { id } }),
-      quiet(),
-    );
-  }
+  const post = (body: unknown) => api.post(body);
+  const status = (id: string, tenantId?: string) =>
+    api.get(id, tenantId === undefined ? "" : `?tenantId=${tenantId}`);
 
   async function knownUser(): Promise<SimUser> {
     const user = h.sim.addUser();
