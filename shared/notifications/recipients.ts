@@ -27,6 +27,14 @@ export function recipientFromParts(kind: RecipientKind, value: string): Recipien
   return { [kind]: value };
 }
 
+/** A recipient back from its `recipientKey` (a case-folded kind comes back lower-cased). */
+export function recipientOfKey(key: string): Recipient | undefined {
+  const at = key.indexOf(":");
+  const kind = key.slice(0, at) as RecipientKind;
+  if (at < 0 || !RECIPIENT_KINDS.includes(kind)) return undefined;
+  return recipientFromParts(kind, key.slice(at + 1));
+}
+
 /** Why a recipient of an otherwise valid request cannot be delivered; recorded as `rejected`. */
 export interface RejectedRecipient {
   /** `recipientKey` of the recipient when it has one, else `invalid:<index>`. */

@@ -1,8 +1,8 @@
 import { type DeliveryLedger, type DeliveryState } from "../store/delivery-ledger";
 import { withoutUndefined } from "../store/entities";
 import type { NotificationRequestStore, StoredRequest } from "../store/notification-requests";
-import { recipientFromParts } from "./recipients";
-import type { FieldError, Recipient, RecipientKind } from "./schema";
+import { recipientOfKey } from "./recipients";
+import type { FieldError, Recipient } from "./schema";
 
 /**
  * Recipient states as callers see them: `sending` is still `pending` to them; `duplicate` is a
@@ -178,18 +178,6 @@ export class NotificationStatusReader {
       recipientsTruncated: truncated,
     });
   }
-}
-
-/** A recipient back from its key (`kind:value`). */
-function recipientOfKey(key: string): Recipient | undefined {
-  const at = key.indexOf(":");
-  const kind = key.slice(0, at);
-  if (
-    at < 0 ||
-    !["aadObjectId", "userPrincipalName", "teamsUserId", "teamId", "groupId"].includes(kind)
-  )
-    return undefined;
-  return recipientFromParts(kind as RecipientKind, key.slice(at + 1));
 }
 
 /**

@@ -3,7 +3,7 @@ import type { TableClient } from "@azure/data-tables";
 import { recipientFromParts, recipientKey, recipientParts } from "../notifications/recipients";
 import type { Recipient, RecipientKind } from "../notifications/schema";
 import { withoutUndefined } from "./entities";
-import type { RequestKey } from "./notification-requests";
+import { type RequestKey, requestRowKey } from "./notification-requests";
 import { encodeKey, isRestError, odata, type TableFactory, TABLES } from "./table-factory";
 import { mapLimited } from "./user-references";
 
@@ -128,8 +128,9 @@ export interface NewDelivery {
 const TRANSACTION_SIZE = 100;
 const WRITE_CONCURRENCY = 4;
 
+/** The request's own row key: one partition per (tenant, id), keyed the same way everywhere. */
 export function deliveryPartitionKey(request: RequestKey): string {
-  return `${encodeKey(request.tenantId.toLowerCase())}|${encodeKey(request.id)}`;
+  return requestRowKey(request);
 }
 
 function guardRowKey(teamsUserId: string): string {
