@@ -49,6 +49,7 @@ async function resolveTarget(
   return {
     target: {
       ...subject,
+      aadObjectId: user.aadObjectId,
       name: user.name,
       conversationId: user.conversationId,
       serviceUrl: user.serviceUrl,

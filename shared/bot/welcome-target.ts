@@ -14,6 +14,8 @@ export type WelcomeTarget =
       scope: "personal";
       tenantId: string;
       teamsUserId: string;
+      /** The user's AAD object id, when known: a user Herald installed the app for is not welcomed. */
+      aadObjectId?: string | undefined;
       name?: string | undefined;
       conversationId: string;
       serviceUrl: string;

@@ -2,7 +2,12 @@ import type { Activity } from "botbuilder";
 
 import type { Logger } from "../logging";
 import type { QueuePort } from "../queue/queue-port";
-import { welcomeKeys, type WelcomeLedger, type WelcomeSubject } from "../store/welcome-ledger";
+import {
+  welcomeDone,
+  welcomeKeys,
+  type WelcomeLedger,
+  type WelcomeSubject,
+} from "../store/welcome-ledger";
 import { type ConversationSender, describeFailure } from "./connector";
 import { personalWelcome, teamWelcome } from "./welcome-messages";
 import {
@@ -14,7 +19,8 @@ import {
   type WelcomeTarget,
 } from "./welcome-target";
 
-export type WelcomeOutcome = "sent" | "alreadySent" | "inProgress" | "failed";
+/** `skipped`: Herald installed the app for the user (proactive install): no welcome, by design. */
+export type WelcomeOutcome = "sent" | "alreadySent" | "inProgress" | "failed" | "skipped";
 
 /** Welcomes the process has seen recorded as sent: skips the ledger read on later activities. */
 const KNOWN_SENT_LIMIT = 50_000;
@@ -76,7 +82,7 @@ export class Welcomer {
     logger: Logger,
   ): Promise<"due" | "alreadySent" | "rescheduled" | "gaveUp"> {
     const record = await this.ledger.get(subjectOf(job));
-    if (record?.state === "sent") {
+    if (record !== undefined && welcomeDone(record)) {
       this.remember(keyOf(job));
       logger.info("Welcome check: already sent");
       return "alreadySent";
@@ -116,6 +122,23 @@ export class Welcomer {
     const key = keyOf(target);
     if (this.knownSent.has(key)) return "alreadySent";
     const logger = parentLogger.with({ welcome: target.scope });
+
+    if (target.scope === "personal" && target.aadObjectId !== undefined) {
+      const install = await this.ledger.heraldInstallOf(target.tenantId, target.aadObjectId);
+      if (install !== undefined) {
+        const recorded = await this.ledger.skip(
+          subjectOf(target),
+          `not welcomed: Herald installed the app for this user to deliver notification ${install.requestId}; the welcome is for users who open the chat themselves`,
+        );
+        if (recorded === "skipped") {
+          this.remember(key);
+          logger.info("Welcome skipped: Herald installed the app for this user", {
+            requestId: install.requestId,
+          });
+          return "skipped";
+        }
+      }
+    }
 
     const outcome = await this.ledger.claim(subjectOf(target));
     if (outcome.kind === "sent") {

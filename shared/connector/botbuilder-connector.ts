@@ -9,6 +9,7 @@ import {
   type ConnectorClient,
   type ConnectorFactory,
 } from "botframework-connector";
+import { z } from "zod";
 
 import type { Config } from "../config";
 import type { Logger } from "../logging";
@@ -20,6 +21,8 @@ import {
   type ConnectorFailure,
   type CreatePersonalConversation,
   type CreateResult,
+  type GetMember,
+  type MemberResult,
   type SendActivity,
   type SendResult,
   type TeamsConnector,
@@ -42,6 +45,15 @@ export function policyOf(config: Pick<Config, "bot" | "extraTeamsServiceHosts">)
     extraHosts: config.extraTeamsServiceHosts,
   });
 }
+
+const text = z.string().trim().min(1).max(1024);
+const memberSchema = z.object({
+  id: text,
+  aadObjectId: text.optional().catch(undefined),
+  name: z.string().max(1024).optional().catch(undefined),
+  userPrincipalName: text.optional().catch(undefined),
+  email: text.optional().catch(undefined),
+});
 
 /** Connector clients kept (Teams has a handful of service URLs per cloud and region). */
 const MAX_CLIENTS = 64;
@@ -132,6 +144,30 @@ export class BotbuilderConnector implements TeamsConnector {
         { abortSignal },
       );
       return { kind: "sent", activityId: response.id ?? "" };
+    });
+  }
+
+  getMember(input: GetMember): Promise<MemberResult> {
+    return this.call(input.serviceUrl, async (client, abortSignal) => {
+      const response = await client.conversations.getConversationMember(
+        input.conversationId,
+        input.memberId,
+        { abortSignal },
+      );
+      // A Teams answer beyond botbuilder's ChannelAccount type (TeamsChannelAccount's fields).
+      const member = memberSchema.safeParse(response);
+      if (!member.success)
+        return {
+          kind: "failed",
+          status: undefined,
+          code: "InvalidMember",
+          message: "Teams answered a member without a usable id",
+        };
+      const { id, aadObjectId, name, userPrincipalName, email } = member.data;
+      return {
+        kind: "found",
+        member: { teamsUserId: id, aadObjectId, name, userPrincipalName, email },
+      };
     });
   }
 

@@ -8,6 +8,27 @@ import { statusCodeOf } from "../errors";
 export interface TeamsConnector {
   createPersonalConversation(input: CreatePersonalConversation): Promise<CreateResult>;
   sendActivity(input: SendActivity): Promise<SendResult>;
+  /**
+   * `GET /v3/conversations/{id}/members/{member}`: who a member of a conversation is (their
+   * `29:` id above all). Proactive install learns a user this way from the chat Graph names.
+   */
+  getMember(input: GetMember): Promise<MemberResult>;
+}
+
+export interface GetMember {
+  readonly serviceUrl: string;
+  readonly conversationId: string;
+  /** The member's `29:` id or AAD object id (Teams accepts either). */
+  readonly memberId: string;
+}
+
+/** A conversation member as Teams describes them (`TeamsChannelAccount`). */
+export interface ConversationMember {
+  readonly teamsUserId: string;
+  readonly aadObjectId: string | undefined;
+  readonly name: string | undefined;
+  readonly userPrincipalName: string | undefined;
+  readonly email: string | undefined;
 }
 
 export interface CreatePersonalConversation {
@@ -55,6 +76,8 @@ export type ConnectorFailure = FailureDetail &
 export type CreateResult =
   { readonly kind: "created"; readonly conversationId: string } | ConnectorFailure;
 export type SendResult = { readonly kind: "sent"; readonly activityId: string } | ConnectorFailure;
+export type MemberResult =
+  { readonly kind: "found"; readonly member: ConversationMember } | ConnectorFailure;
 
 const TRANSIENT_STATUSES = new Set([408, 412, 502, 503, 504]);
 

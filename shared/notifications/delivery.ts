@@ -19,6 +19,7 @@ import { BoundedMap } from "../util/bounded-map";
 import { retryDelayMs } from "./backoff";
 import { metric } from "./metrics";
 import type { Pacer } from "./pacing";
+import type { ProactiveInstaller } from "./proactive-install";
 import { recipientKey, recipientParts } from "./recipients";
 import {
   type MessageActivity,
@@ -46,8 +47,8 @@ export interface DeliveryDependencies {
   readonly queue: () => QueuePort;
   readonly pacer: Pacer | undefined;
   readonly maxAttempts: number;
-  /** The `ProactiveInstall` setting: named in the reason a never-seen user is unreachable. */
-  readonly proactiveInstall?: boolean;
+  /** With `ProactiveInstall` on: reaches users Herald has never seen by installing the app. */
+  readonly installer?: ProactiveInstaller | undefined;
   /**
    * The queue's max delivery count: on that delivery an unexpected error is recorded as
    * `failed` before the broker dead-letters the message (default `maxAttempts`; Bicep sets both
@@ -192,7 +193,6 @@ export class DeliveryService {
       return { outcome: "duplicate", state: initial.state };
     }
     const now = this.clock();
-    const claimant = `${info.messageId}#${info.deliveryCount}`;
     if (initial?.state === "sending" && !this.mayTakeOver(initial, info, now)) {
       const at = new Date(Date.parse(initial.claimExpiresAt ?? now.toISOString()) + 1_000);
       log.info("Another invocation holds this delivery; checking again when its claim expires", {
@@ -212,14 +212,88 @@ export class DeliveryService {
 
     const user = await this.resolve(work.tenantId, work.recipient);
     if (user === undefined) {
+      const installer = this.deps.installer;
+      if (installer !== undefined)
+        return this.installThenSend(installer, work, key, await row(), content, info, log);
       return this.finish(await row(), "unreachable", log, {
-        lastError: `no user reference for ${recipientParts(work.recipient).kind} in tenant ${work.tenantId}: the user has not installed the bot or been seen in a team with it (${
-          this.deps.proactiveInstall === true
-            ? "ProactiveInstall is on, but installing the app through Graph is not part of this build yet"
-            : "ProactiveInstall is off: Herald does not install the app for users it has not seen"
-        })`,
+        lastError: `no user reference for ${recipientParts(work.recipient).kind} in tenant ${work.tenantId}: the user has not installed the bot or been seen in a team with it (ProactiveInstall is off: Herald does not install the app for users it has not seen)`,
       });
     }
+    return this.sendTo(work, key, initial, user, content, info, log);
+  }
+
+  /**
+   * A recipient Herald has never seen: one step of the proactive install (proactive-install.ts),
+   * then the send once the 1:1 chat is known; waits and retries are scheduled work items.
+   */
+  private async installThenSend(
+    installer: ProactiveInstaller,
+    work: DeliveryWork,
+    key: string,
+    entry: Delivery,
+    content: RequestContent,
+    info: QueueMessageInfo,
+    log: Logger,
+  ): Promise<DeliveryResult> {
+    const step = await installer.advance(work, entry, log);
+    switch (step.kind) {
+      case "ready":
+        return this.sendTo(work, key, step.row, step.user, content, info, log);
+      case "unreachable":
+        return this.finish(step.row, "unreachable", log, { lastError: step.reason });
+      case "failed":
+        return this.finish(step.row, "failed", log, { lastError: step.reason });
+      case "later": {
+        await this.deps.queue().schedule(deliveryMessage(work, { unique: true }), step.at);
+        log.info("Proactive install: checking again later", {
+          step: step.row.state,
+          reason: step.reason,
+          at: step.at.toISOString(),
+        });
+        return { outcome: "deferred", at: step.at };
+      }
+      case "retry": {
+        if (work.attempt >= this.deps.maxAttempts)
+          return this.finish(step.row, "failed", log, {
+            lastError: `${step.reason} (gave up after ${work.attempt} attempts)`,
+          });
+        const at = new Date(
+          this.clock().getTime() + retryDelayMs(work.attempt, step.retryAfterMs, this.random),
+        );
+        // Schedule first: a crash before the ledger update then costs a repeated step, not a lost one.
+        await this.deps
+          .queue()
+          .schedule(deliveryMessage({ ...work, attempt: work.attempt + 1 }), at);
+        await this.deps.ledger.update(step.row, {
+          lastError: step.reason,
+          nextAttemptAt: at.toISOString(),
+        });
+        log.warn("Proactive install: Graph or Teams failed for now; retry scheduled", {
+          step: step.row.state,
+          reason: step.reason,
+          nextAttempt: work.attempt + 1,
+          at: at.toISOString(),
+        });
+        metric(log, "notifications.retried");
+        return { outcome: "retrying", at };
+      }
+    }
+  }
+
+  /** Paces, claims, sends to a resolved user and records the outcome. */
+  private async sendTo(
+    work: DeliveryWork,
+    key: string,
+    initial: Delivery | undefined,
+    user: UserReference,
+    content: RequestContent,
+    info: QueueMessageInfo,
+    log: Logger,
+  ): Promise<DeliveryResult> {
+    const requestKey = { tenantId: work.tenantId, id: work.requestId };
+    const row = async () =>
+      initial ?? (await this.deps.ledger.ensure(requestKey, key, work.recipient));
+    const claimant = `${info.messageId}#${info.deliveryCount}`;
     if (user.status === "uninstalled" || user.status === "unreachable") {
       return this.finish(await row(), "unreachable", log, {
         teamsUserId: user.teamsUserId,

@@ -25,7 +25,9 @@ export type MetricName =
   /** Work dead-lettered by the broker, recorded by the dead-letter reader. */
   | "notifications.deadLettered"
   /** A message on the intake queue carrying Herald's internal work marker (a forgery). */
-  | "notifications.refused";
+  | "notifications.refused"
+  /** The app installed through Graph for a recipient Herald had never seen (proactive install). */
+  | "notifications.installed";
 
 export function metric(log: Logger, name: MetricName, value = 1): void {
   log.info(`metric ${name}`, { metric: name, value });

@@ -2,8 +2,10 @@ import type { z } from "zod";
 
 import type { Config } from "../config";
 import type { TeamsConnector } from "../connector/teams-connector";
+import { CatalogAppIds } from "../graph/catalog-app-ids";
 import { FetchGraphClient } from "../graph/fetch-graph-client";
 import { graphCredential } from "../graph/graph-credential";
+import { GRAPH_INSTALL_PER_APP_PER_TENANT } from "../graph/graph-limits";
 import type { GraphPort } from "../graph/graph-port";
 import type { Logger } from "../logging";
 import { createWorkQueue } from "../queue/create-queue";
@@ -14,12 +16,15 @@ import { NotificationRequestStore } from "../store/notification-requests";
 import { TableFactory } from "../store/table-factory";
 import { TeamStore } from "../store/teams";
 import { UserReferenceStore } from "../store/user-references";
+import { WelcomeLedger } from "../store/welcome-ledger";
 import { DeadLetterRecorder } from "./dead-letter-recorder";
 import { DeliveryService, type UserDirectory } from "./delivery";
 import { Dispatcher, type TeamDirectory } from "./dispatch";
 import { graphGroupDirectory } from "./group-directory";
 import { NotificationIntake } from "./intake";
+import { waitForSlot } from "./pace-call";
 import { Pacer, type PacerOptions } from "./pacing";
+import { type InstallUserDirectory, ProactiveInstaller } from "./proactive-install";
 import type { WorkHandler } from "./queue-handler";
 import { NotificationStatusReader } from "./status";
 import { deliveryWorkSchema, dispatchWorkSchema, type QueueMessageInfo } from "./work-items";
@@ -32,7 +37,7 @@ export interface NotificationServicesOptions {
   /** The Teams connector (default: botbuilder's, loaded on first use). */
   readonly connector?: TeamsConnector;
   readonly tables?: TableFactory;
-  readonly users?: UserDirectory;
+  readonly users?: UserDirectory & InstallUserDirectory;
   readonly teams?: TeamDirectory;
   /** Pacing limits, or `false` to turn pacing off (benchmarks of raw overhead only). */
   readonly pacing?: PacerOptions | false;
@@ -59,6 +64,8 @@ export interface NotificationServices {
   readonly queue: () => QueuePort;
   readonly deadLetters: DeadLetterRecorder;
 }
+
+const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** One lazy value: made on first use (the one lazy helper of the composition roots). */
 export function lazy<T>(make: () => T): () => T {
@@ -121,23 +128,7 @@ export function createNotificationServices(
   const pacer =
     options.pacer ?? (options.pacing === false ? undefined : new Pacer(options.pacing ?? {}));
 
-  const delivery = new DeliveryService({
-    requests: requestStore,
-    ledger,
-    users: options.users ?? new UserReferenceStore(tables, clock),
-    connector,
-    queue,
-    pacer,
-    maxAttempts: config.maxDeliveryAttempts,
-    proactiveInstall: config.graph.proactiveInstall,
-    // infra/main.bicep sets the queue's max delivery count from the same value.
-    maxDeliveryCount: config.maxDeliveryAttempts,
-    clock,
-    ...(options.random !== undefined ? { random: options.random } : {}),
-    ...(options.sleep !== undefined ? { sleep: options.sleep } : {}),
-    ...(options.claimLeaseMs !== undefined ? { claimLeaseMs: options.claimLeaseMs } : {}),
-    ...(options.maxPaceWaitMs !== undefined ? { maxPaceWaitMs: options.maxPaceWaitMs } : {}),
-  });
+  const users = options.users ?? new UserReferenceStore(tables, clock);
   const graph = lazy(
     (): GraphPort =>
       options.graph ??
@@ -147,6 +138,56 @@ export function createNotificationServices(
         logger,
       }),
   );
+  const sleep = options.sleep ?? defaultSleep;
+  const maxPaceWaitMs = options.maxPaceWaitMs ?? 1_000;
+  const teamsAppId = config.graph.teamsAppId;
+  const installer =
+    config.graph.proactiveInstall && teamsAppId !== undefined
+      ? new ProactiveInstaller({
+          graph,
+          catalog: lazy(
+            () =>
+              new CatalogAppIds(graph(), {
+                teamsAppId,
+                teamsAppCatalogId: config.graph.teamsAppCatalogId,
+              }),
+          ),
+          users,
+          ledger,
+          welcomes: new WelcomeLedger(tables, { leaseMs: config.welcomeLeaseMs, clock }),
+          connector,
+          graphPacer:
+            options.pacing === false
+              ? undefined
+              : new Pacer({
+                  perTenant: [GRAPH_INSTALL_PER_APP_PER_TENANT],
+                  perConversation: [],
+                  now: () => clock().getTime(),
+                }),
+          paceTeams: (tenantId) => waitForSlot(pacer, tenantId, undefined),
+          sleep,
+          clock,
+          maxPaceWaitMs,
+        })
+      : undefined;
+
+  const delivery = new DeliveryService({
+    requests: requestStore,
+    ledger,
+    users,
+    connector,
+    queue,
+    pacer,
+    maxAttempts: config.maxDeliveryAttempts,
+    installer,
+    // infra/main.bicep sets the queue's max delivery count from the same value.
+    maxDeliveryCount: config.maxDeliveryAttempts,
+    clock,
+    ...(options.random !== undefined ? { random: options.random } : {}),
+    ...(options.sleep !== undefined ? { sleep: options.sleep } : {}),
+    ...(options.claimLeaseMs !== undefined ? { claimLeaseMs: options.claimLeaseMs } : {}),
+    ...(options.maxPaceWaitMs !== undefined ? { maxPaceWaitMs: options.maxPaceWaitMs } : {}),
+  });
   const dispatcher = new Dispatcher({
     groups: graphGroupDirectory(graph),
     maxAttempts: config.maxDeliveryAttempts,

@@ -30,6 +30,11 @@ export type RequestStatusState =
 export interface RecipientStatus {
   readonly recipient: Recipient;
   readonly state: RecipientState;
+  /**
+   * A pending recipient Herald has never seen: `installing` (the app is being installed for them
+   * through Microsoft Graph) or `waiting-for-chat` (installed; Teams is opening the 1:1 chat).
+   */
+  readonly step?: RecipientStep;
   readonly attempts: number;
   readonly lastError?: string;
   readonly activityId?: string;
@@ -76,8 +81,17 @@ export interface StatusQuery {
   readonly limit?: number;
 }
 
+/** Where a pending recipient Herald has never seen stands in its proactive install. */
+export type RecipientStep = "installing" | "waiting-for-chat";
+
 function visibleState(state: DeliveryState): RecipientState {
-  return state === "sending" ? "pending" : state;
+  return state === "sending" || state === "installing" || state === "waiting-for-chat"
+    ? "pending"
+    : state;
+}
+
+function stepOf(state: DeliveryState): RecipientStep | undefined {
+  return state === "installing" || state === "waiting-for-chat" ? state : undefined;
 }
 
 export type StatusLookup =
@@ -148,6 +162,7 @@ export class NotificationStatusReader {
         withoutUndefined({
           recipient: row.recipient,
           state,
+          step: stepOf(row.state),
           attempts: row.attempts,
           lastError: row.lastError,
           activityId: row.activityId,

@@ -20,6 +20,9 @@ import { mapLimited } from "./user-references";
  * States: `pending` (waiting for a send, or for a retry), `sending` (claimed by one invocation
  * with an ETag-conditional write just before it calls Teams), then one of the final states
  * `sent`, `unreachable`, `failed`, `rejected`, `duplicate`. A final row is never sent to again.
+ * A user Herald has never seen passes through `installing` (Herald is installing its app for
+ * them through Graph) and `waiting-for-chat` (installed; Teams has not told Herald the 1:1 chat
+ * yet) before `sending` (proactive-install.ts).
  *
  * The per-user guard makes "one copy per person" hold under concurrency: a request may name one
  * person several ways (AAD id, UPN, Teams id, a team's roster), which only resolve to one Teams
@@ -28,7 +31,15 @@ import { mapLimited } from "./user-references";
  * (Recipient keys start with their kind's name, so no recipient row key starts with `user~`.)
  */
 export type DeliveryState =
-  "pending" | "sending" | "sent" | "unreachable" | "failed" | "rejected" | "duplicate";
+  | "pending"
+  | "installing"
+  | "waiting-for-chat"
+  | "sending"
+  | "sent"
+  | "unreachable"
+  | "failed"
+  | "rejected"
+  | "duplicate";
 
 export const FINAL_STATES: ReadonlySet<DeliveryState> = new Set([
   "sent",
@@ -58,6 +69,10 @@ export interface Delivery {
   readonly teamsUserId?: string | undefined;
   /** The user whose per-user guard this row holds (set by its first claim). */
   readonly guardOf?: string | undefined;
+  /** Proactive install: the user's AAD object id as Graph resolved it. */
+  readonly aadObjectId?: string | undefined;
+  /** Proactive install: when Graph confirmed the app installed (the wait for the chat starts). */
+  readonly installedAt?: string | undefined;
   /** `duplicate`: the recipient key of the row that delivers to the same person. */
   readonly duplicateOf?: string | undefined;
   /** `<messageId>#<deliveryCount>` of the invocation holding the `sending` claim. */
@@ -84,6 +99,8 @@ export type DeliveryPatch = Partial<
     | "conversationId"
     | "teamsUserId"
     | "guardOf"
+    | "aadObjectId"
+    | "installedAt"
     | "duplicateOf"
     | "claimedBy"
     | "claimExpiresAt"
@@ -108,6 +125,8 @@ type DeliveryEntity = {
   conversationId?: string;
   teamsUserId?: string;
   guardOf?: string;
+  aadObjectId?: string;
+  installedAt?: string;
   duplicateOf?: string;
   claimedBy?: string;
   claimExpiresAt?: string;
@@ -161,6 +180,8 @@ function fromEntity(entity: DeliveryEntity & { etag?: string }): Delivery {
     conversationId: entity.conversationId,
     teamsUserId: entity.teamsUserId,
     guardOf: entity.guardOf,
+    aadObjectId: entity.aadObjectId,
+    installedAt: entity.installedAt,
     duplicateOf: entity.duplicateOf,
     claimedBy: entity.claimedBy,
     claimExpiresAt: entity.claimExpiresAt,
@@ -190,6 +211,8 @@ function toEntity(delivery: Omit<Delivery, "etag">): DeliveryEntity {
     conversationId: delivery.conversationId,
     teamsUserId: delivery.teamsUserId,
     guardOf: delivery.guardOf,
+    aadObjectId: delivery.aadObjectId,
+    installedAt: delivery.installedAt,
     duplicateOf: delivery.duplicateOf,
     claimedBy: delivery.claimedBy,
     claimExpiresAt: delivery.claimExpiresAt,

@@ -3,7 +3,7 @@ import type { TableClient, TableEntity } from "@azure/data-tables";
 import { clip } from "../validation/json-guard";
 import { readEntity, type StoredEntity, updateWithEtag, withoutUndefined } from "./entities";
 import { storedIdentity, storedName } from "./limits";
-import { encodeKey, isRestError, type TableFactory, TABLES } from "./table-factory";
+import { encodeKey, isRestError, odata, type TableFactory, TABLES } from "./table-factory";
 
 /**
  * User references: what Herald knows about a Teams user so it can message them 1:1.
@@ -296,6 +296,29 @@ export class UserReferenceStore {
   ): Promise<UserReference | undefined> {
     const found = await this.viaIndex(tenantId, aadIndexKey(aadObjectId));
     return found !== undefined && sameText(found.aadObjectId, aadObjectId) ? found : undefined;
+  }
+
+  /**
+   * A service URL Teams uses for the tenant: any recorded user's (one user's row, one small
+   * read). Teams serves a tenant from one regional URL; Graph names a chat without one.
+   */
+  async tenantServiceUrl(tenantId: string): Promise<string | undefined> {
+    const users = await this.users();
+    const pages = users
+      .listEntities<{ serviceUrl?: unknown }>({
+        queryOptions: {
+          filter: odata`PartitionKey eq ${userPartitionKey(tenantId)}`,
+          select: ["serviceUrl"],
+        },
+      })
+      .byPage({ maxPageSize: 1 });
+    for await (const page of pages) {
+      for (const entity of page)
+        if (typeof entity.serviceUrl === "string" && entity.serviceUrl !== "")
+          return entity.serviceUrl;
+      if (page.length > 0) return undefined;
+    }
+    return undefined;
   }
 
   /** Case-insensitive, as Entra ID treats UPNs. */

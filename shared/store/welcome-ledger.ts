@@ -12,8 +12,16 @@ import { encodeKey, isRestError, type TableFactory, TABLES } from "./table-facto
  * Key design: Welcomes  PK = encodeKey(tenantId, lower-cased)
  *                       RK = "user|" + encodeKey(teamsUserId)   (personal welcome)
  *                          | "team|" + encodeKey(teamId)        (team welcome)
+ *                       RK = "installed|" + encodeKey(aadObjectId, lower-cased)
+ *                                                       (Herald installed its app for the user)
  * The `29:` id is stable per user and bot, so uninstall + reinstall finds the same row; rows
  * are never deleted.
+ *
+ * A user Herald installed its app for (proactive install, to deliver a notification) gets the
+ * notification and no welcome: the welcome is for a user who opens the chat with the bot. The
+ * install is noted by AAD object id before Graph is asked (the `29:` id is not known yet), and
+ * the welcome that the install's events queue finds the note and records the welcome `skipped`
+ * with that reason instead of sending.
  *
  * Protocol:
  * 1. claim: conditional insert `{ state: claimed, owner, leaseUntil }`. Only one writer can
@@ -35,7 +43,7 @@ export type WelcomeSubject =
   | { scope: "personal"; tenantId: string; teamsUserId: string }
   | { scope: "team"; tenantId: string; teamId: string };
 
-export type WelcomeState = "claimed" | "released" | "sent";
+export type WelcomeState = "claimed" | "released" | "sent" | "skipped";
 
 export interface WelcomeRecord {
   state: WelcomeState;
@@ -47,6 +55,14 @@ export interface WelcomeRecord {
   activityId?: string;
   conversationId?: string;
   lastError?: string;
+  /** `skipped`: why no welcome goes out. */
+  reason?: string;
+}
+
+/** The note that Herald installed its app for a user. */
+export interface HeraldInstall {
+  readonly requestId: string;
+  readonly notedAt: string;
 }
 
 export interface WelcomeClaim {
@@ -73,6 +89,18 @@ export interface WelcomeLedgerOptions {
 interface WelcomeEntity extends WelcomeRecord {
   partitionKey: string;
   rowKey: string;
+}
+
+/** The welcome is done: sent, or deliberately not sent. */
+export function welcomeDone(record: WelcomeRecord): boolean {
+  return record.state === "sent" || record.state === "skipped";
+}
+
+function installKeys(tenantId: string, aadObjectId: string) {
+  return {
+    partitionKey: encodeKey(tenantId.toLowerCase()),
+    rowKey: `installed|${encodeKey(aadObjectId.toLowerCase())}`,
+  };
 }
 
 export function welcomeKeys(subject: WelcomeSubject): { partitionKey: string; rowKey: string } {
@@ -124,7 +152,7 @@ export class WelcomeLedger {
     });
     if (result.kind === "held") {
       const { record } = result;
-      return record.state === "sent" ? { kind: "sent", record } : { kind: "busy", record };
+      return welcomeDone(record) ? { kind: "sent", record } : { kind: "busy", record };
     }
     const { etag, attempt, takenOver, entity } = result;
     return {
@@ -191,6 +219,64 @@ export class WelcomeLedger {
       );
     } catch (error) {
       if (!isRestError(error, 412)) throw error;
+    }
+  }
+
+  /** Notes, before Graph installs the app, that Herald is installing it for this user. */
+  async noteHeraldInstall(tenantId: string, aadObjectId: string, requestId: string): Promise<void> {
+    const table = await this.table();
+    try {
+      await table.createEntity({
+        ...installKeys(tenantId, aadObjectId),
+        requestId,
+        notedAt: this.clock().toISOString(),
+      });
+    } catch (error) {
+      // Noted already (an earlier attempt, another request to the same person): keep the first.
+      if (!isRestError(error, 409)) throw error;
+    }
+  }
+
+  /** Herald's note that it installed its app for this user, if any. */
+  async heraldInstallOf(tenantId: string, aadObjectId: string): Promise<HeraldInstall | undefined> {
+    const table = await this.table();
+    const { partitionKey, rowKey } = installKeys(tenantId, aadObjectId);
+    try {
+      const entity = await table.getEntity<{ requestId?: unknown; notedAt?: unknown }>(
+        partitionKey,
+        rowKey,
+      );
+      return {
+        requestId: typeof entity.requestId === "string" ? entity.requestId : "",
+        notedAt: typeof entity.notedAt === "string" ? entity.notedAt : "",
+      };
+    } catch (error) {
+      if (isRestError(error, 404)) return undefined;
+      throw error;
+    }
+  }
+
+  /**
+   * Records that this welcome will not be sent, and why. "exists" when the welcome already has
+   * a row (sent, or claimed by a sender): that one stands.
+   */
+  async skip(subject: WelcomeSubject, reason: string): Promise<"skipped" | "exists"> {
+    const table = await this.table();
+    const now = this.clock().toISOString();
+    try {
+      await table.createEntity<WelcomeEntity>({
+        ...welcomeKeys(subject),
+        state: "skipped",
+        owner: "",
+        claimedAt: now,
+        leaseUntil: now,
+        attempts: 0,
+        reason: reason.slice(0, 500),
+      });
+      return "skipped";
+    } catch (error) {
+      if (isRestError(error, 409)) return "exists";
+      throw error;
     }
   }
 

@@ -307,6 +307,7 @@ describe("notification delivery when something unexpected breaks", () => {
     const real: { connector?: TeamsConnector } = {};
     const connector: TeamsConnector = {
       createPersonalConversation: (input) => real.connector!.createPersonalConversation(input),
+      getMember: (input) => real.connector!.getMember(input),
       sendActivity: (input) => {
         if (brokenSends > 0) {
           brokenSends -= 1;

@@ -82,8 +82,10 @@ export class NotificationsHarness {
   static async start(
     settings: Record<string, string> = {},
     options: HeraldServicesOptions = {},
+    /** A Teams simulator started by the test (closed with the harness). */
+    given: { sim?: TeamsSimulator } = {},
   ): Promise<NotificationsHarness> {
-    const sim = await startTeamsSimulator();
+    const sim = given.sim ?? (await startTeamsSimulator());
     const config = testConfig(settings);
     const tables = new TableFactory(config);
     const clock = new TestClock();
@@ -172,9 +174,9 @@ export class NotificationsHarness {
     };
   }
 
-  /** Hands a queued work item to the work trigger as its first delivery. */
-  deliverQueued(message: RecordedMessage): Promise<void> {
-    return this.deliverWork(this.asTrigger(message));
+  /** Hands a queued work item to the work trigger (as its first delivery, by default). */
+  deliverQueued(message: RecordedMessage, deliveryCount = 1): Promise<void> {
+    return this.deliverWork({ ...this.asTrigger(message), deliveryCount });
   }
 
   /**

@@ -95,6 +95,7 @@ export async function runFaultStorm(options: FaultStormOptions): Promise<FaultSt
     let sendsSeenSent = 0;
     const connector: TeamsConnector = {
       createPersonalConversation: (input) => real.createPersonalConversation(input),
+      getMember: (input) => real.getMember(input),
       sendActivity: async (input) => {
         const result = await real.sendActivity(input);
         if (result.kind === "sent") sendsSeenSent += 1;

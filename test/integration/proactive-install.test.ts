@@ -1,0 +1,296 @@
+import type { HttpHandler } from "@azure/functions";
+
+import type { HeraldServices } from "../../shared/composition";
+import {
+  BotbuilderConnector,
+  botFrameworkAuthentication,
+} from "../../shared/connector/botbuilder-connector";
+import type { TeamsConnector } from "../../shared/connector/teams-connector";
+import { type RunningHttpHost, startHttpHost } from "../../shared/local-host/http-host";
+import { WelcomeLedger } from "../../shared/store/welcome-ledger";
+import { startGraphSimulator } from "../graph-simulator";
+import type { GraphSimulator } from "../graph-simulator/simulator";
+import type { GraphSimUser } from "../graph-simulator/types";
+import { type SimUser, startTeamsSimulator } from "../simulator";
+import { NotificationsHarness } from "./notifications-harness";
+
+const TEAMS_APP_ID = "6d2f3b1e-8a4c-4f7e-9b2d-1c5e7a9f3b40";
+
+/**
+ * Users Herald has never seen, reached by installing the app through Microsoft Graph: the real
+ * Graph client against the Graph simulator, the real bot endpoint over HTTP (which the Graph
+ * simulator posts the install's `installationUpdate` and `conversationUpdate` to, as Teams does),
+ * Azurite, and the Teams simulator receiving what is sent.
+ */
+describe("notifications to users who never opened the bot (proactive install)", () => {
+  let graph: GraphSimulator;
+  let h: NotificationsHarness;
+  let host: RunningHttpHost;
+  /** Member lookups still to fail with a non-HTTP error: the process "crashes" there. */
+  let crashOnMemberLookup = 0;
+
+  beforeAll(async () => {
+    const teams = await startTeamsSimulator();
+    // The endpoint is served before Herald exists: the Graph simulator needs its URL first.
+    const wiring: { herald?: HeraldServices } = {};
+    const messages: HttpHandler = (request, context) => wiring.herald!.messages(request, context);
+    host = await startHttpHost({
+      registrations: [
+        {
+          kind: "http",
+          name: "messages",
+          options: {
+            route: "messages",
+            methods: ["POST"],
+            authLevel: "anonymous",
+            handler: messages,
+          },
+        },
+      ],
+      port: 0,
+      logHandlerFor: () => () => {},
+    });
+    // Teams' install events are held until a test releases them: each test decides which of
+    // the two ways to the chat (the events, or Graph's chat) comes first.
+    graph = await startGraphSimulator({
+      teams,
+      botEndpoint: `${host.origin}/api/messages`,
+      installActivities: "manual",
+    });
+    graph.publishApp({ externalId: TEAMS_APP_ID });
+
+    const real: { connector?: TeamsConnector } = {};
+    const connector: TeamsConnector = {
+      createPersonalConversation: (input) => real.connector!.createPersonalConversation(input),
+      sendActivity: (input) => real.connector!.sendActivity(input),
+      getMember: (input) => {
+        if (crashOnMemberLookup > 0) {
+          crashOnMemberLookup -= 1;
+          return Promise.reject(new TypeError("simulated crash"));
+        }
+        return real.connector!.getMember(input);
+      },
+    };
+    h = await NotificationsHarness.start(
+      {
+        GraphEndpoint: graph.endpoint,
+        ProactiveInstall: "true",
+        TeamsAppId: TEAMS_APP_ID,
+        MaxDeliveryAttempts: "4",
+      },
+      { connector },
+      { sim: teams },
+    );
+    wiring.herald = h.herald;
+    real.connector = new BotbuilderConnector(botFrameworkAuthentication(h.config), undefined, {
+      botId: teams.botId,
+    });
+    // Someone in the tenant is known, so Herald knows the tenant's service URL.
+    const colleague = teams.addUser();
+    await h.seedUser(colleague, teams.personalConversationId(colleague));
+  });
+  afterAll(async () => {
+    await graph.close();
+    await host.close();
+    await h.close();
+  });
+
+  beforeEach(() => {
+    graph.reset();
+    h.queue.takeAll();
+  });
+
+  /** The Teams user Graph's install created for a Graph user. */
+  function teamsUserOf(user: GraphSimUser): SimUser {
+    const linked = graph.user(user.id)?.teamsUser;
+    if (linked === undefined) throw new Error("the app was not installed for this user");
+    return linked;
+  }
+
+  async function welcomeOf(user: SimUser) {
+    return new WelcomeLedger(h.tables, { leaseMs: 60_000 }).get({
+      scope: "personal",
+      tenantId: h.sim.tenantId,
+      teamsUserId: user.id,
+    });
+  }
+
+  /** Teams posts the install's events; the bot's work they queue (the welcome) runs. */
+  async function installEventsArrive(): Promise<void> {
+    await graph.releaseInstallActivities();
+    await graph.settled();
+    await h.drain();
+  }
+
+  it("installs the app for a user named by UPN, sends exactly the notification (no welcome), and records why no welcome went out", async () => {
+    const person = graph.addUser();
+    const request = h.request({ recipients: [{ userPrincipalName: person.userPrincipalName }] });
+    await h.deliver({ body: request, messageId: request.id });
+    await h.drain();
+    await installEventsArrive();
+
+    const teamsUser = teamsUserOf(person);
+    const received = h.sim.messagesToUser(teamsUser);
+    expect(received).toHaveLength(1);
+    expect(received[0]?.text).toBe("Your order **42** shipped");
+    expect(graph.countRoute("installApp", 201)).toBe(1);
+    expect(await h.services.status.get(request.id)).toMatchObject({
+      state: "completed",
+      counts: { sent: 1 },
+      recipients: [{ state: "sent", teamsUserId: teamsUser.id }],
+    });
+    const welcome = await welcomeOf(teamsUser);
+    expect(welcome?.state).toBe("skipped");
+    expect(welcome?.reason).toMatch(new RegExp(`Herald installed the app.*${request.id}`));
+    // The bot recorded the user under their UPN too: the next notification needs no Graph.
+    expect(
+      await h.users.findByUserPrincipalName(h.sim.tenantId, person.userPrincipalName),
+    ).toMatchObject({
+      teamsUserId: teamsUser.id,
+      conversationId: h.sim.personalConversationId(teamsUser),
+    });
+
+    graph.reset();
+    const second = h.request({
+      recipients: [{ userPrincipalName: person.userPrincipalName.toUpperCase() }],
+    });
+    await h.deliver({ body: second, messageId: second.id });
+    await h.drain();
+    expect(graph.requests).toHaveLength(0);
+    expect(h.sim.messagesToUser(teamsUser)).toHaveLength(2);
+  });
+
+  it("installs the app for a user named by AAD id and sends once the install's conversationUpdate names the chat, showing each step in the status", async () => {
+    const person = graph.addUser();
+    // Teams has not opened the chat yet: Graph's installed app has none to show.
+    graph.setChat(person, { kind: "pending", chatId: "19:not-yet@unq.gbl.spaces" });
+    const request = h.request({ recipients: [{ aadObjectId: person.id }] });
+    await h.deliver({ body: request, messageId: request.id });
+
+    expect(graph.countRoute("installApp", 201)).toBe(1);
+    expect(graph.countRoute("getUser")).toBe(0);
+    const waiting = await h.services.status.get(request.id);
+    expect(waiting).toMatchObject({
+      state: "in-progress",
+      recipients: [{ state: "pending", step: "waiting-for-chat" }],
+    });
+    // The first check finds no chat yet and looks again.
+    await h.deliverQueued(h.queue.takeAll()[0]!);
+    expect((await h.services.status.get(request.id))?.recipients[0]?.step).toBe("waiting-for-chat");
+
+    await installEventsArrive();
+    const teamsUser = teamsUserOf(person);
+    expect(h.sim.messagesToUser(teamsUser)).toHaveLength(1);
+    expect(graph.countRoute("installApp")).toBe(1);
+    expect(await h.services.status.get(request.id)).toMatchObject({
+      state: "completed",
+      counts: { sent: 1 },
+    });
+    expect((await welcomeOf(teamsUser))?.state).toBe("skipped");
+  });
+
+  it("reschedules after Graph's Retry-After when the install is throttled, then delivers", async () => {
+    const person = graph.addUser();
+    graph.failNext("installApp", { status: 429, retryAfter: 7 });
+    const request = h.request({ recipients: [{ aadObjectId: person.id }] });
+    await h.deliver({ body: request, messageId: request.id });
+
+    const [again] = h.queue.waiting;
+    expect(again?.applicationProperties?.heraldKind).toBe("delivery");
+    expect(again!.scheduledFor!.getTime() - h.clock.now().getTime()).toBeGreaterThanOrEqual(7_000);
+    const status = await h.services.status.get(request.id);
+    expect(status?.recipients[0]).toMatchObject({ state: "pending", step: "installing" });
+    expect(status?.recipients[0]?.lastError).toMatch(/429/);
+    expect(status?.recipients[0]?.nextAttemptAt).toBeDefined();
+
+    await h.drain();
+    await installEventsArrive();
+    expect(h.sim.messagesToUser(teamsUserOf(person))).toHaveLength(1);
+    expect(graph.countRoute("installApp", 201)).toBe(1);
+    expect((await h.services.status.get(request.id))?.counts.sent).toBe(1);
+  });
+
+  it("records the user unreachable, naming the permission to grant, when consent to install is missing", async () => {
+    const person = graph.addUser();
+    graph.revoke("TeamsAppInstallation.ReadWriteSelfForUser.All");
+    try {
+      const request = h.request({ recipients: [{ aadObjectId: person.id }] });
+      await h.deliver({ body: request, messageId: request.id });
+      await h.drain();
+      const status = await h.services.status.get(request.id);
+      expect(status).toMatchObject({ state: "completed", counts: { unreachable: 1 } });
+      expect(status?.recipients[0]?.lastError).toMatch(
+        /TeamsAppInstallation\.ReadWriteSelfForUser\.All.*npm run grant:graph/,
+      );
+      expect(graph.user(person.id)?.teamsUser).toBeUndefined();
+    } finally {
+      graph.grant("TeamsAppInstallation.ReadWriteSelfForUser.All");
+    }
+  });
+
+  it("records a UPN unreachable, naming User.Read.All, when Herald may not read users", async () => {
+    const person = graph.addUser();
+    graph.revoke("User.Read.All");
+    try {
+      const request = h.request({ recipients: [{ userPrincipalName: person.userPrincipalName }] });
+      await h.deliver({ body: request, messageId: request.id });
+      await h.drain();
+      const status = await h.services.status.get(request.id);
+      expect(status?.recipients[0]).toMatchObject({ state: "unreachable" });
+      expect(status?.recipients[0]?.lastError).toMatch(/User\.Read\.All/);
+      expect(graph.countRoute("installApp")).toBe(0);
+    } finally {
+      graph.grant("User.Read.All");
+    }
+  });
+
+  it("records a UPN that Graph does not know as unreachable, saying so", async () => {
+    const request = h.request({ recipients: [{ userPrincipalName: "nobody@contoso.com" }] });
+    await h.deliver({ body: request, messageId: request.id });
+    await h.drain();
+    const status = await h.services.status.get(request.id);
+    expect(status?.recipients[0]).toMatchObject({ state: "unreachable" });
+    expect(status?.recipients[0]?.lastError).toMatch(/Microsoft Graph knows no user/);
+    expect(status?.recipients[0]?.lastError).not.toMatch(/nobody/);
+  });
+
+  it("recovers from a crash between the install and the send: one install, one message", async () => {
+    const person = graph.addUser();
+    const request = h.request({ recipients: [{ userPrincipalName: person.userPrincipalName }] });
+    await h.invokeIntakeOnly({ body: request, messageId: request.id });
+    const [dispatch] = h.queue.takeAll();
+    crashOnMemberLookup = 1;
+    await expect(h.deliverQueued(dispatch!)).rejects.toThrow("simulated crash");
+    expect(graph.countRoute("installApp", 201)).toBe(1);
+    expect((await h.services.status.get(request.id))?.recipients[0]?.step).toBe("waiting-for-chat");
+
+    // The broker hands the message over again.
+    await h.deliverQueued(dispatch!, 2);
+    await h.drain();
+    await installEventsArrive();
+    const teamsUser = teamsUserOf(person);
+    expect(h.sim.messagesToUser(teamsUser)).toHaveLength(1);
+    expect(graph.countRoute("installApp")).toBe(1);
+    expect((await h.services.status.get(request.id))?.counts.sent).toBe(1);
+  });
+
+  it("reaches never-seen members of an Entra group and a member also named directly once", async () => {
+    const people = [graph.addUser(), graph.addUser(), graph.addUser()];
+    const guest = graph.addUser({ userType: "Guest" });
+    const group = graph.addGroup({ members: [...people, guest] });
+    const request = h.request({
+      recipients: [{ groupId: group.id }, { userPrincipalName: people[1]!.userPrincipalName }],
+    });
+    await h.deliver({ body: request, messageId: request.id });
+    await h.drain();
+    await installEventsArrive();
+
+    for (const person of people) expect(h.sim.messagesToUser(teamsUserOf(person))).toHaveLength(1);
+    expect(graph.user(guest.id)?.teamsUser).toBeUndefined();
+    expect(graph.countRoute("installApp", 201)).toBe(3);
+    expect(await h.services.status.get(request.id, { limit: 0 })).toMatchObject({
+      state: "completed",
+      counts: { total: 4, sent: 3, duplicate: 1 },
+    });
+  });
+});
