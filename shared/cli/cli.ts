@@ -114,7 +114,7 @@ function buildProgram(io: CliIo, setExit: (code: ExitCode) => void): Command {
   const notifyCommand = program
     .command("notify")
     .description(
-      "Send a notification to Teams users (or every member of a team), or a bulk file of them.",
+      "Send a notification to Teams users (or every member of a team or Entra group), or a bulk file of them.",
     )
     .option("--tenant <tenantId>", "the Microsoft 365 tenant (GUID) of the recipients")
     .option(
@@ -123,6 +123,12 @@ function buildProgram(io: CliIo, setExit: (code: ExitCode) => void): Command {
       collect,
     )
     .option("--team <teamId>", "every member of a team (19:…@thread.tacv2); repeatable", collect)
+    .option(
+      "--group <groupId>",
+      "every user of an Entra group (its object id; nested groups included); repeatable",
+      collect,
+    )
+    .option("--include-guests", "with --group: guests of the group too (default: members only)")
     .option("--text <text>", "the message text (markdown unless --format plain)")
     .addOption(
       new Option("--format <format>", "how Teams renders --text").choices(["markdown", "plain"]),

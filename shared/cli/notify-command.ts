@@ -32,6 +32,8 @@ export interface NotifyFlags extends TransportFlags {
   readonly tenant?: string;
   readonly to?: string[];
   readonly team?: string[];
+  readonly group?: string[];
+  readonly includeGuests?: boolean;
   readonly text?: string;
   readonly card?: string;
   readonly format?: "markdown" | "plain";
@@ -56,7 +58,7 @@ function resolvePath(cwd: string, path: string): string {
 
 /** `herald notify`: one request from flags, or a JSONL bulk file. */
 export async function notify(given: NotifyFlags, io: CliIo): Promise<ExitCode> {
-  const flags = { ...given, to: given.to ?? [], team: given.team ?? [] };
+  const flags = { ...given, to: given.to ?? [], team: given.team ?? [], group: given.group ?? [] };
   const env = io.env ?? process.env;
   const cwd = io.cwd ?? process.cwd();
   if (flags.wait !== undefined && flags.file !== undefined) {
@@ -91,7 +93,11 @@ export async function notify(given: NotifyFlags, io: CliIo): Promise<ExitCode> {
   }
 }
 
-type Flags = NotifyFlags & { readonly to: string[]; readonly team: string[] };
+type Flags = NotifyFlags & {
+  readonly to: string[];
+  readonly team: string[];
+  readonly group: string[];
+};
 
 async function notifyOne(
   client: NotificationClient,
@@ -201,6 +207,8 @@ async function notifyFromFile(
     [
       ["--to", flags.to.length > 0],
       ["--team", flags.team.length > 0],
+      ["--group", flags.group.length > 0],
+      ["--include-guests", flags.includeGuests === true],
       ["--text", flags.text !== undefined],
       ["--card", flags.card !== undefined],
       ["--format", flags.format !== undefined],
@@ -377,8 +385,8 @@ async function requestFromFlags(
 ): Promise<{ input: NotificationRequestInput; sources: RecipientSources }> {
   const missing: string[] = [];
   if (flags.tenant === undefined) missing.push("--tenant <tenantId>");
-  if (flags.to.length === 0 && flags.team.length === 0)
-    missing.push("--to <recipient> or --team <teamId>");
+  if (flags.to.length === 0 && flags.team.length === 0 && flags.group.length === 0)
+    missing.push("--to <recipient>, --team <teamId> or --group <groupId>");
   if (flags.text === undefined && flags.card === undefined)
     missing.push("--text <text> or --card <file>");
   if (missing.length > 0)
@@ -406,6 +414,12 @@ async function requestFromFlags(
     recipients.push({ teamId: value.trim() });
     sources.push(`--team ${value}`);
   }
+  for (const value of flags.group) {
+    recipients.push({ groupId: value.trim() });
+    sources.push(`--group ${value}`);
+  }
+  if (flags.includeGuests === true && flags.group.length === 0)
+    throw new UsageError("--include-guests applies to --group only");
 
   const message: NotificationRequestInput["message"] =
     flags.card !== undefined
@@ -419,6 +433,7 @@ async function requestFromFlags(
     recipients,
     message,
     ...(flags.summary !== undefined ? { summary: flags.summary } : {}),
+    ...(flags.includeGuests === true ? { includeGuests: true } : {}),
     ...(flags.notBefore !== undefined ? { notBefore: flags.notBefore.trim() } : {}),
     ...(flags.id !== undefined ? { id: flags.id.trim() } : {}),
     ...(flags.correlationId !== undefined ? { correlationId: flags.correlationId.trim() } : {}),

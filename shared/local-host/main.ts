@@ -399,6 +399,11 @@ function printBanner(
         ? ` (environment overrides local.settings.json for ${info.shadowed.join(", ")})`
         : ""),
   );
+  out(
+    config.graph.proactiveInstall
+      ? `Proactive install: on (Graph ${config.graph.endpoint}, app ${config.graph.teamsAppId ?? ""}): users Herald has never seen get the app installed, then the notification`
+      : 'Proactive install: off (users Herald has never seen are unreachable; see README, "Reach people who never opened the bot")',
+  );
   if (config.bot.kind === "anonymous") {
     const bar = "!".repeat(78);
     out("");

@@ -53,6 +53,8 @@ export interface GraphSimulatorOptions {
   /** Answer 401 to a request without a bearer token (default off: anonymous clients are fine). */
   requireAuthorization?: boolean;
   clock?: () => number;
+  /** Port on 127.0.0.1 (default 0: a free one). */
+  port?: number;
 }
 
 interface Answer {
@@ -215,7 +217,7 @@ export class GraphSimulator {
     });
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
-      server.listen(0, "127.0.0.1", () => {
+      server.listen(options.port ?? 0, "127.0.0.1", () => {
         server.off("error", reject);
         resolve();
       });

@@ -54,6 +54,8 @@ export interface TeamsSimulatorOptions {
   maxActivityBytes?: number;
   /** Page size when the caller gives none (Teams clamps to 50..500). Default 200. */
   defaultPageSize?: number;
+  /** Port on 127.0.0.1 (default 0: a free one). */
+  port?: number;
 }
 
 export interface BlockOptions {
@@ -191,7 +193,7 @@ export class TeamsSimulator {
     });
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
-      server.listen(0, "127.0.0.1", () => {
+      server.listen(options.port ?? 0, "127.0.0.1", () => {
         server.off("error", reject);
         resolve();
       });

@@ -107,7 +107,7 @@ describe("herald CLI", () => {
       [
         "no recipient",
         ["notify", "--tenant", TENANT, "--text", "hi"],
-        /missing --to <recipient> or --team/,
+        /missing --to <recipient>, --team <teamId> or --group <groupId>/,
       ],
       [
         "no message",
@@ -282,6 +282,46 @@ describe("herald CLI", () => {
 
       expect(code).toBe(0);
       expect(JSON.parse(stdout)).toMatchObject({ id: "dry-1", schemaVersion: 1, tenantId: TENANT });
+      nothingSent();
+    });
+
+    it("sends an Entra group with --group, and its guests only with --include-guests", async () => {
+      const group = "3b9e2f1c-7d4a-4e8b-9c6f-1a2d3e4f5a6b";
+      const { code, stdout } = await herald(
+        [
+          "notify",
+          "--tenant",
+          TENANT,
+          "--group",
+          group,
+          "--include-guests",
+          "--text",
+          "hi",
+          "--dry-run",
+        ],
+        cwd,
+      );
+      expect(code).toBe(0);
+      expect(JSON.parse(stdout)).toMatchObject({
+        recipients: [{ groupId: group }],
+        includeGuests: true,
+      });
+
+      const alone = await herald(
+        [
+          "notify",
+          "--tenant",
+          TENANT,
+          "--to",
+          "alice@contoso.com",
+          "--include-guests",
+          "--text",
+          "hi",
+        ],
+        cwd,
+      );
+      expect(alone.code).toBe(2);
+      expect(alone.stderr).toContain("--include-guests applies to --group only");
       nothingSent();
     });
   });
