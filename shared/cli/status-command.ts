@@ -148,12 +148,23 @@ function recipientText(status: RecipientStatus): string {
   return recipientName(status.recipient);
 }
 
+const STEP_TEXT = {
+  installing: "installing the app for them",
+  "waiting-for-chat": "app installed, waiting for Teams to open the chat",
+} as const;
+
 function detailOf(r: RecipientStatus): string {
   if (r.state === "duplicate") return `same person as ${recipientName(r.duplicateOf)}`;
-  if (r.lastError !== undefined) return r.lastError;
-  return r.state === "pending" && r.nextAttemptAt !== undefined
-    ? `next try ${r.nextAttemptAt}`
-    : "";
+  const step = r.step !== undefined ? STEP_TEXT[r.step] : undefined;
+  const parts = [
+    step,
+    r.lastError,
+    r.state === "pending" && r.nextAttemptAt !== undefined
+      ? `next try ${r.nextAttemptAt}`
+      : undefined,
+  ].filter((p) => p !== undefined);
+  // A final recipient's error says it all; a pending one's step and next try say where it stands.
+  return r.state === "pending" ? parts.join("; ") : (r.lastError ?? "");
 }
 
 export function printStatus(status: NotificationStatus, io: CliIo): void {

@@ -1,5 +1,6 @@
 import type { HttpHandler } from "@azure/functions";
 
+import { printStatus } from "../../shared/cli/status-command";
 import type { HeraldServices } from "../../shared/composition";
 import {
   BotbuilderConnector,
@@ -174,6 +175,14 @@ describe("notifications to users who never opened the bot (proactive install)", 
       state: "in-progress",
       recipients: [{ state: "pending", step: "waiting-for-chat" }],
     });
+    let printed = "";
+    printStatus(waiting!, {
+      stdout: { write: (chunk: string) => (printed += chunk) },
+      stderr: { write: () => true },
+    });
+    expect(printed).toMatch(
+      /pending +\S+ +attempts 0 +app installed, waiting for Teams to open the chat/,
+    );
     // The first check finds no chat yet and looks again.
     await h.deliverQueued(h.queue.takeAll()[0]!);
     expect((await h.services.status.get(request.id))?.recipients[0]?.step).toBe("waiting-for-chat");
@@ -272,6 +281,54 @@ describe("notifications to users who never opened the bot (proactive install)", 
     expect(h.sim.messagesToUser(teamsUser)).toHaveLength(1);
     expect(graph.countRoute("installApp")).toBe(1);
     expect((await h.services.status.get(request.id))?.counts.sent).toBe(1);
+  });
+
+  it("records a Teams user id Herald has never seen as unreachable: Graph cannot resolve it", async () => {
+    const request = h.request({ recipients: [{ teamsUserId: "29:1never-seen" }] });
+    await h.deliver({ body: request, messageId: request.id });
+    const status = await h.services.status.get(request.id);
+    expect(status?.recipients[0]).toMatchObject({ state: "unreachable" });
+    expect(status?.recipients[0]?.lastError).toMatch(
+      /name the user by aadObjectId or userPrincipalName/,
+    );
+    expect(graph.requests).toHaveLength(0);
+  });
+
+  it("records the user unreachable, saying the app is not in the org catalog, when Graph cannot find it", async () => {
+    const other = await NotificationsHarness.start(
+      {
+        GraphEndpoint: graph.endpoint,
+        ProactiveInstall: "true",
+        TeamsAppId: "9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d",
+      },
+      {},
+      { sim: h.sim },
+    );
+    const person = graph.addUser();
+    const request = other.request({ recipients: [{ aadObjectId: person.id }] });
+    await other.deliver({ body: request, messageId: request.id });
+    const status = await other.services.status.get(request.id);
+    expect(status?.recipients[0]).toMatchObject({ state: "unreachable" });
+    expect(status?.recipients[0]?.lastError).toMatch(
+      /not in the organization's app catalog.*TeamsAppCatalogId/,
+    );
+    expect(graph.countRoute("installApp")).toBe(0);
+  });
+
+  it("ends the recipient failed, saying why, when Teams never opens the chat after the install", async () => {
+    const person = graph.addUser();
+    graph.setChat(person, { kind: "pending", chatId: "19:never@unq.gbl.spaces" });
+    const request = h.request({ recipients: [{ aadObjectId: person.id }] });
+    await h.deliver({ body: request, messageId: request.id });
+    // The install's events never come; the checks spread out until the wait is over.
+    const checks = await h.drain(8, 60);
+    expect(checks.length).toBeGreaterThan(5);
+    const status = await h.services.status.get(request.id);
+    expect(status).toMatchObject({ state: "completed", counts: { failed: 1 } });
+    expect(status?.recipients[0]?.lastError).toMatch(
+      /did not open the 1:1 chat with the bot within 10 min/,
+    );
+    expect(graph.countRoute("installApp")).toBe(1);
   });
 
   it("reaches never-seen members of an Entra group and a member also named directly once", async () => {
