@@ -252,31 +252,14 @@ export class DeliveryService {
         });
         return { outcome: "deferred", at: step.at };
       }
-      case "retry": {
-        if (work.attempt >= this.deps.maxAttempts)
-          return this.finish(step.row, "failed", log, {
-            lastError: `${step.reason} (gave up after ${work.attempt} attempts)`,
-          });
-        const at = new Date(
-          this.clock().getTime() + retryDelayMs(work.attempt, step.retryAfterMs, this.random),
-        );
-        // Schedule first: a crash before the ledger update then costs a repeated step, not a lost one.
-        await this.deps
-          .queue()
-          .schedule(deliveryMessage({ ...work, attempt: work.attempt + 1 }), at);
-        await this.deps.ledger.update(step.row, {
+      case "retry":
+        return this.retryLater(work, step.row, log, {
           lastError: step.reason,
-          nextAttemptAt: at.toISOString(),
+          retryAfterMs: step.retryAfterMs,
+          patch: {},
+          message: "Proactive install: Graph or Teams failed for now; retry scheduled",
+          properties: { step: step.row.state },
         });
-        log.warn("Proactive install: Graph or Teams failed for now; retry scheduled", {
-          step: step.row.state,
-          reason: step.reason,
-          nextAttempt: work.attempt + 1,
-          at: at.toISOString(),
-        });
-        metric(log, "notifications.retried");
-        return { outcome: "retrying", at };
-      }
     }
   }
 
@@ -504,36 +487,55 @@ export class DeliveryService {
           this.deps.pacer?.throttled(work.tenantId, sent.conversationId, sent.retryAfterMs);
           metric(log, "notifications.throttled");
         }
-        if (work.attempt >= this.deps.maxAttempts) {
-          return this.finish(entry, "failed", log, {
-            ...detail,
-            lastError: `${lastError} (gave up after ${work.attempt} attempts)`,
-          });
-        }
-        const delay = retryDelayMs(work.attempt, sent.retryAfterMs, this.random);
-        const at = new Date(this.clock().getTime() + delay);
-        // Schedule first: a crash before the ledger update then costs a duplicate attempt, not a lost one.
-        await this.deps
-          .queue()
-          .schedule(deliveryMessage({ ...work, attempt: work.attempt + 1 }), at);
-        await this.deps.ledger.update(entry, {
-          ...detail,
-          state: "pending",
-          claimedBy: undefined,
-          claimExpiresAt: undefined,
-          nextAttemptAt: at.toISOString(),
-        });
-        log.warn("Transient failure; retry scheduled", {
-          status: sent.status,
-          code: sent.code,
+        return this.retryLater(work, entry, log, {
+          lastError,
           retryAfterMs: sent.retryAfterMs,
-          nextAttempt: work.attempt + 1,
-          at: at.toISOString(),
+          patch: { ...detail, state: "pending", claimedBy: undefined, claimExpiresAt: undefined },
+          message: "Transient failure; retry scheduled",
+          properties: { status: sent.status, code: sent.code, retryAfterMs: sent.retryAfterMs },
         });
-        metric(log, "notifications.retried");
-        return { outcome: "retrying", at };
       }
     }
+  }
+
+  /**
+   * The next attempt of a failure that may pass (429, 5xx), scheduled after Retry-After or the
+   * back-off, with `patch` and the retry time on the row; past `maxAttempts`, `failed`.
+   */
+  private async retryLater(
+    work: DeliveryWork,
+    entry: Delivery,
+    log: Logger,
+    failure: {
+      lastError: string;
+      retryAfterMs: number | undefined;
+      patch: DeliveryPatch;
+      message: string;
+      properties: Record<string, unknown>;
+    },
+  ): Promise<DeliveryResult> {
+    if (work.attempt >= this.deps.maxAttempts) {
+      return this.finish(entry, "failed", log, {
+        ...failure.patch,
+        lastError: `${failure.lastError} (gave up after ${work.attempt} attempts)`,
+      });
+    }
+    const delay = retryDelayMs(work.attempt, failure.retryAfterMs, this.random);
+    const at = new Date(this.clock().getTime() + delay);
+    // Schedule first: a crash before the ledger update then costs a repeated attempt, not a lost one.
+    await this.deps.queue().schedule(deliveryMessage({ ...work, attempt: work.attempt + 1 }), at);
+    await this.deps.ledger.update(entry, {
+      ...failure.patch,
+      lastError: failure.lastError,
+      nextAttemptAt: at.toISOString(),
+    });
+    log.warn(failure.message, {
+      ...failure.properties,
+      nextAttempt: work.attempt + 1,
+      at: at.toISOString(),
+    });
+    metric(log, "notifications.retried");
+    return { outcome: "retrying", at };
   }
 
   private async finish(
