@@ -3,6 +3,7 @@ import type { Activity } from "botbuilder";
 import type { Logger } from "../logging";
 import type { QueuePort } from "../queue/queue-port";
 import {
+  heraldInstalled,
   welcomeDone,
   welcomeKeys,
   type WelcomeLedger,
@@ -125,16 +126,15 @@ export class Welcomer {
 
     if (target.scope === "personal" && target.aadObjectId !== undefined) {
       const install = await this.ledger.heraldInstallOf(target.tenantId, target.aadObjectId);
-      if (install !== undefined) {
+      if (heraldInstalled(install, this.clock())) {
         const recorded = await this.ledger.skip(
           subjectOf(target),
-          `not welcomed: Herald installed the app for this user to deliver notification ${install.requestId}; the welcome is for users who open the chat themselves`,
+          "not welcomed: Herald installed the app for this user to deliver a notification; the welcome is for users who open the chat themselves",
+          install?.requestId,
         );
         if (recorded === "skipped") {
           this.remember(key);
-          logger.info("Welcome skipped: Herald installed the app for this user", {
-            requestId: install.requestId,
-          });
+          logger.info("Welcome skipped: Herald installed the app for this user");
           return "skipped";
         }
       }

@@ -81,6 +81,12 @@ export interface RequestContent {
   readonly summary?: string | undefined;
 }
 
+/** The work item without a reserved install slot (proactive-install.ts). */
+function withoutInstallSlot(work: DeliveryWork): DeliveryWork {
+  const { installSlotAt: _slot, ...rest } = work;
+  return rest;
+}
+
 function contentKey(request: RequestKey): string {
   return `${request.tenantId.toLowerCase()}\n${request.id}`;
 }
@@ -244,7 +250,24 @@ export class DeliveryService {
       case "failed":
         return this.finish(step.row, "failed", log, { lastError: step.reason });
       case "later": {
-        await this.deps.queue().schedule(deliveryMessage(work, { unique: true }), step.at);
+        const next = withoutInstallSlot(work);
+        await this.deps
+          .queue()
+          .schedule(
+            deliveryMessage(
+              step.installSlotAt === undefined
+                ? next
+                : { ...next, installSlotAt: step.installSlotAt.toISOString() },
+              { unique: true },
+            ),
+            step.at,
+          );
+        // A retry's error and time are history once the step moved on: the status shows the wait.
+        if (step.row.nextAttemptAt !== undefined)
+          await this.deps.ledger.update(step.row, {
+            lastError: undefined,
+            nextAttemptAt: undefined,
+          });
         log.info("Proactive install: checking again later", {
           step: step.row.state,
           reason: step.reason,
@@ -253,10 +276,12 @@ export class DeliveryService {
         return { outcome: "deferred", at: step.at };
       }
       case "retry":
-        return this.retryLater(work, step.row, log, {
+        // A retry waits for a fresh install slot: the reserved one was used by the failed call.
+        return this.retryLater(withoutInstallSlot(work), step.row, log, {
           lastError: step.reason,
           retryAfterMs: step.retryAfterMs,
-          patch: {},
+          // Graph's calls count as attempts here: "gave up after N attempts" matches the row.
+          patch: { attempts: step.row.attempts + 1 },
           message: "Proactive install: Graph or Teams failed for now; retry scheduled",
           properties: { step: step.row.state },
         });

@@ -31,8 +31,8 @@ export interface ProactiveInstallDependencies {
    * installed-app reads under `<tenant>|read`. Undefined: not paced (benchmarks of raw overhead).
    */
   readonly graphPacer: Pacer | undefined;
-  /** Waits for the tenant's Teams slot (the member lookup is a Teams call). */
-  readonly paceTeams: (tenantId: string) => Promise<void>;
+  /** The tenant's Teams pacer (the member lookup is a Teams call). */
+  readonly teamsPacer: Pacer | undefined;
   readonly sleep: (ms: number) => Promise<void>;
   readonly clock: () => Date;
   /** Longest pacing wait spent inside the function; a longer one checks again later. */
@@ -60,7 +60,14 @@ export type InstallStep =
       readonly retryAfterMs: number | undefined;
       readonly row: Delivery;
     }
-  | { readonly kind: "later"; readonly at: Date; readonly reason: string; readonly row: Delivery };
+  | {
+      readonly kind: "later";
+      readonly at: Date;
+      readonly reason: string;
+      readonly row: Delivery;
+      /** The install slot reserved for this recipient at `at`: the next run uses it. */
+      readonly installSlotAt?: Date;
+    };
 
 const DEFAULT_CHAT_WAIT_MS = 10 * 60 * 1000;
 /** Checks for the chat start close together (Teams is usually quick) and spread out later. */
@@ -102,24 +109,39 @@ export class ProactiveInstaller {
   async advance(work: DeliveryWork, row: Delivery, log: Logger): Promise<InstallStep> {
     // The latest row, as this step's writes leave it (a failure is recorded on that one).
     const progress = { row };
+    let aadObjectId: string | undefined;
     try {
-      let current = row;
-      const { aadObjectId, upn } = await this.resolveUser(work, current);
-      if (current.state !== "waiting-for-chat") {
+      const resolved = await this.resolveUser(work, row);
+      aadObjectId = resolved.aadObjectId;
+      const { upn } = resolved;
+      if (row.state !== "waiting-for-chat") {
         // Named by UPN, the person may be known under their AAD id (seen in a team, say).
         if (upn !== undefined) {
           const known = await this.deps.users.findByAadObjectId(work.tenantId, aadObjectId);
           if (known !== undefined)
-            return { kind: "ready", user: await this.withUpn(known, upn), row: current };
+            return { kind: "ready", user: await this.withUpn(known, upn), row };
         }
-        const catalogAppId = await this.catalogAppId(current);
-        current = await this.install(work, progress, aadObjectId, catalogAppId, log);
+        const catalogAppId = await this.catalogAppId(row);
+        await this.install(work, progress, aadObjectId, catalogAppId, log);
       }
-      return await this.findChat(work, current, aadObjectId, upn, log);
+      return await this.findChat(work, progress, aadObjectId, upn, log);
     } catch (error) {
       if (error instanceof Stop) return error.step;
       const step = this.failure(error, progress.row);
       if (step === undefined) throw error;
+      // Graph refused the install for good: the user's own install later is welcomed as usual.
+      if (
+        aadObjectId !== undefined &&
+        step.kind !== "retry" &&
+        isGraphError(error) &&
+        error.operation === "installAppForUser"
+      )
+        await this.deps.welcomes.noteHeraldInstall(
+          work.tenantId,
+          aadObjectId,
+          "failed",
+          work.requestId,
+        );
       return step;
     }
   }
@@ -162,40 +184,85 @@ export class ProactiveInstaller {
     });
   }
 
-  /** Step 2. Returns the row in `waiting-for-chat`. */
+  /**
+   * Step 2: the row `installing` (with the AAD id, so a later run asks Graph for it no more),
+   * a slot under Graph's install limit, the welcome ledger's note, the install; the row ends
+   * `waiting-for-chat`. A slot further off than a pacing wait is reserved and the work comes
+   * back for it then: waiters queue for slots in order instead of all asking again at once.
+   */
   private async install(
     work: DeliveryWork,
     progress: { row: Delivery },
     aadObjectId: string,
     catalogAppId: string,
     log: Logger,
-  ): Promise<Delivery> {
-    await this.graphSlot(`${work.tenantId.toLowerCase()}|install`, progress.row);
-    await this.update(progress, {
-      state: "installing",
+  ): Promise<void> {
+    if (progress.row.state !== "installing" || progress.row.aadObjectId === undefined)
+      await this.update(progress, {
+        state: "installing",
+        aadObjectId,
+        lastError: undefined,
+        nextAttemptAt: undefined,
+      });
+    await this.installSlot(work, progress.row);
+    // Before the install: the welcome its events queue must find the note.
+    await this.deps.welcomes.noteHeraldInstall(
+      work.tenantId,
       aadObjectId,
+      "installing",
+      work.requestId,
+    );
+    const installed = await this.deps.graph().installAppForUser(aadObjectId, catalogAppId);
+    await this.deps.welcomes.noteHeraldInstall(
+      work.tenantId,
+      aadObjectId,
+      "installed",
+      work.requestId,
+    );
+    if (installed.kind === "installed") {
+      log.info("Installed the app for a user Herald had not seen");
+      metric(log, "notifications.installed");
+    } else {
+      log.info("The app was already installed for a user Herald had not seen (409)");
+    }
+    await this.update(progress, {
+      state: "waiting-for-chat",
+      installedAt: this.deps.clock().toISOString(),
       lastError: undefined,
       nextAttemptAt: undefined,
     });
-    // Before the install: the welcome its events queue must find the note.
-    await this.deps.welcomes.noteHeraldInstall(work.tenantId, aadObjectId, work.requestId);
-    const installed = await this.deps.graph().installAppForUser(aadObjectId, catalogAppId);
-    log.info(
-      installed.kind === "installed"
-        ? "Installed the app for a user Herald had not seen"
-        : "The app was already installed for a user Herald had not seen",
-    );
-    metric(log, "notifications.installed");
-    return this.update(progress, {
-      state: "waiting-for-chat",
-      installedAt: this.deps.clock().toISOString(),
+  }
+
+  /** Takes the slot this work reserved earlier, or the next one (waiting if it is close). */
+  private async installSlot(work: DeliveryWork, row: Delivery): Promise<void> {
+    const pacer = this.deps.graphPacer;
+    if (pacer === undefined) return;
+    const now = this.deps.clock().getTime();
+    const reserved = work.installSlotAt === undefined ? NaN : Date.parse(work.installSlotAt);
+    if (Number.isFinite(reserved)) {
+      if (reserved - now > 0 && reserved - now <= this.deps.maxPaceWaitMs)
+        await this.deps.sleep(reserved - now);
+      if (reserved - now <= this.deps.maxPaceWaitMs) return;
+    }
+    const grant = pacer.reserve(`${work.tenantId.toLowerCase()}|install`);
+    if (grant.delayMs <= this.deps.maxPaceWaitMs) {
+      if (grant.delayMs > 0) await this.deps.sleep(grant.delayMs);
+      return;
+    }
+    const at = new Date(now + grant.delayMs);
+    throw new Stop({
+      kind: "later",
+      row,
+      at,
+      installSlotAt: at,
+      reason: "queued for an install slot under Microsoft Graph's limits",
     });
   }
 
   /** Step 3: the reference if the chat is known by now; else when to look again. */
   private async findChat(
     work: DeliveryWork,
-    row: Delivery,
+    progress: { row: Delivery },
     aadObjectId: string,
     upn: string | undefined,
     log: Logger,
@@ -204,20 +271,22 @@ export class ProactiveInstaller {
     // The bot recorded the install's conversationUpdate meanwhile (the usual way).
     const recorded = await this.deps.users.findByAadObjectId(tenantId, aadObjectId);
     if (recorded !== undefined)
-      return { kind: "ready", user: await this.withUpn(recorded, upn), row };
+      return { kind: "ready", user: await this.withUpn(recorded, upn), row: progress.row };
 
     // Graph's chat needs a service URL to send to: the tenant's, from anyone Herald knows there.
     const serviceUrl = await this.deps.users.tenantServiceUrl(tenantId);
     if (serviceUrl !== undefined) {
-      const catalogAppId = await this.catalogAppId(row);
       const read = `${tenantId.toLowerCase()}|read`;
-      await this.graphSlot(read, row);
-      const installation = await this.deps.graph().findInstallation(aadObjectId, catalogAppId);
-      if (installation.kind === "found") {
-        await this.graphSlot(read, row);
-        const chat = await this.deps
-          .graph()
-          .getInstalledAppChat(aadObjectId, installation.installationId);
+      let installationId = progress.row.installationId;
+      if (installationId === undefined) {
+        const catalogAppId = await this.catalogAppId(progress.row);
+        this.graphReadSlot(read, progress.row);
+        const installation = await this.deps.graph().findInstallation(aadObjectId, catalogAppId);
+        if (installation.kind === "found") installationId = installation.installationId;
+      }
+      if (installationId !== undefined) {
+        this.graphReadSlot(read, progress.row);
+        const chat = await this.deps.graph().getInstalledAppChat(aadObjectId, installationId);
         if (chat.kind === "found") {
           const user = await this.learnMember(
             tenantId,
@@ -225,14 +294,18 @@ export class ProactiveInstaller {
             chat.chatId,
             aadObjectId,
             upn,
-            row,
+            progress.row,
             log,
           );
-          if (user !== undefined) return { kind: "ready", user, row };
+          if (user !== undefined) return { kind: "ready", user, row: progress.row };
         }
+        // Checked again later: keep the installation's id rather than asking Graph for it again.
+        if (progress.row.installationId === undefined)
+          await this.update(progress, { installationId });
       }
     }
 
+    const row = progress.row;
     const now = this.deps.clock().getTime();
     const since = Date.parse(row.installedAt ?? "");
     const waited = Number.isFinite(since) ? Math.max(0, now - since) : 0;
@@ -251,6 +324,18 @@ export class ProactiveInstaller {
     };
   }
 
+  /** A read slot now, or `later` (reads are a check's two calls: never queued far ahead). */
+  private graphReadSlot(key: string, row: Delivery): void {
+    const grant = this.deps.graphPacer?.reserve(key, undefined, this.deps.maxPaceWaitMs);
+    if (grant === undefined || grant.granted) return;
+    throw new Stop({
+      kind: "later",
+      row,
+      at: new Date(this.deps.clock().getTime() + grant.delayMs),
+      reason: "paced under Microsoft Graph's limits",
+    });
+  }
+
   /** The user's `29:` id from the chat's member list, recorded as a reference. */
   private async learnMember(
     tenantId: string,
@@ -261,7 +346,7 @@ export class ProactiveInstaller {
     row: Delivery,
     log: Logger,
   ): Promise<UserReference | undefined> {
-    await this.deps.paceTeams(tenantId);
+    await this.teamsSlot(tenantId, row);
     const found = await this.deps
       .connector()
       .getMember({ serviceUrl, conversationId: chatId, memberId: aadObjectId });
@@ -278,6 +363,17 @@ export class ProactiveInstaller {
       return undefined;
     }
     const { member } = found;
+    // Only the person asked for, by their Teams user id: anything else is not this user's chat.
+    if (
+      !member.teamsUserId.startsWith("29:") ||
+      (member.aadObjectId !== undefined &&
+        member.aadObjectId.toLowerCase() !== aadObjectId.toLowerCase())
+    ) {
+      log.warn(
+        "Teams named another member for the installed app's chat; waiting for the install's events",
+      );
+      return undefined;
+    }
     const { reference } = await this.deps.users.upsert({
       tenantId,
       teamsUserId: member.teamsUserId,
@@ -308,19 +404,20 @@ export class ProactiveInstaller {
     return reference;
   }
 
-  /** Waits for a Graph slot of `key` if it comes soon; else stops with `later`. */
-  private async graphSlot(key: string, row: Delivery): Promise<void> {
-    const pacer = this.deps.graphPacer;
-    if (pacer === undefined) return;
-    const grant = pacer.reserve(key, undefined, this.deps.maxPaceWaitMs);
-    if (!grant.granted)
-      throw new Stop({
-        kind: "later",
-        row,
-        at: new Date(this.deps.clock().getTime() + grant.delayMs),
-        reason: "paced under Microsoft Graph's limits",
-      });
-    if (grant.delayMs > 0) await this.deps.sleep(grant.delayMs);
+  /** The tenant's next Teams slot if it comes soon (waited for); else stops with `later`. */
+  private async teamsSlot(tenantId: string, row: Delivery): Promise<void> {
+    const grant = this.deps.teamsPacer?.reserve(tenantId, undefined, this.deps.maxPaceWaitMs);
+    if (grant === undefined) return;
+    if (grant.granted) {
+      if (grant.delayMs > 0) await this.deps.sleep(grant.delayMs);
+      return;
+    }
+    throw new Stop({
+      kind: "later",
+      row,
+      at: new Date(this.deps.clock().getTime() + grant.delayMs),
+      reason: "paced under Teams' limits",
+    });
   }
 
   private async update(progress: { row: Delivery }, patch: DeliveryPatch): Promise<Delivery> {

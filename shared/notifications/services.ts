@@ -22,7 +22,6 @@ import { DeliveryService, type UserDirectory } from "./delivery";
 import { Dispatcher, type TeamDirectory } from "./dispatch";
 import { graphGroupDirectory } from "./group-directory";
 import { NotificationIntake } from "./intake";
-import { waitForSlot } from "./pace-call";
 import { Pacer, type PacerOptions } from "./pacing";
 import { type InstallUserDirectory, ProactiveInstaller } from "./proactive-install";
 import type { WorkHandler } from "./queue-handler";
@@ -164,7 +163,7 @@ export function createNotificationServices(
                   perConversation: [],
                   now: () => clock().getTime(),
                 }),
-          paceTeams: (tenantId) => waitForSlot(pacer, tenantId, undefined),
+          teamsPacer: pacer,
           sleep,
           clock,
           maxPaceWaitMs,

@@ -73,6 +73,8 @@ export const deliveryWorkSchema = z.object({
   /** 1 for the first try; a retry carries the attempt it is. */
   attempt: z.number().int().min(1),
   correlationId: z.string().max(128).optional(),
+  /** Proactive install: the Graph install slot this item was scheduled for (reserved already). */
+  installSlotAt: z.iso.datetime().optional(),
 });
 export type DeliveryWork = z.infer<typeof deliveryWorkSchema>;
 

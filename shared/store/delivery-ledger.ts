@@ -73,6 +73,8 @@ export interface Delivery {
   readonly aadObjectId?: string | undefined;
   /** Proactive install: when Graph confirmed the app installed (the wait for the chat starts). */
   readonly installedAt?: string | undefined;
+  /** Proactive install: the app's installation for the user, once Graph named it. */
+  readonly installationId?: string | undefined;
   /** `duplicate`: the recipient key of the row that delivers to the same person. */
   readonly duplicateOf?: string | undefined;
   /** `<messageId>#<deliveryCount>` of the invocation holding the `sending` claim. */
@@ -101,6 +103,7 @@ export type DeliveryPatch = Partial<
     | "guardOf"
     | "aadObjectId"
     | "installedAt"
+    | "installationId"
     | "duplicateOf"
     | "claimedBy"
     | "claimExpiresAt"
@@ -127,6 +130,7 @@ type DeliveryEntity = {
   guardOf?: string;
   aadObjectId?: string;
   installedAt?: string;
+  installationId?: string;
   duplicateOf?: string;
   claimedBy?: string;
   claimExpiresAt?: string;
@@ -182,6 +186,7 @@ function fromEntity(entity: DeliveryEntity & { etag?: string }): Delivery {
     guardOf: entity.guardOf,
     aadObjectId: entity.aadObjectId,
     installedAt: entity.installedAt,
+    installationId: entity.installationId,
     duplicateOf: entity.duplicateOf,
     claimedBy: entity.claimedBy,
     claimExpiresAt: entity.claimExpiresAt,
@@ -213,6 +218,7 @@ function toEntity(delivery: Omit<Delivery, "etag">): DeliveryEntity {
     guardOf: delivery.guardOf,
     aadObjectId: delivery.aadObjectId,
     installedAt: delivery.installedAt,
+    installationId: delivery.installationId,
     duplicateOf: delivery.duplicateOf,
     claimedBy: delivery.claimedBy,
     claimExpiresAt: delivery.claimExpiresAt,

@@ -19,9 +19,9 @@ import { encodeKey, isRestError, type TableFactory, TABLES } from "./table-facto
  *
  * A user Herald installed its app for (proactive install, to deliver a notification) gets the
  * notification and no welcome: the welcome is for a user who opens the chat with the bot. The
- * install is noted by AAD object id before Graph is asked (the `29:` id is not known yet), and
- * the welcome that the install's events queue finds the note and records the welcome `skipped`
- * with that reason instead of sending.
+ * install is noted by AAD object id before Graph is asked (the `29:` id is not known yet) and
+ * settled once Graph answered; the welcome that the install's events queue finds the note and
+ * records the welcome `skipped` with that reason instead of sending (see `heraldInstalled`).
  *
  * Protocol:
  * 1. claim: conditional insert `{ state: claimed, owner, leaseUntil }`. Only one writer can
@@ -57,12 +57,35 @@ export interface WelcomeRecord {
   lastError?: string;
   /** `skipped`: why no welcome goes out. */
   reason?: string;
+  /** `skipped` for a Herald install: the notification it was installed for. */
+  requestId?: string;
 }
 
-/** The note that Herald installed its app for a user. */
+/**
+ * Herald's note that it is installing (or installed) its app for a user. `installing` is
+ * written before Graph is asked, so the welcome that the install's events queue (which may come
+ * before Graph's answer) finds it; `installed` after Graph's 201 or 409; `failed` when the
+ * install was refused (the user was never installed for, so their own install later welcomes).
+ */
 export interface HeraldInstall {
+  readonly state: "installing" | "installed" | "failed";
   readonly requestId: string;
   readonly notedAt: string;
+}
+
+/**
+ * A note still `installing` after this long is an install that never finished (a crash, retries
+ * given up): it no longer stands in the way of a welcome. Longer than proactive install's wait
+ * for the chat (10 minutes), after which the delivery gives up.
+ */
+export const HERALD_INSTALL_NOTE_TTL_MS = 15 * 60 * 1000;
+
+/** Whether a note means the user was (or is being) installed for by Herald, at `now`. */
+export function heraldInstalled(note: HeraldInstall | undefined, now: Date): boolean {
+  if (note === undefined || note.state === "failed") return false;
+  if (note.state === "installed") return true;
+  const at = Date.parse(note.notedAt);
+  return Number.isFinite(at) && now.getTime() - at < HERALD_INSTALL_NOTE_TTL_MS;
 }
 
 export interface WelcomeClaim {
@@ -222,33 +245,59 @@ export class WelcomeLedger {
     }
   }
 
-  /** Notes, before Graph installs the app, that Herald is installing it for this user. */
-  async noteHeraldInstall(tenantId: string, aadObjectId: string, requestId: string): Promise<void> {
+  /**
+   * Notes Herald's install for this user: `installing` before Graph is asked, then `installed`
+   * or `failed` once Graph answered. An `installed` note is never taken back.
+   */
+  async noteHeraldInstall(
+    tenantId: string,
+    aadObjectId: string,
+    state: HeraldInstall["state"],
+    requestId: string,
+  ): Promise<void> {
     const table = await this.table();
+    const keys = installKeys(tenantId, aadObjectId);
+    const note = { ...keys, state, requestId, notedAt: this.clock().toISOString() };
+    if (state === "installed") {
+      await table.upsertEntity(note, "Replace");
+      return;
+    }
+    const current = await this.readInstall(table, keys);
+    // A note of another install that succeeded stands; anything else is replaced by this one.
+    if (current?.note.state === "installed") return;
     try {
-      await table.createEntity({
-        ...installKeys(tenantId, aadObjectId),
-        requestId,
-        notedAt: this.clock().toISOString(),
-      });
+      if (current === undefined) await table.createEntity(note);
+      else await table.updateEntity(note, "Replace", { etag: current.etag });
     } catch (error) {
-      // Noted already (an earlier attempt, another request to the same person): keep the first.
-      if (!isRestError(error, 409)) throw error;
+      // Someone wrote it meanwhile (a concurrent copy of this install): theirs stands.
+      if (!isRestError(error, 409) && !isRestError(error, 412)) throw error;
     }
   }
 
-  /** Herald's note that it installed its app for this user, if any. */
+  /** Herald's note of its install for this user, if any. */
   async heraldInstallOf(tenantId: string, aadObjectId: string): Promise<HeraldInstall | undefined> {
-    const table = await this.table();
-    const { partitionKey, rowKey } = installKeys(tenantId, aadObjectId);
+    return (await this.readInstall(await this.table(), installKeys(tenantId, aadObjectId)))?.note;
+  }
+
+  private async readInstall(
+    table: TableClient,
+    keys: { partitionKey: string; rowKey: string },
+  ): Promise<{ note: HeraldInstall; etag: string } | undefined> {
     try {
-      const entity = await table.getEntity<{ requestId?: unknown; notedAt?: unknown }>(
-        partitionKey,
-        rowKey,
-      );
+      const entity = await table.getEntity<{
+        state?: unknown;
+        requestId?: unknown;
+        notedAt?: unknown;
+      }>(keys.partitionKey, keys.rowKey);
+      const state =
+        entity.state === "installed" || entity.state === "failed" ? entity.state : "installing";
       return {
-        requestId: typeof entity.requestId === "string" ? entity.requestId : "",
-        notedAt: typeof entity.notedAt === "string" ? entity.notedAt : "",
+        note: {
+          state,
+          requestId: typeof entity.requestId === "string" ? entity.requestId : "",
+          notedAt: typeof entity.notedAt === "string" ? entity.notedAt : "",
+        },
+        etag: entity.etag,
       };
     } catch (error) {
       if (isRestError(error, 404)) return undefined;
@@ -260,19 +309,26 @@ export class WelcomeLedger {
    * Records that this welcome will not be sent, and why. "exists" when the welcome already has
    * a row (sent, or claimed by a sender): that one stands.
    */
-  async skip(subject: WelcomeSubject, reason: string): Promise<"skipped" | "exists"> {
+  async skip(
+    subject: WelcomeSubject,
+    reason: string,
+    requestId?: string,
+  ): Promise<"skipped" | "exists"> {
     const table = await this.table();
     const now = this.clock().toISOString();
     try {
-      await table.createEntity<WelcomeEntity>({
-        ...welcomeKeys(subject),
-        state: "skipped",
-        owner: "",
-        claimedAt: now,
-        leaseUntil: now,
-        attempts: 0,
-        reason: reason.slice(0, 500),
-      });
+      await table.createEntity<WelcomeEntity>(
+        withoutUndefined({
+          ...welcomeKeys(subject),
+          state: "skipped" as const,
+          owner: "",
+          claimedAt: now,
+          leaseUntil: now,
+          attempts: 0,
+          reason: reason.slice(0, 500),
+          requestId,
+        }),
+      );
       return "skipped";
     } catch (error) {
       if (isRestError(error, 409)) return "exists";

@@ -154,7 +154,7 @@ export class GraphSimulator {
   readonly tenantId: string;
   private readonly directory = new GraphDirectory();
   private readonly teams: TeamsSimulator | undefined;
-  private readonly botEndpoint: string | undefined;
+  private botEndpoint: string | undefined;
   private readonly installActivities: InstallActivities;
   private readonly activityDelayMs: number;
   private readonly activityOrder: "installation-first" | "conversation-first";
@@ -186,11 +186,9 @@ export class GraphSimulator {
     this.installActivities =
       options.installActivities ??
       (options.teams !== undefined && options.botEndpoint !== undefined ? "immediate" : "off");
-    if (
-      this.installActivities !== "off" &&
-      (this.teams === undefined || this.botEndpoint === undefined)
-    )
-      throw new Error("graph simulator: install activities need { teams, botEndpoint }");
+    // The bot endpoint may come later (`setBotEndpoint`); until then posts are recorded as failed.
+    if (this.installActivities !== "off" && this.teams === undefined)
+      throw new Error("graph simulator: install activities need a linked Teams simulator");
     this.activityDelayMs = options.installActivityDelayMs ?? 0;
     this.activityOrder = options.activityOrder ?? "installation-first";
     this.chatAvailability = options.chatAvailability ?? "at-install";
@@ -273,6 +271,13 @@ export class GraphSimulator {
   /** `teamsApp@odata.bind` value for a catalog app, as Herald must send it. */
   bindingFor(app: CatalogApp | string): string {
     return `${this.endpoint}/v1.0/appCatalogs/teamsApps/${typeof app === "string" ? app : app.id}`;
+  }
+
+  /** Where install activities go from now on (a bot endpoint started after the simulator). */
+  setBotEndpoint(url: string): void {
+    if (this.teams === undefined)
+      throw new Error("graph simulator: install activities need a linked Teams simulator");
+    this.botEndpoint = url;
   }
 
   // ---- consent, faults, limits -------------------------------------------------------------
@@ -729,10 +734,11 @@ export class GraphSimulator {
 
   private async post(user: GraphSimUser, activities: readonly TeamsActivity[]): Promise<void> {
     const teams = this.teams;
-    if (teams === undefined || this.botEndpoint === undefined) return;
+    if (teams === undefined) return;
     for (const activity of activities) {
       let status: number;
       try {
+        if (this.botEndpoint === undefined) throw new Error("no bot endpoint yet");
         status = (await teams.send(activity, { endpoint: this.botEndpoint })).status;
       } catch {
         status = -1; // the bot was not listening: recorded, not thrown (Teams does not retry either)

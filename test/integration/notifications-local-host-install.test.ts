@@ -1,5 +1,3 @@
-import { createServer } from "node:net";
-
 import { TableFactory } from "../../shared/store/table-factory";
 import { WelcomeLedger } from "../../shared/store/welcome-ledger";
 import { startGraphSimulator } from "../graph-simulator";
@@ -8,16 +6,6 @@ import { startTeamsSimulator, type TeamsSimulator } from "../simulator";
 import { type FunctionsLocalHost, startFunctionsLocalHost } from "../support/functions-local-host";
 
 const TEAMS_APP_ID = "0f4e8d2a-6c1b-4a9e-8f3d-7b5c2e1a9d60";
-
-/** A port free right now (the host must be told it before the Graph stand-in starts). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === "string") throw new Error("no port");
-  return address.port;
-}
 
 /**
  * `npm start` with `ProactiveInstall=true` and `GraphEndpoint` on a loopback Graph stand-in
@@ -30,18 +18,19 @@ describe("the local host with proactive install against a loopback Graph", () =>
   let graph: GraphSimulator;
 
   beforeAll(async () => {
-    const port = await freePort();
     teams = await startTeamsSimulator();
     graph = await startGraphSimulator({
       teams,
-      botEndpoint: `http://127.0.0.1:${port}/api/messages`,
+      installActivities: "immediate",
       enforceRateLimits: true,
     });
     graph.publishApp({ externalId: TEAMS_APP_ID });
-    local = await startFunctionsLocalHost(
-      { ProactiveInstall: "true", TeamsAppId: TEAMS_APP_ID, GraphEndpoint: graph.endpoint },
-      { port },
-    );
+    local = await startFunctionsLocalHost({
+      ProactiveInstall: "true",
+      TeamsAppId: TEAMS_APP_ID,
+      GraphEndpoint: graph.endpoint,
+    });
+    graph.setBotEndpoint(`${local.host.http.origin}/api/messages`);
   });
 
   afterAll(async () => {

@@ -29,6 +29,7 @@ describe("notifications to users who never opened the bot (proactive install)", 
   let host: RunningHttpHost;
   /** Member lookups still to fail with a non-HTTP error: the process "crashes" there. */
   let crashOnMemberLookup = 0;
+  let catalogAppId: string;
 
   beforeAll(async () => {
     const teams = await startTeamsSimulator();
@@ -58,7 +59,7 @@ describe("notifications to users who never opened the bot (proactive install)", 
       botEndpoint: `${host.origin}/api/messages`,
       installActivities: "manual",
     });
-    graph.publishApp({ externalId: TEAMS_APP_ID });
+    catalogAppId = graph.publishApp({ externalId: TEAMS_APP_ID }).id;
 
     const real: { connector?: TeamsConnector } = {};
     const connector: TeamsConnector = {
@@ -142,7 +143,8 @@ describe("notifications to users who never opened the bot (proactive install)", 
     });
     const welcome = await welcomeOf(teamsUser);
     expect(welcome?.state).toBe("skipped");
-    expect(welcome?.reason).toMatch(new RegExp(`Herald installed the app.*${request.id}`));
+    expect(welcome?.reason).toMatch(/Herald installed the app for this user/);
+    expect(welcome?.requestId).toBe(request.id);
     // The bot recorded the user under their UPN too: the next notification needs no Graph.
     expect(
       await h.users.findByUserPrincipalName(h.sim.tenantId, person.userPrincipalName),
@@ -235,6 +237,38 @@ describe("notifications to users who never opened the bot (proactive install)", 
     } finally {
       graph.grant("TeamsAppInstallation.ReadWriteSelfForUser.All");
     }
+
+    // Herald never installed the app for them: when they install it themselves, they are welcomed.
+    const self = h.sim.addUser({
+      aadObjectId: person.id,
+      userPrincipalName: person.userPrincipalName,
+    });
+    const endpoint = `${host.origin}/api/messages`;
+    expect((await h.sim.send(h.sim.activities.personalInstall(self), { endpoint })).status).toBe(
+      200,
+    );
+    await h.drain();
+    expect((await welcomeOf(self))?.state).toBe("sent");
+    expect(h.sim.messagesToUser(self)).toHaveLength(1);
+  });
+
+  it("reaches a user whose app is installed already (409) through the installed app's chat, once", async () => {
+    const person = graph.addUser();
+    // Installed before Herald knew them (an admin's policy, an earlier Herald whose data is gone).
+    const before = await fetch(`${graph.endpoint}/v1.0/users/${person.id}/teamwork/installedApps`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ "teamsApp@odata.bind": graph.bindingFor(catalogAppId) }),
+    });
+    expect(before.status).toBe(201);
+    graph.reset();
+
+    const request = h.request({ recipients: [{ aadObjectId: person.id }] });
+    await h.deliver({ body: request, messageId: request.id });
+    await h.drain();
+    expect(graph.countRoute("installApp", 409)).toBe(1);
+    expect(h.sim.messagesToUser(teamsUserOf(person))).toHaveLength(1);
+    expect((await h.services.status.get(request.id))?.counts.sent).toBe(1);
   });
 
   it("records a UPN unreachable, naming User.Read.All, when Herald may not read users", async () => {
@@ -329,6 +363,24 @@ describe("notifications to users who never opened the bot (proactive install)", 
       /did not open the 1:1 chat with the bot within 10 min/,
     );
     expect(graph.countRoute("installApp")).toBe(1);
+  });
+
+  it("reaches 70 never-seen users named by UPN in one request, looking each up and installing for each once", async () => {
+    const people = graph.addUsers(70);
+    const request = h.request({
+      recipients: people.map((p) => ({ userPrincipalName: p.userPrincipalName })),
+    });
+    await h.deliver({ body: request, messageId: request.id });
+    await h.drain(8, 40);
+    await installEventsArrive();
+
+    expect(graph.countRoute("getUser")).toBe(70);
+    expect(graph.countRoute("installApp")).toBe(70);
+    for (const person of people) expect(h.sim.messagesToUser(teamsUserOf(person))).toHaveLength(1);
+    expect((await h.services.status.get(request.id, { limit: 0 }))?.counts).toMatchObject({
+      total: 70,
+      sent: 70,
+    });
   });
 
   it("reaches never-seen members of an Entra group and a member also named directly once", async () => {

@@ -24,7 +24,6 @@ export interface FunctionsLocalHost {
  */
 export async function startFunctionsLocalHost(
   extraSettings: Record<string, string> = {},
-  options: { port?: number } = {},
 ): Promise<FunctionsLocalHost> {
   const saved = { ...process.env };
   const config = testConfig();
@@ -47,7 +46,7 @@ export async function startFunctionsLocalHost(
   const host = await startLocalHost({
     registrations: registeredFunctions(),
     settings,
-    port: options.port ?? 0,
+    port: 0,
     queueDirectory,
     queueOptions: { pollIntervalMs: 20 },
     logHandlerFor: () => () => {},
