@@ -170,7 +170,6 @@ export class ProactiveInstaller {
     catalogAppId: string,
     log: Logger,
   ): Promise<Delivery> {
-    await this.graphSlot(`${work.tenantId.toLowerCase()}|install`, progress.row);
     await this.update(progress, {
       state: "installing",
       aadObjectId,
@@ -179,6 +178,9 @@ export class ProactiveInstaller {
     });
     // Before the install: the welcome its events queue must find the note.
     await this.deps.welcomes.noteHeraldInstall(work.tenantId, aadObjectId, work.requestId);
+    // The slot last, right before the call: storage writes between the two would reach Graph
+    // with their jitter and bunch paced installs into one of its 1 s windows (429s).
+    await this.graphSlot(`${work.tenantId.toLowerCase()}|install`, progress.row);
     const installed = await this.deps.graph().installAppForUser(aadObjectId, catalogAppId);
     log.info(
       installed.kind === "installed"
