@@ -42,8 +42,15 @@ export interface InstallFigures {
   /** Successful installs per whole second from the first one. */
   readonly installsPerSecondSeries: readonly number[];
   readonly installThrottledShare: number;
-  /** GET …/installedApps and …/installedApps/{id}/chat (Graph's 30/s per tenant for reads). */
-  readonly graphReads: { readonly calls: number; readonly throttled: number };
+  /**
+   * GET …/installedApps and …/installedApps/{id}/chat: two per user whose chat Herald takes
+   * from Graph, under Graph's 30/s per tenant for these reads (sustained rate, as for installs).
+   */
+  readonly graphReads: {
+    readonly calls: number;
+    readonly throttled: number;
+    readonly perSecond: number;
+  };
   readonly userLookups: number;
   /** Which way each delivery's 1:1 chat was learned (from Herald's log lines). */
   readonly chatLearned: { readonly fromGraph: number; readonly fromInstallEvents: number };
@@ -170,7 +177,11 @@ export async function installScenario(
       installsPerSecond: round(sustainedRate(createdAt), 1),
       installsPerSecondSeries: perSecond(createdAt, firstInstall),
       installThrottledShare: installs.calls === 0 ? 0 : installs.throttled / installs.calls,
-      graphReads: { calls: reads.length, throttled: reads.filter((r) => r.status === 429).length },
+      graphReads: {
+        calls: reads.length,
+        throttled: reads.filter((r) => r.status === 429).length,
+        perSecond: round(sustainedRate(reads.map((r) => r.at)), 1),
+      },
       userLookups: g.countRoute("getUser"),
       chatLearned: { fromGraph, fromInstallEvents: Math.max(0, (ledger.sent ?? 0) - fromGraph) },
       deliveredPerSecond: view.sustainedDeliveredPerSecond,

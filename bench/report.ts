@@ -213,11 +213,11 @@ export function rows(r: Results): Row[] {
 }
 
 /**
- * Budget for installs/s: 90 % of Graph's 30/s, not the 95 % of Teams' 50/s the other phases
- * get. Herald's pacer spaces installs evenly at the limit itself, so the run's one-off costs
- * weigh on a rate this low: the catalog lookup before the first install, and the ramp while
- * the first 16 invocations (host.json's concurrency) resolve their users, are each a
- * fraction of a second that a 10 s run at 30/s notices (1 lost slot = 0.3 %).
+ * Budget for installs/s: 90 % of Graph's 30/s, below the 95 % the Teams phases get. Herald's
+ * pacer keeps the same 4 % margin under Graph's limit as under Teams' (28.8 installs/s), so 96 %
+ * is the ceiling; and the phase is short (300 installs, ~10 s at the limit), so the catalog
+ * lookup before the first install, the ramp of the first 16 invocations (host.json's
+ * concurrency) and the last installs' stragglers weigh more than over the 1,200-user runs.
  */
 const INSTALL_BUDGET = 0.9;
 
@@ -244,7 +244,7 @@ function installRows(i: InstallFigures): Row[] {
       id: "2",
       figure:
         "… through install: notifications delivered/s (1:1 chat from the install's events / from Graph)",
-      measured: `${i.deliveredPerSecond}/s (${n0(i.ledger.sent ?? 0)} sent, last ${i.installToLastDeliverySeconds} s after the first install; chat from events ${n0(i.chatLearned.fromInstallEvents)}, from Graph ${n0(i.chatLearned.fromGraph)}; Teams calls answered 429: ${pct(i.teamsThrottledShare, 2)} of ${n0(i.teams.calls)})`,
+      measured: `${i.deliveredPerSecond}/s (${n0(i.ledger.sent ?? 0)} sent, last ${i.installToLastDeliverySeconds} s after the first install; chat from events ${n0(i.chatLearned.fromInstallEvents)}, from Graph ${n0(i.chatLearned.fromGraph)}; Graph reads ${n0(i.graphReads.calls)} at ${i.graphReads.perSecond}/s of 30/s, ${i.graphReads.throttled} answered 429; Teams calls answered 429: ${pct(i.teamsThrottledShare, 2)} of ${n0(i.teams.calls)})`,
       budget: "—",
       verdict: "",
     },
