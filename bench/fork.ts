@@ -9,6 +9,8 @@ import type {
   EndpointReady,
   EndpointResult,
   FromWorker,
+  InstallJob,
+  InstallResult,
   Job,
   PipelineJob,
   PipelineResult,
@@ -134,4 +136,28 @@ export async function startProcessorWorker(job: ProcessorJob): Promise<{
     go: () => worker.go(),
     stop: async () => (await worker.stop()) as ProcessorResult,
   };
+}
+
+/**
+ * The install phase's worker (jobs.ts InstallJob): once it serves the bot endpoint,
+ * `settingsFor` starts what needs the endpoint's URL (the Graph simulator) and gives the
+ * settings that name it; then the worker drains and answers.
+ */
+export async function runInstallWorker(
+  job: InstallJob,
+  settingsFor: (ready: EndpointReady) => Promise<Readonly<Record<string, string>>>,
+): Promise<InstallResult> {
+  const child = spawnWorker();
+  try {
+    send(child, { type: "job", job });
+    const ready = await nextMessage(child);
+    if (ready.type !== "ready") throw new Error(`install worker answered ${ready.type}`);
+    send(child, { type: "go", settings: await settingsFor(ready.ready) });
+    const answer = await nextMessage(child);
+    if (answer.type !== "result") throw new Error(`install worker answered ${answer.type}`);
+    return answer.result as InstallResult;
+  } finally {
+    // A worker left waiting for `go` (settingsFor threw) is killed after 5 s.
+    await exited(child);
+  }
 }

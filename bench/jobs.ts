@@ -154,20 +154,75 @@ export interface LoopDelay {
   readonly max: number;
 }
 
+/** A never-seen recipient as a LOB app names one: by UPN, or by AAD object id. */
+export type InstallRecipient =
+  { readonly userPrincipalName: string } | { readonly aadObjectId: string };
+
+/**
+ * First contact through proactive install (bench/install.ts): Herald with `ProactiveInstall`
+ * on, serving its bot endpoint over HTTP (Teams posts each install's events there) and
+ * draining one single-recipient request per never-seen user. In two steps, because the Graph
+ * simulator must know the endpoint's URL before it starts and Herald must know Graph's: the
+ * worker serves the endpoint and answers `ready` with its URL; `go` brings the settings that
+ * name the Graph simulator (`GraphEndpoint`), and the worker then drains and answers `result`.
+ */
+export interface InstallJob {
+  readonly kind: "install";
+  readonly tables: TablesTarget;
+  readonly tenantId: string;
+  readonly botId: string;
+  /** The manifest id the Graph simulator's catalog publishes (`TeamsAppId`). */
+  readonly teamsAppId: string;
+  /** One single-recipient request each. */
+  readonly recipients: readonly InstallRecipient[];
+  readonly maxConcurrentCalls: number;
+  readonly text: string;
+  readonly capMs: number;
+}
+
+export interface InstallResult {
+  readonly requests: number;
+  /** The drain: first invocation to the last one, and the install events' answers after it. */
+  readonly startedAt: number;
+  readonly endedAt: number;
+  readonly invocations: number;
+  readonly completed: number;
+  readonly abandoned: number;
+  readonly deadLettered: number;
+  readonly scheduled: number;
+  readonly left: number;
+  readonly handler: { p50Ms: number; p99Ms: number; maxMs: number; count: number };
+  readonly cpuMs: number;
+  readonly rssPeakMb: number;
+  /** Activities the bot endpoint answered, by HTTP status. */
+  readonly endpointAnswers: Record<string, number>;
+  readonly metrics: Record<string, number>;
+  readonly logLevels: Record<string, number>;
+  readonly logSamples: readonly string[];
+  /** Counts of log lines the report looks for (which way each 1:1 chat was learned). */
+  readonly events: Record<string, number>;
+}
+
 /** Azurite's Table service in a process of its own (Table Storage is a separate service). */
 export interface AzuriteJob {
   readonly kind: "azurite";
 }
 
-export type Job = PipelineJob | BaselineJob | EndpointJob | AzuriteJob | ProcessorJob;
+export type Job = PipelineJob | BaselineJob | EndpointJob | AzuriteJob | ProcessorJob | InstallJob;
 
 export type ToWorker =
   | { readonly type: "job"; readonly job: Job }
-  /** A processor starts draining (once every instance is up: see bench/scale-out.ts). */
-  | { readonly type: "go" }
+  /**
+   * A processor starts draining (once every instance is up: see bench/scale-out.ts); the
+   * install job starts with the app settings that needed its endpoint's URL first.
+   */
+  | { readonly type: "go"; readonly settings?: Readonly<Record<string, string>> }
   | { readonly type: "stop" };
 
 export type FromWorker =
   | { readonly type: "ready"; readonly ready: EndpointReady }
-  | { readonly type: "result"; readonly result: PipelineResult | BaselineResult | EndpointResult }
+  | {
+      readonly type: "result";
+      readonly result: PipelineResult | BaselineResult | EndpointResult | InstallResult;
+    }
   | { readonly type: "error"; readonly message: string };

@@ -17,6 +17,7 @@ import { lineChart } from "./chart";
 import { coldStartScenario } from "./cold-start";
 import { endpointScenario } from "./endpoint";
 import { startServiceWorker } from "./fork";
+import { installScenario } from "./install";
 import {
   machine,
   machineLine,
@@ -71,6 +72,16 @@ function chart(r: Results): string {
             values: l.firstContact.teams.deliveredPerSecond,
             dashed: true,
           },
+          ...(r.install === undefined
+            ? []
+            : [
+                {
+                  label: "Herald, first contact through install",
+                  color: "#3a86ff",
+                  values: r.install.teams.deliveredPerSecond,
+                  dashed: true,
+                },
+              ]),
           {
             label: "botbuilder loop, sequential",
             color: "#d1495b",
@@ -220,7 +231,7 @@ async function runScaleOut(tablesConnection: string, partial: PartialResults): P
   process.stdout.write(`\n${scaleOutTextTable(figures.rows)}\n\n`);
 }
 
-/** Figures 5, 1 + 3a, 2 + 3b, against one Azurite. */
+/** Figures 5, 1 + 3a, 2 + 3b, 2c, against one Azurite. */
 async function runScenarios(
   tablesConnection: string,
   teamsfx: TeamsFxInstall,
@@ -256,11 +267,20 @@ async function runScenarios(
       teamsfxUsers: size(60),
     });
   }
+  if (wanted("install")) {
+    log(
+      `2c. first contact through install: ${size(300)} users only Graph knows (Graph enforcing 30 installs/s, Teams' limits at 100 ms)…`,
+    );
+    partial.install = await installScenario(tablesConnection, {
+      users: size(300),
+      latencyMs: 100,
+    });
+  }
   if (wanted("scaleOut")) await runScaleOut(tablesConnection, partial);
 }
 
 /**
- * `BENCH_ONLY=cold-start,endpoint,overhead,limits` (any of them) runs only those and prints
+ * `BENCH_ONLY=cold-start,endpoint,overhead,limits,install` (any of them) runs only those and prints
  * their figures as JSON, writing nothing: for a quick look, e.g. before and after a change.
  * `BENCH_ONLY=scaleOut` runs only the scale-out scenario and merges its figures into
  * bench/results.json (the other keys kept) and the docs table.
@@ -331,7 +351,13 @@ async function main(): Promise<void> {
     partial.coldStart = await coldStartScenario(ROOT, OUT, 10);
   }
 
-  if (wanted("endpoint") || wanted("overhead") || wanted("limits") || wanted("scaleOut")) {
+  if (
+    wanted("endpoint") ||
+    wanted("overhead") ||
+    wanted("limits") ||
+    wanted("install") ||
+    wanted("scaleOut")
+  ) {
     // Only the baselines (figures 1 and 2) use TeamsFx: the others need not install it.
     const baselines = wanted("overhead") || wanted("limits");
     const teamsfx: TeamsFxInstall = baselines
@@ -352,7 +378,7 @@ async function main(): Promise<void> {
   }
 
   const machineNow = { ...host, loadAverageEnd: round(loadavg()[0] ?? 0, 2) };
-  const { coldStart, endpoint, overhead, limits, scaleOut, scaleOutDetail } = partial;
+  const { coldStart, endpoint, overhead, limits, install, scaleOut, scaleOutDetail } = partial;
   if (ONLY.size === 1 && scaleOut !== undefined && scaleOutDetail !== undefined) {
     // Only the scale-out ran: its figures replace the last ones, every other key is kept.
     const { table: _table, ...last } = JSON.parse(
@@ -376,6 +402,7 @@ async function main(): Promise<void> {
     machine: machineNow,
     overhead,
     limits,
+    ...(install !== undefined ? { install } : {}),
     coldStart,
     endpoint,
     ...(scaleOut !== undefined && scaleOutDetail !== undefined ? { scaleOut, scaleOutDetail } : {}),

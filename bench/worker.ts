@@ -1,8 +1,9 @@
 /**
  * A benchmark worker process: runs one job from bench/main.ts (Herald's pipeline, the
- * botbuilder baseline, the bot endpoint, or one processor instance of the scale-out
- * scenario) alone in its process, so memory and CPU figures
- * are its own and not the orchestrator's (which hosts Azurite and the Teams simulator).
+ * botbuilder baseline, the bot endpoint, one processor instance of the scale-out scenario,
+ * or Herald with proactive install and its bot endpoint) alone in its process, so memory and
+ * CPU figures are its own and not the orchestrator's (which hosts Azurite and the Teams
+ * simulator).
  */
 import { toError } from "../shared/errors";
 import { startAzuriteTables } from "../shared/local-host/azurite";
@@ -50,6 +51,22 @@ async function run(message: ToWorker): Promise<void> {
     case "baseline": {
       const { runBaseline } = require("./baseline-job") as typeof import("./baseline-job");
       reply({ type: "result", result: await runBaseline(job) });
+      break;
+    }
+    case "install": {
+      // Two steps (jobs.ts InstallJob): serve the endpoint, then run with `go`'s settings.
+      const { prepareInstall } = require("./install-job") as typeof import("./install-job");
+      const prepared = await prepareInstall(job);
+      process.once("message", (next: ToWorker) => {
+        if (next.type !== "go") return;
+        prepared
+          .run(next.settings ?? {})
+          .then((result) => reply({ type: "result", result }))
+          .catch((error: unknown) =>
+            reply({ type: "error", message: toError(error).stack ?? toError(error).message }),
+          );
+      });
+      reply({ type: "ready", ready: prepared.ready });
       break;
     }
     case "endpoint":

@@ -212,6 +212,15 @@ export class HeraldBot extends TeamsActivityHandler {
   private async learnDetails(context: TurnContext, data: TurnData): Promise<void> {
     const { activity, logger } = data;
     if (data.sender?.reference.userPrincipalName !== undefined) return;
+    // Herald installed the app for them: the delivery knows them from Graph, and a burst of
+    // such installs must not add an unpaced Teams call per user to the paced sends.
+    if (
+      await this.deps.welcomer.installedByHerald(
+        activity.tenantId,
+        activity.from.aadObjectId ?? undefined,
+      )
+    )
+      return;
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), this.deps.detailsDeadlineMs ?? 3_000);
     try {

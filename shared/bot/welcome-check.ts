@@ -85,7 +85,12 @@ export async function runWelcome(
   const { target } = resolved;
   let outcome: WelcomeCheckOutcome = "inProgress";
   await inConversation(deps, conversationAt(target), async (context) => {
-    if (target.scope === "personal") await learnDetails(deps, target, context, logger);
+    // A user Herald installed the app for is known from Graph, and is not welcomed: no lookup.
+    if (
+      target.scope === "personal" &&
+      !(await deps.welcomer.installedByHerald(target.tenantId, target.aadObjectId))
+    )
+      await learnDetails(deps, target, context, logger);
     const send = pacedSender(context, deps, target.tenantId, logger);
     outcome = await deps.welcomer.ensureWelcome(send, target, logger);
     if (work.scope === "personal" && work.helpReply === true && outcome !== "sent") {

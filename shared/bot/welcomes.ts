@@ -68,6 +68,15 @@ export class Welcomer {
     return this.ensure(target, 1, send, logger);
   }
 
+  /**
+   * True when Herald installed its app for this user (proactive install): Graph told Herald who
+   * they are, so nobody needs to ask Teams for their details, and no welcome goes out.
+   */
+  async installedByHerald(tenantId: string, aadObjectId: string | undefined): Promise<boolean> {
+    if (aadObjectId === undefined) return false;
+    return heraldInstalled(await this.ledger.heraldInstallOf(tenantId, aadObjectId), this.clock());
+  }
+
   /** True when this process has seen the welcome recorded as sent (no store read needed). */
   knownToBeSent(subject: WelcomeSubject): boolean {
     return this.knownSent.has(keyOf(subject));

@@ -70,6 +70,8 @@ export type InstallStep =
     };
 
 const DEFAULT_CHAT_WAIT_MS = 10 * 60 * 1000;
+/** How long after the install Teams' events are given before Graph is asked for the chat. */
+const EVENTS_FIRST_MS = 1_000;
 /** Checks for the chat start close together (Teams is usually quick) and spread out later. */
 const FIRST_CHAT_CHECK_MS = 1_000;
 const LONGEST_CHAT_CHECK_MS = 30_000;
@@ -197,21 +199,25 @@ export class ProactiveInstaller {
     catalogAppId: string,
     log: Logger,
   ): Promise<void> {
-    if (progress.row.state !== "installing" || progress.row.aadObjectId === undefined)
+    if (progress.row.state !== "installing" || progress.row.aadObjectId === undefined) {
+      // Before the install: the welcome its events queue must find the note. Noted first, so
+      // a row that says `installing` always has its note (a crash in between notes again).
+      await this.deps.welcomes.noteHeraldInstall(
+        work.tenantId,
+        aadObjectId,
+        "installing",
+        work.requestId,
+      );
       await this.update(progress, {
         state: "installing",
         aadObjectId,
         lastError: undefined,
         nextAttemptAt: undefined,
       });
+    }
+    // The slot right before the call: writes in between would reach Graph with their jitter
+    // and bunch paced installs into one of its 1 s windows (429s in the install bench).
     await this.installSlot(work, progress.row);
-    // Before the install: the welcome its events queue must find the note.
-    await this.deps.welcomes.noteHeraldInstall(
-      work.tenantId,
-      aadObjectId,
-      "installing",
-      work.requestId,
-    );
     const installed = await this.deps.graph().installAppForUser(aadObjectId, catalogAppId);
     await this.deps.welcomes.noteHeraldInstall(
       work.tenantId,
@@ -273,8 +279,13 @@ export class ProactiveInstaller {
     if (recorded !== undefined)
       return { kind: "ready", user: await this.withUpn(recorded, upn), row: progress.row };
 
+    const installedAt = Date.parse(progress.row.installedAt ?? "");
+    const justInstalled =
+      Number.isFinite(installedAt) && this.deps.clock().getTime() - installedAt < EVENTS_FIRST_MS;
     // Graph's chat needs a service URL to send to: the tenant's, from anyone Herald knows there.
-    const serviceUrl = await this.deps.users.tenantServiceUrl(tenantId);
+    // Not right after the install: Teams' events usually come within a second and cost nothing,
+    // while Graph's way costs two paced reads (at 30/s they would cap installs at 15/s).
+    const serviceUrl = justInstalled ? undefined : await this.deps.users.tenantServiceUrl(tenantId);
     if (serviceUrl !== undefined) {
       const read = `${tenantId.toLowerCase()}|read`;
       let installationId = progress.row.installationId;
