@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 
 import { InvocationContext, type LogHandler } from "@azure/functions";
 
+import type { Recipient } from "../shared/notifications/schema";
 import type { OutgoingMessage, QueuePort } from "../shared/queue/queue-port";
 import { sleep } from "./stats";
 
@@ -185,4 +186,28 @@ export class BenchBroker implements QueuePort {
     }
     return message;
   }
+}
+
+/**
+ * LOB requests as a producer puts them on the queue: one single-recipient request per recipient,
+ * each under its own id (the message id too).
+ */
+export function singleRecipientRequests(
+  tenantId: string,
+  recipients: readonly Recipient[],
+  text: string,
+): OutgoingMessage[] {
+  return recipients.map((recipient) => {
+    const id = `bench-${randomUUID()}`;
+    return {
+      messageId: id,
+      body: {
+        schemaVersion: 1,
+        id,
+        tenantId,
+        recipients: [recipient],
+        message: { text, format: "markdown" },
+      },
+    };
+  });
 }

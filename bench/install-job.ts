@@ -1,12 +1,10 @@
-import { randomUUID } from "node:crypto";
-
 import type { HttpHandler } from "@azure/functions";
 
 import { createHeraldServices, type HeraldServices } from "../shared/composition";
 import { loadConfig } from "../shared/config";
 import { startHttpHost } from "../shared/local-host/http-host";
 import { oneBrokerTrigger } from "../test/support/one-broker";
-import { BenchBroker, type BrokerRun } from "./broker";
+import { BenchBroker, type BrokerRun, singleRecipientRequests } from "./broker";
 import type { EndpointReady, InstallJob, InstallResult } from "./jobs";
 import { LogCounter } from "./log-counter";
 import { RssSampler, sleep, summarize } from "./stats";
@@ -109,21 +107,7 @@ export async function prepareInstall(job: InstallJob): Promise<PreparedInstall> 
         herald.bot();
         const handler = oneBrokerTrigger(herald);
 
-        await broker.enqueue(
-          job.recipients.map((recipient) => {
-            const id = `bench-${randomUUID()}`;
-            return {
-              messageId: id,
-              body: {
-                schemaVersion: 1,
-                id,
-                tenantId: job.tenantId,
-                recipients: [recipient],
-                message: { text: job.text, format: "markdown" },
-              },
-            };
-          }),
-        );
+        await broker.enqueue(singleRecipientRequests(job.tenantId, job.recipients, job.text));
 
         const rss = new RssSampler();
         const cpu = process.cpuUsage();

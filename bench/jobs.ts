@@ -24,7 +24,8 @@ export interface PipelineJob {
   readonly capMs: number;
 }
 
-export interface PipelineResult {
+/** What a worker that drained the broker reports of the drain itself. */
+export interface DrainResult {
   readonly requests: number;
   readonly startedAt: number;
   readonly endedAt: number;
@@ -38,6 +39,9 @@ export interface PipelineResult {
   /** CPU time (user + system) the worker spent while draining, ms. */
   readonly cpuMs: number;
   readonly rssPeakMb: number;
+}
+
+export interface PipelineResult extends DrainResult {
   readonly rssBeforeMb: number;
   readonly heapUsedPeakMb: number;
   /** Live heap (after a forced GC) before and after the run: growth would be a leak. */
@@ -180,20 +184,8 @@ export interface InstallJob {
   readonly capMs: number;
 }
 
-export interface InstallResult {
-  readonly requests: number;
-  /** The drain: first invocation to the last one, and the install events' answers after it. */
-  readonly startedAt: number;
-  readonly endedAt: number;
-  readonly invocations: number;
-  readonly completed: number;
-  readonly abandoned: number;
-  readonly deadLettered: number;
-  readonly scheduled: number;
-  readonly left: number;
-  readonly handler: { p50Ms: number; p99Ms: number; maxMs: number; count: number };
-  readonly cpuMs: number;
-  readonly rssPeakMb: number;
+/** The drain spans the first invocation to the last one, and the install events' answers after it. */
+export interface InstallResult extends DrainResult {
   /** Activities the bot endpoint answered, by HTTP status. */
   readonly endpointAnswers: Record<string, number>;
   readonly metrics: Record<string, number>;

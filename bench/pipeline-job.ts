@@ -1,9 +1,7 @@
-import { randomUUID } from "node:crypto";
-
 import { createHeraldServices } from "../shared/composition";
 import { loadConfig } from "../shared/config";
 import { oneBrokerTrigger } from "../test/support/one-broker";
-import { BenchBroker } from "./broker";
+import { BenchBroker, singleRecipientRequests } from "./broker";
 import type { PipelineJob, PipelineResult } from "./jobs";
 import { LogCounter } from "./log-counter";
 import { round, RssSampler, summarize } from "./stats";
@@ -30,19 +28,11 @@ export async function runPipeline(job: PipelineJob): Promise<PipelineResult> {
 
   // LOB requests as the producer puts them on the queue: one recipient each, by AAD object id.
   await broker.enqueue(
-    job.recipients.map((aadObjectId) => {
-      const id = `bench-${randomUUID()}`;
-      return {
-        messageId: id,
-        body: {
-          schemaVersion: 1,
-          id,
-          tenantId: job.tenantId,
-          recipients: [{ aadObjectId }],
-          message: { text: job.text, format: "markdown" },
-        },
-      };
-    }),
+    singleRecipientRequests(
+      job.tenantId,
+      job.recipients.map((aadObjectId) => ({ aadObjectId })),
+      job.text,
+    ),
   );
 
   global.gc?.();
