@@ -2,7 +2,7 @@ import type { HttpHandler } from "@azure/functions";
 
 import { createHeraldServices, type HeraldServices } from "../shared/composition";
 import { loadConfig } from "../shared/config";
-import { startHttpHost } from "../shared/local-host/http-host";
+import { startBotEndpoint } from "../test/support/bot-endpoint";
 import { oneBrokerTrigger } from "../test/support/one-broker";
 import { BenchBroker, type BrokerRun, singleRecipientRequests } from "./broker";
 import type { EndpointReady, InstallJob, InstallResult } from "./jobs";
@@ -62,27 +62,10 @@ export async function prepareInstall(job: InstallJob): Promise<PreparedInstall> 
       lastAnswerAt = Date.now();
     }
   };
-  const host = await startHttpHost({
-    registrations: [
-      {
-        kind: "http",
-        name: "messages",
-        options: {
-          route: "messages",
-          methods: ["POST"],
-          authLevel: "anonymous",
-          handler: messages,
-        },
-      },
-    ],
-    port: 0,
-    logHandlerFor: () => logs.handler,
-  });
-  const route = host.routes[0];
-  if (route === undefined) throw new Error("install job: no messages route");
+  const endpoint = await startBotEndpoint(messages, logs.handler);
 
   return {
-    ready: { url: host.urlOf(route) },
+    ready: { url: endpoint.url },
     run: async (settings) => {
       try {
         const config = loadConfig({
@@ -149,7 +132,7 @@ export async function prepareInstall(job: InstallJob): Promise<PreparedInstall> 
           events: logs.events,
         };
       } finally {
-        await host.close();
+        await endpoint.close();
       }
     },
   };

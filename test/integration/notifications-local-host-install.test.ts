@@ -42,18 +42,14 @@ describe("the local host with proactive install against a loopback Graph", () =>
   it("delivers to a user who never installed the bot, installing the app once, with no welcome", async () => {
     const person = graph.addUser({ displayName: "Adele Vance" });
     const id = `local-install-${Date.now()}`;
-    const posted = await fetch(`${local.host.http.origin}/api/notifications`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({
-        schemaVersion: 1,
+    expect(
+      await local.notify(
+        teams.tenantId,
         id,
-        tenantId: teams.tenantId,
-        recipients: [{ userPrincipalName: person.userPrincipalName }],
-        message: { text: "Hello from the local host" },
-      }),
-    });
-    expect(posted.status).toBe(202);
+        { userPrincipalName: person.userPrincipalName },
+        "Hello from the local host",
+      ),
+    ).toBe(202);
 
     await teams.waitFor(
       () => {

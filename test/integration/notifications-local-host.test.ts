@@ -25,18 +25,14 @@ describe("notifications through the local host", () => {
     expect((await sim.send(sim.activities.personalInstall(user))).status).toBe(200);
 
     const id = `local-${Date.now()}`;
-    const posted = await fetch(`${local.host.http.origin}/api/notifications`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({
-        schemaVersion: 1,
+    expect(
+      await local.notify(
+        sim.tenantId,
         id,
-        tenantId: sim.tenantId,
-        recipients: [{ userPrincipalName: user.userPrincipalName }],
-        message: { text: "Hello from the local host" },
-      }),
-    });
-    expect(posted.status).toBe(202);
+        { userPrincipalName: user.userPrincipalName },
+        "Hello from the local host",
+      ),
+    ).toBe(202);
 
     await sim.waitFor(
       () => sim.messagesToUser(user).some((a) => a.text === "Hello from the local host"),

@@ -7,12 +7,12 @@ import {
   botFrameworkAuthentication,
 } from "../../shared/connector/botbuilder-connector";
 import type { TeamsConnector } from "../../shared/connector/teams-connector";
-import { type RunningHttpHost, startHttpHost } from "../../shared/local-host/http-host";
 import { WelcomeLedger } from "../../shared/store/welcome-ledger";
 import { startGraphSimulator } from "../graph-simulator";
 import type { GraphSimulator } from "../graph-simulator/simulator";
 import type { GraphSimUser } from "../graph-simulator/types";
 import { type SimUser, startTeamsSimulator } from "../simulator";
+import { type BotEndpoint, startBotEndpoint } from "../support/bot-endpoint";
 import { NotificationsHarness } from "./notifications-harness";
 
 const TEAMS_APP_ID = "6d2f3b1e-8a4c-4f7e-9b2d-1c5e7a9f3b40";
@@ -26,7 +26,7 @@ const TEAMS_APP_ID = "6d2f3b1e-8a4c-4f7e-9b2d-1c5e7a9f3b40";
 describe("notifications to users who never opened the bot (proactive install)", () => {
   let graph: GraphSimulator;
   let h: NotificationsHarness;
-  let host: RunningHttpHost;
+  let endpoint: BotEndpoint;
   /** Member lookups still to fail with a non-HTTP error: the process "crashes" there. */
   let crashOnMemberLookup = 0;
   let catalogAppId: string;
@@ -36,27 +36,12 @@ describe("notifications to users who never opened the bot (proactive install)", 
     // The endpoint is served before Herald exists: the Graph simulator needs its URL first.
     const wiring: { herald?: HeraldServices } = {};
     const messages: HttpHandler = (request, context) => wiring.herald!.messages(request, context);
-    host = await startHttpHost({
-      registrations: [
-        {
-          kind: "http",
-          name: "messages",
-          options: {
-            route: "messages",
-            methods: ["POST"],
-            authLevel: "anonymous",
-            handler: messages,
-          },
-        },
-      ],
-      port: 0,
-      logHandlerFor: () => () => {},
-    });
+    endpoint = await startBotEndpoint(messages);
     // Teams' install events are held until a test releases them: each test decides which of
     // the two ways to the chat (the events, or Graph's chat) comes first.
     graph = await startGraphSimulator({
       teams,
-      botEndpoint: `${host.origin}/api/messages`,
+      botEndpoint: endpoint.url,
       installActivities: "manual",
     });
     catalogAppId = graph.publishApp({ externalId: TEAMS_APP_ID }).id;
@@ -93,7 +78,7 @@ describe("notifications to users who never opened the bot (proactive install)", 
   });
   afterAll(async () => {
     await graph.close();
-    await host.close();
+    await endpoint.close();
     await h.close();
   });
 
@@ -247,10 +232,9 @@ describe("notifications to users who never opened the bot (proactive install)", 
       aadObjectId: person.id,
       userPrincipalName: person.userPrincipalName,
     });
-    const endpoint = `${host.origin}/api/messages`;
-    expect((await h.sim.send(h.sim.activities.personalInstall(self), { endpoint })).status).toBe(
-      200,
-    );
+    expect(
+      (await h.sim.send(h.sim.activities.personalInstall(self), { endpoint: endpoint.url })).status,
+    ).toBe(200);
     await h.drain();
     expect((await welcomeOf(self))?.state).toBe("sent");
     expect(h.sim.messagesToUser(self)).toHaveLength(1);

@@ -4,6 +4,7 @@ import { join } from "node:path";
 
 import type { Config } from "../../shared/config";
 import { type RunningLocalHost, startLocalHost } from "../../shared/local-host/local-host";
+import type { Recipient } from "../../shared/notifications/schema";
 import type { NotificationStatus } from "../../shared/notifications/status";
 import { registeredFunctions } from "../../shared/registry";
 import { testConfig } from "./test-config";
@@ -12,6 +13,8 @@ export interface FunctionsLocalHost {
   readonly host: RunningLocalHost;
   /** The settings' config (its table prefix, for reading what Herald wrote). */
   readonly config: Config;
+  /** `POST /api/notifications` of a text notification to one recipient; the HTTP status. */
+  notify(tenantId: string, id: string, recipient: Recipient, text: string): Promise<number>;
   /** `GET /api/notifications/{id}` until the request is completed (or ~10 s have passed). */
   completedStatus(id: string): Promise<NotificationStatus | undefined>;
   close(): Promise<void>;
@@ -54,6 +57,20 @@ export async function startFunctionsLocalHost(
   return {
     host,
     config,
+    async notify(tenantId, id, recipient, text) {
+      const posted = await fetch(`${host.http.origin}/api/notifications`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          schemaVersion: 1,
+          id,
+          tenantId,
+          recipients: [recipient],
+          message: { text },
+        }),
+      });
+      return posted.status;
+    },
     async completedStatus(id) {
       // The request is recorded completed just after the send: poll until the status says so.
       let status: NotificationStatus | undefined;
