@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { type Dirent, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 
 import type { NotificationStatus } from "../../../shared/notifications/status";
 import { LocalQueue } from "../../../shared/queue/local-queue";
@@ -140,10 +140,15 @@ export async function runCrashRecovery(
     const settledAfterMs = Date.now() - started;
     const verdict = judge(sim, plans, statuses);
     // What the status API said of each request a recipient is missing from, for the failure.
-    for (const lost of verdict.lost)
+    for (const lost of verdict.lost) {
+      const id = lost.split(" ")[0]!;
+      console.log(`crash-recovery: lost ${lost}: ${JSON.stringify(statuses.get(id))}`);
+      // Where its work sits in the local queues (messages, locked, scheduled, dead letters), if
+      // anywhere: a recurrence then says whether the queue or the processing lost it.
       console.log(
-        `crash-recovery: lost ${lost}: ${JSON.stringify(statuses.get(lost.split(" ")[0]!))}`,
+        `crash-recovery: queue files naming ${id}: ${JSON.stringify(filesNaming(join(folder, ".data", "queue"), id))}`,
       );
+    }
     const duplicatesPerKill = killTimes.map(() => 0);
     for (const at of verdict.duplicateTimes) {
       const index = killTimes.findIndex((t) => t >= at);
@@ -247,6 +252,32 @@ async function submit(plan: PlannedRequest, host: HostProcess, queue: LocalQueue
  * Waits until the local queue is empty and every request is final, then returns what the
  * status API says about each request (undefined: it does not know the id).
  */
+/** Files under `root` whose text contains `needle` (relative paths), for failure diagnostics. */
+function filesNaming(root: string, needle: string): string[] {
+  const found: string[] = [];
+  const walk = (dir: string): void => {
+    let entries: Dirent[];
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const entry of entries) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) walk(path);
+      else {
+        try {
+          if (readFileSync(path, "utf8").includes(needle)) found.push(relative(root, path));
+        } catch {
+          // gone meanwhile
+        }
+      }
+    }
+  };
+  walk(root);
+  return found;
+}
+
 async function settle(
   plans: readonly PlannedRequest[],
   host: HostProcess,
