@@ -109,7 +109,7 @@ async function bundleApp(
     stdin: { contents: entries.join("\n"), resolveDir: root, loader: "js", sourcefile: "app.js" },
     bundle: true,
     platform: "node",
-    target: "node20",
+    target: "node22",
     format: "cjs",
     minify: true,
     external: ["@azure/functions-core", ...external],

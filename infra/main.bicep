@@ -18,9 +18,8 @@ param tags object = {}
 
 // ---------------------------------------------------------------- Function App
 
-@description('Optional. Node.js major version of the Functions worker.')
+@description('Optional. Node.js major version of the Functions worker: 22, the release Herald is built, tested and benchmarked on.')
 @allowed([
-  '20'
   '22'
 ])
 param nodeVersion string = '22'

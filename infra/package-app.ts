@@ -57,7 +57,7 @@ export const LAZY_SDKS = [
 /** The Functions worker injects this module; it must never be bundled. */
 const WORKER_MODULE = "@azure/functions-core";
 
-const NODE_TARGET = "node20";
+const NODE_TARGET = "node22";
 
 function loadEsbuild(): typeof esbuild {
   // eslint-disable-next-line @typescript-eslint/no-require-imports -- esbuild is a dev tool, loaded only to build the package

@@ -34,9 +34,8 @@ param deploymentContainerUrl string
 @secure()
 param applicationInsightsConnectionString string
 
-@description('Optional. Node.js major version of the worker.')
+@description('Optional. Node.js major version of the worker (22: what the app package is built for).')
 @allowed([
-  '20'
   '22'
 ])
 param nodeVersion string = '22'

@@ -39,7 +39,7 @@ export interface FetchGraphClientOptions {
   readonly logger?: Logger;
   /** Clock for Retry-After dates and token expiry (default `Date.now`). */
   readonly now?: () => number;
-  /** Default the global `fetch` (Node 20). */
+  /** Default: the global `fetch`. */
   readonly fetch?: typeof fetch;
 }
 

@@ -115,7 +115,7 @@ describe("Function App", () => {
     expect(text(at(plan.body, "properties.reserved"))).toBe("true");
   });
 
-  it("is a Linux Node.js 20+ app with a user-assigned identity, HTTPS only and TLS 1.2", () => {
+  it("is a Linux Node.js 22 app with a user-assigned identity, HTTPS only and TLS 1.2", () => {
     const site = resourceOfType(project, "function-app.bicep", "Microsoft.Web/sites");
     expect(text(property(site.body, "kind"))).toBe("'functionapp,linux'");
     expect(text(at(site.body, "identity.type"))).toBe("'UserAssigned'");
@@ -124,7 +124,7 @@ describe("Function App", () => {
     expect(text(at(site.body, "properties.functionAppConfig.runtime.name"))).toBe("'node'");
     expect(text(at(site.body, "properties.functionAppConfig.runtime.version"))).toBe("nodeVersion");
     for (const version of allowedValues(site.doc, "nodeVersion")) {
-      expect(Number(version)).toBeGreaterThanOrEqual(20);
+      expect(Number(version)).toBeGreaterThanOrEqual(22);
     }
     expect(allowedValues(project.main, "nodeVersion")).toEqual(
       allowedValues(site.doc, "nodeVersion"),

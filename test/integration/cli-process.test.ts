@@ -26,7 +26,7 @@ describe("herald as a process", () => {
       entryPoints: [join(PROJECT_ROOT, "shared", "cli", "main.ts")],
       bundle: true,
       platform: "node",
-      target: "node20",
+      target: "node22",
       packages: "external",
       outfile: script,
       logLevel: "error",

@@ -60,7 +60,7 @@ describe("LocalQueue", () => {
       },
       bundle: true,
       platform: "node",
-      target: "node20",
+      target: "node22",
       external: ["@azure/functions-core"],
       write: false,
       logLevel: "silent",

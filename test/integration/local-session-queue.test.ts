@@ -59,7 +59,7 @@ describe("LocalSessionQueue", () => {
       entryPoints: [join(__dirname, "local-session-consumer.ts")],
       bundle: true,
       platform: "node",
-      target: "node20",
+      target: "node22",
       external: ["@azure/functions-core"],
       outfile: consumerScript,
       logLevel: "silent",

@@ -20,7 +20,7 @@ export function buildAzuriteEntry(): string {
     entryPoints: [resolve(PROJECT_ROOT, "shared/local-host/azurite-process-entry.ts")],
     bundle: true,
     platform: "node",
-    target: "node20",
+    target: "node22",
     packages: "external",
     outfile: script,
     logLevel: "error",

@@ -27,7 +27,7 @@ export function buildHostBundle(folder: string): string {
     },
     bundle: true,
     platform: "node",
-    target: "node20",
+    target: "node22",
     packages: "external",
     outdir: folder,
     logLevel: "error",
