@@ -37,3 +37,6 @@ export function statusCodeOf(error: unknown): number | undefined {
   if (typeof candidate.status === "number") return candidate.status;
   return undefined;
 }
+
+/** The local Table Storage (the data folder's Azurite process) cannot be reached or started. */
+export class LocalTablesError extends HeraldError {}

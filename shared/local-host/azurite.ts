@@ -1,6 +1,8 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 
+import { toError } from "../errors";
+
 /** The well-known development account every Azurite instance accepts; not a secret. */
 export const AZURITE_ACCOUNT = "devstoreaccount1";
 export const AZURITE_KEY =
@@ -10,6 +12,38 @@ export interface RunningAzurite {
   readonly tableEndpoint: string;
   readonly connectionString: string;
   close(): Promise<void>;
+}
+
+/** Azurite with its tables in a folder: what the folder's Azurite process needs of LokiJS. */
+export interface PersistentAzurite extends RunningAzurite {
+  readonly persistence: TablesPersistence | undefined;
+}
+
+/**
+ * Azurite keeps its tables in memory (a LokiJS database) and writes the whole database to one
+ * file: every `autosaveIntervalMs` when something changed, and on close. LokiJS's `close()`
+ * saves only when something changed since the last save *started*, and returns at once when a
+ * save is still writing: a process that exits right after it loses that save (the file keeps the
+ * one before). `flush()` closes that gap. Undefined when a later Azurite keeps its database
+ * elsewhere.
+ */
+export interface TablesPersistence {
+  /** The database file. */
+  readonly file: string;
+  /** Resolves once everything changed so far is in the file (waits for a save in flight, then saves). */
+  flush(): Promise<void>;
+  /** What the file holds, compared with memory. */
+  state(): {
+    readonly saves: number;
+    readonly lastSaveAt: string | undefined;
+    readonly unsavedChanges: boolean;
+    readonly saveInFlight: boolean;
+  };
+  /**
+   * Called before every save; when it returns false the save is skipped and `onRefused` runs
+   * (the folder's Azurite checks that the folder is still its own before it writes there).
+   */
+  guardSaves(mayWrite: () => boolean, onRefused: () => void): void;
 }
 
 interface AzuriteTableServer {
@@ -36,7 +70,7 @@ export async function startAzuriteTables(
      */
     autosaveIntervalMs?: number;
   } = {},
-): Promise<RunningAzurite> {
+): Promise<PersistentAzurite> {
   /* eslint-disable @typescript-eslint/no-require-imports -- azurite ships no typings for these deep modules */
   const TableServer = (
     require("azurite/dist/src/table/TableServer") as { default: TableServerCtor }
@@ -67,8 +101,9 @@ export async function startAzuriteTables(
   );
   const server = new TableServer(config);
   await server.start();
-  if (!inMemory && options.autosaveIntervalMs !== undefined) {
-    setAutosaveInterval(server, options.autosaveIntervalMs);
+  const database = inMemory ? undefined : lokiDatabaseOf(server);
+  if (database !== undefined && options.autosaveIntervalMs !== undefined) {
+    setAutosaveInterval(database, options.autosaveIntervalMs);
   }
   const address = server.getHttpServerAddress(); // "http://127.0.0.1:PORT"
   const tableEndpoint = `${address}/${AZURITE_ACCOUNT}`;
@@ -77,31 +112,88 @@ export async function startAzuriteTables(
     connectionString:
       `DefaultEndpointsProtocol=http;AccountName=${AZURITE_ACCOUNT};AccountKey=${AZURITE_KEY};` +
       `TableEndpoint=${tableEndpoint};`,
+    persistence:
+      database === undefined
+        ? undefined
+        : persistenceOf(database, join(options.dataDir!, "__azurite_db_table__.json")),
     close: () => server.close(),
   };
 }
 
-interface LokiAutosave {
+/** The parts of a LokiJS 1.5 `Loki` database this module uses (lokijs/src/lokijs.js). */
+interface LokiDatabase {
   autosaveInterval: number;
   autosaveEnable(): void;
   autosaveDisable(): void;
+  autosaveDirty(): boolean;
+  /** Throttled: while a save runs, callers wait for the next one, which starts right after. */
+  saveDatabase(callback?: (error?: unknown) => void): void;
+  saveDatabaseInternal(callback?: (error?: unknown) => void): void;
+  throttledSavePending?: boolean;
+}
+
+/** Azurite's database (`metadataStore.db`), if this Azurite keeps it where 3.x does. */
+function lokiDatabaseOf(server: unknown): LokiDatabase | undefined {
+  const db = (server as { metadataStore?: { db?: Partial<LokiDatabase> } }).metadataStore?.db;
+  if (
+    db === undefined ||
+    typeof db.autosaveEnable !== "function" ||
+    typeof db.autosaveDisable !== "function" ||
+    typeof db.autosaveDirty !== "function" ||
+    typeof db.saveDatabase !== "function" ||
+    typeof db.saveDatabaseInternal !== "function"
+  ) {
+    return undefined;
+  }
+  return db as LokiDatabase;
 }
 
 /**
  * Azurite fixes LokiJS's autosave at 5 s and offers no setting, so the interval is changed on
- * its database (`metadataStore.db`, a LokiJS `Loki`): stop the timer, set, start it again.
- * Left as it is if a later Azurite keeps the database elsewhere.
+ * its database: stop the timer, set, start it again.
  */
-function setAutosaveInterval(server: unknown, ms: number): void {
-  const db = (server as { metadataStore?: { db?: Partial<LokiAutosave> } }).metadataStore?.db;
-  if (
-    db === undefined ||
-    typeof db.autosaveEnable !== "function" ||
-    typeof db.autosaveDisable !== "function"
-  ) {
-    return;
-  }
+function setAutosaveInterval(db: LokiDatabase, ms: number): void {
   db.autosaveDisable();
   db.autosaveInterval = ms;
   db.autosaveEnable();
+}
+
+function persistenceOf(db: LokiDatabase, file: string): TablesPersistence {
+  let saves = 0;
+  let lastSaveAt: string | undefined;
+  let guard: { mayWrite: () => boolean; onRefused: () => void } | undefined;
+  // Every save (autosave, close, flush) goes through saveDatabaseInternal.
+  const save = db.saveDatabaseInternal.bind(db);
+  db.saveDatabaseInternal = (callback) => {
+    if (guard !== undefined && !guard.mayWrite()) {
+      guard.onRefused();
+      callback?.(new Error("the data folder is no longer this Azurite's: not saved"));
+      return;
+    }
+    save((error) => {
+      if (error === undefined || error === null) {
+        saves += 1;
+        lastSaveAt = new Date().toISOString();
+      }
+      callback?.(error);
+    });
+  };
+  return {
+    file,
+    flush: () =>
+      new Promise<void>((resolve, reject) => {
+        db.saveDatabase((error) =>
+          error === undefined || error === null ? resolve() : reject(toError(error)),
+        );
+      }),
+    state: () => ({
+      saves,
+      lastSaveAt,
+      unsavedChanges: db.autosaveDirty(),
+      saveInFlight: db.throttledSavePending === true,
+    }),
+    guardSaves: (mayWrite, onRefused) => {
+      guard = { mayWrite, onRefused };
+    },
+  };
 }

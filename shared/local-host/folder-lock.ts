@@ -1,20 +1,51 @@
-import { mkdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
+import { linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
-export const LOCK_FILE = "herald.pid";
-
-export interface FolderLock {
-  release(): void;
-}
+import { z } from "zod";
 
 /**
- * Who holds a folder: `pid` wrote the lock file; `owner`, when set, is the process `pid` works
- * for (the `npm start` whose Azurite child holds `.data/azurite`). A holder whose owner is gone
- * is finishing up (Azurite saving its data after its `npm start` was killed) and lets go soon.
+ * The lock of a data folder's Azurite process: `herald.pid` in the folder, created exclusively
+ * by that process once its control port listens, removed when it exits. It names the process
+ * and the port where it answers (`azurite-protocol.ts`), so a start finds it, asks it who it is
+ * and which folder it serves, and attaches. Never rewritten: a process only ever removes its own.
  */
-export interface LockHolder {
-  readonly pid: number;
-  readonly owner: number | undefined;
+export const LOCK_FILE = "herald.pid";
+
+/** The script name every Azurite process of Herald's runs (`azurite-daemon.js`, or a test's copy). */
+export const DAEMON_SCRIPT_MARK = "azurite-daemon";
+
+const lockSchema = z.object({
+  pid: z.number().int().positive(),
+  controlPort: z.number().int().min(1).max(65_535),
+  protocol: z.number().int().positive(),
+  startedAt: z.string(),
+});
+export type FolderLock = z.infer<typeof lockSchema>;
+
+export type LockRead =
+  | { readonly kind: "none" }
+  | { readonly kind: "lock"; readonly lock: FolderLock; readonly text: string }
+  /** Two lines of pids: the Azurite child of an `npm start` from before the folder's own process. */
+  | { readonly kind: "legacy"; readonly pid: number; readonly text: string }
+  | { readonly kind: "unreadable"; readonly text: string };
+
+export function readLock(folder: string): LockRead {
+  let text: string;
+  try {
+    text = readFileSync(join(folder, LOCK_FILE), "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return { kind: "none" };
+    throw error;
+  }
+  try {
+    const parsed = lockSchema.safeParse(JSON.parse(text));
+    if (parsed.success) return { kind: "lock", lock: parsed.data, text };
+  } catch {
+    // Not JSON: maybe the older two-line format.
+  }
+  const pid = Number(text.split("\n")[0]?.trim());
+  if (Number.isInteger(pid) && pid > 0) return { kind: "legacy", pid, text };
+  return { kind: "unreadable", text };
 }
 
 export function isAlive(pid: number): boolean {
@@ -28,8 +59,8 @@ export function isAlive(pid: number): boolean {
 }
 
 /**
- * An exited process its parent has not reaped yet still answers `kill(pid, 0)`. An orphaned
- * Azurite child is reaped by init, which in a container may never happen. Linux only.
+ * An exited process its parent has not reaped yet still answers `kill(pid, 0)`; a detached
+ * process is reaped by init, which in a container may never happen. Linux only.
  */
 function isZombie(pid: number): boolean {
   try {
@@ -40,104 +71,86 @@ function isZombie(pid: number): boolean {
   }
 }
 
-/** Line 1 the holder's pid, line 2 (optional) its owner's pid. */
-function readHolder(path: string): LockHolder | undefined {
-  let text: string;
+/**
+ * Whether `pid` runs and may be the process a lock names. A pid is reused after the process
+ * exits (and after a reboot): where /proc says what a process runs (Linux), a live process that
+ * does not run an Azurite script of Herald's is not the holder. Elsewhere every live pid may be.
+ */
+export function mayHoldLock(pid: number, kind: LockRead["kind"]): boolean {
+  if (!isAlive(pid)) return false;
+  let cmdline: string;
   try {
-    text = readFileSync(path, "utf8");
+    cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
   } catch {
-    return undefined;
+    return true;
   }
-  const [pid, owner] = text.split("\n").map((line) => Number(line.trim()));
-  if (pid === undefined || !Number.isInteger(pid) || pid <= 0) return undefined;
-  return {
-    pid,
-    owner: owner !== undefined && Number.isInteger(owner) && owner > 0 ? owner : undefined,
-  };
+  // The older format's holder ran `azurite-process-entry.js`.
+  return cmdline.includes(kind === "legacy" ? "azurite-process-entry" : DAEMON_SCRIPT_MARK);
 }
 
+export type Claim =
+  | { readonly kind: "claimed" }
+  | { readonly kind: "held"; readonly by: LockRead & { kind: "lock" | "legacy" } };
+
 /**
- * A pid file claiming a folder for this process (working for `owner`, if given), created
- * exclusively. A file left by a process that no longer runs (killed with -9, machine restarted)
- * is taken over. Undefined when a live process holds it.
+ * Creates the lock for this process, exclusively. A lock left by a process that is gone (killed
+ * with -9, the machine restarted) is removed first, after reading it again: a lock another
+ * process has just created in its place is left alone. The lock is written beside and linked
+ * into place, so nobody ever reads it half-written.
  */
-export function acquireFolderLock(folder: string, owner?: number): FolderLock | undefined {
+export function claimLock(folder: string, lock: FolderLock): Claim {
   mkdirSync(folder, { recursive: true });
   const path = join(folder, LOCK_FILE);
-  const content = owner === undefined ? `${process.pid}\n` : `${process.pid}\n${owner}\n`;
-  for (let attempt = 0; attempt < 2; attempt += 1) {
-    try {
-      writeFileSync(path, content, { flag: "wx" });
-      let released = false;
-      return {
-        release: () => {
-          if (released) return;
-          released = true;
-          if (readHolder(path)?.pid !== process.pid) return;
-          try {
-            unlinkSync(path);
-          } catch {
-            // Already gone: nothing to release.
-          }
-        },
-      };
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-      const holder = readHolder(path);
-      if (holder !== undefined && holder.pid !== process.pid && isAlive(holder.pid)) {
-        return undefined;
+  const draft = `${path}.${process.pid}`;
+  writeFileSync(draft, `${JSON.stringify(lock)}\n`);
+  try {
+    for (let attempt = 0; attempt < 3; attempt += 1) {
+      if (linkNew(draft, path)) return { kind: "claimed" };
+      const found = readLock(folder);
+      if (found.kind === "none") continue;
+      if (found.kind === "lock" || found.kind === "legacy") {
+        const pid = found.kind === "lock" ? found.lock.pid : found.pid;
+        if (pid !== process.pid && mayHoldLock(pid, found.kind)) return { kind: "held", by: found };
       }
-      try {
-        unlinkSync(path); // stale (or removed between our attempt and the read)
-      } catch {
-        // Someone else removed it first.
-      }
+      removeIfUnchanged(path, found.text);
     }
+  } finally {
+    unlinkSync(draft);
   }
-  return undefined;
+  const found = readLock(folder);
+  if (found.kind === "lock" || found.kind === "legacy") return { kind: "held", by: found };
+  throw new Error(`${path}: could not be claimed (it keeps changing)`);
 }
 
-/** The live process holding `folder`, if any. */
-export function folderLockHolder(folder: string): LockHolder | undefined {
-  const holder = readHolder(join(folder, LOCK_FILE));
-  return holder !== undefined && isAlive(holder.pid) ? holder : undefined;
+/** `link(2)` fails when the target exists: an atomic "create with this content". */
+function linkNew(from: string, to: string): boolean {
+  try {
+    linkSync(from, to);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "EEXIST") return false;
+    throw error;
+  }
 }
 
-export type FolderClaim =
-  | {
-      readonly lock: FolderLock;
-      /** A holder whose owner had died, waited for while it finished (saved its data). */
-      readonly waitedFor?: { readonly pid: number; readonly ms: number };
-    }
-  | { readonly lock: undefined; readonly holder: LockHolder };
+function removeIfUnchanged(path: string, text: string): void {
+  try {
+    if (readFileSync(path, "utf8") === text) unlinkSync(path);
+  } catch {
+    // Gone already.
+  }
+}
 
-/**
- * `acquireFolderLock`, but a holder that is only finishing up (its owner is gone: an Azurite
- * child saving its tables after its `npm start` was killed) is waited for, up to `orphanWaitMs`,
- * instead of being treated as a second user of the folder.
- */
-export async function claimFolder(
-  folder: string,
-  options: { owner?: number; orphanWaitMs: number; signal?: AbortSignal },
-): Promise<FolderClaim> {
-  const started = Date.now();
-  let orphan: number | undefined;
-  for (;;) {
-    const lock = acquireFolderLock(folder, options.owner);
-    if (lock !== undefined) {
-      return orphan === undefined
-        ? { lock }
-        : { lock, waitedFor: { pid: orphan, ms: Date.now() - started } };
-    }
-    // Undefined: it let go between our attempt and the read; try again.
-    const holder = folderLockHolder(folder);
-    if (holder !== undefined) {
-      const finishing = holder.owner !== undefined && !isAlive(holder.owner);
-      if (!finishing || Date.now() - started > options.orphanWaitMs || options.signal?.aborted) {
-        return { lock: undefined, holder };
-      }
-      orphan = holder.pid;
-    }
-    await new Promise((done) => setTimeout(done, 25));
+/** Whether the folder's lock still names `pid` (someone may have deleted the folder). */
+export function holdsLock(folder: string, pid: number): boolean {
+  const found = readLock(folder);
+  return found.kind === "lock" && found.lock.pid === pid;
+}
+
+/** Removes the lock if it is `pid`'s. */
+export function releaseLock(folder: string, pid: number): void {
+  const found = readLock(folder);
+  if (found.kind === "lock" && found.lock.pid === pid) {
+    removeIfUnchanged(join(folder, LOCK_FILE), found.text);
   }
 }

@@ -1,18 +1,23 @@
-import { readFileSync } from "node:fs";
 import { isAbsolute, join, relative, resolve } from "node:path";
 
 import type { LogHandler } from "@azure/functions";
 
 import { type Config, loadConfig } from "../config";
-import { ConfigError } from "../errors";
+import { ConfigError, LocalTablesError } from "../errors";
 import { LocalSessionQueue } from "../queue/local-session-queue";
 import { registeredFunctions, type Registration } from "../registry";
-import { type RunningAzurite, startAzuriteTables } from "./azurite";
-import { AZURITE_ENTRY, startAzuriteProcess } from "./azurite-process";
-import { claimFolder, type FolderLock, LOCK_FILE } from "./folder-lock";
+import {
+  attachAzurite,
+  type AttachedAzurite,
+  AZURITE_DAEMON,
+  DEFAULT_IDLE_MS,
+} from "./azurite-client";
+import { describeDuration } from "./azurite-protocol";
 import { functionEntryFiles, loadFunctionModules } from "./function-loader";
 import { type LocalHostOptions, type RunningLocalHost, startLocalHost } from "./local-host";
 import {
+  AZURITE_FOLDER,
+  DATA_FOLDER,
   findProjectRoot,
   type HostSettings,
   mergeSettings,
@@ -22,7 +27,6 @@ import {
 
 /** Azurite's usual Table port: what `UseDevelopmentStorage=true` and the sample point at. */
 export const AZURITE_TABLE_PORT = 10002;
-export const DATA_FOLDER = ".data";
 
 export interface DevelopmentHostOptions {
   readonly projectRoot?: string;
@@ -32,17 +36,14 @@ export interface DevelopmentHostOptions {
   readonly applyToProcessEnv?: boolean;
   /** 7071 unless PORT says otherwise; 0 takes a free port. */
   readonly port?: number;
+  /** Where a new Azurite listens (10002 by default; 0 takes a free port). */
   readonly azuritePort?: number;
-  /**
-   * Where Azurite runs. `child-process` (the default, `npm start`): a child process that saves
-   * the tables and exits when this process stops or dies, even by SIGKILL. `this-process`: in
-   * this process, saved on `close()` and every 5 s (tests that never kill the process).
-   */
-  readonly azurite?: "child-process" | "this-process";
-  /** The child process's script (`azurite-process-entry.js` beside main.js by default). */
-  readonly azuriteEntry?: string;
-  /** Azurite's child process ended by itself: its tables are gone. Printed by default. */
-  readonly onAzuriteExit?: (description: string) => void;
+  /** The Azurite process's script (`azurite-daemon.js` beside this module by default). */
+  readonly azuriteDaemon?: string;
+  /** A new Azurite stops by itself this long after the last host left (10 min; 0: never). */
+  readonly azuriteIdleMs?: number;
+  /** The attached Azurite went away while this host runs. Printed by default. */
+  readonly onAzuriteLost?: (description: string) => void;
   /** Registrations to serve; by default the modules package.json `main` names are loaded. */
   readonly loadFunctions?: () => readonly Registration[];
   /** Local queue tuning (lock duration, poll interval…); the reliability suite shortens locks. */
@@ -55,9 +56,11 @@ export interface DevelopmentHostOptions {
 export interface RunningDevelopmentHost {
   readonly config: Config;
   readonly host: RunningLocalHost;
-  readonly azurite: RunningAzurite | undefined;
+  /** The data folder's Azurite this host is attached to (undefined: tables elsewhere). */
+  readonly azurite: AttachedAzurite | undefined;
   /** The settings the functions see. */
   readonly settings: Readonly<Record<string, string>>;
+  /** Stops the host and detaches from Azurite, which keeps running. */
   close(): Promise<void>;
 }
 
@@ -80,48 +83,38 @@ function planTables(values: Readonly<Record<string, string>>, port: number): Tab
 }
 
 interface StartedTables {
-  readonly azurite: RunningAzurite | undefined;
-  /** Where the data lives; undefined when in memory or in someone else's Azurite. */
+  readonly azurite: AttachedAzurite | undefined;
+  /** Where the data lives; undefined when in someone else's Azurite. */
   readonly dataDir: string | undefined;
-  /** The child process Azurite runs in, if it has one of its own. */
-  readonly pid?: number;
 }
 
-const folderInUse = (dataDir: string, pid: number) =>
-  `${dataDir} is in use by another npm start (process ${pid}, pid file ${join(dataDir, LOCK_FILE)}): this one keeps its tables in memory.`;
 const portInUseExplicit = (port: number) =>
   `Port ${port} is in use: using the Azurite already listening there.`;
-const portInUseFallback = (port: number) =>
-  `Port ${port} is in use: starting Azurite on a free port instead.`;
-const waitedForOrphan = (waited: { pid: number; ms: number }) =>
-  `Waited ${(waited.ms / 1000).toFixed(1)} s for the Azurite of a stopped npm start (process ${waited.pid}) to save its tables.`;
 
-/** How long a new start waits for the Azurite of a killed `npm start` to save and let go. */
-const ORPHAN_WAIT_MS = 30_000;
-
-/** Azurite in a child process: it claims the folder and falls back to a free port itself. */
-async function startTablesProcess(
+/**
+ * The data folder's own Azurite, as Table Storage is to a Function App: a process of its own that
+ * this host attaches to (started if none serves the folder), and that no crash of this host can
+ * stop or roll back. Never tables in memory: if it cannot be reached or started, start-up fails.
+ */
+async function startTables(
   plan: TablesPlan & { kind: "embedded" },
   dataDir: string,
   out: (line: string) => void,
-  options: Pick<DevelopmentHostOptions, "azuriteEntry" | "onAzuriteExit">,
+  options: Pick<DevelopmentHostOptions, "azuriteDaemon" | "azuriteIdleMs" | "onAzuriteLost">,
 ): Promise<StartedTables> {
   try {
-    const azurite = await startAzuriteProcess({
+    const azurite = await attachAzurite({
+      dataDir,
       port: plan.port,
       fallbackToFreePort: !plan.explicit,
-      dataDir,
-      orphanWaitMs: ORPHAN_WAIT_MS,
-      entry: options.azuriteEntry ?? AZURITE_ENTRY,
-      onUnexpectedExit:
-        options.onAzuriteExit ??
+      idleMs: options.azuriteIdleMs ?? DEFAULT_IDLE_MS,
+      daemonScript: options.azuriteDaemon ?? AZURITE_DAEMON,
+      onLost:
+        options.onAzuriteLost ??
         ((how) =>
           out(`${how}: Table Storage is gone. Stop npm start (Ctrl+C) and start it again.`)),
     });
-    if (azurite.waitedFor !== undefined) out(waitedForOrphan(azurite.waitedFor));
-    if (azurite.dataDirHeldBy !== undefined) out(folderInUse(dataDir, azurite.dataDirHeldBy));
-    if (azurite.portTaken !== undefined) out(portInUseFallback(azurite.portTaken));
-    return { azurite, dataDir: azurite.dataDir, pid: azurite.pid };
+    return { azurite, dataDir };
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "EADDRINUSE" || !plan.explicit) throw error;
     // The settings name that port: most likely the developer's own Azurite. Use it.
@@ -130,55 +123,9 @@ async function startTablesProcess(
   }
 }
 
-/** Azurite in this process (tests): a SIGKILL loses what it had not saved yet. */
-async function startTablesHere(
-  plan: TablesPlan & { kind: "embedded" },
-  dataDir: string,
-  out: (line: string) => void,
-): Promise<StartedTables> {
-  // One Azurite per data folder: two writing the same database file would corrupt it.
-  const claim = await claimFolder(dataDir, { orphanWaitMs: ORPHAN_WAIT_MS });
-  const lock = claim.lock;
-  const folder = lock ? dataDir : undefined;
-  if (claim.lock === undefined) out(folderInUse(dataDir, claim.holder.pid));
-  else if (claim.waitedFor !== undefined) out(waitedForOrphan(claim.waitedFor));
-  const start = (port: number) =>
-    startAzuriteTables({ port, ...(folder !== undefined ? { dataDir: folder } : {}) });
-  try {
-    try {
-      return { azurite: wrapClose(await start(plan.port), lock), dataDir: folder };
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EADDRINUSE") throw error;
-      if (plan.explicit) {
-        out(portInUseExplicit(plan.port));
-        lock?.release();
-        return { azurite: undefined, dataDir: undefined };
-      }
-      out(portInUseFallback(plan.port));
-      return { azurite: wrapClose(await start(0), lock), dataDir: folder };
-    }
-  } catch (error) {
-    lock?.release();
-    throw error;
-  }
-}
-
-function wrapClose(azurite: RunningAzurite, lock: FolderLock | undefined): RunningAzurite {
-  return {
-    ...azurite,
-    close: async () => {
-      try {
-        await azurite.close();
-      } finally {
-        lock?.release();
-      }
-    },
-  };
-}
-
 /**
- * `npm start`: Azurite's Table service in a child process (it saves its tables even when this
- * process is killed) with its data in `.data/azurite`, the settings
+ * `npm start`: the data folder's Azurite (`.data/azurite`, attached, or started if none serves it),
+ * the settings
  * (defaults < local.settings.json < environment) validated by `loadConfig`, the functions
  * package.json `main` names, served on http://127.0.0.1:7071/api/… with the local queue drained.
  */
@@ -188,7 +135,6 @@ export async function startDevelopmentHost(
   const out = options.out ?? ((line: string) => console.log(line));
   const env = options.env ?? process.env;
   const root = options.projectRoot ?? findProjectRoot();
-  const data = join(root, DATA_FOLDER);
   const local = readLocalSettings(root);
   const merged = mergeSettings(
     // The queue names have defaults in loadConfig, but bindings name them as
@@ -219,17 +165,15 @@ export async function startDevelopmentHost(
   const hostJson = readHostJson(root);
 
   const noTables: StartedTables = { azurite: undefined, dataDir: undefined };
-  const dataDir = join(data, "azurite");
+  const dataDir = join(root, AZURITE_FOLDER);
   const startingTables =
-    plan.kind !== "embedded"
-      ? Promise.resolve(noTables)
-      : (options.azurite ?? "child-process") === "child-process"
-        ? startTablesProcess(plan, dataDir, out, options)
-        : startTablesHere(plan, dataDir, out);
+    plan.kind !== "embedded" ? Promise.resolve(noTables) : startTables(plan, dataDir, out, options);
   let host: RunningLocalHost | undefined;
   try {
     // Loaded while Azurite's process starts: on two cores the two overlap.
-    const registrations = (options.loadFunctions ?? loadFromPackageMain(root))();
+    const registrations = quietRegistration(
+      options.loadFunctions ?? (() => loadFromPackageMain(root)),
+    );
     const tables = await startingTables;
     const azurite = tables.azurite;
     if (azurite) values.TableStorageConnection = azurite.connectionString;
@@ -277,7 +221,8 @@ export async function startDevelopmentHost(
     };
   } catch (error) {
     await host?.close();
-    // Started, or still starting when the function modules failed to load.
+    // Attached, or still attaching when the function modules failed to load: detach (Azurite
+    // keeps running, as when the host stops).
     await (await startingTables.catch(() => noTables)).azurite?.close();
     throw error;
   }
@@ -293,32 +238,35 @@ function portFrom(env: NodeJS.ProcessEnv): number {
   return port;
 }
 
-/** Loads the built function modules, quieting the library's "no host here" warnings. */
-function loadFromPackageMain(root: string): () => readonly Registration[] {
-  return () => {
-    const files = functionEntryFiles(root);
-    const warn = console.warn;
-    // Outside the Functions host, @azure/functions warns once per app.* call that it is in
-    // "test mode" and skips registration; here that is expected (shared/registry.ts keeps
-    // the registrations), so those lines would only mislead.
-    console.warn = (...args: unknown[]) => {
-      const first = typeof args[0] === "string" ? args[0] : "";
-      if (
-        /^WARNING: (Failed to detect the Azure Functions runtime|Skipping call to register)/.test(
-          first,
-        )
-      ) {
-        return;
-      }
-      warn(...args);
-    };
-    try {
-      loadFunctionModules(files);
-    } finally {
-      console.warn = warn;
+/** The built function modules package.json `main` names (`dist/functions/*.js`), as func start. */
+function loadFromPackageMain(root: string): readonly Registration[] {
+  loadFunctionModules(functionEntryFiles(root));
+  return registeredFunctions();
+}
+
+/**
+ * Outside the Functions host, @azure/functions warns once per app.* call that it is in "test
+ * mode" and skips registration; here that is expected (shared/registry.ts keeps the
+ * registrations), so those lines would only mislead.
+ */
+function quietRegistration(load: () => readonly Registration[]): readonly Registration[] {
+  const warn = console.warn;
+  console.warn = (...args: unknown[]) => {
+    const first = typeof args[0] === "string" ? args[0] : "";
+    if (
+      /^WARNING: (Failed to detect the Azure Functions runtime|Skipping call to register)/.test(
+        first,
+      )
+    ) {
+      return;
     }
-    return registeredFunctions();
+    warn(...args);
   };
+  try {
+    return load();
+  } finally {
+    console.warn = warn;
+  }
 }
 
 function printBanner(
@@ -374,15 +322,10 @@ function printBanner(
     out(`  ${functionName.padEnd(width)}  serviceBusTrigger: NOT RUN (${reason})`);
   }
   out("");
-  const { azurite, dataDir, pid } = info.tables;
-  if (azurite) {
-    const where = dataDir ? `data in ${rel(dataDir)}` : "data in memory only";
-    out(`Table Storage: Azurite ${azurite.tableEndpoint}, ${where}`);
-    if (pid !== undefined && dataDir) {
-      out(
-        `  (Azurite runs as process ${pid}: it saves the tables when npm start stops, or dies, and then exits)`,
-      );
-    }
+  const { azurite, dataDir } = info.tables;
+  if (azurite && dataDir) {
+    out(`Table Storage: Azurite ${azurite.tableEndpoint}, tables in ${rel(dataDir)}`);
+    for (const line of azuriteLines(azurite, info.plan, rel)) out(`  ${line}`);
   } else if (info.plan.kind === "embedded") {
     out("Table Storage: the Azurite already running on the configured port");
   } else {
@@ -421,18 +364,88 @@ function printBanner(
   out("");
 }
 
-/** The `npm start` process: start, then stop cleanly on Ctrl+C / SIGTERM. */
-async function main(): Promise<void> {
+/** What the banner says of the data folder's Azurite: which process, reused or started, how it ends. */
+function azuriteLines(
+  azurite: AttachedAzurite,
+  plan: TablesPlan,
+  rel: (path: string) => string,
+): string[] {
+  const { status } = azurite;
+  // The status was taken as this host attached: it is one of the hosts.
+  const others = status.hosts.filter((pid) => pid !== process.pid).length;
+  const lines = [
+    azurite.how === "started"
+      ? `Azurite process ${azurite.pid}: started by this npm start (log ${rel(azurite.logFile)})`
+      : `Azurite process ${azurite.pid}: reused, running since ${status.startedAt}` +
+        (others > 0 ? `, ${others} other npm start${others === 1 ? "" : "s"} attached` : "") +
+        ` (log ${rel(azurite.logFile)})`,
+  ];
+  if (status.portTaken !== undefined) {
+    lines.push(`(port ${status.portTaken} was in use when it started: it took a free one)`);
+  }
+  const port = Number(new URL(azurite.tableEndpoint).port);
+  if (plan.kind === "embedded" && plan.explicit && port !== plan.port) {
+    lines.push(
+      `(the settings name port ${plan.port}: npm run azurite:stop, then npm start, to move it there)`,
+    );
+  }
+  lines.push(
+    "It keeps running when npm start stops or crashes, as Table Storage outlives a Function App; " +
+      (status.idleMs > 0
+        ? `it stops by itself ${describeDuration(status.idleMs)} after the last npm start left, `
+        : "") +
+      "or now with: npm run azurite:stop",
+  );
+  return lines;
+}
+
+/** `HERALD_AZURITE_IDLE_MINUTES`: how long a new Azurite waits after the last npm start left. */
+function idleFrom(env: NodeJS.ProcessEnv): number {
+  const raw = env.HERALD_AZURITE_IDLE_MINUTES?.trim();
+  if (!raw) return DEFAULT_IDLE_MS;
+  const minutes = Number(raw);
+  if (!Number.isFinite(minutes) || minutes < 0) {
+    throw new ConfigError(
+      `HERALD_AZURITE_IDLE_MINUTES: "${raw}" is not a number of minutes (0: until npm run azurite:stop)`,
+    );
+  }
+  return Math.round(minutes * 60_000);
+}
+
+/**
+ * Ctrl+C reaches `npm start` twice: the terminal signals the whole foreground group (npm and
+ * this process), and npm passes the signals it gets on to its script
+ * (@npmcli/run-script's signal-manager.js). A repeat this soon is that same Ctrl+C.
+ */
+const SAME_SIGNAL_MS = 1_000;
+
+/**
+ * The `npm start` process (`node dist/shared/local-host/main.js`):
+ * start, then stop cleanly on Ctrl+C, SIGINT or SIGTERM (to this process or to npm), exit 0.
+ */
+export async function runNpmStart(
+  options: Omit<DevelopmentHostOptions, "onAzuriteLost"> & {
+    /** Called once the host serves (the crash test's harness prints where). */
+    readonly onReady?: (running: RunningDevelopmentHost) => void;
+  } = {},
+): Promise<void> {
   let running: RunningDevelopmentHost;
   let tablesGone: string | undefined;
   let onTablesGone = (how: string) => void (tablesGone = how);
+  const { onReady, ...hostOptions } = options;
   try {
-    running = await startDevelopmentHost({ onAzuriteExit: (how) => onTablesGone(how) });
+    running = await startDevelopmentHost({
+      ...hostOptions,
+      azuriteIdleMs: hostOptions.azuriteIdleMs ?? idleFrom(process.env),
+      onAzuriteLost: (how) => onTablesGone(how),
+    });
   } catch (error) {
     if (error instanceof ConfigError) {
       console.error(
         `\nnpm start: ${error.message}\n\nFix the setting in local.settings.json or the environment.`,
       );
+    } else if (error instanceof LocalTablesError) {
+      console.error(`\nnpm start: Table Storage: ${error.message}`);
     } else if ((error as NodeJS.ErrnoException).code === "EADDRINUSE") {
       console.error(
         `\nnpm start: ${(error as Error).message}. Is another npm start or func start running? Set PORT to use another port.`,
@@ -442,13 +455,14 @@ async function main(): Promise<void> {
     }
     process.exit(1);
   }
-  let stopping = false;
-  const stop = (signal: NodeJS.Signals | "Table Storage gone") => {
-    if (stopping) {
+  let stopAsked: number | undefined;
+  const stop = (signal: NodeJS.Signals | "Table Storage gone" | "npm gone") => {
+    if (stopAsked !== undefined) {
+      if (performance.now() - stopAsked < SAME_SIGNAL_MS) return;
       console.error(`${signal} again: exiting without waiting`);
       process.exit(1);
     }
-    stopping = true;
+    stopAsked = performance.now();
     console.log(`\n${signal}: stopping (finishing the messages in flight)…`);
     running.close().then(
       () => {
@@ -463,35 +477,27 @@ async function main(): Promise<void> {
   };
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);
-  watchLauncher(() => stop("SIGTERM"));
+  watchLauncher(() => stop("npm gone"));
+  onReady?.(running);
   // Nothing works without the tables: stop rather than answer every request with a 500.
   onTablesGone = (how) => {
     tablesGone = how;
     console.error(`\n${how}: Table Storage is gone.`);
-    if (!stopping) stop("Table Storage gone");
+    if (stopAsked === undefined) stop("Table Storage gone");
   };
   if (tablesGone !== undefined) onTablesGone(tablesGone);
 }
 
 /**
- * `npm start` runs this under `sh -c`, which does not pass on a SIGTERM sent to npm alone
- * (a process manager, `kill <npm pid>`): without this watch the host would outlive npm and
- * keep port 7071 and the data folder. Linux names the grandparent in /proc; elsewhere only
- * the parent is watched.
+ * npm waits for its script and passes SIGINT / SIGTERM on to it (package.json `exec`s node, so
+ * this process is npm's child). If npm itself is killed (SIGKILL), this process is re-parented:
+ * stop then, rather than keep port 7071 with nobody to stop it.
  */
 function watchLauncher(onGone: () => void): void {
   if (process.env.npm_lifecycle_event === undefined) return;
   const parent = process.ppid;
-  let launcher: number | undefined;
-  try {
-    const stat = readFileSync(`/proc/${parent}/stat`, "utf8");
-    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-    if (Number.isInteger(ppid) && ppid > 1) launcher = ppid;
-  } catch {
-    launcher = undefined;
-  }
   const timer = setInterval(() => {
-    if (process.ppid !== parent || (launcher !== undefined && !isAlive(launcher))) {
+    if (process.ppid !== parent) {
       clearInterval(timer);
       onGone();
     }
@@ -499,14 +505,5 @@ function watchLauncher(onGone: () => void): void {
   timer.unref();
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 // Also checks the file name: a bundle that includes this module (esbuild) is itself require.main.
-if (require.main === module && /[\\/]local-host[\\/]main\.js$/.test(__filename)) void main();
+if (require.main === module && /[\\/]local-host[\\/]main\.js$/.test(__filename)) void runNpmStart();

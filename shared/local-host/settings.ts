@@ -3,6 +3,11 @@ import { dirname, join } from "node:path";
 
 import { ConfigError } from "../errors";
 
+/** Everything a local run keeps (git-ignored): the queue, Azurite's tables, logs. */
+export const DATA_FOLDER = ".data";
+/** The data folder's Azurite keeps its tables (and its lock and log) here. */
+export const AZURITE_FOLDER = join(DATA_FOLDER, "azurite");
+
 /** The folder holding package.json, found from this file whether run from `dist/` or sources. */
 export function findProjectRoot(start: string = __dirname): string {
   let dir = start;

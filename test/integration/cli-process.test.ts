@@ -3,9 +3,8 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 
-import { buildSync } from "esbuild";
-
 import { LocalQueue } from "../../shared/queue/local-queue";
+import { bundleEntry } from "../support/bundle";
 import { startNotificationsApiServer } from "../support/notifications-api-server";
 
 const PROJECT_ROOT = resolve(__dirname, "../..");
@@ -21,16 +20,7 @@ describe("herald as a process", () => {
 
   beforeAll(() => {
     root = mkdtempSync(join(tmpdir(), "herald-cli-process-"));
-    script = join(root, "herald.js");
-    buildSync({
-      entryPoints: [join(PROJECT_ROOT, "shared", "cli", "main.ts")],
-      bundle: true,
-      platform: "node",
-      target: "node22",
-      packages: "external",
-      outfile: script,
-      logLevel: "error",
-    });
+    script = bundleEntry(join(PROJECT_ROOT, "shared", "cli", "main.ts"), join(root, "herald.js"));
   });
   afterAll(() => rmSync(root, { recursive: true, force: true }));
 

@@ -4,7 +4,7 @@ import { join } from "node:path";
 
 import { TableClient } from "@azure/data-tables";
 
-import { folderLockHolder, isAlive } from "../../shared/local-host/folder-lock";
+import { isAlive } from "../../shared/local-host/folder-lock";
 import { buildHostBundle, HostProcess } from "../chaos/support/host-process";
 
 const ROWS = 300;
@@ -19,17 +19,17 @@ async function rowCount(client: TableClient): Promise<number> {
   return count;
 }
 
-async function until(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`not true after ${timeoutMs} ms`);
-    await new Promise((done) => setTimeout(done, 25));
-  }
+/** The `Azurite process N: started|reused` line of each start, in order. */
+function azuriteOf(host: HostProcess): { pid: number; how: string }[] {
+  return host.startLines().flatMap((line) => {
+    const match = /^ {2}Azurite process (\d+): (started|reused)/.exec(line);
+    return match === null ? [] : [{ pid: Number(match[1]), how: match[2]! }];
+  });
 }
 
 /**
- * `npm start` (the same `startDevelopmentHost`, as a child process the test can kill) with its
- * own Azurite, data in `.data/azurite`: what a developer sees after a kill -9 or a crash.
+ * `npm start` (the same `startDevelopmentHost`, as a child process the test can kill) on the
+ * data folder's own Azurite, `.data/azurite`: what a developer sees after a kill -9 or a crash.
  */
 describe("npm start's own tables", () => {
   let folder = "";
@@ -43,8 +43,8 @@ describe("npm start's own tables", () => {
 
   afterEach(async () => {
     for (const host of hosts.splice(0)) await host.crash();
-    // Killed hosts' Azurite processes save and exit by themselves.
-    await new HostProcess({ script, settings: {}, lockDurationMs: 1_000 }).tablesReleased();
+    // The folder's Azurite outlives its hosts: stop it (it saves first) for the next test.
+    await new HostProcess({ script, settings: {}, lockDurationMs: 1_000 }).stopTables();
   });
 
   afterAll(() => rmSync(folder, { recursive: true, force: true }));
@@ -53,7 +53,7 @@ describe("npm start's own tables", () => {
     const started = new HostProcess({
       script,
       name,
-      // No TableStorageConnection: npm start runs its own Azurite.
+      // No TableStorageConnection: npm start uses the data folder's own Azurite.
       settings: { TableStorageConnection: "", TableNamePrefix: "crash" },
       lockDurationMs: 1_000,
     });
@@ -61,10 +61,11 @@ describe("npm start's own tables", () => {
     return started;
   }
 
-  it("keeps every write Azurite confirmed when npm start is killed with SIGKILL, for the next start", async () => {
+  it("keeps every write when npm start is killed with SIGKILL: the next start reuses the same Azurite, which never stopped", async () => {
     const herald = host("kill");
     await herald.start();
-    const before = table(herald.tablesConnection, "Survivors");
+    const connection = herald.tablesConnection;
+    const before = table(connection, "Survivors");
     await before.createTable();
     for (let i = 0; i < ROWS; i += 20) {
       await Promise.all(
@@ -73,47 +74,46 @@ describe("npm start's own tables", () => {
         ),
       );
     }
-    const azurite = folderLockHolder(join(herald.root, ".data", "azurite"));
     // Right after the last confirmation: long before any periodic save could have run.
     await herald.crash();
 
-    // At once: the new start waits for the killed host's Azurite if it is still saving.
     await herald.start();
-    expect(herald.logLines(/in memory/)).toEqual([]);
+    const [first, second] = azuriteOf(herald);
+    expect(first?.how).toBe("started");
+    expect(second).toEqual({ pid: first?.pid, how: "reused" });
+    expect(herald.tablesConnection).toBe(connection);
     expect(await rowCount(table(herald.tablesConnection, "Survivors"))).toBe(ROWS);
-    // The killed host's Azurite exited by itself once it had saved.
-    expect(azurite).toBeDefined();
-    await until(() => !isAlive(azurite!.pid));
+    const tables = await herald.tables();
+    expect(tables.kind === "running" && tables.status.pid).toBe(first?.pid);
   });
 
-  it("gives a second npm start on the same folder tables in memory, leaving the first one's alone", async () => {
-    const first = host("first");
-    await first.start();
-    const firstTable = table(first.tablesConnection, "Shared");
-    await firstTable.createTable();
-    await firstTable.createEntity({ partitionKey: "p", rowKey: "first" });
-    const holder = folderLockHolder(join(first.root, ".data", "azurite"));
+  it("gives a second npm start on the same folder the same tables, and keeps them when the first is killed", async () => {
+    const one = host("one");
+    await one.start();
+    const two = host("two");
+    await two.start();
+    expect(azuriteOf(two)).toEqual([{ pid: azuriteOf(one)[0]?.pid, how: "reused" }]);
+    expect(two.startLines().join("\n")).toContain("1 other npm start attached");
+    expect(two.tablesConnection).toBe(one.tablesConnection);
+    const shared = table(one.tablesConnection, "Shared");
+    await shared.createTable();
+    await shared.createEntity({ partitionKey: "p", rowKey: "from-one" });
 
-    const second = host("second");
-    await second.start();
-    expect(
-      second.logLines(/is in use by another npm start .*: this one keeps its tables in memory/),
-    ).toHaveLength(1);
-    expect(second.logLines(/Table Storage: Azurite .*, data in memory only/)).toHaveLength(1);
-    expect(second.tablesConnection).not.toBe(first.tablesConnection);
-    const secondTable = table(second.tablesConnection, "Shared");
-    await secondTable.createTable();
-    await secondTable.createEntity({ partitionKey: "p", rowKey: "second" });
-    await second.crash();
+    await one.crash();
+    const seen = table(two.tablesConnection, "Shared");
+    await expect(seen.getEntity("p", "from-one")).resolves.toBeDefined();
+    const tables = await two.tables();
+    expect(tables.kind === "running" && tables.status.hosts).toHaveLength(1);
+  });
 
-    // The first one's Azurite still holds the folder and still has its row.
-    expect(folderLockHolder(join(first.root, ".data", "azurite"))).toEqual(holder);
-    await expect(firstTable.getEntity("p", "first")).resolves.toBeDefined();
-
-    await first.crash();
-    await first.start();
-    const again = table(first.tablesConnection, "Shared");
-    await expect(again.getEntity("p", "first")).resolves.toBeDefined();
-    await expect(again.getEntity("p", "second")).rejects.toMatchObject({ statusCode: 404 });
+  it("stops npm start with exit code 1, saying why, when its Azurite is stopped under it", async () => {
+    const herald = host("orphaned");
+    await herald.start();
+    const [azurite] = azuriteOf(herald);
+    await herald.stopTables();
+    expect(isAlive(azurite!.pid)).toBe(false);
+    expect(await herald.exitCode()).toBe(1);
+    expect(herald.logLines(/Table Storage is gone/)).not.toEqual([]);
+    expect(herald.logLines(/Azurite stopped: asked to stop/)).not.toEqual([]);
   });
 });

@@ -5,9 +5,11 @@ import { join, resolve } from "node:path";
 import { TableClient } from "@azure/data-tables";
 
 import { ConfigError } from "../../shared/errors";
+import { stopAzurite } from "../../shared/local-host/azurite-client";
 import { isAlive } from "../../shared/local-host/folder-lock";
 import { startDevelopmentHost } from "../../shared/local-host/main";
-import { buildAzuriteEntry } from "../support/azurite-entry";
+import { AZURITE_FOLDER } from "../../shared/local-host/settings";
+import { buildAzuriteDaemon } from "../support/azurite-daemon";
 
 const REGISTRY = resolve(__dirname, "../../shared/registry");
 
@@ -51,28 +53,36 @@ function makeProject(localSettings?: unknown): string {
 }
 
 function lockHolder(root: string): number {
-  return Number(readFileSync(join(root, ".data", "azurite", "herald.pid"), "utf8").split("\n")[0]);
+  return (
+    JSON.parse(readFileSync(join(root, AZURITE_FOLDER, "herald.pid"), "utf8")) as { pid: number }
+  ).pid;
 }
 
 describe("npm start (startDevelopmentHost)", () => {
   const roots: string[] = [];
   const savedEnv = { ...process.env };
-  // Azurite's child process script, as `npm run build` puts it beside main.js.
-  let azuriteEntry = "";
+  // The Azurite process's script, as npm start's build puts it beside the host. A short idle
+  // time: a test that fails half-way leaves no Azurite behind for long.
+  let azuriteDaemon = "";
+  const azuriteIdleMs = 20_000;
 
   beforeAll(() => {
-    azuriteEntry = buildAzuriteEntry();
+    azuriteDaemon = buildAzuriteDaemon();
   });
 
-  afterAll(() => rmSync(azuriteEntry, { force: true }));
+  afterAll(() => rmSync(azuriteDaemon, { force: true }));
 
-  afterEach(() => {
+  afterEach(async () => {
     // The host writes the settings into process.env, where the functions read them.
     for (const key of Object.keys(process.env)) {
       if (!(key in savedEnv)) delete process.env[key];
     }
     Object.assign(process.env, savedEnv);
-    roots.splice(0).forEach((r) => rmSync(r, { recursive: true, force: true }));
+    for (const root of roots.splice(0)) {
+      // Azurite outlives the hosts (as Table Storage would): stop it before the folder goes.
+      await stopAzurite(join(root, AZURITE_FOLDER), { force: true });
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 
   function project(localSettings?: unknown): string {
@@ -89,7 +99,8 @@ describe("npm start (startDevelopmentHost)", () => {
       env: { TableNamePrefix: "Env" },
       port: 0,
       azuritePort: 0,
-      azuriteEntry,
+      azuriteDaemon,
+      azuriteIdleMs,
       out: (line) => lines.push(line),
       logHandlerFor: () => () => undefined,
     });
@@ -112,18 +123,21 @@ describe("npm start (startDevelopmentHost)", () => {
       expect(banner).toContain("WARNING: MicrosoftAppId is not set");
       expect(banner).toContain("environment overrides local.settings.json for TableNamePrefix");
       expect(banner).toMatch(
-        /Table Storage: Azurite http:\/\/127\.0\.0\.1:\d+\/devstoreaccount1, data in \.data\/azurite/,
+        /Table Storage: Azurite http:\/\/127\.0\.0\.1:\d+\/devstoreaccount1, tables in \.data\/azurite/,
       );
-      // Azurite runs in a child process of its own, which holds the data folder.
+      // Azurite runs as a process of its own, which holds the data folder.
       azuritePid = lockHolder(root);
       expect(azuritePid).not.toBe(process.pid);
-      expect(banner).toContain(`Azurite runs as process ${azuritePid}`);
+      expect(running.azurite?.pid).toBe(azuritePid);
+      expect(banner).toContain(`Azurite process ${azuritePid}: started by this npm start`);
+      expect(banner).toContain("or now with: npm run azurite:stop");
     } finally {
       await running.close();
     }
-    expect(isAlive(azuritePid)).toBe(false);
-    expect(existsSync(join(root, ".data", "azurite", "herald.pid"))).toBe(false);
     await expect(fetch(`${running.host.http.origin}/api/hello`)).rejects.toThrow();
+    // The host is gone; its tables are not: Azurite still serves the folder.
+    expect(isAlive(azuritePid)).toBe(true);
+    expect(lockHolder(root)).toBe(azuritePid);
   });
 
   it("keeps table data in .data/azurite from one run to the next", async () => {
@@ -133,7 +147,8 @@ describe("npm start (startDevelopmentHost)", () => {
       env: {},
       port: 0,
       azuritePort: 0,
-      azuriteEntry,
+      azuriteDaemon,
+      azuriteIdleMs,
       out: () => undefined,
       logHandlerFor: () => () => undefined,
     };
@@ -151,6 +166,8 @@ describe("npm start (startDevelopmentHost)", () => {
     }
     const second = await startDevelopmentHost(options);
     try {
+      expect(second.azurite?.how).toBe("reused");
+      expect(second.azurite?.pid).toBe(first.azurite?.pid);
       const table = TableClient.fromConnectionString(
         second.settings.TableStorageConnection!,
         "KeepMe",
@@ -160,32 +177,6 @@ describe("npm start (startDevelopmentHost)", () => {
     } finally {
       await second.close();
     }
-  });
-
-  it("runs Azurite inside this process when asked to (tests), still locking the data folder", async () => {
-    const root = project();
-    const running = await startDevelopmentHost({
-      projectRoot: root,
-      env: {},
-      port: 0,
-      azuritePort: 0,
-      azurite: "this-process",
-      out: () => undefined,
-      logHandlerFor: () => () => undefined,
-    });
-    try {
-      expect(lockHolder(root)).toBe(process.pid);
-      const table = TableClient.fromConnectionString(
-        running.settings.TableStorageConnection!,
-        "Here",
-        { allowInsecureConnection: true },
-      );
-      await table.createTable();
-      await expect(table.createEntity({ partitionKey: "p", rowKey: "r" })).resolves.toBeDefined();
-    } finally {
-      await running.close();
-    }
-    expect(existsSync(join(root, ".data", "azurite", "herald.pid"))).toBe(false);
   });
 
   it("uses the Azurite already listening on the port the settings name, starting none", async () => {
@@ -198,7 +189,8 @@ describe("npm start (startDevelopmentHost)", () => {
       projectRoot: root,
       env: { TableStorageConnection: connection },
       port: 0,
-      azuriteEntry,
+      azuriteDaemon,
+      azuriteIdleMs,
       out: (line) => lines.push(line),
       logHandlerFor: () => () => undefined,
     });
@@ -223,7 +215,8 @@ describe("npm start (startDevelopmentHost)", () => {
       env: {},
       port: 0,
       azuritePort: 0,
-      azuriteEntry,
+      azuriteDaemon,
+      azuriteIdleMs,
       out: () => undefined,
     });
     await expect(attempt).rejects.toThrow(ConfigError);
@@ -239,7 +232,8 @@ describe("npm start (startDevelopmentHost)", () => {
         env: {},
         port: 0,
         azuritePort: 0,
-        azuriteEntry,
+        azuriteDaemon,
+        azuriteIdleMs,
         out: () => undefined,
       }),
     ).rejects.toThrow(/local\.settings\.json: not valid JSON/);

@@ -1,30 +1,43 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
+
+import { buildSync } from "esbuild";
 
 import {
-  acquireFolderLock,
-  claimFolder,
-  isAlive,
+  claimLock,
+  DAEMON_SCRIPT_MARK,
+  type FolderLock,
+  holdsLock,
   LOCK_FILE,
+  readLock,
+  releaseLock,
 } from "../../shared/local-host/folder-lock";
 
-/** A real process that lives `ms` milliseconds (or until killed). */
-function processFor(ms: number): { child: ChildProcess; pid: number; gone: Promise<void> } {
-  const child = spawn(process.execPath, ["-e", `setTimeout(() => {}, ${ms})`], { stdio: "ignore" });
-  const gone = new Promise<void>((done) => child.once("exit", () => done()));
-  return { child, pid: child.pid!, gone };
+/** A real process that lives `ms` milliseconds (or until killed), with `mark` on its command line. */
+function processFor(ms: number, mark = DAEMON_SCRIPT_MARK): { child: ChildProcess; pid: number } {
+  const child = spawn(process.execPath, ["-e", `setTimeout(() => {}, ${ms})`, mark], {
+    stdio: "ignore",
+  });
+  return { child, pid: child.pid! };
 }
 
 /** The pid of a process that has exited. */
 async function deadPid(): Promise<number> {
-  const { pid, gone } = processFor(0);
-  await gone;
+  const { child, pid } = processFor(0);
+  await new Promise((done) => child.once("exit", done));
   return pid;
 }
 
-describe("claimFolder", () => {
+const lockOf = (pid: number, controlPort = 4242): FolderLock => ({
+  pid,
+  controlPort,
+  protocol: 1,
+  startedAt: "2026-12-01T00:00:00.000Z",
+});
+
+describe("the data folder's lock", () => {
   const folders: string[] = [];
   const children: ChildProcess[] = [];
 
@@ -39,57 +52,101 @@ describe("claimFolder", () => {
     return path;
   }
 
-  it("claims a free folder, writing this process and its owner, and frees it on release", async () => {
+  it("claims a free folder with a lock naming this process and its control port, and releases only its own", () => {
     const dir = folder();
-    const claim = await claimFolder(dir, { owner: 4242, orphanWaitMs: 1_000 });
-    expect(claim.lock).toBeDefined();
-    expect(readFileSync(join(dir, LOCK_FILE), "utf8")).toBe(`${process.pid}\n4242\n`);
-    claim.lock?.release();
+    expect(claimLock(dir, lockOf(process.pid))).toEqual({ kind: "claimed" });
+    expect(JSON.parse(readFileSync(join(dir, LOCK_FILE), "utf8"))).toEqual(lockOf(process.pid));
+    expect(holdsLock(dir, process.pid)).toBe(true);
+    releaseLock(dir, process.pid + 1);
+    expect(holdsLock(dir, process.pid)).toBe(true);
+    releaseLock(dir, process.pid);
     expect(existsSync(join(dir, LOCK_FILE))).toBe(false);
   });
 
-  it("takes over a lock file whose process is gone (killed with -9)", async () => {
+  it("takes over a lock whose process is gone (killed with -9, the machine restarted)", async () => {
     const dir = folder();
-    writeFileSync(join(dir, LOCK_FILE), `${await deadPid()}\n`);
-    const claim = await claimFolder(dir, { orphanWaitMs: 1_000 });
-    expect(claim.lock).toBeDefined();
-    expect(claim).not.toHaveProperty("waitedFor");
-    claim.lock?.release();
+    writeFileSync(join(dir, LOCK_FILE), JSON.stringify(lockOf(await deadPid())));
+    expect(claimLock(dir, lockOf(process.pid))).toEqual({ kind: "claimed" });
+    expect(holdsLock(dir, process.pid)).toBe(true);
   });
 
-  it("leaves a folder to a live holder whose owner runs (a second npm start)", async () => {
+  it("leaves the folder to a live Azurite process, and names it", () => {
     const dir = folder();
     const holder = processFor(30_000);
     children.push(holder.child);
-    writeFileSync(join(dir, LOCK_FILE), `${holder.pid}\n${process.pid}\n`);
-    const claim = await claimFolder(dir, { orphanWaitMs: 5_000 });
-    expect(claim.lock).toBeUndefined();
-    expect(claim.lock === undefined && claim.holder).toEqual({
-      pid: holder.pid,
-      owner: process.pid,
+    writeFileSync(join(dir, LOCK_FILE), JSON.stringify(lockOf(holder.pid, 5555)));
+    const claim = claimLock(dir, lockOf(process.pid));
+    expect(claim).toMatchObject({
+      kind: "held",
+      by: { kind: "lock", lock: lockOf(holder.pid, 5555) },
     });
-    expect(acquireFolderLock(dir)).toBeUndefined();
+    expect(holdsLock(dir, holder.pid)).toBe(true);
   });
 
-  it("waits for a holder whose owner died (Azurite saving after its npm start was killed), then claims", async () => {
+  it("leaves a folder in the older two-line format to the live Azurite child that wrote it", () => {
     const dir = folder();
-    const orphan = processFor(400);
-    children.push(orphan.child);
-    writeFileSync(join(dir, LOCK_FILE), `${orphan.pid}\n${await deadPid()}\n`);
-    const claim = await claimFolder(dir, { orphanWaitMs: 20_000 });
-    expect(isAlive(orphan.pid)).toBe(false);
-    expect(claim.lock).toBeDefined();
-    expect(claim.lock !== undefined && claim.waitedFor?.pid).toBe(orphan.pid);
-    claim.lock?.release();
+    const holder = processFor(30_000, "azurite-process-entry");
+    children.push(holder.child);
+    writeFileSync(join(dir, LOCK_FILE), `${holder.pid}\n${process.pid}\n`);
+    expect(readLock(dir)).toMatchObject({ kind: "legacy", pid: holder.pid });
+    expect(claimLock(dir, lockOf(process.pid))).toMatchObject({
+      kind: "held",
+      by: { kind: "legacy", pid: holder.pid },
+    });
   });
 
-  it("gives up waiting for such a holder after orphanWaitMs and reports it", async () => {
+  const linux = existsSync("/proc/self/cmdline") ? it : it.skip;
+  linux(
+    "takes over a lock whose pid now belongs to a process that is not Azurite (a reused pid)",
+    () => {
+      const dir = folder();
+      const stranger = processFor(30_000, "not-herald");
+      children.push(stranger.child);
+      writeFileSync(join(dir, LOCK_FILE), JSON.stringify(lockOf(stranger.pid)));
+      expect(claimLock(dir, lockOf(process.pid))).toEqual({ kind: "claimed" });
+    },
+  );
+
+  it("gives the folder to exactly one of eight processes that claim it at the same moment", async () => {
     const dir = folder();
-    const orphan = processFor(30_000);
-    children.push(orphan.child);
-    writeFileSync(join(dir, LOCK_FILE), `${orphan.pid}\n${await deadPid()}\n`);
-    const claim = await claimFolder(dir, { orphanWaitMs: 100 });
-    expect(claim.lock).toBeUndefined();
-    expect(claim.lock === undefined && claim.holder.pid).toBe(orphan.pid);
+    const script = join(dir, "claim.js");
+    buildSync({
+      stdin: {
+        contents: `const { claimLock } = require(${JSON.stringify(resolve(__dirname, "../../shared/local-host/folder-lock"))});
+          const at = Number(process.argv[2]);
+          setTimeout(() => {
+            const claim = claimLock(process.argv[3], { pid: process.pid, controlPort: 1, protocol: 1, startedAt: "" });
+            console.log(claim.kind);
+            setTimeout(() => {}, 60000);
+          }, Math.max(0, at - Date.now()));`,
+        resolveDir: __dirname,
+        loader: "js",
+      },
+      bundle: true,
+      platform: "node",
+      outfile: script,
+      logLevel: "error",
+    });
+    const at = Date.now() + 1_000;
+    const runs = Array.from({ length: 8 }, () => {
+      // `azurite-daemon` on the command line: each is a holder the others must respect.
+      const child = spawn(process.execPath, [script, String(at), dir, DAEMON_SCRIPT_MARK], {
+        stdio: ["ignore", "pipe", "inherit"],
+      });
+      children.push(child);
+      // Each stays alive (holding, if it won) until afterEach kills it: a late one still meets
+      // a live holder.
+      let out = "";
+      return new Promise<string>((done) => {
+        child.stdout.on("data", (chunk: Buffer) => {
+          out += chunk.toString();
+          if (out.includes("\n")) done(out.trim());
+        });
+        child.once("exit", (code) => done(`exited ${code}`));
+      });
+    });
+    const answers = await Promise.all(runs);
+    expect(answers.filter((a) => a === "claimed")).toHaveLength(1);
+    expect(answers.filter((a) => a === "held")).toHaveLength(7);
   });
 });

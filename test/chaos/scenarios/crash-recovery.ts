@@ -3,6 +3,7 @@ import { type Dirent, mkdtempSync, readdirSync, readFileSync, rmSync } from "nod
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 
+import type { FolderAzurite } from "../../../shared/local-host/azurite-client";
 import type { NotificationStatus } from "../../../shared/notifications/status";
 import { LocalQueue } from "../../../shared/queue/local-queue";
 import { LocalSessionQueue } from "../../../shared/queue/local-session-queue";
@@ -29,13 +30,11 @@ export interface CrashRecoveryOptions {
   /** The local queue's lock duration: how long a killed consumer's messages wait. */
   readonly lockDurationMs: number;
   /**
-   * `embedded`: `npm start`'s own Azurite (its child process, data in `.data/azurite`), which
-   * must save every confirmed write when the host is killed and be waited for by the next start;
-   * `shared`: an Azurite the host does not own, which outlives it (as Table Storage in Azure);
-   * `in-process`: Azurite inside the killed host process (how `npm start` ran it before; loses
-   * the writes it had not saved yet, so this one fails: kept to show why).
+   * `embedded`: `npm start`'s own Azurite (the data folder's Azurite process, `.data/azurite`),
+   * which the first start starts and every later start reuses: a kill of the host never reaches
+   * it; `shared`: an Azurite of the test's, which the host does not start either.
    */
-  readonly tables: "embedded" | "shared" | "in-process";
+  readonly tables: "embedded" | "shared";
   /** Give up waiting for every request to finish after this long. */
   readonly settleTimeoutMs: number;
   readonly log?: (line: string) => void;
@@ -56,10 +55,14 @@ export interface CrashRecoveryReport extends Verdict {
   readonly claimRechecks: number;
   /** Locks a live consumer lost (renewal late or failed): a second copy may run meanwhile. */
   readonly locksLost: number;
-  /** Starts that found `.data/azurite` held and kept their tables in memory (never expected). */
-  readonly tablesInMemory: number;
-  /** Starts that waited for the killed host's Azurite to save and exit. */
-  readonly azuriteWaits: number;
+  /** What each start said about its tables (`Table Storage: …`, `Azurite process N: …`). */
+  readonly startLines: readonly string[];
+  /** Distinct Azurite processes the starts used (`embedded`: 1, the same one throughout). */
+  readonly azuriteProcesses: number;
+  /** Starts that started an Azurite rather than reusing the running one (`embedded`: 1). */
+  readonly azuriteStarts: number;
+  /** The data folder's Azurite at the end: its pid, attached hosts, saves, unsaved changes. */
+  readonly azurite: FolderAzurite | undefined;
   readonly settledAfterMs: number;
   readonly welcomes: number;
 }
@@ -89,7 +92,6 @@ export async function runCrashRecovery(
     settings.TableStorageConnection = connection;
   } else {
     settings.TableStorageConnection = "";
-    if (options.tables === "in-process") settings.HERALD_CHAOS_AZURITE = "this-process";
   }
   const script = buildHostBundle(folder);
   const host = new HostProcess({ script, settings, lockDurationMs: options.lockDurationMs });
@@ -159,8 +161,12 @@ export async function runCrashRecovery(
     const http500 = host.logLines(/-> 500 /).length;
     const rechecks = host.logLines(/checking again/).length;
     const locksLost = host.logLines(/Lock renewal failed|Settling .* failed/).length;
-    const tablesInMemory = host.logLines(/keeps its tables in memory|data in memory only/).length;
-    const azuriteWaits = host.logLines(/Waited .* for the Azurite of a stopped npm start/).length;
+    const startLines = host.startLines();
+    const azuriteLines = startLines.flatMap((line) => {
+      const match = /^ {2}Azurite process (\d+): (started|reused)/.exec(line);
+      return match === null ? [] : [{ pid: match[1]!, how: match[2]! }];
+    });
+    const azurite = options.tables === "embedded" ? await host.tables() : undefined;
     return {
       ...verdict,
       kills: killTimes.length,
@@ -171,20 +177,48 @@ export async function runCrashRecovery(
       scheduledLeft: counts.scheduled,
       claimRechecks: rechecks,
       locksLost,
-      tablesInMemory,
-      azuriteWaits,
+      startLines,
+      azuriteProcesses: new Set(azuriteLines.map((a) => a.pid)).size,
+      azuriteStarts: azuriteLines.filter((a) => a.how === "started").length,
+      azurite,
       settledAfterMs,
       welcomes: sim.allActivities().filter((a) => (a.attachments ?? []).length > 0).length,
     };
   } finally {
     await host.crash();
-    // Its Azurite saves and exits by itself; the folder goes once it has.
-    await host.tablesReleased().catch((error: unknown) => log(String(error)));
+    // The folder's Azurite outlived every kill; it saves and stops now, then the folder goes.
+    if (options.tables === "embedded") {
+      await host.stopTables().catch((error: unknown) => log(String(error)));
+    }
     await sim.close();
     if (process.env.HERALD_CHAOS_KEEP === undefined)
       rmSync(folder, { recursive: true, force: true });
     else log(`kept ${folder}`);
   }
+}
+
+/**
+ * The tables' side of a run, for the lines before its `lost` assertion: what each start said
+ * about Table Storage (which Azurite process, started or reused) and the data folder's Azurite
+ * at the end (its pid, hosts, how many saves, whether anything is unsaved). A lost request then
+ * says whether the tables were the same throughout.
+ */
+export function describeTables(report: CrashRecoveryReport): string {
+  const lines = [
+    `crash-recovery: ${report.lost.length} lost, ${report.notTerminal.length} not final, ${report.duplicates} duplicates (per kill ${JSON.stringify(report.duplicatesPerKill)})`,
+    `crash-recovery: ${report.startLines.length} start lines, ${report.azuriteProcesses} Azurite process(es), ${report.azuriteStarts} started:`,
+    ...report.startLines.map((line) => `  ${line.trim()}`),
+  ];
+  const azurite = report.azurite;
+  if (azurite?.kind === "running") {
+    const { status } = azurite;
+    lines.push(
+      `crash-recovery: Azurite process ${status.pid} at the end: ${status.state}, up since ${status.startedAt}, hosts attached ${JSON.stringify(status.hosts)}, persistence ${JSON.stringify(status.persistence)}`,
+    );
+  } else if (azurite !== undefined) {
+    lines.push(`crash-recovery: the data folder's Azurite at the end: ${JSON.stringify(azurite)}`);
+  }
+  return lines.join("\n");
 }
 
 /** Personal installs through the host's bot endpoint: the references carry the simulator's URL. */

@@ -4,7 +4,12 @@ import { join, resolve } from "node:path";
 
 import { buildSync } from "esbuild";
 
-import { folderLockHolder } from "../../../shared/local-host/folder-lock";
+import {
+  type FolderAzurite,
+  folderAzurite,
+  stopAzurite,
+} from "../../../shared/local-host/azurite-client";
+import { AZURITE_FOLDER } from "../../../shared/local-host/settings";
 
 const PROJECT_ROOT = resolve(__dirname, "../../..");
 const READY_PREFIX = "HERALD_READY ";
@@ -12,9 +17,9 @@ const TABLES_PREFIX = "HERALD_TABLES ";
 
 /**
  * Bundles `host-entry.ts` (the `npm start` host with the function modules built in) into
- * `folder`, beside the Azurite child process's entry (as `dist/` has them), and lays out a
- * project root there (host.json) whose `.data/` holds the host's queue and, when it runs its
- * own Azurite, its tables. Returns the bundle's path.
+ * `folder`, beside the Azurite process's script (as npm start's build has them in build/local),
+ * and lays out a project root there (host.json) whose `.data/` holds the host's queue and, when
+ * it uses the folder's own Azurite, its tables. Returns the bundle's path.
  */
 export function buildHostBundle(folder: string): string {
   mkdirSync(folder, { recursive: true });
@@ -22,8 +27,8 @@ export function buildHostBundle(folder: string): string {
   buildSync({
     entryPoints: {
       "herald-host": join(__dirname, "host-entry.ts"),
-      // main.ts forks `azurite-process-entry.js` from its own folder: the bundle's.
-      "azurite-process-entry": join(PROJECT_ROOT, "shared/local-host/azurite-process-entry.ts"),
+      // main.ts spawns `azurite-daemon.js` from its own folder: the bundle's.
+      "azurite-daemon": join(PROJECT_ROOT, "shared/local-host/azurite-daemon.ts"),
     },
     bundle: true,
     platform: "node",
@@ -56,7 +61,7 @@ export interface HostProcessOptions {
  */
 export class HostProcess {
   private child: ChildProcess | undefined;
-  private exited: Promise<void> = Promise.resolve();
+  private exited: Promise<number | null> = Promise.resolve(null);
   private starts = 0;
   /** `http://127.0.0.1:<port>` of the running host (a new port after each start). */
   origin = "";
@@ -91,7 +96,7 @@ export class HostProcess {
     });
     closeSync(log);
     this.child = child;
-    this.exited = new Promise((done) => child.once("exit", () => done()));
+    this.exited = new Promise((done) => child.once("exit", (code) => done(code)));
     const deadline = Date.now() + (this.options.startTimeoutMs ?? 20_000);
     for (;;) {
       const text = readFileSync(logPath, "utf8");
@@ -110,22 +115,38 @@ export class HostProcess {
     }
   }
 
+  /** Waits for the running host to exit by itself; its exit code. */
+  async exitCode(): Promise<number | null> {
+    const code = await this.exited;
+    this.child = undefined;
+    return code;
+  }
+
   /** SIGKILL: no handler runs, nothing is flushed, in-flight messages keep their locks. */
   async crash(): Promise<void> {
     this.kill();
     await this.exited;
   }
 
+  /** What serves the data folder's tables now: the Azurite process, its hosts, what it saved. */
+  tables(): Promise<FolderAzurite> {
+    return folderAzurite(join(this.root, AZURITE_FOLDER));
+  }
+
   /**
-   * Waits until no process holds the data folder's tables: after a SIGKILL of the host, its
-   * Azurite child saves them and exits on its own.
+   * Stops the data folder's Azurite (it saves first): it outlives every host, as Table Storage
+   * outlives a Function App, so the test that started it stops it.
    */
-  async tablesReleased(timeoutMs = 30_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (folderLockHolder(join(this.root, ".data", "azurite")) !== undefined) {
-      if (Date.now() > deadline) throw new Error("the host's Azurite did not exit");
-      await new Promise((done) => setTimeout(done, 25));
+  async stopTables(): Promise<void> {
+    const result = await stopAzurite(join(this.root, AZURITE_FOLDER), { force: true });
+    if (result.kind === "unreachable") {
+      throw new Error(`the data folder's Azurite (process ${result.pid}) did not stop`);
     }
+  }
+
+  /** What each start said about its tables: the banner's Table Storage lines, or its failure. */
+  startLines(): string[] {
+    return this.logLines(/^(Table Storage| {2}Azurite process|npm start)/);
   }
 
   private kill(): void {
