@@ -28,7 +28,7 @@ import { isAlive, LOCK_FILE, mayHoldLock, readLock } from "./folder-lock";
 
 /** The Azurite process's output, in its data folder. */
 export const AZURITE_LOG = "azurite.log";
-/** The daemon's script beside this module (`dist/shared/local-host/` after the build). */
+/** The daemon's script beside this module (`build/local/` for npm start, `dist/` after tsc). */
 export const AZURITE_DAEMON = join(__dirname, "azurite-daemon.js");
 /** By default the folder's Azurite stops by itself this long after the last host left. */
 export const DEFAULT_IDLE_MS = 10 * 60_000;

@@ -72,7 +72,7 @@ export async function runAzuriteCommand(
   }
 }
 
-/** The process entry (`npm run azurite:*`). */
+/** The process entry (`npm run azurite:*`, through shared/local-host/bin/local.js). */
 export function main(): void {
   void runAzuriteCommand(process.argv.slice(2), {
     out: (line) => console.log(line),
@@ -81,6 +81,3 @@ export function main(): void {
     process.exitCode = code;
   });
 }
-
-// Also checks the file name: a bundle that includes this module is itself require.main.
-if (require.main === module && /azurite(-command)?\.js$/.test(__filename)) main();

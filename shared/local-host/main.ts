@@ -420,7 +420,7 @@ function idleFrom(env: NodeJS.ProcessEnv): number {
 const SAME_SIGNAL_MS = 1_000;
 
 /**
- * The `npm start` process (`node dist/shared/local-host/main.js`):
+ * The `npm start` process (`build/local/start.js`, or `node dist/shared/local-host/main.js`):
  * start, then stop cleanly on Ctrl+C, SIGINT or SIGTERM (to this process or to npm), exit 0.
  */
 export async function runNpmStart(
