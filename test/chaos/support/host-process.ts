@@ -10,6 +10,7 @@ import {
   stopAzurite,
 } from "../../../shared/local-host/azurite-client";
 import { AZURITE_FOLDER } from "../../../shared/local-host/settings";
+import { TEST_RUN_VARIABLE } from "../../support/leftover-processes";
 
 const PROJECT_ROOT = resolve(__dirname, "../../..");
 const READY_PREFIX = "HERALD_READY ";
@@ -90,6 +91,11 @@ export class HostProcess {
         NODE_PATH: join(PROJECT_ROOT, "node_modules"),
         HERALD_CHAOS_ROOT: this.root,
         HERALD_CHAOS_LOCK_MS: String(this.options.lockDurationMs),
+        // The test run's marker: the global teardown fails the run if this host (or the
+        // Azurite it starts) outlives it.
+        ...(process.env[TEST_RUN_VARIABLE] !== undefined
+          ? { [TEST_RUN_VARIABLE]: process.env[TEST_RUN_VARIABLE] }
+          : {}),
         ...this.options.settings,
       },
       stdio: ["ignore", log, log],
