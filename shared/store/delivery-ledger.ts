@@ -2,10 +2,10 @@ import type { TableClient } from "@azure/data-tables";
 
 import { recipientFromParts, recipientKey, recipientParts } from "../notifications/recipients";
 import type { Recipient, RecipientKind } from "../notifications/schema";
+import { chunks, mapLimited } from "../util/collections";
 import { withoutUndefined } from "./entities";
 import { type RequestKey, requestRowKey } from "./notification-requests";
 import { encodeKey, isRestError, odata, type TableFactory, TABLES } from "./table-factory";
-import { mapLimited } from "./user-references";
 
 /**
  * The delivery ledger: one row per request and recipient, in Table Storage.
@@ -358,10 +358,7 @@ export class DeliveryLedger {
         lastError: row.lastError,
       }),
     );
-    const chunks: DeliveryEntity[][] = [];
-    for (let i = 0; i < entities.length; i += TRANSACTION_SIZE)
-      chunks.push(entities.slice(i, i + TRANSACTION_SIZE));
-    const counts = await mapLimited(chunks, WRITE_CONCURRENCY, async (chunk) => {
+    const counts = await mapLimited(chunks(entities, TRANSACTION_SIZE), WRITE_CONCURRENCY, async (chunk) => {
       try {
         await table.submitTransaction(chunk.map((e) => ["create", e]));
         return chunk.length;
