@@ -50,7 +50,9 @@ describe("the Node.js version", () => {
   it("types and builds the code for 22", () => {
     const pkg = json("package.json") as { devDependencies: Record<string, string> };
     expect(majorOf(pkg.devDependencies["@types/node"] ?? "")).toBe(MAJOR);
-    const tsconfig = json("tsconfig.json") as { compilerOptions: { lib: string[]; target: string } };
+    const tsconfig = json("tsconfig.json") as {
+      compilerOptions: { lib: string[]; target: string };
+    };
     // Node 22 implements ES2024 (https://node.green): no newer library types, no older target.
     expect(tsconfig.compilerOptions.lib).toEqual(["ES2024"]);
     expect(tsconfig.compilerOptions.target).toBe("ES2024");
