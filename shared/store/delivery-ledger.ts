@@ -1,7 +1,12 @@
 import type { TableClient } from "@azure/data-tables";
 
-import { recipientFromParts, recipientKey, recipientParts } from "../notifications/recipients";
-import type { Recipient, RecipientKind } from "../notifications/schema";
+import {
+  type Recipient,
+  recipientFromParts,
+  recipientKey,
+  type RecipientKind,
+  recipientParts,
+} from "../model/recipient";
 import { chunks, mapLimited } from "../util/collections";
 import { withoutUndefined } from "./entities";
 import { type RequestKey, requestRowKey } from "./notification-requests";
@@ -358,24 +363,28 @@ export class DeliveryLedger {
         lastError: row.lastError,
       }),
     );
-    const counts = await mapLimited(chunks(entities, TRANSACTION_SIZE), WRITE_CONCURRENCY, async (chunk) => {
-      try {
-        await table.submitTransaction(chunk.map((e) => ["create", e]));
-        return chunk.length;
-      } catch (error) {
-        if (!isRestError(error, 409) && !isRestError(error, 400)) throw error;
-        let created = 0;
-        for (const entity of chunk) {
-          try {
-            await table.createEntity(entity);
-            created += 1;
-          } catch (inner) {
-            if (!isRestError(inner, 409)) throw inner;
+    const counts = await mapLimited(
+      chunks(entities, TRANSACTION_SIZE),
+      WRITE_CONCURRENCY,
+      async (chunk) => {
+        try {
+          await table.submitTransaction(chunk.map((e) => ["create", e]));
+          return chunk.length;
+        } catch (error) {
+          if (!isRestError(error, 409) && !isRestError(error, 400)) throw error;
+          let created = 0;
+          for (const entity of chunk) {
+            try {
+              await table.createEntity(entity);
+              created += 1;
+            } catch (inner) {
+              if (!isRestError(inner, 409)) throw inner;
+            }
           }
+          return created;
         }
-        return created;
-      }
-    });
+      },
+    );
     return counts.reduce((a, b) => a + b, 0);
   }
 
