@@ -11,7 +11,7 @@ import {
 } from "botframework-connector";
 import { z } from "zod";
 
-import type { Config } from "../config";
+import type { BotEndpointSettings, BotIdentity } from "../bot-identity";
 import type { Logger } from "../logging";
 import { BoundedMap } from "../util/bounded-map";
 import { type ServiceUrlPolicy, serviceUrlPolicy } from "./service-url-policy";
@@ -39,7 +39,7 @@ export interface BotbuilderConnectorOptions {
 }
 
 /** The service URL policy of a configuration (see service-url-policy.ts). */
-export function policyOf(config: Pick<Config, "bot" | "extraTeamsServiceHosts">): ServiceUrlPolicy {
+export function policyOf(config: BotEndpointSettings): ServiceUrlPolicy {
   return serviceUrlPolicy({
     authenticated: config.bot.kind === "authenticated",
     extraHosts: config.extraTeamsServiceHosts,
@@ -59,9 +59,9 @@ const memberSchema = z.object({
 const MAX_CLIENTS = 64;
 
 /** The credentials botbuilder uses for outbound calls, from Herald's validated config. */
-export function botFrameworkAuthentication(
-  config: Pick<Config, "bot">,
-): BotFrameworkAuthentication {
+export function botFrameworkAuthentication(config: {
+  readonly bot: BotIdentity;
+}): BotFrameworkAuthentication {
   if (config.bot.kind === "anonymous") return new ConfigurationBotFrameworkAuthentication({});
   const bot = config.bot;
   return new ConfigurationBotFrameworkAuthentication(
@@ -108,10 +108,7 @@ export class BotbuilderConnector implements TeamsConnector {
     this.timeoutMs = options.timeoutMs ?? 15_000;
   }
 
-  static fromConfig(
-    config: Pick<Config, "bot" | "extraTeamsServiceHosts">,
-    logger?: Logger,
-  ): BotbuilderConnector {
+  static fromConfig(config: BotEndpointSettings, logger?: Logger): BotbuilderConnector {
     const appId = config.bot.kind === "authenticated" ? config.bot.appId : undefined;
     return new BotbuilderConnector(botFrameworkAuthentication(config), appId, {
       botId: appId !== undefined ? `28:${appId}` : undefined,
