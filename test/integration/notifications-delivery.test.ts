@@ -1,11 +1,11 @@
-import { HttpRequest, type HttpResponseInit, InvocationContext } from "@azure/functions";
+import { HttpRequest, InvocationContext } from "@azure/functions";
 
-import { createNotificationsApi } from "../../functions/notifications-api";
 import {
   BotbuilderConnector,
   botFrameworkAuthentication,
 } from "../../shared/connector/botbuilder-connector";
 import type { TeamsConnector } from "../../shared/connector/teams-connector";
+import { createNotificationsApi } from "../../shared/notifications/http-api";
 import type { NotificationStatus } from "../../shared/notifications/status";
 import { WORK_KIND_PROPERTY } from "../../shared/queue/queue-port";
 import { NotificationsHarness } from "./notifications-harness";
@@ -362,7 +362,7 @@ describe("notification delivery when something unexpected breaks", () => {
         new InvocationContext({ logHandler: () => {} }),
       );
       expect(response.status).toBe(200);
-      return (response as HttpResponseInit).jsonBody as NotificationStatus;
+      return response.jsonBody as NotificationStatus;
     };
     brokenSends = 3;
 
