@@ -468,8 +468,8 @@ export class ProactiveInstaller {
       );
       return { kind: "retry", row, reason, retryAfterMs: error.retryAfterMs };
     }
-    if (error.kind === "transient")
-      return { kind: "retry", row, reason, retryAfterMs: error.retryAfterMs };
+    // Transient, or an answer Herald could not read (a proxy's page): a later attempt may pass.
+    if (error.retryable) return { kind: "retry", row, reason, retryAfterMs: error.retryAfterMs };
     if (error.kind === "forbidden") return { kind: "unreachable", row, reason };
     if (error.kind === "not-found")
       return {

@@ -141,6 +141,46 @@ describe("notification delivery (Service Bus trigger, Azurite, Teams simulator)"
     });
   });
 
+  it("retries a send Teams answered with a body Herald cannot read, then delivers once", async () => {
+    const user = h.sim.addUser();
+    await h.seedUser(user, h.sim.personalConversationId(user));
+    h.sim.failNext("sendActivity", { status: 200, rawBody: "<html>gateway</html>" });
+    const request = h.request({ recipients: [{ teamsUserId: user.id }] });
+    await h.deliver({ body: request, messageId: request.id });
+
+    const pending = await rowOf(request.id, `teamsUserId:${user.id}`);
+    expect(pending).toMatchObject({ state: "pending", attempts: 1, lastStatus: 200 });
+    expect(pending?.lastError).toMatch(/UnreadableAnswer/);
+    expect(pending?.nextAttemptAt).toBeDefined();
+    await h.drain();
+    expect(h.sim.messagesToUser(user)).toHaveLength(1);
+    expect(await rowOf(request.id, `teamsUserId:${user.id}`)).toMatchObject({
+      state: "sent",
+      attempts: 2,
+    });
+  });
+
+  it("never stores a conversation id Teams' create answer did not readably give", async () => {
+    const user = h.sim.addUser();
+    await h.seedUser(user);
+    h.sim.failNext("createConversation", {
+      status: 201,
+      rawBody: "{}",
+      contentType: "application/json",
+    });
+    const request = h.request({ recipients: [{ teamsUserId: user.id }] });
+    await h.deliver({ body: request, messageId: request.id });
+
+    expect(
+      (await h.users.findByTeamsUserId(h.sim.tenantId, user.id))?.conversationId,
+    ).toBeUndefined();
+    await h.drain();
+    expect(h.sim.messagesToUser(user)).toHaveLength(1);
+    expect((await h.users.findByTeamsUserId(h.sim.tenantId, user.id))?.conversationId).toBe(
+      h.sim.personalConversationId(user),
+    );
+  });
+
   it("records failed with the last error once the attempts are used up", async () => {
     const user = h.sim.addUser();
     await h.seedUser(user, h.sim.personalConversationId(user));
@@ -307,6 +347,8 @@ describe("notification delivery when something unexpected breaks", () => {
     const real: { connector?: TeamsConnector } = {};
     const connector: TeamsConnector = {
       createPersonalConversation: (input) => real.connector!.createPersonalConversation(input),
+      updateActivity: (input) => real.connector!.updateActivity(input),
+      deleteActivity: (input) => real.connector!.deleteActivity(input),
       getMember: (input) => real.connector!.getMember(input),
       sendActivity: (input) => {
         if (brokenSends > 0) {

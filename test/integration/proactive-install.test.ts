@@ -49,6 +49,8 @@ describe("notifications to users who never opened the bot (proactive install)", 
     const real: { connector?: TeamsConnector } = {};
     const connector: TeamsConnector = {
       createPersonalConversation: (input) => real.connector!.createPersonalConversation(input),
+      updateActivity: (input) => real.connector!.updateActivity(input),
+      deleteActivity: (input) => real.connector!.deleteActivity(input),
       sendActivity: (input) => real.connector!.sendActivity(input),
       getMember: (input) => {
         if (crashOnMemberLookup > 0) {
@@ -208,6 +210,42 @@ describe("notifications to users who never opened the bot (proactive install)", 
     expect(h.sim.messagesToUser(teamsUserOf(person))).toHaveLength(1);
     expect(graph.countRoute("installApp", 201)).toBe(1);
     expect((await h.services.status.get(request.id))?.counts.sent).toBe(1);
+  });
+
+  it("retries an install Graph answered 200 with a body that is not JSON, as scheduled work, then delivers", async () => {
+    const person = graph.addUser();
+    graph.failNext("installApp", { status: 200, rawBody: "<html>proxy</html>" });
+    const request = h.request({ recipients: [{ aadObjectId: person.id }] });
+    await h.deliver({ body: request, messageId: request.id });
+
+    const status = await h.services.status.get(request.id);
+    expect(status?.recipients[0]).toMatchObject({
+      state: "pending",
+      step: "installing",
+      attempts: 1,
+    });
+    expect(status?.recipients[0]?.lastError).toMatch(/not JSON/);
+    const [again] = h.queue.waiting;
+    expect(again?.scheduledFor?.getTime()).toBeGreaterThan(h.clock.now().getTime());
+
+    await h.drain();
+    await installEventsArrive();
+    expect(h.sim.messagesToUser(teamsUserOf(person))).toHaveLength(1);
+    expect((await h.services.status.get(request.id))?.counts.sent).toBe(1);
+  });
+
+  it("ends an install Graph keeps answering unreadably failed after the attempt budget, saying so", async () => {
+    const person = graph.addUser();
+    graph.failNext("installApp", { status: 200, rawBody: "<html>proxy</html>", times: 10 });
+    const request = h.request({ recipients: [{ aadObjectId: person.id }] });
+    await h.deliver({ body: request, messageId: request.id });
+    await h.drain();
+
+    const status = await h.services.status.get(request.id);
+    expect(status).toMatchObject({ state: "completed", counts: { failed: 1 } });
+    expect(status?.recipients[0]).toMatchObject({ attempts: 4 });
+    expect(status?.recipients[0]?.lastError).toMatch(/not JSON.*gave up after 4 attempts/);
+    expect(graph.countRoute("installApp")).toBe(4);
   });
 
   it("records the user unreachable, naming the permission to grant, when consent to install is missing", async () => {
