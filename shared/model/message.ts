@@ -60,13 +60,13 @@ export const messageSchema = z
 export type NotificationMessage = z.infer<typeof messageSchema>;
 
 /** A Bot Framework message activity, as posted to `/v3/conversations/{id}/activities`. */
-export interface MessageActivity {
+export type MessageActivity = {
   type: "message";
   text?: string;
   textFormat?: "markdown" | "plain";
   summary?: string;
   attachments?: { contentType: string; content: unknown }[];
-}
+};
 
 export function toActivity(message: NotificationMessage, summary?: string): MessageActivity {
   const activity: MessageActivity =

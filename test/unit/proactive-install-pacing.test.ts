@@ -8,8 +8,9 @@ import {
   type ProactiveInstallDependencies,
   ProactiveInstaller,
 } from "../../shared/notifications/proactive-install";
+import { TenantWorkRunner } from "../../shared/notifications/tenant-work";
 import type { DeliveryWork } from "../../shared/notifications/work-items";
-import type { Delivery, DeliveryPatch } from "../../shared/store/delivery-ledger";
+import type { Delivery, DeliveryPatch, WriteResult } from "../../shared/store/delivery-ledger";
 import type { UserReference } from "../../shared/store/user-references";
 
 const TENANT = "0b5e2f1a-6c3d-4e8f-9a1b-2c3d4e5f6a7b";
@@ -51,9 +52,9 @@ const reference: UserReference = {
  * time the chat is looked for, the bot has recorded the install's conversationUpdate.
  */
 function installer(graphPacer: Pacer) {
-  const update = jest.fn((current: Delivery, patch: DeliveryPatch) =>
-    Promise.resolve({ ...current, ...patch, etag: `${current.etag}'` }),
-  );
+  const written = (current: Delivery, patch: DeliveryPatch): Promise<WriteResult> =>
+    Promise.resolve({ kind: "written", row: { ...current, ...patch, etag: `${current.etag}'` } });
+  const update = jest.fn(written);
   const noteHeraldInstall = jest.fn(() => Promise.resolve());
   const installAppForUser = jest.fn(() => Promise.resolve({ kind: "installed" as const }));
   const graph = { installAppForUser } as unknown as GraphPort;
@@ -72,11 +73,20 @@ function installer(graphPacer: Pacer) {
     ledger: { update },
     welcomes: { noteHeraldInstall },
     connector: () => ({}) as TeamsConnector,
-    graphPacer,
-    teamsPacer: undefined,
-    sleep: () => Promise.resolve(),
+    graphWork: new TenantWorkRunner({
+      pacer: graphPacer,
+      maxWaitMs: 1_000,
+      clock: () => new Date(),
+      sleep: () => Promise.resolve(),
+    }),
+    teamsWork: new TenantWorkRunner({
+      pacer: undefined,
+      maxWaitMs: 1_000,
+      clock: () => new Date(),
+      sleep: () => Promise.resolve(),
+    }),
+    policy: { maxAttempts: 6, random: () => 0 },
     clock: () => new Date(),
-    maxPaceWaitMs: 1_000,
   };
   return {
     installer: new ProactiveInstaller(deps),
