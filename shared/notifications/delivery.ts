@@ -174,6 +174,8 @@ export class DeliveryService {
         return this.sendTo(work, key, step.row, step.user, content, info, log);
       case "final":
         return this.deps.recorder.finish(step.row, step.state, log, { lastError: step.reason });
+      case "same-person":
+        return this.samePerson(step.row, step.of, log, {});
       case "later": {
         const next = withoutInstallSlot(work);
         const deferred = await this.deps.recorder.defer(

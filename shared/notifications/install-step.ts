@@ -9,6 +9,7 @@ import type { Decision } from "./retry-policy";
  * - `final`: `unreachable` or `failed` for a reason no call gave (no such UPN, no chat in time);
  * - `decided`: a Graph or Teams call failed; the policy's decision (retry-policy.ts) says what
  *   comes next: the next attempt, or the end;
+ * - `same-person`: another recipient of the request is this person, and it installs for them;
  * - `later`: nothing failed, it is just not time yet (pacing, the chat not opened yet, another
  *   invocation's write): the same attempt runs again at `at`.
  */
@@ -21,6 +22,7 @@ export type InstallStep =
       readonly row: Delivery;
     }
   | { readonly kind: "decided"; readonly decision: Decision; readonly row: Delivery }
+  | { readonly kind: "same-person"; readonly of: string; readonly row: Delivery }
   | {
       readonly kind: "later";
       readonly at: Date;

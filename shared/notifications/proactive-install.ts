@@ -4,7 +4,7 @@ import type { CatalogAppIds } from "../graph/catalog-app-ids";
 import { isGraphError } from "../graph/graph-error";
 import type { GraphPort } from "../graph/graph-port";
 import type { Logger } from "../logging";
-import type { Delivery, DeliveryLedger } from "../store/delivery-ledger";
+import { aadGuardSubject, type Delivery, type DeliveryLedger } from "../store/delivery-ledger";
 import type { UserReferenceStore } from "../store/user-references";
 import type { WelcomeLedger } from "../store/welcome-ledger";
 import {
@@ -33,7 +33,7 @@ export interface ProactiveInstallDependencies {
   /** The app's catalog id, looked up once per process (or `TeamsAppCatalogId`). */
   readonly catalog: () => CatalogAppIds;
   readonly users: InstallUserDirectory;
-  readonly ledger: Pick<DeliveryLedger, "update">;
+  readonly ledger: Pick<DeliveryLedger, "update" | "guarded">;
   readonly welcomes: Pick<WelcomeLedger, "noteHeraldInstall">;
   readonly connector: () => TeamsConnector;
   /**
@@ -58,9 +58,10 @@ const DEFAULT_CHAT_WAIT_MS = 10 * 60 * 1000;
  *
  * 1. resolve the recipient to an AAD object id (a UPN through `GET /users/{upn}`); a user known
  *    under that id already needs no install;
- * 2. mark the row `installing`, note the install in the welcome ledger (no separate welcome
- *    for this user), install the app through Graph (201, or 409: already installed), mark the
- *    row `waiting-for-chat`;
+ * 2. mark the row `installing` with the person's install guard (a second name of one person in
+ *    the request ends `duplicate` here: one install, one copy), note the install in the welcome
+ *    ledger (no separate welcome for this user), install the app through Graph (201, or 409:
+ *    already installed), mark the row `waiting-for-chat`;
  * 3. learn the 1:1 chat (installed-chat.ts).
  *
  * A crash anywhere redoes at most the step it was in: the install again answers 409. Graph
@@ -147,9 +148,9 @@ export class ProactiveInstaller {
   }
 
   /**
-   * Step 2: the row `installing` with the AAD id (so a later run asks Graph for it no more),
-   * the welcome ledger's note, a slot under Graph's install limit, the install; the row ends
-   * `waiting-for-chat`. A slot further off than a pacing wait is
+   * Step 2: the row `installing` with the AAD id (so a later run asks Graph for it no more) and
+   * the person's install guard, the welcome ledger's note, a slot under Graph's install limit,
+   * the install; the row ends `waiting-for-chat`. A slot further off than a pacing wait is
    * reserved and the work comes back for it then: waiters queue for slots in order instead of
    * all asking again at once.
    */
@@ -161,14 +162,16 @@ export class ProactiveInstaller {
     log: Logger,
   ): Promise<void> {
     if (progress.row.state !== "installing" || progress.row.aadObjectId === undefined) {
-      progress.written(
-        await this.deps.ledger.update(progress.row, {
-          state: "installing",
-          aadObjectId,
-          lastError: undefined,
-          nextAttemptAt: undefined,
-        }),
-      );
+      // Resolved first, guarded before the install: two names of one person install once.
+      const guarded = await this.deps.ledger.guarded(progress.row, aadGuardSubject(aadObjectId), {
+        state: "installing",
+        aadObjectId,
+        lastError: undefined,
+        nextAttemptAt: undefined,
+      });
+      if (guarded.kind === "guard-taken")
+        throw new InstallStop({ kind: "same-person", of: guarded.by, row: progress.row });
+      progress.written(guarded);
     }
     // Before every install call, after the row's write: the welcome the install's events queue
     // must find the note, so a crash between the two notes again rather than never.

@@ -31,10 +31,12 @@ import { encodeKey, isRestError, odata, type TableFactory, TABLES } from "./tabl
  *
  * The per-user guard makes "one copy per person" hold under concurrency: a request may name one
  * person several ways (AAD id, UPN, Teams id, a team's roster, a group), which only resolve to
- * one person at delivery. The first claim of a person inserts the guard row in the same
- * transaction as the claim; a second name of that person finds it taken and ends `duplicate`
- * of the first. (Recipient keys start with their kind's name, so no recipient row key starts
- * with `user~`.)
+ * one person at delivery. The first row to reach a step for a person inserts that person's
+ * guard in the same transaction as its own write: the claim before the send (the person is the
+ * Teams user id) and, for someone Herald has never seen, the step into `installing` (the person
+ * is `aad:` and the AAD object id, so the app is installed once per person too). A second name
+ * of that person finds the guard taken and ends `duplicate` of the first. (Recipient keys start
+ * with their kind's name, so no recipient row key starts with `user~`.)
  */
 export type DeliveryState =
   | "pending"
@@ -73,7 +75,7 @@ export interface Delivery {
   readonly conversationId?: string | undefined;
   /** The user's `29:` id once the recipient was resolved. */
   readonly teamsUserId?: string | undefined;
-  /** The person whose per-user guard this row took last (their `29:` id). */
+  /** The person whose per-user guard this row took last (`29:` id, or `aad:` + AAD id). */
   readonly guardOf?: string | undefined;
   /** Proactive install: the user's AAD object id as Graph resolved it. */
   readonly aadObjectId?: string | undefined;
@@ -146,6 +148,11 @@ const WRITE_CONCURRENCY = 4;
 /** The request's own row key: one partition per (tenant, id), keyed the same way everywhere. */
 export function deliveryPartitionKey(request: RequestKey): string {
   return requestRowKey(request);
+}
+
+/** The guard subject of a person Herald knows only by AAD object id (proactive install). */
+export function aadGuardSubject(aadObjectId: string): string {
+  return `aad:${aadObjectId.toLowerCase()}`;
 }
 
 function guardRowKey(person: string): string {

@@ -43,7 +43,7 @@ describe("proactive install slots", () => {
         upsert: () => Promise.reject(new Error("not reached")),
         tenantServiceUrl: () => Promise.resolve(undefined),
       },
-      ledger: { update: written },
+      ledger: { update: written, guarded: (row, _person, patch) => written(row, patch) },
       welcomes: { noteHeraldInstall: () => Promise.resolve() },
       connector: () => {
         throw new Error("not reached");
