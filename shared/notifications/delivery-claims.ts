@@ -1,4 +1,5 @@
 import type { Claim, Delivery } from "../store/delivery-ledger";
+import type { ClaimHolders } from "./claim-holders";
 import type { QueueMessageInfo } from "./work-items";
 
 /**
@@ -18,6 +19,7 @@ export type ClaimStanding =
   | { readonly kind: "held"; readonly until: Date; readonly recheckAt: Date };
 
 export interface DeliveryClaimsOptions {
+  readonly holders: ClaimHolders;
   /** How long a claim protects a delivery from other invocations (default 2 min). */
   readonly leaseMs: number;
   readonly clock: () => Date;
@@ -27,15 +29,25 @@ export interface DeliveryClaimsOptions {
  * The rules of a delivery's `sending` claim: the one write between a pacing slot and the call
  * to Teams, which keeps a second copy of the work from sending while the first may still be.
  *
- * A claim names the invocation (`<messageId>#<deliveryCount>`). It no longer stands when
- * - it expired (the lease);
- * - it is an earlier delivery of this same message, seen on the row as read: the broker hands
- *   a message to one consumer at a time, so the earlier one is over. Not after a lost race: a
- *   claim written since the read was written by a live invocation, and one whose lock ran out
- *   while it kept running may well be sending.
+ * A claim names the invocation (`<messageId>#<deliveryCount>`), the process that made it
+ * (claim-holders.ts) and the broker session it was made in. It no longer stands when
+ * - it expired (the lease: the last resort when nothing is known of the holder);
+ * - its process is dead: checked on this machine, where the local broker's consumers run;
+ * - seen on the row as read (not after a lost race, below):
+ *   - it is an earlier delivery of this same message: the broker hands a message to one
+ *     consumer at a time, so the earlier one is over;
+ *   - another process made it in the session this invocation runs in: a session is held by
+ *     one consumer at a time (https://learn.microsoft.com/azure/service-bus-messaging/message-sessions),
+ *     so that process lost it (it crashed or stopped, or its lock ran out).
+ * After a lost race the claim was written since this invocation's read, by a writer alive a
+ * moment ago: only its death frees it.
  *
- * Anything else stands until it expires: a second send to one person is the one thing Teams
- * cannot undo.
+ * Anything else stands until it expires: a live holder's claim is never taken, because a second
+ * send to one person is the one thing Teams cannot undo. What remains possible: a holder that
+ * lost its session or its message's lock while still running (stalled past the lock by a long
+ * pause, or cut off from the broker but not from Teams) can finish a send it had started after
+ * another consumer took over, and that person gets a second copy. That is the same window in
+ * which the broker itself hands the holder's own message to the next consumer.
  */
 export class DeliveryClaims {
   constructor(private readonly options: DeliveryClaimsOptions) {}
@@ -44,6 +56,8 @@ export class DeliveryClaims {
   claimFor(info: QueueMessageInfo, teamsUserId: string): Claim {
     return {
       claimedBy: claimantOf(info),
+      claimHolder: this.options.holders.self,
+      claimSession: info.sessionId,
       claimExpiresAt: new Date(this.options.clock().getTime() + this.options.leaseMs).toISOString(),
       deliveryCount: info.deliveryCount,
       teamsUserId,
@@ -56,7 +70,9 @@ export class DeliveryClaims {
     const expiresAt = Date.parse(row.claimExpiresAt);
     const now = this.options.clock().getTime();
     if (!(expiresAt > now)) return FREE;
-    if (sighting === "read" && this.isEarlierDelivery(row, info)) return FREE;
+    if (this.holderDead(row)) return FREE;
+    if (sighting === "read" && (this.isEarlierDelivery(row, info) || this.sessionLost(row, info)))
+      return FREE;
     const age = Math.max(0, now - (expiresAt - this.options.leaseMs));
     const recheckAt = Math.min(expiresAt + EXPIRY_MARGIN_MS, now + Math.max(MIN_RECHECK_MS, age));
     return { kind: "held", until: new Date(expiresAt), recheckAt: new Date(recheckAt) };
@@ -70,6 +86,20 @@ export class DeliveryClaims {
   private isEarlierDelivery(row: Delivery, info: QueueMessageInfo): boolean {
     const [messageId, count] = (row.claimedBy ?? "").split("#");
     return messageId === info.messageId && Number(count) < info.deliveryCount;
+  }
+
+  private holderDead(row: Delivery): boolean {
+    return row.claimHolder !== undefined && this.options.holders.isGone(row.claimHolder);
+  }
+
+  /** Another process's claim made in the session this invocation now holds. */
+  private sessionLost(row: Delivery, info: QueueMessageInfo): boolean {
+    return (
+      info.sessionId !== undefined &&
+      row.claimSession === info.sessionId &&
+      row.claimHolder !== undefined &&
+      row.claimHolder !== this.options.holders.self
+    );
   }
 }
 

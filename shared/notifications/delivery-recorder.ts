@@ -75,6 +75,8 @@ export class DeliveryRecorder {
         ...patch,
         state,
         claimedBy: undefined,
+        claimHolder: undefined,
+        claimSession: undefined,
         claimExpiresAt: undefined,
         nextAttemptAt: undefined,
         completedAt: now,

@@ -243,7 +243,8 @@ export class DeliveryService {
   /**
    * The row claimed for this invocation, or how the delivery settles without a send. A lost race
    * decides from the row that won it: final is final, a standing claim is looked at again later,
-   * and anything else (an expired claim, a write that was no claim) is claimed at once.
+   * and anything else (a claim whose holder is known gone, an expired claim, a write that was no
+   * claim) is claimed at once.
    */
   private async claim(
     work: DeliveryWork,
@@ -275,7 +276,9 @@ export class DeliveryService {
         metric(log, "notifications.duplicate");
         return { kind: "settled", result: { kind: "duplicate", state: latest.state } };
       }
-      const standing = this.deps.claims.standing(latest, info, "lost-race");
+      // `exists` is this invocation's first sight of the row; `conflict`, a write since its read.
+      const sighting = claimed.kind === "conflict" ? "lost-race" : "read";
+      const standing = this.deps.claims.standing(latest, info, sighting);
       if (standing.kind === "held") {
         const result = await this.deps.recorder.defer(
           work,
@@ -322,6 +325,8 @@ export class DeliveryService {
       retryPatch: {
         state: "pending",
         claimedBy: undefined,
+        claimHolder: undefined,
+        claimSession: undefined,
         claimExpiresAt: undefined,
       },
       next: work,

@@ -17,6 +17,7 @@ import { TableFactory } from "../store/table-factory";
 import { TeamStore } from "../store/teams";
 import { UserReferenceStore } from "../store/user-references";
 import { WelcomeLedger } from "../store/welcome-ledger";
+import { type ClaimHolders, localProcessHolders, remoteHolders } from "./claim-holders";
 import { DeadLetterRecorder } from "./dead-letter-recorder";
 import { DeliveryService, type UserDirectory } from "./delivery";
 import { DeliveryClaims } from "./delivery-claims";
@@ -56,6 +57,11 @@ export interface NotificationServicesOptions {
   readonly claimLeaseMs?: number;
   /** Longest pacing wait spent inside the function; longer ones re-schedule (default 1 s). */
   readonly maxPaceWaitMs?: number;
+  /**
+   * Who holds delivery claims (default: this machine's processes with the local broker, where
+   * a dead holder can be told; in Azure only the broker's session tells).
+   */
+  readonly claimHolders?: ClaimHolders;
 }
 
 export interface NotificationServices {
@@ -155,6 +161,7 @@ export function createNotificationServices(
     random: options.random ?? Math.random,
   };
   const claims = new DeliveryClaims({
+    holders: options.claimHolders ?? claimHoldersFor(config),
     leaseMs: options.claimLeaseMs ?? 120_000,
     clock,
   });
@@ -265,4 +272,14 @@ export function createNotificationServices(
     queue,
     deadLetters,
   };
+}
+
+/**
+ * With the local broker (no Service Bus configured, not in Azure) every consumer is a process
+ * on this machine, so a dead claim holder can be told from its pid; elsewhere it cannot.
+ */
+function claimHoldersFor(config: Config): ClaimHolders {
+  return config.serviceBus.kind === "none" && !config.runningInAzure
+    ? localProcessHolders()
+    : remoteHolders();
 }

@@ -87,6 +87,10 @@ export interface Delivery {
   readonly duplicateOf?: string | undefined;
   /** `<messageId>#<deliveryCount>` of the invocation holding the `sending` claim. */
   readonly claimedBy?: string | undefined;
+  /** The process that made the claim (notifications/claim-holders.ts). */
+  readonly claimHolder?: string | undefined;
+  /** The broker session the claim was made in (the tenant's), when it came through one. */
+  readonly claimSession?: string | undefined;
   readonly claimExpiresAt?: string | undefined;
   readonly nextAttemptAt?: string | undefined;
   readonly createdAt: string;
@@ -120,6 +124,8 @@ export interface NewDelivery {
 /** What a claim writes: who holds the row, until when, and for which user. */
 export interface Claim {
   readonly claimedBy: string;
+  readonly claimHolder: string;
+  readonly claimSession?: string | undefined;
   readonly claimExpiresAt: string;
   readonly deliveryCount: number;
   readonly teamsUserId: string;
