@@ -1,5 +1,7 @@
 import { z } from "zod";
 
+import { UNSAFE_TEXT_CLASS } from "./safe-text";
+
 /**
  * What a notification says, and the Teams activity that carries it: shared by the request schema,
  * the request store and delivery. Nothing here does I/O.
@@ -21,7 +23,9 @@ const adaptiveCardSchema = z
       ),
     body: z.array(z.looseObject({ type: z.string().min(1, "must name the element type") })),
   })
-  .describe("An Adaptive Card (https://adaptivecards.io); Teams supports up to version 1.5.");
+  .describe(
+    "An Adaptive Card (https://adaptivecards.io); Teams supports up to version 1.5. No string in it may contain control characters other than tab, CR and LF, or the bidirectional overrides and isolates U+202A-U+202E and U+2066-U+2069 (Herald checks every string in the card; this schema does not repeat that check for its nested values).",
+  );
 
 export const messageSchema = z
   .strictObject({
@@ -29,7 +33,10 @@ export const messageSchema = z
       .string()
       .regex(/\S/, "must not be empty or only white space (Teams refuses such a message)")
       .optional()
-      .describe("The message text."),
+      .meta({ not: { pattern: UNSAFE_TEXT_CLASS } })
+      .describe(
+        "The message text. No control characters other than tab, CR and LF, and no bidirectional overrides or isolates (U+202A-U+202E, U+2066-U+2069).",
+      ),
     format: z
       .enum(["markdown", "plain"])
       .optional()

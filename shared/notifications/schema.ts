@@ -2,6 +2,7 @@ import { z } from "zod";
 
 import { messageSchema, type NotificationMessage, toActivity } from "../model/message";
 import { guidSchema, isGuid, recipientSchema } from "../model/recipient";
+import { UNSAFE_TEXT_CLASS, unsafeStrings, unsafeTextProblem } from "../model/safe-text";
 import {
   checkJson,
   clip,
@@ -63,6 +64,9 @@ const MAX_ERROR_TEXT = 300;
 
 export const MAX_SUMMARY_LENGTH = 1_000;
 
+/** Strings of a card reported with refused characters (the first few say enough). */
+const MAX_CARD_TEXT_ERRORS = 5;
+
 /** Safe in a URL path segment, a Table key and a Service Bus message id (<= 128). */
 const REQUEST_ID = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
 
@@ -86,7 +90,10 @@ export const notificationRequestSchema = z
       .string()
       .max(MAX_SUMMARY_LENGTH)
       .optional()
-      .describe("The notification preview text."),
+      .meta({ not: { pattern: UNSAFE_TEXT_CLASS } })
+      .describe(
+        "The notification preview text. The same characters are refused as in `message.text`.",
+      ),
     notBefore: z.iso
       .datetime({ offset: true, error: "must be an ISO 8601 date-time with a time zone" })
       .optional()
@@ -104,6 +111,25 @@ export const notificationRequestSchema = z
       .describe("The caller's correlation id, carried into every log line."),
   })
   .superRefine((value, ctx) => {
+    // What Teams shows people: text, preview, and every string of a card (model/safe-text.ts).
+    const shown: [readonly (string | number)[], string | undefined][] = [
+      [["message", "text"], value.message.text],
+      [["summary"], value.summary],
+    ];
+    for (const [path, text] of shown) {
+      const problem = text === undefined ? undefined : unsafeTextProblem(text);
+      if (problem !== undefined)
+        ctx.addIssue({ code: "custom", path: [...path], message: problem });
+    }
+    let cardProblems = 0;
+    for (const found of unsafeStrings(value.message.adaptiveCard)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["message", "adaptiveCard", ...found.path],
+        message: found.problem,
+      });
+      if (++cardProblems >= MAX_CARD_TEXT_ERRORS) break;
+    }
     const bytes = activityBytes(value.message, value.summary);
     if (bytes > MAX_ACTIVITY_BYTES) {
       ctx.addIssue({
