@@ -2,6 +2,7 @@ import type { CatalogAppIds } from "../graph/catalog-app-ids";
 import type { Delivery, WriteResult } from "../store/delivery-ledger";
 import type { UserReference } from "../store/user-references";
 import type { Decision } from "./retry-policy";
+import type { Slot } from "./tenant-work";
 
 /**
  * Where a never-seen recipient's install stands after one step (proactive-install.ts):
@@ -62,6 +63,21 @@ export class InstallProgress {
       reason: "another invocation changed this delivery; looking again",
     });
   }
+}
+
+/**
+ * Goes on when the paced call may go now; otherwise the step stops for the slot's time (holding
+ * the slot for this work when the runner reserved it).
+ */
+export function goOrStop(slot: Slot, row: Delivery, reason: string): void {
+  if (slot.kind === "go") return;
+  throw new InstallStop({
+    kind: "later",
+    row,
+    at: slot.at,
+    ...(slot.reserved === true ? { installSlotAt: slot.at } : {}),
+    reason,
+  });
 }
 
 /** The pacing key of one of Graph's Teams limits in a tenant (graph-limits.ts). */

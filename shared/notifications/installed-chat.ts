@@ -10,6 +10,7 @@ import type { Delivery, DeliveryLedger } from "../store/delivery-ledger";
 import type { UserReference, UserReferenceStore } from "../store/user-references";
 import {
   catalogAppId,
+  goOrStop,
   graphLane,
   type InstallProgress,
   type InstallStep,
@@ -19,14 +20,22 @@ import { decide, type RetryPolicy } from "./retry-policy";
 import type { TenantWorkRunner } from "./tenant-work";
 import type { DeliveryWork } from "./work-items";
 
+/** What proactive install needs (proactive-install.ts adds the install's own writes). */
 export interface InstalledChatDependencies {
   readonly graph: () => GraphPort;
+  /** The app's catalog id, looked up once per process (or `TeamsAppCatalogId`). */
   readonly catalog: () => CatalogAppIds;
   readonly users: Pick<UserReferenceStore, "findByAadObjectId" | "upsert" | "tenantServiceUrl">;
   readonly ledger: Pick<DeliveryLedger, "update">;
   readonly connector: () => TeamsConnector;
+  /**
+   * Graph's Teams limits per tenant (graph-limits.ts), as the tenant's runner of Graph calls:
+   * installs under `<tenant>|install`, installed-app reads under `<tenant>|read`.
+   */
   readonly graphWork: TenantWorkRunner;
+  /** The tenant's Teams calls (the member lookup is one). */
   readonly teamsWork: TenantWorkRunner;
+  /** What a failed Graph or Teams call means (the same policy as a send's). */
   readonly policy: RetryPolicy;
   readonly clock: () => Date;
   /** How long after the install Teams may take to open the 1:1 chat. */
@@ -150,14 +159,7 @@ export class InstalledAppChat {
 
   /** A read slot now or soon, or `later` (reads are a check's two calls: never queued far ahead). */
   private async readSlot(key: string, row: Delivery): Promise<void> {
-    const slot = await this.deps.graphWork.slot(key);
-    if (slot.kind === "later")
-      throw new InstallStop({
-        kind: "later",
-        row,
-        at: slot.at,
-        reason: "paced under Microsoft Graph's limits",
-      });
+    goOrStop(await this.deps.graphWork.slot(key), row, "paced under Microsoft Graph's limits");
   }
 
   /** The user's `29:` id from the chat's member list, recorded as a reference. */
@@ -171,14 +173,7 @@ export class InstalledAppChat {
     log: Logger,
   ): Promise<UserReference | undefined> {
     const tenantId = work.tenantId;
-    const slot = await this.deps.teamsWork.slot(tenantId);
-    if (slot.kind === "later")
-      throw new InstallStop({
-        kind: "later",
-        row,
-        at: slot.at,
-        reason: "paced under Teams' limits",
-      });
+    goOrStop(await this.deps.teamsWork.slot(tenantId), row, "paced under Teams' limits");
     const found = await this.deps
       .connector()
       .getMember({ serviceUrl, conversationId: chatId, memberId: aadObjectId });

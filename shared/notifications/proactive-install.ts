@@ -1,23 +1,20 @@
-import type { TeamsConnector } from "../connector/teams-connector";
 import { ConfigError } from "../errors";
-import type { CatalogAppIds } from "../graph/catalog-app-ids";
 import { isGraphError } from "../graph/graph-error";
-import type { GraphPort } from "../graph/graph-port";
 import type { Logger } from "../logging";
 import { aadGuardSubject, type Delivery, type DeliveryLedger } from "../store/delivery-ledger";
 import type { UserReferenceStore } from "../store/user-references";
 import type { WelcomeLedger } from "../store/welcome-ledger";
 import {
   catalogAppId,
+  goOrStop,
   graphLane,
   InstallProgress,
   type InstallStep,
   InstallStop,
 } from "./install-step";
-import { InstalledAppChat } from "./installed-chat";
+import { InstalledAppChat, type InstalledChatDependencies } from "./installed-chat";
 import { metric } from "./metrics";
-import { decide, type RetryPolicy } from "./retry-policy";
-import type { TenantWorkRunner } from "./tenant-work";
+import { decide } from "./retry-policy";
 import type { DeliveryWork } from "./work-items";
 
 export type { InstallStep } from "./install-step";
@@ -28,24 +25,13 @@ export type InstallUserDirectory = Pick<
   "findByAadObjectId" | "upsert" | "tenantServiceUrl"
 >;
 
-export interface ProactiveInstallDependencies {
-  readonly graph: () => GraphPort;
-  /** The app's catalog id, looked up once per process (or `TeamsAppCatalogId`). */
-  readonly catalog: () => CatalogAppIds;
+export interface ProactiveInstallDependencies extends Omit<
+  InstalledChatDependencies,
+  "ledger" | "chatWaitMs"
+> {
   readonly users: InstallUserDirectory;
   readonly ledger: Pick<DeliveryLedger, "update" | "guarded">;
   readonly welcomes: Pick<WelcomeLedger, "noteHeraldInstall">;
-  readonly connector: () => TeamsConnector;
-  /**
-   * Graph's Teams limits per tenant (graph-limits.ts), as the tenant's runner of Graph calls:
-   * installs under `<tenant>|install`, installed-app reads under `<tenant>|read`.
-   */
-  readonly graphWork: TenantWorkRunner;
-  /** The tenant's Teams calls (the member lookup is one). */
-  readonly teamsWork: TenantWorkRunner;
-  /** What a failed Graph or Teams call means (the same policy as a send's). */
-  readonly policy: RetryPolicy;
-  readonly clock: () => Date;
   /** How long after the install Teams may take to open the 1:1 chat (default 10 minutes). */
   readonly chatWaitMs?: number;
 }
@@ -187,14 +173,7 @@ export class ProactiveInstaller {
       graphLane(work.tenantId, "install"),
       work.installSlotAt,
     );
-    if (slot.kind === "later")
-      throw new InstallStop({
-        kind: "later",
-        row: progress.row,
-        at: slot.at,
-        ...(slot.reserved === true ? { installSlotAt: slot.at } : {}),
-        reason: "queued for an install slot under Microsoft Graph's limits",
-      });
+    goOrStop(slot, progress.row, "queued for an install slot under Microsoft Graph's limits");
     const installed = await this.deps.graph().installAppForUser(aadObjectId, catalogId);
     await this.deps.welcomes.noteHeraldInstall(
       work.tenantId,
