@@ -5,7 +5,6 @@ import { welcomeCheckJobSchema } from "./bot/welcome-target";
 import { type Config, loadConfig } from "./config";
 import { ServiceUrlRefusedError } from "./connector/service-url-policy";
 import { consoleLogger, type Logger } from "./logging";
-import { waitForSlot } from "./notifications/pace-call";
 import {
   createDeadLetterQueueHandler,
   createIntakeQueueHandler,
@@ -105,7 +104,6 @@ export function createHeraldServices(
       schedule: (m, at) => workQueue().schedule(m, at),
     },
   });
-  const pacer = notifications.pacer;
   const bot = lazy((): BotServices => {
     /* eslint-disable @typescript-eslint/no-require-imports -- lazy: keeps botbuilder off the other functions' cold start */
     const { createBotServices } =
@@ -113,7 +111,8 @@ export function createHeraldServices(
     /* eslint-enable @typescript-eslint/no-require-imports */
     return createBotServices(config, logger, workQueue(), {
       tables,
-      pace: (tenantId, conversationId) => waitForSlot(pacer, tenantId, conversationId),
+      pace: (tenantId, conversationId) =>
+        notifications.teamsWork.waitForSlot(tenantId, conversationId),
       ...(options.clock !== undefined ? { clock: options.clock } : {}),
       ...(options.rosterPageSize !== undefined ? { rosterPageSize: options.rosterPageSize } : {}),
       ...(options.openIdMetadataUrl !== undefined

@@ -1,5 +1,6 @@
 import { z } from "zod";
 
+import type { BotIdentity } from "./bot-identity";
 import { ConfigError } from "./errors";
 import { checkGraphEndpoint, DEFAULT_GRAPH_ENDPOINT } from "./graph/graph-endpoint-policy";
 
@@ -111,15 +112,7 @@ export interface GraphConfig {
 }
 
 export interface Config {
-  readonly bot:
-    | { kind: "anonymous" }
-    | {
-        kind: "authenticated";
-        appId: string;
-        appType: "UserAssignedMSI" | "SingleTenant";
-        tenantId: string;
-        password?: string;
-      };
+  readonly bot: BotIdentity;
   readonly allowedTenantIds: ReadonlySet<string> | undefined;
   readonly tables: TableConnection;
   readonly tableNamePrefix: string;

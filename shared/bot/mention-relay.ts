@@ -12,7 +12,8 @@ import type {
   RelayTarget,
 } from "../store/relay-ledger";
 import type { TeamStore } from "../store/teams";
-import { mapLimited, type UserReference, type UserReferenceStore } from "../store/user-references";
+import type { UserReference, UserReferenceStore } from "../store/user-references";
+import { mapLimited } from "../util/collections";
 import { mentionsOf, type ValidActivity } from "./activity-schema";
 import {
   createPersonalConversation,

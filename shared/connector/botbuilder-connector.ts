@@ -11,7 +11,7 @@ import {
 } from "botframework-connector";
 import { z } from "zod";
 
-import type { Config } from "../config";
+import type { BotEndpointSettings, BotIdentity } from "../bot-identity";
 import type { Logger } from "../logging";
 import { BoundedMap } from "../util/bounded-map";
 import { type ServiceUrlPolicy, serviceUrlPolicy } from "./service-url-policy";
@@ -21,11 +21,16 @@ import {
   type ConnectorFailure,
   type CreatePersonalConversation,
   type CreateResult,
+  type DeleteActivity,
+  type DeleteResult,
   type GetMember,
   type MemberResult,
   type SendActivity,
   type SendResult,
   type TeamsConnector,
+  unreadableAnswer,
+  type UpdateActivity,
+  type UpdateResult,
 } from "./teams-connector";
 
 export interface BotbuilderConnectorOptions {
@@ -39,7 +44,7 @@ export interface BotbuilderConnectorOptions {
 }
 
 /** The service URL policy of a configuration (see service-url-policy.ts). */
-export function policyOf(config: Pick<Config, "bot" | "extraTeamsServiceHosts">): ServiceUrlPolicy {
+export function policyOf(config: BotEndpointSettings): ServiceUrlPolicy {
   return serviceUrlPolicy({
     authenticated: config.bot.kind === "authenticated",
     extraHosts: config.extraTeamsServiceHosts,
@@ -47,6 +52,8 @@ export function policyOf(config: Pick<Config, "bot" | "extraTeamsServiceHosts">)
 }
 
 const text = z.string().trim().min(1).max(1024);
+/** What a create or a send answers: the new conversation's or activity's id. */
+const resourceSchema = z.object({ id: text });
 const memberSchema = z.object({
   id: text,
   aadObjectId: text.optional().catch(undefined),
@@ -59,9 +66,9 @@ const memberSchema = z.object({
 const MAX_CLIENTS = 64;
 
 /** The credentials botbuilder uses for outbound calls, from Herald's validated config. */
-export function botFrameworkAuthentication(
-  config: Pick<Config, "bot">,
-): BotFrameworkAuthentication {
+export function botFrameworkAuthentication(config: {
+  readonly bot: BotIdentity;
+}): BotFrameworkAuthentication {
   if (config.bot.kind === "anonymous") return new ConfigurationBotFrameworkAuthentication({});
   const bot = config.bot;
   return new ConfigurationBotFrameworkAuthentication(
@@ -77,8 +84,9 @@ export function botFrameworkAuthentication(
 
 /**
  * TeamsConnector on botbuilder's Bot Connector client (`POST /v3/conversations`,
- * `POST /v3/conversations/{id}/activities`), with botbuilder's credentials (managed identity
- * or single-tenant secret; none for local anonymous runs).
+ * `POST|PUT|DELETE /v3/conversations/{id}/activities[/{activityId}]`, the member lookup), with
+ * botbuilder's credentials (managed identity or single-tenant secret; none for local anonymous
+ * runs).
  *
  * Why the connector client and not `CloudAdapter.createConversationAsync`: the client
  * botbuilder builds retries inside the call (see single-attempt.ts). Herald retries by
@@ -108,10 +116,7 @@ export class BotbuilderConnector implements TeamsConnector {
     this.timeoutMs = options.timeoutMs ?? 15_000;
   }
 
-  static fromConfig(
-    config: Pick<Config, "bot" | "extraTeamsServiceHosts">,
-    logger?: Logger,
-  ): BotbuilderConnector {
+  static fromConfig(config: BotEndpointSettings, logger?: Logger): BotbuilderConnector {
     const appId = config.bot.kind === "authenticated" ? config.bot.appId : undefined;
     return new BotbuilderConnector(botFrameworkAuthentication(config), appId, {
       botId: appId !== undefined ? `28:${appId}` : undefined,
@@ -132,7 +137,9 @@ export class BotbuilderConnector implements TeamsConnector {
         } as Parameters<ConnectorClient["conversations"]["createConversation"]>[0],
         { abortSignal },
       );
-      return { kind: "created", conversationId: response.id ?? "" };
+      const created = resourceSchema.safeParse(response);
+      if (!created.success) return unreadableAnswer(response._response.status);
+      return { kind: "created", conversationId: created.data.id };
     });
   }
 
@@ -143,7 +150,32 @@ export class BotbuilderConnector implements TeamsConnector {
         input.activity,
         { abortSignal },
       );
-      return { kind: "sent", activityId: response.id ?? "" };
+      // Herald posts text or a card, never both, so Teams answers one id (an activity with both
+      // is split and then none comes back): a send without one is an answer not understood.
+      const sent = resourceSchema.safeParse(response);
+      if (!sent.success) return unreadableAnswer(response._response.status);
+      return { kind: "sent", activityId: sent.data.id };
+    });
+  }
+
+  updateActivity(input: UpdateActivity): Promise<UpdateResult> {
+    return this.call(input.serviceUrl, async (client, abortSignal) => {
+      await client.conversations.updateActivity(
+        input.conversationId,
+        input.activityId,
+        { ...input.activity, id: input.activityId },
+        { abortSignal },
+      );
+      return { kind: "updated" };
+    });
+  }
+
+  deleteActivity(input: DeleteActivity): Promise<DeleteResult> {
+    return this.call(input.serviceUrl, async (client, abortSignal) => {
+      await client.conversations.deleteActivity(input.conversationId, input.activityId, {
+        abortSignal,
+      });
+      return { kind: "deleted" };
     });
   }
 

@@ -2,12 +2,21 @@ import { statusCodeOf } from "../errors";
 
 /**
  * The narrow port the notification processor talks to Teams through: create a 1:1 chat, post
- * an activity. Expected failures come back as tagged results (the processor decides what each
- * means for the delivery); only bugs and the unexplainable are thrown.
+ * an activity, replace or delete one it posted. Expected failures come back as tagged results
+ * (the processor decides what each means for the delivery); only bugs and the unexplainable are
+ * thrown. An answer Teams gave that cannot be read (not JSON, no id where one is due) is a
+ * `transient` failure, as no answer at all is: a later attempt may get a readable one.
  */
 export interface TeamsConnector {
   createPersonalConversation(input: CreatePersonalConversation): Promise<CreateResult>;
   sendActivity(input: SendActivity): Promise<SendResult>;
+  /**
+   * `PUT /v3/conversations/{id}/activities/{activityId}`: replaces a sent activity in place
+   * (Teams marks the message edited); the new activity need not be of the same kind.
+   */
+  updateActivity(input: UpdateActivity): Promise<UpdateResult>;
+  /** `DELETE /v3/conversations/{id}/activities/{activityId}`: Teams leaves a placeholder. */
+  deleteActivity(input: DeleteActivity): Promise<DeleteResult>;
   /**
    * `GET /v3/conversations/{id}/members/{member}`: who a member of a conversation is (their
    * `29:` id above all). Proactive install learns a user this way from the chat Graph names.
@@ -44,6 +53,19 @@ export interface SendActivity {
   readonly activity: Readonly<Record<string, unknown>>;
 }
 
+/** An activity Herald posted: the activity id its send returned is the only handle on it. */
+export interface SentActivity {
+  readonly serviceUrl: string;
+  readonly conversationId: string;
+  readonly activityId: string;
+}
+
+export interface UpdateActivity extends SentActivity {
+  readonly activity: Readonly<Record<string, unknown>>;
+}
+
+export type DeleteActivity = SentActivity;
+
 /** What Teams said, for the ledger and the logs (never the request body). */
 export interface FailureDetail {
   /** HTTP status; undefined for a network error or a timeout. */
@@ -57,7 +79,8 @@ export interface FailureDetail {
 /**
  * The outcome classes of TEAMS-FACTS.md's status-code table:
  * - `throttled`: 429; retry after `retryAfterMs` (Retry-After) or back off;
- * - `transient`: 412, 502, 503, 504, 408, timeouts, connection errors; back off and retry;
+ * - `transient`: 412, 502, 503, 504, 408, timeouts, connection errors, and a success answer
+ *   whose body cannot be read; back off and retry;
  * - `conversationGone`: 404 ConversationNotFound; drop the stored id, create it again once;
  * - `recipientGone`: 403 (blocked, uninstalled, disabled by admin…); mark the user, no retry;
  * - `rejected`: 400 / 413: the payload is wrong; record, no retry;
@@ -78,6 +101,8 @@ export type CreateResult =
 export type SendResult = { readonly kind: "sent"; readonly activityId: string } | ConnectorFailure;
 export type MemberResult =
   { readonly kind: "found"; readonly member: ConversationMember } | ConnectorFailure;
+export type UpdateResult = { readonly kind: "updated" } | ConnectorFailure;
+export type DeleteResult = { readonly kind: "deleted" } | ConnectorFailure;
 
 const TRANSIENT_STATUSES = new Set([408, 412, 502, 503, 504]);
 
@@ -211,6 +236,8 @@ export function classifyConnectorError(error: unknown): ConnectorFailure | undef
     if (code === undefined) return undefined;
     return { kind: "transient", status: undefined, code, message, retryAfterMs: undefined };
   }
+  // A success whose body the client could not parse (a proxy's page, a cut-off answer).
+  if (status >= 200 && status < 300) return unreadableAnswer(status);
   const detail = { status, code: body.code, subCode: body.subCode, message };
   const retryAfterMs = parseRetryAfter(header(shape, "retry-after"));
   if (status === 429) return { kind: "throttled", ...detail, retryAfterMs };
@@ -219,6 +246,21 @@ export function classifyConnectorError(error: unknown): ConnectorFailure | undef
   if (status === 403) return { kind: "recipientGone", ...detail };
   if (status === 400 || status === 413) return { kind: "rejected", ...detail };
   return { kind: "failed", ...detail };
+}
+
+/**
+ * A Teams answer Herald cannot read: transient, as no answer is (the call may or may not have
+ * taken effect; a send retried after it risks the same second copy a timed-out send does).
+ * The body itself is never quoted: it may hold anything.
+ */
+export function unreadableAnswer(status: number | undefined): ConnectorFailure {
+  return {
+    kind: "transient",
+    status,
+    code: "UnreadableAnswer",
+    message: `Teams answered${status === undefined ? "" : ` ${status}`} with a body Herald cannot read`,
+    retryAfterMs: undefined,
+  };
 }
 
 /** A one-line description for the ledger's `lastError` and for logs. */

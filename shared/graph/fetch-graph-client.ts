@@ -257,7 +257,7 @@ export class FetchGraphClient implements GraphPort {
       .join("; ");
     throw new GraphError({
       operation,
-      kind: "invalid-response",
+      kind: "unreadable",
       reason: `the answer is not the documented shape (${where})`,
     });
   }
@@ -312,7 +312,7 @@ export class FetchGraphClient implements GraphPort {
         call,
         new GraphError({
           operation: call.operation,
-          kind: "invalid-response",
+          kind: "unreadable",
           status: response.status,
           reason: `status ${response.status} with a body that is not JSON`,
         }),

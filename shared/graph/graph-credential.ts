@@ -1,6 +1,6 @@
 import type { TokenCredential } from "@azure/identity";
 
-import type { Config } from "../config";
+import type { BotIdentity } from "../bot-identity";
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy SDK load, typed
 const identitySdk = () => require("@azure/identity") as typeof import("@azure/identity");
@@ -17,7 +17,7 @@ const identitySdk = () => require("@azure/identity") as typeof import("@azure/id
  * `@azure/identity` is loaded here, on first use, so triggers that never call Graph do not
  * pay for it at cold start.
  */
-export function graphCredential(bot: Config["bot"]): TokenCredential | undefined {
+export function graphCredential(bot: BotIdentity): TokenCredential | undefined {
   if (bot.kind === "anonymous") return undefined;
   const identity = identitySdk();
   if (bot.appType === "SingleTenant") {

@@ -10,8 +10,10 @@ import { type GraphOperation, type GraphPermission, PERMISSION_FOR } from "./per
  * - `unauthorized`: 401; the token was refused (wrong tenant or audience); no retry;
  * - `not-found`: 404 where the operation has no "not found" answer of its own;
  * - `bad-request`: 400 and any other 4xx; the request is wrong; no retry;
- * - `invalid-response`: the answer was not what Graph documents (not JSON, wrong shape, a
- *   next-page link off the configured endpoint); no retry.
+ * - `unreadable`: a success whose body cannot be read (not JSON, not the documented shape: a
+ *   proxy's page, a cut-off answer); retry, as after no answer at all;
+ * - `invalid-response`: an answer Herald must not act on (a next-page link off the configured
+ *   endpoint); no retry.
  */
 export type GraphErrorKind =
   | "throttled"
@@ -20,6 +22,7 @@ export type GraphErrorKind =
   | "unauthorized"
   | "not-found"
   | "bad-request"
+  | "unreadable"
   | "invalid-response";
 
 /**
@@ -66,7 +69,7 @@ export class GraphError extends HeraldError {
 
   /** Whether a later attempt may succeed (the caller schedules it; the port never retries). */
   get retryable(): boolean {
-    return this.kind === "throttled" || this.kind === "transient";
+    return this.kind === "throttled" || this.kind === "transient" || this.kind === "unreadable";
   }
 }
 

@@ -207,7 +207,7 @@ export class DeadLetterRecorder {
         nextAttemptAt: undefined,
         completedAt: now,
       });
-      if (updated !== "conflict") return true;
+      if (updated.kind === "written") return true;
       current = await this.deps.ledger.get(
         { tenantId: current.tenantId, id: current.requestId },
         current.recipientKey,

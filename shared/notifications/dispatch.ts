@@ -1,18 +1,18 @@
 import { z } from "zod";
 
-import { ConfigError, toError } from "../errors";
-import { isGraphError } from "../graph/graph-error";
+import { toError } from "../errors";
 import type { Logger } from "../logging";
 import type { QueuePort } from "../queue/queue-port";
 import { type DeliveryLedger, type NewDelivery } from "../store/delivery-ledger";
 import { withoutUndefined } from "../store/entities";
 import type { NotificationRequestStore, RequestKey } from "../store/notification-requests";
 import type { TeamStore } from "../store/teams";
-import { retryDelayMs } from "./backoff";
 import type { DeliveryResult, DeliveryService } from "./delivery";
-import { type GroupDirectory, GroupNotFoundError } from "./group-directory";
+import type { GroupDirectory } from "./group-directory";
+import { expandGroup } from "./group-expansion";
 import { metric } from "./metrics";
 import { recipientKey, splitRecipients } from "./recipients";
+import type { RetryPolicy } from "./retry-policy";
 import type { Recipient } from "./schema";
 import {
   deliveryMessage,
@@ -40,17 +40,19 @@ export interface DispatcherDependencies {
   readonly enqueueChunk?: number;
   /** Entra groups (Microsoft Graph); without it a group recipient is unreachable with why. */
   readonly groups?: GroupDirectory;
-  /** Tries of a dispatch whose Graph calls failed transiently, before its groups end `failed`. */
-  readonly maxAttempts?: number;
-  readonly random?: () => number;
+  /**
+   * What a failed Graph call of a group expansion means (the attempt budget of a dispatch whose
+   * Graph calls failed for now, before its groups end `failed`); default 6 attempts.
+   */
+  readonly policy?: RetryPolicy;
 }
 
 export type DispatchResult =
-  | { readonly outcome: "dropped"; readonly reason: string }
-  | { readonly outcome: "scheduled"; readonly at: Date }
-  | { readonly outcome: "duplicate" }
-  | { readonly outcome: "delivered-inline"; readonly delivery: DeliveryResult }
-  | { readonly outcome: "fanned-out"; readonly recipients: number; readonly enqueued: number };
+  | { readonly kind: "dropped"; readonly reason: string }
+  | { readonly kind: "scheduled"; readonly at: Date }
+  | { readonly kind: "duplicate" }
+  | { readonly kind: "delivered-inline"; readonly delivery: DeliveryResult }
+  | { readonly kind: "fanned-out"; readonly recipients: number; readonly enqueued: number };
 
 /** How early a message may arrive before `notBefore` and still count as due (clock skew). */
 const NOT_BEFORE_TOLERANCE_MS = 1_000;
@@ -75,14 +77,12 @@ const storedBodySchema = z.object({
 export class Dispatcher {
   private readonly clock: () => Date;
   private readonly enqueueChunk: number;
-  private readonly maxAttempts: number;
-  private readonly random: () => number;
+  private readonly policy: RetryPolicy;
 
   constructor(private readonly deps: DispatcherDependencies) {
     this.clock = deps.clock ?? (() => new Date());
     this.enqueueChunk = deps.enqueueChunk ?? 2_000;
-    this.maxAttempts = deps.maxAttempts ?? 6;
-    this.random = deps.random ?? Math.random;
+    this.policy = deps.policy ?? { maxAttempts: 6, random: Math.random };
   }
 
   async handle(work: DispatchWork, info: QueueMessageInfo, log: Logger): Promise<DispatchResult> {
@@ -114,7 +114,7 @@ export class Dispatcher {
   ): Promise<DispatchResult> {
     const key = { tenantId: work.tenantId, id: work.requestId };
     const request = await this.content(work, log);
-    if (typeof request === "string") return { outcome: "dropped", reason: request };
+    if (typeof request === "string") return { kind: "dropped", reason: request };
 
     if (request.notBefore !== undefined) {
       const due = Date.parse(request.notBefore);
@@ -124,7 +124,7 @@ export class Dispatcher {
         log.info("Dispatch came before the request's notBefore; scheduled again", {
           notBefore: request.notBefore,
         });
-        return { outcome: "scheduled", at };
+        return { kind: "scheduled", at };
       }
     }
 
@@ -159,9 +159,9 @@ export class Dispatcher {
         deliveryWork(work.requestId, work.tenantId, only, 1, work.correlationId),
         info,
         log,
-        { inline: true },
+        { from: "dispatch" },
       );
-      return { outcome: "delivered-inline", delivery };
+      return { kind: "delivered-inline", delivery };
     }
     return this.fanOut(work, explicit, log, refused, request.includeGuests === true);
   }
@@ -209,15 +209,18 @@ export class Dispatcher {
     const unreachable: NewDelivery[] = [...refused];
     for (const [key, recipient] of explicit) {
       if (recipient.groupId !== undefined) {
-        const expanded = await this.expandGroup(
-          dispatch,
-          key,
-          recipient,
-          includeGuests,
+        const expanded = await expandGroup(
+          {
+            groups: this.deps.groups,
+            queue: this.deps.queue,
+            policy: this.policy,
+            clock: this.clock,
+          },
+          { dispatch, key, recipient, includeGuests },
           targets,
           log,
         );
-        if (expanded.kind === "later") return { outcome: "scheduled", at: expanded.at };
+        if (expanded.kind === "later") return { kind: "scheduled", at: expanded.at };
         if (expanded.kind === "unreachable") unreachable.push(expanded.row);
         continue;
       }
@@ -297,75 +300,7 @@ export class Dispatcher {
     const teamsUnreachable = unreachable.length - refused.length;
     if (teamsUnreachable > 0) metric(log, "notifications.unreachable", teamsUnreachable);
     if (refused.length > 0) metric(log, "notifications.rejected", refused.length);
-    return { outcome: "fanned-out", recipients, enqueued: work.length };
-  }
-
-  /**
-   * Adds an Entra group's user members to `targets` (as AAD ids, so they merge with the same
-   * people named directly; other names of them meet at the per-user guard). Graph throttling
-   * or a transient failure puts the whole dispatch back on the queue (it is idempotent);
-   * a missing group, missing consent or a failure past the attempt budget is recorded on the
-   * group's own row.
-   */
-  private async expandGroup(
-    dispatch: DispatchWork,
-    key: string,
-    recipient: Recipient,
-    includeGuests: boolean,
-    targets: Map<string, Recipient>,
-    log: Logger,
-  ): Promise<
-    { kind: "done" } | { kind: "later"; at: Date } | { kind: "unreachable"; row: NewDelivery }
-  > {
-    const unreachable = (lastError: string, state: "unreachable" | "failed" = "unreachable") => ({
-      kind: "unreachable" as const,
-      row: { recipientKey: key, recipient, state, lastError },
-    });
-    const groups = this.deps.groups;
-    if (groups === undefined)
-      return unreachable(
-        "Entra groups need Microsoft Graph: set GraphEndpoint (and grant GroupMember.Read.All)",
-      );
-    const found = new Map<string, Recipient>();
-    try {
-      for await (const aadObjectId of groups.members(recipient.groupId!, includeGuests)) {
-        const member: Recipient = { aadObjectId };
-        found.set(recipientKey(member), member);
-      }
-    } catch (error) {
-      if (error instanceof GroupNotFoundError) return unreachable(error.message);
-      // GraphEndpoint not allowed here (anonymous local mode takes only a loopback one).
-      if (error instanceof ConfigError) return unreachable(error.message);
-      if (!isGraphError(error)) throw error;
-      if (error.kind === "forbidden" || error.kind === "not-found" || !error.retryable)
-        return unreachable(`Graph refused the group's members: ${error.message}`);
-      const attempt = dispatch.attempt ?? 1;
-      if (attempt >= this.maxAttempts)
-        return unreachable(
-          `Graph kept failing (${error.message}); gave up after ${attempt} attempts`,
-          "failed",
-        );
-      const at = new Date(
-        this.clock().getTime() + retryDelayMs(attempt, error.retryAfterMs, this.random),
-      );
-      await this.deps
-        .queue()
-        .schedule(dispatchMessage({ ...dispatch, attempt: attempt + 1 }, { unique: true }), at);
-      log.warn("Graph could not list a group's members now; dispatch scheduled again", {
-        kind: error.kind,
-        retryAfterMs: error.retryAfterMs,
-        at: at.toISOString(),
-      });
-      return { kind: "later", at };
-    }
-    for (const [memberKey, member] of found)
-      if (!targets.has(memberKey)) targets.set(memberKey, member);
-    if (found.size === 0)
-      return unreachable(
-        "the Entra group has no user members (guests excluded unless includeGuests)",
-      );
-    log.info("Entra group expanded", { members: found.size });
-    return { kind: "done" };
+    return { kind: "fanned-out", recipients, enqueued: work.length };
   }
 
   private isLastDelivery(info: QueueMessageInfo): boolean {

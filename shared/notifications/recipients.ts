@@ -1,39 +1,19 @@
+import {
+  isRecipientKind,
+  MAX_RECIPIENT_VALUE_LENGTH,
+  type Recipient,
+  RECIPIENT_KINDS,
+  recipientFromParts,
+  recipientKey,
+} from "../model/recipient";
 import { isWellFormed } from "../validation/json-guard";
-import { MAX_RECIPIENT_VALUE_LENGTH, type Recipient, type RecipientKind } from "./schema";
 
-/**
- * A recipient's identity within a request: `<kind>:<value>`, with the case-insensitive kinds
- * (AAD object id, UPN) lower-cased so `A@x.com` and `a@x.com` are one delivery.
- */
-export function recipientKey(recipient: Recipient): string {
-  const { kind, value } = recipientParts(recipient);
-  const foldsCase = kind === "aadObjectId" || kind === "userPrincipalName" || kind === "groupId";
-  return `${kind}:${foldsCase ? value.toLowerCase() : value}`;
-}
-
-export function recipientParts(recipient: Recipient): { kind: RecipientKind; value: string } {
-  if (recipient.aadObjectId !== undefined)
-    return { kind: "aadObjectId", value: recipient.aadObjectId };
-  if (recipient.userPrincipalName !== undefined)
-    return { kind: "userPrincipalName", value: recipient.userPrincipalName };
-  if (recipient.teamsUserId !== undefined)
-    return { kind: "teamsUserId", value: recipient.teamsUserId };
-  if (recipient.teamId !== undefined) return { kind: "teamId", value: recipient.teamId };
-  if (recipient.groupId !== undefined) return { kind: "groupId", value: recipient.groupId };
-  throw new Error("recipient has no identity"); // the schema rules this out
-}
-
-export function recipientFromParts(kind: RecipientKind, value: string): Recipient {
-  return { [kind]: value };
-}
-
-/** A recipient back from its `recipientKey` (a case-folded kind comes back lower-cased). */
-export function recipientOfKey(key: string): Recipient | undefined {
-  const at = key.indexOf(":");
-  const kind = key.slice(0, at) as RecipientKind;
-  if (at < 0 || !RECIPIENT_KINDS.includes(kind)) return undefined;
-  return recipientFromParts(kind, key.slice(at + 1));
-}
+export {
+  recipientFromParts,
+  recipientKey,
+  recipientOfKey,
+  recipientParts,
+} from "../model/recipient";
 
 /** Why a recipient of an otherwise valid request cannot be delivered; recorded as `rejected`. */
 export interface RejectedRecipient {
@@ -86,12 +66,13 @@ export function splitRecipients(
     const entries = Object.entries(candidate as Record<string, unknown>).filter(
       ([, v]) => v !== undefined,
     );
-    const kinds = entries.filter(([k]) => (RECIPIENT_KINDS as readonly string[]).includes(k));
+    const kinds = entries.filter(([k]) => isRecipientKind(k));
     if (entries.length !== 1 || kinds.length !== 1) {
       reject(`must have exactly one of ${RECIPIENT_KINDS.join(", ")}`);
       return;
     }
-    const [kind, value] = kinds[0]! as [RecipientKind, unknown];
+    const [kind, value] = kinds[0]!;
+    if (!isRecipientKind(kind)) return; // filtered above
     if (typeof value !== "string" || value.trim() === "") {
       reject(`${kind} must be a non-empty string`);
       return;
@@ -108,14 +89,6 @@ export function splitRecipients(
   });
   return { deliverable, rejected };
 }
-
-const RECIPIENT_KINDS: readonly RecipientKind[] = [
-  "aadObjectId",
-  "userPrincipalName",
-  "teamsUserId",
-  "teamId",
-  "groupId",
-];
 
 function valueProblem(value: string, maxLength: number): string | undefined {
   if (!isWellFormed(value)) return "must be well-formed Unicode (it contains a lone surrogate)";

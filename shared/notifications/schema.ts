@@ -1,7 +1,32 @@
 import { z } from "zod";
 
-import { MAX_ENCODED_KEY_LENGTH } from "../store/limits";
-import { checkJson, clip, type JsonLimits, showPath } from "../validation/json-guard";
+import { messageSchema, type NotificationMessage, toActivity } from "../model/message";
+import { guidSchema, isGuid, recipientSchema } from "../model/recipient";
+import { UNSAFE_TEXT_CLASS, unsafeStrings, unsafeTextProblem } from "../model/safe-text";
+import {
+  checkJson,
+  clip,
+  type FieldError,
+  type JsonLimits,
+  showPath,
+} from "../validation/json-guard";
+
+export {
+  ADAPTIVE_CARD_CONTENT_TYPE,
+  MAX_ADAPTIVE_CARD_VERSION,
+  type MessageActivity,
+  messageSchema,
+  type NotificationMessage,
+  toActivity,
+} from "../model/message";
+export {
+  isGuid,
+  MAX_RECIPIENT_VALUE_LENGTH,
+  type Recipient,
+  type RecipientKind,
+  recipientSchema,
+} from "../model/recipient";
+export type { FieldError } from "../validation/json-guard";
 
 /**
  * The notification request: the body LOB apps put on the `notifications` queue or POST to
@@ -27,16 +52,6 @@ export const MAX_RECIPIENTS = 10_000;
  */
 export const MAX_ACTIVITY_BYTES = 80_000;
 
-/** The highest Adaptive Card version Teams renders. */
-export const MAX_ADAPTIVE_CARD_VERSION = "1.5";
-
-/**
- * Longest recipient value. Its delivery row key is `encodeKey("<kind>:<value>")`; with the
- * longest kind prefix ("userPrincipalName:") an ASCII value of this length still fits one key
- * part unhashed, so keys stay readable. Longer non-ASCII values are hashed by `encodeKey`.
- */
-export const MAX_RECIPIENT_VALUE_LENGTH = MAX_ENCODED_KEY_LENGTH - "userPrincipalName:".length;
-
 /**
  * Structural limits checked before the schema walks the body (see validation/json-guard.ts):
  * a real card nests a dozen levels; 10,000 recipients are ~20,000 values.
@@ -49,108 +64,11 @@ const MAX_ERROR_TEXT = 300;
 
 export const MAX_SUMMARY_LENGTH = 1_000;
 
-const GUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+/** Strings of a card reported with refused characters (the first few say enough). */
+const MAX_CARD_TEXT_ERRORS = 5;
 
 /** Safe in a URL path segment, a Table key and a Service Bus message id (<= 128). */
 const REQUEST_ID = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
-
-const guid = z.string().regex(GUID, "must be a GUID");
-
-const recipientKeys = [
-  "aadObjectId",
-  "userPrincipalName",
-  "teamsUserId",
-  "teamId",
-  "groupId",
-] as const;
-export type RecipientKind = (typeof recipientKeys)[number];
-
-export const recipientSchema = z
-  .strictObject({
-    aadObjectId: guid.optional().describe("The user's Entra ID (AAD) object id."),
-    userPrincipalName: z
-      .string()
-      .min(3)
-      .max(MAX_RECIPIENT_VALUE_LENGTH)
-      .regex(/^[^\s@]+@[^\s@]+$/, "must look like user@domain")
-      .optional()
-      .describe("The user's UPN (usually the sign-in address)."),
-    teamsUserId: z
-      .string()
-      .max(MAX_RECIPIENT_VALUE_LENGTH)
-      .regex(/^29:\S+$/, "must be a Teams user id starting with '29:'")
-      .optional()
-      .describe("The user's Teams id for this bot (`29:…`)."),
-    teamId: z
-      .string()
-      .max(MAX_RECIPIENT_VALUE_LENGTH)
-      .regex(/^19:\S+@thread\.(tacv2|skype)$/, "must be a team id like '19:…@thread.tacv2'")
-      .optional()
-      .describe("Every member of this team's roster (the team must have the bot installed)."),
-    groupId: guid
-      .optional()
-      .describe(
-        "Every user in this Entra group, nested groups included (guests only with includeGuests).",
-      ),
-  })
-  .superRefine((value, ctx) => {
-    const present = recipientKeys.filter((k) => value[k] !== undefined);
-    if (present.length !== 1) {
-      ctx.addIssue({
-        code: "custom",
-        message: `must have exactly one of ${recipientKeys.join(", ")} (found ${present.length === 0 ? "none" : present.join(", ")})`,
-      });
-    }
-  })
-  .meta({ minProperties: 1, maxProperties: 1 })
-  .describe("One recipient: exactly one of the properties.");
-
-const adaptiveCardSchema = z
-  .looseObject({
-    type: z.literal("AdaptiveCard", { error: 'must be "AdaptiveCard"' }),
-    version: z
-      .string()
-      .regex(
-        /^1\.[0-5]$/,
-        `must be an Adaptive Card version Teams renders: 1.0 to ${MAX_ADAPTIVE_CARD_VERSION}`,
-      ),
-    body: z.array(z.looseObject({ type: z.string().min(1, "must name the element type") })),
-  })
-  .describe("An Adaptive Card (https://adaptivecards.io); Teams supports up to version 1.5.");
-
-export const messageSchema = z
-  .strictObject({
-    text: z
-      .string()
-      .regex(/\S/, "must not be empty or only white space (Teams refuses such a message)")
-      .optional()
-      .describe("The message text."),
-    format: z
-      .enum(["markdown", "plain"])
-      .optional()
-      .describe("How Teams renders `text` (default markdown)."),
-    adaptiveCard: adaptiveCardSchema.optional(),
-  })
-  .superRefine((value, ctx) => {
-    const hasText = value.text !== undefined;
-    const hasCard = value.adaptiveCard !== undefined;
-    if (hasText === hasCard) {
-      ctx.addIssue({ code: "custom", message: "must have exactly one of text, adaptiveCard" });
-    }
-    if (value.format !== undefined && !hasText) {
-      ctx.addIssue({ code: "custom", path: ["format"], message: "only applies to text" });
-    }
-  })
-  .meta({
-    oneOf: [
-      { required: ["text"], not: { required: ["adaptiveCard"] } },
-      {
-        required: ["adaptiveCard"],
-        not: { anyOf: [{ required: ["text"] }, { required: ["format"] }] },
-      },
-    ],
-  })
-  .describe("Markdown or plain text, or an Adaptive Card.");
 
 export const notificationRequestSchema = z
   .strictObject({
@@ -162,7 +80,7 @@ export const notificationRequestSchema = z
         "must be 1-128 characters of letters, digits and . _ : @ - (starting with a letter or digit)",
       )
       .describe("The caller's idempotency key; becomes the Service Bus message id."),
-    tenantId: guid.describe("The Microsoft 365 tenant of every recipient."),
+    tenantId: guidSchema.describe("The Microsoft 365 tenant of every recipient."),
     recipients: z
       .array(recipientSchema)
       .min(1, "must name at least one recipient")
@@ -172,7 +90,10 @@ export const notificationRequestSchema = z
       .string()
       .max(MAX_SUMMARY_LENGTH)
       .optional()
-      .describe("The notification preview text."),
+      .meta({ not: { pattern: UNSAFE_TEXT_CLASS } })
+      .describe(
+        "The notification preview text. The same characters are refused as in `message.text`.",
+      ),
     notBefore: z.iso
       .datetime({ offset: true, error: "must be an ISO 8601 date-time with a time zone" })
       .optional()
@@ -190,6 +111,25 @@ export const notificationRequestSchema = z
       .describe("The caller's correlation id, carried into every log line."),
   })
   .superRefine((value, ctx) => {
+    // What Teams shows people: text, preview, and every string of a card (model/safe-text.ts).
+    const shown: [readonly (string | number)[], string | undefined][] = [
+      [["message", "text"], value.message.text],
+      [["summary"], value.summary],
+    ];
+    for (const [path, text] of shown) {
+      const problem = text === undefined ? undefined : unsafeTextProblem(text);
+      if (problem !== undefined)
+        ctx.addIssue({ code: "custom", path: [...path], message: problem });
+    }
+    let cardProblems = 0;
+    for (const found of unsafeStrings(value.message.adaptiveCard)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["message", "adaptiveCard", ...found.path],
+        message: found.problem,
+      });
+      if (++cardProblems >= MAX_CARD_TEXT_ERRORS) break;
+    }
     const bytes = activityBytes(value.message, value.summary);
     if (bytes > MAX_ACTIVITY_BYTES) {
       ctx.addIssue({
@@ -206,40 +146,9 @@ export const notificationRequestSchema = z
   .describe("A proactive 1:1 Teams notification to one or more users.");
 
 export type NotificationRequest = z.infer<typeof notificationRequestSchema>;
-export type Recipient = z.infer<typeof recipientSchema>;
-export type NotificationMessage = z.infer<typeof messageSchema>;
-
-/** A Bot Framework message activity, as posted to `/v3/conversations/{id}/activities`. */
-export interface MessageActivity {
-  type: "message";
-  text?: string;
-  textFormat?: "markdown" | "plain";
-  summary?: string;
-  attachments?: { contentType: string; content: unknown }[];
-}
-
-export const ADAPTIVE_CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive";
-
-export function toActivity(message: NotificationMessage, summary?: string): MessageActivity {
-  const activity: MessageActivity =
-    message.adaptiveCard !== undefined
-      ? {
-          type: "message",
-          attachments: [{ contentType: ADAPTIVE_CARD_CONTENT_TYPE, content: message.adaptiveCard }],
-        }
-      : { type: "message", text: message.text ?? "", textFormat: message.format ?? "markdown" };
-  if (summary !== undefined) activity.summary = summary;
-  return activity;
-}
 
 function activityBytes(message: NotificationMessage, summary?: string): number {
   return Buffer.byteLength(JSON.stringify(toActivity(message, summary)), "utf8");
-}
-
-export interface FieldError {
-  /** Dotted path into the request, e.g. `recipients.3.aadObjectId`; `(body)` for the root. */
-  readonly path: string;
-  readonly message: string;
 }
 
 export type ParseResult =
@@ -277,7 +186,7 @@ export function parseNotificationRequest(input: unknown): ParseResult {
       ? raw.correlationId
       : undefined;
   const tenantId =
-    typeof raw.tenantId === "string" && GUID.test(raw.tenantId) ? raw.tenantId : undefined;
+    typeof raw.tenantId === "string" && isGuid(raw.tenantId) ? raw.tenantId : undefined;
   return {
     ok: false,
     errors,
@@ -290,10 +199,6 @@ export function parseNotificationRequest(input: unknown): ParseResult {
 /** The JSON Schema published in the repository, generated from the zod schema above. */
 export function notificationRequestJsonSchema(): Record<string, unknown> {
   return z.toJSONSchema(notificationRequestSchema, { io: "input", target: "draft-2020-12" });
-}
-
-export function isGuid(value: string): boolean {
-  return GUID.test(value);
 }
 
 export function isRequestId(value: string): boolean {

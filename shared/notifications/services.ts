@@ -17,15 +17,21 @@ import { TableFactory } from "../store/table-factory";
 import { TeamStore } from "../store/teams";
 import { UserReferenceStore } from "../store/user-references";
 import { WelcomeLedger } from "../store/welcome-ledger";
+import { type ClaimHolders, localProcessHolders, remoteHolders } from "./claim-holders";
 import { DeadLetterRecorder } from "./dead-letter-recorder";
 import { DeliveryService, type UserDirectory } from "./delivery";
+import { DeliveryClaims } from "./delivery-claims";
+import { DeliveryRecorder } from "./delivery-recorder";
 import { Dispatcher, type TeamDirectory } from "./dispatch";
 import { graphGroupDirectory } from "./group-directory";
 import { NotificationIntake } from "./intake";
 import { Pacer, type PacerOptions } from "./pacing";
 import { type InstallUserDirectory, ProactiveInstaller } from "./proactive-install";
 import type { WorkHandler } from "./queue-handler";
+import type { RetryPolicy } from "./retry-policy";
 import { NotificationStatusReader } from "./status";
+import { TeamsOperations } from "./teams-operations";
+import { TenantWorkRunner } from "./tenant-work";
 import { deliveryWorkSchema, dispatchWorkSchema, type QueueMessageInfo } from "./work-items";
 
 export interface NotificationServicesOptions {
@@ -47,8 +53,15 @@ export interface NotificationServicesOptions {
   readonly clock?: () => Date;
   readonly random?: () => number;
   readonly sleep?: (ms: number) => Promise<void>;
+  /** How long a `sending` claim protects a delivery from other invocations (default 2 min). */
   readonly claimLeaseMs?: number;
+  /** Longest pacing wait spent inside the function; longer ones re-schedule (default 1 s). */
   readonly maxPaceWaitMs?: number;
+  /**
+   * Who holds delivery claims (default: this machine's processes with the local broker, where
+   * a dead holder can be told; in Azure only the broker's session tells).
+   */
+  readonly claimHolders?: ClaimHolders;
 }
 
 export interface NotificationServices {
@@ -57,6 +70,8 @@ export interface NotificationServices {
   readonly intake: NotificationIntake;
   readonly status: NotificationStatusReader;
   readonly pacer: Pacer | undefined;
+  /** The tenant's Teams calls under `pacer` (the bot's work waits for its slots here too). */
+  readonly teamsWork: TenantWorkRunner;
   /** The work queue's handlers for the notification kinds (`dispatch`, `delivery`). */
   readonly workHandlers: { readonly dispatch: WorkHandler; readonly delivery: WorkHandler };
   /** The internal work queue. */
@@ -138,7 +153,18 @@ export function createNotificationServices(
       }),
   );
   const sleep = options.sleep ?? defaultSleep;
-  const maxPaceWaitMs = options.maxPaceWaitMs ?? 1_000;
+  const maxWaitMs = options.maxPaceWaitMs ?? 1_000;
+  const teamsWork = new TenantWorkRunner({ pacer, maxWaitMs, clock, sleep });
+  // infra/main.bicep sets the queue's max delivery count from the same value.
+  const policy: RetryPolicy = {
+    maxAttempts: config.maxDeliveryAttempts,
+    random: options.random ?? Math.random,
+  };
+  const claims = new DeliveryClaims({
+    holders: options.claimHolders ?? claimHoldersFor(config),
+    leaseMs: options.claimLeaseMs ?? 120_000,
+    clock,
+  });
   const teamsAppId = config.graph.teamsAppId;
   const installer =
     config.graph.proactiveInstall && teamsAppId !== undefined
@@ -155,18 +181,22 @@ export function createNotificationServices(
           ledger,
           welcomes: new WelcomeLedger(tables, { leaseMs: config.welcomeLeaseMs, clock }),
           connector,
-          graphPacer:
-            options.pacing === false
-              ? undefined
-              : new Pacer({
-                  perTenant: [GRAPH_INSTALL_PER_APP_PER_TENANT],
-                  perConversation: [],
-                  now: () => clock().getTime(),
-                }),
-          teamsPacer: pacer,
-          sleep,
+          graphWork: new TenantWorkRunner({
+            pacer:
+              options.pacing === false
+                ? undefined
+                : new Pacer({
+                    perTenant: [GRAPH_INSTALL_PER_APP_PER_TENANT],
+                    perConversation: [],
+                    now: () => clock().getTime(),
+                  }),
+            maxWaitMs,
+            clock,
+            sleep,
+          }),
+          teamsWork,
+          policy,
           clock,
-          maxPaceWaitMs,
         })
       : undefined;
 
@@ -174,23 +204,24 @@ export function createNotificationServices(
     requests: requestStore,
     ledger,
     users,
-    connector,
-    queue,
-    pacer,
-    maxAttempts: config.maxDeliveryAttempts,
+    work: teamsWork,
+    operations: new TeamsOperations({ connector, users, work: teamsWork }),
+    policy,
+    claims,
+    recorder: new DeliveryRecorder({
+      ledger,
+      users,
+      queue,
+      claims,
+      clock,
+      maxDeliveryCount: config.maxDeliveryAttempts,
+    }),
     installer,
-    // infra/main.bicep sets the queue's max delivery count from the same value.
-    maxDeliveryCount: config.maxDeliveryAttempts,
     clock,
-    ...(options.random !== undefined ? { random: options.random } : {}),
-    ...(options.sleep !== undefined ? { sleep: options.sleep } : {}),
-    ...(options.claimLeaseMs !== undefined ? { claimLeaseMs: options.claimLeaseMs } : {}),
-    ...(options.maxPaceWaitMs !== undefined ? { maxPaceWaitMs: options.maxPaceWaitMs } : {}),
   });
   const dispatcher = new Dispatcher({
     groups: graphGroupDirectory(graph),
-    maxAttempts: config.maxDeliveryAttempts,
-    ...(options.random !== undefined ? { random: options.random } : {}),
+    policy,
     requests: requestStore,
     ledger,
     teams: options.teams ?? new TeamStore(tables, clock),
@@ -230,5 +261,25 @@ export function createNotificationServices(
     clock,
   });
 
-  return { dispatcher, delivery, intake, status, pacer, workHandlers, queue, deadLetters };
+  return {
+    dispatcher,
+    delivery,
+    intake,
+    status,
+    pacer,
+    teamsWork,
+    workHandlers,
+    queue,
+    deadLetters,
+  };
+}
+
+/**
+ * With the local broker (no Service Bus configured, not in Azure) every consumer is a process
+ * on this machine, so a dead claim holder can be told from its pid; elsewhere it cannot.
+ */
+function claimHoldersFor(config: Config): ClaimHolders {
+  return config.serviceBus.kind === "none" && !config.runningInAzure
+    ? localProcessHolders()
+    : remoteHolders();
 }

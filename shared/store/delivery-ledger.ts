@@ -1,18 +1,23 @@
 import type { TableClient } from "@azure/data-tables";
 
-import { recipientFromParts, recipientKey, recipientParts } from "../notifications/recipients";
-import type { Recipient, RecipientKind } from "../notifications/schema";
+import {
+  type Recipient,
+  recipientFromParts,
+  recipientKey,
+  type RecipientKind,
+  recipientParts,
+} from "../model/recipient";
+import { chunks, mapLimited } from "../util/collections";
 import { withoutUndefined } from "./entities";
 import { type RequestKey, requestRowKey } from "./notification-requests";
 import { encodeKey, isRestError, odata, type TableFactory, TABLES } from "./table-factory";
-import { mapLimited } from "./user-references";
 
 /**
  * The delivery ledger: one row per request and recipient, in Table Storage.
  *
  *   Deliveries  PK = encodeKey(tenant, lower-cased) + "|" + encodeKey(requestId)
  *               RK = encodeKey(recipientKey)             -> the recipient's delivery
- *               RK = "user~" + encodeKey(teamsUserId)     -> the per-user guard
+ *               RK = "user~" + encodeKey(person)         -> the per-user guard
  *
  * One partition per request (tenant and id), so a fan-out writes its rows in entity-group
  * transactions of 100 and the status API reads a request with one paged query.
@@ -25,10 +30,13 @@ import { mapLimited } from "./user-references";
  * yet) before `sending` (proactive-install.ts).
  *
  * The per-user guard makes "one copy per person" hold under concurrency: a request may name one
- * person several ways (AAD id, UPN, Teams id, a team's roster), which only resolve to one Teams
- * user at delivery. The first claim of a user inserts the guard row in the same transaction as
- * the claim; a second name of that user finds it taken and ends `duplicate` of the first.
- * (Recipient keys start with their kind's name, so no recipient row key starts with `user~`.)
+ * person several ways (AAD id, UPN, Teams id, a team's roster, a group), which only resolve to
+ * one person at delivery. The first row to reach a step for a person inserts that person's
+ * guard in the same transaction as its own write: the claim before the send (the person is the
+ * Teams user id) and, for someone Herald has never seen, the step into `installing` (the person
+ * is `aad:` and the AAD object id, so the app is installed once per person too). A second name
+ * of that person finds the guard taken and ends `duplicate` of the first. (Recipient keys start
+ * with their kind's name, so no recipient row key starts with `user~`.)
  */
 export type DeliveryState =
   | "pending"
@@ -67,7 +75,7 @@ export interface Delivery {
   readonly conversationId?: string | undefined;
   /** The user's `29:` id once the recipient was resolved. */
   readonly teamsUserId?: string | undefined;
-  /** The user whose per-user guard this row holds (set by its first claim). */
+  /** The person whose per-user guard this row took last (`29:` id, or `aad:` + AAD id). */
   readonly guardOf?: string | undefined;
   /** Proactive install: the user's AAD object id as Graph resolved it. */
   readonly aadObjectId?: string | undefined;
@@ -79,6 +87,10 @@ export interface Delivery {
   readonly duplicateOf?: string | undefined;
   /** `<messageId>#<deliveryCount>` of the invocation holding the `sending` claim. */
   readonly claimedBy?: string | undefined;
+  /** The process that made the claim (notifications/claim-holders.ts). */
+  readonly claimHolder?: string | undefined;
+  /** The broker session the claim was made in (the tenant's), when it came through one. */
+  readonly claimSession?: string | undefined;
   readonly claimExpiresAt?: string | undefined;
   readonly nextAttemptAt?: string | undefined;
   readonly createdAt: string;
@@ -90,54 +102,15 @@ export interface Delivery {
 
 /** Fields an update may change. `undefined` clears a field. */
 export type DeliveryPatch = Partial<
-  Pick<
-    Delivery,
-    | "state"
-    | "attempts"
-    | "deliveryCount"
-    | "lastError"
-    | "lastStatus"
-    | "activityId"
-    | "conversationId"
-    | "teamsUserId"
-    | "guardOf"
-    | "aadObjectId"
-    | "installedAt"
-    | "installationId"
-    | "duplicateOf"
-    | "claimedBy"
-    | "claimExpiresAt"
-    | "nextAttemptAt"
-    | "completedAt"
-  >
+  Omit<Delivery, "tenantId" | "requestId" | "recipientKey" | "recipient" | "createdAt" | "etag">
 >;
 
-type DeliveryEntity = {
+/** A row as stored: the recipient as its kind and value, the keys; the rest field for field. */
+type DeliveryEntity = Omit<Delivery, "recipient" | "recipientKey" | "etag"> & {
   partitionKey: string;
   rowKey: string;
-  tenantId: string;
-  requestId: string;
   recipientKind: string;
   recipientValue: string;
-  state: string;
-  attempts: number;
-  deliveryCount?: number;
-  lastError?: string;
-  lastStatus?: number;
-  activityId?: string;
-  conversationId?: string;
-  teamsUserId?: string;
-  guardOf?: string;
-  aadObjectId?: string;
-  installedAt?: string;
-  installationId?: string;
-  duplicateOf?: string;
-  claimedBy?: string;
-  claimExpiresAt?: string;
-  nextAttemptAt?: string;
-  createdAt: string;
-  updatedAt: string;
-  completedAt?: string;
 };
 
 export interface NewDelivery {
@@ -148,6 +121,33 @@ export interface NewDelivery {
   readonly lastError?: string;
 }
 
+/** What a claim writes: who holds the row, until when, and for which user. */
+export interface Claim {
+  readonly claimedBy: string;
+  readonly claimHolder: string;
+  readonly claimSession?: string | undefined;
+  readonly claimExpiresAt: string;
+  readonly deliveryCount: number;
+  readonly teamsUserId: string;
+}
+
+/** An ETag-conditional write: done, or another invocation changed the row first. */
+export type WriteResult =
+  { readonly kind: "written"; readonly row: Delivery } | { readonly kind: "conflict" };
+
+/** A write that also takes a person's guard. */
+export type GuardedResult =
+  | WriteResult
+  /** Another recipient of the request holds this person's guard: it reaches them. */
+  | { readonly kind: "guard-taken"; readonly by: string };
+
+/** The first claim of a row not yet written (the inline steady path). */
+export type CreateClaimedResult =
+  | { readonly kind: "written"; readonly row: Delivery }
+  /** The row is there already (a redelivery): read it and go the usual way. */
+  | { readonly kind: "exists" }
+  | { readonly kind: "guard-taken"; readonly by: string };
+
 const TRANSACTION_SIZE = 100;
 const WRITE_CONCURRENCY = 4;
 
@@ -156,85 +156,46 @@ export function deliveryPartitionKey(request: RequestKey): string {
   return requestRowKey(request);
 }
 
-function guardRowKey(teamsUserId: string): string {
-  return `${GUARD_PREFIX}${encodeKey(teamsUserId)}`;
+/** The guard subject of a person Herald knows only by AAD object id (proactive install). */
+export function aadGuardSubject(aadObjectId: string): string {
+  return `aad:${aadObjectId.toLowerCase()}`;
 }
 
-/** Who holds a request's guard for one user, when it is not the caller. */
-export interface GuardTaken {
-  readonly guardTakenBy: string;
+function guardRowKey(person: string): string {
+  return `${GUARD_PREFIX}${encodeKey(person)}`;
 }
 
-function fromEntity(entity: DeliveryEntity & { etag?: string }): Delivery {
-  const recipient = recipientFromParts(
-    entity.recipientKind as RecipientKind,
-    entity.recipientValue,
-  );
-  return withoutUndefined({
-    tenantId: entity.tenantId ?? "",
-    requestId: entity.requestId,
+function fromEntity(entity: DeliveryEntity & { etag?: string; timestamp?: unknown }): Delivery {
+  const {
+    partitionKey: _pk,
+    rowKey: _rk,
+    recipientKind,
+    recipientValue,
+    etag,
+    timestamp: _ts,
+    ...fields
+  } = entity;
+  const recipient = recipientFromParts(recipientKind as RecipientKind, recipientValue);
+  return {
+    ...fields,
+    tenantId: fields.tenantId ?? "",
     recipientKey: recipientKey(recipient),
     recipient,
-    state: entity.state as DeliveryState,
-    attempts: entity.attempts ?? 0,
-    deliveryCount: entity.deliveryCount,
-    lastError: entity.lastError,
-    lastStatus: entity.lastStatus,
-    activityId: entity.activityId,
-    conversationId: entity.conversationId,
-    teamsUserId: entity.teamsUserId,
-    guardOf: entity.guardOf,
-    aadObjectId: entity.aadObjectId,
-    installedAt: entity.installedAt,
-    installationId: entity.installationId,
-    duplicateOf: entity.duplicateOf,
-    claimedBy: entity.claimedBy,
-    claimExpiresAt: entity.claimExpiresAt,
-    nextAttemptAt: entity.nextAttemptAt,
-    createdAt: entity.createdAt,
-    updatedAt: entity.updatedAt,
-    completedAt: entity.completedAt,
-    etag: entity.etag ?? "",
-  });
+    attempts: fields.attempts ?? 0,
+    etag: etag ?? "",
+  };
 }
 
-function toEntity(delivery: Omit<Delivery, "etag">): DeliveryEntity {
-  const { kind, value } = recipientParts(delivery.recipient);
+function toEntity(delivery: Omit<Delivery, "etag"> & { etag?: string }): DeliveryEntity {
+  const { recipient, recipientKey: key, etag: _etag, ...fields } = delivery;
+  const { kind, value } = recipientParts(recipient);
   return withoutUndefined({
+    ...fields,
     partitionKey: deliveryPartitionKey({ tenantId: delivery.tenantId, id: delivery.requestId }),
-    rowKey: encodeKey(delivery.recipientKey),
-    tenantId: delivery.tenantId,
-    requestId: delivery.requestId,
+    rowKey: encodeKey(key),
     recipientKind: kind,
     recipientValue: value,
-    state: delivery.state,
-    attempts: delivery.attempts,
-    deliveryCount: delivery.deliveryCount,
-    lastError: delivery.lastError,
-    lastStatus: delivery.lastStatus,
-    activityId: delivery.activityId,
-    conversationId: delivery.conversationId,
-    teamsUserId: delivery.teamsUserId,
-    guardOf: delivery.guardOf,
-    aadObjectId: delivery.aadObjectId,
-    installedAt: delivery.installedAt,
-    installationId: delivery.installationId,
-    duplicateOf: delivery.duplicateOf,
-    claimedBy: delivery.claimedBy,
-    claimExpiresAt: delivery.claimExpiresAt,
-    nextAttemptAt: delivery.nextAttemptAt,
-    createdAt: delivery.createdAt,
-    updatedAt: delivery.updatedAt,
-    completedAt: delivery.completedAt,
   });
-}
-
-/** What a claim writes: who holds the row, until when, and for which user. */
-export interface Claim {
-  readonly claimedBy: string;
-  readonly claimExpiresAt: string;
-  readonly deliveryCount: number;
-  readonly teamsUserId: string;
 }
 
 export class DeliveryLedger {
@@ -276,16 +237,14 @@ export class DeliveryLedger {
 
   /**
    * Creates the row already claimed (`sending`) together with the user's guard, in one
-   * transaction: the steady path's one write before the call to Teams. "exists" when the row is
-   * there already (a redelivery: read it and go the usual way); `GuardTaken` when another
-   * recipient of the request holds this user's guard (the row is not created).
+   * transaction: the steady path's one write before the call to Teams.
    */
   async createClaimed(
     request: RequestKey,
     recipientKey: string,
     recipient: Recipient,
     claim: Claim,
-  ): Promise<Delivery | "exists" | GuardTaken> {
+  ): Promise<CreateClaimedResult> {
     const table = await this.table();
     const entity = toEntity({
       ...this.fresh(request, recipientKey, recipient, "sending"),
@@ -298,50 +257,67 @@ export class DeliveryLedger {
         ["create", entity],
         ["create", this.guardEntity(request, claim.teamsUserId, recipientKey)],
       ]);
-      return fromEntity({ ...entity, etag: response.subResponses[0]?.etag ?? "" });
+      return {
+        kind: "written",
+        row: fromEntity({ ...entity, etag: response.subResponses[0]?.etag ?? "" }),
+      };
     } catch (error) {
       if (!isRestError(error, 409)) throw error;
     }
-    if ((await this.get(request, recipientKey)) !== undefined) return "exists";
-    const taken = await this.guardTaken(request, claim.teamsUserId, recipientKey);
+    if ((await this.get(request, recipientKey)) !== undefined) return { kind: "exists" };
+    const holder = await this.guardHolder(request, claim.teamsUserId);
     // The guard is this recipient's own, with no row (never written so): the usual way mends it.
-    return "guardTakenBy" in taken ? taken : "exists";
+    return holder !== undefined && holder !== recipientKey
+      ? { kind: "guard-taken", by: holder }
+      : { kind: "exists" };
   }
 
   /**
-   * Claims an existing row (ETag-conditional), taking the user's guard in the same transaction
-   * unless the row holds it already. "conflict" when another invocation changed the row first.
+   * Claims an existing row (ETag-conditional) for a send, taking the user's guard in the same
+   * transaction unless the row holds it already.
    */
-  async claim(current: Delivery, claim: Claim): Promise<Delivery | "conflict" | GuardTaken> {
-    const patch: DeliveryPatch = {
+  claim(current: Delivery, claim: Claim): Promise<GuardedResult> {
+    return this.guarded(current, claim.teamsUserId, {
       ...claim,
       state: "sending",
       attempts: current.attempts + 1,
       nextAttemptAt: undefined,
-    };
-    if (current.guardOf === claim.teamsUserId) return this.update(current, patch);
+    });
+  }
+
+  /**
+   * Writes `patch` (ETag-conditional) and takes `person`'s guard in the same transaction, unless
+   * the row holds it already; `guard-taken` when another recipient of the request holds it (the
+   * row is then left as it was).
+   */
+  async guarded(current: Delivery, person: string, patch: DeliveryPatch): Promise<GuardedResult> {
+    if (current.guardOf === person) return this.update(current, patch);
     const table = await this.table();
     const next = toEntity({
       ...current,
       ...patch,
-      guardOf: claim.teamsUserId,
+      guardOf: person,
       updatedAt: this.clock().toISOString(),
     });
     const request = { tenantId: current.tenantId, id: current.requestId };
     try {
       const response = await table.submitTransaction([
         ["update", next, "Replace", { etag: current.etag }],
-        ["create", this.guardEntity(request, claim.teamsUserId, current.recipientKey)],
+        ["create", this.guardEntity(request, person, current.recipientKey)],
       ]);
-      return fromEntity({ ...next, etag: response.subResponses[0]?.etag ?? "" });
+      return {
+        kind: "written",
+        row: fromEntity({ ...next, etag: response.subResponses[0]?.etag ?? "" }),
+      };
     } catch (error) {
-      if (isRestError(error, 412) || isRestError(error, 404)) return "conflict";
+      if (isRestError(error, 412) || isRestError(error, 404)) return { kind: "conflict" };
       if (!isRestError(error, 409)) throw error;
     }
-    const taken = await this.guardTaken(request, claim.teamsUserId, current.recipientKey);
-    if ("guardTakenBy" in taken) return taken;
-    // The guard is this row's own (an earlier claim that was not recorded on the row).
-    return this.update(current, { ...patch, guardOf: claim.teamsUserId });
+    const holder = await this.guardHolder(request, person);
+    if (holder !== undefined && holder !== current.recipientKey)
+      return { kind: "guard-taken", by: holder };
+    // The guard is this row's own (an earlier write that was not recorded on the row).
+    return this.update(current, { ...patch, guardOf: person });
   }
 
   /**
@@ -358,43 +334,43 @@ export class DeliveryLedger {
         lastError: row.lastError,
       }),
     );
-    const chunks: DeliveryEntity[][] = [];
-    for (let i = 0; i < entities.length; i += TRANSACTION_SIZE)
-      chunks.push(entities.slice(i, i + TRANSACTION_SIZE));
-    const counts = await mapLimited(chunks, WRITE_CONCURRENCY, async (chunk) => {
-      try {
-        await table.submitTransaction(chunk.map((e) => ["create", e]));
-        return chunk.length;
-      } catch (error) {
-        if (!isRestError(error, 409) && !isRestError(error, 400)) throw error;
-        let created = 0;
-        for (const entity of chunk) {
-          try {
-            await table.createEntity(entity);
-            created += 1;
-          } catch (inner) {
-            if (!isRestError(inner, 409)) throw inner;
+    const counts = await mapLimited(
+      chunks(entities, TRANSACTION_SIZE),
+      WRITE_CONCURRENCY,
+      async (chunk) => {
+        try {
+          await table.submitTransaction(chunk.map((e) => ["create", e]));
+          return chunk.length;
+        } catch (error) {
+          if (!isRestError(error, 409) && !isRestError(error, 400)) throw error;
+          let created = 0;
+          for (const entity of chunk) {
+            try {
+              await table.createEntity(entity);
+              created += 1;
+            } catch (inner) {
+              if (!isRestError(inner, 409)) throw inner;
+            }
           }
+          return created;
         }
-        return created;
-      }
-    });
+      },
+    );
     return counts.reduce((a, b) => a + b, 0);
   }
 
   /**
-   * Applies `patch` if the row is unchanged since it was read (ETag); "conflict" when another
+   * Applies `patch` if the row is unchanged since it was read (ETag); `conflict` when another
    * invocation changed it first (read it again and decide).
    */
-  async update(current: Delivery, patch: DeliveryPatch): Promise<Delivery | "conflict"> {
+  async update(current: Delivery, patch: DeliveryPatch): Promise<WriteResult> {
     const table = await this.table();
-    const next = { ...current, ...patch, updatedAt: this.clock().toISOString() };
-    const entity = toEntity(next);
+    const entity = toEntity({ ...current, ...patch, updatedAt: this.clock().toISOString() });
     try {
       const response = await table.updateEntity(entity, "Replace", { etag: current.etag });
-      return fromEntity({ ...entity, etag: response.etag ?? "" });
+      return { kind: "written", row: fromEntity({ ...entity, etag: response.etag ?? "" }) };
     } catch (error) {
-      if (isRestError(error, 412) || isRestError(error, 404)) return "conflict";
+      if (isRestError(error, 412) || isRestError(error, 404)) return { kind: "conflict" };
       throw error;
     }
   }
@@ -433,30 +409,27 @@ export class DeliveryLedger {
     };
   }
 
-  private guardEntity(request: RequestKey, teamsUserId: string, owner: string) {
+  private guardEntity(request: RequestKey, person: string, owner: string) {
     return {
       partitionKey: deliveryPartitionKey(request),
-      rowKey: guardRowKey(teamsUserId),
+      rowKey: guardRowKey(person),
       owner,
       createdAt: this.clock().toISOString(),
     };
   }
 
-  /** The guard's holder: `GuardTaken` when it is another recipient, else "own". */
-  private async guardTaken(
-    request: RequestKey,
-    teamsUserId: string,
-    recipientKey: string,
-  ): Promise<GuardTaken | { own: true }> {
+  /**
+   * The recipient key of the row holding a request's guard for one person (after a 409);
+   * undefined for a guard that names no owner (taken as the caller's own).
+   */
+  private async guardHolder(request: RequestKey, person: string): Promise<string | undefined> {
     const table = await this.table();
     try {
-      const guard = await table.getEntity<{ owner?: string }>(
+      const guard = await table.getEntity<{ owner?: unknown }>(
         deliveryPartitionKey(request),
-        guardRowKey(teamsUserId),
+        guardRowKey(person),
       );
-      if (typeof guard.owner === "string" && guard.owner !== recipientKey)
-        return { guardTakenBy: guard.owner };
-      return { own: true };
+      return typeof guard.owner === "string" ? guard.owner : undefined;
     } catch (error) {
       if (isRestError(error, 404))
         throw new Error(`delivery guard of ${request.id} vanished after a 409`, { cause: error });

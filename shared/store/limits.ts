@@ -1,4 +1,4 @@
-import { clip } from "../validation/json-guard";
+import { clip, type FieldError } from "../validation/json-guard";
 
 /**
  * Azure Table Storage's limits, and what Herald derives from them for what it stores
@@ -55,16 +55,11 @@ export function storedIdentity(value: string | undefined): string | undefined {
   return value === undefined || value.length > MAX_STORED_IDENTITY ? undefined : value;
 }
 
-export interface FieldErrorLike {
-  readonly path: string;
-  readonly message: string;
-}
-
 /**
  * A rejected request's errors as stored and shown: at most `MAX_STORED_ERRORS`, each path and
  * message cut, and a last entry saying how many more there were.
  */
-export function storedErrors<E extends FieldErrorLike>(errors: readonly E[]): FieldErrorLike[] {
+export function storedErrors(errors: readonly FieldError[]): FieldError[] {
   const kept = errors.slice(0, MAX_STORED_ERRORS).map((e) => ({
     path: clip(e.path, MAX_STORED_ERROR_TEXT),
     message: clip(e.message, MAX_STORED_ERROR_TEXT),

@@ -2,8 +2,8 @@ import { createHash } from "node:crypto";
 
 import type { TableClient, TableEntity, TransactionAction } from "@azure/data-tables";
 
-import type { FieldError, NotificationMessage } from "../notifications/schema";
-import { clip } from "../validation/json-guard";
+import type { NotificationMessage } from "../model/message";
+import { clip, type FieldError } from "../validation/json-guard";
 import { withoutUndefined } from "./entities";
 import { joinTextParts, MAX_STRING_PROPERTY, storedErrors, textParts } from "./limits";
 import { encodeKey, isRestError, odata, type TableFactory, TABLES } from "./table-factory";

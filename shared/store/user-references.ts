@@ -1,9 +1,26 @@
 import type { TableClient, TableEntity } from "@azure/data-tables";
 
+import { chunks, mapLimited } from "../util/collections";
 import { clip } from "../validation/json-guard";
-import { readEntity, type StoredEntity, updateWithEtag, withoutUndefined } from "./entities";
-import { storedIdentity, storedName } from "./limits";
-import { encodeKey, isRestError, odata, type TableFactory, TABLES } from "./table-factory";
+import { readEntity, type StoredEntity, updateWithEtag } from "./entities";
+import { isRestError, odata, type TableFactory, TABLES } from "./table-factory";
+import {
+  aadIndexKey,
+  indexRowsFor,
+  merge,
+  observedTime,
+  sameText,
+  toReference,
+  upnIndexKey,
+  type UserEntity,
+  type UserObservation,
+  userPartitionKey,
+  type UserReference,
+  userRowKey,
+  type UserStatus,
+} from "./user-observation";
+
+export type { LearnedFrom, UserObservation, UserReference, UserStatus } from "./user-observation";
 
 /**
  * User references: what Herald knows about a Teams user so it can message them 1:1.
@@ -26,255 +43,18 @@ import { encodeKey, isRestError, odata, type TableFactory, TABLES } from "./tabl
  * - History is never deleted: uninstall, removal and unreachability change `status`.
  */
 
-export type UserStatus = "active" | "uninstalled" | "removed" | "unreachable";
-export type LearnedFrom = "personal" | "team" | "message" | "roster";
-
-export interface UserReference {
-  tenantId: string;
-  teamsUserId: string;
-  aadObjectId?: string;
-  name?: string;
-  userPrincipalName?: string;
-  email?: string;
-  serviceUrl: string;
-  conversationId?: string;
-  learnedFrom: LearnedFrom;
-  status: UserStatus;
-  statusReason?: string;
-  createdAt: string;
-  updatedAt: string;
-}
-
-/** What one activity, roster page or member lookup told us about a user. */
-export interface UserObservation {
-  tenantId: string;
-  teamsUserId: string;
-  aadObjectId?: string | undefined;
-  name?: string | undefined;
-  userPrincipalName?: string | undefined;
-  email?: string | undefined;
-  serviceUrl: string;
-  /** The personal (1:1) conversation id, when this observation knows it. */
-  conversationId?: string | undefined;
-  learnedFrom: LearnedFrom;
-  /**
-   * When the service URL was observed (default: now). A service URL observed earlier than the
-   * stored one never replaces it (a queued roster sync must not undo a fresher activity).
-   */
-  observedAt?: Date | undefined;
-}
-
 export interface UpsertOutcome {
   reference: UserReference;
   created: boolean;
   changed: boolean;
 }
 
-interface UserEntity extends UserReference {
-  partitionKey: string;
-  rowKey: string;
-  serviceUrlObservedAt: string;
-  statusChangedAt?: string;
-}
-
-/**
- * Which source says the most about a user; the strongest one seen is kept in `learnedFrom`
- * ("personal" means the user installed the app or chatted with it 1:1).
- */
-const SOURCE_RANK: Record<LearnedFrom, number> = { roster: 0, team: 1, message: 2, personal: 3 };
-
-/**
- * Teams' 403 for a bot that is no longer in the conversation's roster
- * (https://learn.microsoft.com/microsoftteams/platform/bots/build-conversational-capability#status-codes-from-bot-conversational-apis):
- * a verdict about the bot's membership, which a later roster sync (the bot was added back)
- * overturns. Delivery records the code as the reason; the relay prefixes it.
- */
-const BOT_NOT_IN_ROSTER = /\bBotNotInConversationRoster\b/;
-
-/**
- * The status an observation leads to. The user's own contact (personal install, a message)
- * makes a reference active again whatever it was. Seeing the user in a team (a roster sync, a
- * member-added event) makes a "removed" reference active, and an "unreachable" one whose
- * reason was BotNotInConversationRoster (seeing the roster means the bot is back in it), but
- * does not override "uninstalled" or any other "unreachable": those record the user's choice
- * or a verdict of Teams that team membership says nothing about.
- */
-function nextStatus(
-  current: UserStatus | undefined,
-  reason: string | undefined,
-  source: LearnedFrom,
-): UserStatus {
-  if (current === undefined || current === "active") return "active";
-  if (source === "personal" || source === "message") return "active";
-  if (current === "unreachable" && BOT_NOT_IN_ROSTER.test(reason ?? "")) return "active";
-  return current === "removed" ? "active" : current;
-}
-
 /** The longest status reason kept. */
 const MAX_STATUS_REASON = 500;
-
-/** When an observation was made, in ms; a missing or invalid time counts as `now`. */
-function observedTime(o: UserObservation, now: Date): number {
-  const at = o.observedAt?.getTime();
-  return at === undefined || !Number.isFinite(at) ? now.getTime() : at;
-}
-
-/** A stored ISO time in ms; missing or unreadable counts as the oldest possible. */
-function storedTime(iso: string | undefined): number {
-  const at = iso === undefined ? NaN : Date.parse(iso);
-  return Number.isFinite(at) ? at : -Infinity;
-}
 
 const MAX_ATTEMPTS = 8;
 const READ_CONCURRENCY = 16;
 const BATCH_SIZE = 100;
-
-export function userPartitionKey(tenantId: string): string {
-  return encodeKey(tenantId.toLowerCase());
-}
-
-export function userRowKey(teamsUserId: string): string {
-  return encodeKey(teamsUserId);
-}
-
-function aadIndexKey(aadObjectId: string): string {
-  return `aad|${encodeKey(aadObjectId.toLowerCase())}`;
-}
-
-function upnIndexKey(upn: string): string {
-  return `upn|${encodeKey(upn.toLowerCase())}`;
-}
-
-function sameText(a: string | undefined, b: string | undefined): boolean {
-  return (a ?? "").toLowerCase() === (b ?? "").toLowerCase();
-}
-
-function blankToUndefined(value: string | undefined): string | undefined {
-  const trimmed = value?.trim();
-  return trimmed === undefined || trimmed === "" ? undefined : trimmed;
-}
-
-function toReference(entity: UserEntity): UserReference {
-  const record = entity as unknown as Record<string, unknown>;
-  const text = (name: string): string | undefined => {
-    const value = record[name];
-    return typeof value === "string" && value !== "" ? value : undefined;
-  };
-  return withoutUndefined({
-    tenantId: text("tenantId") ?? "",
-    teamsUserId: text("teamsUserId") ?? "",
-    aadObjectId: text("aadObjectId"),
-    name: text("name"),
-    userPrincipalName: text("userPrincipalName"),
-    email: text("email"),
-    serviceUrl: text("serviceUrl") ?? "",
-    conversationId: text("conversationId"),
-    learnedFrom: (text("learnedFrom") ?? "message") as LearnedFrom,
-    status: (text("status") ?? "active") as UserStatus,
-    statusReason: text("statusReason"),
-    createdAt: text("createdAt") ?? "",
-    updatedAt: text("updatedAt") ?? "",
-  });
-}
-
-interface Stored {
-  entity: UserEntity;
-  etag: string;
-}
-
-/** The entity an observation turns `existing` (or nothing) into; `changed` false = skip the write. */
-function merge(
-  existing: Stored | undefined,
-  o: UserObservation,
-  now: Date,
-): { entity: UserEntity; changed: boolean } {
-  const observedMs = observedTime(o, now);
-  const observedAt = new Date(observedMs).toISOString();
-  const stamp = now.toISOString();
-  const name = storedName(blankToUndefined(o.name));
-  const userPrincipalName = storedIdentity(blankToUndefined(o.userPrincipalName));
-  const email = storedIdentity(blankToUndefined(o.email));
-  const aadObjectId = blankToUndefined(o.aadObjectId)?.toLowerCase();
-  const base = {
-    partitionKey: userPartitionKey(o.tenantId),
-    rowKey: userRowKey(o.teamsUserId),
-    tenantId: o.tenantId.toLowerCase(),
-    teamsUserId: o.teamsUserId,
-  };
-  if (existing === undefined) {
-    return {
-      changed: true,
-      entity: withoutUndefined({
-        ...base,
-        aadObjectId,
-        name,
-        userPrincipalName,
-        email,
-        serviceUrl: o.serviceUrl,
-        serviceUrlObservedAt: observedAt,
-        conversationId: blankToUndefined(o.conversationId),
-        learnedFrom: o.learnedFrom,
-        status: "active",
-        createdAt: stamp,
-        updatedAt: stamp,
-      }),
-    };
-  }
-  const old = existing.entity;
-  // The newest observation wins (a roster sync that runs late must not undo a fresher
-  // activity); an older one only fills in what is not known yet.
-  const newer = observedMs >= storedTime(old.serviceUrlObservedAt);
-  const pick = (seen: string | undefined, kept: string | undefined) =>
-    newer ? (seen ?? kept) : (kept ?? seen);
-  const status = nextStatus(old.status, old.statusReason, o.learnedFrom);
-  const next: UserEntity = withoutUndefined({
-    ...old,
-    ...base,
-    aadObjectId: pick(aadObjectId, old.aadObjectId),
-    name: pick(name, old.name),
-    userPrincipalName: pick(userPrincipalName, old.userPrincipalName),
-    email: pick(email, old.email),
-    serviceUrl: newer ? o.serviceUrl : old.serviceUrl,
-    serviceUrlObservedAt: newer ? observedAt : old.serviceUrlObservedAt,
-    conversationId: blankToUndefined(o.conversationId) ?? old.conversationId,
-    learnedFrom:
-      SOURCE_RANK[o.learnedFrom] > SOURCE_RANK[old.learnedFrom] ? o.learnedFrom : old.learnedFrom,
-    status,
-    statusReason: status === old.status ? old.statusReason : undefined,
-    statusChangedAt: status === old.status ? old.statusChangedAt : stamp,
-  });
-  const meaningful: (keyof UserEntity)[] = [
-    "aadObjectId",
-    "name",
-    "userPrincipalName",
-    "email",
-    "serviceUrl",
-    "conversationId",
-    "learnedFrom",
-    "status",
-  ];
-  const changed = meaningful.some((k) => next[k] !== old[k]);
-  // The service URL's observation time alone is not worth a write.
-  return { entity: changed ? { ...next, updatedAt: stamp } : old, changed };
-}
-
-/** Index rows the new entity needs that the old one did not have. */
-function indexRowsFor(next: UserEntity, old: UserEntity | undefined): TableEntity[] {
-  const rows: TableEntity[] = [];
-  const row = (rowKey: string): TableEntity => ({
-    partitionKey: next.partitionKey,
-    rowKey,
-    teamsUserId: next.teamsUserId,
-  });
-  if (next.aadObjectId !== undefined && (old === undefined || old.aadObjectId !== next.aadObjectId))
-    rows.push(row(aadIndexKey(next.aadObjectId)));
-  if (
-    next.userPrincipalName !== undefined &&
-    (old === undefined || !sameText(old.userPrincipalName, next.userPrincipalName))
-  )
-    rows.push(row(upnIndexKey(next.userPrincipalName)));
-  return rows;
-}
 
 export class UserReferenceStore {
   constructor(
@@ -497,28 +277,4 @@ export class UserReferenceStore {
 /** UserEntity is an interface (no index signature); the Tables SDK wants a record. */
 function asTableEntity(entity: UserEntity): TableEntity {
   return entity as unknown as TableEntity;
-}
-
-function chunks<T>(items: readonly T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
-}
-
-/** `Promise.all(items.map(fn))` with at most `limit` calls in flight, results in order. */
-export async function mapLimited<T, R>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T, index: number) => Promise<R>,
-): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await fn(items[index]!, index);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
 }

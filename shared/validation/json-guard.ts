@@ -21,7 +21,8 @@ export interface JsonLimits {
   readonly maxKeyLength?: number;
 }
 
-export interface JsonIssue {
+/** One problem with a value, named by its path: the one error shape of every parse. */
+export interface FieldError {
   /** Dotted path of the offending value; `(body)` for the root. */
   readonly path: string;
   readonly message: string;
@@ -86,12 +87,12 @@ interface Frame {
  * Stops at the first limit it hits (depth or size: deeper checks would only add noise) and
  * after `MAX_ISSUES` string problems.
  */
-export function checkJson(value: unknown, limits: JsonLimits): JsonIssue[] {
+export function checkJson(value: unknown, limits: JsonLimits): FieldError[] {
   const maxKey = limits.maxKeyLength ?? DEFAULT_MAX_KEY;
-  const issues: JsonIssue[] = [];
+  const issues: FieldError[] = [];
   const stack: Frame[] = [{ value, path: [], depth: 0 }];
   let nodes = 1;
-  const tooMany = (): JsonIssue[] => {
+  const tooMany = (): FieldError[] => {
     issues.push({
       path: "(body)",
       message: `has more than ${limits.maxNodes} values; make it smaller`,

@@ -263,16 +263,18 @@ describe("FetchGraphClient against the Graph simulator", () => {
       expect((await graphError(client.findAppByExternalId(MANIFEST_ID))).kind).toBe("transient");
     });
 
-    it("turns an answer that is not JSON into invalid-response", async () => {
+    it("turns an answer that is not JSON into unreadable, which a later attempt may pass", async () => {
       sim.failNext("getUser", { status: 200, rawBody: "<html>gateway</html>" });
-      expect((await graphError(client.getUser("x@contoso.example"))).kind).toBe("invalid-response");
+      const error = await graphError(client.getUser("x@contoso.example"));
+      expect(error.kind).toBe("unreadable");
+      expect(error.retryable).toBe(true);
     });
 
-    it("turns an answer of the wrong shape into invalid-response", async () => {
+    it("turns an answer of the wrong shape into unreadable, which a later attempt may pass", async () => {
       sim.failNext("listCatalogApps", { status: 200, body: { value: [{ name: "no id" }] } });
-      expect((await graphError(client.findAppByExternalId(MANIFEST_ID))).kind).toBe(
-        "invalid-response",
-      );
+      const error = await graphError(client.findAppByExternalId(MANIFEST_ID));
+      expect(error.kind).toBe("unreadable");
+      expect(error.retryable).toBe(true);
     });
 
     it("logs failures without the user's UPN or id", async () => {

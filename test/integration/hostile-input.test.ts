@@ -1,7 +1,7 @@
 import { HttpRequest, type HttpResponseInit, InvocationContext } from "@azure/functions";
 import fc from "fast-check";
 
-import { createNotificationsApi } from "../../functions/notifications-api";
+import { createNotificationsApi } from "../../shared/notifications/http-api";
 import type { NotificationStatus } from "../../shared/notifications/status";
 import { type BotHarness, startBotHarness } from "../support/bot-harness";
 import { NotificationsHarness } from "./notifications-harness";

@@ -1,6 +1,6 @@
 import { HttpRequest, type HttpResponseInit, InvocationContext } from "@azure/functions";
 
-import { createNotificationsApi } from "../../functions/notifications-api";
+import { createNotificationsApi } from "../../shared/notifications/http-api";
 import type { NotificationServices } from "../../shared/notifications/services";
 
 export const API_BASE = "https://herald.example/api/notifications";

@@ -43,6 +43,27 @@ describe("notifications HTTP API", () => {
       });
     });
 
+    it("answers 400 for a right-to-left override in the text, naming the field and the code point, and sends nothing", async () => {
+      const user = h.sim.addUser();
+      await h.seedUser(user, h.sim.personalConversationId(user));
+      const response = await post(
+        h.request({
+          recipients: [{ teamsUserId: user.id }],
+          message: { text: "Your invoice: invoice\u202Egnp.exe" },
+        }),
+      );
+      expect(response.status).toBe(400);
+      expect((response.jsonBody as { errors: unknown[] }).errors).toEqual([
+        {
+          path: "message.text",
+          message: expect.stringContaining("U+202E RIGHT-TO-LEFT OVERRIDE") as unknown,
+        },
+      ]);
+      expect(h.queue.waiting).toHaveLength(0);
+      await h.drain();
+      expect(h.sim.messagesToUser(user)).toHaveLength(0);
+    });
+
     it("answers 400 naming every bad field, and queues nothing", async () => {
       const response = await post({
         schemaVersion: 1,

@@ -56,6 +56,73 @@ describe("BotbuilderConnector", () => {
     expect(sim.countRoute("sendActivity")).toBe(1);
   });
 
+  it.each([
+    ["an HTML page", 200, "<html>gateway</html>", "text/html"],
+    ["cut-off JSON", 201, '{"id":"1:', "application/json"],
+    ["JSON without an id", 201, "{}", "application/json"],
+  ] as const)(
+    "answers a success it cannot read (%s) as transient after exactly one call",
+    async (_what, status, rawBody, contentType) => {
+      const user = sim.addUser();
+      sim.failNext("sendActivity", { status, rawBody, contentType });
+      sim.failNext("createConversation", { status, rawBody, contentType });
+      const target = {
+        serviceUrl: sim.serviceUrl,
+        conversationId: sim.personalConversationId(user),
+        activity: { type: "message", text: "hello" },
+      };
+      expect(await connector.sendActivity(target)).toMatchObject({
+        kind: "transient",
+        status,
+        code: "UnreadableAnswer",
+      });
+      expect(
+        await connector.createPersonalConversation({
+          serviceUrl: sim.serviceUrl,
+          tenantId: sim.tenantId,
+          teamsUserId: user.id,
+        }),
+      ).toMatchObject({ kind: "transient", status, code: "UnreadableAnswer" });
+      expect(sim.countRoute("sendActivity")).toBe(1);
+      expect(sim.countRoute("createConversation")).toBe(1);
+    },
+  );
+
+  it("replaces a posted activity in place, then deletes it", async () => {
+    const user = sim.addUser();
+    const conversationId = sim.personalConversationId(user);
+    const sent = await connector.sendActivity({
+      serviceUrl: sim.serviceUrl,
+      conversationId,
+      activity: { type: "message", text: "Maintenance at 10:00" },
+    });
+    if (sent.kind !== "sent") throw new Error(`not sent: ${sent.kind}`);
+    const posted = { serviceUrl: sim.serviceUrl, conversationId, activityId: sent.activityId };
+
+    expect(
+      await connector.updateActivity({
+        ...posted,
+        activity: { type: "message", text: "Maintenance at 11:00" },
+      }),
+    ).toEqual({ kind: "updated" });
+    expect(sim.messagesToUser(user).map((a) => a.text)).toEqual(["Maintenance at 11:00"]);
+
+    expect(await connector.deleteActivity(posted)).toEqual({ kind: "deleted" });
+    expect(sim.activitiesIn(conversationId).map((a) => a.deleted)).toEqual([true]);
+  });
+
+  it("answers an update of an activity Teams does not have as 404, after one call", async () => {
+    const user = sim.addUser();
+    const result = await connector.updateActivity({
+      serviceUrl: sim.serviceUrl,
+      conversationId: sim.personalConversationId(user),
+      activityId: "1700000000000",
+      activity: { type: "message", text: "never sent" },
+    });
+    expect(result).toMatchObject({ kind: "conversationGone", status: 404 });
+    expect(sim.countRoute("updateActivity")).toBe(1);
+  });
+
   it("answers a dropped connection and a timeout as transient", async () => {
     const user = sim.addUser();
     const target = {

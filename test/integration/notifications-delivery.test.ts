@@ -1,11 +1,11 @@
-import { HttpRequest, type HttpResponseInit, InvocationContext } from "@azure/functions";
+import { HttpRequest, InvocationContext } from "@azure/functions";
 
-import { createNotificationsApi } from "../../functions/notifications-api";
 import {
   BotbuilderConnector,
   botFrameworkAuthentication,
 } from "../../shared/connector/botbuilder-connector";
 import type { TeamsConnector } from "../../shared/connector/teams-connector";
+import { createNotificationsApi } from "../../shared/notifications/http-api";
 import type { NotificationStatus } from "../../shared/notifications/status";
 import { WORK_KIND_PROPERTY } from "../../shared/queue/queue-port";
 import { NotificationsHarness } from "./notifications-harness";
@@ -139,6 +139,46 @@ describe("notification delivery (Service Bus trigger, Azurite, Teams simulator)"
       state: "sent",
       attempts: 3,
     });
+  });
+
+  it("retries a send Teams answered with a body Herald cannot read, then delivers once", async () => {
+    const user = h.sim.addUser();
+    await h.seedUser(user, h.sim.personalConversationId(user));
+    h.sim.failNext("sendActivity", { status: 200, rawBody: "<html>gateway</html>" });
+    const request = h.request({ recipients: [{ teamsUserId: user.id }] });
+    await h.deliver({ body: request, messageId: request.id });
+
+    const pending = await rowOf(request.id, `teamsUserId:${user.id}`);
+    expect(pending).toMatchObject({ state: "pending", attempts: 1, lastStatus: 200 });
+    expect(pending?.lastError).toMatch(/UnreadableAnswer/);
+    expect(pending?.nextAttemptAt).toBeDefined();
+    await h.drain();
+    expect(h.sim.messagesToUser(user)).toHaveLength(1);
+    expect(await rowOf(request.id, `teamsUserId:${user.id}`)).toMatchObject({
+      state: "sent",
+      attempts: 2,
+    });
+  });
+
+  it("never stores a conversation id Teams' create answer did not readably give", async () => {
+    const user = h.sim.addUser();
+    await h.seedUser(user);
+    h.sim.failNext("createConversation", {
+      status: 201,
+      rawBody: "{}",
+      contentType: "application/json",
+    });
+    const request = h.request({ recipients: [{ teamsUserId: user.id }] });
+    await h.deliver({ body: request, messageId: request.id });
+
+    expect(
+      (await h.users.findByTeamsUserId(h.sim.tenantId, user.id))?.conversationId,
+    ).toBeUndefined();
+    await h.drain();
+    expect(h.sim.messagesToUser(user)).toHaveLength(1);
+    expect((await h.users.findByTeamsUserId(h.sim.tenantId, user.id))?.conversationId).toBe(
+      h.sim.personalConversationId(user),
+    );
   });
 
   it("records failed with the last error once the attempts are used up", async () => {
@@ -307,6 +347,8 @@ describe("notification delivery when something unexpected breaks", () => {
     const real: { connector?: TeamsConnector } = {};
     const connector: TeamsConnector = {
       createPersonalConversation: (input) => real.connector!.createPersonalConversation(input),
+      updateActivity: (input) => real.connector!.updateActivity(input),
+      deleteActivity: (input) => real.connector!.deleteActivity(input),
       getMember: (input) => real.connector!.getMember(input),
       sendActivity: (input) => {
         if (brokenSends > 0) {
@@ -362,7 +404,7 @@ describe("notification delivery when something unexpected breaks", () => {
         new InvocationContext({ logHandler: () => {} }),
       );
       expect(response.status).toBe(200);
-      return (response as HttpResponseInit).jsonBody as NotificationStatus;
+      return response.jsonBody as NotificationStatus;
     };
     brokenSends = 3;
 
@@ -437,12 +479,22 @@ describe("notification delivery when something unexpected breaks", () => {
     const request = h.request({ recipients: [{ teamsUserId: user.id }] });
     brokenSends = 1;
     await expect(h.deliver({ body: request, messageId: "copy-a" })).rejects.toThrow();
-
-    // A different message for the same request and recipient (a duplicate request copy).
-    await h.deliver({ body: request, messageId: "copy-b" });
-    expect(h.sim.messagesToUser(user)).toHaveLength(0);
-    const [recheck] = h.queue.takeAll();
     const row = await h.ledger.get(h.key(request.id), `teamsUserId:${user.id}`);
-    expect(recheck?.scheduledFor?.getTime()).toBeGreaterThan(Date.parse(row!.claimExpiresAt!));
+
+    // A different message for the same request and recipient (a duplicate request copy): it
+    // looks again later, sooner while the claim is young, and sends nothing meanwhile.
+    await h.deliver({ body: request, messageId: "copy-b" });
+    const [first] = h.queue.takeAll();
+    expect(first?.scheduledFor?.getTime()).toBeLessThan(Date.parse(row!.claimExpiresAt!));
+    h.clock.advanceTo(first!.scheduledFor!);
+    await h.deliverQueued(first!);
+    const [second] = h.queue.takeAll();
+    expect(second?.scheduledFor?.getTime()).toBeGreaterThan(first!.scheduledFor!.getTime());
+    expect(h.sim.messagesToUser(user)).toHaveLength(0);
+
+    // Once the claim has expired, the copy takes over: one message.
+    h.clock.advanceTo(new Date(Date.parse(row!.claimExpiresAt!) + 1_000));
+    await h.deliverQueued(second!);
+    expect(h.sim.messagesToUser(user)).toHaveLength(1);
   });
 });

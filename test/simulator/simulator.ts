@@ -69,6 +69,8 @@ export interface BlockOptions {
 interface Answer {
   status: number;
   body?: unknown;
+  /** Written as is (a malformed answer), with `headers` naming its content type. */
+  raw?: string;
   headers?: Record<string, string>;
 }
 
@@ -458,7 +460,10 @@ export class TeamsSimulator {
     record.status = answer.status;
     this.count(record.route, answer.status);
     const headers: Record<string, string> = { ...answer.headers };
-    if (answer.body === undefined) {
+    if (answer.raw !== undefined) {
+      res.writeHead(answer.status, headers);
+      res.end(answer.raw);
+    } else if (answer.body === undefined) {
       res.writeHead(answer.status, headers);
       res.end();
     } else {
@@ -501,6 +506,10 @@ export class TeamsSimulator {
           : fault.retryAfterSeconds;
       if (retryAfter !== undefined && retryAfter !== null)
         headers["retry-after"] = String(retryAfter);
+      if (fault.rawBody !== undefined) {
+        headers["content-type"] = fault.contentType ?? "text/html";
+        return { status: fault.status, headers, raw: fault.rawBody };
+      }
       return {
         status: fault.status,
         headers,

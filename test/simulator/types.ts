@@ -100,7 +100,8 @@ export interface PostedActivity {
   deleted: boolean;
 }
 
-export type FaultStatus = 400 | 401 | 403 | 404 | 409 | 412 | 413 | 429 | 500 | 502 | 503 | 504;
+export type FaultStatus =
+  200 | 201 | 400 | 401 | 403 | 404 | 409 | 412 | 413 | 429 | 500 | 502 | 503 | 504;
 
 export interface FaultSpec {
   /** HTTP status to answer, or `"connection-reset"` to drop the socket without an answer. */
@@ -120,6 +121,13 @@ export interface FaultSpec {
   user?: SimUser | string;
   /** Replaces the whole JSON body. */
   body?: unknown;
+  /**
+   * Answers these bytes as the body instead of JSON (with 200 or 201: a success Herald cannot
+   * read, as a proxy's error page or a cut-off answer would be).
+   */
+  rawBody?: string;
+  /** Content type of `rawBody` (default `text/html`). */
+  contentType?: string;
 }
 
 export interface FaultRateSpec {

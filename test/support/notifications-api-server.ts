@@ -9,8 +9,8 @@ import {
   InvocationContext,
 } from "@azure/functions";
 
-import { createNotificationsApi } from "../../functions/notifications-api";
 import { memoryLogger } from "../../shared/logging";
+import { createNotificationsApi } from "../../shared/notifications/http-api";
 import type { NotificationServices } from "../../shared/notifications/services";
 import { createNotificationServices } from "../../shared/notifications/services";
 import { MemoryQueue } from "../../shared/queue/memory-queue";

@@ -187,6 +187,69 @@ describe("notification request schema", () => {
     ]);
   });
 
+  it("refuses a right-to-left override in the text, naming the field and the code point", () => {
+    // "invoice\u202Egnp.exe" shows as "invoiceexe.png" to the person who gets it.
+    const errors = errorsOf(request({ message: { text: "Open invoice\u202Egnp.exe" } }));
+    expect(errors).toEqual([
+      {
+        path: "message.text",
+        message: expect.stringContaining("found U+202E RIGHT-TO-LEFT OVERRIDE") as unknown,
+      },
+    ]);
+    expect(errors[0]?.message).toMatch(/at character 13/);
+  });
+
+  it.each([
+    ["NUL", "\u0000", "U+0000"],
+    ["BEL", "\u0007", "U+0007"],
+    ["ESC", "\u001b[31m", "U+001B"],
+    ["a C1 control", "\u0085", "U+0085"],
+    ["a directional isolate", "\u2066", "U+2066"],
+  ])("refuses %s in the text and in the summary", (_what, character, point) => {
+    const errors = errorsOf(
+      request({ message: { text: `a${character}b` }, summary: `c${character}d` }),
+    );
+    expect(errors.map((e) => e.path)).toEqual(["message.text", "summary"]);
+    for (const error of errors) expect(error.message).toContain(`found ${point}`);
+  });
+
+  it("accepts tab, CR and LF in the text, and right-to-left text with its marks", () => {
+    expect(
+      parseNotificationRequest(request({ message: { text: "line 1\r\n\tline 2\n" } })).ok,
+    ).toBe(true);
+    expect(
+      parseNotificationRequest(request({ message: { text: "\u05E9\u05DC\u05D5\u05DD \u200Fabc" } }))
+        .ok,
+    ).toBe(true);
+  });
+
+  it("refuses a control or override character in any string of an Adaptive Card, naming its path", () => {
+    const errors = errorsOf(
+      request({
+        message: {
+          adaptiveCard: {
+            ...card,
+            body: [
+              { type: "TextBlock", text: "ok" },
+              { type: "TextBlock", text: "x\u202Dy" },
+            ],
+            actions: [{ type: "Action.OpenUrl", title: "Open\u0007", url: "https://contoso.com" }],
+          },
+        },
+      }),
+    );
+    expect(errors).toEqual([
+      {
+        path: "message.adaptiveCard.body.1.text",
+        message: expect.stringContaining("found U+202D LEFT-TO-RIGHT OVERRIDE") as unknown,
+      },
+      {
+        path: "message.adaptiveCard.actions.0.title",
+        message: expect.stringContaining("found U+0007 BEL") as unknown,
+      },
+    ]);
+  });
+
   it("rejects a card nested 100,000 levels deep without overflowing the stack", () => {
     let deep: unknown = { type: "TextBlock", text: "bottom" };
     for (let i = 0; i < 100_000; i++) deep = { type: "Container", items: [deep] };
@@ -247,6 +310,9 @@ describe("notification request schema", () => {
         [request({ message: { text: "a", adaptiveCard: card } }), false],
         [request({ message: { adaptiveCard: card, format: "plain" } }), false],
         [request({ message: {} }), false],
+        [request({ message: { text: "invoice\u202Egnp.exe" } }), false],
+        [request({ summary: "ding\u0007" }), false],
+        [request({ message: { text: "tab\tand\r\nlines" }, summary: "s" }), true],
         [request({ tenantId: "nope" }), false],
         [request({ extra: 1 }), false],
       ];

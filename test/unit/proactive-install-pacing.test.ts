@@ -8,8 +8,9 @@ import {
   type ProactiveInstallDependencies,
   ProactiveInstaller,
 } from "../../shared/notifications/proactive-install";
+import { TenantWorkRunner } from "../../shared/notifications/tenant-work";
 import type { DeliveryWork } from "../../shared/notifications/work-items";
-import type { Delivery, DeliveryPatch } from "../../shared/store/delivery-ledger";
+import type { Delivery, DeliveryPatch, WriteResult } from "../../shared/store/delivery-ledger";
 import type { UserReference } from "../../shared/store/user-references";
 
 const TENANT = "0b5e2f1a-6c3d-4e8f-9a1b-2c3d4e5f6a7b";
@@ -51,8 +52,11 @@ const reference: UserReference = {
  * time the chat is looked for, the bot has recorded the install's conversationUpdate.
  */
 function installer(graphPacer: Pacer) {
-  const update = jest.fn((current: Delivery, patch: DeliveryPatch) =>
-    Promise.resolve({ ...current, ...patch, etag: `${current.etag}'` }),
+  const written = (current: Delivery, patch: DeliveryPatch): Promise<WriteResult> =>
+    Promise.resolve({ kind: "written", row: { ...current, ...patch, etag: `${current.etag}'` } });
+  const update = jest.fn(written);
+  const guarded = jest.fn((current: Delivery, _person: string, patch: DeliveryPatch) =>
+    written(current, patch),
   );
   const noteHeraldInstall = jest.fn(() => Promise.resolve());
   const installAppForUser = jest.fn(() => Promise.resolve({ kind: "installed" as const }));
@@ -69,18 +73,28 @@ function installer(graphPacer: Pacer) {
       upsert: jest.fn(),
       tenantServiceUrl: jest.fn(() => Promise.resolve(undefined)),
     },
-    ledger: { update },
+    ledger: { update, guarded },
     welcomes: { noteHeraldInstall },
     connector: () => ({}) as TeamsConnector,
-    graphPacer,
-    teamsPacer: undefined,
-    sleep: () => Promise.resolve(),
+    graphWork: new TenantWorkRunner({
+      pacer: graphPacer,
+      maxWaitMs: 1_000,
+      clock: () => new Date(),
+      sleep: () => Promise.resolve(),
+    }),
+    teamsWork: new TenantWorkRunner({
+      pacer: undefined,
+      maxWaitMs: 1_000,
+      clock: () => new Date(),
+      sleep: () => Promise.resolve(),
+    }),
+    policy: { maxAttempts: 6, random: () => 0 },
     clock: () => new Date(),
-    maxPaceWaitMs: 1_000,
   };
   return {
     installer: new ProactiveInstaller(deps),
     update,
+    guarded,
     noteHeraldInstall,
     installAppForUser,
     reserve,
@@ -100,11 +114,11 @@ describe("proactive install under Graph's install limit", () => {
     expect(t.installAppForUser).toHaveBeenCalledTimes(1);
     // Writes between the slot and the call would reach Graph with their jitter: paced installs
     // bunch into one of Graph's 1 s windows and some are answered 429.
-    expect(order(t.reserve)).toBeGreaterThan(order(t.update));
+    expect(order(t.reserve)).toBeGreaterThan(order(t.guarded));
     expect(order(t.reserve)).toBeGreaterThan(order(t.noteHeraldInstall));
     expect(order(t.reserve)).toBeLessThan(order(t.installAppForUser));
     // The row moved to waiting-for-chat after the install, not before.
-    expect(order(t.update, 1)).toBeGreaterThan(order(t.installAppForUser));
+    expect(order(t.update)).toBeGreaterThan(order(t.installAppForUser));
   });
 
   it("defers an install whose slot is too far off without calling Graph, the welcome already noted", async () => {

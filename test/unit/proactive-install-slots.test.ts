@@ -4,8 +4,9 @@ import type { GraphPort } from "../../shared/graph/graph-port";
 import { memoryLogger } from "../../shared/logging";
 import { Pacer } from "../../shared/notifications/pacing";
 import { type InstallStep, ProactiveInstaller } from "../../shared/notifications/proactive-install";
+import { TenantWorkRunner } from "../../shared/notifications/tenant-work";
 import type { DeliveryWork } from "../../shared/notifications/work-items";
-import type { Delivery, DeliveryPatch } from "../../shared/store/delivery-ledger";
+import type { Delivery, DeliveryPatch, WriteResult } from "../../shared/store/delivery-ledger";
 
 const TENANT = "8f6a1c2e-4b7d-4e0a-9c3f-5d2b7e9a1c40";
 
@@ -28,6 +29,12 @@ describe("proactive install slots", () => {
       getUser: () => Promise.reject(new Error("not asked: recipients are AAD ids")),
     };
     const port = graph as GraphPort;
+    const written = (row: Delivery, patch: DeliveryPatch): Promise<WriteResult> =>
+      Promise.resolve({ kind: "written", row: { ...row, ...patch, etag: `${row.etag}+` } });
+    const sleep = (ms: number) => {
+      now += ms;
+      return Promise.resolve();
+    };
     const installer = new ProactiveInstaller({
       graph: () => port,
       catalog: () => new CatalogAppIds(port, { teamsAppId: "app" }),
@@ -36,26 +43,29 @@ describe("proactive install slots", () => {
         upsert: () => Promise.reject(new Error("not reached")),
         tenantServiceUrl: () => Promise.resolve(undefined),
       },
-      ledger: {
-        update: (row: Delivery, patch: DeliveryPatch) =>
-          Promise.resolve({ ...row, ...patch, etag: `${row.etag}+` }),
-      },
+      ledger: { update: written, guarded: (row, _person, patch) => written(row, patch) },
       welcomes: { noteHeraldInstall: () => Promise.resolve() },
       connector: () => {
         throw new Error("not reached");
       },
-      graphPacer: new Pacer({
-        perTenant: [GRAPH_INSTALL_PER_APP_PER_TENANT],
-        perConversation: [],
-        now: () => now,
+      graphWork: new TenantWorkRunner({
+        pacer: new Pacer({
+          perTenant: [GRAPH_INSTALL_PER_APP_PER_TENANT],
+          perConversation: [],
+          now: () => now,
+        }),
+        maxWaitMs: 1_000,
+        clock: () => new Date(now),
+        sleep,
       }),
-      teamsPacer: undefined,
-      sleep: (ms) => {
-        now += ms;
-        return Promise.resolve();
-      },
+      teamsWork: new TenantWorkRunner({
+        pacer: undefined,
+        maxWaitMs: 1_000,
+        clock: () => new Date(now),
+        sleep,
+      }),
+      policy: { maxAttempts: 6, random: () => 0 },
       clock: () => new Date(now),
-      maxPaceWaitMs: 1_000,
     });
     const row = (i: number): Delivery => ({
       tenantId: TENANT,

@@ -1,5 +1,6 @@
 import fc from "fast-check";
 
+import { MAX_RECIPIENT_VALUE_LENGTH } from "../../shared/model/recipient";
 import { encodeKey, MAX_ENCODED_KEY_LENGTH } from "../../shared/store/table-factory";
 
 /** Any UTF-16 code unit, lone surrogates included. */
@@ -14,6 +15,10 @@ const nearLimit = fc.oneof(
 const legacy = (value: string) => encodeURIComponent(value).replace(/%/g, "~");
 
 describe("encodeKey", () => {
+  it("limits a recipient value to one key part less the longest recipient kind prefix", () => {
+    expect(MAX_RECIPIENT_VALUE_LENGTH + "userPrincipalName:".length).toBe(MAX_ENCODED_KEY_LENGTH);
+  });
+
   it("never throws, and returns a key of at most the limit in characters Table keys allow", () => {
     fc.assert(
       fc.property(fc.oneof(anyString, nearLimit), (value) => {

@@ -3,7 +3,7 @@ import { randomUUID } from "node:crypto";
 import { HttpRequest, type HttpResponseInit, InvocationContext } from "@azure/functions";
 import fc from "fast-check";
 
-import { createNotificationsApi } from "../../../functions/notifications-api";
+import { createNotificationsApi } from "../../../shared/notifications/http-api";
 import { parseNotificationRequest } from "../../../shared/notifications/schema";
 import { WORK_KIND_PROPERTY } from "../../../shared/queue/queue-port";
 import { NotificationsHarness } from "../../integration/notifications-harness";

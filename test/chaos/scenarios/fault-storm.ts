@@ -96,6 +96,8 @@ export async function runFaultStorm(options: FaultStormOptions): Promise<FaultSt
     const connector: TeamsConnector = {
       createPersonalConversation: (input) => real.createPersonalConversation(input),
       getMember: (input) => real.getMember(input),
+      updateActivity: (input) => real.updateActivity(input),
+      deleteActivity: (input) => real.deleteActivity(input),
       sendActivity: async (input) => {
         const result = await real.sendActivity(input);
         if (result.kind === "sent") sendsSeenSent += 1;
