@@ -57,6 +57,22 @@ describe("herald as a process", () => {
     expect(sent.stderr).toContain("not accepted by Herald yet");
   });
 
+  it("ends quietly with exit 0 when its reader closed the pipe (herald … | head -1)", async () => {
+    const child = spawn(process.execPath, [script, "notify", "--help"], {
+      cwd: root,
+      env: { PATH: process.env.PATH, NODE_PATH: join(PROJECT_ROOT, "node_modules") },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    // Closed before the CLI has loaded: its first write meets a closed pipe (EPIPE).
+    child.stdout.destroy();
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    const code = await new Promise<number | null>((done) => child.on("close", done));
+
+    expect(stderr).not.toContain("EPIPE");
+    expect(code).toBe(0);
+  });
+
   it("leaves the queued request in the folder npm start drains", async () => {
     const sent = herald([
       "notify",
