@@ -211,7 +211,7 @@ async function runScaleOut(tablesConnection: string, partial: PartialResults): P
       instances:
         "separate Node processes (bench/worker.ts, kind processor), each with its own createHeraldServices and so its own pacer",
       queue:
-        "the real LocalSessionQueue on one temp folder shared by every instance: one session per tenant (sessionId = lower-cased tenant id), one holder at a time",
+        "the real local broker (node:sqlite) on one database file shared by every instance: one session per tenant (sessionId = lower-cased tenant id), one holder at a time",
       enqueue:
         "per tenant, the request stored with NotificationRequestStore.createWithBody and its ledger rows created, then deliveryMessage(deliveryWork(…)) per recipient enqueued once every instance was draining (no dispatch, no intake)",
       teams:

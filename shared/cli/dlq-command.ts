@@ -1,4 +1,3 @@
-import { existsSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
 
 import { type Command, Option } from "commander";
@@ -10,7 +9,6 @@ import {
   LocalDeadLetters,
 } from "../queue/dead-letters";
 import { LocalQueue } from "../queue/local-queue";
-import { LocalSessionQueue } from "../queue/local-session-queue";
 import { openServiceBusDeadLetters } from "../queue/service-bus-dead-letters";
 import { type CliIo, UsageError, writeLine } from "./cli-io";
 import { EXIT, type ExitCode } from "./exit-codes";
@@ -45,11 +43,8 @@ export type OpenDeadLetters = (
 
 export const openDeadLetters: OpenDeadLetters = (target) => {
   if (target.kind === "local") {
-    const options = { directory: target.directory, queueName: target.queueName };
-    // The work queue is session-enabled: its folder holds one sub-folder per session.
-    const sessions = existsSync(join(target.directory, target.queueName, "sessions"));
     return new LocalDeadLetters(
-      sessions ? new LocalSessionQueue(options) : new LocalQueue(options),
+      new LocalQueue({ directory: target.directory, queueName: target.queueName }),
     );
   }
   // The Service Bus SDK is loaded inside, on this call only.
@@ -86,7 +81,7 @@ export function addDlqOptions(command: Command): Command {
     .addOption(
       new Option(
         "--queue-dir <path>",
-        `the local queue folder [env ${ENV.queueDir}] (default: "${DEFAULT_QUEUE_DIR}")`,
+        `the local broker's folder [env ${ENV.queueDir}] (default: "${DEFAULT_QUEUE_DIR}")`,
       ).helpGroup(WHERE),
     );
 }
@@ -237,7 +232,7 @@ async function act(
     if (missing.length > 0) {
       writeLine(
         io.stderr,
-        `herald: not found (already replayed or purged?): ${missing.join(", ")}`,
+        `herald: not ${verb === "replay" ? "replayed" : "purged"}: ${missing.join(", ")} (not found: already replayed or purged?${verb === "replay" ? " Or dropped as a duplicate of a message with the same id sent within the duplicate detection window: wait, or pass --new-message-id" : ""})`,
       );
       return EXIT.failure;
     }

@@ -1,13 +1,13 @@
 import { randomUUID } from "node:crypto";
 
-import type { LocalDeadLetter } from "./local-queue";
-import type { QueuePort } from "./queue-port";
-
-/** What a local queue (plain or session) offers its dead-letter tool. */
-export interface LocalDeadLetterQueue extends QueuePort {
-  readonly path: string;
-  deadLetterEntries(): Promise<LocalDeadLetter[]>;
-  removeDeadLetter(id: string): Promise<boolean>;
+/** What a local broker queue offers its dead-letter tool (`herald dlq`). */
+export interface LocalDeadLetterQueue {
+  readonly description: string;
+  deadLetters(): DeadLetter[];
+  removeDeadLetter(id: string): boolean;
+  /** Copy to the queue and removal in one step; false when gone or dropped as a duplicate. */
+  replayDeadLetter(id: string, messageId?: string): boolean;
+  close(): void;
 }
 
 /**
@@ -16,7 +16,7 @@ export interface LocalDeadLetterQueue extends QueuePort {
  * Bus queue's `$deadletterqueue` (service-bus-dead-letters.ts).
  */
 export interface DeadLetter {
-  /** Names the dead letter for show, replay and purge: the local file key, or the sequence number. */
+  /** Names the dead letter for show, replay and purge: its sequence number. */
   readonly id: string;
   readonly messageId: string;
   readonly correlationId: string | undefined;
@@ -41,11 +41,14 @@ export interface ReplayOptions {
 }
 
 export interface DeadLetterStore {
-  /** Where the dead letters are, for messages (`local queue .data/queue/notifications`). */
+  /** Where the dead letters are, for messages (`local queue "notifications" in .data/queue/broker.db`). */
   readonly where: string;
   /** Reads without changing anything, oldest first. */
   list(max: number): Promise<DeadLetter[]>;
-  /** Sends a copy of each selected dead letter to its queue, then removes it; returns those replayed. */
+  /**
+   * Sends a copy of each selected dead letter to its queue, then removes it; returns those
+   * replayed (the local broker leaves out, and keeps, one whose copy duplicate detection drops).
+   */
   replay(selection: DeadLetterSelection, options?: ReplayOptions): Promise<DeadLetter[]>;
   /** Removes the selected dead letters for good; returns those removed. */
   purge(selection: DeadLetterSelection): Promise<DeadLetter[]>;
@@ -56,7 +59,7 @@ export function isSelected(selection: DeadLetterSelection, letter: DeadLetter): 
   return selection.kind === "all" || selection.ids.includes(letter.id);
 }
 
-/** The local queue's dead letters (files under `<queue>/deadletter`). */
+/** The local broker's dead letters (a queue's rows in state `dead`). */
 export class LocalDeadLetters implements DeadLetterStore {
   readonly where: string;
 
@@ -64,56 +67,30 @@ export class LocalDeadLetters implements DeadLetterStore {
     private readonly queue: LocalDeadLetterQueue,
     private readonly newId: () => string = randomUUID,
   ) {
-    this.where = `local queue ${queue.path}`;
+    this.where = queue.description;
   }
 
-  async list(max: number): Promise<DeadLetter[]> {
-    return (await this.#all()).slice(0, max);
+  list(max: number): Promise<DeadLetter[]> {
+    return Promise.resolve(this.queue.deadLetters().slice(0, max));
   }
 
-  async replay(selection: DeadLetterSelection, options: ReplayOptions = {}): Promise<DeadLetter[]> {
-    const replayed: DeadLetter[] = [];
-    for (const letter of (await this.#all()).filter((l) => isSelected(selection, l))) {
-      // Copy first, then remove: a crash in between leaves a duplicate, never a loss.
-      await this.queue.enqueue([
-        {
-          body: letter.body,
-          messageId: options.newMessageId === true ? this.newId() : letter.messageId,
-          ...(letter.correlationId !== undefined ? { correlationId: letter.correlationId } : {}),
-          ...(letter.sessionId !== undefined ? { sessionId: letter.sessionId } : {}),
-          applicationProperties: { ...letter.applicationProperties },
-        },
-      ]);
-      if (await this.queue.removeDeadLetter(letter.id)) replayed.push(letter);
-    }
-    return replayed;
+  replay(selection: DeadLetterSelection, options: ReplayOptions = {}): Promise<DeadLetter[]> {
+    const id = () => (options.newMessageId === true ? this.newId() : undefined);
+    return this.#each(selection, (letter) => this.queue.replayDeadLetter(letter.id, id()));
   }
 
-  async purge(selection: DeadLetterSelection): Promise<DeadLetter[]> {
-    const purged: DeadLetter[] = [];
-    for (const letter of (await this.#all()).filter((l) => isSelected(selection, l))) {
-      if (await this.queue.removeDeadLetter(letter.id)) purged.push(letter);
-    }
-    return purged;
+  purge(selection: DeadLetterSelection): Promise<DeadLetter[]> {
+    return this.#each(selection, (letter) => this.queue.removeDeadLetter(letter.id));
   }
 
   close(): Promise<void> {
+    this.queue.close();
     return Promise.resolve();
   }
 
-  async #all(): Promise<DeadLetter[]> {
-    return (await this.queue.deadLetterEntries()).map((e) => ({
-      id: e.id,
-      messageId: e.messageId,
-      correlationId: e.correlationId,
-      sessionId: e.sessionId,
-      applicationProperties: e.applicationProperties,
-      body: e.body,
-      enqueuedTime: e.enqueuedTimeUtc,
-      deadLetteredTime: e.deadLetteredTimeUtc,
-      deliveryCount: e.deliveryCount,
-      reason: e.deadLetterReason,
-      description: e.deadLetterErrorDescription,
-    }));
+  #each(selection: DeadLetterSelection, act: (l: DeadLetter) => boolean): Promise<DeadLetter[]> {
+    return Promise.resolve(
+      this.queue.deadLetters().filter((l) => isSelected(selection, l) && act(l)),
+    );
   }
 }

@@ -13,7 +13,7 @@ import { createNotificationsApi } from "../../functions/notifications-api";
 import { memoryLogger } from "../../shared/logging";
 import type { NotificationServices } from "../../shared/notifications/services";
 import { createNotificationServices } from "../../shared/notifications/services";
-import { MemoryQueue } from "../../shared/queue/memory-queue";
+import { MemoryQueue } from "./memory-queue";
 import { testConfig } from "./test-config";
 
 export interface NotificationsApiServer {
