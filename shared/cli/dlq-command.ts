@@ -7,9 +7,9 @@ import {
   type DeadLetterSelection,
   type DeadLetterStore,
   LocalDeadLetters,
-} from "../queue/dead-letters";
+} from "../dead-letters/dead-letter-store";
+import { openServiceBusDeadLetters } from "../dead-letters/service-bus-dead-letters";
 import { LocalQueue } from "../queue/local-queue";
-import { openServiceBusDeadLetters } from "../queue/service-bus-dead-letters";
 import { type CliIo, UsageError, writeLine } from "./cli-io";
 import { EXIT, type ExitCode } from "./exit-codes";
 import { DEFAULT_QUEUE_DIR, ENV } from "./transport-options";

@@ -414,10 +414,10 @@ class DeadLetterLoop extends Loop {
         messageId: letter.messageId,
         correlationId: letter.correlationId,
         deliveryCount: letter.deliveryCount,
-        enqueuedTimeUtc: letter.enqueuedTime?.toISOString(),
+        enqueuedTimeUtc: letter.enqueuedTimeUtc.toISOString(),
         ...(letter.sessionId !== undefined ? { sessionId: letter.sessionId } : {}),
         deadLetterSource: this.queue.queueName,
-        sequenceNumber: Number(letter.id),
+        sequenceNumber: letter.sequenceNumber,
         applicationProperties: {
           ...letter.applicationProperties,
           DeadLetterReason: letter.reason,
@@ -426,11 +426,11 @@ class DeadLetterLoop extends Loop {
       });
       try {
         await this.handler(letter.body, context);
-        this.queue.markDeadLetterHandled(letter.id);
+        this.queue.markDeadLetterHandled(String(letter.sequenceNumber));
       } catch (error) {
         this.log(
           "error",
-          `Dead letter ${letter.id} not recorded; offered again: ${toError(error).message.slice(0, 300)}`,
+          `Dead letter ${letter.sequenceNumber} not recorded; offered again: ${toError(error).message.slice(0, 300)}`,
         );
       }
     }

@@ -70,7 +70,15 @@ function startTimeOf(pid: number | "self"): string | null {
     return null;
   }
 }
-const STARTED = startTimeOf("self");
+/** This process's row in `holders`. */
+const HOLDER = { owner: OWNER, host: HOST, pid: process.pid, started: startTimeOf("self") };
+/** What a dead holder had: its sessions go, its locked messages come back, its row goes. */
+const REAP = [
+  "DELETE FROM sessions WHERE owner = :owner",
+  `UPDATE messages SET lock_token = NULL, owner = NULL, visible_at = :now
+   WHERE owner = :owner AND state = 'active'`,
+  "DELETE FROM holders WHERE owner = :owner",
+];
 
 /** Known dead: no such process on this host, or one that started at another time. */
 export function holderIsDead(pid: number, started: string | null): boolean {
@@ -146,12 +154,10 @@ export class BrokerDatabase {
   /** Records this process before its first lock, so others on this host see when it died. */
   registerHolder(): void {
     if (this.#registered) return;
-    this.run("INSERT INTO holders VALUES (:owner, :host, :pid, :started) ON CONFLICT DO NOTHING", {
-      owner: OWNER,
-      host: HOST,
-      pid: process.pid,
-      started: STARTED,
-    });
+    this.run(
+      "INSERT INTO holders VALUES (:owner, :host, :pid, :started) ON CONFLICT DO NOTHING",
+      HOLDER,
+    );
     this.#registered = true;
   }
 
@@ -163,21 +169,9 @@ export class BrokerDatabase {
     if (now - this.#lastReapMs < 200 || this.#db.isTransaction) return;
     this.#lastReapMs = now;
     const sql = "SELECT owner, pid, started FROM holders WHERE host = :host AND owner <> :owner";
-    const holders = this.all<{ owner: string; pid: number; started: string | null }>(sql, {
-      host: HOST,
-      owner: OWNER,
-    });
-    for (const { owner } of holders.filter((h) => holderIsDead(h.pid, h.started))) {
-      this.transaction(() => {
-        this.run("DELETE FROM sessions WHERE owner = :owner", { owner });
-        this.run(
-          `UPDATE messages SET lock_token = NULL, owner = NULL, visible_at = :now
-           WHERE owner = :owner AND state = 'active'`,
-          { owner, now },
-        );
-        this.run("DELETE FROM holders WHERE owner = :owner", { owner });
-      });
-    }
+    const holders = this.all<{ owner: string; pid: number; started: string | null }>(sql, HOLDER);
+    for (const { owner } of holders.filter((h) => holderIsDead(h.pid, h.started)))
+      this.transaction(() => REAP.forEach((step) => this.run(step, { owner, now })));
   }
 
   /** Calls `listener` after sends: from this process at once, from others within ~20 ms. */

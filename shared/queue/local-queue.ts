@@ -4,7 +4,6 @@ import { performance } from "node:perf_hooks";
 import { z } from "zod";
 
 import { HeraldError, toError } from "../errors";
-import type { DeadLetter } from "./dead-letters";
 import { BrokerDatabase, OWNER, type Params } from "./local-broker";
 import { MAX_MESSAGE_BYTES, MAX_SESSION_ID_LENGTH, type OutgoingMessage } from "./queue-port";
 
@@ -15,10 +14,10 @@ import { MAX_MESSAGE_BYTES, MAX_SESSION_ID_LENGTH, type OutgoingMessage } from "
  * limits, and with `sessions` one holder per session at a time under an expiring lock, each
  * session in sequence order (https://learn.microsoft.com/azure/service-bus-messaging/message-sessions).
  * A receive is one `UPDATE … RETURNING` over a subselect; a session lock is a row taken by one
- * upsert, and its locked messages expire with it. A row that cannot be read (not JSON, or not a
- * flat property map: a hostile writer's) is quarantined, with a warning, never delivered.
- * Lock times are wall-clock milliseconds, which processes share; this process also times its own
- * message locks on the monotonic clock, so a wall-clock jump cannot give them to its own receive.
+ * upsert, and its messages' locks expire with it. A row that cannot be read (not JSON, or not a
+ * flat property map: a hostile writer's) is quarantined with a warning, never delivered. Lock
+ * times are wall-clock milliseconds, which processes share; this process also times its message
+ * locks on the monotonic clock, so a wall-clock jump cannot hand them to its own next receive.
  */
 export interface LocalQueueOptions {
   /** `LocalQueueDirectory`: the folder of the broker's database. */
@@ -47,6 +46,12 @@ export interface ReceivedMessage {
   readonly lockToken: string;
 }
 
+export interface DeadLetteredMessage extends ReceivedMessage {
+  readonly reason: string;
+  readonly description: string;
+  readonly deadLetteredTimeUtc: Date;
+}
+
 /** Active: visible now; scheduled: later; sessions: with an active, scheduled or locked message. */
 export type QueueCounts = Readonly<
   Record<"active" | "scheduled" | "locked" | "deadLettered" | "quarantined" | "sessions", number>
@@ -59,31 +64,70 @@ export class MessageLockLostError extends HeraldError {
   }
 }
 
-interface Row {
-  readonly seq: number;
-  readonly session_id: string | null;
-  readonly message_id: string;
-  readonly correlation_id: string | null;
-  readonly properties: string;
-  readonly body: string;
-  readonly enqueued_at: number;
-  readonly delivery_count: number;
-  readonly lock_token: string | null;
-  readonly reason: string | null;
-  readonly description: string | null;
-  readonly settled_at: number | null;
-}
+type Row = Readonly<
+  Record<"message_id" | "properties" | "body", string> &
+    Record<"seq" | "enqueued_at" | "delivery_count", number> &
+    Record<
+      "session_id" | "correlation_id" | "lock_token" | "reason" | "description",
+      string | null
+    > &
+    Record<"settled_at", number | null>
+>;
 
 const PROPERTIES = z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]));
-const NOT_HELD = "seq NOT IN (SELECT value FROM json_each(:held))";
 const HOLDS = `EXISTS (SELECT 1 FROM sessions s WHERE s.queue = :queue AND s.session_id = :session
   AND s.owner = :owner AND s.locked_until > :now)`;
-/** A session's messages are locked as long as the session is. */
-const SESSION_LOCK =
-  "(SELECT locked_until FROM sessions s WHERE s.queue = :queue AND s.session_id = :session)";
-export const INSERT = `INSERT INTO messages (queue, session_id, message_id, correlation_id,
-  properties, body, enqueued_at, visible_at) VALUES (:entity, :session, :id, :correlation,
-  :properties, :body, :enqueued, :visible)`;
+const MINE = "WHERE queue = :queue AND session_id = :session AND owner = :owner";
+const FREE = `NOT EXISTS (SELECT 1 FROM sessions s WHERE s.queue = :queue
+  AND s.session_id = m.session_id AND s.locked_until > :now)`;
+/** Every statement of a queue; parameters come from `#params`. */
+const SQL = {
+  insert: `INSERT INTO messages (queue, session_id, message_id, correlation_id, properties, body,
+    enqueued_at, visible_at) VALUES (:entity, :session, :id, :correlation, :properties, :body,
+    :enqueued, :visible)`,
+  spent: `UPDATE messages SET state = 'dead', reason = 'MaxDeliveryCountExceeded', settled_at = :now,
+    description = 'Message could not be consumed after ' || delivery_count || ' delivery attempts.',
+    lock_token = NULL, owner = NULL WHERE delivery_count >= :maxDeliveries AND seq IN`,
+  take: `UPDATE messages SET lock_token = lower(hex(randomblob(16))), owner = :owner,
+    delivery_count = delivery_count + 1, visible_at = coalesce((SELECT locked_until FROM sessions s
+    WHERE s.queue = :queue AND s.session_id = :session), :now + :lock) WHERE seq IN`,
+  accept: `INSERT INTO sessions SELECT m.queue, m.session_id, :owner, :now + :lock FROM messages m
+    WHERE m.queue = :queue AND m.state = 'active' AND m.session_id IS NOT NULL
+    AND m.visible_at <= :now AND ${FREE} ORDER BY m.seq LIMIT 1
+    ON CONFLICT DO UPDATE SET owner = excluded.owner, locked_until = excluded.locked_until
+    WHERE locked_until <= :now RETURNING session_id`,
+  renewSession: `UPDATE sessions SET locked_until = :now + :lock ${MINE} AND locked_until > :now`,
+  renewSessionMessages: `UPDATE messages SET visible_at = :now + :lock ${MINE} AND state = 'active'`,
+  release: `DELETE FROM sessions ${MINE}`,
+  complete: "DELETE FROM messages",
+  abandon: "UPDATE messages SET lock_token = NULL, owner = NULL, visible_at = :now + :delay",
+  deadLetter: `UPDATE messages SET state = 'dead', reason = :reason, description = :description,
+    settled_at = :now, lock_token = NULL, owner = NULL`,
+  renewLock:
+    "UPDATE messages SET visible_at = :now + :lock WHERE seq = :seq AND lock_token = :token",
+  counts: `SELECT count(*) FILTER (WHERE state = 'active' AND visible_at <= :now) AS active,
+    count(*) FILTER (WHERE state = 'active' AND visible_at > :now AND lock_token IS NULL) AS scheduled,
+    count(*) FILTER (WHERE state = 'active' AND visible_at > :now AND lock_token IS NOT NULL) AS locked,
+    count(*) FILTER (WHERE state = 'dead') AS deadLettered,
+    count(*) FILTER (WHERE state = 'quarantined') AS quarantined,
+    count(DISTINCT session_id) FILTER (WHERE state = 'active') AS sessions
+    FROM messages WHERE queue = :queue`,
+  nextVisible: `SELECT min(visible_at) AS at FROM messages m WHERE queue = :queue AND state = 'active'
+    AND lock_token IS NULL AND (session_id = :session OR :session IS NULL AND (:any OR ${FREE}))`,
+  deadLetters: `SELECT * FROM messages WHERE queue = :queue AND state = 'dead'
+    AND (handled = 0 OR NOT :unhandledOnly) ORDER BY seq`,
+  handled: "UPDATE messages SET handled = 1 WHERE seq = :seq",
+  letter: "SELECT message_id FROM messages WHERE seq = :seq AND queue = :queue AND state = 'dead'",
+  removeLetter: "DELETE FROM messages WHERE seq = :seq AND queue = :queue AND state = 'dead'",
+  replay: `INSERT INTO messages (queue, session_id, message_id, correlation_id, properties, body,
+    enqueued_at, visible_at) SELECT queue, session_id, :copy, correlation_id, properties, body,
+    :now, :now FROM messages WHERE seq = :seq`,
+  quarantine: `UPDATE messages SET state = 'quarantined', reason = 'Unreadable', description = :why,
+    lock_token = NULL, owner = NULL, settled_at = :now WHERE seq = :seq`,
+};
+
+/** Stores one message in `:entity` (a topic's send stores one per matching subscription). */
+export const INSERT_MESSAGE = SQL.insert;
 
 /** A message serialised and checked as Service Bus checks it at send time. */
 function prepare(message: OutgoingMessage, sessions: boolean) {
@@ -112,7 +156,7 @@ export function sendMessages(
   to: { readonly entity: string; readonly sessions?: boolean; readonly windowMs: number },
   messages: readonly OutgoingMessage[],
   visible: number,
-  write: (message: Params & ReturnType<typeof prepare>) => void,
+  write: (message: Params & ReturnType<typeof prepare>) => void = (m) => db.run(SQL.insert, m),
 ): void {
   if (Number.isNaN(visible)) throw new HeraldError("schedule: invalid date");
   const all = messages.map((m) => prepare(m, to.sessions === true));
@@ -122,12 +166,9 @@ export function sendMessages(
     const now = Date.now();
     db.transaction(() => {
       for (let i = start; i < end; i += 1) {
-        const p = all[i]!; // an id the sender did not give cannot repeat
-        if (
-          messages[i]!.messageId !== undefined &&
-          !db.firstSend(to.entity, p.id, to.windowMs, now)
-        )
-          continue;
+        const p = all[i]!; // an id the sender did not name cannot repeat
+        const named = messages[i]!.messageId !== undefined;
+        if (named && !db.firstSend(to.entity, p.id, to.windowMs, now)) continue;
         write({ ...p, entity: to.entity, enqueued: Math.max(now, visible), visible });
       }
     });
@@ -163,33 +204,33 @@ export class LocalQueue {
     return this.#db.file;
   }
 
-  /** Where it is, for messages: the queue and the database file. */
   get description(): string {
     return `local queue "${this.queueName}" in ${this.#db.file}`;
   }
 
   enqueue(messages: readonly OutgoingMessage[]): Promise<void> {
-    return promised(() => this.send(messages));
+    return Promise.resolve().then(() => this.send(messages));
   }
 
   schedule(message: OutgoingMessage, at: Date): Promise<void> {
-    return promised(() => this.send([message], at));
+    return Promise.resolve().then(() => this.send([message], at));
   }
 
   /** `enqueue`, or `schedule` with `at`, synchronously. */
   send(messages: readonly OutgoingMessage[], at?: Date): void {
-    const { queueName: entity, sessions, duplicateDetectionWindowMs: windowMs } = this;
-    const to = { entity, sessions, windowMs };
-    sendMessages(this.#db, to, messages, at?.getTime() ?? Date.now(), (p) =>
-      this.#db.run(INSERT, p),
-    );
+    const to = {
+      entity: this.queueName,
+      sessions: this.sessions,
+      windowMs: this.duplicateDetectionWindowMs,
+    };
+    sendMessages(this.#db, to, messages, at?.getTime() ?? Date.now());
   }
 
   /** Up to `maxCount` visible messages under a peek-lock, in sequence order (no sessions). */
   receive(maxCount = 1): ReceivedMessage[] {
-    const taken = this.#take(maxCount, undefined) ?? [];
-    const until = performance.now() + this.lockDurationMs;
-    for (const m of taken) this.#held.set(m.sequenceNumber, until);
+    const taken = this.#take(maxCount, null) ?? [];
+    for (const m of taken)
+      this.#held.set(m.sequenceNumber, performance.now() + this.lockDurationMs);
     return taken;
   }
 
@@ -198,129 +239,81 @@ export class LocalQueue {
     return this.#take(maxCount, sessionId);
   }
 
-  /** Locks a session with a visible message: none held, or its lock expired or its holder died. */
+  /** Locks a session with a visible message that nobody holds (or whose holder lost it). */
   acceptSession(): string | undefined {
-    return this.#db.get<{ session_id: string }>(
-      `INSERT INTO sessions SELECT m.queue, m.session_id, :owner, :now + :lock FROM messages m
-       WHERE m.queue = :queue AND m.state = 'active' AND m.session_id IS NOT NULL
-         AND m.visible_at <= :now AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.queue = :queue
-           AND s.session_id = m.session_id AND s.locked_until > :now) ORDER BY m.seq LIMIT 1
-       ON CONFLICT DO UPDATE SET owner = excluded.owner, locked_until = excluded.locked_until
-         WHERE locked_until <= :now RETURNING session_id`,
-      this.#params(),
-    )?.session_id;
+    return this.#db.get<{ session_id: string }>(SQL.accept, this.#params())?.session_id;
   }
 
   /** Extends a held session's lock, and its messages', by the lock duration; false: it was lost. */
   renewSession(sessionId: string): boolean {
     const p = this.#params({ session: sessionId });
     return this.#db.transaction(() => {
-      const mine = "WHERE queue = :queue AND session_id = :session AND owner = :owner";
-      if (
-        this.#db.run(
-          `UPDATE sessions SET locked_until = :now + :lock ${mine} AND locked_until > :now`,
-          p,
-        ) === 0
-      )
-        return false;
-      this.#db.run(`UPDATE messages SET visible_at = :now + :lock ${mine} AND state = 'active'`, p);
+      if (this.#db.run(SQL.renewSession, p) !== 1) return false;
+      this.#db.run(SQL.renewSessionMessages, p);
       return true;
     });
   }
 
   releaseSession(sessionId: string): void {
-    const sql =
-      "DELETE FROM sessions WHERE queue = :queue AND session_id = :session AND owner = :owner";
-    this.#db.run(sql, this.#params({ session: sessionId }));
+    this.#db.run(SQL.release, this.#params({ session: sessionId }));
   }
 
   /** Removes the message: it was handled. */
   complete(message: ReceivedMessage): void {
-    this.#settle(message, "DELETE FROM messages");
+    this.#settle(message, SQL.complete);
   }
 
   /** Releases the lock; the message is visible again after `delayMs`. */
   abandon(message: ReceivedMessage, delayMs = 0): void {
-    const change =
-      "UPDATE messages SET lock_token = NULL, owner = NULL, visible_at = :now + :delay";
-    this.#settle(message, change, { delay: delayMs });
+    this.#settle(message, SQL.abandon, { delay: delayMs });
   }
 
   deadLetter(message: ReceivedMessage, why: { reason: string; description: string }): void {
-    const change = `UPDATE messages SET state = 'dead', reason = :reason,
-      description = :description, settled_at = :now, lock_token = NULL, owner = NULL`;
-    this.#settle(message, change, why);
+    this.#settle(message, SQL.deadLetter, why);
   }
 
   /** Extends a message's lock by the lock duration (queues without sessions). */
   renewLock(message: ReceivedMessage): void {
-    const sql =
-      "UPDATE messages SET visible_at = :now + :lock WHERE seq = :seq AND lock_token = :token";
     const p = this.#params({ seq: message.sequenceNumber, token: message.lockToken });
-    if (this.#db.run(sql, p) !== 1) throw new MessageLockLostError(message.messageId);
+    if (this.#db.run(SQL.renewLock, p) !== 1) throw new MessageLockLostError(message.messageId);
     this.#held.set(message.sequenceNumber, performance.now() + this.lockDurationMs);
   }
 
   counts(): QueueCounts {
-    const active = "state = 'active' AND visible_at";
-    const counts = this.#db.get<QueueCounts>(
-      `SELECT count(*) FILTER (WHERE ${active} <= :now) AS active,
-         count(*) FILTER (WHERE ${active} > :now AND lock_token IS NULL) AS scheduled,
-         count(*) FILTER (WHERE ${active} > :now AND lock_token IS NOT NULL) AS locked,
-         count(*) FILTER (WHERE state = 'dead') AS deadLettered,
-         count(*) FILTER (WHERE state = 'quarantined') AS quarantined,
-         count(DISTINCT session_id) FILTER (WHERE state = 'active') AS sessions
-       FROM messages WHERE queue = :queue`,
-      this.#params(),
-    )!;
-    return { ...counts };
+    return { ...this.#db.get<QueueCounts>(SQL.counts, this.#params())! };
   }
 
   /**
-   * When a message is visible next that nobody holds: of `sessionId`; or, on a session queue, of
-   * any session free to take (what `acceptSession` waits for).
+   * When a message nobody holds is visible next: of `sessionId`; else of the queue, on a session
+   * queue only in sessions free to take (what `acceptSession` waits for).
    */
   nextVisibleAt(sessionId?: string): number | undefined {
-    const free = `NOT EXISTS (SELECT 1 FROM sessions s WHERE s.queue = :queue
-      AND s.session_id = messages.session_id AND s.locked_until > :now)`;
-    const which =
-      sessionId !== undefined ? "AND session_id = :session" : this.sessions ? `AND ${free}` : "";
-    const sql = `SELECT min(visible_at) AS at FROM messages WHERE queue = :queue
-      AND state = 'active' AND lock_token IS NULL ${which}`;
-    return (
-      this.#db.get<{ at: number | null }>(sql, this.#params({ session: sessionId ?? null }))?.at ??
-      undefined
-    );
+    const p = this.#params({ session: sessionId ?? null, any: this.sessions ? 0 : 1 });
+    return this.#db.get<{ at: number | null }>(SQL.nextVisible, p)?.at ?? undefined;
   }
 
-  /** The dead letters, oldest first; `id` (the sequence number) names them for `herald dlq`. */
-  deadLetters(options: { unhandledOnly?: boolean } = {}): DeadLetter[] {
-    const unhandled = options.unhandledOnly === true ? "AND handled = 0" : "";
-    const sql = `SELECT * FROM messages WHERE queue = :queue AND state = 'dead' ${unhandled} ORDER BY seq`;
-    return this.#read(this.#db.all<Row>(sql, this.#params())).map(([m, row]) => ({
-      id: String(m.sequenceNumber),
-      messageId: m.messageId,
-      correlationId: m.correlationId,
-      sessionId: m.sessionId,
-      applicationProperties: m.applicationProperties,
-      body: m.body,
-      enqueuedTime: m.enqueuedTimeUtc,
-      deadLetteredTime: new Date(row.settled_at ?? 0),
-      deliveryCount: m.deliveryCount,
+  /** The dead letters, oldest first; their sequence number names them for `herald dlq`. */
+  deadLetters(options: { unhandledOnly?: boolean } = {}): DeadLetteredMessage[] {
+    const rows = this.#db.all<Row>(
+      SQL.deadLetters,
+      this.#params({ unhandledOnly: options.unhandledOnly === true ? 1 : 0 }),
+    );
+    return this.#read(rows).map(([m, row]) => ({
+      ...m,
       reason: row.reason ?? "",
       description: row.description ?? "",
+      deadLetteredTimeUtc: new Date(row.settled_at ?? 0),
     }));
   }
 
   /** Marks a dead letter handed to the dead-letter function (it stays, for `herald dlq`). */
   markDeadLetterHandled(id: string): void {
-    this.#db.run("UPDATE messages SET handled = 1 WHERE seq = :seq", { seq: Number(id) });
+    this.#db.run(SQL.handled, { seq: Number(id) });
   }
 
   /** Removes one dead letter; false when it was not there (already replayed or purged). */
   removeDeadLetter(id: string): boolean {
-    const sql = "DELETE FROM messages WHERE seq = :seq AND queue = :queue AND state = 'dead'";
-    return this.#db.run(sql, this.#params({ seq: Number(id) || -1 })) === 1;
+    return this.#db.run(SQL.removeLetter, this.#params({ seq: Number(id) || -1 })) === 1;
   }
 
   /**
@@ -330,23 +323,14 @@ export class LocalQueue {
    */
   replayDeadLetter(id: string, messageId?: string): boolean {
     const p = this.#params({ seq: Number(id) || -1 });
-    const sql =
-      "SELECT message_id FROM messages WHERE seq = :seq AND queue = :queue AND state = 'dead'";
+    const window = this.duplicateDetectionWindowMs;
     const replayed = this.#db.transaction(() => {
-      const letter = this.#db.get<{ message_id: string }>(sql, p);
-      const copy = messageId ?? letter?.message_id;
-      const window = this.duplicateDetectionWindowMs;
-      if (
-        !letter ||
-        copy === undefined ||
-        !this.#db.firstSend(this.queueName, copy, window, p.now as number)
-      )
+      const letter = this.#db.get<{ message_id: string }>(SQL.letter, p);
+      const copy = messageId ?? letter?.message_id ?? "";
+      if (!letter || !this.#db.firstSend(this.queueName, copy, window, p.now as number))
         return false;
-      const copied = `INSERT INTO messages (queue, session_id, message_id, correlation_id,
-        properties, body, enqueued_at, visible_at) SELECT queue, session_id, :copy,
-        correlation_id, properties, body, :now, :now FROM messages WHERE seq = :seq`;
-      this.#db.run(copied, { ...p, copy });
-      return this.#db.run("DELETE FROM messages WHERE seq = :seq", p) === 1;
+      this.#db.run(SQL.replay, { ...p, copy });
+      return this.#db.run(SQL.removeLetter, p) === 1;
     });
     if (replayed) this.#db.notify();
     return replayed;
@@ -362,25 +346,16 @@ export class LocalQueue {
   }
 
   /** Takes visible messages (of one held session, with `sessionId`) under a lock. */
-  #take(max: number, sessionId: string | undefined): ReceivedMessage[] | undefined {
-    const p = this.#params({ max, session: sessionId ?? null });
-    const ready = `queue = :queue AND state = 'active' AND visible_at <= :now AND ${NOT_HELD}
-      ${sessionId === undefined ? "" : "AND session_id = :session"}`;
+  #take(max: number, sessionId: string | null): ReceivedMessage[] | undefined {
+    const p = this.#params({ max, session: sessionId, maxDeliveries: this.maxDeliveryCount });
+    const ready = `(SELECT seq FROM messages WHERE queue = :queue AND state = 'active'
+      AND visible_at <= :now AND seq NOT IN (SELECT value FROM json_each(:held))
+      AND (session_id = :session OR :session IS NULL) ORDER BY seq LIMIT :max)`;
     const rows = this.#db.transaction(() => {
-      if (sessionId !== undefined && this.#db.get(`SELECT 1 WHERE ${HOLDS}`, p) === undefined)
+      if (sessionId !== null && this.#db.get(`SELECT 1 WHERE ${HOLDS}`, p) === undefined)
         return undefined;
-      this.#db.run(
-        `UPDATE messages SET state = 'dead', reason = 'MaxDeliveryCountExceeded', settled_at = :now,
-         description = 'Message could not be consumed after ' || delivery_count || ' delivery attempts.',
-         lock_token = NULL, owner = NULL WHERE ${ready} AND delivery_count >= :maxDeliveries`,
-        { ...p, maxDeliveries: this.maxDeliveryCount },
-      );
-      return this.#db.all<Row>(
-        `UPDATE messages SET lock_token = lower(hex(randomblob(16))), owner = :owner,
-         delivery_count = delivery_count + 1, visible_at = ${sessionId === undefined ? ":now + :lock" : SESSION_LOCK}
-         WHERE seq IN (SELECT seq FROM messages WHERE ${ready} ORDER BY seq LIMIT :max) RETURNING *`,
-        p,
-      );
+      this.#db.run(`${SQL.spent} ${ready}`, p); // their consumer died on the last delivery
+      return this.#db.all<Row>(`${SQL.take} ${ready} RETURNING *`, p);
     });
     return rows && this.#read(rows).map(([m]) => m);
   }
@@ -396,12 +371,12 @@ export class LocalQueue {
   }
 
   #settle(message: ReceivedMessage, change: string, extra: Params = {}): void {
-    const session = this.sessions ? `AND ${HOLDS}` : "";
-    const sql = `${change} WHERE seq = :seq AND lock_token = :token AND state = 'active' ${session}`;
-    const { sequenceNumber: seq, lockToken: token } = message;
+    const { sequenceNumber: seq, lockToken: token, sessionId } = message;
+    const held = this.sessions ? `AND ${HOLDS}` : "";
+    const sql = `${change} WHERE seq = :seq AND lock_token = :token AND state = 'active' ${held}`;
     const changed = this.#db.run(
       sql,
-      this.#params({ ...extra, seq, token, session: message.sessionId ?? null }),
+      this.#params({ ...extra, seq, token, session: sessionId ?? null }),
     );
     this.#held.delete(seq);
     if (changed !== 1) throw new MessageLockLostError(message.messageId);
@@ -426,24 +401,12 @@ export class LocalQueue {
         read.push([message, row]);
       } catch (error) {
         const why = toError(error).message.replace(/\s+/g, " ").slice(0, 200);
-        const sql = `UPDATE messages SET state = 'quarantined', reason = 'Unreadable',
-          description = :why, lock_token = NULL, owner = NULL, settled_at = :now WHERE seq = :seq`;
-        this.#db.run(sql, { why, now: Date.now(), seq: row.seq });
+        this.#db.run(SQL.quarantine, { why, now: Date.now(), seq: row.seq });
         this.#warn(
           `Local queue ${this.queueName}: quarantined unreadable message ${row.seq} (${why})`,
         );
       }
     }
     return read;
-  }
-}
-
-/** A synchronous step as the promise a port returns (a throw becomes a rejection). */
-function promised(work: () => void): Promise<void> {
-  try {
-    work();
-    return Promise.resolve();
-  } catch (error) {
-    return Promise.reject(toError(error));
   }
 }

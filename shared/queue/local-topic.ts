@@ -1,6 +1,6 @@
 import { HeraldError } from "../errors";
 import { BrokerDatabase } from "./local-broker";
-import { LocalQueue, type LocalQueueOptions, sendMessages } from "./local-queue";
+import { INSERT_MESSAGE, LocalQueue, type LocalQueueOptions, sendMessages } from "./local-queue";
 import type { OutgoingMessage, QueuePort } from "./queue-port";
 import { FilterError, filterProperties, filterToSql } from "./sql-filter";
 
@@ -22,9 +22,6 @@ export interface LocalTopicOptions {
 
 /** Service Bus: 1-50 letters, digits, periods, hyphens and underscores. */
 const SUBSCRIPTION = /^[A-Za-z0-9][A-Za-z0-9._-]{0,49}$/;
-const INSERT = `INSERT INTO messages (queue, session_id, message_id, correlation_id, properties,
-  body, enqueued_at, visible_at) VALUES (:queue, :session, :id, :correlation, :properties, :body,
-  :enqueued, :visible)`;
 
 export class LocalTopic implements QueuePort {
   readonly topicName: string;
@@ -51,13 +48,15 @@ export class LocalTopic implements QueuePort {
   publish(messages: readonly OutgoingMessage[], at?: Date): void {
     const windowMs = this.#options.duplicateDetectionWindowMs ?? 600_000;
     const target = { entity: this.topicName, sessions: false, windowMs };
+    const subscriptions = this.subscriptions().map(({ name, filter }) => ({
+      entity: `${this.topicName}/Subscriptions/${name}`,
+      matches: `SELECT (${filterToSql(filter)}) IS TRUE AS matched`,
+    }));
     sendMessages(this.#db, target, messages, at?.getTime() ?? Date.now(), (message) => {
       const p = filterProperties(JSON.parse(message.properties) as Record<string, unknown>);
-      for (const { name, filter } of this.subscriptions()) {
-        const sql = `SELECT (${filterToSql(filter)}) IS TRUE AS matched`;
-        if (this.#db.get<{ matched: number }>(sql, { p })?.matched !== 1) continue;
-        this.#db.run(INSERT, { ...message, queue: `${this.topicName}/Subscriptions/${name}` });
-      }
+      for (const { entity, matches } of subscriptions)
+        if (this.#db.get<{ matched: number }>(matches, { p })?.matched === 1)
+          this.#db.run(INSERT_MESSAGE, { ...message, entity });
     });
   }
 

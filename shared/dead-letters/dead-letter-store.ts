@@ -1,9 +1,11 @@
 import { randomUUID } from "node:crypto";
 
+import type { DeadLetteredMessage } from "../queue/local-queue";
+
 /** What a local broker queue offers its dead-letter tool (`herald dlq`). */
 export interface LocalDeadLetterQueue {
   readonly description: string;
-  deadLetters(): DeadLetter[];
+  deadLetters(): DeadLetteredMessage[];
   removeDeadLetter(id: string): boolean;
   /** Copy to the queue and removal in one step; false when gone or dropped as a duplicate. */
   replayDeadLetter(id: string, messageId?: string): boolean;
@@ -12,8 +14,8 @@ export interface LocalDeadLetterQueue {
 
 /**
  * Dead letters as an operator handles them (`herald dlq`): list, show, replay to the queue they
- * came from, purge. One port, two adapters: the local queue `npm start` drains, and a Service
- * Bus queue's `$deadletterqueue` (service-bus-dead-letters.ts).
+ * came from, purge. One port, two adapters: the local broker's queue `npm start` drains, and a
+ * Service Bus queue's `$deadletterqueue` (service-bus-dead-letters.ts).
  */
 export interface DeadLetter {
   /** Names the dead letter for show, replay and purge: its sequence number. */
@@ -71,7 +73,7 @@ export class LocalDeadLetters implements DeadLetterStore {
   }
 
   list(max: number): Promise<DeadLetter[]> {
-    return Promise.resolve(this.queue.deadLetters().slice(0, max));
+    return Promise.resolve(this.#all().slice(0, max));
   }
 
   replay(selection: DeadLetterSelection, options: ReplayOptions = {}): Promise<DeadLetter[]> {
@@ -89,8 +91,22 @@ export class LocalDeadLetters implements DeadLetterStore {
   }
 
   #each(selection: DeadLetterSelection, act: (l: DeadLetter) => boolean): Promise<DeadLetter[]> {
-    return Promise.resolve(
-      this.queue.deadLetters().filter((l) => isSelected(selection, l) && act(l)),
-    );
+    return Promise.resolve(this.#all().filter((l) => isSelected(selection, l) && act(l)));
+  }
+
+  #all(): DeadLetter[] {
+    return this.queue.deadLetters().map((m) => ({
+      id: String(m.sequenceNumber),
+      messageId: m.messageId,
+      correlationId: m.correlationId,
+      sessionId: m.sessionId,
+      applicationProperties: m.applicationProperties,
+      body: m.body,
+      enqueuedTime: m.enqueuedTimeUtc,
+      deadLetteredTime: m.deadLetteredTimeUtc,
+      deliveryCount: m.deliveryCount,
+      reason: m.reason,
+      description: m.description,
+    }));
   }
 }
