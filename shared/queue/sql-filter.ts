@@ -5,8 +5,9 @@ import { HeraldError } from "../errors";
  * (https://learn.microsoft.com/azure/service-bus-messaging/service-bus-messaging-sql-filter),
  * translated token by token into an SQLite expression that the local broker evaluates: SQL's
  * own three-valued logic then gives the documented semantics of `=`, `<>`, `!=`, `<`, `>`,
- * `[NOT] IN (…)`, `[NOT] LIKE … [ESCAPE …]` (case-sensitive), `IS [NOT] NULL`, `AND`, `OR`,
- * `NOT` and parentheses over string, numeric and boolean literals. A property (plain,
+ * `[NOT] IN (…)`, `[NOT] LIKE … [ESCAPE …]` (case-sensitive, as C# compares strings: Learn does
+ * not say), `IS [NOT] NULL`, `AND`, `OR`, `NOT` and parentheses over string, numeric and boolean
+ * literals (and arithmetic, which SQLite evaluates as SQL does). A property (plain,
  * `[delimited]`, `"quoted"`, or `user.`-scoped; names are case-insensitive) becomes a look-up in
  * the bound `:p`, the message's properties with lower-cased names: missing is NULL, SQL's
  * unknown. Only those tokens pass, so no other SQL can get in; system properties (`sys.`) are

@@ -83,6 +83,7 @@ describe("LocalTopic", () => {
     ["type != 'herald.delivery.sent' AND attempts > 1", [3, 4]],
     ["type NOT IN ('herald.delivery.sent', 'herald.delivery.failed')", [3, 4]],
     ["type LIKE 'herald.notification.%'", [3]],
+    ["type LIKE 'HERALD.%'", []],
     ["type NOT LIKE 'herald.delivery._ent'", [2, 3, 4]],
     ["[Type] LIKE 'herald\\_%' ESCAPE '\\'", []],
     ["attempts IS NULL", [1, 2]],
