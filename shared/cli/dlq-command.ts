@@ -232,7 +232,7 @@ async function act(
     if (missing.length > 0) {
       writeLine(
         io.stderr,
-        `herald: not ${verb === "replay" ? "replayed" : "purged"}: ${missing.join(", ")} (not found: already replayed or purged?${verb === "replay" ? " Or dropped as a duplicate of a message with the same id sent within the duplicate detection window: wait, or pass --new-message-id" : ""})`,
+        `herald: not ${verb === "replay" ? "replayed" : "purged"}: ${missing.join(", ")} (not there: already replayed or purged?${verb === "replay" ? " Or its message id was sent within the duplicate detection window, so the queue would drop the copy: wait, or pass --new-message-id" : ""})`,
       );
       return EXIT.failure;
     }
