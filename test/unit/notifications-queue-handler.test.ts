@@ -1,4 +1,4 @@
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -113,8 +113,13 @@ describe("createWorkQueue", () => {
   it("uses the local broker's session queue when only LocalQueueDirectory is set", () => {
     const directory = mkdtempSync(join(tmpdir(), "herald-queue-"));
     const queue = createWorkQueue(loadConfig({ ...base, LocalQueueDirectory: directory }));
-    expect(queue).toBeInstanceOf(LocalQueue);
-    expect(queue).toMatchObject({ queueName: "herald-work", sessions: true });
+    try {
+      expect(queue).toBeInstanceOf(LocalQueue);
+      expect(queue).toMatchObject({ queueName: "herald-work", sessions: true });
+    } finally {
+      (queue as LocalQueue).close();
+      rmSync(directory, { recursive: true, force: true });
+    }
   });
 
   it("fails with a ConfigError naming the settings when neither is set", () => {
