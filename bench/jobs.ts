@@ -111,13 +111,13 @@ export interface EndpointResult {
 /**
  * One of K independent Herald processor instances of the scale-out scenario: its own
  * composition root (so its own pacer), draining the work queue shared by all K, a
- * `LocalSessionQueue` in one folder, with host.json's session settings. Serves until stopped.
+ * session queue of the local broker (one database file), with host.json's session settings.
  */
 export interface ProcessorJob {
   readonly kind: "processor";
   readonly tables: TablesTarget;
   readonly botId: string;
-  /** `LocalSessionQueue`'s root folder and queue name, the same for every instance. */
+  /** The local broker's folder (`LocalQueueDirectory`) and queue name, the same for every instance. */
   readonly queueDirectory: string;
   readonly queueName: string;
   readonly lockDurationMs: number;

@@ -13,6 +13,7 @@ import { loadavg } from "node:os";
 import { join, resolve } from "node:path";
 
 import { readHostJson } from "../shared/local-host/settings";
+import { brokerCostScenario } from "./broker-cost";
 import { lineChart } from "./chart";
 import { coldStartScenario } from "./cold-start";
 import { endpointScenario } from "./endpoint";
@@ -211,7 +212,7 @@ async function runScaleOut(tablesConnection: string, partial: PartialResults): P
       instances:
         "separate Node processes (bench/worker.ts, kind processor), each with its own createHeraldServices and so its own pacer",
       queue:
-        "the real LocalSessionQueue on one temp folder shared by every instance: one session per tenant (sessionId = lower-cased tenant id), one holder at a time",
+        "the real local broker (node:sqlite) on one database file shared by every instance: one session per tenant (sessionId = lower-cased tenant id), one holder at a time",
       enqueue:
         "per tenant, the request stored with NotificationRequestStore.createWithBody and its ledger rows created, then deliveryMessage(deliveryWork(…)) per recipient enqueued once every instance was draining (no dispatch, no intake)",
       teams:
@@ -280,7 +281,7 @@ async function runScenarios(
 }
 
 /**
- * `BENCH_ONLY=cold-start,endpoint,overhead,limits,install` (any of them) runs only those and prints
+ * `BENCH_ONLY=cold-start,broker,endpoint,overhead,limits,install` (any of them) runs only those and prints
  * their figures as JSON, writing nothing: for a quick look, e.g. before and after a change.
  * `BENCH_ONLY=scaleOut` runs only the scale-out scenario and merges its figures into
  * bench/results.json (the other keys kept) and the docs table.
@@ -350,6 +351,10 @@ async function main(): Promise<void> {
     log("4. cold start: building (tsc, esbuild) and loading the app in fresh processes…");
     partial.coldStart = await coldStartScenario(ROOT, OUT, 10);
   }
+  if (wanted("broker")) {
+    log("7. local broker: CPU per message beside Azurite's per Table request…");
+    partial.broker = await brokerCostScenario(size(5_000));
+  }
 
   if (
     wanted("endpoint") ||
@@ -378,7 +383,8 @@ async function main(): Promise<void> {
   }
 
   const machineNow = { ...host, loadAverageEnd: round(loadavg()[0] ?? 0, 2) };
-  const { coldStart, endpoint, overhead, limits, install, scaleOut, scaleOutDetail } = partial;
+  const { coldStart, broker, endpoint, overhead, limits, install, scaleOut, scaleOutDetail } =
+    partial;
   if (ONLY.size === 1 && scaleOut !== undefined && scaleOutDetail !== undefined) {
     // Only the scale-out ran: its figures replace the last ones, every other key is kept.
     const { table: _table, ...last } = JSON.parse(
@@ -405,6 +411,7 @@ async function main(): Promise<void> {
     ...(install !== undefined ? { install } : {}),
     coldStart,
     endpoint,
+    ...(broker !== undefined ? { broker } : {}),
     ...(scaleOut !== undefined && scaleOutDetail !== undefined ? { scaleOut, scaleOutDetail } : {}),
   };
   await writeOutputs(results);

@@ -2,7 +2,8 @@ import type { InvocationContext } from "@azure/functions";
 
 import { createHeraldServices } from "../shared/composition";
 import { loadConfig } from "../shared/config";
-import { LocalSessionQueue } from "../shared/queue/local-session-queue";
+import { type QueueDrainer, startDraining } from "../shared/local-host/queue-drain";
+import { LocalQueue } from "../shared/queue/local-queue";
 import type { RunningEndpoint } from "./endpoint-job";
 import type { ProcessorJob, ProcessorResult, SessionHold } from "./jobs";
 import { LogCounter } from "./log-counter";
@@ -15,8 +16,8 @@ const HOLD_GAP_MS = 1_000;
  * One Herald processor instance of the scale-out scenario, as Azure runs one: its own
  * composition root (`createHeraldServices`, so its own tenant pacer), the work trigger
  * (`herald.work`) fed by the session-enabled work queue that every instance drains. The queue
- * is the real `LocalSessionQueue` on a folder all instances share, so only one process at a
- * time holds a tenant's session, as Service Bus would grant it; what Herald schedules
+ * is the real local broker's session queue on one database file all instances share, so only one
+ * process at a time holds a tenant's session, as Service Bus would grant it; what Herald schedules
  * (retries, pacing deferrals) goes back to the same queue. Only the broker differs from Azure.
  */
 export function startProcessor(job: ProcessorJob): RunningEndpoint {
@@ -25,9 +26,10 @@ export function startProcessor(job: ProcessorJob): RunningEndpoint {
     TableNamePrefix: job.tables.prefix,
   });
   const logs = new LogCounter(["lost:", "delivered again"]);
-  const queue = new LocalSessionQueue({
+  const queue = new LocalQueue({
     directory: job.queueDirectory,
     queueName: job.queueName,
+    sessions: true,
     lockDurationMs: job.lockDurationMs,
   });
   const herald = createHeraldServices(config, logs.logger({ component: "bench" }), {
@@ -78,11 +80,11 @@ export function startProcessor(job: ProcessorJob): RunningEndpoint {
   // Draining starts on "go", once every instance is up: K Node processes starting on the same
   // two cores would otherwise take CPU from the first one already sending (in Azure each
   // instance boots on a machine of its own).
-  let drainer: ReturnType<typeof queue.startDraining> | undefined;
+  let drainer: QueueDrainer | undefined;
   return {
     ready: { url: `pid ${process.pid}` },
     go: () => {
-      drainer ??= queue.startDraining(handler, {
+      drainer ??= startDraining(queue, handler, {
         functionName: "work",
         maxConcurrentSessions: job.maxConcurrentSessions,
         maxConcurrentCallsPerSession: job.maxConcurrentCallsPerSession,

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { availableParallelism, cpus, loadavg, totalmem } from "node:os";
 
+import type { BrokerCost } from "./broker-cost";
 import type { ColdStartVariant } from "./cold-start";
 import type { EndpointFigures } from "./endpoint";
 import type { InstallFigures } from "./install";
@@ -52,6 +53,8 @@ export interface Results {
   readonly install?: InstallFigures;
   readonly coldStart: readonly ColdStartVariant[];
   readonly endpoint: EndpointFigures;
+  /** 7. The local broker's CPU per message beside Azurite's per Table request (issue 20). */
+  readonly broker?: BrokerCost;
   /** Issue 9's scale-out figures (K instances draining one session queue), one row per run. */
   readonly scaleOut?: readonly ScaleOutRow[];
   /** How the scale-out rows were measured, on what machine, with each run's diagnostics. */
@@ -208,8 +211,19 @@ export function rows(r: Results): Row[] {
     },
     // Not one of the issue's two budgeted activities: the welcome is sent inside the turn.
     endpointRow(e.personalInstall.activity, e.personalInstall, false),
+    ...(r.broker === undefined ? [] : [brokerRow(r.broker)]),
   ];
   return out;
+}
+
+function brokerRow(b: BrokerCost): Row {
+  return {
+    id: "7",
+    figure: `Local broker (npm start's queues, node:sqlite): CPU per message, enqueue + receive + complete (${n0(b.messages)} messages), beside Azurite's CPU per Table request`,
+    measured: `${b.cpuMsPerMessage} ms (${b.cpuMsPerEnqueue} + ${b.cpuMsPerReceive} + ${b.cpuMsPerComplete}); Azurite ${b.azuriteCpuMsPerTableRequest} ms per request`,
+    budget: "—",
+    verdict: "",
+  };
 }
 
 /**

@@ -7,7 +7,7 @@ import { loadConfig } from "../shared/config";
 import { recipientKey } from "../shared/notifications/recipients";
 import type { Recipient } from "../shared/notifications/schema";
 import { deliveryMessage, deliveryWork, sessionOf } from "../shared/notifications/work-items";
-import { LocalSessionQueue } from "../shared/queue/local-session-queue";
+import { LocalQueue } from "../shared/queue/local-queue";
 import { DeliveryLedger } from "../shared/store/delivery-ledger";
 import { NotificationRequestStore, type RequestKey } from "../shared/store/notification-requests";
 import { TableFactory } from "../shared/store/table-factory";
@@ -42,7 +42,7 @@ export interface SessionSettings {
   readonly maxConcurrentSessions: number;
   readonly maxConcurrentCallsPerSession: number;
   readonly sessionIdleTimeoutMs: number;
-  /** The local session queue's longest wait between looks at its folders. */
+  /** The local broker's longest wait between looks for sessions to take. */
   readonly pollIntervalMs: number;
   readonly lockDurationMs: number;
 }
@@ -204,11 +204,11 @@ async function ledgerOf(
  * Puts every tenant's delivery work items on the queue (what the dispatcher's fan-out
  * enqueues), tenants interleaved so every tenant's session has work from the start.
  */
-async function enqueueAll(
-  queue: LocalSessionQueue,
+function enqueueAll(
+  queue: LocalQueue,
   tenants: readonly Tenant[],
   stored: ReadonlyMap<string, { requestId: string; recipients: Recipient[] }>,
-): Promise<{ count: number; enqueueMs: number }> {
+): { count: number; enqueueMs: number } {
   const messages = [];
   const longest = Math.max(...tenants.map((t) => t.users.length));
   for (let i = 0; i < longest; i += 1) {
@@ -222,13 +222,13 @@ async function enqueueAll(
     }
   }
   const started = Date.now();
-  await queue.enqueue(messages);
+  queue.send(messages);
   return { count: messages.length, enqueueMs: Date.now() - started };
 }
 
 /** Waits until the queue is empty (nothing visible, scheduled or locked) or the cap passes. */
 async function waitUntilEmpty(
-  queue: LocalSessionQueue,
+  queue: LocalQueue,
   sim: TeamsSimulator,
   total: number,
   capMs: number,
@@ -241,17 +241,17 @@ async function waitUntilEmpty(
   for (;;) {
     await sleep(250);
     const sent = sim.countRoute("sendActivity", 201);
-    // The queue's own counts decide the end; listing its folders every 2 s is cheap enough.
+    // The queue's own counts decide the end.
     if (sent >= total || Date.now() - lastCount >= 2_000) {
       lastCount = Date.now();
-      const left = await queue.counts();
+      const left = queue.counts();
       if (left.active + left.scheduled + left.locked === 0) return { capped: false, left };
     }
-    if (Date.now() > deadline) return { capped: true, left: await queue.counts() };
+    if (Date.now() > deadline) return { capped: true, left: queue.counts() };
   }
 }
 
-/** K processes, one queue folder, one simulator: one run of the scenario. */
+/** K processes, one broker database, one simulator: one run of the scenario. */
 async function runOnce(
   sim: TeamsSimulator,
   tablesConnection: string,
@@ -270,16 +270,17 @@ async function runOnce(
   );
   const stored = await storeRequests(tables, tenants, options.text);
   const queueDirectory = mkdtempSync(join(tmpdir(), "herald-scale-"));
-  const queue = new LocalSessionQueue({
+  const queue = new LocalQueue({
     directory: queueDirectory,
     queueName: QUEUE_NAME,
+    sessions: true,
     lockDurationMs: options.settings.lockDurationMs,
   });
-  // The work is on the queue before any instance starts: writing 1,200 files here, in the
-  // simulator's process, while instances send would stall the simulator's event loop and
-  // bunch the arrival times it records (measured: up to 0.7 s). Instances that start take the
-  // sessions as they would take a backlog in Azure.
-  const { count, enqueueMs } = await enqueueAll(queue, tenants, stored);
+  // The work is on the queue before any instance starts: sending it here, in the simulator's
+  // process, while instances send would stall the simulator's event loop and bunch the arrival
+  // times it records. Instances that start take the sessions as they would take a backlog in
+  // Azure.
+  const { count, enqueueMs } = enqueueAll(queue, tenants, stored);
   const started = await Promise.allSettled(
     Array.from({ length: instances }, () =>
       startProcessorWorker({
@@ -422,9 +423,8 @@ export function scaleOutRow(run: ScaleOutRun): ScaleOutRow {
 
 /**
  * The scale-out scenario (issue 9): K independent processor processes, each with its own
- * composition root and pacer, drain one session-enabled work queue (the real
- * `LocalSessionQueue` on a shared folder: one session per tenant, held by one process at a
- * time) against one simulator enforcing Teams' limits, so its per-tenant counters see every
+ * composition root and pacer, drain one session-enabled work queue (the real local broker's
+ * queue on one shared database file: one session per tenant, held by one process at a time) against one simulator enforcing Teams' limits, so its per-tenant counters see every
  * process's calls. Users are seeded with their 1:1 conversation ids (one Teams call each), and
  * each tenant's request is stored with its ledger rows and put on the queue as its delivery
  * work items (what the dispatcher's fan-out enqueues); see docs/benchmarks.md.

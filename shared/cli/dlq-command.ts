@@ -1,4 +1,3 @@
-import { existsSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
 
 import { type Command, Option } from "commander";
@@ -8,10 +7,9 @@ import {
   type DeadLetterSelection,
   type DeadLetterStore,
   LocalDeadLetters,
-} from "../queue/dead-letters";
+} from "../dead-letters/dead-letter-store";
+import { openServiceBusDeadLetters } from "../dead-letters/service-bus-dead-letters";
 import { LocalQueue } from "../queue/local-queue";
-import { LocalSessionQueue } from "../queue/local-session-queue";
-import { openServiceBusDeadLetters } from "../queue/service-bus-dead-letters";
 import { type CliIo, UsageError, writeLine } from "./cli-io";
 import { EXIT, type ExitCode } from "./exit-codes";
 import { DEFAULT_QUEUE_DIR, ENV } from "./transport-options";
@@ -45,11 +43,8 @@ export type OpenDeadLetters = (
 
 export const openDeadLetters: OpenDeadLetters = (target) => {
   if (target.kind === "local") {
-    const options = { directory: target.directory, queueName: target.queueName };
-    // The work queue is session-enabled: its folder holds one sub-folder per session.
-    const sessions = existsSync(join(target.directory, target.queueName, "sessions"));
     return new LocalDeadLetters(
-      sessions ? new LocalSessionQueue(options) : new LocalQueue(options),
+      new LocalQueue({ directory: target.directory, queueName: target.queueName }),
     );
   }
   // The Service Bus SDK is loaded inside, on this call only.
@@ -86,7 +81,7 @@ export function addDlqOptions(command: Command): Command {
     .addOption(
       new Option(
         "--queue-dir <path>",
-        `the local queue folder [env ${ENV.queueDir}] (default: "${DEFAULT_QUEUE_DIR}")`,
+        `the local broker's folder [env ${ENV.queueDir}] (default: "${DEFAULT_QUEUE_DIR}")`,
       ).helpGroup(WHERE),
     );
 }
@@ -237,7 +232,7 @@ async function act(
     if (missing.length > 0) {
       writeLine(
         io.stderr,
-        `herald: not found (already replayed or purged?): ${missing.join(", ")}`,
+        `herald: not ${verb === "replay" ? "replayed" : "purged"}: ${missing.join(", ")} (not there: already replayed or purged?${verb === "replay" ? " Or its message id was sent within the duplicate detection window, so the queue would drop the copy: wait, or pass --new-message-id" : ""})`,
       );
       return EXIT.failure;
     }

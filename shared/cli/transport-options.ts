@@ -64,7 +64,7 @@ export function addSendTransportOptions(command: Command): Command {
     .addOption(
       new Option(
         "--queue-dir <path>",
-        `the local queue folder that npm start drains [env ${ENV.queueDir}] (default: "${DEFAULT_QUEUE_DIR}")`,
+        `the folder of the local broker npm start drains [env ${ENV.queueDir}] (default: "${DEFAULT_QUEUE_DIR}")`,
       ).helpGroup(SEND_GROUP),
     )
     .addOption(

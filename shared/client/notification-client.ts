@@ -1,5 +1,4 @@
 import { randomUUID } from "node:crypto";
-import { resolve } from "node:path";
 
 import type { TokenCredential } from "@azure/identity";
 
@@ -23,7 +22,7 @@ export type NotificationClientTarget =
   | { readonly fullyQualifiedNamespace: string; readonly credential?: TokenCredential }
   /** Service Bus with a connection string (local development, the emulator). */
   | { readonly connectionString: string }
-  /** The folder `npm start` drains (`LocalQueueDirectory`, `.data/queue` by default). */
+  /** The local broker's folder `npm start` drains (`LocalQueueDirectory`, `.data/queue` by default). */
   | { readonly localQueueDirectory: string }
   /** Herald's HTTP API, for apps that cannot reach Service Bus. */
   | { readonly endpoint: string; readonly functionKey?: string }
@@ -320,12 +319,15 @@ export class NotificationClient {
     }
     if ("endpoint" in target) return this.http(target.endpoint, target.functionKey);
     if ("localQueueDirectory" in target) {
-      /* eslint-disable @typescript-eslint/no-require-imports -- lazy: the local queue (and @azure/functions) only when asked for */
+      /* eslint-disable @typescript-eslint/no-require-imports -- lazy: the local broker (and node:sqlite) only when asked for */
       const { LocalQueue } =
         require("../queue/local-queue") as typeof import("../queue/local-queue");
       /* eslint-enable @typescript-eslint/no-require-imports */
       const queue = new LocalQueue({ directory: target.localQueueDirectory, queueName });
-      return new QueueTransport(queue, `local queue ${resolve(queue.path)}`);
+      return new QueueTransport(queue, queue.description, () => {
+        queue.close();
+        return Promise.resolve();
+      });
     }
     /* eslint-disable @typescript-eslint/no-require-imports -- lazy: the Service Bus SDK and identity cost load time that the HTTP and local paths never need */
     const { ServiceBusClient } =

@@ -2,15 +2,15 @@ import { createHash } from "node:crypto";
 
 import { requestFingerprint } from "../notifications/fingerprint";
 import type { NotificationRequest } from "../notifications/schema";
-import type { OutgoingMessage, QueuePort } from "../queue/queue-port";
+import { MAX_MESSAGE_BYTES, type OutgoingMessage, type QueuePort } from "../queue/queue-port";
 import { RequestValidationError } from "./client-errors";
 
 /**
- * The largest message Service Bus Standard takes (Premium: 100 MB). A request is queued as one
- * message, so a larger one (about 4,700 recipients and up) cannot go by queue: the HTTP endpoint
- * stores it first and queues a reference (https://learn.microsoft.com/azure/service-bus-messaging/service-bus-quotas).
+ * A request is queued as one message, so one larger than Service Bus Standard takes (about
+ * 4,700 recipients and up) cannot go by queue: the HTTP endpoint stores it first and queues a
+ * reference.
  */
-export const MAX_QUEUE_MESSAGE_BYTES = 256 * 1024;
+export const MAX_QUEUE_MESSAGE_BYTES = MAX_MESSAGE_BYTES;
 
 /** Room for the broker's own headers and properties beside the body. */
 const HEADER_ALLOWANCE_BYTES = 4 * 1024;

@@ -1,10 +1,9 @@
 import type { LogHandler } from "@azure/functions";
 
-import { startDeadLetterDraining } from "../queue/local-dead-letter-drainer";
-import { LocalQueue, type QueueDrainer } from "../queue/local-queue";
-import { LocalSessionQueue } from "../queue/local-session-queue";
+import { LocalQueue } from "../queue/local-queue";
 import type { Registration } from "../registry";
 import { consoleLogHandler, type RunningHttpHost, startHttpHost } from "./http-host";
+import { type QueueDrainer, startDeadLetterDraining, startDraining } from "./queue-drain";
 import { type HostSettings, resolveAppSetting } from "./settings";
 
 export interface LocalHostOptions {
@@ -16,7 +15,7 @@ export interface LocalHostOptions {
   /** 7071 by default, as `func start`; 0 takes a free port. */
   readonly port?: number;
   readonly hostJson?: Partial<HostSettings>;
-  /** The local queue root (`LocalQueueDirectory`); without it, queue triggers are not run. */
+  /** The local broker's folder (`LocalQueueDirectory`); without it, queue triggers are not run. */
   readonly queueDirectory: string | undefined;
   readonly queueOptions?: {
     readonly maxDeliveryCount?: number;
@@ -29,8 +28,8 @@ export interface LocalHostOptions {
 
 export interface DrainedQueue {
   readonly functionName: string;
-  /** A session-enabled trigger (`isSessionsEnabled`) drains a session queue. */
-  readonly queue: LocalQueue | LocalSessionQueue;
+  /** A session-enabled trigger (`isSessionsEnabled`) drains a queue with `sessions`. */
+  readonly queue: LocalQueue;
 }
 
 export interface RunningLocalHost {
@@ -43,8 +42,8 @@ export interface RunningLocalHost {
 
 /**
  * Runs the registered functions without the Functions host: HTTP triggers behind a local
- * HTTP server, Service Bus queue triggers fed from the durable local queue with the trigger's
- * contract. The handlers are the ones Azure runs.
+ * HTTP server, Service Bus queue triggers fed from the local broker's queues with the trigger's
+ * contract (`queue-drain.ts`). The handlers are the ones Azure runs.
  */
 const DEAD_LETTER_SUBQUEUE = /\/\$deadletterqueue$/i;
 
@@ -54,18 +53,11 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
   const skipped: { functionName: string; reason: string }[] = [];
   const planned: {
     registration: Registration & { kind: "serviceBusQueue" };
-    queue: LocalQueue | LocalSessionQueue;
+    queue: LocalQueue;
     /** Bound to the queue's dead-letter subqueue (`<queue>/$DeadLetterQueue`). */
     deadLetters: boolean;
   }[] = [];
 
-  const sessionQueueNames = new Set(
-    options.registrations.flatMap((r) =>
-      r.kind === "serviceBusQueue" && r.options.isSessionsEnabled === true
-        ? [resolveAppSetting(r.options.queueName, options.settings)]
-        : [],
-    ),
-  );
   // Resolve every binding first, so a bad setting stops start-up before anything listens.
   for (const registration of options.registrations) {
     if (registration.kind !== "serviceBusQueue") continue;
@@ -81,25 +73,14 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
     const bound = resolveAppSetting(registration.options.queueName, options.settings);
     const deadLetters = DEAD_LETTER_SUBQUEUE.test(bound);
     const queueName = bound.replace(DEAD_LETTER_SUBQUEUE, "");
-    const queueOptions = {
+    const queue = new LocalQueue({
       directory: options.queueDirectory,
       queueName,
-      ...(options.queueOptions?.maxDeliveryCount !== undefined
-        ? { maxDeliveryCount: options.queueOptions.maxDeliveryCount }
-        : {}),
-      ...(options.queueOptions?.lockDurationMs !== undefined
-        ? { lockDurationMs: options.queueOptions.lockDurationMs }
-        : {}),
-    };
-    // The dead-letter subqueue of a session queue is read without sessions, as in Service Bus.
-    const sessions = deadLetters
-      ? sessionQueueNames.has(queueName)
-      : registration.options.isSessionsEnabled === true;
-    planned.push({
-      registration,
-      queue: sessions ? new LocalSessionQueue(queueOptions) : new LocalQueue(queueOptions),
-      deadLetters,
+      // The dead-letter subqueue of a session queue is read without sessions, as in Service Bus.
+      sessions: !deadLetters && registration.options.isSessionsEnabled === true,
+      ...pick(options.queueOptions ?? {}, ["maxDeliveryCount", "lockDurationMs"]),
     });
+    planned.push({ registration, queue, deadLetters });
   }
 
   const http = await startHttpHost({
@@ -118,9 +99,7 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
       drainers.push(
         startDeadLetterDraining(queue, registration.options.handler, {
           functionName: registration.name,
-          ...(options.queueOptions?.pollIntervalMs !== undefined
-            ? { pollIntervalMs: options.queueOptions.pollIntervalMs }
-            : {}),
+          ...pick(options.queueOptions ?? {}, ["pollIntervalMs"]),
           logHandler: logFor(registration.name),
         }),
       );
@@ -132,53 +111,18 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
         "autoCompleteMessages false is not supported locally: messages are completed when the handler returns",
       );
     }
-    const hostJson = options.hostJson;
-    const common = {
-      functionName: registration.name,
-      ...(hostJson?.maxAutoLockRenewalMs !== undefined
-        ? { maxAutoLockRenewalMs: hostJson.maxAutoLockRenewalMs }
-        : {}),
-      ...(options.queueOptions?.retryDelayMs !== undefined
-        ? { retryDelayMs: options.queueOptions.retryDelayMs }
-        : {}),
-      ...(options.queueOptions?.pollIntervalMs !== undefined
-        ? { pollIntervalMs: options.queueOptions.pollIntervalMs }
-        : {}),
-      logHandler: logFor(registration.name),
-    };
-    if (queue instanceof LocalSessionQueue) {
-      drainers.push(
-        queue.startDraining(registration.options.handler, {
-          ...common,
-          ...(hostJson?.maxConcurrentSessions !== undefined
-            ? { maxConcurrentSessions: hostJson.maxConcurrentSessions }
-            : {}),
-          ...(hostJson?.maxConcurrentCallsPerSession !== undefined
-            ? { maxConcurrentCallsPerSession: hostJson.maxConcurrentCallsPerSession }
-            : {}),
-          ...(hostJson?.sessionIdleTimeoutMs !== undefined
-            ? { sessionIdleTimeoutMs: hostJson.sessionIdleTimeoutMs }
-            : {}),
-        }),
-      );
-      queues.push({ functionName: registration.name, queue });
-      continue;
-    }
+    const hostJson = options.hostJson ?? {};
     drainers.push(
-      queue.startDraining(registration.options.handler, {
+      startDraining(queue, registration.options.handler, {
         functionName: registration.name,
-        ...(options.hostJson?.maxConcurrentCalls !== undefined
-          ? { maxConcurrentCalls: options.hostJson.maxConcurrentCalls }
-          : {}),
-        ...(options.hostJson?.maxAutoLockRenewalMs !== undefined
-          ? { maxAutoLockRenewalMs: options.hostJson.maxAutoLockRenewalMs }
-          : {}),
-        ...(options.queueOptions?.retryDelayMs !== undefined
-          ? { retryDelayMs: options.queueOptions.retryDelayMs }
-          : {}),
-        ...(options.queueOptions?.pollIntervalMs !== undefined
-          ? { pollIntervalMs: options.queueOptions.pollIntervalMs }
-          : {}),
+        ...pick(hostJson, [
+          "maxConcurrentCalls",
+          "maxConcurrentSessions",
+          "maxConcurrentCallsPerSession",
+          "sessionIdleTimeoutMs",
+          "maxAutoLockRenewalMs",
+        ]),
+        ...pick(options.queueOptions ?? {}, ["retryDelayMs", "pollIntervalMs"]),
         logHandler: logFor(registration.name),
       }),
     );
@@ -194,6 +138,17 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
       (closing ??= (async () => {
         await http.close();
         await Promise.all(drainers.map((d) => d.stop()));
+        for (const { queue } of planned) queue.close();
       })()),
   };
+}
+
+/** The keys of `from` that are set, as an object to spread into options. */
+function pick<T extends object, K extends keyof T>(
+  from: T,
+  keys: readonly K[],
+): Partial<Pick<T, K>> {
+  return Object.fromEntries(
+    keys.flatMap((k) => (from[k] === undefined ? [] : [[k, from[k]]])),
+  ) as Partial<Pick<T, K>>;
 }

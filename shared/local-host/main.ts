@@ -4,7 +4,6 @@ import type { LogHandler } from "@azure/functions";
 
 import { type Config, loadConfig } from "../config";
 import { ConfigError, LocalTablesError } from "../errors";
-import { LocalSessionQueue } from "../queue/local-session-queue";
 import { registeredFunctions, type Registration } from "../registry";
 import {
   attachAzurite,
@@ -309,10 +308,9 @@ function printBanner(
   }
   for (const { functionName, queue } of host.queues) {
     const h = info.hostJson;
-    const concurrency =
-      queue instanceof LocalSessionQueue
-        ? `sessions: up to ${h.maxConcurrentSessions} at once, ${h.maxConcurrentCallsPerSession} calls each`
-        : `up to ${h.maxConcurrentCalls} at once`;
+    const concurrency = queue.sessions
+      ? `sessions: up to ${h.maxConcurrentSessions} at once, ${h.maxConcurrentCallsPerSession} calls each`
+      : `up to ${h.maxConcurrentCalls} at once`;
     out(
       `  ${functionName.padEnd(width)}  serviceBusTrigger: local queue "${queue.queueName}" in ${rel(queue.path)}` +
         ` (${concurrency}, dead-letter after ${queue.maxDeliveryCount} deliveries)`,

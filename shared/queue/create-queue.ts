@@ -7,7 +7,7 @@ export type QueueConfig = Pick<Config, "serviceBus" | "workQueueName" | "localQu
 /**
  * The queue Herald sends to: its internal work queue (Herald never sends to the LOB-facing
  * intake queue, it only reads it). Service Bus when a connection is configured (always in
- * Azure), else the durable local queue `npm start` drains. Each adapter is required only when
+ * Azure), else the local broker's queue `npm start` drains. Each adapter is required only when
  * chosen, so Azure never loads the local queue and a local run never loads the Service Bus SDK.
  */
 export function createWorkQueue(config: QueueConfig): QueuePort {
@@ -20,11 +20,11 @@ export function createWorkQueue(config: QueueConfig): QueuePort {
     });
   }
   if (config.localQueueDirectory !== undefined) {
-    const { LocalSessionQueue } =
-      require("./local-session-queue") as typeof import("./local-session-queue");
-    return new LocalSessionQueue({
+    const { LocalQueue } = require("./local-queue") as typeof import("./local-queue");
+    return new LocalQueue({
       directory: config.localQueueDirectory,
       queueName: config.workQueueName,
+      sessions: true,
     });
   }
   /* eslint-enable @typescript-eslint/no-require-imports */

@@ -1,63 +1,42 @@
-import { randomBytes, randomUUID } from "node:crypto";
-import { type FSWatcher, watch } from "node:fs";
-import { mkdir, open, readdir, readFile, rename, unlink, writeFile } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { randomUUID } from "node:crypto";
 import { performance } from "node:perf_hooks";
 
-import {
-  InvocationContext,
-  type LogHandler,
-  type ServiceBusQueueHandler,
-  type TriggerMetadata,
-} from "@azure/functions";
+import { z } from "zod";
 
-import { toError } from "../errors";
-import type { OutgoingMessage, QueuePort } from "./queue-port";
+import { HeraldError, toError } from "../errors";
+import { BrokerDatabase, OWNER, type Params } from "./local-broker";
+import { MAX_MESSAGE_BYTES, MAX_SESSION_ID_LENGTH, type OutgoingMessage } from "./queue-port";
 
 /**
- * A durable queue in a folder, for `npm start` and the CLI: the same contract as the Service
- * Bus trigger (peek-lock, `deliveryCount`, dead-letter after max deliveries, scheduled
- * enqueue, at-least-once) without a broker.
- *
- * Layout, under `<directory>/<queueName>/`: one immutable JSON file per message; its state is
- * in its file name and folder, so every state change is one atomic `rename`, which is what
- * makes it safe for several processes (one drains while the CLI enqueues, or two drain):
- * - `messages/<visibleAtMs>.<key>.<deliveryCount>.json`: waiting; visible once the time passed;
- * - `locked/<lockedUntilMs>.<key>.<deliveryCount>.json`: taken by a consumer; the rename that
- *   takes it also counts the delivery, so a consumer killed mid-message still counted it;
- * - `deadletter/<key>.json`: gave up, with the reason;
- * - `tmp/`: files being written, renamed into place only when complete.
- * A lock whose time passed (the consumer died or hung past renewal) is moved back by whichever
- * consumer looks next.
- * - `quarantine/<name>`: a message file that cannot be read (truncated, not JSON), moved aside
- *   with a log line so the rest of the queue keeps draining; inspect or delete it by hand.
- *
- * Durability: a message file is fsynced before the rename that publishes it, so a power cut
- * cannot leave a visible but empty or half-written file (the rename alone orders nothing).
- *
- * Clocks: lock times in file names are wall-clock milliseconds, because several processes
- * share them; that part cannot avoid wall time. Within one process the locks it holds are also
- * tracked on the monotonic clock (`performance.now()`), and expiry recovery never takes back a
- * lock this process still holds by that clock: a wall-clock jump forward cannot hand its
- * in-flight message to its own next receive. Across processes a jump forward larger than half
- * the lock duration can still make another consumer see a held lock as expired until the next
- * renewal (every half lock duration, timed monotonically) moves it forward again.
+ * A queue of the local broker (`local-broker.ts`) with the Service Bus contract Herald relies
+ * on: peek-lock with renewal, delivery count, abandon with a delay, scheduled enqueue, duplicate
+ * detection by message id, dead-lettering after the last delivery, the Standard tier's size
+ * limits, and with `sessions` one holder per session at a time under an expiring lock, each
+ * session in sequence order (https://learn.microsoft.com/azure/service-bus-messaging/message-sessions).
+ * A receive is one `UPDATE … RETURNING` over a subselect; a session lock is a row taken by one
+ * upsert, and its messages' locks expire with it. A row that cannot be read (not JSON, or not a
+ * flat property map: a hostile writer's) is quarantined with a warning, never delivered. Lock
+ * times are wall-clock milliseconds, which processes share; this process also times its message
+ * locks on the monotonic clock, so a wall-clock jump cannot hand them to its own next receive.
  */
 export interface LocalQueueOptions {
-  /** Root folder (`LocalQueueDirectory`); the queue lives in `<directory>/<queueName>`. */
+  /** `LocalQueueDirectory`: the folder of the broker's database. */
   readonly directory: string;
   readonly queueName?: string;
-  /** Service Bus' default lock duration is one minute. */
+  /** The queue requires sessions (`requiresSession`): every message names one. */
+  readonly sessions?: boolean;
+  /** Service Bus' defaults: a one-minute lock, 10 deliveries, a ten-minute window (0: off). */
   readonly lockDurationMs?: number;
-  /** Service Bus' default MaxDeliveryCount is 10. */
   readonly maxDeliveryCount?: number;
-  /** Where the queue reports what it had to do on its own (a quarantined file); default console. */
+  readonly duplicateDetectionWindowMs?: number;
+  /** Where a quarantined row is reported; the console by default. */
   readonly onWarning?: (line: string) => void;
 }
 
 export interface ReceivedMessage {
   readonly messageId: string;
   readonly correlationId: string | undefined;
+  readonly sessionId: string | undefined;
   readonly applicationProperties: Readonly<Record<string, string | number | boolean>>;
   readonly body: unknown;
   readonly enqueuedTimeUtc: Date;
@@ -65,816 +44,369 @@ export interface ReceivedMessage {
   /** 1 on the first delivery, as on Service Bus. */
   readonly deliveryCount: number;
   readonly lockToken: string;
-  readonly lockedUntil: Date;
 }
 
-export interface DeadLetteredMessage {
-  readonly messageId: string;
-  readonly correlationId: string | undefined;
-  readonly applicationProperties: Readonly<Record<string, string | number | boolean>>;
-  readonly body: unknown;
-  readonly enqueuedTimeUtc: Date;
-  readonly deliveryCount: number;
-  readonly deadLetterReason: string;
-  readonly deadLetterErrorDescription: string;
+export interface DeadLetteredMessage extends ReceivedMessage {
+  readonly reason: string;
+  readonly description: string;
   readonly deadLetteredTimeUtc: Date;
 }
 
-/** A dead letter as `herald dlq` sees it: `id` names it, `sessionId` is kept on replay. */
-export interface LocalDeadLetter extends DeadLetteredMessage {
-  readonly id: string;
-  readonly sessionId: string | undefined;
-}
+/** Active: visible now; scheduled: later; sessions: with an active, scheduled or locked message. */
+export type QueueCounts = Readonly<
+  Record<"active" | "scheduled" | "locked" | "deadLettered" | "quarantined" | "sessions", number>
+>;
 
-export interface QueueCounts {
-  /** Visible now. */
-  readonly active: number;
-  /** Waiting for their scheduled time (or a retry delay). */
-  readonly scheduled: number;
-  readonly locked: number;
-  readonly deadLettered: number;
-}
-
-export interface DrainOptions {
-  /** Becomes `context.functionName`. */
-  readonly functionName: string;
-  /** As host.json `extensions.serviceBus.maxConcurrentCalls`. */
-  readonly maxConcurrentCalls?: number;
-  /** How long a failed message waits before it is visible again. */
-  readonly retryDelayMs?: number;
-  /** Longest wait between looks at the folder; new files also wake the loop at once. */
-  readonly pollIntervalMs?: number;
-  /** As host.json `maxAutoLockRenewalDuration` (five minutes by default). */
-  readonly maxAutoLockRenewalMs?: number;
-  /** Receives the handler's `context.log` calls and the drain loop's own lines. */
-  readonly logHandler?: LogHandler;
-}
-
-export interface QueueDrainer {
-  /** Stops taking messages and waits (up to `graceMs`) for the ones in flight. */
-  stop(graceMs?: number): Promise<void>;
-}
-
-/** The lock was lost (expired and taken back) before the consumer settled the message. */
-export class MessageLockLostError extends Error {
+/** The message was settled by someone else, or its lock (or session) was lost first. */
+export class MessageLockLostError extends HeraldError {
   constructor(messageId: string) {
     super(`The lock on message ${messageId} was lost; it will be delivered again`);
-    this.name = "MessageLockLostError";
   }
 }
 
-interface StoredMessage {
-  readonly messageId: string;
-  readonly correlationId?: string;
-  readonly applicationProperties: Record<string, string | number | boolean>;
-  readonly body: unknown;
-  readonly enqueuedTimeUtc: string;
-  readonly sequenceNumber: number;
+type Row = Readonly<
+  Record<"message_id" | "properties" | "body", string> &
+    Record<"seq" | "enqueued_at" | "delivery_count", number> &
+    Record<
+      "session_id" | "correlation_id" | "lock_token" | "reason" | "description",
+      string | null
+    > &
+    Record<"settled_at", number | null>
+>;
+
+const PROPERTIES = z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]));
+const HOLDS = `EXISTS (SELECT 1 FROM sessions s WHERE s.queue = :queue AND s.session_id = :session
+  AND s.owner = :owner AND s.locked_until > :now)`;
+const MINE = "WHERE queue = :queue AND session_id = :session AND owner = :owner";
+const FREE = `NOT EXISTS (SELECT 1 FROM sessions s WHERE s.queue = :queue
+  AND s.session_id = m.session_id AND s.locked_until > :now)`;
+/** Every statement of a queue; parameters come from `#params`. */
+const SQL = {
+  insert: `INSERT INTO messages (queue, session_id, message_id, correlation_id, properties, body,
+    enqueued_at, visible_at) VALUES (:entity, :session, :id, :correlation, :properties, :body,
+    :enqueued, :visible)`,
+  spent: `UPDATE messages SET state = 'dead', reason = 'MaxDeliveryCountExceeded', settled_at = :now,
+    description = 'Message could not be consumed after ' || delivery_count || ' delivery attempts.',
+    lock_token = NULL, owner = NULL WHERE delivery_count >= :maxDeliveries AND seq IN`,
+  take: `UPDATE messages SET lock_token = lower(hex(randomblob(16))), owner = :owner,
+    delivery_count = delivery_count + 1, visible_at = coalesce((SELECT locked_until FROM sessions s
+    WHERE s.queue = :queue AND s.session_id = :session), :now + :lock) WHERE seq IN`,
+  accept: `INSERT INTO sessions SELECT m.queue, m.session_id, :owner, :now + :lock FROM messages m
+    WHERE m.queue = :queue AND m.state = 'active' AND m.session_id IS NOT NULL
+    AND m.visible_at <= :now AND ${FREE} ORDER BY m.seq LIMIT 1
+    ON CONFLICT DO UPDATE SET owner = excluded.owner, locked_until = excluded.locked_until
+    WHERE locked_until <= :now RETURNING session_id`,
+  renewSession: `UPDATE sessions SET locked_until = :now + :lock ${MINE} AND locked_until > :now`,
+  renewSessionMessages: `UPDATE messages SET visible_at = :now + :lock ${MINE} AND state = 'active'`,
+  release: `DELETE FROM sessions ${MINE}`,
+  complete: "DELETE FROM messages",
+  abandon: "UPDATE messages SET lock_token = NULL, owner = NULL, visible_at = :now + :delay",
+  deadLetter: `UPDATE messages SET state = 'dead', reason = :reason, description = :description,
+    settled_at = :now, lock_token = NULL, owner = NULL`,
+  renewLock:
+    "UPDATE messages SET visible_at = :now + :lock WHERE seq = :seq AND lock_token = :token",
+  counts: `SELECT count(*) FILTER (WHERE state = 'active' AND visible_at <= :now) AS active,
+    count(*) FILTER (WHERE state = 'active' AND visible_at > :now AND lock_token IS NULL) AS scheduled,
+    count(*) FILTER (WHERE state = 'active' AND visible_at > :now AND lock_token IS NOT NULL) AS locked,
+    count(*) FILTER (WHERE state = 'dead') AS deadLettered,
+    count(*) FILTER (WHERE state = 'quarantined') AS quarantined,
+    count(DISTINCT session_id) FILTER (WHERE state = 'active') AS sessions
+    FROM messages WHERE queue = :queue`,
+  nextVisible: `SELECT min(visible_at) AS at FROM messages m WHERE queue = :queue AND state = 'active'
+    AND lock_token IS NULL AND (session_id = :session OR :session IS NULL AND (:any OR ${FREE}))`,
+  deadLetters: `SELECT * FROM messages WHERE queue = :queue AND state = 'dead'
+    AND (handled = 0 OR NOT :unhandledOnly) ORDER BY seq`,
+  handled: "UPDATE messages SET handled = 1 WHERE seq = :seq",
+  letter: "SELECT message_id FROM messages WHERE seq = :seq AND queue = :queue AND state = 'dead'",
+  removeLetter: "DELETE FROM messages WHERE seq = :seq AND queue = :queue AND state = 'dead'",
+  replay: `INSERT INTO messages (queue, session_id, message_id, correlation_id, properties, body,
+    enqueued_at, visible_at) SELECT queue, session_id, :copy, correlation_id, properties, body,
+    :now, :now FROM messages WHERE seq = :seq`,
+  quarantine: `UPDATE messages SET state = 'quarantined', reason = 'Unreadable', description = :why,
+    lock_token = NULL, owner = NULL, settled_at = :now WHERE seq = :seq`,
+};
+
+/** Stores one message in `:entity` (a topic's send stores one per matching subscription). */
+export const INSERT_MESSAGE = SQL.insert;
+
+/** A message serialised and checked as Service Bus checks it at send time. */
+function prepare(message: OutgoingMessage, sessions: boolean) {
+  const id = message.messageId ?? randomUUID();
+  const session = message.sessionId ?? null;
+  if (sessions && !session)
+    throw new HeraldError(`Message ${id} has no sessionId: the session-enabled queue requires one`);
+  if (session !== null && session.length > MAX_SESSION_ID_LENGTH)
+    throw new HeraldError(`Message ${id}: a sessionId has at most 128 characters`);
+  const body = JSON.stringify(message.body ?? null);
+  const properties = JSON.stringify(message.applicationProperties ?? {});
+  const correlation = message.correlationId ?? null;
+  const bytes = Buffer.byteLength(id + (session ?? "") + (correlation ?? "") + properties + body);
+  if (bytes > MAX_MESSAGE_BYTES)
+    throw new HeraldError(`Message ${id} is ${bytes} bytes; Service Bus Standard takes 262144`);
+  return { id, session, correlation, properties, body, bytes };
 }
 
-interface DeadLetterFile extends StoredMessage {
-  readonly deliveryCount: number;
-  readonly deadLetterReason: string;
-  readonly deadLetterErrorDescription: string;
-  readonly deadLetteredTimeUtc: string;
-}
-
-interface FileName {
-  readonly time: number;
-  readonly key: string;
-  readonly deliveryCount: number;
-}
-
-/** Keeps the lock's file path; the public fields are what a consumer sees. */
-interface Lock extends ReceivedMessage {
-  path: string;
-  lockedUntil: Date;
-  readonly key: string;
-}
-
-const TIME_DIGITS = 15;
-const WRITE_CONCURRENCY = 32;
-
-export function fileName(time: number, key: string, deliveryCount: number): string {
-  return `${String(Math.max(0, Math.floor(time))).padStart(TIME_DIGITS, "0")}.${key}.${deliveryCount}.json`;
-}
-
-export function parseFileName(name: string): FileName | undefined {
-  const match = /^(\d+)\.([0-9a-z]+)\.(\d+)\.json$/.exec(name);
-  if (!match) return undefined;
-  return { time: Number(match[1]), key: match[2]!, deliveryCount: Number(match[3]) };
-}
-
-/** A message file's content; a SyntaxError when it is not one (truncated, corrupt). */
-function parseStored(text: string): StoredMessage {
-  const value = JSON.parse(text) as unknown;
-  const record =
-    typeof value === "object" && value !== null ? (value as Record<string, unknown>) : {};
-  if (typeof record.messageId !== "string" || typeof record.enqueuedTimeUtc !== "string")
-    throw new SyntaxError("not a queue message (no messageId / enqueuedTimeUtc)");
-  return value as StoredMessage;
-}
-
-/** A message file that exists but cannot be parsed (truncated, corrupt, not JSON). */
-function isUnreadable(error: unknown): boolean {
-  return error instanceof SyntaxError;
-}
-
-/** Writes and fsyncs a file, so the rename that publishes it never exposes a partial one. */
-async function writeDurably(path: string, text: string): Promise<void> {
-  const handle = await open(path, "w");
-  try {
-    await handle.writeFile(text);
-    await handle.sync();
-  } finally {
-    await handle.close();
+/**
+ * Sends to `entity` in batches of at most 256 KB, one transaction each, as the Service Bus
+ * sender packs them, once every message passed its checks. `write` stores one message (a queue
+ * row; a topic: a row per matching subscription). A sender's id seen within the window is dropped.
+ */
+export function sendMessages(
+  db: BrokerDatabase,
+  to: { readonly entity: string; readonly sessions?: boolean; readonly windowMs: number },
+  messages: readonly OutgoingMessage[],
+  visible: number,
+  write: (message: Params & ReturnType<typeof prepare>) => void = (m) => db.run(SQL.insert, m),
+): void {
+  if (Number.isNaN(visible)) throw new HeraldError("schedule: invalid date");
+  const all = messages.map((m) => prepare(m, to.sessions === true));
+  for (let start = 0, end = 0; start < all.length; start = end) {
+    let bytes = all[end++]!.bytes;
+    while (end < all.length && (bytes += all[end]!.bytes) <= MAX_MESSAGE_BYTES) end += 1;
+    const now = Date.now();
+    db.transaction(() => {
+      for (let i = start; i < end; i += 1) {
+        const p = all[i]!; // an id the sender did not name cannot repeat
+        const named = messages[i]!.messageId !== undefined;
+        if (named && !db.firstSend(to.entity, p.id, to.windowMs, now)) continue;
+        write({ ...p, entity: to.entity, enqueued: Math.max(now, visible), visible });
+      }
+    });
   }
+  db.notify();
 }
 
-function isNotFound(error: unknown): boolean {
-  return (error as NodeJS.ErrnoException | undefined)?.code === "ENOENT";
-}
-
-let sequence = 0;
-/** Unique across processes, and sorting in enqueue order within one process. */
-export function newKey(): string {
-  sequence = (sequence + 1) % 1_000_000;
-  return `${Date.now().toString(36)}${sequence.toString(36).padStart(4, "0")}${randomBytes(5).toString("hex")}`;
-}
-
-/** Best effort only: increases within a process; Service Bus' is strictly per queue. */
-export function newSequenceNumber(): number {
-  return Date.now() * 1000 + (sequence % 1000);
-}
-
-async function inBatches<T>(items: readonly T[], work: (item: T) => Promise<void>): Promise<void> {
-  for (let i = 0; i < items.length; i += WRITE_CONCURRENCY) {
-    await Promise.all(items.slice(i, i + WRITE_CONCURRENCY).map(work));
-  }
-}
-
-export class LocalQueue implements QueuePort {
+export class LocalQueue {
   readonly queueName: string;
-  readonly path: string;
+  readonly sessions: boolean;
   readonly lockDurationMs: number;
   readonly maxDeliveryCount: number;
-  readonly #messages: string;
-  readonly #locked: string;
-  readonly #deadLetter: string;
-  readonly #tmp: string;
-  readonly #quarantine: string;
-  /** Locks this process holds: key -> monotonic expiry (see "Clocks" above). */
-  readonly #held = new Map<string, number>();
+  readonly duplicateDetectionWindowMs: number;
+  readonly #db: BrokerDatabase;
   readonly #warn: (line: string) => void;
-  #ready: Promise<void> | undefined;
+  /** Message locks this process holds (no sessions): sequence number → monotonic expiry. */
+  readonly #held = new Map<number, number>();
 
   constructor(options: LocalQueueOptions) {
     this.queueName = options.queueName ?? "notifications";
-    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(this.queueName)) {
-      throw new Error(`Invalid local queue name "${this.queueName}"`);
-    }
-    this.path = join(resolve(options.directory), this.queueName);
+    if (!/^[A-Za-z0-9][A-Za-z0-9._/-]*$/.test(this.queueName))
+      throw new HeraldError(`Invalid local queue name "${this.queueName}"`);
+    this.sessions = options.sessions ?? false;
     this.lockDurationMs = options.lockDurationMs ?? 60_000;
     this.maxDeliveryCount = options.maxDeliveryCount ?? 10;
-    this.#messages = join(this.path, "messages");
-    this.#locked = join(this.path, "locked");
-    this.#deadLetter = join(this.path, "deadletter");
-    this.#tmp = join(this.path, "tmp");
-    this.#quarantine = join(this.path, "quarantine");
+    this.duplicateDetectionWindowMs = options.duplicateDetectionWindowMs ?? 600_000;
     this.#warn = options.onWarning ?? ((line) => console.warn(line));
+    this.#db = new BrokerDatabase(options.directory);
   }
 
-  async enqueue(messages: readonly OutgoingMessage[]): Promise<void> {
-    const now = Date.now();
-    await inBatches(messages, (m) => this.#write(m, now));
+  /** The database file. */
+  get path(): string {
+    return this.#db.file;
   }
 
-  async schedule(message: OutgoingMessage, at: Date): Promise<void> {
-    const time = at.getTime();
-    if (Number.isNaN(time)) throw new Error("schedule: invalid date");
-    await this.#write(message, time);
+  get description(): string {
+    return `local queue "${this.queueName}" in ${this.#db.file}`;
   }
 
-  /**
-   * Takes up to `maxCount` visible messages under a peek-lock, oldest first. Messages that
-   * already used every delivery (their consumer died on the last one) go to dead-letter
-   * instead, as Service Bus does.
-   */
-  async receive(maxCount = 1): Promise<ReceivedMessage[]> {
-    await this.#ensureFolders();
-    await this.recoverExpiredLocks();
-    const now = Date.now();
-    const visible = (await this.#list(this.#messages))
-      .filter((f) => f.parsed.time <= now)
-      .sort((a, b) => (a.name < b.name ? -1 : 1));
-    const taken: ReceivedMessage[] = [];
-    for (const file of visible) {
-      if (taken.length >= maxCount) break;
-      const source = join(this.#messages, file.name);
-      if (file.parsed.deliveryCount >= this.maxDeliveryCount) {
-        try {
-          await this.#deadLetterFrom(source, file.parsed, {
-            reason: "MaxDeliveryCountExceeded",
-            description: `Message could not be consumed after ${file.parsed.deliveryCount} delivery attempts.`,
-          });
-        } catch (error) {
-          if (!isUnreadable(error)) throw error;
-          await this.#quarantineFile(source, file.name, error);
-        }
-        continue;
-      }
-      const lockedUntil = Date.now() + this.lockDurationMs;
-      const deliveryCount = file.parsed.deliveryCount + 1;
-      const target = join(this.#locked, fileName(lockedUntil, file.parsed.key, deliveryCount));
-      try {
-        await rename(source, target);
-      } catch (error) {
-        if (isNotFound(error)) continue; // another consumer took it first
-        throw error;
-      }
-      let stored: StoredMessage;
-      try {
-        stored = parseStored(await readFile(target, "utf8"));
-      } catch (error) {
-        if (isNotFound(error)) continue; // lock already expired and taken back: not ours now
-        if (!isUnreadable(error)) throw error;
-        // One bad file must not stop the queue: move it aside and go on with the rest.
-        await this.#quarantineFile(target, file.name, error);
-        continue;
-      }
-      this.#held.set(file.parsed.key, performance.now() + this.lockDurationMs);
-      const lock: Lock = {
-        messageId: stored.messageId,
-        correlationId: stored.correlationId,
-        applicationProperties: stored.applicationProperties,
-        body: stored.body,
-        enqueuedTimeUtc: new Date(stored.enqueuedTimeUtc),
-        sequenceNumber: stored.sequenceNumber,
-        deliveryCount,
-        lockToken: `${file.parsed.key}-${deliveryCount}`,
-        lockedUntil: new Date(lockedUntil),
-        key: file.parsed.key,
-        path: target,
-      };
-      taken.push(lock);
-    }
+  enqueue(messages: readonly OutgoingMessage[]): Promise<void> {
+    return Promise.resolve().then(() => this.send(messages));
+  }
+
+  schedule(message: OutgoingMessage, at: Date): Promise<void> {
+    return Promise.resolve().then(() => this.send([message], at));
+  }
+
+  /** `enqueue`, or `schedule` with `at`, synchronously. */
+  send(messages: readonly OutgoingMessage[], at?: Date): void {
+    const to = {
+      entity: this.queueName,
+      sessions: this.sessions,
+      windowMs: this.duplicateDetectionWindowMs,
+    };
+    sendMessages(this.#db, to, messages, at?.getTime() ?? Date.now());
+  }
+
+  /** Up to `maxCount` visible messages under a peek-lock, in sequence order (no sessions). */
+  receive(maxCount = 1): ReceivedMessage[] {
+    const taken = this.#take(maxCount, null) ?? [];
+    for (const m of taken)
+      this.#held.set(m.sequenceNumber, performance.now() + this.lockDurationMs);
     return taken;
   }
 
+  /** Up to `maxCount` of a held session's visible messages in order; undefined: not held now. */
+  receiveFromSession(sessionId: string, maxCount: number): ReceivedMessage[] | undefined {
+    return this.#take(maxCount, sessionId);
+  }
+
+  /** Locks a session with a visible message that nobody holds (or whose holder lost it). */
+  acceptSession(): string | undefined {
+    return this.#db.get<{ session_id: string }>(SQL.accept, this.#params())?.session_id;
+  }
+
+  /** Extends a held session's lock, and its messages', by the lock duration; false: it was lost. */
+  renewSession(sessionId: string): boolean {
+    const p = this.#params({ session: sessionId });
+    return this.#db.transaction(() => {
+      if (this.#db.run(SQL.renewSession, p) !== 1) return false;
+      this.#db.run(SQL.renewSessionMessages, p);
+      return true;
+    });
+  }
+
+  releaseSession(sessionId: string): void {
+    this.#db.run(SQL.release, this.#params({ session: sessionId }));
+  }
+
   /** Removes the message: it was handled. */
-  async complete(message: ReceivedMessage): Promise<void> {
-    const lock = this.#lockOf(message);
-    this.#held.delete(lock.key);
-    try {
-      await unlink(lock.path);
-    } catch (error) {
-      if (isNotFound(error)) throw new MessageLockLostError(message.messageId);
-      throw error;
-    }
+  complete(message: ReceivedMessage): void {
+    this.#settle(message, SQL.complete);
   }
 
   /** Releases the lock; the message is visible again after `delayMs`. */
-  async abandon(message: ReceivedMessage, delayMs = 0): Promise<void> {
-    const lock = this.#lockOf(message);
-    this.#held.delete(lock.key);
-    const target = join(
-      this.#messages,
-      fileName(Date.now() + delayMs, lock.key, message.deliveryCount),
-    );
-    try {
-      await rename(lock.path, target);
-    } catch (error) {
-      if (isNotFound(error)) throw new MessageLockLostError(message.messageId);
-      throw error;
-    }
+  abandon(message: ReceivedMessage, delayMs = 0): void {
+    this.#settle(message, SQL.abandon, { delay: delayMs });
   }
 
-  /** Extends the lock by another lock duration (the host's auto-renewal). */
-  async renewLock(message: ReceivedMessage): Promise<Date> {
-    const lock = this.#lockOf(message);
-    const lockedUntil = Date.now() + this.lockDurationMs;
-    const target = join(this.#locked, fileName(lockedUntil, lock.key, message.deliveryCount));
-    try {
-      await rename(lock.path, target);
-    } catch (error) {
-      if (isNotFound(error)) throw new MessageLockLostError(message.messageId);
-      throw error;
-    }
-    lock.path = target;
-    lock.lockedUntil = new Date(lockedUntil);
-    this.#held.set(lock.key, performance.now() + this.lockDurationMs);
-    return lock.lockedUntil;
+  deadLetter(message: ReceivedMessage, why: { reason: string; description: string }): void {
+    this.#settle(message, SQL.deadLetter, why);
   }
 
-  async deadLetter(
-    message: ReceivedMessage,
-    reason: { reason: string; description: string },
-  ): Promise<void> {
-    const lock = this.#lockOf(message);
-    const moved = await this.#deadLetterFrom(
-      lock.path,
-      { time: 0, key: lock.key, deliveryCount: message.deliveryCount },
-      reason,
-    );
-    if (!moved) throw new MessageLockLostError(message.messageId);
+  /** Extends a message's lock by the lock duration (queues without sessions). */
+  renewLock(message: ReceivedMessage): void {
+    const p = this.#params({ seq: message.sequenceNumber, token: message.lockToken });
+    if (this.#db.run(SQL.renewLock, p) !== 1) throw new MessageLockLostError(message.messageId);
+    this.#held.set(message.sequenceNumber, performance.now() + this.lockDurationMs);
   }
 
-  /** Returns messages whose consumer let the lock expire (crashed, or hung past renewal). */
-  async recoverExpiredLocks(): Promise<number> {
-    const now = Date.now();
-    const monotonic = performance.now();
-    let recovered = 0;
-    for (const file of await this.#list(this.#locked)) {
-      if (file.parsed.time > now) continue;
-      const held = this.#held.get(file.parsed.key);
-      if (held !== undefined) {
-        if (held > monotonic) continue; // ours and live by the monotonic clock: a wall-clock jump
-        this.#held.delete(file.parsed.key);
-      }
-      try {
-        await rename(
-          join(this.#locked, file.name),
-          join(this.#messages, fileName(now, file.parsed.key, file.parsed.deliveryCount)),
-        );
-        recovered += 1;
-      } catch (error) {
-        if (!isNotFound(error)) throw error; // renewed, settled or recovered by someone else
-      }
-    }
-    return recovered;
-  }
-
-  async counts(): Promise<QueueCounts> {
-    const now = Date.now();
-    const waiting = await this.#list(this.#messages);
-    const active = waiting.filter((f) => f.parsed.time <= now).length;
-    return {
-      active,
-      scheduled: waiting.length - active,
-      locked: (await this.#list(this.#locked)).length,
-      deadLettered: (await this.#names(this.#deadLetter)).filter((n) => n.endsWith(".json")).length,
-    };
-  }
-
-  async deadLetters(): Promise<DeadLetteredMessage[]> {
-    const result: DeadLetteredMessage[] = [];
-    for (const name of (await this.#names(this.#deadLetter)).sort()) {
-      if (!name.endsWith(".json")) continue;
-      let file: DeadLetterFile;
-      try {
-        file = JSON.parse(await readFile(join(this.#deadLetter, name), "utf8")) as DeadLetterFile;
-      } catch (error) {
-        if (isNotFound(error)) continue;
-        throw error;
-      }
-      result.push({
-        messageId: file.messageId,
-        correlationId: file.correlationId,
-        applicationProperties: file.applicationProperties,
-        body: file.body,
-        enqueuedTimeUtc: new Date(file.enqueuedTimeUtc),
-        deliveryCount: file.deliveryCount,
-        deadLetterReason: file.deadLetterReason,
-        deadLetterErrorDescription: file.deadLetterErrorDescription,
-        deadLetteredTimeUtc: new Date(file.deadLetteredTimeUtc),
-      });
-    }
-    return result;
-  }
-
-  // ---- dead-letter tools (`herald dlq`): list with ids, replay, purge ----
-
-  /** The dead letters with the id `herald dlq` names them by (the file's key) and any session id. */
-  async deadLetterEntries(): Promise<LocalDeadLetter[]> {
-    const entries: LocalDeadLetter[] = [];
-    for (const name of (await this.#names(this.#deadLetter)).sort()) {
-      if (!name.endsWith(".json")) continue;
-      const file = await this.#readDeadLetter(name);
-      if (file === undefined) continue;
-      entries.push({
-        id: name.slice(0, -".json".length),
-        messageId: file.messageId,
-        correlationId: file.correlationId,
-        sessionId: file.sessionId,
-        applicationProperties: file.applicationProperties,
-        body: file.body,
-        enqueuedTimeUtc: new Date(file.enqueuedTimeUtc),
-        deliveryCount: file.deliveryCount,
-        deadLetterReason: file.deadLetterReason,
-        deadLetterErrorDescription: file.deadLetterErrorDescription,
-        deadLetteredTimeUtc: new Date(file.deadLetteredTimeUtc),
-      });
-    }
-    return entries;
-  }
-
-  /** Removes one dead letter; false when it was not there (already replayed or purged). */
-  async removeDeadLetter(id: string): Promise<boolean> {
-    if (!/^[0-9a-z.]+$/.test(id)) return false;
-    try {
-      await unlink(join(this.#deadLetter, `${id}.json`));
-      return true;
-    } catch (error) {
-      if (isNotFound(error)) return false;
-      throw error;
-    }
-  }
-
-  async #readDeadLetter(
-    name: string,
-  ): Promise<(DeadLetterFile & { sessionId?: string }) | undefined> {
-    try {
-      return JSON.parse(await readFile(join(this.#deadLetter, name), "utf8")) as DeadLetterFile & {
-        sessionId?: string;
-      };
-    } catch (error) {
-      if (isNotFound(error)) return undefined;
-      throw error;
-    }
+  counts(): QueueCounts {
+    return { ...this.#db.get<QueueCounts>(SQL.counts, this.#params())! };
   }
 
   /**
-   * Calls `handler` for each message the way the Functions host calls a Service Bus trigger
-   * (one message, an `InvocationContext` with the trigger metadata), completes it on success,
-   * makes it visible again after `retryDelayMs` on a throw, dead-letters it after
-   * `maxDeliveryCount` deliveries, and renews the lock while the handler runs.
+   * When a message nobody holds is visible next: of `sessionId`; else of the queue, on a session
+   * queue only in sessions free to take (what `acceptSession` waits for).
    */
-  startDraining(handler: ServiceBusQueueHandler, options: DrainOptions): QueueDrainer {
-    return new Drainer(this, handler, options);
+  nextVisibleAt(sessionId?: string): number | undefined {
+    const p = this.#params({ session: sessionId ?? null, any: this.sessions ? 0 : 1 });
+    return this.#db.get<{ at: number | null }>(SQL.nextVisible, p)?.at ?? undefined;
   }
 
-  /** Where new messages land: the drain loop watches it. */
-  get messagesFolder(): string {
-    return this.#messages;
-  }
-
-  async ensureFolders(): Promise<void> {
-    await this.#ensureFolders();
-  }
-
-  async #write(message: OutgoingMessage, visibleAt: number): Promise<void> {
-    await this.#ensureFolders();
-    const key = newKey();
-    const stored: StoredMessage = {
-      messageId: message.messageId ?? randomUUID(),
-      ...(message.correlationId !== undefined ? { correlationId: message.correlationId } : {}),
-      applicationProperties: { ...message.applicationProperties },
-      body: message.body,
-      enqueuedTimeUtc: new Date(Math.max(Date.now(), visibleAt)).toISOString(),
-      sequenceNumber: newSequenceNumber(),
-    };
-    const tmp = join(this.#tmp, `${key}.new`);
-    await writeDurably(tmp, JSON.stringify(stored));
-    await rename(tmp, join(this.#messages, fileName(visibleAt, key, 0)));
-  }
-
-  async #read(path: string): Promise<StoredMessage> {
-    return JSON.parse(await readFile(path, "utf8")) as StoredMessage;
-  }
-
-  /** Writes the dead-letter copy, then removes the source; false when the source was gone. */
-  async #deadLetterFrom(
-    source: string,
-    parsed: FileName,
-    reason: { reason: string; description: string },
-  ): Promise<boolean> {
-    let stored: StoredMessage;
-    try {
-      stored = await this.#read(source);
-    } catch (error) {
-      if (isNotFound(error)) return false;
-      throw error;
-    }
-    const file: DeadLetterFile = {
-      ...stored,
-      deliveryCount: parsed.deliveryCount,
-      deadLetterReason: reason.reason,
-      deadLetterErrorDescription: reason.description,
-      deadLetteredTimeUtc: new Date().toISOString(),
-    };
-    const tmp = join(this.#tmp, `${parsed.key}.${randomBytes(4).toString("hex")}.dlq`);
-    await writeFile(tmp, JSON.stringify(file, null, 2));
-    // Claim the source first, so two consumers dead-lettering the same file cannot both win.
-    const claimed = join(this.#tmp, `${parsed.key}.${randomBytes(4).toString("hex")}.source`);
-    try {
-      await rename(source, claimed);
-    } catch (error) {
-      await unlink(tmp).catch(() => undefined);
-      if (isNotFound(error)) return false;
-      throw error;
-    }
-    await rename(tmp, join(this.#deadLetter, `${parsed.key}.json`));
-    await unlink(claimed);
-    return true;
-  }
-
-  #lockOf(message: ReceivedMessage): Lock {
-    const lock = message as Lock;
-    if (typeof lock.path !== "string" || typeof lock.key !== "string") {
-      throw new Error("Not a message received from a LocalQueue");
-    }
-    return lock;
-  }
-
-  async #names(folder: string): Promise<string[]> {
-    try {
-      return await readdir(folder);
-    } catch (error) {
-      if (isNotFound(error)) return [];
-      throw error;
-    }
-  }
-
-  async #list(folder: string): Promise<{ name: string; parsed: FileName }[]> {
-    const result: { name: string; parsed: FileName }[] = [];
-    for (const name of await this.#names(folder)) {
-      const parsed = parseFileName(name);
-      if (parsed) result.push({ name, parsed });
-    }
-    return result;
-  }
-
-  async #ensureFolders(): Promise<void> {
-    this.#ready ??= (async () => {
-      for (const folder of [
-        this.#messages,
-        this.#locked,
-        this.#deadLetter,
-        this.#tmp,
-        this.#quarantine,
-      ]) {
-        await mkdir(folder, { recursive: true });
-      }
-    })();
-    try {
-      await this.#ready;
-    } catch (error) {
-      this.#ready = undefined;
-      throw error;
-    }
-  }
-
-  /** Names of the files moved to `quarantine/` because they could not be read. */
-  async quarantined(): Promise<string[]> {
-    return (await this.#names(this.#quarantine)).sort();
-  }
-
-  /** Moves an unreadable message file aside (kept for inspection) and says so. */
-  async #quarantineFile(path: string, name: string, error: unknown): Promise<void> {
-    const target = join(
-      this.#quarantine,
-      `${Date.now()}.${randomBytes(4).toString("hex")}.${name}`,
+  /** The dead letters, oldest first; their sequence number names them for `herald dlq`. */
+  deadLetters(options: { unhandledOnly?: boolean } = {}): DeadLetteredMessage[] {
+    const rows = this.#db.all<Row>(
+      SQL.deadLetters,
+      this.#params({ unhandledOnly: options.unhandledOnly === true ? 1 : 0 }),
     );
-    try {
-      await rename(path, target);
-    } catch (moveError) {
-      if (isNotFound(moveError)) return; // someone else moved or settled it
-      throw moveError;
-    }
-    this.#warn(
-      `Local queue ${this.queueName}: quarantined unreadable message file ${name} (${toError(error).message.slice(0, 200)}); it is in ${target}`,
-    );
+    return this.#read(rows).map(([m, row]) => ({
+      ...m,
+      reason: row.reason ?? "",
+      description: row.description ?? "",
+      deadLetteredTimeUtc: new Date(row.settled_at ?? 0),
+    }));
   }
 
-  /** Earliest time a waiting message becomes visible, if any. */
-  async nextVisibleAt(): Promise<number | undefined> {
-    let earliest: number | undefined;
-    for (const file of await this.#list(this.#messages)) {
-      if (earliest === undefined || file.parsed.time < earliest) earliest = file.parsed.time;
-    }
-    for (const file of await this.#list(this.#locked)) {
-      if (earliest === undefined || file.parsed.time < earliest) earliest = file.parsed.time;
-    }
-    return earliest;
-  }
-}
-
-/** What the Service Bus extension puts in `context.triggerMetadata` (camel-cased by the worker). */
-export function serviceBusTriggerMetadata(message: ReceivedMessage): TriggerMetadata {
-  return {
-    messageId: message.messageId,
-    correlationId: message.correlationId,
-    deliveryCount: message.deliveryCount,
-    enqueuedTimeUtc: message.enqueuedTimeUtc.toISOString(),
-    // A local message never expires: Service Bus' default time to live is "forever" too.
-    expiresAtUtc: "9999-12-31T23:59:59.999Z",
-    lockToken: message.lockToken,
-    sequenceNumber: message.sequenceNumber,
-    contentType: "application/json",
-    applicationProperties: { ...message.applicationProperties },
-    // The older name the extension still fills in alongside applicationProperties.
-    userProperties: { ...message.applicationProperties },
-  };
-}
-
-class Drainer implements QueueDrainer {
-  readonly #inFlight = new Set<Promise<void>>();
-  readonly #maxConcurrent: number;
-  readonly #retryDelayMs: number;
-  readonly #pollIntervalMs: number;
-  readonly #maxRenewalMs: number;
-  readonly #log: LogHandler;
-  #running = true;
-  #wake: (() => void) | undefined;
-  /** Set when something happened while the loop was not asleep, so it does not sleep through it. */
-  #woken = false;
-  #timer: NodeJS.Timeout | undefined;
-  #watcher: FSWatcher | undefined;
-  readonly #loop: Promise<void>;
-
-  constructor(
-    private readonly queue: LocalQueue,
-    private readonly handler: ServiceBusQueueHandler,
-    private readonly options: DrainOptions,
-  ) {
-    this.#maxConcurrent = Math.max(1, options.maxConcurrentCalls ?? 16);
-    this.#retryDelayMs = options.retryDelayMs ?? 1000;
-    this.#pollIntervalMs = options.pollIntervalMs ?? 1000;
-    this.#maxRenewalMs = options.maxAutoLockRenewalMs ?? 5 * 60_000;
-    this.#log = options.logHandler ?? defaultLogHandler(options.functionName);
-    this.#loop = this.#run();
+  /** Marks a dead letter handed to the dead-letter function (it stays, for `herald dlq`). */
+  markDeadLetterHandled(id: string): void {
+    this.#db.run(SQL.handled, { seq: Number(id) });
   }
 
-  async stop(graceMs = 10_000): Promise<void> {
-    this.#running = false;
-    this.#watcher?.close();
-    this.#signal();
-    await this.#loop;
-    if (this.#inFlight.size === 0) return;
-    let timer: NodeJS.Timeout | undefined;
-    const grace = new Promise<void>((done) => {
-      timer = setTimeout(() => {
-        this.#log(
-          "warning",
-          `Stopped waiting for ${this.#inFlight.size} message(s) in flight; their locks will expire and they will be delivered again`,
-        );
-        done();
-      }, graceMs);
+  /** Removes one dead letter; false when it was not there (already replayed or purged). */
+  removeDeadLetter(id: string): boolean {
+    return this.#db.run(SQL.removeLetter, this.#params({ seq: Number(id) || -1 })) === 1;
+  }
+
+  /**
+   * Sends a copy of a dead letter (body, properties, session, and its message id unless
+   * `messageId`) and removes it, in one transaction. False when it is not there, or when
+   * duplicate detection drops the copy (the id was sent within the window): the letter stays.
+   */
+  replayDeadLetter(id: string, messageId?: string): boolean {
+    const p = this.#params({ seq: Number(id) || -1 });
+    const window = this.duplicateDetectionWindowMs;
+    const replayed = this.#db.transaction(() => {
+      const letter = this.#db.get<{ message_id: string }>(SQL.letter, p);
+      const copy = messageId ?? letter?.message_id ?? "";
+      if (!letter || !this.#db.firstSend(this.queueName, copy, window, p.now as number))
+        return false;
+      this.#db.run(SQL.replay, { ...p, copy });
+      return this.#db.run(SQL.removeLetter, p) === 1;
     });
-    await Promise.race([Promise.allSettled([...this.#inFlight]), grace]);
-    clearTimeout(timer);
+    if (replayed) this.#db.notify();
+    return replayed;
   }
 
-  #signal(): void {
-    const wake = this.#wake;
-    this.#wake = undefined;
-    if (wake) wake();
-    else this.#woken = true;
+  /** Calls `listener` after sends to the broker: from this process at once, soon from others. */
+  watch(listener: () => void): () => void {
+    return this.#db.watch(listener);
   }
 
-  async #run(): Promise<void> {
-    try {
-      await this.queue.ensureFolders();
+  close(): void {
+    this.#db.close();
+  }
+
+  /** Takes visible messages (of one held session, with `sessionId`) under a lock. */
+  #take(max: number, sessionId: string | null): ReceivedMessage[] | undefined {
+    const p = this.#params({ max, session: sessionId, maxDeliveries: this.maxDeliveryCount });
+    const ready = `(SELECT seq FROM messages WHERE queue = :queue AND state = 'active'
+      AND visible_at <= :now AND seq NOT IN (SELECT value FROM json_each(:held))
+      AND (session_id = :session OR :session IS NULL) ORDER BY seq LIMIT :max)`;
+    const rows = this.#db.transaction(() => {
+      if (sessionId !== null && this.#db.get(`SELECT 1 WHERE ${HOLDS}`, p) === undefined)
+        return undefined;
+      this.#db.run(`${SQL.spent} ${ready}`, p); // their consumer died on the last delivery
+      return this.#db.all<Row>(`${SQL.take} ${ready} RETURNING *`, p);
+    });
+    return rows && this.#read(rows).map(([m]) => m);
+  }
+
+  /** Everything a statement may name: the queue, this process, now, the locks held here. */
+  #params(extra: Params = {}): Params {
+    const now = Date.now();
+    for (const [seq, until] of this.#held) if (until <= performance.now()) this.#held.delete(seq);
+    this.#db.reapDeadHolders(now);
+    this.#db.registerHolder();
+    const held = JSON.stringify([...this.#held.keys()]);
+    return { queue: this.queueName, owner: OWNER, now, lock: this.lockDurationMs, held, ...extra };
+  }
+
+  #settle(message: ReceivedMessage, change: string, extra: Params = {}): void {
+    const { sequenceNumber: seq, lockToken: token, sessionId } = message;
+    const held = this.sessions ? `AND ${HOLDS}` : "";
+    const sql = `${change} WHERE seq = :seq AND lock_token = :token AND state = 'active' ${held}`;
+    const changed = this.#db.run(
+      sql,
+      this.#params({ ...extra, seq, token, session: sessionId ?? null }),
+    );
+    this.#held.delete(seq);
+    if (changed !== 1) throw new MessageLockLostError(message.messageId);
+  }
+
+  /** Rows as messages, in sequence order; an unreadable row is quarantined and left out. */
+  #read(rows: readonly Row[]): [ReceivedMessage, Row][] {
+    const read: [ReceivedMessage, Row][] = [];
+    for (const row of [...rows].sort((a, b) => a.seq - b.seq)) {
       try {
-        // New files wake the loop at once; the poll timer covers scheduled times and file
-        // systems where watching does not work.
-        this.#watcher = watch(this.queue.messagesFolder, () => this.#signal());
-        this.#watcher.on("error", () => this.#watcher?.close());
-      } catch {
-        this.#watcher = undefined;
+        const message: ReceivedMessage = {
+          messageId: row.message_id,
+          correlationId: row.correlation_id ?? undefined,
+          sessionId: row.session_id ?? undefined,
+          applicationProperties: PROPERTIES.parse(JSON.parse(row.properties)),
+          body: JSON.parse(row.body),
+          enqueuedTimeUtc: new Date(row.enqueued_at),
+          sequenceNumber: row.seq,
+          deliveryCount: row.delivery_count,
+          lockToken: row.lock_token ?? "",
+        };
+        read.push([message, row]);
+      } catch (error) {
+        const why = toError(error).message.replace(/\s+/g, " ").slice(0, 200);
+        this.#db.run(SQL.quarantine, { why, now: Date.now(), seq: row.seq });
+        this.#warn(
+          `Local queue ${this.queueName}: quarantined unreadable message ${row.seq} (${why})`,
+        );
       }
-    } catch (error) {
-      this.#log(
-        "error",
-        `Local queue ${this.queue.path} cannot be opened: ${toError(error).message}`,
-      );
-      return;
     }
-    try {
-      await this.#loopUntilStopped();
-    } finally {
-      // stop() may have come before the watcher existed.
-      this.#watcher?.close();
-    }
+    return read;
   }
-
-  async #loopUntilStopped(): Promise<void> {
-    while (this.#running) {
-      this.#woken = false;
-      let received = 0;
-      const free = this.#maxConcurrent - this.#inFlight.size;
-      if (free > 0) {
-        try {
-          const messages = await this.queue.receive(free);
-          received = messages.length;
-          for (const message of messages) this.#start(message);
-        } catch (error) {
-          this.#log("error", `Local queue receive failed: ${toError(error).message}`);
-        }
-      }
-      if (!this.#running) break;
-      if (received > 0 && received === free) continue; // more may be waiting
-      await this.#sleep(free > 0 ? await this.#idleWait() : this.#pollIntervalMs);
-    }
-  }
-
-  async #idleWait(): Promise<number> {
-    const next = await this.queue.nextVisibleAt().catch(() => undefined);
-    if (next === undefined) return this.#pollIntervalMs;
-    return Math.max(5, Math.min(this.#pollIntervalMs, next - Date.now() + 5));
-  }
-
-  #sleep(ms: number): Promise<void> {
-    return new Promise((done) => {
-      if (!this.#running || this.#woken) {
-        this.#woken = false;
-        return done();
-      }
-      this.#wake = () => {
-        clearTimeout(this.#timer);
-        done();
-      };
-      this.#timer = setTimeout(() => this.#signal(), ms);
-    });
-  }
-
-  #start(message: ReceivedMessage): void {
-    const task = this.#process(message).finally(() => {
-      this.#inFlight.delete(task);
-      this.#signal(); // a slot is free
-    });
-    this.#inFlight.add(task);
-  }
-
-  async #process(message: ReceivedMessage): Promise<void> {
-    const invocationId = randomUUID();
-    const context = new InvocationContext({
-      invocationId,
-      functionName: this.options.functionName,
-      triggerMetadata: serviceBusTriggerMetadata(message),
-      logHandler: this.#log,
-      options: {
-        trigger: {
-          type: "serviceBusTrigger",
-          name: "message",
-          queueName: this.queue.queueName,
-          connection: "local",
-        },
-      },
-    });
-    // Monotonic: a wall-clock jump must not end (or extend) renewal early.
-    const renewUntil = performance.now() + this.#maxRenewalMs;
-    // Renewals are chained, and awaited before settling, so a rename in progress never races
-    // the complete/abandon that follows.
-    let renewing: Promise<void> = Promise.resolve();
-    const renewal = setInterval(
-      () => {
-        if (performance.now() > renewUntil) return clearInterval(renewal);
-        renewing = renewing
-          .then(() => this.queue.renewLock(message))
-          .then(
-            () => undefined,
-            (error: unknown) => {
-              clearInterval(renewal);
-              this.#log(
-                "warning",
-                `Lock renewal failed for ${message.messageId}: ${toError(error).message}`,
-              );
-            },
-          );
-      },
-      Math.max(50, Math.floor(this.queue.lockDurationMs / 2)),
-    );
-    let failure: Error | undefined;
-    try {
-      await Promise.resolve(this.handler(message.body, context));
-    } catch (error) {
-      failure = toError(error);
-    } finally {
-      clearInterval(renewal);
-    }
-    await renewing;
-    try {
-      if (failure === undefined) {
-        await this.queue.complete(message);
-        return;
-      }
-      const last = message.deliveryCount >= this.queue.maxDeliveryCount;
-      this.#log(
-        last ? "error" : "warning",
-        `Executed '${this.options.functionName}' (Failed, Id=${invocationId}, MessageId=${message.messageId}, DeliveryCount=${message.deliveryCount}): ${failure.message}` +
-          (last ? "; dead-lettered" : `; delivered again in ${this.#retryDelayMs} ms`),
-      );
-      if (last) {
-        await this.queue.deadLetter(message, {
-          reason: "MaxDeliveryCountExceeded",
-          description: `Message could not be consumed after ${message.deliveryCount} delivery attempts. Last error: ${failure.message}`,
-        });
-      } else {
-        await this.queue.abandon(message, this.#retryDelayMs);
-      }
-    } catch (error) {
-      // Lock lost: someone else has the message now, and it will be delivered again.
-      this.#log("warning", `Settling ${message.messageId} failed: ${toError(error).message}`);
-    }
-  }
-}
-
-export function defaultLogHandler(functionName: string): LogHandler {
-  return (level, ...args) => {
-    const line = `[${new Date().toISOString()}] ${functionName}: ${args.map(String).join(" ")}`;
-    if (level === "error" || level === "critical") console.error(line);
-    else if (level === "warning") console.warn(line);
-    else if (level !== "trace" && level !== "debug") console.log(line);
-  };
 }

@@ -1,6 +1,6 @@
 /**
  * The only way Herald's domain code puts work on a queue. Production: Service Bus
- * (`service-bus-queue.ts`); `npm start`: a durable local queue; unit tests: in memory.
+ * (`service-bus-queue.ts`); `npm start`: the local broker (`local-queue.ts`); unit tests: in memory.
  */
 export interface OutgoingMessage {
   /** JSON-serialisable body. */
@@ -13,6 +13,14 @@ export interface OutgoingMessage {
   /** Routing and diagnostics; `kind` tells internal work items from LOB requests. */
   readonly applicationProperties?: Readonly<Record<string, string | number | boolean>>;
 }
+
+/**
+ * The largest message Service Bus Standard takes, and the largest batch (Premium: 100 MB)
+ * (https://learn.microsoft.com/azure/service-bus-messaging/service-bus-quotas).
+ */
+export const MAX_MESSAGE_BYTES = 256 * 1024;
+/** Service Bus' limit on a session id. */
+export const MAX_SESSION_ID_LENGTH = 128;
 
 export interface QueuePort {
   /** Sends now, in as few broker batches as fit. */

@@ -8,7 +8,7 @@ import { report } from "./support/report";
  * of the test's instead.
  */
 describe("npm start host under repeated SIGKILL", () => {
-  it("finishes all 2,000 requests and their recipients as planned, with at most one duplicate per kill", async () => {
+  it("finishes all 2,000 requests and their recipients as planned, with a second copy only of what was in flight at a kill", async () => {
     const mode = process.env.HERALD_CHAOS_TABLES;
     const tables = mode === "shared" ? mode : "embedded";
     const result = await runCrashRecovery({
@@ -17,7 +17,10 @@ describe("npm start host under repeated SIGKILL", () => {
       kills: 6,
       uptimeMs: [3_000, 9_000],
       seed: Number(process.env.HERALD_CHAOS_SEED ?? 2026),
-      lockDurationMs: 3_000,
+      // Service Bus' default lock: the killed host's locks come back at once (the broker sees its
+      // process is gone), and a live host whose event loop stalls (loading botbuilder on a busy
+      // machine) keeps its messages instead of getting them a second time beside the first.
+      lockDurationMs: 60_000,
       tables,
       settleTimeoutMs: 240_000,
       log: (line) => process.stdout.write(`[chaos] ${line}\n`),
@@ -40,7 +43,8 @@ describe("npm start host under repeated SIGKILL", () => {
     expect(result.receivedButNotSent).toEqual([]);
     expect(result.http500).toBe(0);
     expect(result.deadLettered).toBe(0);
-    expect(result.duplicates).toBeLessThanOrEqual(result.kills);
+    // Teams has no idempotency key: only a send in flight at a kill may reach Teams twice.
+    expect(result.duplicatesNotInFlight).toBe(0);
     if (tables === "embedded") expect(result.azuriteProcesses).toBe(1);
   });
 });

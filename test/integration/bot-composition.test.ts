@@ -7,7 +7,8 @@ import { HttpRequest, type HttpResponseInit, InvocationContext } from "@azure/fu
 
 import { messages } from "../../functions/messages";
 import { work } from "../../functions/work";
-import { LocalSessionQueue } from "../../shared/queue/local-session-queue";
+import { startDraining } from "../../shared/local-host/queue-drain";
+import { LocalQueue } from "../../shared/queue/local-queue";
 import { registeredFunctions } from "../../shared/registry";
 import { startTeamsSimulator, type TeamsSimulator } from "../simulator";
 
@@ -57,11 +58,13 @@ describe("functions/messages", () => {
 
   /** Drains the work queue into functions/work's handler, recording what it ran. */
   function drainWork(ran: { kind: unknown; body: unknown; sessionId: unknown }[]) {
-    const workQueue = new LocalSessionQueue({
+    const workQueue = new LocalQueue({
       directory: queueDirectory,
       queueName: "herald-work",
+      sessions: true,
     });
-    return workQueue.startDraining(
+    return startDraining(
+      workQueue,
       async (body, context) => {
         const meta = context.triggerMetadata as {
           applicationProperties?: Record<string, unknown>;

@@ -1,7 +1,7 @@
-import type { RecordedMessage } from "../../shared/queue/memory-queue";
 import { type RelayClaim, type RelayKey, RelayLedger } from "../../shared/store/relay-ledger";
 import type { SimUser, TeamsActivity } from "../simulator";
 import { type BotHarness, startBotHarness } from "../support/bot-harness";
+import type { RecordedMessage } from "../support/memory-queue";
 
 const BROKER_WINDOW_MS = 600_000;
 

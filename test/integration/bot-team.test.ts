@@ -1,6 +1,6 @@
-import type { RecordedMessage } from "../../shared/queue/memory-queue";
 import { WORK_KIND_PROPERTY } from "../../shared/queue/queue-port";
 import { type BotHarness, startBotHarness } from "../support/bot-harness";
+import type { RecordedMessage } from "../support/memory-queue";
 
 const ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive";
 

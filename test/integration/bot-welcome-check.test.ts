@@ -1,10 +1,10 @@
 import { Welcomer } from "../../shared/bot/welcomes";
 import { memoryLogger } from "../../shared/logging";
-import type { RecordedMessage } from "../../shared/queue/memory-queue";
 import { WORK_KIND_PROPERTY } from "../../shared/queue/queue-port";
 import { WelcomeLedger } from "../../shared/store/welcome-ledger";
 import type { SimUser } from "../simulator";
 import { type BotHarness, startBotHarness } from "../support/bot-harness";
+import type { RecordedMessage } from "../support/memory-queue";
 
 const ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive";
 

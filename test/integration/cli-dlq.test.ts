@@ -3,10 +3,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 import { run } from "../../shared/cli/cli";
+import { startDraining } from "../../shared/local-host/queue-drain";
 import { LocalQueue } from "../../shared/queue/local-queue";
-import { LocalSessionQueue } from "../../shared/queue/local-session-queue";
 
-/** `herald dlq` against npm start's local queue: real files, the real CLI, no fakes. */
+/** `herald dlq` against npm start's local broker: its real database, the real CLI, no fakes. */
 
 interface Result {
   code: number;
@@ -29,18 +29,20 @@ async function herald(args: string[], cwd: string): Promise<Result> {
 let dir: string;
 let queue: LocalQueue;
 
-/** Three messages that used their one delivery and went to the dead-letter folder. */
+/** Three messages that used their one delivery and were dead-lettered. */
 async function deadLetterThree(): Promise<void> {
-  await queue.enqueue([
+  queue.send([
     { body: { id: "r-1", tenantId: "t" }, messageId: "r-1", correlationId: "c-1" },
     { body: { id: "r-2" }, messageId: "r-2", applicationProperties: { heraldKind: "delivery" } },
     { body: { id: "r-3" }, messageId: "r-3" },
   ]);
-  const received = await queue.receive(3);
+  const received = queue.receive(3);
   expect(received).toHaveLength(3);
   for (const message of received) {
-    await queue.deadLetter(message, { reason: "MaxDeliveryCountExceeded", description: "boom" });
+    queue.deadLetter(message, { reason: "MaxDeliveryCountExceeded", description: "boom" });
   }
+  // Their ids were sent more than the (1 ms) duplicate detection window ago.
+  await new Promise((done) => setTimeout(done, 5));
 }
 
 async function listIds(): Promise<{ id: string; messageId: string }[]> {
@@ -51,7 +53,11 @@ async function listIds(): Promise<{ id: string; messageId: string }[]> {
 
 beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), "herald-dlq-"));
-  queue = new LocalQueue({ directory: join(dir, "queue"), queueName: "notifications" });
+  queue = new LocalQueue({
+    directory: join(dir, "queue"),
+    queueName: "notifications",
+    duplicateDetectionWindowMs: 1,
+  });
   await deadLetterThree();
 });
 
@@ -86,8 +92,8 @@ describe("herald dlq on the local queue", () => {
     const replayed = await herald(["dlq", "replay", target.id, "--queue-dir", "queue"], dir);
     expect(replayed.code).toBe(0);
     expect(replayed.stdout).toContain("replayed 1 dead letter(s)");
-    expect(await queue.counts()).toMatchObject({ active: 1, deadLettered: 2 });
-    const [back] = await queue.receive(1);
+    expect(queue.counts()).toMatchObject({ active: 1, deadLettered: 2 });
+    const [back] = queue.receive(1);
     expect(back).toMatchObject({
       messageId: "r-2",
       body: { id: "r-2" },
@@ -103,41 +109,61 @@ describe("herald dlq on the local queue", () => {
     );
     expect(result.code).toBe(0);
     expect(result.stdout).toContain("would replay 3 dead letter(s)");
-    expect(await queue.counts()).toMatchObject({ active: 0, deadLettered: 3 });
+    expect(queue.counts()).toMatchObject({ active: 0, deadLettered: 3 });
   });
 
   it("purges every dead letter with --all, and only then", async () => {
     const refused = await herald(["dlq", "purge", "--queue-dir", "queue"], dir);
     expect(refused.code).toBe(2);
-    expect(await queue.counts()).toMatchObject({ deadLettered: 3 });
+    expect(queue.counts()).toMatchObject({ deadLettered: 3 });
     const purged = await herald(["dlq", "purge", "--all", "--queue-dir", "queue"], dir);
     expect(purged.code).toBe(0);
     expect(purged.stdout).toContain("purged 3 dead letter(s)");
-    expect(await queue.counts()).toMatchObject({ active: 0, deadLettered: 0 });
+    expect(queue.counts()).toMatchObject({ active: 0, deadLettered: 0 });
   });
 
   it("exits 1 and names the id when a dead letter to replay is not there", async () => {
-    const result = await herald(["dlq", "replay", "000.nope.1", "--queue-dir", "queue"], dir);
+    const result = await herald(["dlq", "replay", "999", "--queue-dir", "queue"], dir);
     expect(result.code).toBe(1);
-    expect(result.stderr).toContain("000.nope.1");
-    expect(await queue.counts()).toMatchObject({ active: 0, deadLettered: 3 });
+    expect(result.stderr).toContain("999");
+    expect(queue.counts()).toMatchObject({ active: 0, deadLettered: 3 });
+  });
+
+  it("keeps a dead letter whose message id was sent within the duplicate detection window, and says how to replay it", async () => {
+    const intake = new LocalQueue({ directory: join(dir, "queue"), queueName: "notifications" });
+    intake.send([{ body: { id: "r-4" }, messageId: "r-4" }]);
+    intake.deadLetter(intake.receive(1)[0]!, { reason: "Poison", description: "" });
+    const id = (await listIds()).find((l) => l.messageId === "r-4")!.id;
+
+    const refused = await herald(["dlq", "replay", id, "--queue-dir", "queue"], dir);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/duplicate detection window.*--new-message-id/);
+    expect(intake.counts()).toMatchObject({ active: 0, deadLettered: 4 });
+
+    const replayed = await herald(
+      ["dlq", "replay", id, "--queue-dir", "queue", "--new-message-id"],
+      dir,
+    );
+    expect(replayed.code).toBe(0);
+    expect(intake.receive(1)[0]).toMatchObject({ body: { id: "r-4" } });
   });
 
   it("reads and replays the session work queue's dead letters with --queue herald-work, keeping the session", async () => {
-    const work = new LocalSessionQueue({
+    const work = new LocalQueue({
       directory: join(dir, "queue"),
       queueName: "herald-work",
+      sessions: true,
       maxDeliveryCount: 1,
     });
-    await work.enqueue([{ body: { kind: "delivery" }, messageId: "w-1", sessionId: "tenant-a" }]);
-    const drainer = work.startDraining(() => Promise.reject(new Error("boom")), {
+    work.send([{ body: { kind: "delivery" }, messageId: "w-1", sessionId: "tenant-a" }]);
+    const drainer = startDraining(work, () => Promise.reject(new Error("boom")), {
       functionName: "work",
       pollIntervalMs: 20,
       retryDelayMs: 0,
       logHandler: () => {},
     });
     try {
-      for (let i = 0; i < 500 && (await work.counts()).deadLettered === 0; i++)
+      for (let i = 0; i < 500 && work.counts().deadLettered === 0; i++)
         await new Promise((resolve) => setTimeout(resolve, 20));
     } finally {
       await drainer.stop();
@@ -163,6 +189,7 @@ describe("herald dlq on the local queue", () => {
       dir,
     );
     expect(replayed.code).toBe(0);
-    expect(await work.counts()).toMatchObject({ deadLettered: 0, active: 1, sessions: 1 });
+    expect(work.counts()).toMatchObject({ deadLettered: 0, active: 1, sessions: 1 });
+    expect(work.acceptSession()).toBe("tenant-a");
   });
 });

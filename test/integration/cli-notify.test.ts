@@ -79,7 +79,7 @@ describe("herald notify", () => {
   });
   afterEach(() => rmSync(cwd, { recursive: true, force: true }));
 
-  async function received(): Promise<ReceivedMessage[]> {
+  function received(): ReceivedMessage[] {
     return queue.receive(1000);
   }
 
@@ -113,11 +113,11 @@ describe("herald notify", () => {
       expect(code).toBe(0);
       const id = stdout.trim();
       expect(stderr).toContain(
-        `Sent notification ${id} to local queue ${join(cwd, ".data", "queue", "notifications")} (npm start drains it); not accepted by Herald yet`,
+        `Sent notification ${id} to local queue "notifications" in ${join(cwd, ".data", "queue", "broker.db")} (npm start drains it); not accepted by Herald yet`,
       );
       expect(stderr).toContain(`herald status ${id} --tenant ${TENANT} --wait`);
       expect(stderr).not.toContain("Queued");
-      const [message, ...rest] = await received();
+      const [message, ...rest] = received();
       expect(rest).toHaveLength(0);
       expect((message!.body as { id: string }).id).toBe(id);
       expect(message!.messageId).toBe(requestMessageId(message!.body as NotificationRequest));
@@ -164,7 +164,7 @@ describe("herald notify", () => {
 
       expect(code).toBe(0);
       expect(JSON.parse(stdout)).toEqual({ ids: ["approval-7"], skipped: [] });
-      const [message] = await received();
+      const [message] = received();
       expect((message!.body as { id: string }).id).toBe("approval-7");
       expect(message!.body).toMatchObject({ message: { adaptiveCard: card } });
     });
@@ -194,11 +194,11 @@ describe("herald notify", () => {
       );
 
       expect([byFlag.code, byEnv.code]).toEqual([0, 0]);
-      const ids = (await new LocalQueue({ directory: other }).receive(10)).map(
-        (m) => (m.body as { id: string }).id,
-      );
+      const ids = new LocalQueue({ directory: other })
+        .receive(10)
+        .map((m) => (m.body as { id: string }).id);
       expect(ids.sort()).toEqual([byFlag.stdout.trim(), byEnv.stdout.trim()].sort());
-      expect(await received()).toHaveLength(0);
+      expect(received()).toHaveLength(0);
     });
   });
 
@@ -228,9 +228,11 @@ describe("herald notify", () => {
       expect(ids.slice(0, 2)).toEqual(["a", "b"]);
       expect(stderr).toContain("Sent 3 notifications to local queue");
       expect(stderr).toContain("not accepted by Herald yet");
-      expect((await received()).map((m) => (m.body as { id: string }).id).sort()).toEqual(
-        [...ids].sort(),
-      );
+      expect(
+        received()
+          .map((m) => (m.body as { id: string }).id)
+          .sort(),
+      ).toEqual([...ids].sort());
     });
 
     it("reports a bad line with its number and field, sends nothing and exits 2", async () => {
@@ -254,7 +256,7 @@ describe("herald notify", () => {
       expect(stderr).toContain(
         "Nothing was sent. Fix the lines, or pass --skip-invalid to send the 2 valid ones.",
       );
-      expect(await received()).toHaveLength(0);
+      expect(received()).toHaveLength(0);
     });
 
     it("with --skip-invalid sends every valid line, lists the skipped ones and exits 3", async () => {
@@ -280,11 +282,11 @@ describe("herald notify", () => {
       });
       expect(stderr).toContain("line 2: recipients: must name at least one recipient");
       expect(stderr).toContain("Skipped 1 invalid line: 2.");
-      expect((await received()).map((m) => (m.body as { id: string }).id).sort()).toEqual([
-        "a",
-        "c",
-        "d",
-      ]);
+      expect(
+        received()
+          .map((m) => (m.body as { id: string }).id)
+          .sort(),
+      ).toEqual(["a", "c", "d"]);
     });
 
     it("fills in --tenant for lines that leave it out", async () => {
@@ -302,7 +304,7 @@ describe("herald notify", () => {
       });
 
       expect(code).toBe(0);
-      expect((await received())[0]!.body).toMatchObject({ id: "t1", tenantId: TENANT });
+      expect(received()[0]!.body).toMatchObject({ id: "t1", tenantId: TENANT });
     });
 
     it("shows a progress bar on a terminal only", async () => {
@@ -678,9 +680,9 @@ describe("herald's exit codes say whether everyone was reached", () => {
   /** Herald taking the local queue's messages, as npm start does, then their work. */
   function takeFrom(queue: LocalQueue): () => Promise<void> {
     return async () => {
-      for (const message of await queue.receive(10)) {
+      for (const message of queue.receive(10)) {
         await h.deliver({ body: message.body, messageId: message.messageId });
-        await queue.complete(message);
+        queue.complete(message);
       }
       await h.drain();
     };
@@ -736,7 +738,7 @@ describe("herald's exit codes say whether everyone was reached", () => {
     expect(sent.stderr).toContain(
       "herald: Request id exit-queue-taken is already used in this tenant by a request with different content: nothing of it was queued.",
     );
-    expect(await queue.receive(10)).toHaveLength(0);
+    expect(queue.receive(10)).toHaveLength(0);
     expect(received(user)).toEqual(["the first text"]);
   });
 

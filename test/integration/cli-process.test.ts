@@ -73,7 +73,7 @@ describe("herald as a process", () => {
     expect(code).toBe(0);
   });
 
-  it("leaves the queued request in the folder npm start drains", async () => {
+  it("leaves the queued request in the local broker npm start drains", () => {
     const sent = herald([
       "notify",
       "--tenant",
@@ -87,9 +87,9 @@ describe("herald as a process", () => {
     ]);
 
     expect(sent.code).toBe(0);
-    const ids = (await new LocalQueue({ directory: join(root, ".data", "queue") }).receive(10)).map(
-      (m) => (m.body as { id: string }).id,
-    );
+    const ids = new LocalQueue({ directory: join(root, ".data", "queue") })
+      .receive(10)
+      .map((m) => (m.body as { id: string }).id);
     expect(ids).toContain("proc-1");
   });
 

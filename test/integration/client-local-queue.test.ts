@@ -40,7 +40,7 @@ describe("NotificationClient", () => {
     it("puts the request on the queue npm start drains, with a message id made from the request's tenant, id and content", async () => {
       const id = await client.send(request({ correlationId: "order-42", summary: "Approved" }));
 
-      const [message, ...rest] = await queue.receive(10);
+      const [message, ...rest] = queue.receive(10);
       expect(rest).toHaveLength(0);
       expect((message!.body as { id: string }).id).toBe(id);
       expect(message!.messageId).toBe(requestMessageId(message!.body as NotificationRequest));
@@ -58,13 +58,24 @@ describe("NotificationClient", () => {
       });
     });
 
+    it("sends a request once however often it is sent: the intake queue has duplicate detection", async () => {
+      const first = await client.send(request({ id: "expense-43" }));
+      const again = await client.send(request({ id: "expense-43" }));
+
+      expect(again).toBe(first);
+      expect(queue.receive(10).map((m) => (m.body as { id: string }).id)).toEqual(["expense-43"]);
+    });
+
     it("keeps the caller's id and makes a UUID when there is none", async () => {
       const given = await client.send(request({ id: "expense-2024-0042" }));
       const made = await client.send(request());
 
       expect(given).toBe("expense-2024-0042");
       expect(made).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
-      const ids = (await queue.receive(10)).map((m) => (m.body as { id: string }).id).sort();
+      const ids = queue
+        .receive(10)
+        .map((m) => (m.body as { id: string }).id)
+        .sort();
       expect(ids).toEqual([given, made].sort());
     });
 
@@ -76,13 +87,13 @@ describe("NotificationClient", () => {
       );
 
       expect(ids).toEqual(Array.from({ length: 25 }, (_, i) => `bulk-${i}`));
-      const received = await queue.receive(100);
+      const received = queue.receive(100);
       expect(received.map((m) => (m.body as { id: string }).id).sort()).toEqual([...ids].sort());
       expect(progress.at(-1)).toBe(25);
     });
 
     it("describes where it sends without any secret", () => {
-      expect(client.description).toBe(`local queue ${join(root, "notifications")}`);
+      expect(client.description).toBe(`local queue "notifications" in ${join(root, "broker.db")}`);
       const sb = new NotificationClient(
         "Endpoint=sb://contoso.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey=c2VjcmV0",
       );
@@ -100,7 +111,7 @@ describe("NotificationClient", () => {
 
       expect(error).toBeInstanceOf(RequestValidationError);
       expect((error as Error).message).toMatch(/at most 262144 bytes.*over HTTP/);
-      expect(await queue.counts()).toMatchObject({ active: 0, scheduled: 0 });
+      expect(queue.counts()).toMatchObject({ active: 0, scheduled: 0 });
     });
 
     it("names the bad field and sends nothing", async () => {
@@ -117,7 +128,7 @@ describe("NotificationClient", () => {
         ]),
       );
       expect((error as Error).message).toContain("tenantId: must be a GUID");
-      expect(await queue.counts()).toMatchObject({ active: 0, scheduled: 0 });
+      expect(queue.counts()).toMatchObject({ active: 0, scheduled: 0 });
     });
 
     it("names the index of each bad request in sendMany and sends none of them", async () => {
@@ -144,7 +155,7 @@ describe("NotificationClient", () => {
       expect((error as Error).message).toContain(
         "requests[3]: notBefore: must be an ISO 8601 date-time with a time zone",
       );
-      expect(await queue.counts()).toMatchObject({ active: 0, scheduled: 0 });
+      expect(queue.counts()).toMatchObject({ active: 0, scheduled: 0 });
     });
 
     it("refuses two requests with the same id in one call, which the broker would drop silently", async () => {
@@ -155,7 +166,7 @@ describe("NotificationClient", () => {
       expect((error as RequestValidationError).issues).toEqual([
         { index: 1, path: "id", message: "duplicates requests[0].id" },
       ]);
-      expect(await queue.counts()).toMatchObject({ active: 0 });
+      expect(queue.counts()).toMatchObject({ active: 0 });
     });
 
     it("refuses a target that is not exactly one place", () => {

@@ -1,12 +1,12 @@
-import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-import { startDeadLetterDraining } from "../../shared/queue/local-dead-letter-drainer";
-import { LocalSessionQueue } from "../../shared/queue/local-session-queue";
-import type { RecordedMessage } from "../../shared/queue/memory-queue";
+import { startDeadLetterDraining, startDraining } from "../../shared/local-host/queue-drain";
+import { LocalQueue } from "../../shared/queue/local-queue";
 import { WORK_KIND_PROPERTY } from "../../shared/queue/queue-port";
 import { DeadLetterCopies } from "../../shared/store/dead-letter-copies";
+import type { RecordedMessage } from "../support/memory-queue";
 import { NotificationsHarness } from "./notifications-harness";
 
 const DEAD_LETTERED = {
@@ -105,13 +105,14 @@ describe("dead letters make requests final", () => {
   it("hands the local session queue's dead letters to the dead-letter function once, and keeps them for herald dlq", async () => {
     const directory = await mkdtemp(join(tmpdir(), "herald-dlq-"));
     try {
-      const queue = new LocalSessionQueue({
+      const queue = new LocalQueue({
         directory,
         queueName: h.config.workQueueName,
+        sessions: true,
         maxDeliveryCount: 1,
       });
       const { request, retry } = await requestWithRetry();
-      await queue.enqueue([
+      queue.send([
         {
           body: retry.body,
           messageId: retry.messageId!,
@@ -120,14 +121,17 @@ describe("dead letters make requests final", () => {
         },
       ]);
       // One delivery that throws: with a max delivery count of 1 the queue dead-letters it.
-      const failing = queue.startDraining(
+      const failing = startDraining(
+        queue,
         () => Promise.reject(new Error("simulated poison message")),
         { functionName: "work", pollIntervalMs: 20, retryDelayMs: 0, logHandler: () => {} },
       );
-      await waitFor(async () => (await queue.deadLetterEntries()).length === 1);
+      await waitFor(() => Promise.resolve(queue.deadLetters().length === 1));
       await failing.stop();
 
-      const drainer = startDeadLetterDraining(queue, h.herald.deadLetters.work, {
+      // The dead-letter subqueue is read without sessions, as Service Bus reads it.
+      const subqueue = new LocalQueue({ directory, queueName: h.config.workQueueName });
+      const drainer = startDeadLetterDraining(subqueue, h.herald.deadLetters.work, {
         functionName: "work-dead-letters",
         pollIntervalMs: 20,
         logHandler: () => {},
@@ -139,8 +143,9 @@ describe("dead letters make requests final", () => {
         state: "completed",
         counts: { failed: 1 },
       });
-      expect(await queue.deadLetterEntries()).toHaveLength(1);
-      expect(await readdir(join(queue.path, "deadletter-handled"))).toHaveLength(1);
+      // Handed over once, and still there for `herald dlq`.
+      expect(queue.deadLetters()).toHaveLength(1);
+      expect(subqueue.deadLetters({ unhandledOnly: true })).toEqual([]);
     } finally {
       await rm(directory, { recursive: true, force: true });
     }

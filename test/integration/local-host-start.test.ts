@@ -116,7 +116,9 @@ describe("npm start (startDevelopmentHost)", () => {
       // The queue trigger drains the local queue, dead-lettering where Azure's queue would.
       const [work] = running.host.queues;
       expect(work?.functionName).toBe("work");
-      expect(work?.queue.path).toBe(join(root, ".data", "queue", "notifications"));
+      expect(work?.queue.description).toBe(
+        `local queue "notifications" in ${join(root, ".data", "queue", "broker.db")}`,
+      );
       expect(work?.queue.maxDeliveryCount).toBe(running.config.maxDeliveryAttempts);
       const banner = lines.join("\n");
       expect(banner).toContain(`hello  [GET] ${url}`);

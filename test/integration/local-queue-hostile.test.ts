@@ -1,21 +1,14 @@
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 import type { InvocationContext } from "@azure/functions";
 
+import { startDraining } from "../../shared/local-host/queue-drain";
 import { LocalQueue } from "../../shared/queue/local-queue";
+import { brokerDatabase, eventually } from "../support/local-broker";
 
-/** Polls until `check` holds, for at most `timeoutMs` (a guard, not an assertion). */
-async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-describe("LocalQueue with files it cannot read", () => {
+describe("LocalQueue with rows it cannot read", () => {
   let root: string;
   const warnings: string[] = [];
 
@@ -29,21 +22,23 @@ describe("LocalQueue with files it cannot read", () => {
     return new LocalQueue({ directory: root, onWarning: (l) => warnings.push(l), ...options });
   }
 
-  /** Writes a file as a crash mid-write would leave it: a valid name, truncated content. */
-  function plantTruncated(q: LocalQueue, deliveryCount: number): string {
-    const name = `000000000000001.zzbad${deliveryCount}.${deliveryCount}.json`;
-    writeFileSync(join(q.messagesFolder, name), '{"messageId":"torn","body":{"te');
-    return name;
+  /** A row as a hostile (or broken) writer leaves it, straight into the broker's table. */
+  function plant(row: { body?: string; properties?: string; deliveryCount?: number }): void {
+    brokerDatabase(root).run(
+      `INSERT INTO messages (queue, message_id, properties, body, enqueued_at, visible_at, delivery_count)
+       VALUES ('notifications', 'planted', :properties, :body, 0, 0, :count)`,
+      { properties: row.properties ?? "{}", body: row.body ?? "{}", count: row.deliveryCount ?? 0 },
+    );
   }
 
-  it("quarantines a truncated message file and keeps draining the rest", async () => {
+  it("quarantines a row whose body is not JSON and keeps draining the rest", async () => {
     const q = queue();
-    await q.ensureFolders();
-    await q.enqueue([{ body: { n: 1 }, messageId: "before" }]);
-    plantTruncated(q, 0);
-    await q.enqueue([{ body: { n: 2 }, messageId: "after" }]);
+    q.send([{ body: { n: 1 }, messageId: "before" }]);
+    plant({ body: '{"messageId":"torn","body":{"te' });
+    q.send([{ body: { n: 2 }, messageId: "after" }]);
     const handled: string[] = [];
-    const drainer = q.startDraining(
+    const drainer = startDraining(
+      q,
       (_body: unknown, context: InvocationContext) => {
         handled.push(String(context.triggerMetadata?.messageId));
       },
@@ -55,42 +50,51 @@ describe("LocalQueue with files it cannot read", () => {
       await drainer.stop();
     }
     expect(handled.sort()).toEqual(["after", "before"]);
-    expect(await q.quarantined()).toHaveLength(1);
-    expect(warnings.join("\n")).toMatch(/quarantined unreadable message file/);
-    await expect(q.counts()).resolves.toMatchObject({ active: 0, locked: 0 });
+    expect(q.counts()).toMatchObject({ active: 0, locked: 0, quarantined: 1 });
+    expect(warnings.join("\n")).toMatch(/quarantined unreadable message \d+ \(/);
   });
 
-  it("quarantines a truncated file that already used every delivery instead of failing every receive", async () => {
+  it("sets aside a torn row that already used every delivery instead of failing every receive or dead-letter read", () => {
     const q = queue({ maxDeliveryCount: 3 });
-    await q.ensureFolders();
-    plantTruncated(q, 3);
-    await q.enqueue([{ body: { n: 1 }, messageId: "ok" }]);
-    const received = await q.receive(5);
-    expect(received.map((m) => m.messageId)).toEqual(["ok"]);
-    expect(await q.quarantined()).toHaveLength(1);
-    expect(readdirSync(q.messagesFolder)).toEqual([]);
+    plant({ body: '{"te', deliveryCount: 3 });
+    q.send([{ body: { n: 1 }, messageId: "ok" }]);
+
+    expect(q.receive(5).map((m) => m.messageId)).toEqual(["ok"]);
+    // Spent, so dead-lettered; unreadable, so never handed to `herald dlq` or the dead-letter function.
+    expect(q.deadLetters()).toEqual([]);
+    expect(q.counts()).toMatchObject({ deadLettered: 0, quarantined: 1 });
   });
 
-  it("quarantines a file that is JSON but not a message", async () => {
+  it("quarantines a row whose properties are JSON but not a flat map of strings, numbers and booleans", () => {
     const q = queue();
-    await q.ensureFolders();
-    writeFileSync(join(q.messagesFolder, "000000000000001.zznull.0.json"), "null");
-    await expect(q.receive(1)).resolves.toEqual([]);
-    expect(await q.quarantined()).toHaveLength(1);
+    plant({ properties: "null" });
+    plant({ properties: '{"heraldKind":{"nested":true}}' });
+
+    expect(q.receive(5)).toEqual([]);
+    expect(q.counts()).toMatchObject({ active: 0, quarantined: 2 });
   });
 
-  it("does not hand a message it holds back to its own next receive when the wall clock jumps", async () => {
+  it("cannot be given a row of the wrong shape: the table refuses it", () => {
+    expect(() =>
+      brokerDatabase(root).run(
+        `INSERT INTO messages (queue, message_id, properties, body, enqueued_at, visible_at)
+         VALUES ('notifications', 'x', '{}', '{}', 'soon', 0)`,
+      ),
+    ).toThrow(/cannot store TEXT value in INTEGER column/);
+  });
+
+  it("does not hand a message it holds back to its own next receive when the wall clock jumps", () => {
     const q = new LocalQueue({ directory: root, lockDurationMs: 60_000 });
-    await q.enqueue([{ body: { n: 1 }, messageId: "held" }]);
-    const [held] = await q.receive(1);
+    q.send([{ body: { n: 1 }, messageId: "held" }]);
+    const [held] = q.receive(1);
     expect(held?.messageId).toBe("held");
     const realNow = Date.now;
     Date.now = () => realNow() + 10 * 60_000; // ten minutes forward
     try {
-      await expect(q.receive(1)).resolves.toEqual([]);
+      expect(q.receive(1)).toEqual([]);
     } finally {
       Date.now = realNow;
     }
-    await q.complete(held!);
+    q.complete(held!);
   });
 });

@@ -1,84 +1,38 @@
-import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 
 import type { InvocationContext } from "@azure/functions";
-import { buildSync } from "esbuild";
 
-import { LocalQueue, type QueueDrainer } from "../../shared/queue/local-queue";
-
-const PROJECT_ROOT = resolve(__dirname, "../..");
-
-/** Polls until `check` returns a value, for at most `timeoutMs` (a guard, not an assertion). */
-async function eventually<T>(
-  check: () => T | undefined | Promise<T | undefined>,
-  timeoutMs = 8000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+import { type QueueDrainer, startDraining } from "../../shared/local-host/queue-drain";
+import { LocalQueue } from "../../shared/queue/local-queue";
+import { bundleChild, ChildProcesses, eventually, linesOf } from "../support/local-broker";
 
 describe("LocalQueue", () => {
   let root: string;
   let childScript: string;
+  const children = new ChildProcesses();
 
   beforeAll(() => {
     root = mkdtempSync(join(tmpdir(), "herald-local-queue-"));
-    // A real second process using the same class: bundled once, run with plain node.
-    childScript = join(root, "child.js");
-    const bundle = buildSync({
-      stdin: {
-        contents: `
-          import { LocalQueue } from "./shared/queue/local-queue";
-          const [mode, directory, arg] = process.argv.slice(2);
-          const queue = new LocalQueue({ directory, lockDurationMs: 3000 });
-          (async () => {
-            if (mode === "enqueue") {
-              const n = Number(arg);
-              for (let i = 0; i < n; i += 10) {
-                await queue.enqueue(Array.from({ length: Math.min(10, n - i) }, (_, j) => ({
-                  body: { from: process.pid, n: i + j },
-                  messageId: process.pid + "-" + (i + j),
-                })));
-              }
-              process.stdout.write("done\\n");
-            } else {
-              const [message] = await queue.receive(1);
-              process.stdout.write(JSON.stringify({ messageId: message?.messageId }) + "\\n");
-              setInterval(() => undefined, 1000); // hold the lock until killed
-            }
-          })();
-        `,
-        resolveDir: PROJECT_ROOT,
-        loader: "ts",
-      },
-      bundle: true,
-      platform: "node",
-      target: "node22",
-      external: ["@azure/functions-core"],
-      write: false,
-      logLevel: "silent",
-    });
-    writeFileSync(childScript, bundle.outputFiles[0]!.contents);
+    childScript = bundleChild(join(__dirname, "local-queue-child.ts"), root);
   });
 
   afterAll(() => rmSync(root, { recursive: true, force: true }));
 
   // A failed assertion must not leave a drain loop or a child process running.
   const drainers: QueueDrainer[] = [];
-  const children: ChildProcess[] = [];
   afterEach(async () => {
-    children.splice(0).forEach((c) => c.kill("SIGKILL"));
+    await children.killAll();
     await Promise.all(drainers.splice(0).map((d) => d.stop(1000)));
   });
 
-  function track(drainer: QueueDrainer): QueueDrainer {
+  function drain(queue: LocalQueue, handler: Parameters<typeof startDraining>[1], options = {}) {
+    const drainer = startDraining(queue, handler, {
+      functionName: "notifications",
+      logHandler: () => undefined,
+      ...options,
+    });
     drainers.push(drainer);
     return drainer;
   }
@@ -87,26 +41,16 @@ describe("LocalQueue", () => {
     return new LocalQueue({ directory: mkdtempSync(join(root, "q-")), ...options });
   }
 
-  function runChild(args: string[]): { child: ChildProcess; firstLine: Promise<string> } {
-    const child = spawn(process.execPath, [childScript, ...args], {
-      stdio: ["ignore", "pipe", "inherit"],
-    });
-    children.push(child);
-    const firstLine = new Promise<string>((done, fail) => {
-      let out = "";
-      child.stdout.on("data", (chunk: Buffer) => {
-        out += chunk.toString();
-        const end = out.indexOf("\n");
-        if (end >= 0) done(out.slice(0, end));
-      });
-      child.on("exit", (code) => fail(new Error(`child exited with ${code} before answering`)));
-    });
-    return { child, firstLine };
+  function child(settings: Record<string, unknown>, until?: (m: unknown) => boolean) {
+    const env = { HERALD_QUEUE_CHILD: JSON.stringify(settings) };
+    return children.start(childScript, env, until === undefined ? {} : { until });
   }
 
-  it("keeps messages on disk: a new instance on the same folder receives them with their properties", async () => {
+  const directoryOf = (queue: LocalQueue) => join(queue.path, "..");
+
+  it("keeps messages in its database: a new instance on the same folder receives them with their properties", () => {
     const first = freshQueue();
-    await first.enqueue([
+    first.send([
       {
         body: { hello: "world" },
         messageId: "req-1",
@@ -114,8 +58,8 @@ describe("LocalQueue", () => {
         applicationProperties: { heraldKind: "delivery", attempt: 2 },
       },
     ]);
-    const second = new LocalQueue({ directory: join(first.path, "..") });
-    const [message, ...rest] = await second.receive(10);
+    const second = new LocalQueue({ directory: directoryOf(first) });
+    const [message, ...rest] = second.receive(10);
     expect(rest).toHaveLength(0);
     expect(message).toMatchObject({
       messageId: "req-1",
@@ -125,18 +69,13 @@ describe("LocalQueue", () => {
       deliveryCount: 1,
     });
     expect(message!.enqueuedTimeUtc.getTime()).toBeLessThanOrEqual(Date.now());
-    await second.complete(message!);
-    await expect(second.counts()).resolves.toEqual({
-      active: 0,
-      scheduled: 0,
-      locked: 0,
-      deadLettered: 0,
-    });
+    second.complete(message!);
+    expect(second.counts()).toMatchObject({ active: 0, scheduled: 0, locked: 0, deadLettered: 0 });
   });
 
   it("calls the handler as the Functions host does, with the Service Bus trigger metadata", async () => {
     const queue = freshQueue();
-    await queue.enqueue([
+    queue.send([
       {
         body: { id: "n-1" },
         messageId: "n-1",
@@ -145,18 +84,11 @@ describe("LocalQueue", () => {
       },
     ]);
     const seen: { body: unknown; context: InvocationContext }[] = [];
-    const drainer = queue.startDraining(
-      (body, context) => {
-        seen.push({ body, context });
-      },
-      { functionName: "notifications", logHandler: () => undefined },
-    );
-    track(drainer);
-    await eventually(async () =>
-      (await queue.counts()).locked === 0 && seen.length ? 1 : undefined,
-    );
+    const drainer = drain(queue, (body, context) => {
+      seen.push({ body, context });
+    });
+    await eventually(() => queue.counts().locked === 0 && seen.length === 1);
     await drainer.stop();
-    expect(seen).toHaveLength(1);
     const { body, context } = seen[0]!;
     expect(body).toEqual({ id: "n-1" });
     expect(context.functionName).toBe("notifications");
@@ -171,190 +103,227 @@ describe("LocalQueue", () => {
     expect(new Date(context.triggerMetadata!.enqueuedTimeUtc as string).toISOString()).toBe(
       context.triggerMetadata!.enqueuedTimeUtc,
     );
-    await expect(queue.counts()).resolves.toMatchObject({ active: 0, locked: 0 });
+    expect(queue.counts()).toMatchObject({ active: 0, locked: 0 });
   });
 
   it("does not deliver a scheduled message before its time", async () => {
     const queue = freshQueue();
     const at = new Date(Date.now() + 700);
-    await queue.schedule({ body: "later", messageId: "s-1" }, at);
-    await expect(queue.receive(5)).resolves.toEqual([]);
-    await expect(queue.counts()).resolves.toMatchObject({ scheduled: 1, active: 0 });
+    queue.send([{ body: "later", messageId: "s-1" }], at);
+    expect(queue.receive(5)).toEqual([]);
+    expect(queue.counts()).toMatchObject({ scheduled: 1, active: 0 });
     const deliveredAt: number[] = [];
-    const drainer = queue.startDraining(
-      () => {
-        deliveredAt.push(Date.now());
-      },
-      { functionName: "notifications", pollIntervalMs: 50, logHandler: () => undefined },
-    );
-    track(drainer);
+    drain(queue, () => void deliveredAt.push(Date.now()), { pollIntervalMs: 50 });
     await eventually(() => deliveredAt[0]);
-    await drainer.stop();
     expect(deliveredAt).toHaveLength(1);
     expect(deliveredAt[0]!).toBeGreaterThanOrEqual(at.getTime());
   });
 
   it("counts every delivery, retries after a throw and completes on success", async () => {
     const queue = freshQueue();
-    await queue.enqueue([{ body: "flaky", messageId: "f-1" }]);
+    queue.send([{ body: "flaky", messageId: "f-1" }]);
     const counts: unknown[] = [];
-    const drainer = queue.startDraining(
+    const drainer = drain(
+      queue,
       (_body, context) => {
         counts.push(context.triggerMetadata?.deliveryCount);
         if (counts.length < 3) throw new Error("transient");
       },
-      { functionName: "notifications", retryDelayMs: 10, logHandler: () => undefined },
+      { retryDelayMs: 10 },
     );
-    track(drainer);
-    await eventually(() => (counts.length >= 3 ? true : undefined));
+    await eventually(
+      () => counts.length >= 3 && queue.counts().active + queue.counts().locked === 0,
+    );
     await drainer.stop();
     expect(counts).toEqual([1, 2, 3]);
-    await expect(queue.counts()).resolves.toEqual({
-      active: 0,
-      scheduled: 0,
-      locked: 0,
-      deadLettered: 0,
-    });
+    expect(queue.counts()).toMatchObject({ active: 0, scheduled: 0, locked: 0, deadLettered: 0 });
   });
 
   it("dead-letters a message after the maximum number of deliveries, keeping the last error", async () => {
     const queue = freshQueue({ maxDeliveryCount: 4 });
-    await queue.enqueue([{ body: { bad: true }, messageId: "d-1", correlationId: "c-d" }]);
+    queue.send([{ body: { bad: true }, messageId: "d-1", correlationId: "c-d" }]);
     const counts: unknown[] = [];
     const logged: string[] = [];
-    const drainer = queue.startDraining(
+    drain(
+      queue,
       (_body, context) => {
         counts.push(context.triggerMetadata?.deliveryCount);
         throw new Error("poison");
       },
       {
-        functionName: "notifications",
         retryDelayMs: 5,
-        logHandler: (level, ...args) => logged.push(`${level} ${args.join(" ")}`),
+        logHandler: (level: string, ...args: unknown[]) =>
+          logged.push(`${level} ${args.join(" ")}`),
       },
     );
-    track(drainer);
-    const [dead] = await eventually(async () => {
-      const letters = await queue.deadLetters();
-      return letters.length > 0 ? letters : undefined;
-    });
-    await drainer.stop();
+    const [dead] = await eventually(() => queue.deadLetters().length > 0 && queue.deadLetters());
     expect(counts).toEqual([1, 2, 3, 4]);
     expect(dead).toMatchObject({
       messageId: "d-1",
       correlationId: "c-d",
       body: { bad: true },
       deliveryCount: 4,
-      deadLetterReason: "MaxDeliveryCountExceeded",
+      reason: "MaxDeliveryCountExceeded",
     });
-    expect(dead!.deadLetterErrorDescription).toContain("poison");
+    expect(dead!.description).toContain("poison");
     expect(logged.some((l) => l.startsWith("error") && l.includes("dead-lettered"))).toBe(true);
-    await expect(queue.counts()).resolves.toEqual({
-      active: 0,
-      scheduled: 0,
-      locked: 0,
-      deadLettered: 1,
-    });
+    expect(queue.counts()).toMatchObject({ active: 0, scheduled: 0, locked: 0, deadLettered: 1 });
   });
 
-  it("gives a message back when the process holding its lock is killed", async () => {
-    const queue = freshQueue();
-    await queue.enqueue([{ body: "survives", messageId: "k-1" }]);
-    const { child, firstLine } = runChild(["hold", join(queue.path, "..")]);
-    try {
-      expect(JSON.parse(await firstLine)).toEqual({ messageId: "k-1" });
-      child.kill("SIGKILL");
-      // Still locked by the dead consumer until its lock expires: not delivered twice at once.
-      await expect(queue.receive(1)).resolves.toEqual([]);
-      const [again] = await eventually(async () => {
-        const got = await queue.receive(1);
-        return got.length > 0 ? got : undefined;
-      });
-      expect(again).toMatchObject({ messageId: "k-1", body: "survives", deliveryCount: 2 });
-      await queue.complete(again!);
-    } finally {
-      child.kill("SIGKILL");
-    }
+  it("gives a message back at once, its delivery counted, when the process holding its lock is killed", async () => {
+    const queue = freshQueue({ lockDurationMs: 60_000 });
+    queue.send([{ body: "survives", messageId: "k-1" }]);
+    const holder = await child(
+      { mode: "hold", directory: directoryOf(queue) },
+      (m) => typeof m === "object",
+    );
+    expect(holder.first).toEqual({ messageId: "k-1" });
+    // While the holder lives, its lock holds: not delivered twice at once.
+    expect(queue.receive(1)).toEqual([]);
+    await children.kill(holder.child);
+
+    // A minute-long lock, yet taken back now: the broker knows the holder's process is gone.
+    const [again] = await eventually(() => {
+      const got = queue.receive(1);
+      return got.length > 0 && got;
+    }, 10_000);
+    expect(again).toMatchObject({ messageId: "k-1", body: "survives", deliveryCount: 2 });
+    queue.complete(again!);
   });
 
   it("delivers once each message enqueued by several processes while two consumers drain", async () => {
     const queue = freshQueue();
-    const other = new LocalQueue({ directory: join(queue.path, "..") });
+    const other = new LocalQueue({ directory: directoryOf(queue) });
     const seen: string[] = [];
     const handler = (_body: unknown, context: InvocationContext) => {
       seen.push(String(context.triggerMetadata?.messageId));
     };
-    const options = {
-      functionName: "notifications",
-      maxConcurrentCalls: 4,
-      logHandler: () => undefined,
-    };
-    const drainers = [
-      queue.startDraining(handler, options),
-      other.startDraining(handler, options),
-    ].map(track);
-    const producers = [0, 1, 2].map(() => runChild(["enqueue", join(queue.path, ".."), "40"]));
-    try {
-      await Promise.all(producers.map((p) => p.firstLine));
-      await eventually(() => (seen.length >= 120 ? true : undefined), 15_000);
-      await eventually(async () => ((await queue.counts()).locked === 0 ? true : undefined));
-    } finally {
-      await Promise.all(drainers.map((d) => d.stop()));
-      producers.forEach((p) => p.child.kill("SIGKILL"));
-    }
+    drain(queue, handler, { maxConcurrentCalls: 4 });
+    drain(other, handler, { maxConcurrentCalls: 4 });
+    const producers = await Promise.all(
+      [0, 1, 2].map(() =>
+        child({ mode: "send", directory: directoryOf(queue), count: 40 }, (m) => m === "sent"),
+      ),
+    );
+    await eventually(() => seen.length >= 120 && queue.counts().locked === 0);
     expect(seen).toHaveLength(120);
     expect(new Set(seen).size).toBe(120);
     const pids = new Set(producers.map((p) => String(p.child.pid)));
     expect(new Set(seen.map((id) => id.split("-")[0]))).toEqual(pids);
   });
 
+  it("hands each message to one of many receivers in four processes on one file, once per lock window", async () => {
+    const queue = freshQueue({ lockDurationMs: 60_000 });
+    queue.send(Array.from({ length: 400 }, (_, n) => ({ body: { n }, messageId: `m-${n}` })));
+    const logFile = join(directoryOf(queue), "received.log");
+    const receivers = await Promise.all(
+      [0, 1, 2, 3].map(() => child({ mode: "receive", directory: directoryOf(queue), logFile })),
+    );
+    await eventually(() => linesOf(logFile).length >= 400 && queue.counts().active === 0);
+    await Promise.all(receivers.map((r) => children.stop(r.child)));
+
+    const lines = linesOf(logFile);
+    const ids = lines.map((l) => l.split(" ")[0]);
+    expect(lines).toHaveLength(400);
+    expect(new Set(ids).size).toBe(400);
+    expect(lines.every((l) => l.endsWith(" 1"))).toBe(true); // each one first delivery
+    expect(queue.counts()).toMatchObject({ active: 0, locked: 0 });
+  });
+
   it("waits for the messages in flight when stopped, and completes them", async () => {
     const queue = freshQueue();
-    await queue.enqueue([{ body: 1 }, { body: 2 }]);
+    queue.send([{ body: 1 }, { body: 2 }]);
     let started = 0;
     let finished = 0;
-    const drainer = queue.startDraining(
-      async () => {
-        started += 1;
-        await new Promise((r) => setTimeout(r, 150));
-        finished += 1;
-      },
-      { functionName: "notifications", logHandler: () => undefined },
-    );
-    track(drainer);
-    await eventually(() => (started === 2 ? true : undefined));
+    const drainer = drain(queue, async () => {
+      started += 1;
+      await new Promise((r) => setTimeout(r, 150));
+      finished += 1;
+    });
+    await eventually(() => started === 2);
     await drainer.stop();
     expect(finished).toBe(2);
-    await expect(queue.counts()).resolves.toMatchObject({ active: 0, locked: 0 });
+    expect(queue.counts()).toMatchObject({ active: 0, locked: 0 });
   });
 
   it("renews the lock of a message whose handler outlives the lock duration", async () => {
     const queue = freshQueue({ lockDurationMs: 600 });
-    const rival = new LocalQueue({ directory: join(queue.path, ".."), lockDurationMs: 600 });
-    await queue.enqueue([{ body: "slow", messageId: "slow-1" }]);
+    const rival = new LocalQueue({ directory: directoryOf(queue), lockDurationMs: 600 });
+    queue.send([{ body: "slow", messageId: "slow-1" }]);
     const rivalSaw: string[] = [];
     let release!: () => void;
     const done = new Promise<void>((r) => (release = r));
     let deliveries = 0;
-    const drainer = queue.startDraining(
-      async () => {
-        deliveries += 1;
-        await done;
-      },
-      { functionName: "notifications", logHandler: () => undefined },
-    );
-    track(drainer);
-    await eventually(() => (deliveries === 1 ? true : undefined));
+    const drainer = drain(queue, async () => {
+      deliveries += 1;
+      await done;
+    });
+    await eventually(() => deliveries === 1);
     // Over two lock durations later, a second consumer still cannot take it.
     const until = Date.now() + 1500;
     while (Date.now() < until) {
-      for (const m of await rival.receive(1)) rivalSaw.push(m.messageId);
+      for (const m of rival.receive(1)) rivalSaw.push(m.messageId);
       await new Promise((r) => setTimeout(r, 50));
     }
     release();
     await drainer.stop();
     expect(rivalSaw).toEqual([]);
     expect(deliveries).toBe(1);
-    await expect(queue.counts()).resolves.toMatchObject({ active: 0, locked: 0 });
+    expect(queue.counts()).toMatchObject({ active: 0, locked: 0 });
+  });
+
+  describe("as Service Bus checks a send", () => {
+    it("drops a second message with the same id within the duplicate detection window, on the intake queue too", () => {
+      const intake = freshQueue();
+      intake.send([{ body: { copy: 1 }, messageId: "req-7" }]);
+      intake.send([{ body: { copy: 2 }, messageId: "req-7" }]);
+
+      expect(intake.receive(10).map((m) => m.body)).toEqual([{ copy: 1 }]);
+    });
+
+    it("accepts the same message id again once the window has passed", async () => {
+      const queue = new LocalQueue({
+        directory: mkdtempSync(join(root, "q-")),
+        duplicateDetectionWindowMs: 200,
+      });
+      queue.send([{ body: { copy: 1 }, messageId: "again" }]);
+      await new Promise((done) => setTimeout(done, 300));
+      queue.send([{ body: { copy: 2 }, messageId: "again" }]);
+
+      expect(queue.counts()).toMatchObject({ active: 2 });
+    });
+
+    it("keeps one copy when two processes' worth of senders send one id at once", async () => {
+      const first = freshQueue();
+      const second = new LocalQueue({ directory: directoryOf(first) });
+      const message = { body: {}, messageId: "race" };
+      await Promise.all([
+        ...Array.from({ length: 10 }, () => first.enqueue([message])),
+        ...Array.from({ length: 10 }, () => second.enqueue([message])),
+      ]);
+
+      expect(first.counts()).toMatchObject({ active: 1 });
+    });
+
+    it("refuses a message over 256 KB, naming it and the limit, and sends none of its batch", async () => {
+      const queue = freshQueue();
+      const big = { body: "x".repeat(262_144), messageId: "big-1" };
+
+      await expect(queue.enqueue([{ body: "small", messageId: "s" }, big])).rejects.toThrow(
+        /Message big-1 is 2621\d\d bytes; Service Bus Standard takes 262144/,
+      );
+      expect(queue.counts()).toMatchObject({ active: 0 });
+    });
+
+    it("sends more than 256 KB of messages in batches that each fit, all of them", () => {
+      const queue = freshQueue();
+      const messages = Array.from({ length: 12 }, (_, n) => ({
+        body: "y".repeat(60_000),
+        messageId: `b-${n}`,
+      }));
+      queue.send(messages);
+
+      expect(queue.counts()).toMatchObject({ active: 12 });
+    });
   });
 });

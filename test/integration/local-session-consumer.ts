@@ -1,6 +1,7 @@
 import { appendFileSync } from "node:fs";
 
-import { LocalSessionQueue } from "../../shared/queue/local-session-queue";
+import { startDraining } from "../../shared/local-host/queue-drain";
+import { LocalQueue } from "../../shared/queue/local-queue";
 
 /**
  * One consumer of a local session queue as its own process (forked by
@@ -25,6 +26,7 @@ export interface ConsumerSettings {
 export interface ConsumerEvent {
   readonly event: "start" | "end";
   readonly consumer: string;
+  readonly pid: number;
   readonly sessionId: string;
   readonly messageId: string;
   readonly deliveryCount: number;
@@ -36,15 +38,19 @@ function record(event: ConsumerEvent): void {
   appendFileSync(settings.logFile, `${JSON.stringify(event)}\n`);
 }
 
-const queue = new LocalSessionQueue({
+const queue = new LocalQueue({
   directory: settings.directory,
+  queueName: "herald-work",
+  sessions: true,
   lockDurationMs: settings.lockDurationMs,
 });
 
-const drainer = queue.startDraining(
+const drainer = startDraining(
+  queue,
   async (_body, context) => {
     const line = {
       consumer: settings.consumer,
+      pid: process.pid,
       sessionId: String(context.triggerMetadata?.sessionId),
       messageId: String(context.triggerMetadata?.messageId),
       deliveryCount: Number(context.triggerMetadata?.deliveryCount),

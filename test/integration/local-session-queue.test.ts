@@ -1,69 +1,41 @@
-import { type ChildProcess, fork } from "node:child_process";
-import {
-  closeSync,
-  existsSync,
-  mkdtempSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-} from "node:fs";
+import type { ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 import type { InvocationContext } from "@azure/functions";
-import { buildSync } from "esbuild";
 
-import { DuplicateDetector } from "../../shared/queue/duplicate-detection";
-import type { QueueDrainer } from "../../shared/queue/local-queue";
-import { LocalSessionQueue, MAX_SESSION_ID_LENGTH } from "../../shared/queue/local-session-queue";
+import { type QueueDrainer, startDraining } from "../../shared/local-host/queue-drain";
+import { holderIsDead } from "../../shared/queue/local-broker";
+import { LocalQueue, type LocalQueueOptions } from "../../shared/queue/local-queue";
+import { MAX_SESSION_ID_LENGTH } from "../../shared/queue/queue-port";
+import {
+  brokerDatabase,
+  bundleChild,
+  ChildProcesses,
+  eventually,
+  linesOf,
+} from "../support/local-broker";
 import type { ConsumerEvent, ConsumerSettings } from "./local-session-consumer";
 
-/** Polls until `check` returns a value, for at most `timeoutMs` (a guard, not an assertion). */
-async function eventually<T>(
-  check: () => T | undefined | Promise<T | undefined>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 function events(logFile: string): ConsumerEvent[] {
-  if (!existsSync(logFile)) return [];
-  return readFileSync(logFile, "utf8")
-    .split("\n")
-    .filter((line) => line !== "")
-    .map((line) => JSON.parse(line) as ConsumerEvent);
+  return linesOf(logFile).map((line) => JSON.parse(line) as ConsumerEvent);
 }
 
 function silent(): void {
   // The drain loop's lines are not what these tests look at.
 }
 
-describe("LocalSessionQueue", () => {
+describe("LocalQueue with sessions", () => {
   let root: string;
   let consumerScript: string;
   let run = 0;
   let directory: string;
+  const children = new ChildProcesses();
 
   beforeAll(() => {
     root = mkdtempSync(join(tmpdir(), "herald-session-queue-"));
-    // Real other processes using the same class: bundled once, run with plain node.
-    consumerScript = join(root, "consumer.js");
-    buildSync({
-      entryPoints: [join(__dirname, "local-session-consumer.ts")],
-      bundle: true,
-      platform: "node",
-      target: "node22",
-      external: ["@azure/functions-core"],
-      outfile: consumerScript,
-      logLevel: "silent",
-    });
+    consumerScript = bundleChild(join(__dirname, "local-session-consumer.ts"), root);
   });
 
   afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -75,20 +47,33 @@ describe("LocalSessionQueue", () => {
 
   // A failed assertion must not leave a drain loop or a child process running.
   const drainers: QueueDrainer[] = [];
-  const children: ChildProcess[] = [];
   afterEach(async () => {
-    for (const child of children.splice(0)) {
-      if (child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise((done) => child.once("exit", done));
-        child.kill("SIGKILL");
-        await exited;
-      }
-    }
+    await children.killAll();
     await Promise.all(drainers.splice(0).map((d) => d.stop(1000)));
   });
 
-  function queue(options: Partial<ConstructorParameters<typeof LocalSessionQueue>[0]> = {}) {
-    return new LocalSessionQueue({ directory, lockDurationMs: 5_000, ...options });
+  function queue(options: Partial<LocalQueueOptions> = {}) {
+    return new LocalQueue({
+      directory,
+      queueName: "herald-work",
+      sessions: true,
+      lockDurationMs: 5_000,
+      ...options,
+    });
+  }
+
+  function drain(
+    work: LocalQueue,
+    handler: (body: unknown, context: InvocationContext) => unknown,
+    options: Record<string, unknown> = {},
+  ): void {
+    drainers.push(
+      startDraining(work, handler, {
+        functionName: "work",
+        logHandler: silent,
+        ...options,
+      }),
+    );
   }
 
   /** Starts a consumer process; resolves once its drain loop runs. */
@@ -96,55 +81,33 @@ describe("LocalSessionQueue", () => {
     settings: Omit<ConsumerSettings, "directory" | "logFile">,
     logFile: string,
   ): Promise<ChildProcess> {
-    const stderr = openSync(join(root, `run-${run}-${settings.consumer}.stderr.log`), "a");
-    const child = fork(consumerScript, [], {
-      env: {
-        ...process.env,
-        HERALD_SESSION_CONSUMER: JSON.stringify({ ...settings, directory, logFile }),
-      },
-      stdio: ["ignore", "ignore", stderr, "ipc"],
-    });
-    closeSync(stderr);
-    children.push(child);
-    await new Promise<void>((done, fail) => {
-      child.once("error", fail);
-      child.once("exit", (code) => fail(new Error(`consumer exited early (${code})`)));
-      child.on("message", (message) => {
-        if (message === "ready") done();
-      });
-    });
-    return child;
-  }
-
-  async function stopConsumer(child: ChildProcess): Promise<void> {
-    const exited = new Promise((done) => child.once("exit", done));
-    child.send("stop");
-    await exited;
+    const env = {
+      HERALD_SESSION_CONSUMER: JSON.stringify({ ...settings, directory, logFile }),
+    };
+    const stderrFile = join(root, `run-${run}-${settings.consumer}.stderr.log`);
+    return (await children.start(consumerScript, env, { stderrFile })).child;
   }
 
   describe("draining", () => {
     it("handles one session's messages in order, one at a time, with maxConcurrentCallsPerSession 1", async () => {
       const work = queue();
-      await work.enqueue(
-        Array.from({ length: 30 }, (_, n) => ({ body: { n }, sessionId: "tenant-a" })),
-      );
+      work.send(Array.from({ length: 30 }, (_, n) => ({ body: { n }, sessionId: "tenant-a" })));
       const seen: number[] = [];
       let running = 0;
       let mostAtOnce = 0;
-      drainers.push(
-        work.startDraining(
-          async (body) => {
-            running += 1;
-            mostAtOnce = Math.max(mostAtOnce, running);
-            await new Promise((done) => setTimeout(done, 2));
-            seen.push((body as { n: number }).n);
-            running -= 1;
-          },
-          { functionName: "work", maxConcurrentCallsPerSession: 1, logHandler: silent },
-        ),
+      drain(
+        work,
+        async (body) => {
+          running += 1;
+          mostAtOnce = Math.max(mostAtOnce, running);
+          await new Promise((done) => setTimeout(done, 2));
+          seen.push((body as { n: number }).n);
+          running -= 1;
+        },
+        { maxConcurrentCallsPerSession: 1 },
       );
 
-      await eventually(() => (seen.length === 30 ? true : undefined));
+      await eventually(() => seen.length === 30);
 
       expect(seen).toEqual(Array.from({ length: 30 }, (_, n) => n));
       expect(mostAtOnce).toBe(1);
@@ -152,18 +115,13 @@ describe("LocalSessionQueue", () => {
 
     it("passes the session id and the Service Bus trigger metadata to the handler", async () => {
       const work = queue();
-      await work.enqueue([
+      work.send([
         { body: { hello: 1 }, sessionId: "tenant-b", messageId: "m-1", correlationId: "c-1" },
       ]);
       let context: InvocationContext | undefined;
-      drainers.push(
-        work.startDraining(
-          (_body, invocation) => {
-            context = invocation;
-          },
-          { functionName: "work", logHandler: silent },
-        ),
-      );
+      drain(work, (_body, invocation) => {
+        context = invocation;
+      });
 
       const metadata = (await eventually(() => context)).triggerMetadata;
 
@@ -178,17 +136,10 @@ describe("LocalSessionQueue", () => {
     it("makes a scheduled message visible at its time, not before", async () => {
       const work = queue();
       const at = new Date(Date.now() + 1_500);
-      await work.schedule({ body: { later: true }, sessionId: "tenant-c" }, at);
-      const before = await work.counts();
+      work.send([{ body: { later: true }, sessionId: "tenant-c" }], at);
+      const before = work.counts();
       let handledAt: number | undefined;
-      drainers.push(
-        work.startDraining(
-          () => {
-            handledAt = Date.now();
-          },
-          { functionName: "work", pollIntervalMs: 200, logHandler: silent },
-        ),
-      );
+      drain(work, () => void (handledAt = Date.now()), { pollIntervalMs: 200 });
 
       const handled = await eventually(() => handledAt);
 
@@ -201,31 +152,26 @@ describe("LocalSessionQueue", () => {
       const handledBy = new Map<string, string>();
       let unblock: () => void = () => undefined;
       const blocked = new Promise<void>((done) => (unblock = done));
-      const drain = (name: string) =>
-        work.startDraining(
+      const consumerNamed = (name: string) =>
+        drain(
+          work,
           async (_body, context) => {
             const id = String(context.triggerMetadata?.messageId);
             handledBy.set(id, name);
             // Keeps the first consumer's only session slot busy with another session.
             if (id === "other") await blocked;
           },
-          {
-            functionName: "work",
-            maxConcurrentSessions: 1,
-            sessionIdleTimeoutMs: 200,
-            pollIntervalMs: 100,
-            logHandler: silent,
-          },
+          { maxConcurrentSessions: 1, sessionIdleTimeoutMs: 200, pollIntervalMs: 100 },
         );
-      drainers.push(drain("first"));
+      consumerNamed("first");
       const due = new Date(Date.now() + 4_000);
-      await work.enqueue([{ body: {}, sessionId: "tenant-s", messageId: "now" }]);
-      await work.schedule({ body: {}, sessionId: "tenant-s", messageId: "later" }, due);
+      work.send([{ body: {}, sessionId: "tenant-s", messageId: "now" }]);
+      work.send([{ body: {}, sessionId: "tenant-s", messageId: "later" }], due);
       await eventually(() => handledBy.get("now"));
-      await work.enqueue([{ body: {}, sessionId: "tenant-t", messageId: "other" }]);
+      work.send([{ body: {}, sessionId: "tenant-t", messageId: "other" }]);
       // With one session slot, taking tenant-t means tenant-s was released.
       await eventually(() => handledBy.get("other"));
-      drainers.push(drain("second"));
+      consumerNamed("second");
 
       const laterBy = await eventually(() => handledBy.get("later"));
       unblock();
@@ -235,31 +181,27 @@ describe("LocalSessionQueue", () => {
 
     it("dead-letters a message after maxDeliveryCount deliveries, with the reason", async () => {
       const work = queue({ maxDeliveryCount: 3 });
-      await work.enqueue([{ body: {}, sessionId: "tenant-d", messageId: "poison" }]);
+      work.send([{ body: {}, sessionId: "tenant-d", messageId: "poison" }]);
       const deliveries: number[] = [];
-      drainers.push(
-        work.startDraining(
-          (_body, context) => {
-            deliveries.push(Number(context.triggerMetadata?.deliveryCount));
-            throw new Error("boom");
-          },
-          { functionName: "work", retryDelayMs: 10, logHandler: silent },
-        ),
+      drain(
+        work,
+        (_body, context) => {
+          deliveries.push(Number(context.triggerMetadata?.deliveryCount));
+          throw new Error("boom");
+        },
+        { retryDelayMs: 10 },
       );
 
-      const [dead] = await eventually(async () => {
-        const letters = await work.deadLetters();
-        return letters.length > 0 ? letters : undefined;
-      });
+      const [dead] = await eventually(() => work.deadLetters().length > 0 && work.deadLetters());
 
       expect(deliveries).toEqual([1, 2, 3]);
       expect(dead).toMatchObject({
         messageId: "poison",
         sessionId: "tenant-d",
         deliveryCount: 3,
-        deadLetterReason: "MaxDeliveryCountExceeded",
+        reason: "MaxDeliveryCountExceeded",
       });
-      expect(dead!.deadLetterErrorDescription).toContain("boom");
+      expect(dead!.description).toContain("boom");
     });
   });
 
@@ -268,7 +210,7 @@ describe("LocalSessionQueue", () => {
       const work = queue();
 
       await expect(work.enqueue([{ body: {} }])).rejects.toThrow(/sessionId/);
-      expect(await work.counts()).toMatchObject({ active: 0, sessions: 0 });
+      expect(work.counts()).toMatchObject({ active: 0, sessions: 0 });
     });
 
     it("refuses a session id longer than 128 characters, as Service Bus does", async () => {
@@ -278,39 +220,59 @@ describe("LocalSessionQueue", () => {
       await expect(work.schedule(message, new Date())).rejects.toThrow(/at most 128/);
     });
 
-    it("drops a second message with the same id within the duplicate detection window", async () => {
+    it("drops a second message with the same id within the duplicate detection window", () => {
       const work = queue();
-      await work.enqueue([{ body: { copy: 1 }, sessionId: "tenant-e", messageId: "same" }]);
-      await work.enqueue([{ body: { copy: 2 }, sessionId: "tenant-e", messageId: "same" }]);
+      work.send([{ body: { copy: 1 }, sessionId: "tenant-e", messageId: "same" }]);
+      work.send([{ body: { copy: 2 }, sessionId: "tenant-e", messageId: "same" }]);
 
-      expect(await work.counts()).toMatchObject({ active: 1 });
+      expect(work.counts()).toMatchObject({ active: 1 });
+    });
+  });
+
+  describe("session locks", () => {
+    it("gives a session to one consumer at a time, and to another once released", () => {
+      const work = queue();
+      const rival = queue();
+      work.send([{ body: {}, sessionId: "tenant-l" }]);
+
+      const taken = work.acceptSession();
+      expect(taken).toBe("tenant-l");
+      expect(rival.acceptSession()).toBeUndefined();
+      work.releaseSession("tenant-l");
+      expect(rival.acceptSession()).toBe("tenant-l");
     });
 
-    it("accepts the same message id again once the window has passed", async () => {
-      const work = queue({ duplicateDetectionWindowMs: 200 });
-      await work.enqueue([{ body: { copy: 1 }, sessionId: "tenant-f", messageId: "again" }]);
-      await new Promise((done) => setTimeout(done, 400));
-      await work.enqueue([{ body: { copy: 2 }, sessionId: "tenant-f", messageId: "again" }]);
+    it("makes a lock held by a process of another host wait for its expiry", () => {
+      const work = queue();
+      work.send([{ body: {}, sessionId: "tenant-h" }]);
+      const db = brokerDatabase(directory);
+      db.run("INSERT INTO holders VALUES ('elsewhere', 'another-host', 1, NULL)");
+      db.run("INSERT INTO sessions VALUES ('herald-work', 'tenant-h', 'elsewhere', :until)", {
+        until: Date.now() + 60_000,
+      });
 
-      expect(await work.counts()).toMatchObject({ active: 2 });
+      expect(work.acceptSession()).toBeUndefined();
     });
 
-    it("keeps one copy when two processes' worth of senders send one id at once", async () => {
-      const first = queue();
-      const second = queue();
-      const message = { body: {}, sessionId: "tenant-g", messageId: "race" };
-      await Promise.all([
-        ...Array.from({ length: 10 }, () => first.enqueue([message])),
-        ...Array.from({ length: 10 }, () => second.enqueue([message])),
-      ]);
+    it("tells a dead holder from a live one, and a reused pid from its first life", () => {
+      const started = (pid: number) => {
+        try {
+          const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+          return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? null;
+        } catch {
+          return null;
+        }
+      };
 
-      expect(await first.counts()).toMatchObject({ active: 1 });
+      expect(holderIsDead(process.pid, started(process.pid))).toBe(false);
+      expect(holderIsDead(2 ** 22 + 1, null)).toBe(true); // above Linux's largest pid
+      if (started(process.pid) !== null) expect(holderIsDead(process.pid, "0")).toBe(true); // same pid, another start time
     });
   });
 
   describe("consumers in separate processes", () => {
     it("never lets two consumers hold one session at once, and both make progress", async () => {
-      const logFile = join(directory, "..", `run-${run}-events.log`);
+      const logFile = join(root, `run-${run}-events.log`);
       const common = {
         lockDurationMs: 10_000,
         maxConcurrentSessions: 2,
@@ -325,7 +287,7 @@ describe("LocalSessionQueue", () => {
       const waves = 4;
       const perWave = 15;
       for (let wave = 0; wave < waves; wave += 1) {
-        await work.enqueue(
+        work.send(
           sessions.flatMap((sessionId) =>
             Array.from({ length: perWave }, (_, n) => ({
               body: {},
@@ -336,14 +298,14 @@ describe("LocalSessionQueue", () => {
         );
         const expected = (wave + 1) * perWave * sessions.length;
         await eventually(
-          () => events(logFile).filter((e) => e.event === "end").length >= expected || undefined,
+          () => events(logFile).filter((e) => e.event === "end").length >= expected,
           60_000,
         );
         // Long enough for the holders to release, so the next wave is taken afresh.
         await new Promise((done) => setTimeout(done, 300));
       }
-      await stopConsumer(a);
-      await stopConsumer(b);
+      await children.stop(a);
+      await children.stop(b);
 
       /** `t1-2-7` → wave 2, message 7. */
       const order = (id: string): number => {
@@ -383,10 +345,11 @@ describe("LocalSessionQueue", () => {
       expect(outOfOrder).toEqual([]);
     }, 180_000);
 
-    it("gives a SIGKILLed consumer's session to another after the lock duration, and delivers its message again", async () => {
-      const logFile = join(directory, "..", `run-${run}-events.log`);
+    it("gives a SIGKILLed holder's session to another consumer long before its lock expires, and delivers its message again", async () => {
+      const logFile = join(root, `run-${run}-events.log`);
+      // A minute-long lock: a takeover that waited for the expiry would outlast this test.
       const common = {
-        lockDurationMs: 1_500,
+        lockDurationMs: 60_000,
         maxConcurrentSessions: 8,
         sessionIdleTimeoutMs: 5_000,
       };
@@ -394,44 +357,31 @@ describe("LocalSessionQueue", () => {
       const started = new Promise<void>((done) =>
         doomed.on("message", (m) => m !== "ready" && done()),
       );
-      const work = queue({ lockDurationMs: 1_500 });
-      await work.enqueue([{ body: {}, sessionId: "tenant-k", messageId: "in-flight" }]);
+      const work = queue({ lockDurationMs: 60_000 });
+      work.send([{ body: {}, sessionId: "tenant-k", messageId: "in-flight" }]);
       await started;
-      const exited = new Promise((done) => doomed.once("exit", done));
-      doomed.kill("SIGKILL");
-      await exited;
+      const db = brokerDatabase(directory);
+      const lock = db.get<{ owner: string; locked_until: number }>(
+        "SELECT owner, locked_until FROM sessions WHERE session_id = 'tenant-k'",
+      )!;
+      await children.kill(doomed);
 
       await consumer({ ...common, consumer: "survivor", handle: 1 }, logFile);
       const redelivered = await eventually(() =>
         events(logFile).find((e) => e.consumer === "survivor" && e.event === "end"),
       );
+      const takenAt = Date.now();
 
       expect(events(logFile).filter((e) => e.event === "start")).toEqual([
         expect.objectContaining({ consumer: "doomed", messageId: "in-flight", deliveryCount: 1 }),
         expect.objectContaining({ consumer: "survivor", messageId: "in-flight", deliveryCount: 2 }),
       ]);
       expect(redelivered).toMatchObject({ sessionId: "tenant-k", deliveryCount: 2 });
+      // Taken over while the dead holder's lock still had most of its minute to run.
+      expect(takenAt).toBeLessThan(lock.locked_until);
+      expect(
+        db.get("SELECT 1 FROM holders WHERE owner = :owner", { owner: lock.owner }),
+      ).toBeUndefined();
     }, 60_000);
-  });
-
-  describe("DuplicateDetector", () => {
-    it("sweeps the entries older than the window and keeps the recent ones", async () => {
-      const detector = new DuplicateDetector({
-        directory: join(directory, "dedupe"),
-        windowMs: 300,
-      });
-      await detector.accept("old");
-      await new Promise((done) => setTimeout(done, 600));
-      const now = Date.now();
-      await detector.accept("recent", now);
-
-      await detector.sweep(now);
-
-      // Entries are named by the id's hash: one left, the recent one.
-      expect(readdirSync(detector.directory).filter((n) => /^[0-9a-f]{64}$/.test(n))).toHaveLength(
-        1,
-      );
-      expect(await detector.accept("recent", now + 100)).toBe(false);
-    });
   });
 });

@@ -11,7 +11,6 @@ import type { Config } from "../../shared/config";
 import { memoryLogger } from "../../shared/logging";
 import type { NotificationServices } from "../../shared/notifications/services";
 import { WORK_KINDS } from "../../shared/notifications/work-items";
-import { MemoryQueue, type RecordedMessage } from "../../shared/queue/memory-queue";
 import { WORK_KIND_PROPERTY } from "../../shared/queue/queue-port";
 import { DeliveryLedger } from "../../shared/store/delivery-ledger";
 import { NotificationRequestStore } from "../../shared/store/notification-requests";
@@ -19,6 +18,7 @@ import { TableFactory } from "../../shared/store/table-factory";
 import { TeamStore } from "../../shared/store/teams";
 import { UserReferenceStore } from "../../shared/store/user-references";
 import { type SimTeam, type SimUser, startTeamsSimulator, type TeamsSimulator } from "../simulator";
+import { MemoryQueue, type RecordedMessage } from "../support/memory-queue";
 import { testConfig } from "../support/test-config";
 
 /** Real time plus an offset the test moves forward (to the time a retry is scheduled for). */

@@ -7,14 +7,17 @@ import { describeTables, runCrashRecovery } from "../chaos/scenarios/crash-recov
  * docs/reliability.md. HERALD_CRASH_REPORT=1 prints the tables' side of a passing run too.
  */
 describe("npm start host under SIGKILL", () => {
-  it("finishes every request and recipient as planned after 2 kills, with at most one duplicate per kill", async () => {
+  it("finishes every request and recipient as planned after 2 kills, with a second copy only of what was in flight at a kill", async () => {
     const report = await runCrashRecovery({
       requests: 150,
       users: 30,
       kills: 2,
       uptimeMs: [1_000, 2_000],
       seed: 6,
-      lockDurationMs: 1_000,
+      // Service Bus' default lock: the killed host's locks come back at once (the broker sees its
+      // process is gone), and a live host whose event loop stalls (loading botbuilder on a busy
+      // machine) keeps its messages instead of getting them a second time beside the first.
+      lockDurationMs: 60_000,
       tables: "embedded",
       // A copy of a delivery that meets a killed sender's live claim waits for the claim to expire
       // (two minutes) before it takes over: settling may take that long after a kill.
@@ -36,7 +39,8 @@ describe("npm start host under SIGKILL", () => {
     expect(report.receivedButNotSent).toEqual([]);
     expect(report.http500).toBe(0);
     expect(report.deadLettered).toBe(0);
-    expect(report.duplicates).toBeLessThanOrEqual(report.kills);
+    // Teams has no idempotency key: only a send in flight at a kill may reach Teams twice.
+    expect(report.duplicatesNotInFlight).toBe(0);
     // One Azurite throughout: the first start started it, every restart after a kill reused it.
     expect(report.azuriteProcesses).toBe(1);
     expect(report.azuriteStarts).toBe(1);

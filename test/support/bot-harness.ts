@@ -6,9 +6,9 @@ import type { BotServices } from "../../shared/bot/create-bot-services";
 import { createHeraldServices, type HeraldServices } from "../../shared/composition";
 import type { Config } from "../../shared/config";
 import { memoryLogger } from "../../shared/logging";
-import { MemoryQueue, type RecordedMessage } from "../../shared/queue/memory-queue";
 import { TableFactory, type TableName } from "../../shared/store/table-factory";
 import { startTeamsSimulator, type TeamsSimulator } from "../simulator";
+import { MemoryQueue, type RecordedMessage } from "./memory-queue";
 import { testConfig } from "./test-config";
 
 export interface Posted {

@@ -13,7 +13,7 @@ import { memoryLogger } from "../../shared/logging";
 import { createNotificationsApi } from "../../shared/notifications/http-api";
 import type { NotificationServices } from "../../shared/notifications/services";
 import { createNotificationServices } from "../../shared/notifications/services";
-import { MemoryQueue } from "../../shared/queue/memory-queue";
+import { MemoryQueue } from "./memory-queue";
 import { testConfig } from "./test-config";
 
 export interface NotificationsApiServer {

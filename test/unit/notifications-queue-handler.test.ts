@@ -1,4 +1,4 @@
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -14,7 +14,7 @@ import {
 } from "../../shared/notifications/queue-handler";
 import { WORK_KIND_VALUES } from "../../shared/notifications/work-items";
 import { createWorkQueue } from "../../shared/queue/create-queue";
-import { LocalSessionQueue } from "../../shared/queue/local-session-queue";
+import { LocalQueue } from "../../shared/queue/local-queue";
 import { ServiceBusQueue } from "../../shared/queue/service-bus-queue";
 
 function context(triggerMetadata: Record<string, unknown>): InvocationContext {
@@ -110,11 +110,16 @@ describe("createWorkQueue", () => {
     await (queue as ServiceBusQueue).close();
   });
 
-  it("uses the local durable session queue when only LocalQueueDirectory is set", () => {
+  it("uses the local broker's session queue when only LocalQueueDirectory is set", () => {
     const directory = mkdtempSync(join(tmpdir(), "herald-queue-"));
-    expect(createWorkQueue(loadConfig({ ...base, LocalQueueDirectory: directory }))).toBeInstanceOf(
-      LocalSessionQueue,
-    );
+    const queue = createWorkQueue(loadConfig({ ...base, LocalQueueDirectory: directory }));
+    try {
+      expect(queue).toBeInstanceOf(LocalQueue);
+      expect(queue).toMatchObject({ queueName: "herald-work", sessions: true });
+    } finally {
+      (queue as LocalQueue).close();
+      rmSync(directory, { recursive: true, force: true });
+    }
   });
 
   it("fails with a ConfigError naming the settings when neither is set", () => {

@@ -5,7 +5,7 @@ import {
   replayMessage,
   type ReplaySender,
   ServiceBusDeadLetters,
-} from "../../shared/queue/service-bus-dead-letters";
+} from "../../shared/dead-letters/service-bus-dead-letters";
 
 /**
  * A fake of the SDK's receiver on `<queue>/$deadletterqueue` and of the queue's sender: peek

@@ -1,14 +1,14 @@
 import { randomBytes } from "node:crypto";
-import { type Dirent, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, relative } from "node:path";
+import { join } from "node:path";
 
 import type { FolderAzurite } from "../../../shared/local-host/azurite-client";
 import type { NotificationStatus } from "../../../shared/notifications/status";
 import { LocalQueue } from "../../../shared/queue/local-queue";
-import { LocalSessionQueue } from "../../../shared/queue/local-session-queue";
 import { startTeamsSimulator, type TeamsSimulator } from "../../simulator";
 import { seededRandom } from "../../simulator/faults";
+import { brokerDatabase } from "../../support/local-broker";
 import { buildHostBundle, HostProcess } from "../support/host-process";
 import {
   judge,
@@ -44,6 +44,11 @@ export interface CrashRecoveryReport extends Verdict {
   readonly kills: number;
   /** Duplicates attributed to each kill (the kill that followed the first copy). */
   readonly duplicatesPerKill: number[];
+  /**
+   * Duplicates whose first copy reached Teams more than `IN_FLIGHT_MS` before the kill that
+   * followed it, or after the last kill: not a send in flight at a kill (never expected).
+   */
+  readonly duplicatesNotInFlight: number;
   /** Answers of 500 from the host's HTTP endpoints (never expected). */
   readonly http500: number;
   readonly httpRetries: number;
@@ -68,6 +73,13 @@ export interface CrashRecoveryReport extends Verdict {
 }
 
 const sleep = (ms: number) => new Promise<void>((done) => setTimeout(done, ms));
+
+/**
+ * How long a send stays in flight: from Teams accepting it until the ledger records it `sent`.
+ * Teams has no idempotency key, so a copy accepted this shortly before a kill may be sent again
+ * by the redelivery (measured under load: 0.1-0.4 s); those are the only copies allowed.
+ */
+export const IN_FLIGHT_MS = 2_000;
 
 /**
  * Crash recovery: the `npm start` host as a child process, users installed through its bot
@@ -99,6 +111,7 @@ export async function runCrashRecovery(
   const workQueue = new LocalQueue({
     directory: join(folder, ".data", "queue"),
     queueName: "herald-work",
+    sessions: true,
   });
   let httpRetries = 0;
 
@@ -145,18 +158,20 @@ export async function runCrashRecovery(
     for (const lost of verdict.lost) {
       const id = lost.split(" ")[0]!;
       console.log(`crash-recovery: lost ${lost}: ${JSON.stringify(statuses.get(id))}`);
-      // Where its work sits in the local queues (messages, locked, scheduled, dead letters), if
-      // anywhere: a recurrence then says whether the queue or the processing lost it.
+      // Where its work sits in the local broker (active, locked, scheduled, dead, quarantined),
+      // if anywhere: a recurrence then says whether the queue or the processing lost it.
       console.log(
-        `crash-recovery: queue files naming ${id}: ${JSON.stringify(filesNaming(join(folder, ".data", "queue"), id))}`,
+        `crash-recovery: broker rows naming ${id}: ${JSON.stringify(rowsNaming(join(folder, ".data", "queue"), id))}`,
       );
     }
     const duplicatesPerKill = killTimes.map(() => 0);
+    let duplicatesNotInFlight = 0;
     for (const at of verdict.duplicateTimes) {
       const index = killTimes.findIndex((t) => t >= at);
       if (index >= 0) duplicatesPerKill[index]! += 1;
+      if (index < 0 || killTimes[index]! - at > IN_FLIGHT_MS) duplicatesNotInFlight += 1;
     }
-    const counts = await queue.counts();
+    const counts = queue.counts();
     // The host's access log: every 500 any endpoint answered, to the LOB client or to Teams.
     const http500 = host.logLines(/-> 500 /).length;
     const rechecks = host.logLines(/checking again/).length;
@@ -171,6 +186,7 @@ export async function runCrashRecovery(
       ...verdict,
       kills: killTimes.length,
       duplicatesPerKill,
+      duplicatesNotInFlight,
       http500,
       httpRetries,
       deadLettered: counts.deadLettered,
@@ -286,36 +302,30 @@ async function submit(plan: PlannedRequest, host: HostProcess, queue: LocalQueue
  * Waits until the local queue is empty and every request is final, then returns what the
  * status API says about each request (undefined: it does not know the id).
  */
-/** Files under `root` whose text contains `needle` (relative paths), for failure diagnostics. */
-function filesNaming(root: string, needle: string): string[] {
-  const found: string[] = [];
-  const walk = (dir: string): void => {
-    let entries: Dirent[];
-    try {
-      entries = readdirSync(dir, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const entry of entries) {
-      const path = join(dir, entry.name);
-      if (entry.isDirectory()) walk(path);
-      else {
-        try {
-          if (readFileSync(path, "utf8").includes(needle)) found.push(relative(root, path));
-        } catch {
-          // gone meanwhile
-        }
-      }
-    }
-  };
-  walk(root);
-  return found;
+/** The local broker's rows whose message id or body names `needle`, for failure diagnostics. */
+function rowsNaming(directory: string, needle: string): string[] {
+  const rows = brokerDatabase(directory).all<{
+    queue: string;
+    seq: number;
+    state: string;
+    deliveries: number;
+    locked: number;
+    scheduled: number;
+  }>(
+    `SELECT queue, seq, state, delivery_count AS deliveries, lock_token IS NOT NULL AS locked,
+     visible_at > :now AS scheduled FROM messages WHERE message_id = :needle OR instr(body, :needle) > 0`,
+    { needle, now: Date.now() },
+  );
+  return rows.map(
+    (r) =>
+      `${r.queue}#${r.seq} ${r.state}${r.locked ? " locked" : r.scheduled ? " scheduled" : ""} (deliveries ${r.deliveries})`,
+  );
 }
 
 async function settle(
   plans: readonly PlannedRequest[],
   host: HostProcess,
-  queues: readonly (LocalQueue | LocalSessionQueue)[],
+  queues: readonly LocalQueue[],
   timeoutMs: number,
 ): Promise<Map<string, NotificationStatus | undefined>> {
   const deadline = Date.now() + timeoutMs;
@@ -326,7 +336,7 @@ async function settle(
     // final they can only find it final, so the ledger, not the queue, says when it is over.
     let busy = 0;
     for (const queue of queues) {
-      const counts = await queue.counts();
+      const counts = queue.counts();
       busy += counts.active + counts.locked;
     }
     if (busy === 0 || Date.now() > deadline) {

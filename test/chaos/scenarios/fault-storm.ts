@@ -10,12 +10,12 @@ import {
 import type { TeamsConnector } from "../../../shared/connector/teams-connector";
 import { memoryLogger } from "../../../shared/logging";
 import type { NotificationStatus, RecipientState } from "../../../shared/notifications/status";
-import { MemoryQueue, type RecordedMessage } from "../../../shared/queue/memory-queue";
 import { TableFactory } from "../../../shared/store/table-factory";
 import { UserReferenceStore } from "../../../shared/store/user-references";
 import { TestClock } from "../../integration/notifications-harness";
 import { type FaultStatus, type SimUser, startTeamsSimulator } from "../../simulator";
 import { seededRandom } from "../../simulator/faults";
+import { MemoryQueue, type RecordedMessage } from "../../support/memory-queue";
 import { oneBrokerTrigger } from "../../support/one-broker";
 import { testConfig } from "../../support/test-config";
 import { startFaultProxy } from "../support/fault-proxy";

@@ -4,10 +4,10 @@ import { HttpRequest, InvocationContext } from "@azure/functions";
 
 import { createHeraldServices, type HeraldServices } from "../../../shared/composition";
 import { memoryLogger } from "../../../shared/logging";
-import { MemoryQueue, type RecordedMessage } from "../../../shared/queue/memory-queue";
 import { TableFactory, TABLES } from "../../../shared/store/table-factory";
 import { startTeamsSimulator, type TeamsActivity } from "../../simulator";
 import { seededRandom } from "../../simulator/faults";
+import { MemoryQueue, type RecordedMessage } from "../../support/memory-queue";
 import { testConfig } from "../../support/test-config";
 
 export interface WelcomeStormOptions {

@@ -7,13 +7,13 @@ import type {
   ServiceBusSender,
 } from "@azure/service-bus";
 
-import type {
-  DeadLetter,
-  DeadLetterSelection,
-  DeadLetterStore,
-  ReplayOptions,
-} from "./dead-letters";
-import { isSelected } from "./dead-letters";
+import {
+  type DeadLetter,
+  type DeadLetterSelection,
+  type DeadLetterStore,
+  isSelected,
+  type ReplayOptions,
+} from "./dead-letter-store";
 
 /** The part of the SDK's receiver on `<queue>/$deadletterqueue` this adapter uses: the seam tests fake. */
 export type DeadLetterReceiver = Pick<

@@ -1,4 +1,4 @@
-import type { OutgoingMessage, QueuePort } from "./queue-port";
+import type { OutgoingMessage, QueuePort } from "../../shared/queue/queue-port";
 
 /** A message as the in-memory queue holds it: what was sent, when, and when it becomes visible. */
 export interface RecordedMessage extends OutgoingMessage {
@@ -20,7 +20,7 @@ export interface MemoryQueueOptions {
 /**
  * QueuePort in memory for tests: records every message (with its scheduled time) and lets the
  * test take them to hand to the trigger handler itself. Drops a message id it saw within the
- * duplicate detection window, as the broker does. Never used outside tests.
+ * duplicate detection window, as the broker does. Test support only.
  */
 export class MemoryQueue implements QueuePort {
   /** Everything ever sent, in order (duplicates the broker would drop are not recorded). */

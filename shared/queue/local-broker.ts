@@ -1,0 +1,221 @@
+import { randomUUID } from "node:crypto";
+import { mkdirSync, readFileSync, watch } from "node:fs";
+import { hostname } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite";
+
+/**
+ * The local broker's database: one SQLite file (`broker.db` in `LocalQueueDirectory`) that the
+ * queues, topics and processes of this machine share, in WAL mode with a busy timeout, so
+ * several processes use it at once (https://sqlite.org/wal.html); `synchronous=NORMAL` loses
+ * nothing when a process dies, only a power cut can lose the last commits. Every state change is
+ * one statement or one `BEGIN IMMEDIATE` transaction: the database's lock is the only lock, as in
+ * goqite (https://github.com/maragudk/goqite). Tables: `messages` (every entity's messages, the
+ * state a column), `duplicates` (message ids within the detection window), `sessions` (a row per
+ * session lock), `holders` (the processes that hold locks) and `subscriptions` (topic filters).
+ */
+export const DATABASE_FILE = "broker.db";
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS messages (seq INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT NOT NULL,
+  session_id TEXT, message_id TEXT NOT NULL, correlation_id TEXT, properties TEXT NOT NULL,
+  body TEXT NOT NULL, enqueued_at INTEGER NOT NULL, visible_at INTEGER NOT NULL,
+  delivery_count INTEGER NOT NULL DEFAULT 0, lock_token TEXT, owner TEXT,
+  state TEXT NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'dead', 'quarantined')),
+  reason TEXT, description TEXT, settled_at INTEGER, handled INTEGER NOT NULL DEFAULT 0) STRICT;
+CREATE INDEX IF NOT EXISTS messages_in_order ON messages (queue, state, seq);
+CREATE INDEX IF NOT EXISTS messages_of_session ON messages (queue, session_id, state, seq);
+CREATE TABLE IF NOT EXISTS duplicates (queue TEXT NOT NULL, message_id TEXT NOT NULL,
+  expires_at INTEGER NOT NULL, PRIMARY KEY (queue, message_id)) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sessions (queue TEXT NOT NULL, session_id TEXT NOT NULL,
+  owner TEXT NOT NULL, locked_until INTEGER NOT NULL, PRIMARY KEY (queue, session_id)) STRICT;
+CREATE TABLE IF NOT EXISTS holders (owner TEXT PRIMARY KEY, host TEXT NOT NULL,
+  pid INTEGER NOT NULL, started TEXT) STRICT;
+CREATE TABLE IF NOT EXISTS subscriptions (topic TEXT NOT NULL, name TEXT NOT NULL,
+  filter TEXT NOT NULL, PRIMARY KEY (topic, name)) STRICT;`;
+
+let sqlite: typeof import("node:sqlite") | undefined;
+
+function loadSqlite(): typeof import("node:sqlite") {
+  if (sqlite !== undefined) return sqlite;
+  // Node 22 still calls node:sqlite experimental and warns once when it loads, into every
+  // `npm start`, CLI and test run. Only that warning, only while loading, is dropped.
+  const emit = process.emitWarning.bind(process) as (...args: unknown[]) => void;
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- kept only to be put back as it was
+  const original = process.emitWarning;
+  process.emitWarning = (warning: string | Error, ...rest: unknown[]) => {
+    const type =
+      typeof rest[0] === "string" ? rest[0] : (rest[0] as { type?: string } | undefined)?.type;
+    if (type === "ExperimentalWarning" && String(warning).includes("SQLite")) return;
+    emit(warning, ...rest);
+  };
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded under the filter above
+    return (sqlite = require("node:sqlite") as typeof import("node:sqlite"));
+  } finally {
+    process.emitWarning = original;
+  }
+}
+
+/** This process as its locks name it: the random id tells two lifetimes of one pid apart. */
+export const OWNER = randomUUID();
+const HOST = hostname();
+
+/** The process's start time (Linux /proc), so that a reused pid is not taken for the holder. */
+function startTimeOf(pid: number | "self"): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+/** This process's row in `holders`. */
+const HOLDER = { owner: OWNER, host: HOST, pid: process.pid, started: startTimeOf("self") };
+/** What a dead holder had: its sessions go, its locked messages come back, its row goes. */
+const REAP = [
+  "DELETE FROM sessions WHERE owner = :owner",
+  `UPDATE messages SET lock_token = NULL, owner = NULL, visible_at = :now
+   WHERE owner = :owner AND state = 'active'`,
+  "DELETE FROM holders WHERE owner = :owner",
+];
+
+/** Known dead: no such process on this host, or one that started at another time. */
+export function holderIsDead(pid: number, started: string | null): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "ESRCH";
+  }
+  return started !== null && startTimeOf(pid) !== started;
+}
+
+/** Drain loops of this process, woken at once by its sends (other processes' through a watch). */
+const listeners = new Map<string, Set<() => void>>();
+
+export type Params = Record<string, SQLInputValue>;
+
+export class BrokerDatabase {
+  readonly file: string;
+  readonly #db: DatabaseSync;
+  readonly #statements = new Map<string, StatementSync>();
+  #registered = false;
+  #lastReapMs = 0;
+  #lastSweepMs = 0;
+
+  constructor(directory: string) {
+    this.file = join(resolve(directory), DATABASE_FILE);
+    mkdirSync(dirname(this.file), { recursive: true });
+    this.#db = new (loadSqlite().DatabaseSync)(this.file, { timeout: 10_000 });
+    this.#db.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+      PRAGMA case_sensitive_like = ON; ${SCHEMA}`);
+  }
+
+  run(sql: string, params: Params = {}): number {
+    return Number(this.#prepare(sql).run(params).changes);
+  }
+
+  get<T>(sql: string, params: Params = {}): T | undefined {
+    return this.#prepare(sql).get(params) as T | undefined;
+  }
+
+  all<T>(sql: string, params: Params = {}): T[] {
+    return this.#prepare(sql).all(params) as T[];
+  }
+
+  /** One write transaction, its lock taken at once (`IMMEDIATE`), never upgraded from a read. */
+  transaction<T>(work: () => T): T {
+    this.#db.exec("BEGIN IMMEDIATE");
+    try {
+      const result = work();
+      this.#db.exec("COMMIT");
+      return result;
+    } catch (error) {
+      this.#db.exec("ROLLBACK");
+      throw error;
+    }
+  }
+
+  /**
+   * Duplicate detection, inside the send's transaction: true the first time `id` is sent to
+   * `entity` within the window (https://learn.microsoft.com/azure/service-bus-messaging/duplicate-detection).
+   */
+  firstSend(entity: string, id: string, windowMs: number, now: number): boolean {
+    if (windowMs <= 0) return true;
+    if (now - this.#lastSweepMs > 60_000) {
+      this.#lastSweepMs = now;
+      this.run("DELETE FROM duplicates WHERE expires_at <= :now", { now });
+    }
+    const sql = `INSERT INTO duplicates VALUES (:entity, :id, :expires) ON CONFLICT DO UPDATE
+      SET expires_at = excluded.expires_at WHERE expires_at <= :now RETURNING 1`;
+    return this.get(sql, { entity, id, expires: now + windowMs, now }) !== undefined;
+  }
+
+  /** Records this process before its first lock, so others on this host see when it died. */
+  registerHolder(): void {
+    if (this.#registered) return;
+    this.run(
+      "INSERT INTO holders VALUES (:owner, :host, :pid, :started) ON CONFLICT DO NOTHING",
+      HOLDER,
+    );
+    this.#registered = true;
+  }
+
+  /**
+   * Frees at once the sessions and locked messages (delivery counted) of this host's processes
+   * that are known to be dead; another host's wait for their expiry. At most every 200 ms.
+   */
+  reapDeadHolders(now: number): void {
+    if (now - this.#lastReapMs < 200 || this.#db.isTransaction) return;
+    this.#lastReapMs = now;
+    const sql = "SELECT owner, pid, started FROM holders WHERE host = :host AND owner <> :owner";
+    const holders = this.all<{ owner: string; pid: number; started: string | null }>(sql, HOLDER);
+    for (const { owner } of holders.filter((h) => holderIsDead(h.pid, h.started)))
+      this.transaction(() => REAP.forEach((step) => this.run(step, { owner, now })));
+  }
+
+  /** Calls `listener` after sends: from this process at once, from others within ~20 ms. */
+  watch(listener: () => void): () => void {
+    const local = listeners.get(this.file) ?? new Set();
+    listeners.set(this.file, local.add(listener));
+    let timer: NodeJS.Timeout | undefined;
+    let watcher: ReturnType<typeof watch> | undefined;
+    try {
+      // Any write of any process changes the write-ahead log; the poll covers where watching fails.
+      watcher = watch(dirname(this.file), (_event, name) => {
+        if (name !== `${DATABASE_FILE}-wal` || timer !== undefined) return;
+        timer = setTimeout(() => {
+          timer = undefined;
+          listener();
+        }, 20);
+      });
+      watcher.on("error", () => watcher?.close());
+    } catch {
+      watcher = undefined;
+    }
+    return () => {
+      local.delete(listener);
+      watcher?.close();
+      clearTimeout(timer);
+    };
+  }
+
+  notify(): void {
+    for (const listener of listeners.get(this.file) ?? []) listener();
+  }
+
+  close(): void {
+    if (this.#db.isOpen) this.#db.close();
+  }
+
+  #prepare(sql: string): StatementSync {
+    let statement = this.#statements.get(sql);
+    if (statement === undefined) {
+      statement = this.#db.prepare(sql);
+      // One parameter object serves statements that use only some of its names.
+      statement.setAllowUnknownNamedParameters(true);
+      this.#statements.set(sql, statement);
+    }
+    return statement;
+  }
+}
