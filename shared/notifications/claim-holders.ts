@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
+
+import { processIsGone, processStartTicks } from "../util/process-liveness";
 
 /**
  * Who holds a delivery claim: every process names itself in the claims it writes, so a later
@@ -19,7 +20,7 @@ export interface ClaimHolders {
  * random part tells two lives of one process image apart where the start cannot be read.
  */
 export function processIdentity(pid: number = process.pid): string {
-  return `${hostname()}/${pid}/${startTicks(pid) ?? "-"}/${randomBytes(4).toString("hex")}`;
+  return `${hostname()}/${pid}/${processStartTicks(pid) ?? "-"}/${randomBytes(4).toString("hex")}`;
 }
 
 /**
@@ -35,10 +36,7 @@ export function localProcessHolders(self: string = processIdentity()): ClaimHold
       if (holder === self) return false;
       const parsed = parseIdentity(holder);
       if (parsed === undefined || parsed.host !== host) return false;
-      if (!processExists(parsed.pid)) return true;
-      // The pid lives, but with another start time: it was reused by a later process.
-      const started = startTicks(parsed.pid);
-      return parsed.start !== "-" && started !== undefined && started !== parsed.start;
+      return processIsGone(parsed.pid, parsed.start === "-" ? undefined : parsed.start);
     },
   };
 }
@@ -57,25 +55,4 @@ function parseIdentity(holder: string): { host: string; pid: number; start: stri
   if (host === undefined || start === undefined || !Number.isSafeInteger(number) || number <= 0)
     return undefined;
   return { host, pid: number, start };
-}
-
-function processExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0); // signal 0: only checks that the process exists
-    return true;
-  } catch (error) {
-    // EPERM: it exists, under another user. Anything else but ESRCH: unknown, so alive.
-    return (error as NodeJS.ErrnoException).code !== "ESRCH";
-  }
-}
-
-/** Field 22 of `/proc/<pid>/stat` (after the parenthesised name, which may hold spaces). */
-function startTicks(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return fields[19];
-  } catch {
-    return undefined; // no /proc (macOS, Windows), or the process is gone
-  }
 }

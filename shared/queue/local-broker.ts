@@ -1,8 +1,10 @@
 import { randomUUID } from "node:crypto";
-import { mkdirSync, readFileSync, watch } from "node:fs";
+import { mkdirSync, watch } from "node:fs";
 import { hostname } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite";
+
+import { processIsGone, processStartTicks } from "../util/process-liveness";
 
 /**
  * The local broker's database: one SQLite file (`broker.db` in `LocalQueueDirectory`) that the
@@ -61,17 +63,13 @@ function loadSqlite(): typeof import("node:sqlite") {
 export const OWNER = randomUUID();
 const HOST = hostname();
 
-/** The process's start time (Linux /proc), so that a reused pid is not taken for the holder. */
-function startTimeOf(pid: number | "self"): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? null;
-  } catch {
-    return null;
-  }
-}
 /** This process's row in `holders`. */
-const HOLDER = { owner: OWNER, host: HOST, pid: process.pid, started: startTimeOf("self") };
+const HOLDER = {
+  owner: OWNER,
+  host: HOST,
+  pid: process.pid,
+  started: processStartTicks("self") ?? null,
+};
 /** What a dead holder had: its sessions go, its locked messages come back, its row goes. */
 const REAP = [
   "DELETE FROM sessions WHERE owner = :owner",
@@ -82,12 +80,7 @@ const REAP = [
 
 /** Known dead: no such process on this host, or one that started at another time. */
 export function holderIsDead(pid: number, started: string | null): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "ESRCH";
-  }
-  return started !== null && startTimeOf(pid) !== started;
+  return processIsGone(pid, started ?? undefined);
 }
 
 /** Drain loops of this process, woken at once by its sends (other processes' through a watch). */
