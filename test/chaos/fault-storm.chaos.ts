@@ -14,7 +14,7 @@ describe("notification processor in a fault storm", () => {
       maxAttempts: 10,
       callTimeoutMs: 1_000,
     });
-    const { duplicateTimes: _t, ...numbers } = result;
+    const { duplicateCopies: _t, ...numbers } = result;
     report("fault-storm (transient faults)", numbers);
     expect(result.lost).toEqual([]);
     expect(result.notTerminal).toEqual([]);
@@ -38,7 +38,7 @@ describe("notification processor in a fault storm", () => {
       maxAttempts: 10,
       callTimeoutMs: 1_000,
     });
-    const { duplicateTimes: _t, ...numbers } = result;
+    const { duplicateCopies: _t, ...numbers } = result;
     report("fault-storm (with 500s)", {
       ...numbers,
       failedLastErrors: numbers.failedLastErrors.length,

@@ -40,7 +40,7 @@ describe("npm start host under SIGKILL", () => {
     expect(report.http500).toBe(0);
     expect(report.deadLettered).toBe(0);
     // Teams has no idempotency key: only a send in flight at a kill may reach Teams twice.
-    expect(report.duplicatesNotInFlight).toBe(0);
+    expect(report.duplicatesNotInFlightKeys).toEqual([]);
     // One Azurite throughout: the first start started it, every restart after a kill reused it.
     expect(report.azuriteProcesses).toBe(1);
     expect(report.azuriteStarts).toBe(1);

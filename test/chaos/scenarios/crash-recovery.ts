@@ -45,10 +45,14 @@ export interface CrashRecoveryReport extends Verdict {
   /** Duplicates attributed to each kill (the kill that followed the first copy). */
   readonly duplicatesPerKill: number[];
   /**
-   * Duplicates whose first copy reached Teams more than `IN_FLIGHT_MS` before the kill that
-   * followed it, or after the last kill: not a send in flight at a kill (never expected).
+   * Duplicates that were not a send in flight at a kill (never expected): the earlier copy was
+   * recorded `sent` by its host (its "Notification delivered" line names the copy's activity id)
+   * or no kill followed it. Teams has no idempotency key, so only a send whose answer the killed
+   * host never recorded may go out again.
    */
   readonly duplicatesNotInFlight: number;
+  /** Those duplicates, for the failure message. */
+  readonly duplicatesNotInFlightKeys: readonly string[];
   /** Answers of 500 from the host's HTTP endpoints (never expected). */
   readonly http500: number;
   readonly httpRetries: number;
@@ -73,13 +77,6 @@ export interface CrashRecoveryReport extends Verdict {
 }
 
 const sleep = (ms: number) => new Promise<void>((done) => setTimeout(done, ms));
-
-/**
- * How long a send stays in flight: from Teams accepting it until the ledger records it `sent`.
- * Teams has no idempotency key, so a copy accepted this shortly before a kill may be sent again
- * by the redelivery (measured under load: 0.1-0.4 s); those are the only copies allowed.
- */
-export const IN_FLIGHT_MS = 2_000;
 
 /**
  * Crash recovery: the `npm start` host as a child process, users installed through its bot
@@ -114,6 +111,9 @@ export async function runCrashRecovery(
     sessions: true,
   });
   let httpRetries = 0;
+  // Set when the run ends, by success or failure: the LOB's submit loops stop retrying then
+  // (a failed restart used to leave them retrying forever, and jest never exited).
+  let ended = false;
 
   try {
     await host.start();
@@ -127,12 +127,14 @@ export async function runCrashRecovery(
       const pending = [...plans];
       const worker = async () => {
         for (let plan = pending.shift(); plan !== undefined; plan = pending.shift()) {
-          httpRetries += await submit(plan, host, queue);
+          httpRetries += await submit(plan, host, queue, () => ended);
           submitted += 1;
         }
       };
       await Promise.all(Array.from({ length: 8 }, worker));
     })();
+    // Awaited below; if a restart fails first, its rejection ("the run ended") is not the news.
+    submitting.catch(() => undefined);
 
     const killTimes: number[] = [];
     for (let k = 0; k < options.kills; k++) {
@@ -164,12 +166,22 @@ export async function runCrashRecovery(
         `crash-recovery: broker rows naming ${id}: ${JSON.stringify(rowsNaming(join(folder, ".data", "queue"), id))}`,
       );
     }
+    // Activity ids the host recorded as delivered (its log is a file: lines survive a SIGKILL).
+    const recorded = new Set(
+      host
+        .logLines(/Notification delivered/)
+        .map((line) => /"activityId":"([^"]+)"/.exec(line)?.[1])
+        .filter((id): id is string => id !== undefined),
+    );
     const duplicatesPerKill = killTimes.map(() => 0);
-    let duplicatesNotInFlight = 0;
-    for (const at of verdict.duplicateTimes) {
-      const index = killTimes.findIndex((t) => t >= at);
+    const duplicatesNotInFlightKeys: string[] = [];
+    for (const copy of verdict.duplicateCopies) {
+      const index = killTimes.findIndex((t) => t >= copy.at);
       if (index >= 0) duplicatesPerKill[index]! += 1;
-      if (index < 0 || killTimes[index]! - at > IN_FLIGHT_MS) duplicatesNotInFlight += 1;
+      if (index < 0 || recorded.has(copy.activityId))
+        duplicatesNotInFlightKeys.push(
+          `${copy.activityId} at ${copy.at}${index < 0 ? " (no kill after it)" : " (recorded sent)"}`,
+        );
     }
     const counts = queue.counts();
     // The host's access log: every 500 any endpoint answered, to the LOB client or to Teams.
@@ -186,7 +198,8 @@ export async function runCrashRecovery(
       ...verdict,
       kills: killTimes.length,
       duplicatesPerKill,
-      duplicatesNotInFlight,
+      duplicatesNotInFlight: duplicatesNotInFlightKeys.length,
+      duplicatesNotInFlightKeys,
       http500,
       httpRetries,
       deadLettered: counts.deadLettered,
@@ -201,6 +214,7 @@ export async function runCrashRecovery(
       welcomes: sim.allActivities().filter((a) => (a.attachments ?? []).length > 0).length,
     };
   } finally {
+    ended = true;
     await host.crash();
     // The folder's Azurite outlived every kill; it saves and stops now, then the folder goes.
     if (options.tables === "embedded") {
@@ -270,12 +284,18 @@ async function installUsers(
  * is), waiting out the host's restarts; onto the queue it is one durable write.
  * Returns the number of retries.
  */
-async function submit(plan: PlannedRequest, host: HostProcess, queue: LocalQueue): Promise<number> {
+async function submit(
+  plan: PlannedRequest,
+  host: HostProcess,
+  queue: LocalQueue,
+  ended: () => boolean,
+): Promise<number> {
   if (plan.via === "queue") {
     await queue.enqueue([{ body: plan.body, messageId: plan.id }]);
     return 0;
   }
   for (let attempt = 0; ; attempt++) {
+    if (ended()) throw new Error(`the run ended before ${plan.id} was accepted`);
     if (host.running && host.origin !== "") {
       let status: number | undefined;
       try {

@@ -158,25 +158,25 @@ export interface Verdict {
   readonly sentButMissing: string[];
   /** Teams received a notification for a recipient not recorded as `sent`. */
   readonly receivedButNotSent: string[];
-  /** When the first copy of each duplicate reached Teams (simulator clock). */
-  readonly duplicateTimes: number[];
+  /** Each duplicate's earlier copy (all but the last of a recipient's copies): when, and its id. */
+  readonly duplicateCopies: ReceivedCopy[];
 }
 
 /** Copies Teams received, per `requestId|user id`, with the time of each. */
-export function receivedCopies(sim: TeamsSimulator): Map<string, number[]> {
-  const byConversation = new Map<string, string>();
-  const copies = new Map<string, number[]>();
+/** One copy of a request's message that reached a user's chat: when, and the id Teams gave it. */
+export interface ReceivedCopy {
+  readonly at: number;
+  readonly activityId: string;
+}
+
+export function receivedCopies(sim: TeamsSimulator): Map<string, ReceivedCopy[]> {
+  const copies = new Map<string, ReceivedCopy[]>();
   for (const activity of sim.allActivities()) {
     const requestId = requestIdOf(activity);
     if (requestId === undefined) continue;
-    let userId = byConversation.get(activity.conversationId);
-    if (userId === undefined) {
-      userId = activity.conversationId;
-      byConversation.set(activity.conversationId, userId);
-    }
-    const key = `${requestId}|${userId}`;
+    const key = `${requestId}|${activity.conversationId}`;
     const list = copies.get(key) ?? [];
-    list.push(activity.postedAt);
+    list.push({ at: activity.postedAt, activityId: activity.id });
     copies.set(key, list);
   }
   return copies;
@@ -210,7 +210,7 @@ export function judge(
   const sentButMissing: string[] = [];
   const receivedButNotSent: string[] = [];
   const duplicateKeys: string[] = [];
-  const duplicateTimes: number[] = [];
+  const duplicateCopies: ReceivedCopy[] = [];
   let duplicates = 0;
   let recipients = 0;
   let rejectedRequests = 0;
@@ -248,14 +248,14 @@ export function judge(
       if (user === undefined) continue;
       const copyKey = `${plan.id}|${sim.personalConversationId(user)}`;
       accounted.add(copyKey);
-      const times = copies.get(copyKey) ?? [];
-      if (row.state === "sent" && times.length === 0) sentButMissing.push(`${plan.id} ${key}`);
-      if (row.state !== "sent" && times.length > 0)
+      const received = copies.get(copyKey) ?? [];
+      if (row.state === "sent" && received.length === 0) sentButMissing.push(`${plan.id} ${key}`);
+      if (row.state !== "sent" && received.length > 0)
         receivedButNotSent.push(`${plan.id} ${key} (${row.state})`);
-      if (times.length > 1) {
-        duplicates += times.length - 1;
-        duplicateKeys.push(`${plan.id} ${key} x${times.length}`);
-        duplicateTimes.push(...times.slice(0, -1));
+      if (received.length > 1) {
+        duplicates += received.length - 1;
+        duplicateKeys.push(`${plan.id} ${key} x${received.length}`);
+        duplicateCopies.push(...received.slice(0, -1));
       }
     }
   }
@@ -275,7 +275,7 @@ export function judge(
     duplicateKeys,
     sentButMissing,
     receivedButNotSent,
-    duplicateTimes,
+    duplicateCopies,
   };
 }
 
