@@ -2,8 +2,8 @@ import type { CloudEvent } from "../model/cloud-event";
 import type { Delivery, DeliveryState, NewDelivery } from "../store/delivery-ledger";
 import type { RequestKey } from "../store/notification-requests";
 import type { FieldError } from "../validation/json-guard";
-import { cloudEvent, type EventType } from "./event-types";
-import { type RecipientCounts, recipientView } from "./recipient-view";
+import { cloudEvent, type EventData, type EventType } from "./event-types";
+import { CountsTally, type RecipientCounts, recipientView } from "./recipient-view";
 
 /**
  * The events of Herald's transitions, built from the row as the transition leaves it. Pure: the
@@ -95,38 +95,45 @@ export function newRowEvents(
 
 /** The counts of a request with one recipient, in this final state. */
 export function soleRecipientCounts(state: FinalDeliveryState, read = false): RecipientCounts {
-  const counts = {
-    total: 1,
-    pending: 0,
-    sent: 0,
-    unreachable: 0,
-    failed: 0,
-    rejected: 0,
-    duplicate: 0,
-    read: read ? 1 : 0,
-  };
-  counts[state] = 1;
-  return counts;
+  const tally = new CountsTally();
+  tally.add(state, read);
+  return tally.value;
 }
+
+/** An event of the request itself (no subject): its identity, then what `data` adds. */
+function requestEvent<T extends RequestEventType>(
+  type: T,
+  request: RequestKey,
+  revision: string | number,
+  context: EventContext,
+  data: Omit<EventData<T>, "requestId" | "tenantId">,
+): CloudEvent {
+  return cloudEvent({
+    type,
+    tenantId: request.tenantId,
+    requestId: request.id,
+    revision,
+    at: context.at,
+    correlationId: context.correlationId,
+    data: {
+      requestId: request.id,
+      tenantId: request.tenantId.toLowerCase(),
+      ...data,
+    } as EventData<T>,
+  });
+}
+
+type RequestEventType =
+  "herald.notification.accepted" | "herald.notification.rejected" | "herald.notification.completed";
 
 export function completedEvent(
   request: RequestKey,
   outcome: { readonly state: "completed" | "failed"; readonly counts: RecipientCounts },
   context: EventContext,
 ): CloudEvent {
-  return cloudEvent({
-    type: "herald.notification.completed",
-    tenantId: request.tenantId,
-    requestId: request.id,
-    revision: 1,
-    at: context.at,
-    correlationId: context.correlationId,
-    data: {
-      requestId: request.id,
-      tenantId: request.tenantId.toLowerCase(),
-      state: outcome.state,
-      counts: outcome.counts,
-    },
+  return requestEvent("herald.notification.completed", request, 1, context, {
+    state: outcome.state,
+    counts: outcome.counts,
   });
 }
 
@@ -147,20 +154,10 @@ export function acceptedEvent(
   facts: { readonly scheduled: boolean; readonly notBefore?: string; readonly recipients: number },
   context: EventContext,
 ): CloudEvent {
-  return cloudEvent({
-    type: "herald.notification.accepted",
-    tenantId: request.tenantId,
-    requestId: request.id,
-    revision: 1,
-    at: context.at,
-    correlationId: context.correlationId,
-    data: {
-      requestId: request.id,
-      tenantId: request.tenantId.toLowerCase(),
-      state: facts.scheduled ? "scheduled" : "queued",
-      ...(facts.notBefore !== undefined ? { notBefore: facts.notBefore } : {}),
-      recipients: facts.recipients,
-    },
+  return requestEvent("herald.notification.accepted", request, 1, context, {
+    state: facts.scheduled ? "scheduled" : "queued",
+    ...(facts.notBefore !== undefined ? { notBefore: facts.notBefore } : {}),
+    recipients: facts.recipients,
   });
 }
 
@@ -171,17 +168,7 @@ export function rejectedEvent(
   occurrence: string,
   context: EventContext,
 ): CloudEvent {
-  return cloudEvent({
-    type: "herald.notification.rejected",
-    tenantId: request.tenantId,
-    requestId: request.id,
-    revision: occurrence,
-    at: context.at,
-    correlationId: context.correlationId,
-    data: {
-      requestId: request.id,
-      tenantId: request.tenantId.toLowerCase(),
-      errors: errors.map((e) => ({ path: e.path, message: e.message })),
-    },
+  return requestEvent("herald.notification.rejected", request, occurrence, context, {
+    errors: errors.map((e) => ({ path: e.path, message: e.message })),
   });
 }

@@ -162,38 +162,12 @@ export class DeliveryRecorder {
     log: Logger,
     record: FailureRecord,
   ): Promise<DeliveryResult> {
-    switch (decision.kind) {
-      case "retry":
-        return this.retry(entry, decision, log, record);
-      case "unreachable": {
-        const blocked = decision.userBlocked;
-        if (blocked !== undefined) await this.markBlocked(entry, blocked);
-        return this.finish(
-          entry,
-          "unreachable",
-          log,
-          { ...record.patch, lastError: decision.reason },
-          record.next,
-        );
-      }
-      case "rejected":
-        return this.finish(
-          entry,
-          "rejected",
-          log,
-          { ...record.patch, lastError: decision.reason },
-          record.next,
-        );
-      case "failed":
-        if (decision.alert !== undefined) log.error(decision.alert);
-        return this.finish(
-          entry,
-          "failed",
-          log,
-          { ...record.patch, lastError: decision.reason },
-          record.next,
-        );
-    }
+    if (decision.kind === "retry") return this.retry(entry, decision, log, record);
+    if (decision.kind === "unreachable" && decision.userBlocked !== undefined)
+      await this.markBlocked(entry, decision.userBlocked);
+    if (decision.kind === "failed" && decision.alert !== undefined) log.error(decision.alert);
+    const patch = { ...record.patch, lastError: decision.reason };
+    return this.finish(entry, decision.kind, log, patch, record.next);
   }
 
   /** The same attempt again at `at`, as a fresh message (pacing, a wait, a claim that stands). */

@@ -10,6 +10,7 @@ import {
   deliveryEvent,
   finalDeliveryEvent,
   rejectedEvent,
+  soleRecipientCounts,
 } from "../../shared/events/event-factory";
 import { orderKey } from "../../shared/events/event-log";
 import {
@@ -42,16 +43,7 @@ const row: Omit<Delivery, "etag"> = {
 /** One event of every type, as Herald's transitions build them. */
 function oneOfEach(): CloudEvent[] {
   const context = { at, correlationId: "corr-1" };
-  const counts = {
-    total: 1,
-    pending: 0,
-    sent: 1,
-    unreachable: 0,
-    failed: 0,
-    rejected: 0,
-    duplicate: 0,
-    read: 0,
-  };
+  const counts = soleRecipientCounts("sent");
   return [
     acceptedEvent(request, { scheduled: false, recipients: 1 }, context),
     rejectedEvent(request, [{ path: "recipients", message: "is empty" }], "m-1", context),
@@ -147,16 +139,7 @@ describe("Herald's events", () => {
       request,
       {
         state: "completed",
-        counts: {
-          total: 1,
-          pending: 0,
-          sent: 1,
-          unreachable: 0,
-          failed: 0,
-          rejected: 0,
-          duplicate: 0,
-          read: 0,
-        },
+        counts: soleRecipientCounts("sent"),
       },
       context,
     );
