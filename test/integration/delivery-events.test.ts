@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
+import { run } from "../../shared/cli/cli";
 import { NotificationClient } from "../../shared/client/notification-client";
 import type { CloudEvent } from "../../shared/model/cloud-event";
 import { LocalTopic } from "../../shared/queue/local-topic";
@@ -236,6 +237,71 @@ describe("delivery events", () => {
     expect(fromWebhook().filter((e) => e.type === "herald.delivery.read")).toHaveLength(2);
   });
 
+  /** `herald …` in-process against the API server; a virtual clock only its sleeps move. */
+  async function herald(args: string[], whileWaiting?: () => Promise<unknown>) {
+    let stdout = "";
+    let stderr = "";
+    let clock = 0;
+    const code = await run([...args, "--endpoint", api.endpoint], {
+      stdout: { write: (chunk: string) => (stdout += chunk) },
+      stderr: { write: (chunk: string) => (stderr += chunk), isTTY: false, columns: 100 },
+      env: {},
+      clientOptions: { httpMaxTries: 1 },
+      now: () => clock,
+      sleep: async (ms) => {
+        clock += ms;
+        await whileWaiting?.();
+      },
+    });
+    return { code, stdout, stderr };
+  }
+
+  it("prints a request's events with herald events, following them as they happen, and exits as herald status does", async () => {
+    const known = await seeded();
+    const blocked = await seeded();
+    h.sim.blockUser(blocked);
+    const request = h.request({
+      recipients: [{ aadObjectId: known.aadObjectId }, { aadObjectId: blocked.aadObjectId }],
+    });
+    await h.deliver({ body: request, messageId: request.id });
+
+    // Not final yet: the deliveries are still on the queue. --follow waits while they run.
+    const now = await herald(["events", request.id, "--tenant", h.sim.tenantId, "--json"]);
+    expect(now.code).toBe(6);
+    expect(
+      now.stdout
+        .trim()
+        .split("\n")
+        .map((l) => (JSON.parse(l) as CloudEvent).type),
+    ).toEqual(["herald.notification.accepted"]);
+    let drained = false;
+    const followed = await herald(
+      ["events", request.id, "--tenant", h.sim.tenantId, "--follow", "60", "--json"],
+      async () => {
+        if (drained) return;
+        drained = true;
+        await h.drain();
+      },
+    );
+    const lines = followed.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as CloudEvent);
+    expect(streams(lines)).toEqual({
+      request: ["herald.notification.accepted", "herald.notification.completed"],
+      [subjectOf(known)]: ["herald.delivery.sent"],
+      [subjectOf(blocked)]: ["herald.delivery.unreachable"],
+    });
+    // Final, but the blocked user was not reached: herald status's 5.
+    expect(followed.code).toBe(5);
+
+    const text = await herald(["events", request.id, "--tenant", h.sim.tenantId]);
+    expect(text.code).toBe(5);
+    expect(text.stdout).toContain("herald.notification.completed");
+    expect(text.stdout).toContain("2 recipients: 1 sent, 1 unreachable");
+    expect(text.stdout).not.toContain("order **42**");
+  });
+
   it("delivers the webhook's events afterwards, in order, when the receiver was down for three attempts", async () => {
     const user = await seeded();
     receiver.answerNext(3, 503);
@@ -259,6 +325,24 @@ describe("delivery events", () => {
       .map((p) => p.headers["webhook-id"]);
     for (const id of failedIds) expect(delivered.map((e) => e.id)).toContain(id);
     expect(h.logs.some((l) => l.text.includes("Webhook failed; retry scheduled"))).toBe(true);
+  });
+
+  it("gives up after eight attempts, throwing so that the broker dead-letters the work item for the operator", async () => {
+    const user = await seeded();
+    receiver.answerNext(1_000, 500);
+    const request = h.request({ recipients: [{ aadObjectId: user.aadObjectId }] });
+    await h.deliver({ body: request, messageId: request.id });
+    const started = h.clock.now().getTime();
+
+    await expect(h.drain(8, 40)).rejects.toThrow(/webhook failed 8 times: answered 500/);
+
+    // Each attempt posted the same event (same webhook-id), the retries hours apart at the end.
+    const byId = new Map<string, number>();
+    for (const post of receiver.posts)
+      byId.set(post.headers["webhook-id"]!, (byId.get(post.headers["webhook-id"]!) ?? 0) + 1);
+    expect(Math.max(...byId.values())).toBe(8);
+    expect(h.clock.now().getTime() - started).toBeGreaterThan(20 * 3_600_000);
+    expect(h.logs.some((l) => l.level === "error" && l.text.includes("dead-letter"))).toBe(true);
   });
 
   it("turns the webhook off when the receiver answers 410 Gone, and says so in an error", async () => {
