@@ -4,7 +4,6 @@ import type { TokenCredential } from "@azure/identity";
 
 import { HeraldError, toError } from "../errors";
 import type { EventPage } from "../events/event-log";
-import { TERMINAL_TYPES } from "../events/event-types";
 import type { CloudEvent } from "../model/cloud-event";
 import type { NotificationRequest } from "../notifications/schema";
 import type { NotificationStatus } from "../notifications/status";
@@ -331,9 +330,9 @@ export class NotificationClient {
   }
 
   /**
-   * The request's events as they happen, each once, until the request is final (its
-   * `herald.notification.completed` or `.rejected` was yielded), the time is up or `signal`
-   * aborts. Read receipts that come after the final event need another call.
+   * The request's events as they happen, each once, until the request is final (the endpoint
+   * says so once its `herald.notification.completed` or `.rejected` was yielded), the time is up
+   * or `signal` aborts. Read receipts that come after the final event need another call.
    */
   async *followEvents(
     id: string,
@@ -352,10 +351,12 @@ export class NotificationClient {
       for (const event of page?.events ?? []) {
         if (seen.has(event.id)) continue;
         seen.add(event.id);
-        if (TERMINAL_TYPES.has(event.type)) final = true;
         yield event;
       }
-      if (page !== undefined) after = page.next;
+      if (page !== undefined) {
+        after = page.next;
+        final = page.final;
+      }
       const more = page !== undefined && page.events.length > 0;
       if (final && !more) return;
       const left = deadline - now();

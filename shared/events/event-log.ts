@@ -105,7 +105,7 @@ export class EventLog {
       last === undefined ? (options.after ?? START) : encodeCursor({ key: last.key, count: end });
     return {
       kind: "found",
-      page: { events, next, final: all.some((e) => TERMINAL_TYPES.has(e.type)) },
+      page: { events, next, final: isFinal(keyed.map((k) => k.event)) },
     };
   }
 }
@@ -116,4 +116,13 @@ function startOf(keyed: readonly { readonly key: string }[], cursor: Cursor | un
   let upTo = 0;
   while (upTo < keyed.length && keyed[upTo]!.key <= cursor.key) upTo += 1;
   return upTo === cursor.count ? upTo : 0;
+}
+
+/**
+ * The request's last event other than reads is its final one: `completed`, or `rejected` with
+ * no `accepted` after it (a rejected request sent again, fixed, goes on).
+ */
+function isFinal(ordered: readonly CloudEvent[]): boolean {
+  const last = ordered.findLast((e) => e.type !== "herald.delivery.read");
+  return last !== undefined && TERMINAL_TYPES.has(last.type);
 }
