@@ -119,10 +119,16 @@ function startOf(keyed: readonly { readonly key: string }[], cursor: Cursor | un
 }
 
 /**
- * The request's last event other than reads is its final one: `completed`, or `rejected` with
- * no `accepted` after it (a rejected request sent again, fixed, goes on).
+ * The request's final event is recorded: `completed` (events about it may still follow: reads,
+ * later an update or recall), or `rejected` with no `accepted` after it (a rejected request
+ * sent again, fixed, goes on).
  */
 function isFinal(ordered: readonly CloudEvent[]): boolean {
-  const last = ordered.findLast((e) => e.type !== "herald.delivery.read");
-  return last !== undefined && TERMINAL_TYPES.has(last.type);
+  let rejected = false;
+  for (const event of ordered) {
+    if (event.type === "herald.notification.completed") return true;
+    if (event.type === "herald.notification.rejected") rejected = true;
+    else if (event.type === "herald.notification.accepted") rejected = false;
+  }
+  return rejected;
 }

@@ -98,6 +98,9 @@ describe("a request's event log (the pull endpoint)", () => {
       completedEvent(key, { state: "completed", counts: soleRecipientCounts("sent") }, at(2)),
     );
     expect((await page(log)).final).toBe(true);
+    // What follows the final event (a read receipt) leaves it final.
+    request.push({ ...sent("1", 4), type: "herald.delivery.read" });
+    expect((await page(log)).final).toBe(true);
   });
 
   it("refuses a cursor it did not hand out", async () => {
