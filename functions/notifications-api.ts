@@ -13,6 +13,8 @@ const api = createNotificationsApi(() => processServices().notifications);
 export const enqueueNotification: HttpHandler = api.enqueue;
 /** `GET /api/notifications/{id}`: per-recipient states with counts. */
 export const notificationStatus: HttpHandler = api.status;
+/** `GET /api/notifications/{id}/events`: the request's events, in order, with a cursor. */
+export const notificationEvents: HttpHandler = api.events;
 
 registerHttp("notifications-enqueue", {
   methods: ["POST"],
@@ -26,4 +28,11 @@ registerHttp("notifications-status", {
   authLevel: "function",
   route: "notifications/{id}",
   handler: notificationStatus,
+});
+
+registerHttp("notifications-events", {
+  methods: ["GET"],
+  authLevel: "function",
+  route: "notifications/{id}/events",
+  handler: notificationEvents,
 });

@@ -1,5 +1,6 @@
 import type { HttpRequest, HttpResponseInit, InvocationContext } from "@azure/functions";
 
+import { DEFAULT_EVENT_PAGE, type EventLog, MAX_EVENT_PAGE } from "../events/event-log";
 import { contextLogger } from "../logging";
 import type { FieldError } from "../validation/json-guard";
 import type { NotificationIntake } from "./intake";
@@ -13,7 +14,8 @@ import {
 
 /**
  * The notifications HTTP API behind `functions/notifications-api.ts`: `POST /api/notifications`
- * (validate and enqueue a request) and `GET /api/notifications/{id}` (per-recipient states).
+ * (validate and enqueue a request), `GET /api/notifications/{id}` (per-recipient states) and
+ * `GET /api/notifications/{id}/events` (the request's events, paged).
  * Each handler parses what the request says into one value (`Parsed`: the value, or the answer
  * that refuses it), calls the intake or the status reader, and maps the result to a response.
  */
@@ -26,12 +28,14 @@ export type ApiHandler = (
 export interface NotificationsApi {
   readonly enqueue: ApiHandler;
   readonly status: ApiHandler;
+  readonly events: ApiHandler;
 }
 
 /** What the handlers need of the notification services (tests give their own). */
 export interface NotificationsApiServices {
   readonly intake: Pick<NotificationIntake, "submit">;
   readonly status: Pick<NotificationStatusReader, "lookup">;
+  readonly eventLog: Pick<EventLog, "read">;
 }
 
 /** Request bodies above this are refused before parsing (a 10,000-recipient request is ~0.6 MB). */
@@ -115,6 +119,33 @@ function statusRequest(
   };
 }
 
+/** `GET /api/notifications/{id}/events?tenantId=&after=&limit=`: which request, from where. */
+function eventsRequest(
+  request: HttpRequest,
+): Parsed<{ key: { id: string; tenantId: string }; after?: string; limit: number }> {
+  const id = request.params.id ?? "";
+  if (!isRequestId(id))
+    return refused(400, "invalid id", [{ path: "id", message: "is not a valid request id" }]);
+  const tenantId = request.query.get("tenantId");
+  if (tenantId === null || !isGuid(tenantId))
+    return refused(400, "invalid query", [
+      { path: "tenantId", message: "is required: the request's tenant (a GUID)" },
+    ]);
+  const limitParam = request.query.get("limit");
+  const limit = limitParam === null ? DEFAULT_EVENT_PAGE : Number(limitParam);
+  if (!(Number.isInteger(limit) && limit >= 1 && limit <= MAX_EVENT_PAGE))
+    return refused(400, "invalid query", [
+      { path: "limit", message: `must be an integer from 1 to ${MAX_EVENT_PAGE}` },
+    ]);
+  const after = request.query.get("after") ?? undefined;
+  if (after !== undefined && after.length > 1_000)
+    return refused(400, "invalid query", [{ path: "after", message: "is not a cursor" }]);
+  return {
+    ok: true,
+    value: { key: { id, tenantId }, ...(after !== undefined ? { after } : {}), limit },
+  };
+}
+
 /** Handlers over given services: the Functions app passes the process's, tests their own. */
 export function createNotificationsApi(services: () => NotificationsApiServices): NotificationsApi {
   const enqueue: ApiHandler = async (request, context) => {
@@ -167,5 +198,26 @@ export function createNotificationsApi(services: () => NotificationsApiServices)
     }
   };
 
-  return { enqueue, status };
+  const events: ApiHandler = async (request) => {
+    const parsed = eventsRequest(request);
+    if (!parsed.ok) return parsed.response;
+    const { key, after, limit } = parsed.value;
+    const found = await services().eventLog.read(key, {
+      ...(after !== undefined ? { after } : {}),
+      limit,
+    });
+    switch (found.kind) {
+      case "found":
+        return json(200, { id: key.id, tenantId: key.tenantId, ...found.page });
+      case "not-found":
+        return json(404, { error: "not found", id: key.id });
+      case "bad-cursor":
+        return json(400, {
+          error: "invalid query",
+          errors: [{ path: "after", message: "is not a cursor this endpoint handed out" }],
+        });
+    }
+  };
+
+  return { enqueue, status, events };
 }

@@ -27,7 +27,13 @@ export type MetricName =
   /** A message on the intake queue carrying Herald's internal work marker (a forgery). */
   | "notifications.refused"
   /** The app installed through Graph for a recipient Herald had never seen (proactive install). */
-  | "notifications.installed";
+  | "notifications.installed"
+  /** A webhook POST failed; its retry is scheduled. */
+  | "events.webhookRetried"
+  /** The webhook answered 410 Gone and was turned off. */
+  | "events.webhookDisabled"
+  /** A read receipt marked deliveries read. */
+  | "notifications.read";
 
 export function metric(log: Logger, name: MetricName, value = 1): void {
   log.info(`metric ${name}`, { metric: name, value });

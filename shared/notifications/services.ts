@@ -2,41 +2,59 @@ import type { z } from "zod";
 
 import type { Config } from "../config";
 import type { TeamsConnector } from "../connector/teams-connector";
+import { EventLog } from "../events/event-log";
 import { CatalogAppIds } from "../graph/catalog-app-ids";
 import { FetchGraphClient } from "../graph/fetch-graph-client";
 import { graphCredential } from "../graph/graph-credential";
 import { GRAPH_INSTALL_PER_APP_PER_TENANT } from "../graph/graph-limits";
 import type { GraphPort } from "../graph/graph-port";
 import type { Logger } from "../logging";
-import { createWorkQueue } from "../queue/create-queue";
+import { createEventTopic, createWorkQueue } from "../queue/create-queue";
 import type { QueuePort } from "../queue/queue-port";
 import { DeadLetterCopies } from "../store/dead-letter-copies";
 import { DeliveryLedger } from "../store/delivery-ledger";
 import { NotificationRequestStore } from "../store/notification-requests";
 import { TableFactory } from "../store/table-factory";
 import { TeamStore } from "../store/teams";
+import { UnreadIndex } from "../store/unread-index";
 import { UserReferenceStore } from "../store/user-references";
+import { WebhookState } from "../store/webhook-state";
 import { WelcomeLedger } from "../store/welcome-ledger";
 import { type ClaimHolders, localProcessHolders, remoteHolders } from "./claim-holders";
+import { CompletionChecker } from "./completion-check";
 import { DeadLetterRecorder } from "./dead-letter-recorder";
 import { DeliveryService, type UserDirectory } from "./delivery";
 import { DeliveryClaims } from "./delivery-claims";
 import { DeliveryRecorder } from "./delivery-recorder";
 import { Dispatcher, type TeamDirectory } from "./dispatch";
+import { EventOutbox } from "./event-outbox";
 import { graphGroupDirectory } from "./group-directory";
 import { NotificationIntake } from "./intake";
 import { Pacer, type PacerOptions } from "./pacing";
 import { type InstallUserDirectory, ProactiveInstaller } from "./proactive-install";
 import type { WorkHandler } from "./queue-handler";
+import { ReadReceipts } from "./read-receipts";
 import type { RetryPolicy } from "./retry-policy";
 import { NotificationStatusReader } from "./status";
 import { TeamsOperations } from "./teams-operations";
 import { TenantWorkRunner } from "./tenant-work";
-import { deliveryWorkSchema, dispatchWorkSchema, type QueueMessageInfo } from "./work-items";
+import { type FetchLike, WebhookDelivery } from "./webhook-delivery";
+import {
+  completionWorkSchema,
+  deliveryWorkSchema,
+  dispatchWorkSchema,
+  type QueueMessageInfo,
+  readReceiptWorkSchema,
+  webhookWorkSchema,
+} from "./work-items";
 
 export interface NotificationServicesOptions {
   /** The internal work queue (default: `createWorkQueue(config)`, built on first use). */
   readonly queue?: QueuePort;
+  /** The events topic (default: `createEventTopic(config)`, built on first use). */
+  readonly events?: QueuePort;
+  /** How webhook POSTs are made (default: global fetch). */
+  readonly fetch?: FetchLike;
   /** Microsoft Graph (default: the fetch client on `GraphEndpoint`, made on first use). */
   readonly graph?: GraphPort;
   /** The Teams connector (default: botbuilder's, loaded on first use). */
@@ -69,11 +87,16 @@ export interface NotificationServices {
   readonly delivery: DeliveryService;
   readonly intake: NotificationIntake;
   readonly status: NotificationStatusReader;
+  /** The request's events, for the pull endpoint. */
+  readonly eventLog: EventLog;
   readonly pacer: Pacer | undefined;
   /** The tenant's Teams calls under `pacer` (the bot's work waits for its slots here too). */
   readonly teamsWork: TenantWorkRunner;
-  /** The work queue's handlers for the notification kinds (`dispatch`, `delivery`). */
-  readonly workHandlers: { readonly dispatch: WorkHandler; readonly delivery: WorkHandler };
+  /** The work queue's handlers for the notification kinds. */
+  readonly workHandlers: Readonly<
+    Record<"dispatch" | "delivery" | "completionCheck" | "readReceipt" | "webhook", WorkHandler>
+  >;
+  readonly outbox: EventOutbox;
   /** The internal work queue. */
   readonly queue: () => QueuePort;
   readonly deadLetters: DeadLetterRecorder;
@@ -153,6 +176,22 @@ export function createNotificationServices(
       }),
   );
   const sleep = options.sleep ?? defaultSleep;
+  const topic =
+    options.events !== undefined ? () => options.events! : lazy(() => createEventTopic(config));
+  const outbox = new EventOutbox({
+    enabled: config.events.enabled,
+    topic,
+    work: queue,
+    webhook: config.events.webhook !== undefined,
+  });
+  const unread = new UnreadIndex(tables);
+  const completion = new CompletionChecker({
+    requests: requestStore,
+    ledger,
+    outbox,
+    queue,
+    clock,
+  });
   const maxWaitMs = options.maxPaceWaitMs ?? 1_000;
   const teamsWork = new TenantWorkRunner({ pacer, maxWaitMs, clock, sleep });
   // infra/main.bicep sets the queue's max delivery count from the same value.
@@ -196,6 +235,7 @@ export function createNotificationServices(
           }),
           teamsWork,
           policy,
+          outbox,
           clock,
         })
       : undefined;
@@ -213,9 +253,12 @@ export function createNotificationServices(
       users,
       queue,
       claims,
+      outbox,
       clock,
       maxDeliveryCount: config.maxDeliveryAttempts,
     }),
+    outbox,
+    unread,
     installer,
     clock,
   });
@@ -226,6 +269,8 @@ export function createNotificationServices(
     ledger,
     teams: options.teams ?? new TeamStore(tables, clock),
     delivery,
+    outbox,
+    completion,
     queue,
     maxDeliveryCount: config.maxDeliveryAttempts,
     clock,
@@ -234,10 +279,20 @@ export function createNotificationServices(
   const intake = new NotificationIntake({
     requests: requestStore,
     work: queue,
+    outbox,
     clock,
     maxDeliveryCount: config.maxDeliveryAttempts,
   });
 
+  const readReceipts = new ReadReceipts({ ledger, unread, outbox });
+  const webhooks = new WebhookDelivery({
+    webhook: config.events.webhook,
+    state: new WebhookState(tables),
+    queue,
+    ...(options.fetch !== undefined ? { fetch: options.fetch } : {}),
+    clock,
+    random: options.random ?? Math.random,
+  });
   const workHandlers = {
     dispatch: async (body: unknown, info: QueueMessageInfo, log: Logger) => {
       const work = parseWork(dispatchWorkSchema, "dispatch", body, log);
@@ -252,12 +307,30 @@ export function createNotificationServices(
         log.with({ requestId: work.requestId, correlationId: work.correlationId }),
       );
     },
+    completionCheck: async (body: unknown, _info: QueueMessageInfo, log: Logger) => {
+      const work = parseWork(completionWorkSchema, "completion-check", body, log);
+      return work === undefined
+        ? undefined
+        : completion.check(work, log.with({ requestId: work.requestId }));
+    },
+    readReceipt: async (body: unknown, _info: QueueMessageInfo, log: Logger) => {
+      const work = parseWork(readReceiptWorkSchema, "read-receipt", body, log);
+      return work === undefined ? undefined : readReceipts.apply(work, log);
+    },
+    webhook: async (body: unknown, info: QueueMessageInfo, log: Logger) => {
+      const work = parseWork(webhookWorkSchema, "webhook", body, log);
+      return work === undefined
+        ? undefined
+        : webhooks.run(work, info, log.with({ requestId: work.requestId }));
+    },
   };
 
   const deadLetters = new DeadLetterRecorder({
     requests: requestStore,
     ledger,
     copies: new DeadLetterCopies(tables),
+    outbox,
+    completion,
     clock,
   });
 
@@ -266,9 +339,11 @@ export function createNotificationServices(
     delivery,
     intake,
     status,
+    eventLog: new EventLog(requestStore, ledger),
     pacer,
     teamsWork,
     workHandlers,
+    outbox,
     queue,
     deadLetters,
   };

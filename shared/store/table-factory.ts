@@ -32,6 +32,10 @@ export const TABLES = {
   requests: "Requests",
   deliveries: "Deliveries",
   deadLetters: "DeadLetters",
+  /** Sent, not yet read deliveries by user (read receipts). */
+  unread: "Unread",
+  /** Webhook cursors (events posted per row) and the webhook's state. */
+  webhooks: "Webhooks",
 } as const;
 
 export type TableName = (typeof TABLES)[keyof typeof TABLES];

@@ -15,13 +15,14 @@ function status(
     ...counts,
   };
   const total = Object.values(all).reduce((a, b) => a + b, 0);
+  const read = 0;
   return {
     id: "r1",
     state,
     final: state === "completed" || state === "rejected" || state === "failed",
     createdAt: "2026-12-01T00:00:00Z",
     updatedAt: "2026-12-01T00:00:00Z",
-    counts: { ...all, total },
+    counts: { ...all, total, read },
     recipients: [],
     recipientsTruncated: false,
   };
