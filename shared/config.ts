@@ -4,6 +4,7 @@ import type { BotIdentity } from "./bot-identity";
 import { ConfigError } from "./errors";
 import { checkWebhookUrl, parseWebhookSecret } from "./events/standard-webhooks";
 import { checkGraphEndpoint, DEFAULT_GRAPH_ENDPOINT } from "./graph/graph-endpoint-policy";
+import type { TableConnection } from "./store/table-factory";
 
 const optionalText = z
   .string()
@@ -108,10 +109,6 @@ export const LOCAL_ONLY_SETTINGS = ["LocalQueueDirectory"] as const;
 export const SETTING_NAMES = Object.keys(settingsSchema.shape) as (keyof Settings)[];
 
 export type Settings = z.infer<typeof settingsSchema>;
-
-export type TableConnection =
-  | { kind: "connectionString"; connectionString: string }
-  | { kind: "identity"; endpoint: string; clientId?: string };
 
 export type ServiceBusConnection =
   | { kind: "connectionString"; connectionString: string }

@@ -3,7 +3,6 @@ import { createHash } from "node:crypto";
 import type { TableClient, TableServiceClient } from "@azure/data-tables";
 import type { TokenCredential } from "@azure/identity";
 
-import type { Config } from "../config";
 import { MAX_ENCODED_KEY_LENGTH } from "./limits";
 
 /*
@@ -40,7 +39,15 @@ export const TABLES = {
 
 export type TableName = (typeof TABLES)[keyof typeof TABLES];
 
-export type TableConfig = Pick<Config, "tables" | "tableNamePrefix">;
+/** How the Table service is reached: settings parse into this (shared/config.ts). */
+export type TableConnection =
+  | { kind: "connectionString"; connectionString: string }
+  | { kind: "identity"; endpoint: string; clientId?: string };
+
+export interface TableConfig {
+  readonly tables: TableConnection;
+  readonly tableNamePrefix: string;
+}
 
 function credentialFor(clientId: string | undefined): TokenCredential {
   const identity = identitySdk();
