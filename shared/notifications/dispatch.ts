@@ -174,8 +174,9 @@ export class Dispatcher {
     if (work.request !== undefined) return work.request;
     const stored = await this.deps.requests.get({ tenantId: work.tenantId, id: work.requestId });
     if (stored === undefined) {
-      // Only Herald writes dispatch items, after storing the request: a bug, or a stale item.
-      log.error("Dispatch of a request that is not stored for this tenant; dropped");
+      // An HTTP intake's check sends its dispatch even when the intake failed before storing
+      // the request (the caller got a 500 and nothing was stored); otherwise a stale item.
+      log.warn("Dispatch of a request that is not stored for this tenant; dropped");
       return "request not stored";
     }
     if (stored.state === "rejected") {

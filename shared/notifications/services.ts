@@ -32,7 +32,12 @@ import type { RetryPolicy } from "./retry-policy";
 import { NotificationStatusReader } from "./status";
 import { TeamsOperations } from "./teams-operations";
 import { TenantWorkRunner } from "./tenant-work";
-import { deliveryWorkSchema, dispatchWorkSchema, type QueueMessageInfo } from "./work-items";
+import {
+  deliveryWorkSchema,
+  dispatchWorkSchema,
+  intakeCheckWorkSchema,
+  type QueueMessageInfo,
+} from "./work-items";
 
 export interface NotificationServicesOptions {
   /** The internal work queue (default: `createWorkQueue(config)`, built on first use). */
@@ -72,8 +77,12 @@ export interface NotificationServices {
   readonly pacer: Pacer | undefined;
   /** The tenant's Teams calls under `pacer` (the bot's work waits for its slots here too). */
   readonly teamsWork: TenantWorkRunner;
-  /** The work queue's handlers for the notification kinds (`dispatch`, `delivery`). */
-  readonly workHandlers: { readonly dispatch: WorkHandler; readonly delivery: WorkHandler };
+  /** The work queue's handlers for the notification kinds. */
+  readonly workHandlers: {
+    readonly dispatch: WorkHandler;
+    readonly delivery: WorkHandler;
+    readonly intakeCheck: WorkHandler;
+  };
   /** The internal work queue. */
   readonly queue: () => QueuePort;
   readonly deadLetters: DeadLetterRecorder;
@@ -251,6 +260,10 @@ export function createNotificationServices(
         info,
         log.with({ requestId: work.requestId, correlationId: work.correlationId }),
       );
+    },
+    intakeCheck: async (body: unknown, _info: QueueMessageInfo, log: Logger) => {
+      const work = parseWork(intakeCheckWorkSchema, "intake-check", body, log);
+      return work === undefined ? undefined : intake.check(work);
     },
   };
 

@@ -11,7 +11,7 @@ import type { Config } from "../../shared/config";
 import { memoryLogger } from "../../shared/logging";
 import type { NotificationServices } from "../../shared/notifications/services";
 import { WORK_KINDS } from "../../shared/notifications/work-items";
-import { WORK_KIND_PROPERTY } from "../../shared/queue/queue-port";
+import { type QueuePort, WORK_KIND_PROPERTY } from "../../shared/queue/queue-port";
 import { DeliveryLedger } from "../../shared/store/delivery-ledger";
 import { NotificationRequestStore } from "../../shared/store/notification-requests";
 import { TableFactory } from "../../shared/store/table-factory";
@@ -82,18 +82,26 @@ export class NotificationsHarness {
   static async start(
     settings: Record<string, string> = {},
     options: HeraldServicesOptions = {},
-    /** A Teams simulator started by the test (closed with the harness). */
-    given: { sim?: TeamsSimulator } = {},
+    given: {
+      /** A Teams simulator started by the test (closed with the harness). */
+      sim?: TeamsSimulator;
+      /** The broker's duplicate detection window (default 0: off, see below). */
+      duplicateDetectionWindowMs?: number;
+      /** What Herald sends through in front of the queue (a test's fault in the queue port). */
+      wrapQueue?: (queue: MemoryQueue) => QueuePort;
+    } = {},
   ): Promise<NotificationsHarness> {
     const sim = given.sim ?? (await startTeamsSimulator());
     const config = testConfig(settings);
     const tables = new TableFactory(config);
     const clock = new TestClock();
-    // No duplicate detection: these tests take messages off the queue and hand them back
-    // themselves (a redelivery), which a broker that still held them would not see as new.
-    const queue = new MemoryQueue(clock.now, { duplicateDetectionWindowMs: 0 });
+    // No duplicate detection by default: these tests take messages off the queue and hand them
+    // back themselves (a redelivery), which a broker that still held them would not see as new.
+    const queue = new MemoryQueue(clock.now, {
+      duplicateDetectionWindowMs: given.duplicateDetectionWindowMs ?? 0,
+    });
     const services = createHeraldServices(config, memoryLogger(), {
-      queue,
+      queue: given.wrapQueue?.(queue) ?? queue,
       tables,
       botId: sim.botId,
       clock: clock.now,
