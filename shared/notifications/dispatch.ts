@@ -9,7 +9,7 @@ import type { NotificationRequestStore, RequestKey } from "../store/notification
 import type { TeamStore } from "../store/teams";
 import type { DeliveryResult, DeliveryService } from "./delivery";
 import type { GroupDirectory } from "./group-directory";
-import { expandGroup } from "./group-expansion";
+import { expandGroup, type PersonName } from "./group-expansion";
 import { metric } from "./metrics";
 import { recipientKey, splitRecipients } from "./recipients";
 import type { RetryPolicy } from "./retry-policy";
@@ -207,6 +207,7 @@ export class Dispatcher {
     const key = { tenantId: dispatch.tenantId, id: dispatch.requestId };
     const request = { ...key, correlationId: dispatch.correlationId };
     const targets = new Map<string, Recipient>();
+    const names = new Map<string, PersonName>();
     const unreachable: NewDelivery[] = [...refused];
     for (const [key, recipient] of explicit) {
       if (recipient.groupId !== undefined) {
@@ -223,6 +224,7 @@ export class Dispatcher {
         );
         if (expanded.kind === "later") return { kind: "scheduled", at: expanded.at };
         if (expanded.kind === "unreachable") unreachable.push(expanded.row);
+        else for (const [key, name] of expanded.names) if (!names.has(key)) names.set(key, name);
         continue;
       }
       if (recipient.teamId === undefined) {
@@ -267,7 +269,7 @@ export class Dispatcher {
 
     const missing: NewDelivery[] = [];
     for (const [key, recipient] of targets)
-      if (!existing.has(key)) missing.push({ recipientKey: key, recipient });
+      if (!existing.has(key)) missing.push({ recipientKey: key, recipient, ...names.get(key) });
     await this.deps.ledger.create(key, [
       ...missing,
       ...unreachable.filter((u) => !existing.has(u.recipientKey)),

@@ -39,6 +39,12 @@ export interface RecipientStatus {
   readonly lastError?: string;
   readonly activityId?: string;
   readonly teamsUserId?: string;
+  /**
+   * Who the recipient is, when Herald knows it and the recipient does not say (a group's
+   * member, named by AAD id: Graph's UPN and display name).
+   */
+  readonly userPrincipalName?: string;
+  readonly displayName?: string;
   /** `duplicate`: the recipient (of this request) through whom this person is reached. */
   readonly duplicateOf?: Recipient;
   readonly nextAttemptAt?: string;
@@ -167,6 +173,8 @@ export class NotificationStatusReader {
           lastError: row.lastError,
           activityId: row.activityId,
           teamsUserId: row.teamsUserId,
+          userPrincipalName: row.userPrincipalName,
+          displayName: row.displayName,
           duplicateOf: row.duplicateOf === undefined ? undefined : recipientOfKey(row.duplicateOf),
           nextAttemptAt: state === "pending" ? row.nextAttemptAt : undefined,
           updatedAt: row.updatedAt,
