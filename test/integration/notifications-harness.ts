@@ -21,7 +21,7 @@ import { type SimTeam, type SimUser, startTeamsSimulator, type TeamsSimulator } 
 import { MemoryQueue, type RecordedMessage } from "../support/memory-queue";
 import { testConfig } from "../support/test-config";
 
-/** Real time plus an offset the test moves forward (to the time a retry is scheduled for). */
+/** Real time plus an offset the test moves forward (to the time a retry is scheduled for, and through pacing waits). */
 export class TestClock {
   private offsetMs = 0;
   now = (): Date => new Date(Date.now() + this.offsetMs);
@@ -29,6 +29,14 @@ export class TestClock {
     const ahead = at.getTime() - this.now().getTime();
     if (ahead > 0) this.offsetMs += ahead;
   }
+  /**
+   * A pacing wait on this clock: it moves the clock instead of the wall clock passing, so a paced
+   * test takes no longer on a loaded machine and the pacer sees exactly the wait it granted.
+   */
+  sleep = async (ms: number): Promise<void> => {
+    this.advanceTo(new Date(this.now().getTime() + ms));
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  };
 }
 
 export interface LogLine {
@@ -106,6 +114,7 @@ export class NotificationsHarness {
       botId: sim.botId,
       clock: clock.now,
       pacing: { now: () => clock.now().getTime() },
+      sleep: clock.sleep,
       ...options,
     });
     return new NotificationsHarness(sim, config, queue, tables, services, clock);

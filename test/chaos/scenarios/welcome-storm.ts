@@ -5,6 +5,7 @@ import { HttpRequest, InvocationContext } from "@azure/functions";
 import { createHeraldServices, type HeraldServices } from "../../../shared/composition";
 import { memoryLogger } from "../../../shared/logging";
 import { TableFactory, TABLES } from "../../../shared/store/table-factory";
+import { TestClock } from "../../integration/notifications-harness";
 import { startTeamsSimulator, type TeamsActivity } from "../../simulator";
 import { seededRandom } from "../../simulator/faults";
 import { MemoryQueue, type RecordedMessage } from "../../support/memory-queue";
@@ -54,27 +55,41 @@ export async function runWelcomeStorm(options: WelcomeStormOptions): Promise<Wel
     const config = testConfig();
     // One work queue (with the broker's duplicate detection) shared by every instance; each
     // instance answers activities and runs work items, as function instances do.
-    const queue = new MemoryQueue();
+    // The instances' clock (leases, scheduled checks): a loaded machine slows the storm, and a
+    // send that fails under it (a timeout) leaves its welcome to the check its claim scheduled.
+    const clock = new TestClock();
+    const queue = new MemoryQueue(clock.now);
     const handlers = Array.from({ length: options.instances }, () =>
       createHeraldServices(config, memoryLogger(), {
         queue,
         tables: new TableFactory(config),
         botId: sim.botId,
+        clock: clock.now,
+        // Pacing waits move the test clock instead of holding the test (Teams' time, not ours).
+        pacing: { now: () => clock.now().getTime() },
+        sleep: clock.sleep,
       }),
     );
-    /** Runs the due work items, spread over the instances at once (the harshest schedule). */
+    /**
+     * Runs the work items, spread over the instances at once (the harshest schedule); when only
+     * scheduled ones are left (lease checks), the clock moves to the next, as a broker's would.
+     * Nothing is in flight then, so no claim is taken over from a live sender.
+     */
     const drain = async () => {
-      for (let round = 0; round < 20; round++) {
-        const now = Date.now();
+      for (let round = 0; round < 40; round++) {
+        if (queue.waiting.length === 0) return;
+        const next = Math.min(...queue.waiting.map((m) => m.scheduledFor?.getTime() ?? 0));
+        clock.advanceTo(new Date(next));
+        const now = clock.now().getTime();
         const due = queue.waiting.filter(
           (m) => m.scheduledFor === undefined || m.scheduledFor.getTime() <= now,
         );
-        if (due.length === 0) return;
         queue.remove(due);
         await Promise.all(
           due.map((m) => runWork(handlers[Math.floor(random() * handlers.length)]!, m)),
         );
       }
+      throw new Error("welcome storm: the work queue never drained");
     };
     const users = sim.addUsers(options.users);
     const storm: TeamsActivity[] = users.flatMap((user) => [
