@@ -24,7 +24,10 @@ import { testConfig } from "../support/test-config";
 /** Real time plus an offset the test moves forward (to the time a retry is scheduled for, and through pacing waits). */
 export class TestClock {
   private offsetMs = 0;
-  now = (): Date => new Date(Date.now() + this.offsetMs);
+  private readonly startedAt = Date.now();
+  /** `standStill`: only `advanceTo` and `sleep` move it (no lease runs out while a test waits). */
+  constructor(private readonly standStill = false) {}
+  now = (): Date => new Date((this.standStill ? this.startedAt : Date.now()) + this.offsetMs);
   advanceTo(at: Date): void {
     const ahead = at.getTime() - this.now().getTime();
     if (ahead > 0) this.offsetMs += ahead;

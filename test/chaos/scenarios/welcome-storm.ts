@@ -55,9 +55,10 @@ export async function runWelcomeStorm(options: WelcomeStormOptions): Promise<Wel
     const config = testConfig();
     // One work queue (with the broker's duplicate detection) shared by every instance; each
     // instance answers activities and runs work items, as function instances do.
-    // The instances' clock (leases, scheduled checks): a loaded machine slows the storm, and a
-    // send that fails under it (a timeout) leaves its welcome to the check its claim scheduled.
-    const clock = new TestClock();
+    // The instances' clock (leases, scheduled checks) stands still while the storm runs: on a
+    // loaded machine a slow send must not outlive its lease (another instance would take the
+    // claim over mid-send); the drain moves it to each scheduled check.
+    const clock = new TestClock(true);
     const queue = new MemoryQueue(clock.now);
     const handlers = Array.from({ length: options.instances }, () =>
       createHeraldServices(config, memoryLogger(), {
@@ -89,7 +90,13 @@ export async function runWelcomeStorm(options: WelcomeStormOptions): Promise<Wel
           due.map((m) => runWork(handlers[Math.floor(random() * handlers.length)]!, m)),
         );
       }
-      throw new Error("welcome storm: the work queue never drained");
+      const left = queue.waiting.map(
+        (m) =>
+          `${String(m.applicationProperties?.heraldKind)} ${JSON.stringify(m.body)} at ${m.scheduledFor?.toISOString() ?? "now"}`,
+      );
+      throw new Error(
+        `welcome storm: the work queue never drained (now ${clock.now().toISOString()}):\n${left.slice(0, 10).join("\n")}`,
+      );
     };
     const users = sim.addUsers(options.users);
     const storm: TeamsActivity[] = users.flatMap((user) => [
