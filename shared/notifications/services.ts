@@ -43,6 +43,7 @@ import {
   completionWorkSchema,
   deliveryWorkSchema,
   dispatchWorkSchema,
+  intakeCheckWorkSchema,
   type QueueMessageInfo,
   readReceiptWorkSchema,
   webhookWorkSchema,
@@ -94,7 +95,10 @@ export interface NotificationServices {
   readonly teamsWork: TenantWorkRunner;
   /** The work queue's handlers for the notification kinds. */
   readonly workHandlers: Readonly<
-    Record<"dispatch" | "delivery" | "completionCheck" | "readReceipt" | "webhook", WorkHandler>
+    Record<
+      "dispatch" | "delivery" | "intakeCheck" | "completionCheck" | "readReceipt" | "webhook",
+      WorkHandler
+    >
   >;
   readonly outbox: EventOutbox;
   /** The internal work queue. */
@@ -306,6 +310,10 @@ export function createNotificationServices(
         info,
         log.with({ requestId: work.requestId, correlationId: work.correlationId }),
       );
+    },
+    intakeCheck: async (body: unknown, _info: QueueMessageInfo, log: Logger) => {
+      const work = parseWork(intakeCheckWorkSchema, "intake-check", body, log);
+      return work === undefined ? undefined : intake.check(work);
     },
     completionCheck: async (body: unknown, _info: QueueMessageInfo, log: Logger) => {
       const work = parseWork(completionWorkSchema, "completion-check", body, log);
