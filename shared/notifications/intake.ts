@@ -9,7 +9,7 @@ import type {
   RequestKey,
   StoredRequest,
 } from "../store/notification-requests";
-import { withEvents } from "../store/stored-events";
+import { fitsWithin, UNBOUNDED_EVENTS_ROOM, withEvents } from "../store/stored-events";
 import { type EventOutbox, requestEvents } from "./event-outbox";
 import { requestFingerprint } from "./fingerprint";
 import { metric } from "./metrics";
@@ -329,24 +329,43 @@ export class NotificationIntake {
       await this.deps.requests.noteConflict(key, "queue", occurrence);
       return { kind: "invalid", errors };
     }
-    const written = created ? request : await this.rejectAgain(request, errors, rejected);
-    await this.deps.outbox.publish(requestEvents(written), rejected);
+    const written = created ? request : await this.rejectAgain(request, errors, rejected, log);
+    // What the row holds of this refusal (a redelivery built its event anew: the stored one, with
+    // its first `time`, is the one published again).
+    const ids = new Set(rejected.map((e) => e.id));
+    await this.deps.outbox.publish(
+      requestEvents(written),
+      (written.events ?? []).filter((e) => ids.has(e.id)),
+    );
     log.warn("Request rejected", { errors: summarizeErrors(errors) });
     if (created) metric(log, "notifications.rejected");
     return { kind: "invalid", errors };
   }
 
-  /** A rejected request refused again: the new errors and this refusal's event, conditionally. */
+  /**
+   * A rejected request refused again: the new errors and this refusal's event, conditionally. A
+   * row that holds as many rejections as its events property has room for records the errors
+   * only: a sender resending one broken request in a loop never fills the row so that the fixed
+   * request could not be accepted.
+   */
   private async rejectAgain(
     current: StoredRequest,
     errors: readonly FieldError[],
     rejected: readonly CloudEvent[],
+    log: Logger,
   ): Promise<StoredRequest> {
     let latest: StoredRequest | undefined = current;
     for (let attempt = 0; attempt < 5 && latest !== undefined; attempt++) {
+      const fits = fitsWithin(latest.events, rejected, UNBOUNDED_EVENTS_ROOM);
+      if (!fits && rejected.length > 0) {
+        log.warn("Rejection not recorded as an event: the request holds as many as it keeps", {
+          rejections: latest.events?.filter((e) => e.type === rejected[0]!.type).length ?? 0,
+        });
+        metric(log, "events.rejectionNotRecorded");
+      }
       const updated = await this.deps.requests.update(
         latest,
-        { errors, events: withEvents(latest.events, rejected) },
+        { errors, events: fits ? withEvents(latest.events, rejected) : latest.events },
         { ifUnchanged: true },
       );
       if (updated !== "conflict") return updated;

@@ -349,6 +349,41 @@ describeCompiled(`main.bicep compiled by the Bicep CLI (pinned ${BICEP_VERSION})
     }
   });
 
+  it("keeps a tenant id with a quote in it a literal of the compiled filter, so a mistyped or crafted parameter never shows an app other tenants' events", () => {
+    const [rules] = ofType("Microsoft.ServiceBus/namespaces/topics/subscriptions/rules");
+    const sql = (rules!.resource.properties?.sqlFilter as { sqlExpression: string }).sqlExpression;
+    const subscribers = [
+      {
+        name: "erp",
+        tenantIds: [`${TENANT_A}') OR tenantId IS NOT NULL OR ('x`],
+        principalId: "p1",
+      },
+    ];
+    const filter = String(
+      evaluateArm(expressionOf(sql)!, {
+        parameters: { eventSubscribers: subscribers },
+        copyIndex: 0,
+      }),
+    );
+
+    const directory = mkdtempSync(path.join(tmpdir(), "herald-filter-"));
+    const topic = new LocalTopic({ directory });
+    try {
+      topic.subscribe("erp", filter);
+      topic.publish(
+        [TENANT_A, TENANT_B].map((tenantId, n) => ({
+          body: { id: `e${n}` },
+          messageId: `e${n}`,
+          applicationProperties: { tenantId, type: "herald.delivery.sent", requestId: "r" },
+        })),
+      );
+      expect(topic.subscription("erp").receive(10)).toEqual([]);
+    } finally {
+      topic.close();
+      rmSync(directory, { recursive: true, force: true });
+    }
+  });
+
   it("alerts on dead letters of each queue, from the namespace's DeadletteredMessages metric", () => {
     const [deadLetters] = ofType("Microsoft.Insights/metricAlerts");
     expect(deadLetters!.resource.copy?.count).toBe("[length(parameters('queueNames'))]");
