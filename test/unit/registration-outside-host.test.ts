@@ -24,11 +24,13 @@ describe("function registration outside the Functions host", () => {
     expect(registry.registeredFunctions().map((r) => r.name)).toEqual([
       "notifications-enqueue",
       "notifications-status",
+      "notifications-events",
     ]);
     expect(notices).toEqual([
       expect.stringMatching(/^WARNING: Failed to detect the Azure Functions runtime/),
       expect.stringMatching(/^WARNING: Skipping call to register function "notifications-enqueue"/),
       expect.stringMatching(/^WARNING: Skipping call to register function "notifications-status"/),
+      expect.stringMatching(/^WARNING: Skipping call to register function "notifications-events"/),
     ]);
     expect(notices.every((n) => registry.isOutsideHostNotice(n))).toBe(true);
     expect(registry.isOutsideHostNotice("WARNING: something else")).toBe(false);
