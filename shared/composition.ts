@@ -123,6 +123,8 @@ export function createHeraldServices(
   const workHandlers: WorkHandlers = {
     [WORK_KINDS.dispatch]: notifications.workHandlers.dispatch,
     [WORK_KINDS.delivery]: notifications.workHandlers.delivery,
+    [WORK_KINDS.revision]: notifications.workHandlers.revision,
+    [WORK_KINDS.copy]: notifications.workHandlers.copy,
     [WORK_KINDS.rosterSync]: botWork(WORK_KINDS.rosterSync, rosterSyncWorkSchema, (w, log) =>
       bot().syncTeamRoster(w, log),
     ),

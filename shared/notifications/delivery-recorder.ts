@@ -15,7 +15,7 @@ import type { Decision } from "./retry-policy";
 import { deliveryMessage, type DeliveryWork, type QueueMessageInfo } from "./work-items";
 
 export type DeliveryResult =
-  | { readonly kind: "sent" | "unreachable" | "failed" | "rejected" }
+  | { readonly kind: "sent" | "unreachable" | "failed" | "rejected" | "cancelled" }
   /** Another recipient of the request is the same person: they get that one copy. */
   | { readonly kind: "same-person"; readonly as: string }
   /** A failure that may pass: the next attempt is scheduled. */
@@ -26,7 +26,7 @@ export type DeliveryResult =
   | { readonly kind: "duplicate"; readonly state: DeliveryState };
 
 /** A state that ends a delivery, `duplicate` included (a second name of one person). */
-export type EndState = "sent" | "unreachable" | "failed" | "rejected" | "duplicate";
+export type EndState = "sent" | "unreachable" | "failed" | "rejected" | "duplicate" | "cancelled";
 
 /** How a failed call is written down, whatever the policy decides. */
 export interface FailureRecord {

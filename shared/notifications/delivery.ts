@@ -1,9 +1,11 @@
 import { type Logger, recipientToken } from "../logging";
 import { toActivity } from "../model/message";
 import { type Recipient, recipientParts } from "../model/recipient";
+import type { QueuePort } from "../queue/queue-port";
 import { type Delivery, type DeliveryLedger, FINAL_STATES } from "../store/delivery-ledger";
 import type { NotificationRequestStore, RequestKey } from "../store/notification-requests";
 import type { UserReference, UserReferenceStore } from "../store/user-references";
+import { followChange } from "./change-follow-up";
 import type { DeliveryClaims } from "./delivery-claims";
 import type { DeliveryRecorder, DeliveryResult } from "./delivery-recorder";
 import { metric } from "./metrics";
@@ -40,6 +42,12 @@ export interface DeliveryDependencies {
   /** With `ProactiveInstall` on: reaches users Herald has never seen by installing the app. */
   readonly installer?: ProactiveInstaller | undefined;
   readonly clock: () => Date;
+  /** Shared with the work that updates or recalls requests; `contentMaxAgeMs` (1 s): how old
+   *  a queued delivery's content may be; `queue`: a copy sent while its request changed gets
+   *  its change queued. */
+  readonly contents?: RequestContents;
+  readonly contentMaxAgeMs?: number;
+  readonly queue?: () => QueuePort;
 }
 
 /** Claim rounds lost to other writers before the work steps back for a moment. */
@@ -74,9 +82,11 @@ function withoutInstallSlot(work: DeliveryWork): DeliveryWork {
  */
 export class DeliveryService {
   private readonly contents: RequestContents;
+  private readonly contentMaxAgeMs: number;
 
   constructor(private readonly deps: DeliveryDependencies) {
-    this.contents = new RequestContents(deps.requests);
+    this.contents = deps.contents ?? new RequestContents(deps.requests, () => +deps.clock());
+    this.contentMaxAgeMs = deps.contentMaxAgeMs ?? 1_000;
   }
 
   /**
@@ -110,8 +120,8 @@ export class DeliveryService {
    * Keeps a request's content known elsewhere (the dispatch read it, or carried it), so
    * delivery need not read it again.
    */
-  remember(request: RequestKey, content: RequestContent): void {
-    this.contents.remember(request, content);
+  remember(request: RequestKey, content: RequestContent, readAt?: number): void {
+    this.contents.remember(request, content, readAt);
   }
 
   /** `initial` undefined: the row is (almost certainly) not written yet. */
@@ -139,11 +149,18 @@ export class DeliveryService {
 
     const row = async () =>
       initial ?? (await this.deps.ledger.ensure(this.requestOf(work), key, work.recipient));
-    const content = await this.contents.get(this.requestOf(work));
+    // The dispatch's own delivery sends what the dispatch knew; one from the queue may run long
+    // after, so it takes the request as of a moment ago (an update or a recall since).
+    const content =
+      initial === undefined
+        ? await this.contents.get(this.requestOf(work))
+        : await this.contents.fresh(this.requestOf(work), { maxAgeMs: this.contentMaxAgeMs });
     if (content === undefined)
       return this.deps.recorder.finish(await row(), "failed", log, {
         lastError: `request ${work.requestId} has no stored message (work item without its request)`,
       });
+    if (content.recalled)
+      return this.deps.recorder.finish(await row(), "cancelled", log, { lastError: undefined });
 
     const user = await this.resolve(work.tenantId, work.recipient);
     if (user !== undefined) return this.sendTo(work, key, initial, user, content, info, log);
@@ -237,7 +254,11 @@ export class DeliveryService {
     if (claimed.kind === "settled") return claimed.result;
     const activity = toActivity(content.message, content.summary);
     const sent = await this.deps.operations.send(work.tenantId, user, activity, log);
-    return this.record(work, claimed.row, sent, log);
+    const result = await this.record(work, claimed.row, sent, content.revision, log);
+    const queue = this.deps.queue;
+    if (sent.kind === "sent" && queue !== undefined)
+      await followChange(queue, this.contents.peek(this.requestOf(work)), work, content.revision);
+    return result;
   }
 
   /**
@@ -306,12 +327,14 @@ export class DeliveryService {
     work: DeliveryWork,
     entry: Delivery,
     sent: SendOutcome,
+    revision: number,
     log: Logger,
   ): Promise<DeliveryResult> {
     if (sent.kind === "sent")
       return this.deps.recorder.finish(entry, "sent", log, {
         activityId: sent.activityId,
         conversationId: sent.conversationId,
+        revision,
         lastError: undefined,
         lastStatus: undefined,
       });

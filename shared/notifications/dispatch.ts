@@ -52,6 +52,8 @@ export type DispatchResult =
   | { readonly kind: "scheduled"; readonly at: Date }
   | { readonly kind: "duplicate" }
   | { readonly kind: "delivered-inline"; readonly delivery: DeliveryResult }
+  /** The request was recalled before its dispatch ran: nothing sent. */
+  | { readonly kind: "recalled"; readonly cancelled: number }
   | { readonly kind: "fanned-out"; readonly recipients: number; readonly enqueued: number };
 
 /** How early a message may arrive before `notBefore` and still count as due (clock skew). */
@@ -62,6 +64,20 @@ const storedBodySchema = z.object({
   recipients: z.array(z.unknown()).min(1),
   includeGuests: z.boolean().optional(),
 });
+
+/** What a dispatch knows of its request: its content, and whether it was read just now. */
+type DispatchContent = InlineRequest & {
+  readonly recalled: boolean;
+  /** When it was read from the store; undefined: carried in the work item since intake. */
+  readonly readAt?: number;
+};
+
+/** Whether a carried request may have been changed since intake (see `Dispatcher.content`). */
+function mayHaveChanged(request: InlineRequest): boolean {
+  if (request.notBefore !== undefined || request.recipients.length !== 1) return true;
+  const only = request.recipients[0];
+  return typeof only === "object" && only !== null && ("teamId" in only || "groupId" in only);
+}
 
 /**
  * Runs a `dispatch` work item, the reference the intake queued for a stored request, in the
@@ -115,6 +131,7 @@ export class Dispatcher {
     const key = { tenantId: work.tenantId, id: work.requestId };
     const request = await this.content(work, log);
     if (typeof request === "string") return { kind: "dropped", reason: request };
+    if (request.recalled) return this.recalled(work, request, log);
 
     if (request.notBefore !== undefined) {
       const due = Date.parse(request.notBefore);
@@ -128,8 +145,18 @@ export class Dispatcher {
       }
     }
 
-    // The delivery needs the request's message: hand it what this dispatch knows.
-    this.deps.delivery.remember(key, { message: request.message, summary: request.summary });
+    // The delivery needs the request's message: hand it what this dispatch knows (read from
+    // the store just now, or carried since intake: then a later revision kept wins).
+    this.deps.delivery.remember(
+      key,
+      {
+        message: request.message,
+        summary: request.summary,
+        revision: request.revision ?? 1,
+        recalled: false,
+      },
+      request.readAt,
+    );
     // One bad recipient is rejected with its reason; the others are still delivered.
     const { deliverable: explicit, rejected } = splitRecipients(request.recipients);
     const refused: NewDelivery[] = rejected.flatMap((r) =>
@@ -170,8 +197,12 @@ export class Dispatcher {
    * The request's content: carried in the work item when small, else read from the store (the
    * claim check). A string says why the dispatch is dropped.
    */
-  private async content(work: DispatchWork, log: Logger): Promise<InlineRequest | string> {
-    if (work.request !== undefined) return work.request;
+  private async content(work: DispatchWork, log: Logger): Promise<DispatchContent | string> {
+    // A request that may have changed since intake is read back: a scheduled one (moved,
+    // updated or recalled while it waited) and a fan-out (one read for all its recipients).
+    // Only a single recipient sent at once goes on what its dispatch carries (the steady path).
+    if (work.request !== undefined && !mayHaveChanged(work.request))
+      return { ...work.request, recalled: false };
     const stored = await this.deps.requests.get({ tenantId: work.tenantId, id: work.requestId });
     if (stored === undefined) {
       // Only Herald writes dispatch items, after storing the request: a bug, or a stale item.
@@ -182,7 +213,11 @@ export class Dispatcher {
       log.warn("Dispatch of a rejected request; dropped");
       return "request rejected";
     }
-    const body = storedBodySchema.safeParse(await this.deps.requests.readBody(stored));
+    // The recipients never change: what the dispatch carries needs no body read.
+    const body =
+      work.request !== undefined
+        ? { success: true as const, data: work.request }
+        : storedBodySchema.safeParse(await this.deps.requests.readBody(stored));
     if (!body.success || stored.message === undefined) {
       log.error("Stored request has no readable body; dropped");
       return "no stored body";
@@ -193,7 +228,45 @@ export class Dispatcher {
       notBefore: stored.notBefore,
       recipients: body.data.recipients,
       includeGuests: body.data.includeGuests,
+      revision: stored.revision,
+      recalled: stored.recalledAt !== undefined,
+      readAt: this.clock().getTime(),
     });
+  }
+
+  /**
+   * A recalled request's dispatch: every recipient it names is recorded `cancelled` and
+   * nothing is sent (team rosters and groups are not expanded for it).
+   */
+  private async recalled(
+    work: DispatchWork,
+    request: DispatchContent,
+    log: Logger,
+  ): Promise<DispatchResult> {
+    const key = { tenantId: work.tenantId, id: work.requestId };
+    const { deliverable, rejected } = splitRecipients(request.recipients);
+    const rows: NewDelivery[] = [...deliverable].map(([recipientKey, recipient]) => ({
+      recipientKey,
+      recipient,
+      state: "cancelled" as const,
+    }));
+    for (const r of rejected)
+      if (r.recipient !== undefined)
+        rows.push({
+          recipientKey: r.recipientKey,
+          recipient: r.recipient,
+          state: "rejected",
+          lastError: r.reason,
+        });
+    const created = await this.deps.ledger.create(key, rows);
+    const stored = await this.deps.requests.get(key);
+    if (stored !== undefined && stored.state !== "dispatched")
+      await this.deps.requests.update(stored, { state: "dispatched", recipientCount: rows.length });
+    log.info("Dispatch of a recalled request: nothing sent, its recipients cancelled", {
+      cancelled: created,
+    });
+    if (created > 0) metric(log, "notifications.cancelled", created);
+    return { kind: "recalled", cancelled: created };
   }
 
   private async fanOut(

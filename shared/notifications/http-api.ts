@@ -3,6 +3,8 @@ import type { HttpRequest, HttpResponseInit, InvocationContext } from "@azure/fu
 import { contextLogger } from "../logging";
 import type { FieldError } from "../validation/json-guard";
 import type { NotificationIntake } from "./intake";
+import type { ChangeResult, NotificationRevisions } from "./revisions";
+import { parseNotificationRecall, parseNotificationUpdate } from "./schema";
 import { isGuid, isRequestId } from "./schema";
 import {
   type NotificationStatusReader,
@@ -26,12 +28,17 @@ export type ApiHandler = (
 export interface NotificationsApi {
   readonly enqueue: ApiHandler;
   readonly status: ApiHandler;
+  /** `PATCH /api/notifications/{id}?tenantId=`: a new revision of the message (or its time). */
+  readonly update: ApiHandler;
+  /** `DELETE /api/notifications/{id}?tenantId=`: the request recalled. */
+  readonly recall: ApiHandler;
 }
 
 /** What the handlers need of the notification services (tests give their own). */
 export interface NotificationsApiServices {
   readonly intake: Pick<NotificationIntake, "submit">;
   readonly status: Pick<NotificationStatusReader, "lookup">;
+  readonly revisions: Pick<NotificationRevisions, "update" | "recall">;
 }
 
 /** Request bodies above this are refused before parsing (a 10,000-recipient request is ~0.6 MB). */
@@ -115,6 +122,39 @@ function statusRequest(
   };
 }
 
+/** `PATCH`/`DELETE` name the request by path and `tenantId` (required: a change names one request). */
+function changedRequest(request: HttpRequest): Parsed<{ id: string; tenantId: string }> {
+  const id = request.params.id ?? "";
+  if (!isRequestId(id))
+    return refused(400, "invalid id", [{ path: "id", message: "is not a valid request id" }]);
+  const tenantId = request.query.get("tenantId");
+  if (tenantId === null || !isGuid(tenantId))
+    return refused(400, "invalid query", [
+      { path: "tenantId", message: "is required and must be a GUID" },
+    ]);
+  return { ok: true, value: { id, tenantId } };
+}
+
+/** A change's result as the API answers it. */
+function changeResponse(request: HttpRequest, result: ChangeResult): HttpResponseInit {
+  switch (result.kind) {
+    case "accepted": {
+      const url = statusUrl(request, result.id, result.tenantId);
+      return json(
+        202,
+        { id: result.id, revision: result.revision, recalled: result.recalled, statusUrl: url },
+        { location: url },
+      );
+    }
+    case "not-found":
+      return json(404, { error: "not found", id: result.id });
+    case "invalid":
+      return json(400, { error: "invalid request", errors: result.errors });
+    case "refused":
+      return json(409, { error: "conflict", message: result.message, id: result.id });
+  }
+}
+
 /** Handlers over given services: the Functions app passes the process's, tests their own. */
 export function createNotificationsApi(services: () => NotificationsApiServices): NotificationsApi {
   const enqueue: ApiHandler = async (request, context) => {
@@ -167,5 +207,51 @@ export function createNotificationsApi(services: () => NotificationsApiServices)
     }
   };
 
-  return { enqueue, status };
+  const update: ApiHandler = async (request, context) => {
+    const target = changedRequest(request);
+    if (!target.ok) return target.response;
+    const body = await jsonBody(request);
+    if (!body.ok) return body.response;
+    if (typeof body.value !== "object" || body.value === null || Array.isArray(body.value))
+      return json(400, {
+        error: "invalid request",
+        errors: [{ path: "(body)", message: "must be a JSON object" }],
+      });
+    // The body is the queue operation's fields without its envelope: one schema for both doors.
+    const parsed = parseNotificationUpdate({
+      ...body.value,
+      schemaVersion: 1,
+      operation: "update",
+      ...target.value,
+    });
+    if (!parsed.ok) return json(400, { error: "invalid request", errors: parsed.errors });
+    const { message, summary, notBefore, correlationId } = parsed.value;
+    const log = contextLogger(context).with({ requestId: target.value.id, correlationId });
+    const result = await services().revisions.update(
+      target.value,
+      {
+        ...(message !== undefined ? { message } : {}),
+        ...(summary !== undefined ? { summary } : {}),
+        ...(notBefore !== undefined ? { notBefore } : {}),
+        correlationId,
+      },
+      log,
+    );
+    return changeResponse(request, result);
+  };
+
+  const recall: ApiHandler = async (request, context) => {
+    const target = changedRequest(request);
+    if (!target.ok) return target.response;
+    const parsed = parseNotificationRecall({
+      schemaVersion: 1,
+      operation: "recall",
+      ...target.value,
+    });
+    if (!parsed.ok) return json(400, { error: "invalid request", errors: parsed.errors });
+    const log = contextLogger(context).with({ requestId: target.value.id });
+    return changeResponse(request, await services().revisions.recall(target.value, {}, log));
+  };
+
+  return { enqueue, status, update, recall };
 }

@@ -9,7 +9,15 @@ import type {
 import { requestFingerprint } from "./fingerprint";
 import { metric } from "./metrics";
 import { plannedRecipientCount } from "./recipients";
-import { type FieldError, type NotificationRequest, parseNotificationRequest } from "./schema";
+import type { ChangeResult, NotificationRevisions, UpdateChange } from "./revisions";
+import {
+  type FieldError,
+  type NotificationRequest,
+  operationOf,
+  parseNotificationRecall,
+  parseNotificationRequest,
+  parseNotificationUpdate,
+} from "./schema";
 import { dispatchMessage, type InlineRequest, type QueueMessageInfo } from "./work-items";
 
 export type IntakeResult =
@@ -32,6 +40,8 @@ export interface IntakeDependencies {
   readonly clock?: () => Date;
   /** The intake queue's max delivery count (the delivery after which it dead-letters). */
   readonly maxDeliveryCount?: number;
+  /** Updates and recalls (`operation` on the intake queue); without it they are refused. */
+  readonly revisions?: Pick<NotificationRevisions, "update" | "recall">;
 }
 
 /**
@@ -71,8 +81,21 @@ export class NotificationIntake {
     return this.accept(parsed.request, "http", log);
   }
 
-  /** A message on the intake queue: a LOB request, and nothing else. */
-  async fromQueue(body: unknown, info: QueueMessageInfo, log: Logger): Promise<IntakeResult> {
+  /**
+   * A message on the intake queue: a LOB request, or (with `operation`) an update or recall of
+   * one, and nothing else.
+   */
+  async fromQueue(
+    body: unknown,
+    info: QueueMessageInfo,
+    log: Logger,
+  ): Promise<IntakeResult | ChangeResult> {
+    const operation = operationOf(body);
+    if (
+      (operation === "update" || operation === "recall") &&
+      !INTERNAL_MARKERS.some((m) => Object.hasOwn(info.applicationProperties, m))
+    )
+      return this.changeFromQueue(operation, body, info, log);
     const parsed = parseNotificationRequest(body);
     const id = parsed.ok ? parsed.request.id : (parsed.id ?? info.messageId);
     const correlationId = parsed.ok ? parsed.request.correlationId : parsed.correlationId;
@@ -119,6 +142,51 @@ export class NotificationIntake {
       );
       throw error;
     }
+  }
+
+  /**
+   * An update or recall from the intake queue. An invalid one is logged with its field errors
+   * and counted (`notifications.refused`); nothing of the request it names changes.
+   */
+  private async changeFromQueue(
+    operation: "update" | "recall",
+    body: unknown,
+    info: QueueMessageInfo,
+    log: Logger,
+  ): Promise<ChangeResult> {
+    const parsed =
+      operation === "update" ? parseNotificationUpdate(body) : parseNotificationRecall(body);
+    const requestLog = log.with({
+      requestId: parsed.ok ? parsed.value.id : parsed.id,
+      correlationId: parsed.ok ? parsed.value.correlationId : parsed.correlationId,
+      operation,
+    });
+    const revisions = this.deps.revisions;
+    if (!parsed.ok || revisions === undefined) {
+      const errors = parsed.ok
+        ? [{ path: "operation", message: "updates and recalls are not available here" }]
+        : parsed.errors;
+      requestLog.warn(`Notification ${operation} refused`, { errors: summarizeErrors(errors) });
+      metric(requestLog, "notifications.refused");
+      return { kind: "invalid", errors };
+    }
+    const { id, tenantId, correlationId } = parsed.value;
+    const key = { tenantId, id };
+    const result =
+      parsed.value.operation === "update"
+        ? await revisions.update(
+            key,
+            { ...pickUpdate(parsed.value), correlationId },
+            requestLog,
+            info.messageId,
+          )
+        : await revisions.recall(key, { correlationId }, requestLog, info.messageId);
+    if (result.kind !== "accepted")
+      requestLog.warn(`Notification ${operation} from the queue not applied`, {
+        outcome: result.kind,
+        ...(result.kind === "refused" ? { reason: result.message } : {}),
+      });
+    return result;
   }
 
   /** `occurrence`: the queue message's id, under which a conflict is recorded (HTTP: none). */
@@ -269,6 +337,16 @@ function inlineContent(request: NotificationRequest): { request?: InlineRequest 
     ...(request.includeGuests !== undefined ? { includeGuests: request.includeGuests } : {}),
   };
   return JSON.stringify(content).length <= MAX_INLINE_CONTENT_CHARS ? { request: content } : {};
+}
+
+/** What an update changes (a recall changes none of it). */
+function pickUpdate(change: Partial<UpdateChange>): UpdateChange {
+  const { message, summary, notBefore } = change;
+  return {
+    ...(message !== undefined ? { message } : {}),
+    ...(summary !== undefined ? { summary } : {}),
+    ...(notBefore !== undefined ? { notBefore } : {}),
+  };
 }
 
 /** Field errors for a log line: paths and reasons, never the offending values. */

@@ -27,7 +27,13 @@ export type MetricName =
   /** A message on the intake queue carrying Herald's internal work marker (a forgery). */
   | "notifications.refused"
   /** The app installed through Graph for a recipient Herald had never seen (proactive install). */
-  | "notifications.installed";
+  | "notifications.installed"
+  /** A sent copy replaced in place with a newer revision of its request. */
+  | "notifications.updated"
+  /** A sent copy deleted: its request was recalled. */
+  | "notifications.recalled"
+  /** A copy not sent yet when its request was recalled: never sent. */
+  | "notifications.cancelled";
 
 export function metric(log: Logger, name: MetricName, value = 1): void {
   log.info(`metric ${name}`, { metric: name, value });

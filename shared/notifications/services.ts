@@ -18,6 +18,8 @@ import { TeamStore } from "../store/teams";
 import { UserReferenceStore } from "../store/user-references";
 import { WelcomeLedger } from "../store/welcome-ledger";
 import { type ClaimHolders, localProcessHolders, remoteHolders } from "./claim-holders";
+import { CopyChanges } from "./copy-changes";
+import { CopyLedger } from "./copy-ledger";
 import { DeadLetterRecorder } from "./dead-letter-recorder";
 import { DeliveryService, type UserDirectory } from "./delivery";
 import { DeliveryClaims } from "./delivery-claims";
@@ -28,11 +30,20 @@ import { NotificationIntake } from "./intake";
 import { Pacer, type PacerOptions } from "./pacing";
 import { type InstallUserDirectory, ProactiveInstaller } from "./proactive-install";
 import type { WorkHandler } from "./queue-handler";
+import { RequestContents } from "./request-contents";
 import type { RetryPolicy } from "./retry-policy";
+import { RevisionPasses } from "./revision-pass";
+import { NotificationRevisions } from "./revisions";
 import { NotificationStatusReader } from "./status";
 import { TeamsOperations } from "./teams-operations";
 import { TenantWorkRunner } from "./tenant-work";
-import { deliveryWorkSchema, dispatchWorkSchema, type QueueMessageInfo } from "./work-items";
+import {
+  copyWorkSchema,
+  deliveryWorkSchema,
+  dispatchWorkSchema,
+  type QueueMessageInfo,
+  revisionWorkSchema,
+} from "./work-items";
 
 export interface NotificationServicesOptions {
   /** The internal work queue (default: `createWorkQueue(config)`, built on first use). */
@@ -62,6 +73,11 @@ export interface NotificationServicesOptions {
    * a dead holder can be told; in Azure only the broker's session tells).
    */
   readonly claimHolders?: ClaimHolders;
+  /**
+   * How old a request's content may be when queued work sends it (default 1 s): how soon an
+   * update or recall reaches deliveries already queued in another process.
+   */
+  readonly contentMaxAgeMs?: number;
 }
 
 export interface NotificationServices {
@@ -69,11 +85,18 @@ export interface NotificationServices {
   readonly delivery: DeliveryService;
   readonly intake: NotificationIntake;
   readonly status: NotificationStatusReader;
+  /** Updates and recalls of accepted requests (HTTP `PATCH`/`DELETE`, the intake queue). */
+  readonly revisions: NotificationRevisions;
   readonly pacer: Pacer | undefined;
   /** The tenant's Teams calls under `pacer` (the bot's work waits for its slots here too). */
   readonly teamsWork: TenantWorkRunner;
   /** The work queue's handlers for the notification kinds (`dispatch`, `delivery`). */
-  readonly workHandlers: { readonly dispatch: WorkHandler; readonly delivery: WorkHandler };
+  readonly workHandlers: {
+    readonly dispatch: WorkHandler;
+    readonly delivery: WorkHandler;
+    readonly revision: WorkHandler;
+    readonly copy: WorkHandler;
+  };
   /** The internal work queue. */
   readonly queue: () => QueuePort;
   readonly deadLetters: DeadLetterRecorder;
@@ -200,12 +223,19 @@ export function createNotificationServices(
         })
       : undefined;
 
+  const contents = new RequestContents(requestStore, () => clock().getTime());
+  const contentMaxAgeMs = options.contentMaxAgeMs ?? 1_000;
+  const operations = new TeamsOperations({ connector, users, work: teamsWork });
+  const copyLedger = new CopyLedger(ledger, clock);
   const delivery = new DeliveryService({
+    contents,
+    contentMaxAgeMs,
+    queue,
     requests: requestStore,
     ledger,
     users,
     work: teamsWork,
-    operations: new TeamsOperations({ connector, users, work: teamsWork }),
+    operations,
     policy,
     claims,
     recorder: new DeliveryRecorder({
@@ -231,11 +261,35 @@ export function createNotificationServices(
     clock,
   });
   const status = new NotificationStatusReader(requestStore, ledger);
+
+  const revisions = new NotificationRevisions({ requests: requestStore, work: queue, clock });
   const intake = new NotificationIntake({
     requests: requestStore,
     work: queue,
     clock,
     maxDeliveryCount: config.maxDeliveryAttempts,
+    revisions,
+  });
+  const passes = new RevisionPasses({
+    requests: requestStore,
+    ledger,
+    copies: copyLedger,
+    contents,
+    queue,
+    clock,
+  });
+  const copies = new CopyChanges({
+    ledger,
+    copies: copyLedger,
+    users,
+    contents,
+    work: teamsWork,
+    operations,
+    policy,
+    claims,
+    queue,
+    clock,
+    contentMaxAgeMs,
   });
 
   const workHandlers = {
@@ -247,6 +301,23 @@ export function createNotificationServices(
       const work = parseWork(deliveryWorkSchema, "delivery", body, log);
       if (work === undefined) return undefined;
       return delivery.deliver(
+        work,
+        info,
+        log.with({ requestId: work.requestId, correlationId: work.correlationId }),
+      );
+    },
+    revision: async (body: unknown, _info: QueueMessageInfo, log: Logger) => {
+      const work = parseWork(revisionWorkSchema, "revision", body, log);
+      if (work === undefined) return undefined;
+      return passes.run(
+        work,
+        log.with({ requestId: work.requestId, correlationId: work.correlationId }),
+      );
+    },
+    copy: async (body: unknown, info: QueueMessageInfo, log: Logger) => {
+      const work = parseWork(copyWorkSchema, "copy", body, log);
+      if (work === undefined) return undefined;
+      return copies.change(
         work,
         info,
         log.with({ requestId: work.requestId, correlationId: work.correlationId }),
@@ -266,6 +337,7 @@ export function createNotificationServices(
     delivery,
     intake,
     status,
+    revisions,
     pacer,
     teamsWork,
     workHandlers,

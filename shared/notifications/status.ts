@@ -1,4 +1,4 @@
-import { type DeliveryLedger, type DeliveryState } from "../store/delivery-ledger";
+import { type Delivery, type DeliveryLedger, type DeliveryState } from "../store/delivery-ledger";
 import { withoutUndefined } from "../store/entities";
 import type { NotificationRequestStore, StoredRequest } from "../store/notification-requests";
 import { recipientOfKey } from "./recipients";
@@ -6,10 +6,18 @@ import type { FieldError, Recipient } from "./schema";
 
 /**
  * Recipient states as callers see them: `sending` is still `pending` to them; `duplicate` is a
- * second name of a person another recipient already reaches (`duplicateOf` says which).
+ * second name of a person another recipient already reaches (`duplicateOf` says which);
+ * `cancelled`: never sent, the request was recalled first; `recalled`: sent, then deleted.
  */
 export type RecipientState =
-  "pending" | "sent" | "unreachable" | "failed" | "rejected" | "duplicate";
+  | "pending"
+  | "sent"
+  | "unreachable"
+  | "failed"
+  | "rejected"
+  | "duplicate"
+  | "cancelled"
+  | "recalled";
 
 export const RECIPIENT_STATES: readonly RecipientState[] = [
   "pending",
@@ -18,14 +26,18 @@ export const RECIPIENT_STATES: readonly RecipientState[] = [
   "failed",
   "rejected",
   "duplicate",
+  "cancelled",
+  "recalled",
 ];
 
 /**
  * `completed`: every recipient is final (look at the counts for who was not reached);
- * `failed`: the request's own work was dead-lettered before every recipient had a row.
+ * `failed`: the request's own work was dead-lettered before every recipient had a row;
+ * `recalled`: the request was recalled and every copy is deleted or cancelled (or final
+ * otherwise: a copy Teams would not let Herald delete is `failed`).
  */
 export type RequestStatusState =
-  "queued" | "scheduled" | "in-progress" | "completed" | "rejected" | "failed";
+  "queued" | "scheduled" | "in-progress" | "completed" | "rejected" | "failed" | "recalled";
 
 export interface RecipientStatus {
   readonly recipient: Recipient;
@@ -38,6 +50,8 @@ export interface RecipientStatus {
   readonly attempts: number;
   readonly lastError?: string;
   readonly activityId?: string;
+  /** The request revision this person's copy shows now (sent and recalled copies). */
+  readonly revision?: number;
   readonly teamsUserId?: string;
   /** `duplicate`: the recipient (of this request) through whom this person is reached. */
   readonly duplicateOf?: Recipient;
@@ -49,8 +63,18 @@ export interface RecipientStatus {
 export interface NotificationStatus {
   readonly id: string;
   readonly state: RequestStatusState;
-  /** True when nothing more will happen: `completed`, `rejected` or `failed`. */
+  /** True when nothing more will happen: `completed`, `rejected`, `failed` or `recalled`. */
   readonly final: boolean;
+  /** The request's latest revision: 1 as sent, one more for each update accepted. */
+  readonly revision: number;
+  /** True once the request was recalled (`recalledAt` says when). */
+  readonly recalled: boolean;
+  readonly recalledAt?: string;
+  /**
+   * Sent copies that still show an older revision than `revision` (their update is under way,
+   * or Teams refused it): the request is not final while an update can still reach them.
+   */
+  readonly outdated: number;
   readonly tenantId?: string;
   readonly correlationId?: string;
   readonly notBefore?: string;
@@ -88,6 +112,13 @@ function visibleState(state: DeliveryState): RecipientState {
   return state === "sending" || state === "installing" || state === "waiting-for-chat"
     ? "pending"
     : state;
+}
+
+/** What a sent (or recalled) copy shows; nothing for a recipient never sent. */
+function shownRevision(row: Delivery): number | undefined {
+  return row.state === "sent" || row.state === "recalled" || row.activityId !== undefined
+    ? (row.revision ?? 1)
+    : undefined;
 }
 
 function stepOf(state: DeliveryState): RecipientStep | undefined {
@@ -146,13 +177,24 @@ export class NotificationStatusReader {
       failed: 0,
       rejected: 0,
       duplicate: 0,
+      cancelled: 0,
+      recalled: 0,
     };
     const recipients: RecipientStatus[] = [];
     let truncated = false;
+    let outdated = 0;
+    const latest = stored.revision ?? 1;
     for await (const row of this.ledger.list(stored)) {
       const state = visibleState(row.state);
       counts.total += 1;
       counts[state] += 1;
+      // A copy whose update Teams refused keeps the error on its row: it is not waited for.
+      if (
+        state === "sent" &&
+        (row.revision ?? 1) < latest &&
+        (row.lastError === undefined || row.nextAttemptAt !== undefined)
+      )
+        outdated += 1;
       if (query.state !== undefined && query.state !== state) continue;
       if (recipients.length >= limit) {
         truncated = true;
@@ -166,6 +208,7 @@ export class NotificationStatusReader {
           attempts: row.attempts,
           lastError: row.lastError,
           activityId: row.activityId,
+          revision: shownRevision(row),
           teamsUserId: row.teamsUserId,
           duplicateOf: row.duplicateOf === undefined ? undefined : recipientOfKey(row.duplicateOf),
           nextAttemptAt: state === "pending" ? row.nextAttemptAt : undefined,
@@ -174,11 +217,16 @@ export class NotificationStatusReader {
         }),
       );
     }
-    const state = overallState(stored, counts);
+    const state = overallState(stored, counts, outdated);
     return withoutUndefined({
       id: stored.id,
       state,
-      final: state === "completed" || state === "rejected" || state === "failed",
+      final:
+        state === "completed" || state === "rejected" || state === "failed" || state === "recalled",
+      revision: stored.revision ?? 1,
+      recalled: stored.recalledAt !== undefined,
+      recalledAt: stored.recalledAt,
+      outdated,
       tenantId: stored.tenantId === "" ? undefined : stored.tenantId,
       correlationId: stored.correlationId,
       notBefore: stored.notBefore,
@@ -201,14 +249,23 @@ export class NotificationStatusReader {
  */
 function overallState(
   stored: StoredRequest,
-  counts: { total: number; pending: number },
+  counts: { total: number; pending: number; sent: number },
+  outdated: number,
 ): RequestStatusState {
   if (stored.state === "rejected") return "rejected";
+  if (stored.recalledAt !== undefined) {
+    // Recalled: final once nothing is pending and no copy is left to delete.
+    const settled =
+      counts.pending === 0 &&
+      counts.sent === 0 &&
+      (stored.state === "dispatched" || counts.total >= (stored.recipientCount ?? 1));
+    return settled ? "recalled" : "in-progress";
+  }
   const expected = stored.recipientCount;
   const allRecorded =
     expected !== undefined && counts.total >= expected && stored.state !== "received";
   if (stored.state === "failed") return counts.pending === 0 ? "failed" : "in-progress";
-  if (allRecorded && counts.pending === 0) return "completed";
+  if (allRecorded && counts.pending === 0 && outdated === 0) return "completed";
   if (counts.total === 0) return stored.state === "scheduled" ? "scheduled" : "queued";
   return "in-progress";
 }

@@ -22,6 +22,13 @@ export const WORK_KINDS = {
   welcomeCheck: "welcome-check",
   /** The @mention relay of one channel message. */
   relay: "relay",
+  /**
+   * A request's update or recall, brought to every recipient: sent copies get a `copy` item,
+   * copies not yet sent are cancelled (recall) or get the latest when they go (update).
+   */
+  revision: "revision",
+  /** One sent copy replaced (PUT) or deleted (DELETE). */
+  copy: "copy",
 } as const;
 
 export type WorkKind = (typeof WORK_KINDS)[keyof typeof WORK_KINDS];
@@ -53,6 +60,8 @@ export const inlineRequestSchema = z.object({
   notBefore: z.string().optional(),
   recipients: z.array(z.unknown()).min(1),
   includeGuests: z.boolean().optional(),
+  /** The revision this content is (undefined: 1, as accepted). */
+  revision: z.number().int().min(1).optional(),
 });
 export type InlineRequest = z.infer<typeof inlineRequestSchema>;
 
@@ -77,6 +86,30 @@ export const deliveryWorkSchema = z.object({
   installSlotAt: z.iso.datetime().optional(),
 });
 export type DeliveryWork = z.infer<typeof deliveryWorkSchema>;
+
+export const revisionWorkSchema = z.object({
+  tenantId,
+  requestId: z.string().min(1).max(128),
+  operation: z.enum(["update", "recall"]),
+  /** The request's revision when the operation was accepted. */
+  revision: z.number().int().min(1),
+  correlationId: z.string().max(128).optional(),
+  /** 1 for the first pass; each later pass looks again at what was still under way. */
+  round: z.number().int().min(1),
+});
+export type RevisionWork = z.infer<typeof revisionWorkSchema>;
+
+export const copyWorkSchema = z.object({
+  tenantId,
+  requestId: z.string().min(1).max(128),
+  recipient: recipientSchema,
+  operation: z.enum(["update", "recall"]),
+  /** Update: the copy moves to at least this revision (never back). */
+  revision: z.number().int().min(1),
+  attempt: z.number().int().min(1),
+  correlationId: z.string().max(128).optional(),
+});
+export type CopyWork = z.infer<typeof copyWorkSchema>;
 
 /** Names the team; the service URL comes from the stored team reference, never from here. */
 export const rosterSyncWorkSchema = z.object({
@@ -189,6 +222,41 @@ export function dispatchMessage(
     options.unique === true ? `r-${shortHash(base, randomUUID())}` : `r-${base}`,
     { correlationId: work.correlationId, properties: { requestId: work.requestId } },
   );
+}
+
+/**
+ * A request's update or recall pass. One id per (request, operation, revision, round): a
+ * redelivered acceptance, or a pass scheduled twice, collapses at the broker.
+ */
+export function revisionMessage(work: RevisionWork): OutgoingMessage {
+  return workMessage(
+    WORK_KINDS.revision,
+    work.tenantId,
+    work,
+    `v-${shortHash(work.tenantId.toLowerCase(), work.requestId, work.operation, work.revision, work.round)}`,
+    { correlationId: work.correlationId, properties: { requestId: work.requestId } },
+  );
+}
+
+/**
+ * One copy's change. Its id is derived from (request, recipient, operation, revision, attempt),
+ * so passes that find the same copy still to change queue it once; `unique` for a deferral.
+ */
+export function copyMessage(work: CopyWork, options: { unique?: boolean } = {}): OutgoingMessage {
+  const key = recipientKey(work.recipient);
+  const parts = [
+    work.tenantId.toLowerCase(),
+    work.requestId,
+    key,
+    work.operation,
+    work.revision,
+    work.attempt,
+  ];
+  const messageId = `c-${shortHash(...parts, ...(options.unique === true ? [randomUUID()] : []))}`;
+  return workMessage(WORK_KINDS.copy, work.tenantId, work, messageId, {
+    correlationId: work.correlationId,
+    properties: { requestId: work.requestId, attempt: work.attempt },
+  });
 }
 
 /**

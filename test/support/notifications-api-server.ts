@@ -81,8 +81,13 @@ export async function startNotificationsApiServer(
       let params: Record<string, string> = {};
       const statusRoute = /^\/api\/notifications\/([^/]+)$/.exec(url.pathname);
       if (req.method === "POST" && url.pathname === "/api/notifications") handler = api.enqueue;
-      else if (req.method === "GET" && statusRoute !== null) {
-        handler = api.status;
+      else if (statusRoute !== null) {
+        const byMethod: Record<string, HttpHandler> = {
+          GET: api.status,
+          PATCH: api.update,
+          DELETE: api.recall,
+        };
+        handler = byMethod[req.method ?? ""];
         params = { id: decodeURIComponent(statusRoute[1]!) };
       }
       if (handler === undefined) return answer(404, undefined);
