@@ -59,11 +59,7 @@ export class NotificationRevisions {
     log: Logger,
     occurrence?: string,
   ): Promise<ChangeResult> {
-    for (let round = 0; round < MAX_ROUNDS; round++) {
-      const stored = await this.deps.requests.get(key);
-      const refusal = this.refusal(key, stored, occurrence);
-      if (refusal !== undefined) return refusal;
-      const current = stored!;
+    return this.onRequest(key, occurrence, "update", async (current) => {
       if (current.recalledAt !== undefined)
         return this.refused(key, "this request was recalled: it cannot be updated");
       if (change.notBefore !== undefined && current.state !== "scheduled")
@@ -87,7 +83,7 @@ export class NotificationRevisions {
         ...(change.notBefore !== undefined ? { notBefore: change.notBefore } : {}),
       };
       const written = await this.deps.requests.update(current, patch, { ifUnchanged: true });
-      if (written === "conflict") continue;
+      if (written === "conflict") return written;
       await this.queuePass(written, "update", change.correlationId ?? current.correlationId);
       if (change.notBefore !== undefined) await this.reschedule(current, written);
       log.info("Notification update accepted", {
@@ -95,8 +91,7 @@ export class NotificationRevisions {
         rescheduled: change.notBefore !== undefined,
       });
       return this.accepted(written);
-    }
-    throw new Error("the request kept changing while the update was being accepted");
+    });
   }
 
   /** A recall: idempotent (a recalled request is recalled again with the same answer). */
@@ -106,11 +101,7 @@ export class NotificationRevisions {
     log: Logger,
     occurrence?: string,
   ): Promise<ChangeResult> {
-    for (let round = 0; round < MAX_ROUNDS; round++) {
-      const stored = await this.deps.requests.get(key);
-      const refusal = this.refusal(key, stored, occurrence);
-      if (refusal !== undefined) return refusal;
-      const current = stored!;
+    return this.onRequest(key, occurrence, "recall", async (current) => {
       const correlationId = change.correlationId ?? current.correlationId;
       if (current.recalledAt !== undefined) {
         // The pass of the first recall collapses with this one at the broker.
@@ -122,7 +113,7 @@ export class NotificationRevisions {
         { recalledAt: this.deps.clock().toISOString(), lastChangeId: occurrence },
         { ifUnchanged: true },
       );
-      if (written === "conflict") continue;
+      if (written === "conflict") return written;
       await this.queuePass(written, "recall", correlationId);
       // Not dispatched yet (scheduled, or still queued): a dispatch now records its recipients
       // `cancelled`, so the status is final at once; the original dispatch then finds them so.
@@ -139,8 +130,27 @@ export class NotificationRevisions {
         ]);
       log.info("Notification recall accepted", { revision: written.revision ?? 1 });
       return this.accepted(written);
+    });
+  }
+
+  /**
+   * Reads the request and applies `change` to it, again from a fresh read while its conditional
+   * write loses to a concurrent change; a request that takes no change answers at once.
+   */
+  private async onRequest(
+    key: RequestKey,
+    occurrence: string | undefined,
+    operation: "update" | "recall",
+    change: (current: StoredRequest) => Promise<ChangeResult | "conflict">,
+  ): Promise<ChangeResult> {
+    for (let round = 0; round < MAX_ROUNDS; round++) {
+      const stored = await this.deps.requests.get(key);
+      const refusal = this.refusal(key, stored, occurrence);
+      if (refusal !== undefined || stored === undefined) return refusal!;
+      const result = await change(stored);
+      if (result !== "conflict") return result;
     }
-    throw new Error("the request kept changing while the recall was being accepted");
+    throw new Error(`the request kept changing while the ${operation} was being accepted`);
   }
 
   /** Why no change applies to `stored` (or a replay's answer); undefined when one may. */
