@@ -5,6 +5,7 @@ import { loadConfig } from "../shared/config";
 import { startBotEndpoint } from "../test/support/bot-endpoint";
 import { oneBrokerTrigger } from "../test/support/one-broker";
 import { BenchBroker, type BrokerRun, singleRecipientRequests } from "./broker";
+import { RecordingTopic } from "./event-topic";
 import type { EndpointReady, InstallJob, InstallResult } from "./jobs";
 import { LogCounter } from "./log-counter";
 import { RssSampler, sleep, summarize } from "./stats";
@@ -77,6 +78,7 @@ export async function prepareInstall(job: InstallJob): Promise<PreparedInstall> 
         });
         const herald = createHeraldServices(config, logs.logger({ component: "bench" }), {
           queue: broker,
+          events: new RecordingTopic(),
           botId: job.botId,
         });
         wiring.herald = herald;

@@ -1,3 +1,5 @@
+import type { EventFigures } from "./event-topic";
+
 /**
  * What the benchmark's orchestrator (bench/main.ts: Azurite, the Teams simulator, reporting)
  * asks of a worker process (bench/worker.ts: Herald or the baseline, alone in its process so
@@ -42,6 +44,8 @@ export interface DrainResult {
 }
 
 export interface PipelineResult extends DrainResult {
+  /** What reached the events topic: how many, how fast, how long after their transition. */
+  readonly events: EventFigures;
   readonly rssBeforeMb: number;
   readonly heapUsedPeakMb: number;
   /** Live heap (after a forced GC) before and after the run: growth would be a leak. */

@@ -2,6 +2,7 @@ import { createHeraldServices } from "../shared/composition";
 import { loadConfig } from "../shared/config";
 import { oneBrokerTrigger } from "../test/support/one-broker";
 import { BenchBroker, singleRecipientRequests } from "./broker";
+import { RecordingTopic } from "./event-topic";
 import type { PipelineJob, PipelineResult } from "./jobs";
 import { LogCounter } from "./log-counter";
 import { round, RssSampler, summarize } from "./stats";
@@ -19,8 +20,10 @@ export async function runPipeline(job: PipelineJob): Promise<PipelineResult> {
   });
   const logs = new LogCounter();
   const broker = new BenchBroker();
+  const topic = new RecordingTopic();
   const herald = createHeraldServices(config, logs.logger({ component: "bench" }), {
     queue: broker,
+    events: topic,
     botId: job.botId,
     ...(job.pacing ? {} : { pacing: false as const }),
   });
@@ -74,6 +77,7 @@ export async function runPipeline(job: PipelineJob): Promise<PipelineResult> {
     rssBeforeMb,
     liveHeapBeforeMb,
     heapUsedPeakMb: round(heapPeak / 2 ** 20),
+    events: topic.figures(endedAt - startedAt),
     metrics: logs.metrics,
     logLevels: logs.levels,
     logSamples: logs.samples,

@@ -4,6 +4,7 @@ import { createHeraldServices } from "../shared/composition";
 import { loadConfig } from "../shared/config";
 import { type QueueDrainer, startDraining } from "../shared/local-host/queue-drain";
 import { LocalQueue } from "../shared/queue/local-queue";
+import { LocalTopic } from "../shared/queue/local-topic";
 import type { RunningEndpoint } from "./endpoint-job";
 import type { ProcessorJob, ProcessorResult, SessionHold } from "./jobs";
 import { LogCounter } from "./log-counter";
@@ -34,6 +35,8 @@ export function startProcessor(job: ProcessorJob): RunningEndpoint {
   });
   const herald = createHeraldServices(config, logs.logger({ component: "bench" }), {
     queue,
+    // The local broker's topic on the same database, as npm start publishes events.
+    events: new LocalTopic({ directory: job.queueDirectory }),
     botId: job.botId,
   });
   // botbuilder loads on the first delivery (~0.5 s); an instance in Azure pays that once at

@@ -3,6 +3,8 @@ metadata description = 'Herald: proactive Microsoft Teams notifications from lin
 
 targetScope = 'resourceGroup'
 
+import { eventSubscriberType } from 'modules/types.bicep'
+
 // ---------------------------------------------------------------- naming and placement
 
 @description('Optional. Short prefix for every resource name: lowercase letters and digits. A hash of the resource group is appended, so names are unique.')
@@ -90,6 +92,26 @@ param duplicateDetectionWindow string = 'PT10M'
 
 @description('Optional. Time to live of a queued message before it is dead-lettered (ISO 8601).')
 param messageTimeToLive string = 'P14D'
+
+// ---------------------------------------------------------------- delivery events
+
+@description('Optional. Record every transition as a CloudEvent and publish it to the events topic (and the webhook, if set) (NotificationEvents). Costs one Table request per notification.')
+param notificationEvents bool = true
+
+@description('Optional. Name of the Service Bus topic of delivery events (EventTopicName).')
+@minLength(1)
+@maxLength(260)
+param eventTopicName string = 'notification-events'
+
+@description('Optional. Line-of-business apps that read delivery events from the topic: a subscription each, filtered to the tenants it names, with Azure Service Bus Data Receiver on that subscription only for its principal.')
+param eventSubscribers eventSubscriberType[] = []
+
+@description('Optional. https URL every event is also POSTed to, signed per Standard Webhooks (EventWebhookUrl). Empty: no webhook.')
+param eventWebhookUrl string = ''
+
+@description('Conditional. The webhook\'s signing secret, whsec_ and 24-64 random bytes in base64, or a Key Vault reference (@Microsoft.KeyVault(SecretUri=...)) (EventWebhookSecret). Required when eventWebhookUrl is set.')
+@secure()
+param eventWebhookSecret string = ''
 
 // ---------------------------------------------------------------- bot
 
@@ -206,6 +228,8 @@ var heraldTables = [
   'Requests'
   'Deliveries'
   'DeadLetters'
+  'Unread'
+  'Webhooks'
 ]
 
 // Manifest id of the Teams app: stable for this resource group and prefix unless given.
@@ -320,6 +344,15 @@ module serviceBus 'modules/service-bus.bicep' = {
             }
           ]
     )
+    eventTopicName: eventTopicName
+    eventSubscribers: eventSubscribers
+    eventTopicRoleAssignments: [
+      {
+        principalId: identity.outputs.principalId
+        roleDefinitionId: builtInRoles.serviceBusDataSender
+        description: 'Herald publishes delivery events'
+      }
+    ]
     workQueueRoleAssignments: concat(heraldOnEveryQueue, [
       {
         principalId: identity.outputs.principalId
@@ -331,7 +364,8 @@ module serviceBus 'modules/service-bus.bicep' = {
 }
 
 // Every setting Herald's code reads (shared/config.ts), except connection strings (local only),
-// LocalQueueDirectory (npm start only) and WEBSITE_SITE_NAME (set by the platform).
+// LocalQueueDirectory (npm start only), WEBSITE_SITE_NAME (set by the platform) and the secrets
+// (MicrosoftAppPassword, EventWebhookSecret), which the Function App module sets when given.
 var heraldSettings = {
   MicrosoftAppId: botMicrosoftAppId
   MicrosoftAppType: botAppType
@@ -352,6 +386,9 @@ var heraldSettings = {
   TeamsAppId: heraldTeamsAppId
   TeamsAppCatalogId: teamsAppCatalogId
   GraphEndpoint: graphEndpoint
+  NotificationEvents: string(notificationEvents)
+  EventTopicName: eventTopicName
+  EventWebhookUrl: eventWebhookUrl
 }
 
 module functionApp 'modules/function-app.bicep' = {
@@ -371,6 +408,7 @@ module functionApp 'modules/function-app.bicep' = {
     instanceMemoryMB: instanceMemoryMB
     appSettings: heraldSettings
     microsoftAppPassword: botAppType == 'SingleTenant' ? botAppPassword : ''
+    eventWebhookSecret: empty(eventWebhookUrl) ? '' : eventWebhookSecret
   }
 }
 
@@ -427,6 +465,9 @@ output notificationsQueueName string = serviceBus.outputs.notificationsQueueName
 
 @description('Name of Herald\'s internal work queue (only Herald sends to it).')
 output workQueueName string = serviceBus.outputs.workQueueName
+
+@description('Name of the topic LOB apps read delivery events from (their subscriptions: eventSubscribers).')
+output eventTopicName string = serviceBus.outputs.eventTopicName
 
 @description('Fully qualified Service Bus namespace LOB apps connect to.')
 output serviceBusFullyQualifiedNamespace string = serviceBus.outputs.fullyQualifiedNamespace

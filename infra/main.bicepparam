@@ -34,3 +34,11 @@ param alertEmailAddress = readEnvironmentVariable('HERALD_ALERT_EMAIL', '')
 param proactiveInstall = bool(readEnvironmentVariable('HERALD_PROACTIVE_INSTALL', 'false'))
 param teamsAppCatalogId = readEnvironmentVariable('HERALD_TEAMS_APP_CATALOG_ID', '')
 param graphEndpoint = readEnvironmentVariable('HERALD_GRAPH_ENDPOINT', 'https://graph.microsoft.com')
+
+// Delivery events (on by default). LOB apps that read the topic, as JSON: [{"name": "erp",
+// "tenantIds": ["<tenant>"], "principalId": "<object id>"}]; a webhook and its whsec_ secret
+// (better: a Key Vault reference), see docs/events.md.
+param notificationEvents = bool(readEnvironmentVariable('HERALD_NOTIFICATION_EVENTS', 'true'))
+param eventSubscribers = json(readEnvironmentVariable('HERALD_EVENT_SUBSCRIBERS', '[]'))
+param eventWebhookUrl = readEnvironmentVariable('HERALD_EVENT_WEBHOOK_URL', '')
+param eventWebhookSecret = readEnvironmentVariable('HERALD_EVENT_WEBHOOK_SECRET', '')

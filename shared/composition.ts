@@ -135,6 +135,9 @@ export function createHeraldServices(
       bot().checkWelcome(w, log),
     ),
     [WORK_KINDS.relay]: botWork(WORK_KINDS.relay, relayWorkSchema, (w, log) => bot().relay(w, log)),
+    [WORK_KINDS.completionCheck]: notifications.workHandlers.completionCheck,
+    [WORK_KINDS.readReceipt]: notifications.workHandlers.readReceipt,
+    [WORK_KINDS.webhook]: notifications.workHandlers.webhook,
   };
   return {
     config,

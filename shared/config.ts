@@ -2,7 +2,9 @@ import { z } from "zod";
 
 import type { BotIdentity } from "./bot-identity";
 import { ConfigError } from "./errors";
+import { checkWebhookUrl, parseWebhookSecret } from "./events/standard-webhooks";
 import { checkGraphEndpoint, DEFAULT_GRAPH_ENDPOINT } from "./graph/graph-endpoint-policy";
+import type { TableConnection } from "./store/table-factory";
 
 const optionalText = z
   .string()
@@ -16,6 +18,14 @@ const guid = z
   .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, "must be a GUID");
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+
+const trueOrFalse = (fallback: "true" | "false") =>
+  z
+    .string()
+    .trim()
+    .toLowerCase()
+    .pipe(z.enum(["true", "false"], { error: 'must be "true" or "false"' }))
+    .default(fallback);
 
 /**
  * Every app setting Herald's code reads, with its meaning. The names follow the Functions
@@ -52,18 +62,29 @@ export const settingsSchema = z.object({
    * Install the Teams app through Microsoft Graph for recipients Herald has never seen, then
    * message them. Off by default: it needs Graph application permissions (`npm run grant:graph`).
    */
-  ProactiveInstall: z
-    .string()
-    .trim()
-    .toLowerCase()
-    .pipe(z.enum(["true", "false"], { error: 'must be "true" or "false"' }))
-    .default("false"),
+  ProactiveInstall: trueOrFalse("false"),
   /** The Teams app's manifest id: the org catalog's `externalId`. Required with ProactiveInstall. */
   TeamsAppId: optionalText.pipe(guid.optional()),
   /** The app's id in the org app catalog, when known: skips the catalog lookup (and its permission). */
   TeamsAppCatalogId: optionalText.pipe(guid.optional()),
   /** Microsoft Graph's origin; national clouds have their own. */
   GraphEndpoint: z.string().trim().min(1).default(DEFAULT_GRAPH_ENDPOINT),
+  /**
+   * Every transition is recorded as a CloudEvent with its state change and published to the
+   * events topic (and the webhook, when one is set). Costs one Table request per notification
+   * (the read-receipt index); `false` records and publishes nothing.
+   */
+  NotificationEvents: trueOrFalse("true"),
+  /** The Service Bus topic the events are published to (a topic of the local broker locally). */
+  EventTopicName: z
+    .string()
+    .trim()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,259}$/, "must be a Service Bus topic name")
+    .default("notification-events"),
+  /** Where every event is also POSTed, signed per Standard Webhooks; empty: no webhook. */
+  EventWebhookUrl: optionalText,
+  /** The webhook's signing secret, `whsec_<base64>` (a Key Vault reference in Azure). */
+  EventWebhookSecret: optionalText,
   WEBSITE_SITE_NAME: optionalText,
   LocalQueueDirectory: optionalText,
 });
@@ -89,14 +110,18 @@ export const SETTING_NAMES = Object.keys(settingsSchema.shape) as (keyof Setting
 
 export type Settings = z.infer<typeof settingsSchema>;
 
-export type TableConnection =
-  | { kind: "connectionString"; connectionString: string }
-  | { kind: "identity"; endpoint: string; clientId?: string };
-
 export type ServiceBusConnection =
   | { kind: "connectionString"; connectionString: string }
   | { kind: "identity"; fullyQualifiedNamespace: string; clientId?: string }
   | { kind: "none" };
+
+/** Delivery events: recorded with each transition, published to the topic and the webhook. */
+export interface EventsConfig {
+  readonly enabled: boolean;
+  readonly topicName: string;
+  /** The signed webhook, when one is configured (and events are on). */
+  readonly webhook: { readonly url: string; readonly key: Buffer } | undefined;
+}
 
 /** Microsoft Graph: resolving never-seen users and groups, installing the app for them. */
 export interface GraphConfig {
@@ -128,6 +153,7 @@ export interface Config {
   /** Folder of the durable local queue `npm start` drains; unset in Azure. */
   readonly localQueueDirectory: string | undefined;
   readonly graph: GraphConfig;
+  readonly events: EventsConfig;
 }
 
 function fail(problems: string[]): never {
@@ -219,6 +245,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     );
 
   const graph = graphConfig(s, bot.kind === "authenticated", problems);
+  const events = eventsConfig(s, bot.kind === "anonymous" && !runningInAzure, problems);
 
   if (problems.length > 0 || tables === undefined) fail(problems);
   return {
@@ -236,7 +263,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     runningInAzure,
     localQueueDirectory: s.LocalQueueDirectory,
     graph,
+    events,
   };
+}
+
+function eventsConfig(s: Settings, local: boolean, problems: string[]): EventsConfig {
+  const enabled = s.NotificationEvents === "true";
+  let webhook: EventsConfig["webhook"];
+  if (s.EventWebhookUrl !== undefined) {
+    const url = checkWebhookUrl(s.EventWebhookUrl, { local });
+    if (!url.ok) problems.push(`EventWebhookUrl: ${url.reason}`);
+    const secret =
+      s.EventWebhookSecret === undefined
+        ? ({ ok: false, reason: "required when EventWebhookUrl is set" } as const)
+        : parseWebhookSecret(s.EventWebhookSecret);
+    if (!secret.ok) problems.push(`EventWebhookSecret: ${secret.reason}`);
+    if (url.ok && secret.ok && enabled) webhook = { url: url.url, key: secret.key };
+  }
+  return { enabled, topicName: s.EventTopicName, webhook };
 }
 
 function graphConfig(s: Settings, authenticated: boolean, problems: string[]): GraphConfig {
@@ -279,6 +323,9 @@ export function describeConfig(config: Config): Record<string, string> {
     allowedTenants: config.allowedTenantIds ? [...config.allowedTenantIds].join(",") : "any",
     proactiveInstall: config.graph.proactiveInstall
       ? `on (${config.graph.endpoint}${config.graph.authenticated ? "" : ", anonymous"})`
+      : "off",
+    events: config.events.enabled
+      ? `topic ${config.events.topicName}${config.events.webhook !== undefined ? `, webhook ${new URL(config.events.webhook.url).origin}` : ""}`
       : "off",
   };
 }

@@ -64,6 +64,13 @@ heraldMetrics
 | extend throttledPercent = 100.0 * throttled / calls
 '''
 
+// A webhook that answered 410 Gone is turned off (shared/notifications/webhook-delivery.ts).
+var webhookDisabledQuery = '''
+heraldMetrics
+| where metric == "events.webhookDisabled"
+| summarize disabled = sum(value)
+'''
+
 var functionErrorsQuery = '''
 requests
 | where success == false
@@ -150,6 +157,15 @@ var logAlerts = [
     measure: 'throttledPercent'
     threshold: throttledSharePercent
     severity: 3
+  }
+  {
+    key: 'webhook-disabled'
+    displayName: 'Herald: the event webhook answered 410 Gone and was turned off'
+    description: 'Herald no longer posts delivery events to EventWebhookUrl until it is set to a new URL or its row in the Webhooks table is deleted (docs/events.md, "Webhook").'
+    query: '${heraldMetrics}${webhookDisabledQuery}'
+    measure: 'disabled'
+    threshold: 0
+    severity: 2
   }
   {
     key: 'function-errors'

@@ -60,6 +60,10 @@ param appSettings object
 @secure()
 param microsoftAppPassword string = ''
 
+@description('Optional. The delivery-event webhook\'s signing secret (whsec_...), or a Key Vault reference to it. Leave empty when no webhook is set.')
+@secure()
+param eventWebhookSecret string = ''
+
 resource plan 'Microsoft.Web/serverfarms@2025-03-01' = {
   name: planName
   location: location
@@ -139,7 +143,8 @@ resource settings 'Microsoft.Web/sites/config@2025-03-01' = {
       // load (most of the peak is garbage awaiting a scavenge) for ~5 % more CPU: see docs/benchmarks.md.
       languageWorkers__node__arguments: '--max-semi-space-size=4'
     },
-    empty(microsoftAppPassword) ? {} : { MicrosoftAppPassword: microsoftAppPassword }
+    empty(microsoftAppPassword) ? {} : { MicrosoftAppPassword: microsoftAppPassword },
+    empty(eventWebhookSecret) ? {} : { EventWebhookSecret: eventWebhookSecret }
   )
 }
 

@@ -84,7 +84,14 @@ export function createBotServices(
     serviceUrls: policyOf(config),
     pace: options.pace ?? (() => Promise.resolve()),
   };
-  const bot = new HeraldBot({ users, teams, welcomer, queue, clock });
+  const bot = new HeraldBot({
+    users,
+    teams,
+    welcomer,
+    queue,
+    clock,
+    readReceipts: config.events.enabled,
+  });
   const endpoint = {
     adapter,
     bot,

@@ -4,9 +4,11 @@ import {
   type TeamsChannelAccount,
   type TurnContext,
 } from "botbuilder";
+import { z } from "zod";
 
 import type { Logger } from "../logging";
 import {
+  readReceiptMessage,
   relayMessage,
   rosterSyncMessage,
   welcomeMessage,
@@ -39,7 +41,12 @@ export interface HeraldBotDeps {
   clock?: () => Date;
   /** Deadline of the one read the endpoint makes while answering (default 3 s). */
   detailsDeadlineMs?: number;
+  /** Events are on (`NotificationEvents`): read receipts become work items. */
+  readReceipts?: boolean;
 }
+
+/** What Teams sends in a read receipt's `value`; its message ids are numbers. */
+const readReceiptSchema = z.object({ lastReadMessageId: z.string().regex(/^\d{1,20}$/) });
 
 function turnOf(context: TurnContext): TurnData {
   const data = context.turnState.get<TurnData | undefined>(TURN_DATA);
@@ -113,6 +120,12 @@ export class HeraldBot extends TeamsActivityHandler {
       await next();
     });
 
+    // The user read their 1:1 chat up to a message: recorded by tenant work (read-receipts.ts).
+    this.onTeamsReadReceiptEvent(async (_receipt, context, next) => {
+      await this.readReceipt(context);
+      await next();
+    });
+
     this.onMessage(async (context, next) => {
       const { activity, logger } = turnOf(context);
       if (activity.scope === "personal") {
@@ -148,6 +161,29 @@ export class HeraldBot extends TeamsActivityHandler {
       name: context.activity.name,
     });
     return Promise.resolve({ status: 200 });
+  }
+
+  private async readReceipt(context: TurnContext): Promise<void> {
+    const { activity, logger } = turnOf(context);
+    if (this.deps.readReceipts !== true) return;
+    const value = readReceiptSchema.safeParse(context.activity.value);
+    if (activity.scope !== "personal" || !isUser(activity.from.id, activity) || !value.success) {
+      logger.warn("Read receipt ignored: not a user's 1:1 receipt with a numeric message id");
+      return;
+    }
+    const now = (this.deps.clock ?? (() => new Date()))();
+    const sentAt = Date.parse(String(context.activity.timestamp ?? ""));
+    // Teams' time of the receipt, unless it is missing or ahead of this clock.
+    const readAt = Number.isFinite(sentAt) && sentAt <= now.getTime() ? new Date(sentAt) : now;
+    await this.enqueue([
+      readReceiptMessage({
+        tenantId: activity.tenantId,
+        teamsUserId: activity.from.id,
+        lastReadMessageId: value.data.lastReadMessageId,
+        readAt: readAt.toISOString(),
+      }),
+    ]);
+    logger.info("Read receipt queued");
   }
 
   private async recordSender(context: TurnContext): Promise<void> {

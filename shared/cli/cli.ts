@@ -8,6 +8,7 @@ import { toError } from "../errors";
 import { change, type ChangeFlags } from "./change-command";
 import { type CliIo, UsageError, writeLine } from "./cli-io";
 import { addDlqOptions, type DlqFlags, dlqList, dlqPurge, dlqReplay, dlqShow } from "./dlq-command";
+import { events, type EventsFlags } from "./events-command";
 import { EXIT, EXIT_CODES_HELP, type ExitCode } from "./exit-codes";
 import { notify, type NotifyFlags } from "./notify-command";
 import { RECIPIENT_STATES, status, type StatusFlags } from "./status-command";
@@ -49,6 +50,19 @@ Examples:
 A request is final when it is completed, rejected or failed. "completed" only says every
 recipient is final: the exit code says whether all were reached (0) or not (5); 6 means
 not final yet.
+
+${EXIT_CODES_HELP}
+`;
+
+const EVENTS_EXAMPLES = `
+Examples:
+  herald events 7f0c2d6e-… --tenant 72f988bf-86f1-41af-91ab-2d7cd011db47
+  herald events 7f0c2d6e-… --tenant <tenantId> --follow 300
+  herald events 7f0c2d6e-… --tenant <tenantId> --json | jq .type
+
+Events are CloudEvents 1.0 (docs/events.md), in order; --json prints one per line. The exit
+code is herald status's, from the request's final event (completed or rejected): 0 everyone
+was reached, 5 not, 6 not final yet (or --follow ran out).
 
 ${EXIT_CODES_HELP}
 `;
@@ -226,6 +240,24 @@ function buildProgram(io: CliIo, setExit: (code: ExitCode) => void): Command {
   addStatusTransportOptions(statusCommand)
     .addHelpText("after", STATUS_EXAMPLES)
     .action(async (id: string, flags: StatusFlags) => setExit(await status(id, flags, io)));
+
+  const eventsCommand = program
+    .command("events")
+    .description(
+      "Show a notification request's events, in order (GET /api/notifications/{id}/events).",
+    )
+    .argument("<id>", "the request id that notify printed")
+    .option("--tenant <tenantId>", "the request's tenant (GUID); required")
+    .option(
+      "--follow [seconds]",
+      "print events as they happen until the request is final (default 60 s)",
+      positiveInt("--follow"),
+    )
+    .option("--after <cursor>", "start after this cursor (a page's next)")
+    .option("--json", "print each event as one line of JSON");
+  addStatusTransportOptions(eventsCommand)
+    .addHelpText("after", EVENTS_EXAMPLES)
+    .action(async (id: string, flags: EventsFlags) => setExit(await events(id, flags, io)));
 
   const dlq = program
     .command("dlq")

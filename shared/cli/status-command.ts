@@ -164,7 +164,8 @@ function detailOf(r: RecipientStatus): string {
       : undefined,
   ].filter((p) => p !== undefined);
   // A final recipient's error says it all; a pending one's step and next try say where it stands.
-  return r.state === "pending" ? parts.join("; ") : (r.lastError ?? "");
+  if (r.state === "pending") return parts.join("; ");
+  return r.readAt !== undefined ? `read ${r.readAt}` : (r.lastError ?? "");
 }
 
 export function printStatus(status: NotificationStatus, io: CliIo): void {
@@ -180,7 +181,7 @@ export function printStatus(status: NotificationStatus, io: CliIo): void {
       : "";
   writeLine(
     out,
-    `  ${c.total} recipient${c.total === 1 ? "" : "s"}${expected}: ${c.sent} sent, ${c.duplicate} duplicate, ${c.pending} pending, ${c.unreachable} unreachable, ${c.failed} failed, ${c.rejected} rejected`,
+    `  ${c.total} recipient${c.total === 1 ? "" : "s"}${expected}: ${c.sent} sent, ${c.duplicate} duplicate, ${c.pending} pending, ${c.unreachable} unreachable, ${c.failed} failed, ${c.rejected} rejected${c.read > 0 ? `; ${c.read} read` : ""}`,
   );
   if (status.final) {
     writeLine(

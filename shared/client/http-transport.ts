@@ -1,4 +1,5 @@
 import { HeraldError, toError } from "../errors";
+import type { EventPage } from "../events/event-log";
 import type { NotificationRequest } from "../notifications/schema";
 import type { NotificationStatus, RecipientState } from "../notifications/status";
 import type { ChangeAnswer, NotificationChange } from "./changes";
@@ -210,6 +211,25 @@ export class HttpTransport implements NotificationTransport {
         throw new RequestValidationError(issues, `The endpoint refused the ${operation}`);
     }
     throw this.failure(response, body, `${operation} of ${change.id}`);
+  }
+
+  /**
+   * One page of the request's events (`GET /api/notifications/{id}/events`) after `after` (a
+   * page's `next`), or undefined when the endpoint has no such request (yet).
+   */
+  async events(
+    id: string,
+    tenantId: string,
+    query: { readonly after?: string; readonly limit?: number } = {},
+  ): Promise<EventPage | undefined> {
+    const url = new URL(`${this.url.pathname}/${encodeURIComponent(id)}/events`, this.url);
+    url.searchParams.set("tenantId", tenantId);
+    if (query.after !== undefined && query.after !== "") url.searchParams.set("after", query.after);
+    if (query.limit !== undefined) url.searchParams.set("limit", String(query.limit));
+    const { response, body } = await this.call("GET", url, undefined);
+    if (response.status === 404) return undefined;
+    if (response.ok) return body as EventPage;
+    throw this.failure(response, body, `events of ${id}`);
   }
 
   close(): Promise<void> {

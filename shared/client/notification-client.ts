@@ -3,6 +3,8 @@ import { randomUUID } from "node:crypto";
 import type { TokenCredential } from "@azure/identity";
 
 import { HeraldError, toError } from "../errors";
+import type { EventPage } from "../events/event-log";
+import type { CloudEvent } from "../model/cloud-event";
 import type { NotificationRequest } from "../notifications/schema";
 import type { NotificationStatus } from "../notifications/status";
 import type { QueuePort } from "../queue/queue-port";
@@ -65,6 +67,20 @@ export interface WaitOptions {
   readonly pollMs?: number;
   /** Each status read while waiting (undefined: Herald has no such request yet). */
   readonly onProgress?: (status: NotificationStatus | undefined) => void;
+  /** For tests: how to wait between looks, and what time it is. */
+  readonly sleep?: (ms: number) => Promise<void>;
+  readonly now?: () => number;
+}
+
+export interface FollowOptions {
+  /** Start after this cursor (a page's `next`); default: the request's first event. */
+  readonly after?: string;
+  /** Time between looks when nothing new came (default 1 s). */
+  readonly pollMs?: number;
+  /** Stop following after this long, final or not (default: until final). */
+  readonly timeoutMs?: number;
+  /** Stop following when this signal aborts. */
+  readonly signal?: AbortSignal;
   /** For tests: how to wait between looks, and what time it is. */
   readonly sleep?: (ms: number) => Promise<void>;
   readonly now?: () => number;
@@ -318,6 +334,56 @@ export class NotificationClient {
       const left = deadline - now();
       if (left <= 0) return { kind: "timeout", status };
       await sleep(Math.min(pollMs, left));
+    }
+  }
+
+  /**
+   * One page of the request's events (CloudEvents, in order) after `after`, with the cursor of
+   * the next page and whether the request is final; undefined when Herald has no such request
+   * (yet). A page may repeat an event seen before (one recorded late restarts the page from the
+   * top): de-duplicate by `id`, as `followEvents` does.
+   */
+  async events(
+    id: string,
+    tenantId: string,
+    options: { readonly after?: string; readonly limit?: number } = {},
+  ): Promise<EventPage | undefined> {
+    return this.statusClient().events(id, tenantId, options);
+  }
+
+  /**
+   * The request's events as they happen, each once, until the request is final (the endpoint
+   * says so once its `herald.notification.completed` or `.rejected` was yielded), the time is up
+   * or `signal` aborts. Read receipts that come after the final event need another call.
+   */
+  async *followEvents(
+    id: string,
+    tenantId: string,
+    options: FollowOptions = {},
+  ): AsyncGenerator<CloudEvent, void, undefined> {
+    const sleep = options.sleep ?? defaultSleep;
+    const now = options.now ?? Date.now;
+    const pollMs = Math.max(1, options.pollMs ?? 1_000);
+    const deadline = options.timeoutMs === undefined ? Infinity : now() + options.timeoutMs;
+    const seen = new Set<string>();
+    let after = options.after;
+    let final = false;
+    while (options.signal?.aborted !== true) {
+      const page = await this.events(id, tenantId, after !== undefined ? { after } : {});
+      for (const event of page?.events ?? []) {
+        if (seen.has(event.id)) continue;
+        seen.add(event.id);
+        yield event;
+      }
+      if (page !== undefined) {
+        after = page.next;
+        final = page.final;
+      }
+      const more = page !== undefined && page.events.length > 0;
+      if (final && !more) return;
+      const left = deadline - now();
+      if (left <= 0) return;
+      if (!more) await sleep(Math.min(pollMs, left));
     }
   }
 

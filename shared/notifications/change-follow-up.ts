@@ -1,6 +1,7 @@
 import type { QueuePort } from "../queue/queue-port";
+import { copyMessage } from "./change-work-items";
 import type { RequestContent } from "./request-contents";
-import { copyMessage, type DeliveryWork } from "./work-items";
+import type { DeliveryWork } from "./work-items";
 
 /**
  * A copy just sent as `revision` while its request changed (an update or a recall accepted

@@ -4,6 +4,7 @@ import { toActivity } from "../model/message";
 import type { QueuePort } from "../queue/queue-port";
 import type { Delivery, DeliveryLedger } from "../store/delivery-ledger";
 import type { UserReference, UserReferenceStore } from "../store/user-references";
+import { copyMessage, type CopyWork } from "./change-work-items";
 import type { CopyLedger, CopyWrite } from "./copy-ledger";
 import { RELEASED } from "./copy-ledger";
 import type { DeliveryClaims } from "./delivery-claims";
@@ -13,7 +14,7 @@ import type { RequestContent, RequestContents } from "./request-contents";
 import { decide, type RetryPolicy } from "./retry-policy";
 import type { TeamsOperations } from "./teams-operations";
 import type { TenantWorkRunner } from "./tenant-work";
-import { copyMessage, type CopyWork, type QueueMessageInfo } from "./work-items";
+import type { QueueMessageInfo } from "./work-items";
 
 export interface CopyChangeDependencies {
   readonly ledger: Pick<DeliveryLedger, "get">;
@@ -139,7 +140,7 @@ export class CopyChanges {
     const activity = toActivity(content.message, content.summary);
     const result = await this.deps.operations.updateActivity(sent, activity);
     if (result.kind === "updated") {
-      await this.settle(this.deps.copies.updated(row, content.revision), row, log);
+      await this.settle(this.deps.copies.updated(row, content.revision, work), row, log);
       log.info("Copy updated", { revision: content.revision });
       metric(log, "notifications.updated");
       return { kind: "updated", revision: content.revision };
@@ -161,7 +162,7 @@ export class CopyChanges {
     const fresh = await this.deps.operations.send(work.tenantId, user, activity, log);
     if (fresh.kind !== "sent") return this.failed(work, row, fresh, log);
     await this.settle(
-      this.deps.copies.updated(row, content.revision, {
+      this.deps.copies.updated(row, content.revision, work, {
         activityId: fresh.activityId,
         conversationId: fresh.conversationId,
         resent: true,
@@ -181,7 +182,7 @@ export class CopyChanges {
   ): Promise<CopyChangeResult> {
     const result = await this.deps.operations.deleteActivity(sent);
     if (result.kind === "deleted" || result.kind === "conversationGone") {
-      await this.settle(this.deps.copies.recalled(row), row, log);
+      await this.settle(this.deps.copies.recalled(row, work), row, log);
       log.info(
         result.kind === "deleted" ? "Copy deleted" : "Copy already gone (404); recorded recalled",
       );
@@ -234,15 +235,7 @@ export class CopyChanges {
             "unreachable",
             decision.userBlocked.code,
           );
-        await this.settle(
-          this.deps.copies.note(row, {
-            ...patch,
-            state: "unreachable",
-            completedAt: this.deps.clock().toISOString(),
-          }),
-          row,
-          log,
-        );
+        await this.settle(this.deps.copies.ended(row, "unreachable", work, patch), row, log);
         log.warn("Copy change refused (403): recipient unreachable", { code: failure.code });
         metric(log, "notifications.unreachable");
         return { kind: "failed", reason: decision.reason };
@@ -250,11 +243,11 @@ export class CopyChanges {
       case "rejected":
       case "failed": {
         // A recall that cannot delete the copy ends `failed`; an update leaves the copy as it is.
-        const final =
+        const written =
           work.operation === "recall"
-            ? { state: "failed" as const, completedAt: this.deps.clock().toISOString() }
-            : {};
-        await this.settle(this.deps.copies.note(row, { ...patch, ...final }), row, log);
+            ? this.deps.copies.ended(row, "failed", work, patch)
+            : this.deps.copies.note(row, patch);
+        await this.settle(written, row, log);
         log.warn("Copy change failed", { status: failure.status, code: failure.code });
         metric(log, "notifications.failed");
         return { kind: "failed", reason: decision.reason };

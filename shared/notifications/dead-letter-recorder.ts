@@ -1,8 +1,14 @@
+import { completedEvent, newRowEvents } from "../events/event-factory";
+import { CountsTally } from "../events/recipient-view";
 import type { Logger } from "../logging";
 import { WORK_KIND_PROPERTY } from "../queue/queue-port";
 import type { DeadLetterCopies } from "../store/dead-letter-copies";
 import { type Delivery, type DeliveryLedger, FINAL_STATES } from "../store/delivery-ledger";
 import type { NotificationRequestStore, RequestKey } from "../store/notification-requests";
+import { withEvents } from "../store/stored-events";
+import type { CompletionChecker } from "./completion-check";
+import { type EventSource, finalEvents } from "./delivery-recorder";
+import { type EventOutbox, requestEvents } from "./event-outbox";
 import { metric } from "./metrics";
 import { recipientKey, splitRecipients } from "./recipients";
 import { parseNotificationRequest } from "./schema";
@@ -26,6 +32,9 @@ export interface DeadLetterRecorderDependencies {
   readonly requests: NotificationRequestStore;
   readonly ledger: DeliveryLedger;
   readonly copies: DeadLetterCopies;
+  readonly outbox: EventOutbox;
+  /** Looks at a request whose dispatch died: its `completed` once every recipient is final. */
+  readonly completion: Pick<CompletionChecker, "check">;
   readonly clock?: () => Date;
 }
 
@@ -67,7 +76,7 @@ export class DeadLetterRecorder {
     const outcome =
       queue.kind === "intake"
         ? await this.intake(message, because)
-        : await this.work(message, because);
+        : await this.work(message, because, log);
     await this.deps.copies.keep({
       queueName: queue.name,
       messageId: message.messageId,
@@ -87,7 +96,7 @@ export class DeadLetterRecorder {
     return outcome;
   }
 
-  private async work(message: DeadLetteredMessage, because: string): Promise<string> {
+  private async work(message: DeadLetteredMessage, because: string, log: Logger): Promise<string> {
     const kind = message.applicationProperties[WORK_KIND_PROPERTY];
     if (kind === WORK_KINDS.delivery) {
       const work = deliveryWorkSchema.safeParse(message.body);
@@ -97,19 +106,29 @@ export class DeadLetterRecorder {
       const row =
         (await this.deps.ledger.get(key, rk)) ??
         (await this.deps.ledger.ensure(key, rk, work.data.recipient));
-      return (await this.fail(row, message, because))
+      return (await this.fail(row, message, because, work.data))
         ? "recipient failed"
         : "recipient already final";
     }
     if (kind === WORK_KINDS.dispatch) {
       const work = dispatchWorkSchema.safeParse(message.body);
       if (!work.success) return "kept (unreadable dispatch)";
-      return this.failRequest(
+      const outcome = await this.failRequest(
         { tenantId: work.data.tenantId, id: work.data.requestId },
         message,
         because,
         work.data.request?.recipients,
       );
+      await this.deps.completion.check(
+        {
+          tenantId: work.data.tenantId,
+          requestId: work.data.requestId,
+          correlationId: work.data.correlationId,
+          check: 1,
+        },
+        log,
+      );
+      return outcome;
     }
     return `kept (${typeof kind === "string" ? kind.slice(0, 40) : "unknown"} work has no request)`;
   }
@@ -120,13 +139,23 @@ export class DeadLetterRecorder {
     const key = { tenantId: parsed.request.tenantId, id: parsed.request.id };
     const stored = await this.deps.requests.get(key);
     if (stored === undefined) {
-      await this.deps.requests.create({
+      // Final at once, with nobody reached: its `completed` says so.
+      const events = this.deps.outbox.record(() => [
+        completedEvent(
+          key,
+          { state: "failed", counts: new CountsTally().value },
+          { at: this.clock(), correlationId: parsed.request.correlationId },
+        ),
+      ]);
+      const { request } = await this.deps.requests.create({
         ...key,
         state: "failed",
         source: "queue",
         correlationId: parsed.request.correlationId,
         lastError: because,
+        events,
       });
+      await this.deps.outbox.publish(requestEvents(request));
       return "request failed (never stored)";
     }
     // A request that was queued goes on through its own work; only one never queued is stuck.
@@ -145,14 +174,13 @@ export class DeadLetterRecorder {
     // were never expanded.
     const named = recipients ?? (await this.storedRecipients(key));
     const { deliverable } = splitRecipients(named);
+    const at = this.clock();
     await this.deps.ledger.create(
       key,
-      [...deliverable].map(([recipientKey, recipient]) => ({
-        recipientKey,
-        recipient,
-        state: "failed" as const,
-        lastError: because,
-      })),
+      [...deliverable].map(([recipientKey, recipient]) => {
+        const row = { recipientKey, recipient, state: "failed" as const, lastError: because };
+        return { ...row, events: this.deps.outbox.record(() => newRowEvents(key, row, { at })) };
+      }),
     );
     let failed = 0;
     for await (const row of this.deps.ledger.list(key))
@@ -188,26 +216,40 @@ export class DeadLetterRecorder {
     row: Delivery,
     message: DeadLetteredMessage,
     because: string,
+    source: EventSource = {},
   ): Promise<boolean> {
     let current: Delivery | undefined = row;
     for (let attempt = 0; attempt < 5 && current !== undefined; attempt++) {
-      if (FINAL_STATES.has(current.state)) return false;
+      if (FINAL_STATES.has(current.state)) {
+        // Final, maybe by the delivery itself whose publish kept failing: publish it here.
+        await this.deps.outbox.publish(current);
+        return false;
+      }
       const liveClaim =
         current.state === "sending" &&
         current.claimExpiresAt !== undefined &&
         Date.parse(current.claimExpiresAt) > this.clock().getTime() &&
         !(current.claimedBy ?? "").startsWith(`${message.messageId}#`);
       if (liveClaim) return false;
-      const now = this.clock().toISOString();
-      const updated = await this.deps.ledger.update(current, {
-        state: "failed",
+      const at = this.clock();
+      const patch = {
+        state: "failed" as const,
         lastError: because,
         claimedBy: undefined,
         claimExpiresAt: undefined,
         nextAttemptAt: undefined,
-        completedAt: now,
+        completedAt: at.toISOString(),
+      };
+      const row: Delivery = current;
+      const fresh = this.deps.outbox.record(() => finalEvents({ ...row, ...patch }, source, at));
+      const updated = await this.deps.ledger.update(current, {
+        ...patch,
+        events: withEvents(current.events, fresh),
       });
-      if (updated.kind === "written") return true;
+      if (updated.kind === "written") {
+        await this.deps.outbox.publish(updated.row, fresh);
+        return true;
+      }
       current = await this.deps.ledger.get(
         { tenantId: current.tenantId, id: current.requestId },
         current.recipientKey,

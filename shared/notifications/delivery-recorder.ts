@@ -1,5 +1,11 @@
 import { toError } from "../errors";
-import type { Logger } from "../logging";
+import {
+  finalDeliveryEvent,
+  type FinalDeliveryState,
+  soleCompletedEvent,
+} from "../events/event-factory";
+import { type Logger, recipientToken } from "../logging";
+import type { CloudEvent } from "../model/cloud-event";
 import type { QueuePort } from "../queue/queue-port";
 import {
   type Delivery,
@@ -8,8 +14,10 @@ import {
   type DeliveryState,
   FINAL_STATES,
 } from "../store/delivery-ledger";
+import { withEvents } from "../store/stored-events";
 import type { UserReferenceStore } from "../store/user-references";
 import type { DeliveryClaims } from "./delivery-claims";
+import type { EventOutbox } from "./event-outbox";
 import { metric } from "./metrics";
 import type { Decision } from "./retry-policy";
 import { deliveryMessage, type DeliveryWork, type QueueMessageInfo } from "./work-items";
@@ -25,8 +33,14 @@ export type DeliveryResult =
   /** Already final (a redelivery or a duplicate request): nothing sent. */
   | { readonly kind: "duplicate"; readonly state: DeliveryState };
 
-/** A state that ends a delivery, `duplicate` included (a second name of one person). */
-export type EndState = "sent" | "unreachable" | "failed" | "rejected" | "duplicate" | "cancelled";
+/**
+ * A state a delivery ends in, `duplicate` included (a second name of one person); `recalled` is
+ * written by a recall (copy-ledger.ts), never by a delivery.
+ */
+export type EndState = Exclude<FinalDeliveryState, "recalled">;
+
+/** What the events of a delivery's transition need from its work item. */
+export type EventSource = Pick<DeliveryWork, "correlationId" | "sole">;
 
 /** How a failed call is written down, whatever the policy decides. */
 export interface FailureRecord {
@@ -45,6 +59,7 @@ export interface DeliveryRecorderDependencies {
   readonly users: Pick<UserReferenceStore, "markStatus" | "setConversationId">;
   readonly queue: () => QueuePort;
   readonly claims: DeliveryClaims;
+  readonly outbox: EventOutbox;
   readonly clock: () => Date;
   /**
    * The queue's max delivery count: on that delivery an unexpected error is recorded as
@@ -61,17 +76,22 @@ export interface DeliveryRecorderDependencies {
 export class DeliveryRecorder {
   constructor(private readonly deps: DeliveryRecorderDependencies) {}
 
-  /** The row final in `state`, unless a concurrent copy made it final first. */
+  /**
+   * The row final in `state`, unless a concurrent copy made it final first. The same write
+   * records the state's event (and, for a request's only recipient, the request's `completed`),
+   * published once it succeeded.
+   */
   async finish(
     entry: Delivery,
     state: EndState,
     log: Logger,
     patch: DeliveryPatch,
+    source: EventSource,
   ): Promise<DeliveryResult> {
-    const now = this.deps.clock().toISOString();
+    const at = this.deps.clock();
     let current = entry;
     for (let attempt = 0; attempt < 5; attempt++) {
-      const updated = await this.deps.ledger.update(current, {
+      const final: DeliveryPatch & { state: EndState } = {
         ...patch,
         state,
         claimedBy: undefined,
@@ -79,9 +99,19 @@ export class DeliveryRecorder {
         claimSession: undefined,
         claimExpiresAt: undefined,
         nextAttemptAt: undefined,
-        completedAt: now,
+        completedAt: at.toISOString(),
+      };
+      const fresh = this.deps.outbox.record(() =>
+        finalEvents({ ...current, ...final }, source, at),
+      );
+      const updated = await this.deps.ledger.update(current, {
+        ...final,
+        events: withEvents(current.events, fresh),
       });
-      if (updated.kind === "written") break;
+      if (updated.kind === "written") {
+        await this.deps.outbox.publish(updated.row, fresh);
+        break;
+      }
       // Someone touched the row meanwhile (a concurrent copy): the first final state wins.
       const latest = await this.latest(entry);
       if (latest === undefined) break;
@@ -107,6 +137,27 @@ export class DeliveryRecorder {
     return { kind: state };
   }
 
+  /** A second name of a person another recipient of the request reaches: no second copy. */
+  samePerson(
+    row: Delivery,
+    of: string,
+    log: Logger,
+    patch: { teamsUserId?: string },
+    work: DeliveryWork,
+  ): Promise<DeliveryResult> {
+    log.info("Another recipient of this request is the same person; no second copy", {
+      sameAs: recipientToken(of),
+    });
+    metric(log, "notifications.samePerson");
+    return this.finish(
+      row,
+      "duplicate",
+      log,
+      { ...patch, duplicateOf: of, lastError: undefined },
+      work,
+    );
+  }
+
   /** A failed call's decision (retry-policy.ts) on the row: the next attempt, or the end. */
   async apply(
     entry: Delivery,
@@ -114,23 +165,12 @@ export class DeliveryRecorder {
     log: Logger,
     record: FailureRecord,
   ): Promise<DeliveryResult> {
-    switch (decision.kind) {
-      case "retry":
-        return this.retry(entry, decision, log, record);
-      case "unreachable": {
-        const blocked = decision.userBlocked;
-        if (blocked !== undefined) await this.markBlocked(entry, blocked);
-        return this.finish(entry, "unreachable", log, {
-          ...record.patch,
-          lastError: decision.reason,
-        });
-      }
-      case "rejected":
-        return this.finish(entry, "rejected", log, { ...record.patch, lastError: decision.reason });
-      case "failed":
-        if (decision.alert !== undefined) log.error(decision.alert);
-        return this.finish(entry, "failed", log, { ...record.patch, lastError: decision.reason });
-    }
+    if (decision.kind === "retry") return this.retry(entry, decision, log, record);
+    if (decision.kind === "unreachable" && decision.userBlocked !== undefined)
+      await this.markBlocked(entry, decision.userBlocked);
+    if (decision.kind === "failed" && decision.alert !== undefined) log.error(decision.alert);
+    const patch = { ...record.patch, lastError: decision.reason };
+    return this.finish(entry, decision.kind, log, patch, record.next);
   }
 
   /** The same attempt again at `at`, as a fresh message (pacing, a wait, a claim that stands). */
@@ -182,10 +222,16 @@ export class DeliveryRecorder {
       // A row `sending` under another invocation's standing claim records its own outcome.
       const own = this.deps.claims.isOwn(latest, info);
       if (!own && this.deps.claims.standing(latest, info).kind === "held") return;
-      await this.finish(latest, "failed", log, {
-        deliveryCount: info.deliveryCount,
-        lastError: `unexpected: ${message} (delivery ${info.deliveryCount}, the last: dead-lettered)`,
-      });
+      await this.finish(
+        latest,
+        "failed",
+        log,
+        {
+          deliveryCount: info.deliveryCount,
+          lastError: `unexpected: ${message} (delivery ${info.deliveryCount}, the last: dead-lettered)`,
+        },
+        work,
+      );
     } catch {
       // The store is what failed, most likely: the broker's redelivery (or dead letter) remains.
     }
@@ -237,4 +283,16 @@ export class DeliveryRecorder {
       entry.recipientKey,
     );
   }
+}
+
+/** A final state's event, and the request's `completed` when this was its only recipient. */
+export function finalEvents(
+  row: Omit<Delivery, "etag"> & { state: EndState },
+  source: EventSource,
+  at: Date,
+): CloudEvent[] {
+  const context = { at, correlationId: source.correlationId };
+  const events = [finalDeliveryEvent(row, context)];
+  if (source.sole === true) events.push(soleCompletedEvent(row, context));
+  return events;
 }

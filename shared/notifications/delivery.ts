@@ -1,13 +1,16 @@
 import { type Logger, recipientToken } from "../logging";
 import { toActivity } from "../model/message";
-import { type Recipient, recipientParts } from "../model/recipient";
+import { recipientParts } from "../model/recipient";
 import type { QueuePort } from "../queue/queue-port";
 import { type Delivery, type DeliveryLedger, FINAL_STATES } from "../store/delivery-ledger";
 import type { NotificationRequestStore, RequestKey } from "../store/notification-requests";
-import type { UserReference, UserReferenceStore } from "../store/user-references";
+import type { UnreadIndex } from "../store/unread-index";
+import type { UserReference } from "../store/user-references";
 import { followChange } from "./change-follow-up";
 import type { DeliveryClaims } from "./delivery-claims";
+import { DeliveryEvents } from "./delivery-events";
 import type { DeliveryRecorder, DeliveryResult } from "./delivery-recorder";
+import type { EventOutbox } from "./event-outbox";
 import { metric } from "./metrics";
 import type { ProactiveInstaller } from "./proactive-install";
 import { recipientKey } from "./recipients";
@@ -15,19 +18,11 @@ import { type RequestContent, RequestContents } from "./request-contents";
 import { decide, type RetryPolicy } from "./retry-policy";
 import type { SendOutcome, TeamsOperations } from "./teams-operations";
 import type { TenantWorkRunner } from "./tenant-work";
-import type { DeliveryWork, QueueMessageInfo } from "./work-items";
+import { resolveUser, type UserDirectory } from "./user-directory";
+import { type DeliveryWork, type QueueMessageInfo, withoutInstallSlot } from "./work-items";
 
 export type { DeliveryResult } from "./delivery-recorder";
-
-/** The user-reference operations delivery needs (the bot endpoint's store implements them). */
-export type UserDirectory = Pick<
-  UserReferenceStore,
-  | "findByAadObjectId"
-  | "findByUserPrincipalName"
-  | "findByTeamsUserId"
-  | "setConversationId"
-  | "markStatus"
->;
+export type { UserDirectory } from "./user-directory";
 
 export interface DeliveryDependencies {
   readonly requests: NotificationRequestStore;
@@ -39,12 +34,13 @@ export interface DeliveryDependencies {
   readonly policy: RetryPolicy;
   readonly claims: DeliveryClaims;
   readonly recorder: DeliveryRecorder;
+  readonly outbox: EventOutbox;
+  /** Sent deliveries by user, for read receipts (written when events are on). */
+  readonly unread: Pick<UnreadIndex, "add">;
   /** With `ProactiveInstall` on: reaches users Herald has never seen by installing the app. */
   readonly installer?: ProactiveInstaller | undefined;
   readonly clock: () => Date;
-  /** Shared with the work that updates or recalls requests; `contentMaxAgeMs` (1 s): how old
-   *  a queued delivery's content may be; `queue`: a copy sent while its request changed gets
-   *  its change queued. */
+  /** Shared with updates and recalls; a queued delivery's may be `contentMaxAgeMs` old (1 s). */
   readonly contents?: RequestContents;
   readonly contentMaxAgeMs?: number;
   readonly queue?: () => QueuePort;
@@ -53,12 +49,6 @@ export interface DeliveryDependencies {
 /** Claim rounds lost to other writers before the work steps back for a moment. */
 const MAX_CLAIM_ROUNDS = 3;
 const CLAIM_RACE_RECHECK_MS = 1_000;
-
-/** The work item without a reserved install slot (proactive-install.ts). */
-function withoutInstallSlot(work: DeliveryWork): DeliveryWork {
-  const { installSlotAt: _slot, ...rest } = work;
-  return rest;
-}
 
 /**
  * Delivers one recipient of one request, exactly once where Teams allows it:
@@ -83,10 +73,12 @@ function withoutInstallSlot(work: DeliveryWork): DeliveryWork {
 export class DeliveryService {
   private readonly contents: RequestContents;
   private readonly contentMaxAgeMs: number;
+  private readonly events: DeliveryEvents;
 
   constructor(private readonly deps: DeliveryDependencies) {
     this.contents = deps.contents ?? new RequestContents(deps.requests, () => +deps.clock());
     this.contentMaxAgeMs = deps.contentMaxAgeMs ?? 1_000;
+    this.events = new DeliveryEvents(deps.outbox, deps.unread);
   }
 
   /**
@@ -132,6 +124,7 @@ export class DeliveryService {
     info: QueueMessageInfo,
     log: Logger,
   ): Promise<DeliveryResult> {
+    if (initial !== undefined && info.deliveryCount > 1) await this.events.republish(initial);
     if (initial !== undefined && FINAL_STATES.has(initial.state)) {
       log.info("Delivery already final; not sending again", { state: initial.state });
       metric(log, "notifications.duplicate");
@@ -155,21 +148,28 @@ export class DeliveryService {
       initial === undefined
         ? await this.contents.get(this.requestOf(work))
         : await this.contents.fresh(this.requestOf(work), { maxAgeMs: this.contentMaxAgeMs });
-    if (content === undefined)
-      return this.deps.recorder.finish(await row(), "failed", log, {
-        lastError: `request ${work.requestId} has no stored message (work item without its request)`,
-      });
-    if (content.recalled)
-      return this.deps.recorder.finish(await row(), "cancelled", log, { lastError: undefined });
+    // No message stored is a work item without its request; a recalled one is never sent.
+    if (content === undefined || content.recalled) {
+      const lastError =
+        content === undefined ? `request ${work.requestId} has no stored message` : undefined;
+      const state = content === undefined ? "failed" : "cancelled";
+      return this.deps.recorder.finish(await row(), state, log, { lastError }, work);
+    }
 
-    const user = await this.resolve(work.tenantId, work.recipient);
+    const user = await resolveUser(this.deps.users, work.tenantId, work.recipient);
     if (user !== undefined) return this.sendTo(work, key, initial, user, content, info, log);
     const installer = this.deps.installer;
     if (installer !== undefined)
       return this.installThenSend(installer, work, key, await row(), content, info, log);
-    return this.deps.recorder.finish(await row(), "unreachable", log, {
-      lastError: `no user reference for ${recipientParts(work.recipient).kind} in tenant ${work.tenantId}: the user has not installed the bot or been seen in a team with it (ProactiveInstall is off: Herald does not install the app for users it has not seen)`,
-    });
+    return this.deps.recorder.finish(
+      await row(),
+      "unreachable",
+      log,
+      {
+        lastError: `no user reference for ${recipientParts(work.recipient).kind} in tenant ${work.tenantId}: the user has not installed the bot or been seen in a team with it (ProactiveInstall is off: Herald does not install the app for users it has not seen)`,
+      },
+      work,
+    );
   }
 
   /**
@@ -190,9 +190,15 @@ export class DeliveryService {
       case "ready":
         return this.sendTo(work, key, step.row, step.user, content, info, log);
       case "final":
-        return this.deps.recorder.finish(step.row, step.state, log, { lastError: step.reason });
+        return this.deps.recorder.finish(
+          step.row,
+          step.state,
+          log,
+          { lastError: step.reason },
+          work,
+        );
       case "same-person":
-        return this.samePerson(step.row, step.of, log, {});
+        return this.deps.recorder.samePerson(step.row, step.of, log, {}, work);
       case "later": {
         const next = withoutInstallSlot(work);
         const deferred = await this.deps.recorder.defer(
@@ -237,10 +243,16 @@ export class DeliveryService {
     if (user.status === "uninstalled" || user.status === "unreachable") {
       const row =
         initial ?? (await this.deps.ledger.ensure(this.requestOf(work), key, work.recipient));
-      return this.deps.recorder.finish(row, "unreachable", log, {
-        teamsUserId: user.teamsUserId,
-        lastError: `user reference is ${user.status}${user.statusReason !== undefined ? ` (${user.statusReason})` : ""}`,
-      });
+      return this.deps.recorder.finish(
+        row,
+        "unreachable",
+        log,
+        {
+          teamsUserId: user.teamsUserId,
+          lastError: `user reference is ${user.status}${user.statusReason !== undefined ? ` (${user.statusReason})` : ""}`,
+        },
+        work,
+      );
     }
     // Load the connector before taking a pacing slot, so the load does not sit between the slot
     // and the call and bunch the first calls together.
@@ -286,9 +298,13 @@ export class DeliveryService {
       if (claimed.kind === "written") return { kind: "claimed", row: claimed.row };
       if (claimed.kind === "guard-taken") {
         const row = current ?? (await this.deps.ledger.ensure(request, key, work.recipient));
-        const result = await this.samePerson(row, claimed.by, log, {
-          teamsUserId: user.teamsUserId,
-        });
+        const result = await this.deps.recorder.samePerson(
+          row,
+          claimed.by,
+          log,
+          { teamsUserId: user.teamsUserId },
+          work,
+        );
         return { kind: "settled", result };
       }
       // `exists`: a copy of this inline delivery wrote the row first; `conflict`: someone wrote it.
@@ -330,14 +346,26 @@ export class DeliveryService {
     revision: number,
     log: Logger,
   ): Promise<DeliveryResult> {
-    if (sent.kind === "sent")
-      return this.deps.recorder.finish(entry, "sent", log, {
-        activityId: sent.activityId,
-        conversationId: sent.conversationId,
-        revision,
-        lastError: undefined,
-        lastStatus: undefined,
-      });
+    if (sent.kind === "sent") {
+      // The user's unread index (read receipts) beside the outcome, not after it.
+      const [result] = await Promise.all([
+        this.deps.recorder.finish(
+          entry,
+          "sent",
+          log,
+          {
+            activityId: sent.activityId,
+            conversationId: sent.conversationId,
+            revision,
+            lastError: undefined,
+            lastStatus: undefined,
+          },
+          work,
+        ),
+        this.events.noteUnread(entry, sent.activityId),
+      ]);
+      return result;
+    }
     const decision = decide({ source: "teams", failure: sent }, work.attempt, this.deps.policy);
     if (decision.kind === "retry" && decision.throttled) {
       this.deps.work.throttled(work.tenantId, sent.conversationId, decision.retryAfterMs);
@@ -360,38 +388,6 @@ export class DeliveryService {
         retryAfterMs: decision.kind === "retry" ? decision.retryAfterMs : undefined,
       },
     });
-  }
-
-  /** A second name of a person another recipient of the request reaches: no second copy. */
-  private samePerson(
-    row: Delivery,
-    of: string,
-    log: Logger,
-    patch: { teamsUserId?: string },
-  ): Promise<DeliveryResult> {
-    log.info("Another recipient of this request is the same person; no second copy", {
-      sameAs: recipientToken(of),
-    });
-    metric(log, "notifications.samePerson");
-    return this.deps.recorder.finish(row, "duplicate", log, {
-      ...patch,
-      duplicateOf: of,
-      lastError: undefined,
-    });
-  }
-
-  private async resolve(
-    tenantId: string,
-    recipient: Recipient,
-  ): Promise<UserReference | undefined> {
-    const users = this.deps.users;
-    if (recipient.teamsUserId !== undefined)
-      return users.findByTeamsUserId(tenantId, recipient.teamsUserId);
-    if (recipient.aadObjectId !== undefined)
-      return users.findByAadObjectId(tenantId, recipient.aadObjectId);
-    if (recipient.userPrincipalName !== undefined)
-      return users.findByUserPrincipalName(tenantId, recipient.userPrincipalName);
-    return undefined;
   }
 
   private requestOf(work: DeliveryWork): RequestKey {

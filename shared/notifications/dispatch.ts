@@ -1,16 +1,20 @@
 import { z } from "zod";
 
 import { toError } from "../errors";
+import { newRowEvents } from "../events/event-factory";
 import type { Logger } from "../logging";
 import type { QueuePort } from "../queue/queue-port";
-import { type DeliveryLedger, type NewDelivery } from "../store/delivery-ledger";
+import { type Delivery, type DeliveryLedger, type NewDelivery } from "../store/delivery-ledger";
 import { withoutUndefined } from "../store/entities";
 import type { NotificationRequestStore, RequestKey } from "../store/notification-requests";
 import type { TeamStore } from "../store/teams";
+import type { CompletionChecker } from "./completion-check";
 import type { DeliveryResult, DeliveryService } from "./delivery";
+import type { EventOutbox } from "./event-outbox";
 import type { GroupDirectory } from "./group-directory";
 import { expandGroup } from "./group-expansion";
 import { metric } from "./metrics";
+import { type DispatchContent, dispatchRecalled, mayHaveChanged } from "./recalled-dispatch";
 import { recipientKey, splitRecipients } from "./recipients";
 import type { RetryPolicy } from "./retry-policy";
 import type { Recipient } from "./schema";
@@ -19,7 +23,6 @@ import {
   deliveryWork,
   dispatchMessage,
   type DispatchWork,
-  type InlineRequest,
   type QueueMessageInfo,
 } from "./work-items";
 
@@ -31,6 +34,9 @@ export interface DispatcherDependencies {
   readonly ledger: DeliveryLedger;
   readonly teams: TeamDirectory;
   readonly delivery: DeliveryService;
+  readonly outbox: EventOutbox;
+  /** Writes the request's `completed` once its fanned-out recipients are final. */
+  readonly completion: Pick<CompletionChecker, "schedule">;
   /** The internal work queue. */
   readonly queue: () => QueuePort;
   /** The queue's max delivery count: the delivery after which the broker dead-letters. */
@@ -64,20 +70,6 @@ const storedBodySchema = z.object({
   recipients: z.array(z.unknown()).min(1),
   includeGuests: z.boolean().optional(),
 });
-
-/** What a dispatch knows of its request: its content, and whether it was read just now. */
-type DispatchContent = InlineRequest & {
-  readonly recalled: boolean;
-  /** When it was read from the store; undefined: carried in the work item since intake. */
-  readonly readAt?: number;
-};
-
-/** Whether a carried request may have been changed since intake (see `Dispatcher.content`). */
-function mayHaveChanged(request: InlineRequest): boolean {
-  if (request.notBefore !== undefined || request.recipients.length !== 1) return true;
-  const only = request.recipients[0];
-  return typeof only === "object" && only !== null && ("teamId" in only || "groupId" in only);
-}
 
 /**
  * Runs a `dispatch` work item, the reference the intake queued for a stored request, in the
@@ -131,7 +123,7 @@ export class Dispatcher {
     const key = { tenantId: work.tenantId, id: work.requestId };
     const request = await this.content(work, log);
     if (typeof request === "string") return { kind: "dropped", reason: request };
-    if (request.recalled) return this.recalled(work, request, log);
+    if (request.recalled) return dispatchRecalled(this.deps, work, request.recipients, log);
 
     if (request.notBefore !== undefined) {
       const due = Date.parse(request.notBefore);
@@ -183,14 +175,14 @@ export class Dispatcher {
     ) {
       // The request's row already counts its one recipient (intake): nothing to write here.
       const delivery = await this.deps.delivery.deliver(
-        deliveryWork(work.requestId, work.tenantId, only, 1, work.correlationId),
+        deliveryWork(work.requestId, work.tenantId, only, 1, work.correlationId, { sole: true }),
         info,
         log,
         { from: "dispatch" },
       );
       return { kind: "delivered-inline", delivery };
     }
-    return this.fanOut(work, explicit, log, refused, request.includeGuests === true);
+    return this.fanOut(work, explicit, info, log, refused, request.includeGuests === true);
   }
 
   /**
@@ -234,44 +226,10 @@ export class Dispatcher {
     });
   }
 
-  /**
-   * A recalled request's dispatch: every recipient it names is recorded `cancelled` and
-   * nothing is sent (team rosters and groups are not expanded for it).
-   */
-  private async recalled(
-    work: DispatchWork,
-    request: DispatchContent,
-    log: Logger,
-  ): Promise<DispatchResult> {
-    const key = { tenantId: work.tenantId, id: work.requestId };
-    const { deliverable, rejected } = splitRecipients(request.recipients);
-    const rows: NewDelivery[] = [...deliverable].map(([recipientKey, recipient]) => ({
-      recipientKey,
-      recipient,
-      state: "cancelled" as const,
-    }));
-    for (const r of rejected)
-      if (r.recipient !== undefined)
-        rows.push({
-          recipientKey: r.recipientKey,
-          recipient: r.recipient,
-          state: "rejected",
-          lastError: r.reason,
-        });
-    const created = await this.deps.ledger.create(key, rows);
-    const stored = await this.deps.requests.get(key);
-    if (stored !== undefined && stored.state !== "dispatched")
-      await this.deps.requests.update(stored, { state: "dispatched", recipientCount: rows.length });
-    log.info("Dispatch of a recalled request: nothing sent, its recipients cancelled", {
-      cancelled: created,
-    });
-    if (created > 0) metric(log, "notifications.cancelled", created);
-    return { kind: "recalled", cancelled: created };
-  }
-
   private async fanOut(
     dispatch: DispatchWork,
     explicit: Map<string, Recipient>,
+    info: QueueMessageInfo,
     log: Logger,
     refused: readonly NewDelivery[],
     includeGuests: boolean,
@@ -334,20 +292,31 @@ export class Dispatcher {
       }
     }
 
-    const existing = new Map<string, string>();
-    for await (const row of this.deps.ledger.list(key)) existing.set(row.recipientKey, row.state);
+    const existing = new Map<string, Delivery>();
+    for await (const row of this.deps.ledger.list(key)) existing.set(row.recipientKey, row);
 
     const missing: NewDelivery[] = [];
     for (const [key, recipient] of targets)
       if (!existing.has(key)) missing.push({ recipientKey: key, recipient });
-    await this.deps.ledger.create(key, [
-      ...missing,
-      ...unreachable.filter((u) => !existing.has(u.recipientKey)),
-    ]);
+    const finalNow = unreachable
+      .filter((u) => !existing.has(u.recipientKey))
+      .map((u) => this.withEvent(key, u, dispatch.correlationId));
+    await this.deps.ledger.create(key, [...missing, ...finalNow]);
+    // Rows this dispatch made final report it; a redelivered dispatch reports them again (a
+    // crash may have come between their write and this publish).
+    const reported =
+      info.deliveryCount > 1 ? unreachable.flatMap((u) => existing.get(u.recipientKey) ?? []) : [];
+    for (const row of [...finalNow, ...reported])
+      await this.deps.outbox.publish({
+        tenantId: key.tenantId,
+        requestId: key.id,
+        recipientKey: row.recipientKey,
+        events: row.events,
+      });
 
     const work = [...targets]
       .filter(([key]) => {
-        const state = existing.get(key);
+        const state = existing.get(key)?.state;
         return state === undefined || state === "pending";
       })
       .map(([, recipient]) =>
@@ -362,6 +331,7 @@ export class Dispatcher {
     const stored = await this.deps.requests.get(key);
     if (stored !== undefined)
       await this.deps.requests.update(stored, { state: "dispatched", recipientCount: recipients });
+    await this.deps.completion.schedule(request, work.length);
     log.info("Request fanned out", {
       recipients,
       enqueued: work.length,
@@ -374,6 +344,18 @@ export class Dispatcher {
     if (teamsUnreachable > 0) metric(log, "notifications.unreachable", teamsUnreachable);
     if (refused.length > 0) metric(log, "notifications.rejected", refused.length);
     return { kind: "fanned-out", recipients, enqueued: work.length };
+  }
+
+  /** A row created final (unknown team, rejected recipient), with its state's event. */
+  private withEvent(
+    request: RequestKey,
+    row: NewDelivery,
+    correlationId: string | undefined,
+  ): NewDelivery {
+    const events = this.deps.outbox.record(() =>
+      newRowEvents(request, row, { at: this.clock(), correlationId }),
+    );
+    return events.length === 0 ? row : { ...row, events };
   }
 
   private isLastDelivery(info: QueueMessageInfo): boolean {

@@ -1,5 +1,6 @@
 import type { HttpRequest, HttpResponseInit, InvocationContext } from "@azure/functions";
 
+import { DEFAULT_EVENT_PAGE, type EventLog, MAX_EVENT_PAGE } from "../events/event-log";
 import { contextLogger } from "../logging";
 import type { FieldError } from "../validation/json-guard";
 import type { NotificationIntake } from "./intake";
@@ -15,7 +16,8 @@ import {
 
 /**
  * The notifications HTTP API behind `functions/notifications-api.ts`: `POST /api/notifications`
- * (validate and enqueue a request) and `GET /api/notifications/{id}` (per-recipient states).
+ * (validate and enqueue a request), `GET /api/notifications/{id}` (per-recipient states) and
+ * `GET /api/notifications/{id}/events` (the request's events, paged).
  * Each handler parses what the request says into one value (`Parsed`: the value, or the answer
  * that refuses it), calls the intake or the status reader, and maps the result to a response.
  */
@@ -32,6 +34,7 @@ export interface NotificationsApi {
   readonly update: ApiHandler;
   /** `DELETE /api/notifications/{id}?tenantId=`: the request recalled. */
   readonly recall: ApiHandler;
+  readonly events: ApiHandler;
 }
 
 /** What the handlers need of the notification services (tests give their own). */
@@ -39,6 +42,7 @@ export interface NotificationsApiServices {
   readonly intake: Pick<NotificationIntake, "submit">;
   readonly status: Pick<NotificationStatusReader, "lookup">;
   readonly revisions: Pick<NotificationRevisions, "update" | "recall">;
+  readonly eventLog: Pick<EventLog, "read">;
 }
 
 /** Request bodies above this are refused before parsing (a 10,000-recipient request is ~0.6 MB). */
@@ -122,15 +126,18 @@ function statusRequest(
   };
 }
 
-/** `PATCH`/`DELETE` name the request by path and `tenantId` (required: a change names one request). */
-function changedRequest(request: HttpRequest): Parsed<{ id: string; tenantId: string }> {
+/**
+ * One request, named by path and `tenantId` (required: `PATCH`, `DELETE` and the events name
+ * exactly one request).
+ */
+function namedRequest(request: HttpRequest): Parsed<{ id: string; tenantId: string }> {
   const id = request.params.id ?? "";
   if (!isRequestId(id))
     return refused(400, "invalid id", [{ path: "id", message: "is not a valid request id" }]);
   const tenantId = request.query.get("tenantId");
   if (tenantId === null || !isGuid(tenantId))
     return refused(400, "invalid query", [
-      { path: "tenantId", message: "is required and must be a GUID" },
+      { path: "tenantId", message: "is required: the request's tenant (a GUID)" },
     ]);
   return { ok: true, value: { id, tenantId } };
 }
@@ -153,6 +160,27 @@ function changeResponse(request: HttpRequest, result: ChangeResult): HttpRespons
     case "refused":
       return json(409, { error: "conflict", message: result.message, id: result.id });
   }
+}
+
+/** `GET /api/notifications/{id}/events?tenantId=&after=&limit=`: which request, from where. */
+function eventsRequest(
+  request: HttpRequest,
+): Parsed<{ key: { id: string; tenantId: string }; after?: string; limit: number }> {
+  const named = namedRequest(request);
+  if (!named.ok) return named;
+  const limitParam = request.query.get("limit");
+  const limit = limitParam === null ? DEFAULT_EVENT_PAGE : Number(limitParam);
+  if (!(Number.isInteger(limit) && limit >= 1 && limit <= MAX_EVENT_PAGE))
+    return refused(400, "invalid query", [
+      { path: "limit", message: `must be an integer from 1 to ${MAX_EVENT_PAGE}` },
+    ]);
+  const after = request.query.get("after") ?? undefined;
+  if (after !== undefined && after.length > 1_000)
+    return refused(400, "invalid query", [{ path: "after", message: "is not a cursor" }]);
+  return {
+    ok: true,
+    value: { key: named.value, ...(after !== undefined ? { after } : {}), limit },
+  };
 }
 
 /** Handlers over given services: the Functions app passes the process's, tests their own. */
@@ -208,7 +236,7 @@ export function createNotificationsApi(services: () => NotificationsApiServices)
   };
 
   const update: ApiHandler = async (request, context) => {
-    const target = changedRequest(request);
+    const target = namedRequest(request);
     if (!target.ok) return target.response;
     const body = await jsonBody(request);
     if (!body.ok) return body.response;
@@ -241,7 +269,7 @@ export function createNotificationsApi(services: () => NotificationsApiServices)
   };
 
   const recall: ApiHandler = async (request, context) => {
-    const target = changedRequest(request);
+    const target = namedRequest(request);
     if (!target.ok) return target.response;
     const parsed = parseNotificationRecall({
       schemaVersion: 1,
@@ -253,5 +281,26 @@ export function createNotificationsApi(services: () => NotificationsApiServices)
     return changeResponse(request, await services().revisions.recall(target.value, {}, log));
   };
 
-  return { enqueue, status, update, recall };
+  const events: ApiHandler = async (request) => {
+    const parsed = eventsRequest(request);
+    if (!parsed.ok) return parsed.response;
+    const { key, after, limit } = parsed.value;
+    const found = await services().eventLog.read(key, {
+      ...(after !== undefined ? { after } : {}),
+      limit,
+    });
+    switch (found.kind) {
+      case "found":
+        return json(200, { id: key.id, tenantId: key.tenantId, ...found.page });
+      case "not-found":
+        return json(404, { error: "not found", id: key.id });
+      case "bad-cursor":
+        return json(400, {
+          error: "invalid query",
+          errors: [{ path: "after", message: "is not a cursor this endpoint handed out" }],
+        });
+    }
+  };
+
+  return { enqueue, status, update, recall, events };
 }

@@ -1,22 +1,26 @@
 import { toError } from "../errors";
+import { acceptedEvent, rejectedEvent } from "../events/event-factory";
 import type { Logger } from "../logging";
+import type { CloudEvent } from "../model/cloud-event";
 import { type QueuePort, WORK_KIND_PROPERTY } from "../queue/queue-port";
 import type {
   NewRequest,
   NotificationRequestStore,
   RequestKey,
+  StoredRequest,
 } from "../store/notification-requests";
+import { withEvents } from "../store/stored-events";
+import { type EventOutbox, requestEvents } from "./event-outbox";
 import { requestFingerprint } from "./fingerprint";
 import { metric } from "./metrics";
+import { changeFromQueue } from "./queue-changes";
 import { plannedRecipientCount } from "./recipients";
-import type { ChangeResult, NotificationRevisions, UpdateChange } from "./revisions";
+import type { ChangeResult, NotificationRevisions } from "./revisions";
 import {
   type FieldError,
   type NotificationRequest,
   operationOf,
-  parseNotificationRecall,
   parseNotificationRequest,
-  parseNotificationUpdate,
 } from "./schema";
 import { dispatchMessage, type InlineRequest, type QueueMessageInfo } from "./work-items";
 
@@ -37,6 +41,8 @@ export interface IntakeDependencies {
   readonly requests: NotificationRequestStore;
   /** The internal work queue, where the accepted request's `dispatch` reference goes. */
   readonly work: () => QueuePort;
+  /** Records and publishes `accepted` and `rejected`. */
+  readonly outbox: EventOutbox;
   readonly clock?: () => Date;
   /** The intake queue's max delivery count (the delivery after which it dead-letters). */
   readonly maxDeliveryCount?: number;
@@ -95,7 +101,7 @@ export class NotificationIntake {
       (operation === "update" || operation === "recall") &&
       !INTERNAL_MARKERS.some((m) => Object.hasOwn(info.applicationProperties, m))
     )
-      return this.changeFromQueue(operation, body, info, log);
+      return changeFromQueue(this.deps.revisions, { operation, body, info }, log);
     const parsed = parseNotificationRequest(body);
     const id = parsed.ok ? parsed.request.id : (parsed.id ?? info.messageId);
     const correlationId = parsed.ok ? parsed.request.correlationId : parsed.correlationId;
@@ -144,51 +150,6 @@ export class NotificationIntake {
     }
   }
 
-  /**
-   * An update or recall from the intake queue. An invalid one is logged with its field errors
-   * and counted (`notifications.refused`); nothing of the request it names changes.
-   */
-  private async changeFromQueue(
-    operation: "update" | "recall",
-    body: unknown,
-    info: QueueMessageInfo,
-    log: Logger,
-  ): Promise<ChangeResult> {
-    const parsed =
-      operation === "update" ? parseNotificationUpdate(body) : parseNotificationRecall(body);
-    const requestLog = log.with({
-      requestId: parsed.ok ? parsed.value.id : parsed.id,
-      correlationId: parsed.ok ? parsed.value.correlationId : parsed.correlationId,
-      operation,
-    });
-    const revisions = this.deps.revisions;
-    if (!parsed.ok || revisions === undefined) {
-      const errors = parsed.ok
-        ? [{ path: "operation", message: "updates and recalls are not available here" }]
-        : parsed.errors;
-      requestLog.warn(`Notification ${operation} refused`, { errors: summarizeErrors(errors) });
-      metric(requestLog, "notifications.refused");
-      return { kind: "invalid", errors };
-    }
-    const { id, tenantId, correlationId } = parsed.value;
-    const key = { tenantId, id };
-    const result =
-      parsed.value.operation === "update"
-        ? await revisions.update(
-            key,
-            { ...pickUpdate(parsed.value), correlationId },
-            requestLog,
-            info.messageId,
-          )
-        : await revisions.recall(key, { correlationId }, requestLog, info.messageId);
-    if (result.kind !== "accepted")
-      requestLog.warn(`Notification ${operation} from the queue not applied`, {
-        outcome: result.kind,
-        ...(result.kind === "refused" ? { reason: result.message } : {}),
-      });
-    return result;
-  }
-
   /** `occurrence`: the queue message's id, under which a conflict is recorded (HTTP: none). */
   private async accept(
     request: NotificationRequest,
@@ -201,6 +162,13 @@ export class NotificationIntake {
     const scheduled = notBefore !== undefined && notBefore.getTime() > this.clock().getTime();
     const fingerprint = requestFingerprint(request);
     const recipientCount = plannedRecipientCount(request.recipients);
+    const accepted = this.deps.outbox.record(() => [
+      acceptedEvent(
+        request,
+        { scheduled, notBefore: request.notBefore, recipients: request.recipients.length },
+        { at: this.clock(), correlationId: request.correlationId },
+      ),
+    ]);
     const fresh: NewRequest = {
       id: request.id,
       state: scheduled ? "scheduled" : "queued",
@@ -212,6 +180,7 @@ export class NotificationIntake {
       summary: request.summary,
       notBefore: request.notBefore,
       recipientCount,
+      events: accepted,
     };
     const body = {
       recipients: request.recipients,
@@ -222,7 +191,12 @@ export class NotificationIntake {
     // A rejected request may be sent again once fixed: it takes the rejected row's place.
     for (let attempt = 0; !outcome.created && outcome.request.state === "rejected"; attempt++) {
       if (attempt >= 5) throw new Error("the rejected request kept changing while replaced");
-      const replaced = await this.deps.requests.replaceRejected(outcome.request, fresh, body);
+      // The rejection's events stay: a row's events only grow (their readers count them).
+      const replaced = await this.deps.requests.replaceRejected(
+        outcome.request,
+        { ...fresh, events: withEvents(outcome.request.events, accepted) },
+        body,
+      );
       if (replaced !== "conflict") {
         requestLog.info("A rejected request was sent again, fixed; it replaces the rejection");
         outcome = { created: true, request: replaced };
@@ -247,6 +221,12 @@ export class NotificationIntake {
       requestLog.info("Replay of an accepted request", { state: stored.state, source });
       metric(requestLog, "notifications.replayed");
     }
+    // Published before the dispatch is queued: a crash after the write is redone by the
+    // sender's retry (a replay) or the queue's redelivery, which publish the same event again.
+    await this.deps.outbox.publish(
+      requestEvents(stored),
+      stored.events?.filter((e) => e.type === "herald.notification.accepted"),
+    );
 
     // Queue the dispatch for a new request, and again for a replay that may have found the
     // enqueue unconfirmed (the sender retried because it got no answer) or, on the queue, a
@@ -302,12 +282,20 @@ export class NotificationIntake {
     log: Logger,
     occurrence: string,
   ): Promise<IntakeResult> {
+    // A rejection names its tenant only when the request did (a GUID): else no one could get it.
+    const rejected: readonly CloudEvent[] =
+      key.tenantId === ""
+        ? []
+        : this.deps.outbox.record(() => [
+            rejectedEvent(key, errors, occurrence, { at: this.clock(), correlationId }),
+          ]);
     const { created, request } = await this.deps.requests.create({
       ...key,
       state: "rejected",
       source: "queue",
       correlationId,
       errors,
+      events: rejected,
     });
     if (!created && request.state !== "rejected") {
       // A valid request owns this key: the invalid copy is a conflict, never merged into it.
@@ -318,10 +306,30 @@ export class NotificationIntake {
       await this.deps.requests.noteConflict(key, "queue", occurrence);
       return { kind: "invalid", errors };
     }
-    if (!created) await this.deps.requests.update(request, { errors });
+    const written = created ? request : await this.rejectAgain(request, errors, rejected);
+    await this.deps.outbox.publish(requestEvents(written), rejected);
     log.warn("Request rejected", { errors: summarizeErrors(errors) });
     if (created) metric(log, "notifications.rejected");
     return { kind: "invalid", errors };
+  }
+
+  /** A rejected request refused again: the new errors and this refusal's event, conditionally. */
+  private async rejectAgain(
+    current: StoredRequest,
+    errors: readonly FieldError[],
+    rejected: readonly CloudEvent[],
+  ): Promise<StoredRequest> {
+    let latest: StoredRequest | undefined = current;
+    for (let attempt = 0; attempt < 5 && latest !== undefined; attempt++) {
+      const updated = await this.deps.requests.update(
+        latest,
+        { errors, events: withEvents(latest.events, rejected) },
+        { ifUnchanged: true },
+      );
+      if (updated !== "conflict") return updated;
+      latest = await this.deps.requests.get(latest);
+    }
+    throw new Error("the rejected request kept changing while its rejection was recorded");
   }
 }
 
@@ -337,16 +345,6 @@ function inlineContent(request: NotificationRequest): { request?: InlineRequest 
     ...(request.includeGuests !== undefined ? { includeGuests: request.includeGuests } : {}),
   };
   return JSON.stringify(content).length <= MAX_INLINE_CONTENT_CHARS ? { request: content } : {};
-}
-
-/** What an update changes (a recall changes none of it). */
-function pickUpdate(change: Partial<UpdateChange>): UpdateChange {
-  const { message, summary, notBefore } = change;
-  return {
-    ...(message !== undefined ? { message } : {}),
-    ...(summary !== undefined ? { summary } : {}),
-    ...(notBefore !== undefined ? { notBefore } : {}),
-  };
 }
 
 /** Field errors for a log line: paths and reasons, never the offending values. */

@@ -33,7 +33,13 @@ export type MetricName =
   /** A sent copy deleted: its request was recalled. */
   | "notifications.recalled"
   /** A copy not sent yet when its request was recalled: never sent. */
-  | "notifications.cancelled";
+  | "notifications.cancelled"
+  /** A webhook POST failed; its retry is scheduled. */
+  | "events.webhookRetried"
+  /** The webhook answered 410 Gone and was turned off. */
+  | "events.webhookDisabled"
+  /** A read receipt marked deliveries read. */
+  | "notifications.read";
 
 export function metric(log: Logger, name: MetricName, value = 1): void {
   log.info(`metric ${name}`, { metric: name, value });

@@ -1,9 +1,12 @@
 import { ConfigError } from "../errors";
+import { deliveryEvent } from "../events/event-factory";
 import { isGraphError } from "../graph/graph-error";
 import type { Logger } from "../logging";
 import { aadGuardSubject, type Delivery, type DeliveryLedger } from "../store/delivery-ledger";
+import { withEvents } from "../store/stored-events";
 import type { UserReferenceStore } from "../store/user-references";
 import type { WelcomeLedger } from "../store/welcome-ledger";
+import type { EventOutbox } from "./event-outbox";
 import {
   catalogAppId,
   goOrStop,
@@ -32,6 +35,8 @@ export interface ProactiveInstallDependencies extends Omit<
   readonly users: InstallUserDirectory;
   readonly ledger: Pick<DeliveryLedger, "update" | "guarded">;
   readonly welcomes: Pick<WelcomeLedger, "noteHeraldInstall">;
+  /** Records and publishes `herald.delivery.installed`. */
+  readonly outbox: EventOutbox;
   /** How long after the install Teams may take to open the 1:1 chat (default 10 minutes). */
   readonly chatWaitMs?: number;
 }
@@ -187,14 +192,26 @@ export class ProactiveInstaller {
     } else {
       log.info("The app was already installed for a user Herald had not seen (409)");
     }
-    progress.written(
-      await this.deps.ledger.update(progress.row, {
-        state: "waiting-for-chat",
-        installedAt: this.deps.clock().toISOString(),
-        lastError: undefined,
-        nextAttemptAt: undefined,
-      }),
-    );
+    const at = this.deps.clock();
+    const waiting = {
+      state: "waiting-for-chat" as const,
+      installedAt: at.toISOString(),
+      lastError: undefined,
+      nextAttemptAt: undefined,
+    };
+    const fresh = this.deps.outbox.record(() => [
+      deliveryEvent(
+        "herald.delivery.installed",
+        { ...progress.row, ...waiting },
+        { at, correlationId: work.correlationId },
+      ),
+    ]);
+    const written = await this.deps.ledger.update(progress.row, {
+      ...waiting,
+      events: withEvents(progress.row.events, fresh),
+    });
+    progress.written(written);
+    if (written.kind === "written") await this.deps.outbox.publish(written.row, fresh);
   }
 
   /** A Graph failure as a step; undefined for anything else (rethrown: the broker redelivers). */

@@ -3,7 +3,7 @@ import type { InvocationContext } from "@azure/functions";
 import { contextLogger, type Logger } from "../logging";
 import { WORK_KIND_PROPERTY } from "../queue/queue-port";
 import type { DeadLetterRecorder } from "./dead-letter-recorder";
-import { type QueueMessageInfo, sessionOf, type WorkKind } from "./work-items";
+import { type QueueMessageInfo, sessionFor, type WorkKind } from "./work-items";
 
 /** Handles one kind of work item. Throwing = let the broker redeliver. */
 export type WorkHandler = (body: unknown, info: QueueMessageInfo, log: Logger) => Promise<unknown>;
@@ -102,7 +102,7 @@ export function createWorkQueueHandler(
     if (
       info.sessionId !== undefined &&
       tenant !== undefined &&
-      sessionOf(tenant) !== info.sessionId
+      sessionFor(kind as WorkKind, tenant) !== info.sessionId
     ) {
       log.error("Work item's tenant is not its session's; dropped");
       return;

@@ -3,10 +3,15 @@ import type { QueuePort } from "../queue/queue-port";
 import type { Delivery, DeliveryLedger } from "../store/delivery-ledger";
 import type { NotificationRequestStore, StoredRequest } from "../store/notification-requests";
 import { mapLimited } from "../util/collections";
+import {
+  copyMessage,
+  type CopyWork,
+  revisionMessage,
+  type RevisionWork,
+} from "./change-work-items";
 import type { CopyLedger } from "./copy-ledger";
 import { metric } from "./metrics";
 import { contentOf, type RequestContents } from "./request-contents";
-import { copyMessage, type CopyWork, revisionMessage, type RevisionWork } from "./work-items";
 
 export interface RevisionPassDependencies {
   readonly requests: Pick<NotificationRequestStore, "get">;
@@ -180,7 +185,7 @@ export class RevisionPasses {
           if (next === "under-way") underWay += 1;
           return;
         }
-        const written = await this.deps.copies.cancelled(current);
+        const written = await this.deps.copies.cancelled(current, work);
         if (written.kind === "written") {
           count += 1;
           return;

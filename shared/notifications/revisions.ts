@@ -6,8 +6,9 @@ import type {
   RequestPatch,
   StoredRequest,
 } from "../store/notification-requests";
+import { revisionMessage } from "./change-work-items";
 import { activitySizeProblem, type FieldError, type NotificationUpdate } from "./schema";
-import { dispatchMessage, revisionMessage } from "./work-items";
+import { dispatchMessage } from "./work-items";
 
 export type ChangeResult =
   | {

@@ -2,52 +2,63 @@ import type { z } from "zod";
 
 import type { Config } from "../config";
 import type { TeamsConnector } from "../connector/teams-connector";
+import { EventLog } from "../events/event-log";
 import { CatalogAppIds } from "../graph/catalog-app-ids";
 import { FetchGraphClient } from "../graph/fetch-graph-client";
 import { graphCredential } from "../graph/graph-credential";
 import { GRAPH_INSTALL_PER_APP_PER_TENANT } from "../graph/graph-limits";
 import type { GraphPort } from "../graph/graph-port";
 import type { Logger } from "../logging";
-import { createWorkQueue } from "../queue/create-queue";
+import { createEventTopic, createWorkQueue } from "../queue/create-queue";
 import type { QueuePort } from "../queue/queue-port";
 import { DeadLetterCopies } from "../store/dead-letter-copies";
 import { DeliveryLedger } from "../store/delivery-ledger";
 import { NotificationRequestStore } from "../store/notification-requests";
 import { TableFactory } from "../store/table-factory";
 import { TeamStore } from "../store/teams";
+import { UnreadIndex } from "../store/unread-index";
 import { UserReferenceStore } from "../store/user-references";
+import { WebhookState } from "../store/webhook-state";
 import { WelcomeLedger } from "../store/welcome-ledger";
 import { type ClaimHolders, localProcessHolders, remoteHolders } from "./claim-holders";
-import { CopyChanges } from "./copy-changes";
+import { CompletionChecker } from "./completion-check";
 import { CopyLedger } from "./copy-ledger";
 import { DeadLetterRecorder } from "./dead-letter-recorder";
 import { DeliveryService, type UserDirectory } from "./delivery";
 import { DeliveryClaims } from "./delivery-claims";
 import { DeliveryRecorder } from "./delivery-recorder";
 import { Dispatcher, type TeamDirectory } from "./dispatch";
+import { EventOutbox } from "./event-outbox";
 import { graphGroupDirectory } from "./group-directory";
 import { NotificationIntake } from "./intake";
 import { Pacer, type PacerOptions } from "./pacing";
 import { type InstallUserDirectory, ProactiveInstaller } from "./proactive-install";
 import type { WorkHandler } from "./queue-handler";
+import { ReadReceipts } from "./read-receipts";
 import { RequestContents } from "./request-contents";
 import type { RetryPolicy } from "./retry-policy";
-import { RevisionPasses } from "./revision-pass";
-import { NotificationRevisions } from "./revisions";
+import { createRevisionServices } from "./revision-services";
+import type { NotificationRevisions } from "./revisions";
 import { NotificationStatusReader } from "./status";
 import { TeamsOperations } from "./teams-operations";
 import { TenantWorkRunner } from "./tenant-work";
+import { type FetchLike, WebhookDelivery } from "./webhook-delivery";
 import {
-  copyWorkSchema,
+  completionWorkSchema,
   deliveryWorkSchema,
   dispatchWorkSchema,
   type QueueMessageInfo,
-  revisionWorkSchema,
+  readReceiptWorkSchema,
+  webhookWorkSchema,
 } from "./work-items";
 
 export interface NotificationServicesOptions {
   /** The internal work queue (default: `createWorkQueue(config)`, built on first use). */
   readonly queue?: QueuePort;
+  /** The events topic (default: `createEventTopic(config)`, built on first use). */
+  readonly events?: QueuePort;
+  /** How webhook POSTs are made (default: global fetch). */
+  readonly fetch?: FetchLike;
   /** Microsoft Graph (default: the fetch client on `GraphEndpoint`, made on first use). */
   readonly graph?: GraphPort;
   /** The Teams connector (default: botbuilder's, loaded on first use). */
@@ -87,16 +98,19 @@ export interface NotificationServices {
   readonly status: NotificationStatusReader;
   /** Updates and recalls of accepted requests (HTTP `PATCH`/`DELETE`, the intake queue). */
   readonly revisions: NotificationRevisions;
+  /** The request's events, for the pull endpoint. */
+  readonly eventLog: EventLog;
   readonly pacer: Pacer | undefined;
   /** The tenant's Teams calls under `pacer` (the bot's work waits for its slots here too). */
   readonly teamsWork: TenantWorkRunner;
-  /** The work queue's handlers for the notification kinds (`dispatch`, `delivery`). */
-  readonly workHandlers: {
-    readonly dispatch: WorkHandler;
-    readonly delivery: WorkHandler;
-    readonly revision: WorkHandler;
-    readonly copy: WorkHandler;
-  };
+  /** The work queue's handlers for the notification kinds. */
+  readonly workHandlers: Readonly<
+    Record<
+      "dispatch" | "delivery" | "completionCheck" | "readReceipt" | "webhook" | "revision" | "copy",
+      WorkHandler
+    >
+  >;
+  readonly outbox: EventOutbox;
   /** The internal work queue. */
   readonly queue: () => QueuePort;
   readonly deadLetters: DeadLetterRecorder;
@@ -176,6 +190,22 @@ export function createNotificationServices(
       }),
   );
   const sleep = options.sleep ?? defaultSleep;
+  const topic =
+    options.events !== undefined ? () => options.events! : lazy(() => createEventTopic(config));
+  const outbox = new EventOutbox({
+    enabled: config.events.enabled,
+    topic,
+    work: queue,
+    webhook: config.events.webhook !== undefined,
+  });
+  const unread = new UnreadIndex(tables);
+  const completion = new CompletionChecker({
+    requests: requestStore,
+    ledger,
+    outbox,
+    queue,
+    clock,
+  });
   const maxWaitMs = options.maxPaceWaitMs ?? 1_000;
   const teamsWork = new TenantWorkRunner({ pacer, maxWaitMs, clock, sleep });
   // infra/main.bicep sets the queue's max delivery count from the same value.
@@ -219,6 +249,7 @@ export function createNotificationServices(
           }),
           teamsWork,
           policy,
+          outbox,
           clock,
         })
       : undefined;
@@ -226,7 +257,6 @@ export function createNotificationServices(
   const contents = new RequestContents(requestStore, () => clock().getTime());
   const contentMaxAgeMs = options.contentMaxAgeMs ?? 1_000;
   const operations = new TeamsOperations({ connector, users, work: teamsWork });
-  const copyLedger = new CopyLedger(ledger, clock);
   const delivery = new DeliveryService({
     contents,
     contentMaxAgeMs,
@@ -243,9 +273,12 @@ export function createNotificationServices(
       users,
       queue,
       claims,
+      outbox,
       clock,
       maxDeliveryCount: config.maxDeliveryAttempts,
     }),
+    outbox,
+    unread,
     installer,
     clock,
   });
@@ -256,31 +289,18 @@ export function createNotificationServices(
     ledger,
     teams: options.teams ?? new TeamStore(tables, clock),
     delivery,
+    outbox,
+    completion,
     queue,
     maxDeliveryCount: config.maxDeliveryAttempts,
     clock,
   });
   const status = new NotificationStatusReader(requestStore, ledger);
 
-  const revisions = new NotificationRevisions({ requests: requestStore, work: queue, clock });
-  const intake = new NotificationIntake({
-    requests: requestStore,
-    work: queue,
-    clock,
-    maxDeliveryCount: config.maxDeliveryAttempts,
-    revisions,
-  });
-  const passes = new RevisionPasses({
+  const changes = createRevisionServices({
     requests: requestStore,
     ledger,
-    copies: copyLedger,
-    contents,
-    queue,
-    clock,
-  });
-  const copies = new CopyChanges({
-    ledger,
-    copies: copyLedger,
+    copies: new CopyLedger(ledger, outbox, clock),
     users,
     contents,
     work: teamsWork,
@@ -290,8 +310,26 @@ export function createNotificationServices(
     queue,
     clock,
     contentMaxAgeMs,
+    parse: parseWork,
   });
-
+  const revisions = changes.revisions;
+  const intake = new NotificationIntake({
+    requests: requestStore,
+    work: queue,
+    outbox,
+    clock,
+    maxDeliveryCount: config.maxDeliveryAttempts,
+    revisions,
+  });
+  const readReceipts = new ReadReceipts({ ledger, unread, outbox });
+  const webhooks = new WebhookDelivery({
+    webhook: config.events.webhook,
+    state: new WebhookState(tables),
+    queue,
+    ...(options.fetch !== undefined ? { fetch: options.fetch } : {}),
+    clock,
+    random: options.random ?? Math.random,
+  });
   const workHandlers = {
     dispatch: async (body: unknown, info: QueueMessageInfo, log: Logger) => {
       const work = parseWork(dispatchWorkSchema, "dispatch", body, log);
@@ -306,29 +344,31 @@ export function createNotificationServices(
         log.with({ requestId: work.requestId, correlationId: work.correlationId }),
       );
     },
-    revision: async (body: unknown, _info: QueueMessageInfo, log: Logger) => {
-      const work = parseWork(revisionWorkSchema, "revision", body, log);
-      if (work === undefined) return undefined;
-      return passes.run(
-        work,
-        log.with({ requestId: work.requestId, correlationId: work.correlationId }),
-      );
+    completionCheck: async (body: unknown, _info: QueueMessageInfo, log: Logger) => {
+      const work = parseWork(completionWorkSchema, "completion-check", body, log);
+      return work === undefined
+        ? undefined
+        : completion.check(work, log.with({ requestId: work.requestId }));
     },
-    copy: async (body: unknown, info: QueueMessageInfo, log: Logger) => {
-      const work = parseWork(copyWorkSchema, "copy", body, log);
-      if (work === undefined) return undefined;
-      return copies.change(
-        work,
-        info,
-        log.with({ requestId: work.requestId, correlationId: work.correlationId }),
-      );
+    readReceipt: async (body: unknown, _info: QueueMessageInfo, log: Logger) => {
+      const work = parseWork(readReceiptWorkSchema, "read-receipt", body, log);
+      return work === undefined ? undefined : readReceipts.apply(work, log);
     },
+    webhook: async (body: unknown, info: QueueMessageInfo, log: Logger) => {
+      const work = parseWork(webhookWorkSchema, "webhook", body, log);
+      return work === undefined
+        ? undefined
+        : webhooks.run(work, info, log.with({ requestId: work.requestId }));
+    },
+    ...changes.handlers,
   };
 
   const deadLetters = new DeadLetterRecorder({
     requests: requestStore,
     ledger,
     copies: new DeadLetterCopies(tables),
+    outbox,
+    completion,
     clock,
   });
 
@@ -338,9 +378,11 @@ export function createNotificationServices(
     intake,
     status,
     revisions,
+    eventLog: new EventLog(requestStore, ledger),
     pacer,
     teamsWork,
     workHandlers,
+    outbox,
     queue,
     deadLetters,
   };

@@ -1,34 +1,21 @@
-import { type Delivery, type DeliveryLedger, type DeliveryState } from "../store/delivery-ledger";
+import {
+  CountsTally,
+  type RecipientCounts,
+  type RecipientState,
+  type RecipientView,
+  recipientView,
+} from "../events/recipient-view";
+import type { DeliveryLedger } from "../store/delivery-ledger";
 import { withoutUndefined } from "../store/entities";
 import type { NotificationRequestStore, StoredRequest } from "../store/notification-requests";
-import { recipientOfKey } from "./recipients";
-import type { FieldError, Recipient } from "./schema";
+import type { FieldError } from "./schema";
 
-/**
- * Recipient states as callers see them: `sending` is still `pending` to them; `duplicate` is a
- * second name of a person another recipient already reaches (`duplicateOf` says which);
- * `cancelled`: never sent, the request was recalled first; `recalled`: sent, then deleted.
- */
-export type RecipientState =
-  | "pending"
-  | "sent"
-  | "unreachable"
-  | "failed"
-  | "rejected"
-  | "duplicate"
-  | "cancelled"
-  | "recalled";
-
-export const RECIPIENT_STATES: readonly RecipientState[] = [
-  "pending",
-  "sent",
-  "unreachable",
-  "failed",
-  "rejected",
-  "duplicate",
-  "cancelled",
-  "recalled",
-];
+export {
+  RECIPIENT_STATES,
+  type RecipientCounts,
+  type RecipientState,
+  type RecipientStep,
+} from "../events/recipient-view";
 
 /**
  * `completed`: every recipient is final (look at the counts for who was not reached);
@@ -39,25 +26,10 @@ export const RECIPIENT_STATES: readonly RecipientState[] = [
 export type RequestStatusState =
   "queued" | "scheduled" | "in-progress" | "completed" | "rejected" | "failed" | "recalled";
 
-export interface RecipientStatus {
-  readonly recipient: Recipient;
-  readonly state: RecipientState;
-  /**
-   * A pending recipient Herald has never seen: `installing` (the app is being installed for them
-   * through Microsoft Graph) or `waiting-for-chat` (installed; Teams is opening the 1:1 chat).
-   */
-  readonly step?: RecipientStep;
-  readonly attempts: number;
-  readonly lastError?: string;
-  readonly activityId?: string;
-  /** The request revision this person's copy shows now (sent and recalled copies). */
-  readonly revision?: number;
-  readonly teamsUserId?: string;
-  /** `duplicate`: the recipient (of this request) through whom this person is reached. */
-  readonly duplicateOf?: Recipient;
+/** A recipient's fields as the status API shows them (the same as in its events' `data`). */
+export interface RecipientStatus extends RecipientView {
   readonly nextAttemptAt?: string;
   readonly updatedAt: string;
-  readonly completedAt?: string;
 }
 
 export interface NotificationStatus {
@@ -90,7 +62,8 @@ export interface NotificationStatus {
     readonly lastAt?: string;
     readonly lastSource?: "http" | "queue";
   };
-  readonly counts: Readonly<Record<RecipientState | "total", number>>;
+  /** Per state, in all (`total`), and how many read it (`read`: receipts can be off). */
+  readonly counts: RecipientCounts;
   /** Recipients the request has when all are recorded (unknown until a team roster is expanded). */
   readonly expectedRecipients?: number;
   readonly recipients: readonly RecipientStatus[];
@@ -103,26 +76,6 @@ export interface StatusQuery {
   readonly state?: RecipientState;
   /** At most this many recipients listed (default 1,000). */
   readonly limit?: number;
-}
-
-/** Where a pending recipient Herald has never seen stands in its proactive install. */
-export type RecipientStep = "installing" | "waiting-for-chat";
-
-function visibleState(state: DeliveryState): RecipientState {
-  return state === "sending" || state === "installing" || state === "waiting-for-chat"
-    ? "pending"
-    : state;
-}
-
-/** What a sent (or recalled) copy shows; nothing for a recipient never sent. */
-function shownRevision(row: Delivery): number | undefined {
-  return row.state === "sent" || row.state === "recalled" || row.activityId !== undefined
-    ? (row.revision ?? 1)
-    : undefined;
-}
-
-function stepOf(state: DeliveryState): RecipientStep | undefined {
-  return state === "installing" || state === "waiting-for-chat" ? state : undefined;
 }
 
 export type StatusLookup =
@@ -169,54 +122,35 @@ export class NotificationStatusReader {
 
   private async statusOf(stored: StoredRequest, query: StatusQuery): Promise<NotificationStatus> {
     const limit = Math.max(0, Math.min(query.limit ?? 1_000, 10_000));
-    const counts = {
-      total: 0,
-      pending: 0,
-      sent: 0,
-      unreachable: 0,
-      failed: 0,
-      rejected: 0,
-      duplicate: 0,
-      cancelled: 0,
-      recalled: 0,
-    };
+    const tally = new CountsTally();
     const recipients: RecipientStatus[] = [];
     let truncated = false;
     let outdated = 0;
     const latest = stored.revision ?? 1;
     for await (const row of this.ledger.list(stored)) {
-      const state = visibleState(row.state);
-      counts.total += 1;
-      counts[state] += 1;
+      const view = recipientView(row);
+      tally.add(view.state, row.readAt !== undefined);
       // A copy whose update Teams refused keeps the error on its row: it is not waited for.
       if (
-        state === "sent" &&
+        view.state === "sent" &&
         (row.revision ?? 1) < latest &&
         (row.lastError === undefined || row.nextAttemptAt !== undefined)
       )
         outdated += 1;
-      if (query.state !== undefined && query.state !== state) continue;
+      if (query.state !== undefined && query.state !== view.state) continue;
       if (recipients.length >= limit) {
         truncated = true;
         continue;
       }
       recipients.push(
         withoutUndefined({
-          recipient: row.recipient,
-          state,
-          step: stepOf(row.state),
-          attempts: row.attempts,
-          lastError: row.lastError,
-          activityId: row.activityId,
-          revision: shownRevision(row),
-          teamsUserId: row.teamsUserId,
-          duplicateOf: row.duplicateOf === undefined ? undefined : recipientOfKey(row.duplicateOf),
-          nextAttemptAt: state === "pending" ? row.nextAttemptAt : undefined,
+          ...view,
+          nextAttemptAt: view.state === "pending" ? row.nextAttemptAt : undefined,
           updatedAt: row.updatedAt,
-          completedAt: row.completedAt,
         }),
       );
     }
+    const counts = tally.value;
     const state = overallState(stored, counts, outdated);
     return withoutUndefined({
       id: stored.id,
@@ -247,7 +181,7 @@ export class NotificationStatusReader {
  * A request is final when every recipient it will have is final: their number is known at
  * intake (users only) or from the dispatch (team rosters expanded).
  */
-function overallState(
+export function overallState(
   stored: StoredRequest,
   counts: { total: number; pending: number; sent: number },
   outdated: number,

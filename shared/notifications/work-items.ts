@@ -2,6 +2,7 @@ import { createHash, randomUUID } from "node:crypto";
 
 import { z } from "zod";
 
+import { type CloudEvent, isCloudEvent } from "../model/cloud-event";
 import { type OutgoingMessage, WORK_KIND_PROPERTY } from "../queue/queue-port";
 import { recipientKey } from "./recipients";
 import { messageSchema, type Recipient, recipientSchema } from "./schema";
@@ -29,6 +30,12 @@ export const WORK_KINDS = {
   revision: "revision",
   /** One sent copy replaced (PUT) or deleted (DELETE). */
   copy: "copy",
+  /** Whether a fanned-out request is final yet; writes and publishes its `completed` event. */
+  completionCheck: "completion-check",
+  /** A read receipt from a user's 1:1 chat: marks their deliveries read. */
+  readReceipt: "read-receipt",
+  /** One row's events POSTed to the webhook, in order (its own session: not the Teams pace). */
+  webhook: "webhook",
 } as const;
 
 export type WorkKind = (typeof WORK_KINDS)[keyof typeof WORK_KINDS];
@@ -48,6 +55,18 @@ const id = z.string().trim().min(1).max(1024);
 export function sessionOf(tenant: string): string {
   const lower = tenant.trim().toLowerCase();
   return lower.length <= MAX_SESSION_ID_LENGTH ? lower : `t-${shortHash(lower)}`;
+}
+
+/**
+ * The session a kind of work runs in: the tenant's, except webhook posts, which call no Teams
+ * API and must not hold the tenant's calls while a slow receiver answers: a session of their
+ * own per tenant (`~events` after the tenant's).
+ */
+export function sessionFor(kind: WorkKind, tenant: string): string {
+  const session = sessionOf(tenant);
+  return kind === WORK_KINDS.webhook
+    ? `${session.slice(0, MAX_SESSION_ID_LENGTH - 7)}~events`
+    : session;
 }
 
 /**
@@ -84,32 +103,19 @@ export const deliveryWorkSchema = z.object({
   correlationId: z.string().max(128).optional(),
   /** Proactive install: the Graph install slot this item was scheduled for (reserved already). */
   installSlotAt: z.iso.datetime().optional(),
+  /**
+   * The request's only recipient (delivered from its dispatch): its final write also records the
+   * request's `completed` event.
+   */
+  sole: z.boolean().optional(),
 });
 export type DeliveryWork = z.infer<typeof deliveryWorkSchema>;
 
-export const revisionWorkSchema = z.object({
-  tenantId,
-  requestId: z.string().min(1).max(128),
-  operation: z.enum(["update", "recall"]),
-  /** The request's revision when the operation was accepted. */
-  revision: z.number().int().min(1),
-  correlationId: z.string().max(128).optional(),
-  /** 1 for the first pass; each later pass looks again at what was still under way. */
-  round: z.number().int().min(1),
-});
-export type RevisionWork = z.infer<typeof revisionWorkSchema>;
-
-export const copyWorkSchema = z.object({
-  tenantId,
-  requestId: z.string().min(1).max(128),
-  recipient: recipientSchema,
-  operation: z.enum(["update", "recall"]),
-  /** Update: the copy moves to at least this revision (never back). */
-  revision: z.number().int().min(1),
-  attempt: z.number().int().min(1),
-  correlationId: z.string().max(128).optional(),
-});
-export type CopyWork = z.infer<typeof copyWorkSchema>;
+/** The work item without a reserved install slot (proactive-install.ts). */
+export function withoutInstallSlot(work: DeliveryWork): DeliveryWork {
+  const { installSlotAt: _slot, ...rest } = work;
+  return rest;
+}
 
 /** Names the team; the service URL comes from the stored team reference, never from here. */
 export const rosterSyncWorkSchema = z.object({
@@ -154,6 +160,45 @@ export const relayWorkSchema = z.object({
 });
 export type RelayWork = z.infer<typeof relayWorkSchema>;
 
+export const completionWorkSchema = z.object({
+  tenantId,
+  requestId: z.string().min(1).max(128),
+  correlationId: z.string().max(128).optional(),
+  /** Which look this is (1 after the fan-out); the next is scheduled later and later. */
+  check: z.number().int().min(1),
+  /** Recipients the previous look found pending: no progress since means a longer wait. */
+  pending: z.number().int().min(0).optional(),
+});
+export type CompletionWork = z.infer<typeof completionWorkSchema>;
+
+export const readReceiptWorkSchema = z.object({
+  tenantId,
+  teamsUserId: id,
+  /** Teams' message ids in a 1:1 chat are numbers: every message up to this one is read. */
+  lastReadMessageId: z.string().regex(/^\d{1,20}$/),
+  /** When Teams sent the receipt. */
+  readAt: z.iso.datetime(),
+});
+export type ReadReceiptWork = z.infer<typeof readReceiptWorkSchema>;
+
+const cloudEventSchema = z.custom<CloudEvent>(isCloudEvent, "must be a CloudEvent");
+
+/** The row whose events a webhook work item posts: a recipient's, or the request's own. */
+export const REQUEST_STREAM = "~request";
+
+export const webhookWorkSchema = z.object({
+  tenantId,
+  requestId: z.string().min(1).max(128),
+  /** The recipient key of the ledger row, or `REQUEST_STREAM`. */
+  stream: z.string().min(1).max(1024),
+  /** The row's events in order; those already posted (the cursor) are skipped. */
+  events: z.array(cloudEventSchema).min(1).max(200),
+  attempt: z.number().int().min(1),
+  /** Times a request's final event on this row waited for the request's `accepted`. */
+  held: z.number().int().min(0).optional(),
+});
+export type WebhookWork = z.infer<typeof webhookWorkSchema>;
+
 /** What the trigger tells about the message being processed. */
 export interface QueueMessageInfo {
   readonly messageId: string;
@@ -179,7 +224,7 @@ export function workMessage(
   return {
     body,
     messageId,
-    sessionId: sessionOf(tenant),
+    sessionId: sessionFor(kind, tenant),
     ...(extra.correlationId !== undefined ? { correlationId: extra.correlationId } : {}),
     applicationProperties: { [WORK_KIND_PROPERTY]: kind, ...extra.properties },
   };
@@ -225,41 +270,6 @@ export function dispatchMessage(
 }
 
 /**
- * A request's update or recall pass. One id per (request, operation, revision, round): a
- * redelivered acceptance, or a pass scheduled twice, collapses at the broker.
- */
-export function revisionMessage(work: RevisionWork): OutgoingMessage {
-  return workMessage(
-    WORK_KINDS.revision,
-    work.tenantId,
-    work,
-    `v-${shortHash(work.tenantId.toLowerCase(), work.requestId, work.operation, work.revision, work.round)}`,
-    { correlationId: work.correlationId, properties: { requestId: work.requestId } },
-  );
-}
-
-/**
- * One copy's change. Its id is derived from (request, recipient, operation, revision, attempt),
- * so passes that find the same copy still to change queue it once; `unique` for a deferral.
- */
-export function copyMessage(work: CopyWork, options: { unique?: boolean } = {}): OutgoingMessage {
-  const key = recipientKey(work.recipient);
-  const parts = [
-    work.tenantId.toLowerCase(),
-    work.requestId,
-    key,
-    work.operation,
-    work.revision,
-    work.attempt,
-  ];
-  const messageId = `c-${shortHash(...parts, ...(options.unique === true ? [randomUUID()] : []))}`;
-  return workMessage(WORK_KINDS.copy, work.tenantId, work, messageId, {
-    correlationId: work.correlationId,
-    properties: { requestId: work.requestId, attempt: work.attempt },
-  });
-}
-
-/**
  * A team's roster sync. Teams sends two install events for one team install (installationUpdate
  * and conversationUpdate), close together: one id per team and ten-minute window makes the
  * broker keep one, while a re-install later still syncs again.
@@ -298,12 +308,60 @@ export function relayMessage(work: RelayWork): OutgoingMessage {
   );
 }
 
+/**
+ * A completion check. One id per request and look, so a redone fan-out schedules its first look
+ * once; each look schedules the next.
+ */
+export function completionMessage(work: CompletionWork): OutgoingMessage {
+  return workMessage(
+    WORK_KINDS.completionCheck,
+    work.tenantId,
+    work,
+    `cc-${shortHash(work.tenantId.toLowerCase(), work.requestId, work.check)}`,
+    { correlationId: work.correlationId, properties: { requestId: work.requestId } },
+  );
+}
+
+/** One per receipt: Teams redelivering the same receipt collapses at the broker. */
+export function readReceiptMessage(work: ReadReceiptWork): OutgoingMessage {
+  return workMessage(
+    WORK_KINDS.readReceipt,
+    work.tenantId,
+    work,
+    `rr-${shortHash(work.tenantId.toLowerCase(), work.teamsUserId, work.lastReadMessageId)}`,
+  );
+}
+
+/**
+ * A row's events for the webhook. The id is the row's and how many events it holds, so a
+ * republish of the same events collapses at the broker; a retry (`unique`) is a new message.
+ */
+export function webhookMessage(
+  work: WebhookWork,
+  options: { unique?: boolean } = {},
+): OutgoingMessage {
+  const base = shortHash(
+    work.tenantId.toLowerCase(),
+    work.requestId,
+    work.stream,
+    work.events.length,
+  );
+  return workMessage(
+    WORK_KINDS.webhook,
+    work.tenantId,
+    work,
+    options.unique === true ? `wh-${shortHash(base, work.attempt, randomUUID())}` : `wh-${base}`,
+    { properties: { requestId: work.requestId, attempt: work.attempt } },
+  );
+}
+
 export function deliveryWork(
   requestId: string,
   tenant: string,
   recipient: Recipient,
   attempt: number,
   correlationId: string | undefined,
+  options: { sole?: boolean } = {},
 ): DeliveryWork {
   return {
     requestId,
@@ -311,5 +369,6 @@ export function deliveryWork(
     recipient,
     attempt,
     ...(correlationId !== undefined ? { correlationId } : {}),
+    ...(options.sole === true ? { sole: true } : {}),
   };
 }

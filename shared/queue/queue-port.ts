@@ -8,6 +8,8 @@ export interface OutgoingMessage {
   /** Becomes the Service Bus message id (broker duplicate detection). */
   readonly messageId?: string;
   readonly correlationId?: string;
+  /** The body's media type; `application/json` unless given (events: CloudEvents JSON). */
+  readonly contentType?: string;
   /** Required on the session-enabled work queue: the tenant (see work-items.ts `sessionOf`). */
   readonly sessionId?: string;
   /** Routing and diagnostics; `kind` tells internal work items from LOB requests. */

@@ -24,7 +24,7 @@ export type QueueSender = Pick<
 export function toServiceBusMessage(message: OutgoingMessage): ServiceBusMessage {
   return {
     body: message.body,
-    contentType: "application/json",
+    contentType: message.contentType ?? "application/json",
     ...(message.messageId !== undefined ? { messageId: message.messageId } : {}),
     ...(message.correlationId !== undefined ? { correlationId: message.correlationId } : {}),
     ...(message.sessionId !== undefined ? { sessionId: message.sessionId } : {}),

@@ -1,5 +1,6 @@
 import type { TableClient } from "@azure/data-tables";
 
+import type { CloudEvent } from "../model/cloud-event";
 import {
   type Recipient,
   recipientFromParts,
@@ -10,6 +11,7 @@ import {
 import { chunks, mapLimited } from "../util/collections";
 import { withoutUndefined } from "./entities";
 import { type RequestKey, requestRowKey } from "./notification-requests";
+import { eventsJson, parseEvents } from "./stored-events";
 import { encodeKey, isRestError, odata, type TableFactory, TABLES } from "./table-factory";
 
 /**
@@ -115,6 +117,13 @@ export interface Delivery {
   readonly createdAt: string;
   readonly updatedAt: string;
   readonly completedAt?: string | undefined;
+  /** When Teams said the user read the message (a read receipt); set once. */
+  readonly readAt?: string | undefined;
+  /**
+   * The events this row's transitions reported, in order (stored-events.ts): each written by the
+   * transition's own conditional write, then published.
+   */
+  readonly events?: readonly CloudEvent[] | undefined;
   /** The row's ETag: updates are conditional on it. */
   readonly etag: string;
 }
@@ -125,11 +134,12 @@ export type DeliveryPatch = Partial<
 >;
 
 /** A row as stored: the recipient as its kind and value, the keys; the rest field for field. */
-type DeliveryEntity = Omit<Delivery, "recipient" | "recipientKey" | "etag"> & {
+type DeliveryEntity = Omit<Delivery, "recipient" | "recipientKey" | "etag" | "events"> & {
   partitionKey: string;
   rowKey: string;
   recipientKind: string;
   recipientValue: string;
+  eventsJson?: string;
 };
 
 export interface NewDelivery {
@@ -138,6 +148,8 @@ export interface NewDelivery {
   /** Default `pending`; a final state records an outcome known up front (unknown team…). */
   readonly state?: DeliveryState;
   readonly lastError?: string;
+  /** The events of a row created final (its transition is its creation). */
+  readonly events?: readonly CloudEvent[];
 }
 
 /** What a claim writes: who holds the row, until when, and for which user. */
@@ -192,21 +204,24 @@ function fromEntity(entity: DeliveryEntity & { etag?: string; timestamp?: unknow
     recipientValue,
     etag,
     timestamp: _ts,
+    eventsJson: stored,
     ...fields
   } = entity;
   const recipient = recipientFromParts(recipientKind as RecipientKind, recipientValue);
+  const events = parseEvents(stored);
   return {
     ...fields,
     tenantId: fields.tenantId ?? "",
     recipientKey: recipientKey(recipient),
     recipient,
     attempts: fields.attempts ?? 0,
+    ...(events !== undefined ? { events } : {}),
     etag: etag ?? "",
   };
 }
 
 function toEntity(delivery: Omit<Delivery, "etag"> & { etag?: string }): DeliveryEntity {
-  const { recipient, recipientKey: key, etag: _etag, ...fields } = delivery;
+  const { recipient, recipientKey: key, etag: _etag, events, ...fields } = delivery;
   const { kind, value } = recipientParts(recipient);
   return withoutUndefined({
     ...fields,
@@ -214,6 +229,7 @@ function toEntity(delivery: Omit<Delivery, "etag"> & { etag?: string }): Deliver
     rowKey: encodeKey(key),
     recipientKind: kind,
     recipientValue: value,
+    eventsJson: eventsJson(events),
   });
 }
 
@@ -351,6 +367,7 @@ export class DeliveryLedger {
       toEntity({
         ...this.fresh(request, row.recipientKey, row.recipient, row.state ?? "pending"),
         lastError: row.lastError,
+        events: row.events,
       }),
     );
     const counts = await mapLimited(

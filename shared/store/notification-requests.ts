@@ -2,10 +2,13 @@ import { createHash } from "node:crypto";
 
 import type { TableClient, TableEntity, TransactionAction } from "@azure/data-tables";
 
+import { HeraldError } from "../errors";
+import type { CloudEvent } from "../model/cloud-event";
 import type { NotificationMessage } from "../model/message";
 import { clip, type FieldError } from "../validation/json-guard";
 import { withoutUndefined } from "./entities";
 import { joinTextParts, MAX_STRING_PROPERTY, storedErrors, textParts } from "./limits";
+import { eventsJson, parseEvents } from "./stored-events";
 import { encodeKey, isRestError, odata, type TableFactory, TABLES } from "./table-factory";
 
 /**
@@ -75,6 +78,11 @@ export interface StoredRequest {
   /** The last unexpected error while processing the request itself, with its delivery count. */
   readonly lastError?: string | undefined;
   readonly deliveryCount?: number | undefined;
+  /**
+   * The request's own events (accepted, rejected, completed), in order, each written by the
+   * transition's conditional write (stored-events.ts). Change them only with `ifUnchanged`.
+   */
+  readonly events?: readonly CloudEvent[] | undefined;
   readonly createdAt: string;
   readonly updatedAt: string;
   readonly etag: string;
@@ -95,6 +103,7 @@ export type RequestPatch = Partial<
     | "revision"
     | "recalledAt"
     | "lastChangeId"
+    | "events"
   >
 >;
 
@@ -120,6 +129,7 @@ type RequestEntity = {
   errorsJson?: string;
   lastError?: string;
   deliveryCount?: number;
+  eventsJson?: string;
   createdAt: string;
   updatedAt: string;
 };
@@ -171,6 +181,7 @@ function fromEntity(entity: RequestEntity & { etag?: string }): StoredRequest {
     errors: parseJson<FieldError[]>(entity.errorsJson),
     lastError: entity.lastError,
     deliveryCount: entity.deliveryCount,
+    events: parseEvents(entity.eventsJson),
     createdAt: entity.createdAt,
     updatedAt: entity.updatedAt,
     etag: entity.etag ?? "",
@@ -200,6 +211,7 @@ function toEntity(request: Omit<StoredRequest, "etag">): RequestEntity {
     lastError:
       request.lastError === undefined ? undefined : clip(request.lastError, MAX_LAST_ERROR),
     deliveryCount: request.deliveryCount,
+    eventsJson: eventsJson(request.events),
     createdAt: request.createdAt,
     updatedAt: request.updatedAt,
   });
@@ -419,6 +431,8 @@ export class NotificationRequestStore {
     patch: RequestPatch,
     options: { ifUnchanged?: boolean } = {},
   ): Promise<StoredRequest | "conflict"> {
+    if (patch.events !== undefined && options.ifUnchanged !== true)
+      throw new HeraldError("a request's events change only with ifUnchanged");
     const table = await this.table();
     const next = toEntity({ ...current, ...patch, updatedAt: this.clock().toISOString() });
     try {
@@ -433,6 +447,8 @@ export class NotificationRequestStore {
                 ...(patch.lastError !== undefined ? { lastError: next.lastError } : {}),
                 ...(patch.errors !== undefined ? { errorsJson: next.errorsJson } : {}),
                 errors: undefined,
+                // Events only ever change with ifUnchanged (a merge could lose a concurrent one).
+                events: undefined,
                 updatedAt: next.updatedAt,
               }),
               "Merge",

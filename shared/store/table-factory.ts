@@ -3,7 +3,6 @@ import { createHash } from "node:crypto";
 import type { TableClient, TableServiceClient } from "@azure/data-tables";
 import type { TokenCredential } from "@azure/identity";
 
-import type { Config } from "../config";
 import { MAX_ENCODED_KEY_LENGTH } from "./limits";
 
 /*
@@ -32,11 +31,23 @@ export const TABLES = {
   requests: "Requests",
   deliveries: "Deliveries",
   deadLetters: "DeadLetters",
+  /** Sent, not yet read deliveries by user (read receipts). */
+  unread: "Unread",
+  /** Webhook cursors (events posted per row) and the webhook's state. */
+  webhooks: "Webhooks",
 } as const;
 
 export type TableName = (typeof TABLES)[keyof typeof TABLES];
 
-export type TableConfig = Pick<Config, "tables" | "tableNamePrefix">;
+/** How the Table service is reached: settings parse into this (shared/config.ts). */
+export type TableConnection =
+  | { kind: "connectionString"; connectionString: string }
+  | { kind: "identity"; endpoint: string; clientId?: string };
+
+export interface TableConfig {
+  readonly tables: TableConnection;
+  readonly tableNamePrefix: string;
+}
 
 function credentialFor(clientId: string | undefined): TokenCredential {
   const identity = identitySdk();

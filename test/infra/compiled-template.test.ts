@@ -16,12 +16,14 @@ import {
   PLATFORM_SETTINGS,
   SETTING_NAMES,
 } from "../../shared/config";
+import { LocalTopic } from "../../shared/queue/local-topic";
 import {
   allResources,
   type ArmResource,
   type ArmTemplate,
   armText,
   arrayItems,
+  evaluateArm,
   expressionOf,
   modulesOf,
   objectKeys,
@@ -135,6 +137,10 @@ function grants(): Grant[] {
 }
 
 const identity = "reference('identity').outputs.principalId.value";
+const TENANT_A = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+const TENANT_B = "5e2c7a9d-3b1f-4c8e-a6d4-9f0b2e7c1a35";
+const TENANT_C = "0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9";
+const TENANT_D = "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a";
 const lob = "parameters('lobSenderPrincipalId')";
 const queueScope = (param: string): string =>
   `resourceId('Microsoft.ServiceBus/namespaces/queues', parameters('name'), parameters('${param}'))`;
@@ -197,10 +203,18 @@ describeCompiled(`main.bicep compiled by the Bicep CLI (pinned ${BICEP_VERSION})
       (s) =>
         !(PLATFORM_SETTINGS as readonly string[]).includes(s) &&
         !(LOCAL_ONLY_SETTINGS as readonly string[]).includes(s) &&
-        !["TableStorageConnection", "ServiceBusConnection", "MicrosoftAppPassword"].includes(s),
+        ![
+          "TableStorageConnection",
+          "ServiceBusConnection",
+          "MicrosoftAppPassword",
+          "EventWebhookSecret",
+        ].includes(s),
     );
     expect(expected.filter((s) => !always.includes(s))).toEqual([]);
-    expect(keys.filter((k) => k.conditional).map((k) => k.value)).toEqual(["MicrosoftAppPassword"]);
+    expect(keys.filter((k) => k.conditional).map((k) => k.value)).toEqual([
+      "MicrosoftAppPassword",
+      "EventWebhookSecret",
+    ]);
     const known = new Set<string>([...SETTING_NAMES, ...HOST_SETTINGS]);
     const identityBased = /^(AzureWebJobsStorage|ServiceBusConnection|TableStorageConnection)__/;
     expect(always.filter((k) => !known.has(k) && !identityBased.test(k))).toEqual([]);
@@ -260,6 +274,80 @@ describeCompiled(`main.bicep compiled by the Bicep CLI (pinned ${BICEP_VERSION})
     expect(lobGrants).toHaveLength(1);
   });
 
+  it("publishes events to a topic with duplicate detection, Herald's identity only its Sender", () => {
+    const [topic] = ofType("Microsoft.ServiceBus/namespaces/topics");
+    expect(topic!.resource.properties?.requiresDuplicateDetection).toBe(true);
+    const onTopic = grants().filter((g) =>
+      g.scope.startsWith("resourceId('Microsoft.ServiceBus/namespaces/topics',"),
+    );
+    expect(onTopic).toEqual([
+      expect.objectContaining({
+        principal: identity,
+        role: BUILT_IN_ROLES.serviceBusDataSender,
+        conditional: false,
+      }),
+    ]);
+  });
+
+  it("gives each event subscriber Data Receiver on its own subscription only", () => {
+    const [roles] = ofType("Microsoft.Authorization/roleAssignments").filter(
+      (r) => r.resource.copy?.name === "eventSubscriberRoles",
+    );
+    expect(roles!.resource.scope).toBe(
+      "[resourceId('Microsoft.ServiceBus/namespaces/topics/subscriptions', parameters('name'), parameters('eventTopicName'), parameters('eventSubscribers')[copyIndex()].name)]",
+    );
+    expect(roles!.resource.properties?.principalId).toBe(
+      "[parameters('eventSubscribers')[copyIndex()].principalId]",
+    );
+    const receiver = roles!.scope.template.variables?.serviceBusDataReceiver;
+    expect(receiver).toBe(BUILT_IN_ROLES.serviceBusDataReceiver);
+    expect(roles!.resource.dependsOn).toContain(
+      "[format('eventSubscriptionFilters[{0}]', copyIndex())]",
+    );
+  });
+
+  it("filters each subscription to its tenants: the compiled filter, run by the local topic, shows an app its tenants' events and no other's", () => {
+    const [rules] = ofType("Microsoft.ServiceBus/namespaces/topics/subscriptions/rules");
+    const sql = (rules!.resource.properties?.sqlFilter as { sqlExpression: string }).sqlExpression;
+    const subscribers = [
+      { name: "erp", tenantIds: [TENANT_A.toUpperCase()], principalId: "p1" },
+      { name: "crm", tenantIds: [TENANT_B, TENANT_C], principalId: "p2" },
+    ];
+    const filters = subscribers.map((_, copyIndex) =>
+      String(
+        evaluateArm(expressionOf(sql)!, {
+          parameters: { eventSubscribers: subscribers },
+          copyIndex,
+        }),
+      ),
+    );
+    expect(filters[0]).toBe(`tenantId IN ('${TENANT_A}')`);
+
+    const directory = mkdtempSync(path.join(tmpdir(), "herald-filter-"));
+    const topic = new LocalTopic({ directory });
+    try {
+      subscribers.forEach((s, i) => topic.subscribe(s.name, filters[i]));
+      const tenants = [TENANT_A, TENANT_B, TENANT_C, TENANT_D];
+      topic.publish(
+        tenants.map((tenantId, n) => ({
+          body: { id: `e${n}` },
+          messageId: `e${n}`,
+          applicationProperties: { tenantId, type: "herald.delivery.sent", requestId: "r" },
+        })),
+      );
+      const seen = (name: string) =>
+        topic
+          .subscription(name)
+          .receive(10)
+          .map((m) => m.applicationProperties.tenantId);
+      expect(seen("erp")).toEqual([TENANT_A]);
+      expect(seen("crm")).toEqual([TENANT_B, TENANT_C]);
+    } finally {
+      topic.close();
+      rmSync(directory, { recursive: true, force: true });
+    }
+  });
+
   it("alerts on dead letters of each queue, from the namespace's DeadletteredMessages metric", () => {
     const [deadLetters] = ofType("Microsoft.Insights/metricAlerts");
     expect(deadLetters!.resource.copy?.count).toBe("[length(parameters('queueNames'))]");
@@ -275,7 +363,7 @@ describeCompiled(`main.bicep compiled by the Bicep CLI (pinned ${BICEP_VERSION})
     ]);
   });
 
-  it("alerts on failure share, 429 share and function errors from the lines Herald logs", () => {
+  it("alerts on failure share, 429 share, a webhook turned off and function errors from the lines Herald logs", () => {
     const alerts = moduleNamed("alerts");
     const logAlerts = alerts.scope.template.variables?.logAlerts as {
       key: string;
@@ -285,8 +373,12 @@ describeCompiled(`main.bicep compiled by the Bicep CLI (pinned ${BICEP_VERSION})
     expect(logAlerts.map((a) => a.key)).toEqual([
       "failed-share",
       "throttled-share",
+      "webhook-disabled",
       "function-errors",
     ]);
+    expect(String(alerts.scope.template.variables?.webhookDisabledQuery)).toContain(
+      '"events.webhookDisabled"',
+    );
     const heraldMetrics = String(alerts.scope.template.variables?.heraldMetrics);
     // The lines shared/notifications/metrics.ts writes: `metric <name> {"metric":…,"value":…}`.
     expect(heraldMetrics).toContain('where message startswith "metric "');

@@ -33,8 +33,15 @@ import {
 /** Connection strings are for local development; Azure uses the identity-based form. */
 const LOCAL_CONNECTION_STRINGS = ["TableStorageConnection", "ServiceBusConnection"];
 
-/** Needed only when the bot is SingleTenant: set conditionally, from a @secure() parameter. */
-const SINGLE_TENANT_SECRETS = ["MicrosoftAppPassword"];
+/**
+ * Secrets set only when they are needed, each from a @secure() parameter: the SingleTenant bot's
+ * client secret, the event webhook's signing secret (with a webhook URL).
+ */
+const CONDITIONAL_SECRETS: Record<string, RegExp> = {
+  MicrosoftAppPassword: /^botAppType == 'SingleTenant' \? (?<param>botAppPassword) : ''$/,
+  EventWebhookSecret: /^empty\(eventWebhookUrl\) \? '' : (?<param>eventWebhookSecret)$/,
+};
+const SECRET_SETTINGS = Object.keys(CONDITIONAL_SECRETS);
 
 /** `<connection>__<property>` settings the Functions host and the Azure SDKs read for identity-based connections. */
 const IDENTITY_CONNECTIONS = [
@@ -71,7 +78,7 @@ const expectedInAzure = codeSettings.filter(
     !(PLATFORM_SETTINGS as readonly string[]).includes(s) &&
     !(LOCAL_ONLY_SETTINGS as readonly string[]).includes(s) &&
     !LOCAL_CONNECTION_STRINGS.includes(s) &&
-    !SINGLE_TENANT_SECRETS.includes(s),
+    !SECRET_SETTINGS.includes(s),
 );
 const allowedInAzure = new Set<string>([
   ...codeSettings,
@@ -123,18 +130,22 @@ describe("Function App settings in Bicep", () => {
     expect(settings.filter((e) => forbidden.includes(e.name)).map((e) => e.name)).toEqual([]);
   });
 
-  it("sets the SingleTenant client secret only conditionally, from a @secure() parameter", () => {
-    for (const name of SINGLE_TENANT_SECRETS) {
+  it.each(Object.entries(CONDITIONAL_SECRETS))(
+    "sets %s only conditionally, from a @secure() parameter",
+    (name, passedAs) => {
       const entry = byName.get(name);
       expect(entry?.conditional).toBe(true);
       const source = entry!.value;
       const param = source.doc.find("param", source.node.text);
       expect(param?.decorators.has("secure")).toBe(true);
-      // main.bicep passes it only for SingleTenant.
+      // main.bicep passes it only when it is needed.
       const passed = project.argumentFor(source.doc, source.node.text);
-      expect(passed?.node.text).toMatch(/^botAppType == 'SingleTenant' \? botAppPassword : ''$/);
-    }
-  });
+      const match = passedAs.exec(passed?.node.text ?? "");
+      expect(match).not.toBeNull();
+      const top = project.main.get("param", match!.groups!.param!);
+      expect(top.decorators.has("secure")).toBe(true);
+    },
+  );
 
   it("connects with the Function App's managed identity, never a key", () => {
     for (const entry of settings.filter((e) => e.name.endsWith("__clientId"))) {
@@ -205,6 +216,16 @@ describe("Function App settings in Bicep", () => {
     expect(byName.get("ProactiveInstall")!.value.node.text).toBe("string(proactiveInstall)");
     const fallback = project.main.valueOf(project.main.get("param", "proactiveInstall"));
     expect(fallback?.text).toBe(codeDefault("ProactiveInstall"));
+  });
+
+  it("turns delivery events on and names the events topic by default, as the code does", () => {
+    expect(byName.get("NotificationEvents")!.value.node.text).toBe("string(notificationEvents)");
+    const fallback = project.main.valueOf(project.main.get("param", "notificationEvents"));
+    expect(fallback?.text).toBe(codeDefault("NotificationEvents"));
+    expect(project.literal(byName.get("EventTopicName")!.value)).toBe(
+      codeDefault("EventTopicName"),
+    );
+    expect(project.literal(byName.get("EventWebhookUrl")!.value)).toBe("");
   });
 
   it("gives Herald the same Teams app id the deployment publishes for the manifest", () => {
@@ -338,15 +359,18 @@ describe("queue and table names", () => {
 });
 
 describe("roles", () => {
+  const resourcesOf = (type: string) => resourcesOfType(project, "service-bus.bicep", type);
   const identity = "identity.outputs.principalId";
   const intake = "notificationsQueueRoleAssignments";
   const work = "workQueueRoleAssignments";
+  const topic = "eventTopicRoleAssignments";
 
   function grants(): RoleGrant[] {
     return [
       ...roleGrants(project, "storage.bicep", "roleAssignments"),
       ...roleGrants(project, "service-bus.bicep", intake),
       ...roleGrants(project, "service-bus.bicep", work),
+      ...roleGrants(project, "service-bus.bicep", topic),
       ...roleGrants(project, "monitoring.bicep", "roleAssignments"),
     ];
   }
@@ -404,6 +428,29 @@ describe("roles", () => {
     expect(grants().filter((g) => g.param === work && g.conditional)).toEqual([]);
   });
 
+  it("grant the function identity only Data Sender on the events topic", () => {
+    expect(rolesOf(identity, topic)).toEqual([BUILT_IN_ROLES.serviceBusDataSender]);
+    expect(grants().filter((g) => g.param === topic && g.principal !== identity)).toEqual([]);
+  });
+
+  it("grant each event subscriber Data Receiver on its own subscription, after its filter", () => {
+    const [roles] = resourcesOf("Microsoft.Authorization/roleAssignments").filter(
+      (r) => r.declaration.name === "eventSubscriberRoles",
+    );
+    expect(roles).toBeDefined();
+    const loop = roles!.declaration.node.namedChildren.at(-1)!;
+    expect(loop.type).toBe("for_statement");
+    expect(loop.text).toMatch(/^\[\s*for \(subscriber, i\) in eventSubscribers:/);
+    expect(property(roles!.body, "scope")?.text).toBe("eventSubscriptions[i]");
+    expect(at(roles!.body, "properties.principalId")?.text).toBe("subscriber.principalId");
+    expect(at(roles!.body, "properties.roleDefinitionId")?.text).toContain(
+      "serviceBusDataReceiver",
+    );
+    expect(property(roles!.body, "dependsOn")?.text).toContain("eventSubscriptionFilters[i]");
+    const receiver = roles!.doc.valueOf(roles!.doc.get("var", "serviceBusDataReceiver"));
+    expect(stringLiteral(receiver!)).toBe(BUILT_IN_ROLES.serviceBusDataReceiver);
+  });
+
   it("grant an optional LOB principal Data Sender on the intake queue and nothing else", () => {
     const lob = grants().filter((g) => g.principal === "lobSenderPrincipalId");
     expect(lob).toHaveLength(1);
@@ -424,6 +471,7 @@ describe("roles", () => {
     ["storage.bicep", "roleAssignments", "Microsoft.Storage/storageAccounts"],
     ["service-bus.bicep", intake, "Microsoft.ServiceBus/namespaces/queues"],
     ["service-bus.bicep", work, "Microsoft.ServiceBus/namespaces/queues"],
+    ["service-bus.bicep", topic, "Microsoft.ServiceBus/namespaces/topics"],
     ["monitoring.bicep", "roleAssignments", "Microsoft.Insights/components"],
   ])("scope the role assignments of %s to the resource (%s on %s)", (file, param, scopeType) => {
     const assignments = resourcesOfType(

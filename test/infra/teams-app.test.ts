@@ -77,6 +77,15 @@ describe("Teams app manifest template", () => {
     });
   });
 
+  it("asks for the read-receipt permission in the user's 1:1 chat, so Teams sends read receipts", () => {
+    const manifest = filled as {
+      authorization?: { permissions?: { resourceSpecific?: unknown[] } };
+    };
+    expect(manifest.authorization?.permissions?.resourceSpecific).toEqual([
+      { name: "ChatMessageReadReceipt.Read.Chat", type: "Application" },
+    ]);
+  });
+
   it("only uses placeholders the packager fills", () => {
     const placeholders = [...template.matchAll(/\{\{(\w+)\}\}/g)].map((m) => m[1]);
     const known = Object.keys(packageValuesSchema.shape);

@@ -77,7 +77,7 @@ describe("notification delivery (Service Bus trigger, Azurite, Teams simulator)"
     for (const u of users) await h.seedUser(u, h.sim.personalConversationId(u));
     const request = h.request({ recipients: users.map((u) => ({ teamsUserId: u.id })) });
     await h.deliver({ body: request, messageId: request.id });
-    const items = h.queue.takeAll();
+    const items = h.queue.takeAll("delivery");
     expect(items).toHaveLength(2);
     for (const deliveryCount of [1, 2, 3])
       for (const item of items)
@@ -89,7 +89,7 @@ describe("notification delivery (Service Bus trigger, Azurite, Teams simulator)"
         });
 
     for (const u of users) expect(h.sim.messagesToUser(u)).toHaveLength(1);
-    expect(h.queue.waiting).toHaveLength(0);
+    expect(h.queue.waitingOf("delivery")).toHaveLength(0);
   });
 
   it("reschedules a 429 with Retry-After 2 s no earlier than 2 s later, then succeeds", async () => {

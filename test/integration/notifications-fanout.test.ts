@@ -27,7 +27,7 @@ describe("notification fan-out", () => {
     const request = h.request({ recipients });
     await h.deliver({ body: request, messageId: request.id });
 
-    expect(h.queue.takeAll()).toHaveLength(10_000);
+    expect(h.queue.takeAll("delivery")).toHaveLength(10_000);
     expect(await rows(h, request.id)).toHaveLength(10_000);
     expect((await h.requests.get(h.key(request.id)))?.state).toBe("dispatched");
   });

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 
-import { InvocationContext } from "@azure/functions";
+import { HttpRequest, InvocationContext } from "@azure/functions";
 
 import {
   createHeraldServices,
@@ -64,6 +64,8 @@ export class NotificationsHarness {
     readonly config: Config,
     /** The internal work queue. */
     readonly queue: MemoryQueue,
+    /** The events topic, in memory (a test that passes `events` gets its own there instead). */
+    readonly topic: MemoryQueue,
     readonly tables: TableFactory,
     readonly herald: HeraldServices,
     readonly clock: TestClock,
@@ -92,15 +94,17 @@ export class NotificationsHarness {
     // No duplicate detection: these tests take messages off the queue and hand them back
     // themselves (a redelivery), which a broker that still held them would not see as new.
     const queue = new MemoryQueue(clock.now, { duplicateDetectionWindowMs: 0 });
+    const topic = new MemoryQueue(clock.now);
     const services = createHeraldServices(config, memoryLogger(), {
       queue,
+      events: topic,
       tables,
       botId: sim.botId,
       clock: clock.now,
       pacing: { now: () => clock.now().getTime() },
       ...options,
     });
-    return new NotificationsHarness(sim, config, queue, tables, services, clock);
+    return new NotificationsHarness(sim, config, queue, topic, tables, services, clock);
   }
 
   /**
@@ -124,6 +128,24 @@ export class NotificationsHarness {
         ...this.asTrigger(dispatch),
         ...(message.deliveryCount !== undefined ? { deliveryCount: message.deliveryCount } : {}),
       });
+  }
+
+  /** An activity posted to the bot endpoint as Teams posts it (anonymous); the HTTP status. */
+  async postActivity(activity: unknown): Promise<number> {
+    const response = await this.herald.messages(
+      new HttpRequest({
+        method: "POST",
+        url: "http://127.0.0.1:7071/api/messages",
+        headers: { "content-type": "application/json" },
+        body: { string: JSON.stringify(activity) },
+      }),
+      new InvocationContext({
+        invocationId: randomUUID(),
+        functionName: "messages",
+        logHandler: (level, ...args) => this.logs.push({ level, text: args.map(String).join(" ") }),
+      }),
+    );
+    return response.status ?? 200;
   }
 
   /** One message on the intake queue, leaving the dispatch it queues on the work queue. */

@@ -1,3 +1,4 @@
+import type { CloudEvent } from "../../shared/model/cloud-event";
 import type { RecordedMessage } from "../support/memory-queue";
 import { NotificationChanges, seedUsers } from "./notification-changes";
 import { NotificationsHarness } from "./notifications-harness";
@@ -355,6 +356,53 @@ describe("updating and recalling a sent notification", () => {
 
     expect(h.queue.takeAll()).toEqual([]);
     expect((await changes.status(request.id)).revision).toBe(1);
+  });
+
+  it("publishes herald.delivery.updated and herald.delivery.recalled, once per copy, with the revision", async () => {
+    const users = await seedUsers(h, 2);
+    const request = h.request({
+      recipients: users.map((u) => ({ teamsUserId: u.id })),
+      message: text("one"),
+    });
+    await h.deliver({ body: request, messageId: request.id });
+    await h.drain();
+    await changes.update(request.id, { message: text("two") });
+    await h.drain();
+    await changes.recall(request.id);
+    await h.drain();
+
+    const events = h.topic.sent
+      .map((m) => m.body as CloudEvent)
+      .filter((e) => (e.data as { requestId?: string }).requestId === request.id);
+    const ofType = (type: string) => events.filter((e) => e.type === type);
+    expect(ofType("herald.delivery.updated").map((e) => e.data)).toEqual([
+      expect.objectContaining({ state: "sent", revision: 2 }),
+      expect.objectContaining({ state: "sent", revision: 2 }),
+    ]);
+    expect(ofType("herald.delivery.recalled")).toHaveLength(2);
+    expect(new Set(events.map((e) => e.id)).size).toBe(events.length);
+    expect(JSON.stringify(events)).not.toContain("two");
+  });
+
+  it("publishes herald.delivery.cancelled for each recipient of a recalled scheduled request", async () => {
+    const users = await seedUsers(h, 2);
+    const request = h.request({
+      recipients: users.map((u) => ({ teamsUserId: u.id })),
+      notBefore: new Date(h.clock.now().getTime() + 3_600_000).toISOString(),
+    });
+    await h.deliver({ body: request, messageId: request.id });
+
+    await changes.recall(request.id);
+    await h.drain();
+
+    const cancelled = h.topic.sent
+      .map((m) => m.body as CloudEvent)
+      .filter(
+        (e) =>
+          e.type === "herald.delivery.cancelled" &&
+          (e.data as { requestId?: string }).requestId === request.id,
+      );
+    expect(cancelled).toHaveLength(2);
   });
 
   it("refuses an update without anything to change, naming the fields", async () => {

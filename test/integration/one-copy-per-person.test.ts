@@ -57,7 +57,7 @@ describe("one copy per person", () => {
         recipients: [{ aadObjectId: person.aadObjectId }, { teamsUserId: person.id }],
       });
       await h.deliver({ body: request, messageId: request.id });
-      const items = h.queue.takeAll();
+      const items = h.queue.takeAll("delivery");
       expect(items).toHaveLength(2);
       await Promise.all(items.map((item) => h.deliverQueued(item)));
       expect(h.sim.messagesToUser(person)).toHaveLength(1);

@@ -189,6 +189,21 @@ describe("notifications to users who never opened the bot (proactive install)", 
     // Graph told Herald who they are: neither the endpoint nor the welcome work asks Teams.
     const teamsCalls = h.sim.requests.slice(teamsCallsBefore).map((r) => r.route);
     expect(teamsCalls).toEqual(["sendActivity"]);
+    // The LOB app heard each step: the install, then the message, then the request's end.
+    const events = h.topic.sent
+      .map((m) => m.body as { type: string; source: string; data: Record<string, unknown> })
+      .filter((e) => e.source.endsWith(`/notifications/${request.id}`));
+    expect(events.map((e) => e.type)).toEqual([
+      "herald.notification.accepted",
+      "herald.delivery.installed",
+      "herald.delivery.sent",
+      "herald.notification.completed",
+    ]);
+    expect(events[1]?.data).toMatchObject({
+      state: "pending",
+      step: "waiting-for-chat",
+      installedAt: expect.any(String) as unknown,
+    });
   });
 
   it("reschedules after Graph's Retry-After when the install is throttled, then delivers", async () => {

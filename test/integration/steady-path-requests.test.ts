@@ -3,38 +3,64 @@ import { NotificationsHarness } from "./notifications-harness";
 
 /**
  * The steady path's cost in round trips to Table Storage, counted by a proxy in front of
- * Azurite (the benchmark's counter): a request to a known user whose 1:1 chat is stored.
+ * Azurite (the benchmark's counter): a request to a known user whose 1:1 chat is stored. The
+ * events ride on writes the path makes anyway (the request row carries `accepted`, the outcome
+ * `sent` and `completed`); the one request they add is the user's unread entry, which a read
+ * receipt needs.
  */
 describe("the steady path's Table requests", () => {
   let counter: TableRequestCounter;
-  let h: NotificationsHarness;
 
   beforeAll(async () => {
     const connectionString = process.env.HERALD_TEST_TABLES_CONNECTION;
     if (connectionString === undefined) throw new Error("Azurite is not running");
     counter = await TableRequestCounter.start({ connectionString, prefix: "" });
-    h = await NotificationsHarness.start({
+  });
+  afterAll(() => counter.close());
+
+  async function measure(settings: Record<string, string>) {
+    const h = await NotificationsHarness.start({
       TableStorageConnection: counter.target.connectionString,
+      ...settings,
+    });
+    try {
+      const user = h.sim.addUser();
+      await h.seedUser(user, h.sim.personalConversationId(user));
+      const request = h.request({ recipients: [{ aadObjectId: user.aadObjectId }] });
+      const before = counter.count;
+      const teamsBefore = h.sim.requests.length;
+      await h.deliver({ body: request, messageId: request.id });
+      return {
+        tableRequests: counter.count - before,
+        teamsCalls: h.sim.requests.length - teamsBefore,
+        messages: h.sim.messagesToUser(user).length,
+        events: h.topic.sent.map((m) => (m.body as { type: string }).type),
+      };
+    } finally {
+      await h.close();
+    }
+  }
+
+  it("delivers to a user named by AAD id in six Table requests and one Teams call with events on", async () => {
+    const measured = await measure({});
+
+    // The request row with its body and `accepted`, the user's index row and reference, the
+    // claim with the per-user guard, the outcome with `sent` and `completed`, the unread entry.
+    expect(measured).toEqual({
+      tableRequests: 6,
+      teamsCalls: 1,
+      messages: 1,
+      events: [
+        "herald.notification.accepted",
+        "herald.delivery.sent",
+        "herald.notification.completed",
+      ],
     });
   });
-  afterAll(async () => {
-    await h.close();
-    await counter.close();
-  });
 
-  it("delivers to a user named by AAD id in five Table requests and one Teams call", async () => {
-    const user = h.sim.addUser();
-    await h.seedUser(user, h.sim.personalConversationId(user));
-    const request = h.request({ recipients: [{ aadObjectId: user.aadObjectId }] });
-    const before = counter.count;
-    const teamsBefore = h.sim.requests.length;
+  it("delivers in five Table requests with NotificationEvents off, and publishes nothing", async () => {
+    const measured = await measure({ NotificationEvents: "false" });
 
-    await h.deliver({ body: request, messageId: request.id });
-
-    expect(h.sim.messagesToUser(user)).toHaveLength(1);
-    // The request row with its body, the user's index row and reference, the claim with the
-    // per-user guard, the outcome.
-    expect(counter.count - before).toBe(5);
-    expect(h.sim.requests.length - teamsBefore).toBe(1);
+    expect(measured).toEqual({ tableRequests: 5, teamsCalls: 1, messages: 1, events: [] });
   });
 });

@@ -58,6 +58,18 @@ export class ActivityBuilders {
   }
 
   /**
+   * A read receipt: the user read their 1:1 chat with the bot up to `lastReadMessageId` (Teams
+   * sends it when the app has `ChatMessageReadReceipt.Read.Chat` and receipts are on).
+   */
+  readReceipt(user: SimUser, lastReadMessageId: string): TeamsActivity {
+    return {
+      ...this.personalBase(user, "event"),
+      name: "application/vnd.microsoft.readReceipt",
+      value: { lastReadMessageId },
+    };
+  }
+
+  /**
    * The bot added to a team: `conversationUpdate` in the General channel with the bot in
    * `membersAdded` and `channelData.eventType` `teamMemberAdded`.
    */

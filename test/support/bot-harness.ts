@@ -70,6 +70,7 @@ export async function startBotHarness(options: BotHarnessOptions = {}): Promise<
   const queue = new MemoryQueue(clock);
   const herald = createHeraldServices(config, startupLog, {
     queue,
+    events: new MemoryQueue(clock),
     tables,
     clock,
     botId: sim.botId,

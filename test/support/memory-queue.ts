@@ -1,4 +1,8 @@
-import type { OutgoingMessage, QueuePort } from "../../shared/queue/queue-port";
+import {
+  type OutgoingMessage,
+  type QueuePort,
+  WORK_KIND_PROPERTY,
+} from "../../shared/queue/queue-port";
 
 /** A message as the in-memory queue holds it: what was sent, when, and when it becomes visible. */
 export interface RecordedMessage extends OutgoingMessage {
@@ -49,11 +53,24 @@ export class MemoryQueue implements QueuePort {
     return Promise.resolve();
   }
 
-  /** Removes and returns every message not yet taken, scheduled ones included. */
-  takeAll(): RecordedMessage[] {
-    const taken = this.pending;
-    this.pending = [];
+  /**
+   * Removes and returns every message not yet taken, scheduled ones included; with `kind`, only
+   * the work items of that kind (`heraldKind`), the others left waiting.
+   */
+  takeAll(kind?: string): RecordedMessage[] {
+    if (kind === undefined) {
+      const taken = this.pending;
+      this.pending = [];
+      return taken;
+    }
+    const taken = this.waitingOf(kind);
+    this.remove(taken);
     return taken;
+  }
+
+  /** Work items of one kind not yet taken. */
+  waitingOf(kind: string): RecordedMessage[] {
+    return this.pending.filter((m) => m.applicationProperties?.[WORK_KIND_PROPERTY] === kind);
   }
 
   /** Takes the given messages off the queue (a test delivering some of them itself). */

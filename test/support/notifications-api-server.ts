@@ -42,7 +42,7 @@ async function readBody(req: IncomingMessage): Promise<string> {
 
 /**
  * The real `functions/notifications-api.ts` handlers (over Azurite and an in-memory queue)
- * behind a plain node HTTP server with the Functions host's two routes and its function-key
+ * behind a plain node HTTP server with the Functions host's three routes and its function-key
  * check (`authLevel: "function"`: a missing or wrong `x-functions-key` is a 401).
  */
 export async function startNotificationsApiServer(
@@ -55,7 +55,7 @@ export async function startNotificationsApiServer(
   const queue = options.services?.queue ?? new MemoryQueue();
   const services =
     options.services?.notifications ??
-    createNotificationServices(testConfig(), memoryLogger(), { queue });
+    createNotificationServices(testConfig(), memoryLogger(), { queue, events: new MemoryQueue() });
   const api = createNotificationsApi(() => services);
   const calls: NotificationsApiServer["calls"] = [];
 
@@ -80,6 +80,7 @@ export async function startNotificationsApiServer(
       let handler: HttpHandler | undefined;
       let params: Record<string, string> = {};
       const statusRoute = /^\/api\/notifications\/([^/]+)$/.exec(url.pathname);
+      const eventsRoute = /^\/api\/notifications\/([^/]+)\/events$/.exec(url.pathname);
       if (req.method === "POST" && url.pathname === "/api/notifications") handler = api.enqueue;
       else if (statusRoute !== null) {
         const byMethod: Record<string, HttpHandler> = {
@@ -89,6 +90,9 @@ export async function startNotificationsApiServer(
         };
         handler = byMethod[req.method ?? ""];
         params = { id: decodeURIComponent(statusRoute[1]!) };
+      } else if (req.method === "GET" && eventsRoute !== null) {
+        handler = api.events;
+        params = { id: decodeURIComponent(eventsRoute[1]!) };
       }
       if (handler === undefined) return answer(404, undefined);
       const body = await readBody(req);

@@ -17,6 +17,7 @@ function status(
     ...counts,
   };
   const total = Object.values(all).reduce((a, b) => a + b, 0);
+  const read = 0;
   return {
     id: "r1",
     state,
@@ -27,7 +28,7 @@ function status(
     outdated: 0,
     createdAt: "2026-12-01T00:00:00Z",
     updatedAt: "2026-12-01T00:00:00Z",
-    counts: { ...all, total },
+    counts: { ...all, total, read },
     recipients: [],
     recipientsTruncated: false,
   };

@@ -71,9 +71,10 @@ describe("module layers", () => {
     expect(circles).toEqual([]);
   });
 
-  it("keeps the stores and the shared model below the notification pipeline", () => {
+  it("keeps the stores, the events and the shared model below the pipeline and the settings", () => {
     const above = ["shared/notifications/", "shared/bot/", "shared/cli/", "shared/client/"];
-    expect(arrows("shared/store/", above)).toEqual([]);
+    expect(arrows("shared/store/", [...above, "shared/config.ts", "shared/events/"])).toEqual([]);
+    expect(arrows("shared/events/", [...above, "shared/config.ts"])).toEqual([]);
     expect(arrows("shared/model/", [...above, "shared/store/", "shared/config.ts"])).toEqual([]);
   });
 

@@ -3,6 +3,7 @@ import type { CatalogAppIds } from "../../shared/graph/catalog-app-ids";
 import { GRAPH_INSTALL_PER_APP_PER_TENANT } from "../../shared/graph/graph-limits";
 import type { GraphPort } from "../../shared/graph/graph-port";
 import { memoryLogger } from "../../shared/logging";
+import { EventOutbox } from "../../shared/notifications/event-outbox";
 import { Pacer } from "../../shared/notifications/pacing";
 import {
   type ProactiveInstallDependencies,
@@ -89,6 +90,7 @@ function installer(graphPacer: Pacer) {
       sleep: () => Promise.resolve(),
     }),
     policy: { maxAttempts: 6, random: () => 0 },
+    outbox: EventOutbox.disabled(),
     clock: () => new Date(),
   };
   return {

@@ -2,6 +2,7 @@ import { CatalogAppIds } from "../../shared/graph/catalog-app-ids";
 import { GRAPH_INSTALL_PER_APP_PER_TENANT } from "../../shared/graph/graph-limits";
 import type { GraphPort } from "../../shared/graph/graph-port";
 import { memoryLogger } from "../../shared/logging";
+import { EventOutbox } from "../../shared/notifications/event-outbox";
 import { Pacer } from "../../shared/notifications/pacing";
 import { type InstallStep, ProactiveInstaller } from "../../shared/notifications/proactive-install";
 import { TenantWorkRunner } from "../../shared/notifications/tenant-work";
@@ -65,6 +66,7 @@ describe("proactive install slots", () => {
         sleep,
       }),
       policy: { maxAttempts: 6, random: () => 0 },
+      outbox: EventOutbox.disabled(),
       clock: () => new Date(now),
     });
     const row = (i: number): Delivery => ({

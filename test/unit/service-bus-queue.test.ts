@@ -83,6 +83,30 @@ describe("ServiceBusQueue", () => {
     ]);
   });
 
+  it("sends an event to the topic as structured CloudEvents JSON with its filterable properties", async () => {
+    const fake = new FakeSender();
+    const topic = new ServiceBusQueue(fake.asSender());
+    const event = { specversion: "1.0", id: "he-1", type: "herald.delivery.sent" };
+    await topic.enqueue([
+      {
+        body: event,
+        messageId: "he-1",
+        contentType: "application/cloudevents+json",
+        applicationProperties: { tenantId: "t", type: "herald.delivery.sent", requestId: "r" },
+      },
+    ]);
+    expect(fake.sentBatches).toEqual([
+      [
+        {
+          body: event,
+          messageId: "he-1",
+          contentType: "application/cloudevents+json",
+          applicationProperties: { tenantId: "t", type: "herald.delivery.sent", requestId: "r" },
+        },
+      ],
+    ]);
+  });
+
   it("sends many messages in as few batches as fit, in order", async () => {
     const fake = new FakeSender(1_000);
     const queue = new ServiceBusQueue(fake.asSender());

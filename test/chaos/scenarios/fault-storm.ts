@@ -106,6 +106,7 @@ export async function runFaultStorm(options: FaultStormOptions): Promise<FaultSt
     };
     const herald = createHeraldServices(config, memoryLogger(), {
       queue,
+      events: new MemoryQueue(),
       tables,
       connector,
       botId: sim.botId,

@@ -58,6 +58,7 @@ export async function runWelcomeStorm(options: WelcomeStormOptions): Promise<Wel
     const handlers = Array.from({ length: options.instances }, () =>
       createHeraldServices(config, memoryLogger(), {
         queue,
+        events: new MemoryQueue(),
         tables: new TableFactory(config),
         botId: sim.botId,
       }),

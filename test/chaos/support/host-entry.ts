@@ -14,7 +14,10 @@ import "../../../functions/notifications";
 import "../../../functions/notifications-api";
 import "../../../functions/work";
 
+import { existsSync, writeFileSync } from "node:fs";
+
 import { runNpmStart } from "../../../shared/local-host/main";
+import { setBeforePublishHookForTests } from "../../../shared/notifications/event-outbox";
 import { registeredFunctions } from "../../../shared/registry";
 
 export const READY_PREFIX = "HERALD_READY ";
@@ -26,6 +29,21 @@ function numberFrom(name: string): number | undefined {
   if (!Number.isFinite(value)) throw new Error(`${name}: not a number`);
   return value;
 }
+
+/**
+ * `HERALD_TEST_KILL_BEFORE_PUBLISH=<event type>`: the first time events of that type are about
+ * to be published (their transition's write done), the host writes their ids to
+ * `HERALD_TEST_KILL_MARKER` and SIGKILLs itself: the window between a write and its publish,
+ * hit deterministically. A start that finds the marker publishes normally.
+ */
+const killType = process.env.HERALD_TEST_KILL_BEFORE_PUBLISH;
+const killMarker = process.env.HERALD_TEST_KILL_MARKER;
+if (killType !== undefined && killMarker !== undefined && !existsSync(killMarker))
+  setBeforePublishHookForTests((events) => {
+    if (existsSync(killMarker) || !events.some((e) => e.type === killType)) return;
+    writeFileSync(killMarker, JSON.stringify(events.map((e) => ({ id: e.id, type: e.type }))));
+    process.kill(process.pid, "SIGKILL");
+  });
 
 const projectRoot = process.env.HERALD_CHAOS_ROOT;
 if (projectRoot === undefined) throw new Error("HERALD_CHAOS_ROOT is not set");

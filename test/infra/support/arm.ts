@@ -187,7 +187,71 @@ function resolve(value: ArmValue, scope: Scope): { value: ArmValue; scope: Scope
   if (expr.name === "parameters" && scope.parent?.parameters[name] !== undefined) {
     return resolve(scope.parent.parameters[name].value, scope.parent.scope);
   }
+  // A parameter of the top template: its default (what a deployment without the value gets).
+  const fallback = scope.template.parameters?.[name]?.defaultValue;
+  if (expr.name === "parameters" && scope.parent === undefined && fallback !== undefined)
+    return resolve(fallback, scope);
   return { value, scope };
+}
+
+/** What an expression is evaluated with: parameter values, the copy loop's index, lambda variables. */
+export interface ArmEnvironment {
+  readonly parameters: Readonly<Record<string, unknown>>;
+  readonly copyIndex?: number;
+  readonly lambdas?: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * Evaluates the few template functions Herald's filters are built with (`format`, `join`,
+ * `map`/`lambda`, `toLower`, `parameters`, `copyIndex`, member and index access), as Resource
+ * Manager would at deployment; anything else throws, so a test never guesses.
+ */
+export function evaluateArm(expr: ArmExpr, env: ArmEnvironment): unknown {
+  const value = (e: ArmExpr) => evaluateArm(e, env);
+  switch (expr.kind) {
+    case "string":
+    case "number":
+      return expr.value;
+    case "member": {
+      const target = value(expr.target) as Record<string, unknown>;
+      return target[expr.name];
+    }
+    case "index": {
+      const target = value(expr.target) as Record<string | number, unknown>;
+      return target[value(expr.index) as string | number];
+    }
+    case "call": {
+      const args = expr.args;
+      switch (expr.name) {
+        case "parameters":
+          return env.parameters[value(args[0]!) as string];
+        case "copyIndex":
+          return env.copyIndex ?? 0;
+        case "lambdaVariables":
+          return env.lambdas?.[value(args[0]!) as string];
+        case "toLower":
+          return String(value(args[0]!)).toLowerCase();
+        case "join":
+          return (value(args[0]!) as unknown[]).join(String(value(args[1]!)));
+        case "format": {
+          const [pattern, ...rest] = args.map(value);
+          return String(pattern).replace(/\{(\d+)\}/g, (_m, n: string) => String(rest[Number(n)]));
+        }
+        case "map": {
+          const items = value(args[0]!) as unknown[];
+          const lambda = args[1]!;
+          if (lambda.kind !== "call" || lambda.name !== "lambda")
+            throw new Error("map() without a lambda");
+          const name = value(lambda.args[0]!) as string;
+          return items.map((item) =>
+            evaluateArm(lambda.args[1]!, { ...env, lambdas: { ...env.lambdas, [name]: item } }),
+          );
+        }
+        default:
+          throw new Error(`evaluateArm: ${expr.name}() is not supported`);
+      }
+    }
+  }
 }
 
 export interface Found<T> {
