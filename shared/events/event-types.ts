@@ -79,6 +79,11 @@ export const deliveryDataSchema = z
       .optional()
       .describe("The request revision the person's copy shows (sent, updated, recalled)."),
     teamsUserId: z.string().optional(),
+    userPrincipalName: z
+      .string()
+      .optional()
+      .describe("A group member's UPN, as Microsoft Graph lists it (the request named the group)."),
+    displayName: z.string().optional().describe("A group member's display name, from Graph."),
     duplicateOf: recipientSchema.optional(),
     installedAt: z.string().optional(),
     completedAt: z.string().optional(),

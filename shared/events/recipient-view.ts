@@ -48,6 +48,12 @@ export interface RecipientView {
   /** The request revision this person's copy shows now (sent and recalled copies). */
   readonly revision?: number;
   readonly teamsUserId?: string;
+  /**
+   * Who the recipient is, when Herald knows it and the recipient does not say (a group's
+   * member, named by AAD id: Graph's UPN and display name).
+   */
+  readonly userPrincipalName?: string;
+  readonly displayName?: string;
   /** `duplicate`: the recipient (of this request) through whom this person is reached. */
   readonly duplicateOf?: Recipient;
   /** When the app was installed for them through Microsoft Graph (proactive install). */
@@ -85,6 +91,8 @@ export function recipientView(row: Omit<Delivery, "etag">): RecipientView {
     activityId: row.activityId,
     revision: shownRevision(row),
     teamsUserId: row.teamsUserId,
+    userPrincipalName: row.userPrincipalName,
+    displayName: row.displayName,
     duplicateOf: row.duplicateOf === undefined ? undefined : recipientOfKey(row.duplicateOf),
     installedAt: row.installedAt,
     completedAt: row.completedAt,

@@ -1,8 +1,41 @@
 import type { Logger } from "../logging";
+import { WORK_KIND_PROPERTY } from "../queue/queue-port";
+import type { IntakeResult, NotificationIntake } from "./intake";
 import { metric } from "./metrics";
 import type { ChangeResult, NotificationRevisions, UpdateChange } from "./revisions";
-import { type FieldError, parseNotificationRecall, parseNotificationUpdate } from "./schema";
+import {
+  type FieldError,
+  operationOf,
+  parseNotificationRecall,
+  parseNotificationUpdate,
+} from "./schema";
 import type { QueueMessageInfo } from "./work-items";
+
+/**
+ * The intake queue's messages: a request goes to the intake; an update or recall of one (its
+ * `operation`) is applied here, unless it carries Herald's internal marker (then the intake
+ * refuses and records it as the forgery it is).
+ */
+export function intakeWithChanges(
+  intake: Pick<NotificationIntake, "fromQueue">,
+  revisions: Pick<NotificationRevisions, "update" | "recall">,
+): {
+  fromQueue(
+    body: unknown,
+    info: QueueMessageInfo,
+    log: Logger,
+  ): Promise<IntakeResult | ChangeResult>;
+} {
+  return {
+    fromQueue: (body, info, log) => {
+      const operation = operationOf(body);
+      const marked = Object.hasOwn(info.applicationProperties, WORK_KIND_PROPERTY);
+      return (operation === "update" || operation === "recall") && !marked
+        ? changeFromQueue(revisions, { operation, body, info }, log)
+        : intake.fromQueue(body, info, log);
+    },
+  };
+}
 
 /**
  * An update or recall from the intake queue (its `operation`), applied as the HTTP API applies

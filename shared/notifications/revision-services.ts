@@ -10,6 +10,9 @@ import { RevisionPasses } from "./revision-pass";
 import { NotificationRevisions } from "./revisions";
 import type { QueueMessageInfo, WorkKind } from "./work-items";
 
+/** The work kinds updates and recalls add. */
+export type ChangeKind = "revision" | "copy";
+
 export interface RevisionServicesDependencies extends CopyChangeDependencies {
   readonly requests: NotificationRequestStore;
   readonly ledger: DeliveryLedger;

@@ -37,7 +37,7 @@ import type { WorkHandler } from "./queue-handler";
 import { ReadReceipts } from "./read-receipts";
 import { RequestContents } from "./request-contents";
 import type { RetryPolicy } from "./retry-policy";
-import { createRevisionServices } from "./revision-services";
+import { type ChangeKind, createRevisionServices } from "./revision-services";
 import type { NotificationRevisions } from "./revisions";
 import { NotificationStatusReader } from "./status";
 import { TeamsOperations } from "./teams-operations";
@@ -47,6 +47,7 @@ import {
   completionWorkSchema,
   deliveryWorkSchema,
   dispatchWorkSchema,
+  intakeCheckWorkSchema,
   type QueueMessageInfo,
   readReceiptWorkSchema,
   webhookWorkSchema,
@@ -84,10 +85,7 @@ export interface NotificationServicesOptions {
    * a dead holder can be told; in Azure only the broker's session tells).
    */
   readonly claimHolders?: ClaimHolders;
-  /**
-   * How old a request's content may be when queued work sends it (default 1 s): how soon an
-   * update or recall reaches deliveries already queued in another process.
-   */
+  /** How old queued work's request content may be (1 s): how soon an update reaches it. */
   readonly contentMaxAgeMs?: number;
 }
 
@@ -106,7 +104,13 @@ export interface NotificationServices {
   /** The work queue's handlers for the notification kinds. */
   readonly workHandlers: Readonly<
     Record<
-      "dispatch" | "delivery" | "completionCheck" | "readReceipt" | "webhook" | "revision" | "copy",
+      | "dispatch"
+      | "delivery"
+      | "intakeCheck"
+      | "completionCheck"
+      | "readReceipt"
+      | "webhook"
+      | ChangeKind,
       WorkHandler
     >
   >;
@@ -254,20 +258,22 @@ export function createNotificationServices(
         })
       : undefined;
 
-  const contents = new RequestContents(requestStore, () => clock().getTime());
-  const contentMaxAgeMs = options.contentMaxAgeMs ?? 1_000;
-  const operations = new TeamsOperations({ connector, users, work: teamsWork });
-  const delivery = new DeliveryService({
-    contents,
-    contentMaxAgeMs,
-    queue,
+  // What deliveries and the changes of sent copies share (request contents, the Teams calls).
+  const shared = {
     requests: requestStore,
     ledger,
     users,
     work: teamsWork,
-    operations,
     policy,
     claims,
+    queue,
+    clock,
+    contents: new RequestContents(requestStore, () => clock().getTime()),
+    contentMaxAgeMs: options.contentMaxAgeMs ?? 1_000,
+    operations: new TeamsOperations({ connector, users, work: teamsWork }),
+  };
+  const delivery = new DeliveryService({
+    ...shared,
     recorder: new DeliveryRecorder({
       ledger,
       users,
@@ -280,7 +286,6 @@ export function createNotificationServices(
     outbox,
     unread,
     installer,
-    clock,
   });
   const dispatcher = new Dispatcher({
     groups: graphGroupDirectory(graph),
@@ -297,21 +302,8 @@ export function createNotificationServices(
   });
   const status = new NotificationStatusReader(requestStore, ledger);
 
-  const changes = createRevisionServices({
-    requests: requestStore,
-    ledger,
-    copies: new CopyLedger(ledger, outbox, clock),
-    users,
-    contents,
-    work: teamsWork,
-    operations,
-    policy,
-    claims,
-    queue,
-    clock,
-    contentMaxAgeMs,
-    parse: parseWork,
-  });
+  const copies = new CopyLedger(ledger, outbox, clock);
+  const changes = createRevisionServices({ ...shared, copies, parse: parseWork });
   const revisions = changes.revisions;
   const intake = new NotificationIntake({
     requests: requestStore,
@@ -319,7 +311,6 @@ export function createNotificationServices(
     outbox,
     clock,
     maxDeliveryCount: config.maxDeliveryAttempts,
-    revisions,
   });
   const readReceipts = new ReadReceipts({ ledger, unread, outbox });
   const webhooks = new WebhookDelivery({
@@ -343,6 +334,10 @@ export function createNotificationServices(
         info,
         log.with({ requestId: work.requestId, correlationId: work.correlationId }),
       );
+    },
+    intakeCheck: async (body: unknown, _info: QueueMessageInfo, log: Logger) => {
+      const work = parseWork(intakeCheckWorkSchema, "intake-check", body, log);
+      return work === undefined ? undefined : intake.check(work);
     },
     completionCheck: async (body: unknown, _info: QueueMessageInfo, log: Logger) => {
       const work = parseWork(completionWorkSchema, "completion-check", body, log);
