@@ -24,6 +24,8 @@ const FINAL_TYPES = {
   failed: "herald.delivery.failed",
   rejected: "herald.delivery.rejected",
   duplicate: "herald.delivery.duplicate",
+  cancelled: "herald.delivery.cancelled",
+  recalled: "herald.delivery.recalled",
 } as const satisfies Partial<Record<DeliveryState, EventType>>;
 
 export type FinalDeliveryState = keyof typeof FINAL_TYPES;
@@ -33,7 +35,10 @@ export function isFinalDeliveryState(state: DeliveryState): state is FinalDelive
 }
 
 type DeliveryEventType =
-  (typeof FINAL_TYPES)[FinalDeliveryState] | "herald.delivery.installed" | "herald.delivery.read";
+  | (typeof FINAL_TYPES)[FinalDeliveryState]
+  | "herald.delivery.installed"
+  | "herald.delivery.read"
+  | "herald.delivery.updated";
 
 function keyOf(row: Pick<Delivery, "tenantId" | "requestId">): RequestKey {
   return { tenantId: row.tenantId, id: row.requestId };
@@ -51,7 +56,8 @@ export function deliveryEvent(
     tenantId: row.tenantId,
     requestId: row.requestId,
     recipientKey: row.recipientKey,
-    revision: 1,
+    // A copy's update is one event per revision it reaches (the id is stable per transition).
+    revision: row.revision ?? 1,
     at: context.at,
     correlationId: context.correlationId,
     data: { requestId: row.requestId, tenantId: row.tenantId.toLowerCase(), ...view },
@@ -129,7 +135,10 @@ type RequestEventType =
 
 export function completedEvent(
   request: RequestKey,
-  outcome: { readonly state: "completed" | "failed"; readonly counts: RecipientCounts },
+  outcome: {
+    readonly state: "completed" | "failed" | "recalled";
+    readonly counts: RecipientCounts;
+  },
   context: EventContext,
 ): CloudEvent {
   return requestEvent("herald.notification.completed", request, 1, context, {

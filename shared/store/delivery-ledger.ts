@@ -28,6 +28,10 @@ import { encodeKey, isRestError, odata, type TableFactory, TABLES } from "./tabl
  * States: `pending` (waiting for a send, or for a retry), `sending` (claimed by one invocation
  * with an ETag-conditional write just before it calls Teams), then one of the final states
  * `sent`, `unreachable`, `failed`, `rejected`, `duplicate`. A final row is never sent to again.
+ * A request's update or recall changes final rows too: a `sent` row records the `revision` its
+ * copy shows (a PUT moves it forward, never back: notifications/copy-changes.ts) and ends
+ * `recalled` once its copy is deleted; a row not yet sent when the request is recalled ends
+ * `cancelled`.
  * A user Herald has never seen passes through `installing` (Herald is installing its app for
  * them through Graph) and `waiting-for-chat` (installed; Teams has not told Herald the 1:1 chat
  * yet) before `sending` (proactive-install.ts).
@@ -50,7 +54,11 @@ export type DeliveryState =
   | "unreachable"
   | "failed"
   | "rejected"
-  | "duplicate";
+  | "duplicate"
+  /** Never sent: the request was recalled first. */
+  | "cancelled"
+  /** Sent, then deleted from the chat when the request was recalled. */
+  | "recalled";
 
 export const FINAL_STATES: ReadonlySet<DeliveryState> = new Set([
   "sent",
@@ -58,6 +66,8 @@ export const FINAL_STATES: ReadonlySet<DeliveryState> = new Set([
   "failed",
   "rejected",
   "duplicate",
+  "cancelled",
+  "recalled",
 ]);
 
 const GUARD_PREFIX = "user~";
@@ -76,6 +86,15 @@ export interface Delivery {
   readonly lastStatus?: number | undefined;
   readonly activityId?: string | undefined;
   readonly conversationId?: string | undefined;
+  /**
+   * The request revision the copy in the chat shows (undefined: 1, the request as first sent).
+   * Written with `sent`, and by each update of the copy, only ever upwards.
+   */
+  readonly revision?: number | undefined;
+  /** A change of the sent copy holds the claim (`claimedBy`, …): which one. */
+  readonly changing?: "update" | "recall" | undefined;
+  /** An update found the copy gone (404) and sent it afresh: at most once per row. */
+  readonly resent?: boolean | undefined;
   /** The user's `29:` id once the recipient was resolved. */
   readonly teamsUserId?: string | undefined;
   /** The person whose per-user guard this row took last (`29:` id, or `aad:` + AAD id). */

@@ -55,6 +55,9 @@ function oneOfEach(): CloudEvent[] {
     finalDeliveryEvent({ ...row, state: "rejected", lastError: "413" }, context),
     finalDeliveryEvent({ ...row, state: "duplicate", duplicateOf: row.recipientKey }, context),
     deliveryEvent("herald.delivery.read", { ...row, readAt: at.toISOString() }, context),
+    deliveryEvent("herald.delivery.updated", { ...row, revision: 2 }, context),
+    finalDeliveryEvent({ ...row, state: "recalled", revision: 2 }, context),
+    finalDeliveryEvent({ ...row, state: "cancelled", activityId: undefined }, context),
   ];
 }
 
@@ -105,6 +108,7 @@ describe("Herald's events", () => {
         state: "sent",
         attempts: 1,
         activityId: "1733529600001",
+        revision: 1,
         teamsUserId: "29:1abc",
         completedAt: at.toISOString(),
       },
