@@ -1,5 +1,6 @@
 import { type Logger, recipientToken } from "../logging";
-import { toActivity } from "../model/message";
+import { type CardReference, hasClickActions, newCardToken } from "../model/card-actions";
+import { messageWithReference, toActivity } from "../model/message";
 import { recipientParts } from "../model/recipient";
 import { type Delivery, type DeliveryLedger, FINAL_STATES } from "../store/delivery-ledger";
 import type { NotificationRequestStore, RequestKey } from "../store/notification-requests";
@@ -38,6 +39,17 @@ export interface DeliveryDependencies {
   /** With `ProactiveInstall` on: reaches users Herald has never seen by installing the app. */
   readonly installer?: ProactiveInstaller | undefined;
   readonly clock: () => Date;
+}
+
+/** The reference stamped on the buttons of the copy `row` sends (model/card-actions.ts). */
+function referenceOf(row: Delivery, revision: number): CardReference {
+  return {
+    t: row.tenantId.toLowerCase(),
+    r: row.requestId,
+    k: row.recipientKey,
+    v: revision,
+    s: row.cardToken ?? "",
+  };
 }
 
 /** Claim rounds lost to other writers before the work steps back for a moment. */
@@ -258,9 +270,15 @@ export class DeliveryService {
       metric(log, "notifications.deferred");
       return this.deps.recorder.defer(work, slot.at, log, "Paced: delivery deferred");
     }
-    const claimed = await this.claim(work, key, initial, user, info, log);
+    const buttons = hasClickActions(content.message.adaptiveCard);
+    const claimed = await this.claim(work, key, initial, user, info, log, { buttons });
     if (claimed.kind === "settled") return claimed.result;
-    const activity = toActivity(content.message, content.summary);
+    const activity = toActivity(
+      buttons
+        ? messageWithReference(content.message, referenceOf(claimed.row, 1))
+        : content.message,
+      content.summary,
+    );
     const sent = await this.deps.operations.send(work.tenantId, user, activity, log);
     return this.record(work, claimed.row, sent, log);
   }
@@ -278,11 +296,16 @@ export class DeliveryService {
     user: UserReference,
     info: QueueMessageInfo,
     log: Logger,
+    options: { readonly buttons: boolean },
   ): Promise<{ kind: "claimed"; row: Delivery } | { kind: "settled"; result: DeliveryResult }> {
     const request = this.requestOf(work);
-    const claim = this.deps.claims.claimFor(info, user.teamsUserId);
+    const base = this.deps.claims.claimFor(info, user.teamsUserId);
     let current = initial;
     for (let round = 0; round < MAX_CLAIM_ROUNDS; round++) {
+      // The card's buttons carry the row's token; a copy sent before keeps its own working.
+      const claim = options.buttons
+        ? { ...base, cardToken: current?.cardToken ?? newCardToken() }
+        : base;
       const claimed =
         current === undefined
           ? await this.deps.ledger.createClaimed(request, key, work.recipient, claim)

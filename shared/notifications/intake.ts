@@ -155,6 +155,7 @@ export class NotificationIntake {
       fingerprint,
       correlationId: request.correlationId,
       message: request.message,
+      actions: request.actions,
       summary: request.summary,
       notBefore: request.notBefore,
       recipientCount,

@@ -33,7 +33,8 @@ export type MetricName =
   /** The webhook answered 410 Gone and was turned off. */
   | "events.webhookDisabled"
   /** A read receipt marked deliveries read. */
-  | "notifications.read";
+  | "notifications.read"
+  | "cards.actions";
 
 export function metric(log: Logger, name: MetricName, value = 1): void {
   log.info(`metric ${name}`, { metric: name, value });

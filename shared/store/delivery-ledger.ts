@@ -101,12 +101,26 @@ export interface Delivery {
   /** When Teams said the user read the message (a read receipt); set once. */
   readonly readAt?: string | undefined;
   /**
+   * The token in the reference Herald stamped on the card's buttons (model/card-actions.ts):
+   * written by the first claim of a card with buttons, kept by every later one.
+   */
+  readonly cardToken?: string | undefined;
+  /** The recipient's button clicks, one per verb, in order (notifications/card-clicks.ts). */
+  readonly actions?: readonly RecordedAction[] | undefined;
+  /**
    * The events this row's transitions reported, in order (stored-events.ts): each written by the
    * transition's own conditional write, then published.
    */
   readonly events?: readonly CloudEvent[] | undefined;
   /** The row's ETag: updates are conditional on it. */
   readonly etag: string;
+}
+
+/** One recorded click of a card's button. */
+export interface RecordedAction {
+  readonly verb: string;
+  readonly type: "Action.Execute" | "Action.Submit";
+  readonly at: string;
 }
 
 /** Fields an update may change. `undefined` clears a field. */
@@ -121,6 +135,7 @@ type DeliveryEntity = Omit<Delivery, "recipient" | "recipientKey" | "etag" | "ev
   recipientKind: string;
   recipientValue: string;
   eventsJson?: string;
+  actionsJson?: string;
 };
 
 export interface NewDelivery {
@@ -141,6 +156,8 @@ export interface Claim {
   readonly claimExpiresAt: string;
   readonly deliveryCount: number;
   readonly teamsUserId: string;
+  /** A card with buttons: the token of its reference (the row's own when it has one). */
+  readonly cardToken?: string | undefined;
 }
 
 /** An ETag-conditional write: done, or another invocation changed the row first. */
@@ -186,6 +203,7 @@ function fromEntity(entity: DeliveryEntity & { etag?: string; timestamp?: unknow
     etag,
     timestamp: _ts,
     eventsJson: stored,
+    actionsJson,
     ...fields
   } = entity;
   const recipient = recipientFromParts(recipientKind as RecipientKind, recipientValue);
@@ -197,12 +215,15 @@ function fromEntity(entity: DeliveryEntity & { etag?: string; timestamp?: unknow
     recipient,
     attempts: fields.attempts ?? 0,
     ...(events !== undefined ? { events } : {}),
+    ...(actionsJson !== undefined && actionsJson !== ""
+      ? { actions: JSON.parse(actionsJson) as RecordedAction[] }
+      : {}),
     etag: etag ?? "",
   };
 }
 
 function toEntity(delivery: Omit<Delivery, "etag"> & { etag?: string }): DeliveryEntity {
-  const { recipient, recipientKey: key, etag: _etag, events, ...fields } = delivery;
+  const { recipient, recipientKey: key, etag: _etag, events, actions, ...fields } = delivery;
   const { kind, value } = recipientParts(recipient);
   return withoutUndefined({
     ...fields,
@@ -211,6 +232,8 @@ function toEntity(delivery: Omit<Delivery, "etag"> & { etag?: string }): Deliver
     recipientKind: kind,
     recipientValue: value,
     eventsJson: eventsJson(events),
+    actionsJson:
+      actions === undefined || actions.length === 0 ? undefined : JSON.stringify(actions),
   });
 }
 
