@@ -87,20 +87,27 @@ export function restoreProject(version = BICEP_VERSION): string {
   ].join("\n");
 }
 
+/** NuGet's codes for a feed it could not reach or that lacks the package (NU1301, NU1101, NU1102). */
+const FEED_UNAVAILABLE = /\bNU1(?:301|101|102)\b|Unable to load the service index/;
+
+/** Thrown when dotnet cannot get the package: no feed, or a feed without it. Not a build error. */
+class BicepRestoreUnavailableError extends Error {}
+
 /** Restores the pinned CLI with dotnet; the package's executable comes without its x bit. */
-function restore(dotnet: string, toolsDir: string): string {
+function restore(dotnet: string, toolsDir: string, env: NodeJS.ProcessEnv): string {
   mkdirSync(toolsDir, { recursive: true });
   const project = path.join(toolsDir, "restore-bicep.csproj");
   writeFileSync(project, restoreProject());
   const result = spawnSync(
     dotnet,
     ["restore", project, "--packages", path.join(toolsDir, "packages"), "--nologo"],
-    { encoding: "utf8", env: { ...process.env, DOTNET_CLI_TELEMETRY_OPTOUT: "1" } },
+    { encoding: "utf8", env: { ...env, DOTNET_CLI_TELEMETRY_OPTOUT: "1" } },
   );
   if (result.status !== 0) {
-    throw new Error(
-      `dotnet restore of ${NUGET_PACKAGE} ${BICEP_VERSION} failed:\n${result.stdout}${result.stderr}`,
-    );
+    const output = `${result.stdout ?? ""}${result.stderr ?? ""}`;
+    const message = `dotnet restore of ${NUGET_PACKAGE} ${BICEP_VERSION} failed:\n${output}`;
+    if (FEED_UNAVAILABLE.test(output)) throw new BicepRestoreUnavailableError(message);
+    throw new Error(message);
   }
   const file = restoredExecutable(toolsDir);
   if (!existsSync(file)) throw new Error(`dotnet restore did not produce ${file}`);
@@ -110,7 +117,8 @@ function restore(dotnet: string, toolsDir: string): string {
 
 /**
  * Finds the Bicep CLI: PATH, then a previous restore, then a restore with dotnet (when
- * `restoreWithDotnet`). Never throws for "not installed": that is `kind: "missing"`.
+ * `restoreWithDotnet`). Never throws for "not installed" nor for "NuGet unreachable": that is
+ * `kind: "missing"`, with the reason.
  */
 export function locateBicep(
   options: { restoreWithDotnet?: boolean; env?: NodeJS.ProcessEnv; toolsDir?: string } = {},
@@ -133,7 +141,23 @@ export function locateBicep(
   if (options.restoreWithDotnet === false) {
     return { kind: "missing", reason: "the Bicep CLI has not been restored yet" };
   }
-  return { kind: "found", file: restore(dotnet, toolsDir), version: BICEP_VERSION, from: "NuGet" };
+  try {
+    return {
+      kind: "found",
+      file: restore(dotnet, toolsDir, env),
+      version: BICEP_VERSION,
+      from: "NuGet",
+    };
+  } catch (error) {
+    if (!(error instanceof BicepRestoreUnavailableError)) throw error;
+    // dotnet is here but no NuGet feed serves the package (offline, a proxy, a private feed):
+    // the CLI is missing, as without dotnet; anything else dotnet says is a real failure.
+    const code = FEED_UNAVAILABLE.exec(error.message)?.[0] ?? "NuGet unreachable";
+    return {
+      kind: "missing",
+      reason: `dotnet could not restore ${NUGET_PACKAGE} ${BICEP_VERSION} from NuGet (${code})`,
+    };
+  }
 }
 
 export interface Diagnostic {

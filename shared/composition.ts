@@ -124,6 +124,7 @@ export function createHeraldServices(
   const workHandlers: WorkHandlers = {
     [WORK_KINDS.dispatch]: notifications.workHandlers.dispatch,
     [WORK_KINDS.delivery]: notifications.workHandlers.delivery,
+    [WORK_KINDS.intakeCheck]: notifications.workHandlers.intakeCheck,
     [WORK_KINDS.rosterSync]: botWork(WORK_KINDS.rosterSync, rosterSyncWorkSchema, (w, log) =>
       bot().syncTeamRoster(w, log),
     ),

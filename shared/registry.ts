@@ -30,3 +30,17 @@ export function registerServiceBusQueue(
 export function registeredFunctions(): readonly Registration[] {
   return registrations;
 }
+
+/**
+ * Outside the Functions host, @azure/functions warns once that it is in "test mode" and once per
+ * `app.*` call that it skips the registration. Where that is expected (`npm start`, tests: the
+ * registrations are kept above), those lines only mislead.
+ */
+export function isOutsideHostNotice(message: unknown): boolean {
+  return (
+    typeof message === "string" &&
+    /^WARNING: (Failed to detect the Azure Functions runtime|Skipping call to register function)/.test(
+      message,
+    )
+  );
+}

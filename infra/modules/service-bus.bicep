@@ -156,7 +156,8 @@ resource eventSubscriptions 'Microsoft.ServiceBus/namespaces/topics/subscription
 ]
 
 // The app's tenants only (https://learn.microsoft.com/azure/service-bus-messaging/topic-filters).
-// Herald writes tenantId lower-cased; the filter names the ids lower-cased. Resource Manager
+// Herald writes tenantId lower-cased; the filter names the ids lower-cased, each an SQL string
+// literal with its quotes doubled, so no parameter value can widen the filter. Resource Manager
 // drops a new subscription's catch-all $Default rule once another rule is added (a rule itself
 // named $Default leaves the subscription with none): docs/events.md says how to check.
 resource eventSubscriptionFilters 'Microsoft.ServiceBus/namespaces/topics/subscriptions/rules@2026-01-01' = [
@@ -166,7 +167,7 @@ resource eventSubscriptionFilters 'Microsoft.ServiceBus/namespaces/topics/subscr
     properties: {
       filterType: 'SqlFilter'
       sqlFilter: {
-        sqlExpression: 'tenantId IN (${join(map(subscriber.tenantIds, t => '\'${toLower(t)}\''), ', ')})'
+        sqlExpression: 'tenantId IN (${join(map(subscriber.tenantIds, t => '\'${replace(toLower(t), '\'', '\'\'')}\''), ', ')})'
       }
     }
   }

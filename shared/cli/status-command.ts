@@ -144,8 +144,14 @@ function recipientName(r: Recipient | undefined): string {
   );
 }
 
+/** A group member named by AAD id reads as the person Herald knows: UPN (display name). */
 function recipientText(status: RecipientStatus): string {
-  return recipientName(status.recipient);
+  if (status.recipient.aadObjectId === undefined) return recipientName(status.recipient);
+  const { userPrincipalName: upn, displayName: name } = status;
+  if (upn !== undefined) return name !== undefined ? `${upn} (${name})` : upn;
+  return name !== undefined
+    ? `${name} (${status.recipient.aadObjectId})`
+    : recipientName(status.recipient);
 }
 
 const STEP_TEXT = {

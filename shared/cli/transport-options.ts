@@ -13,6 +13,17 @@ export const DEFAULT_QUEUE_DIR = ".data/queue";
 /** The local host's address (`npm start`), as `func start` uses. */
 export const DEFAULT_ENDPOINT = "http://127.0.0.1:7071";
 
+/**
+ * `npm start`'s address as this shell would have it: `PORT` moves npm start (and the
+ * playground's target), so it moves the CLI's default too.
+ */
+export function localEndpoint(env: NodeJS.ProcessEnv): string {
+  const port = Number(present(env.PORT));
+  return Number.isInteger(port) && port > 0 && port < 65_536
+    ? `http://127.0.0.1:${port}`
+    : DEFAULT_ENDPOINT;
+}
+
 export const ENV = {
   namespace: "HERALD_SERVICEBUS_NAMESPACE",
   connectionString: "SERVICEBUS_CONNECTION_STRING",
@@ -76,7 +87,7 @@ export function addSendTransportOptions(command: Command): Command {
     .addOption(
       new Option(
         "--status-endpoint <url>",
-        `with --wait over a queue: Herald's function app URL to read the status from [env ${ENV.endpoint}] (default for the local queue: "${DEFAULT_ENDPOINT}", npm start); --function-key or ${ENV.functionKey} is its key`,
+        `with --wait over a queue: Herald's function app URL to read the status from [env ${ENV.endpoint}] (default for the local queue: "${DEFAULT_ENDPOINT}", npm start, or its PORT); --function-key or ${ENV.functionKey} is its key`,
       ).helpGroup(SEND_GROUP),
     );
 }
@@ -86,7 +97,7 @@ export function addStatusTransportOptions(command: Command): Command {
     .addOption(
       new Option(
         "--endpoint <url>",
-        `Herald's function app URL [env ${ENV.endpoint}] (default: "${DEFAULT_ENDPOINT}", npm start)`,
+        `Herald's function app URL [env ${ENV.endpoint}] (default: "${DEFAULT_ENDPOINT}", npm start, or its PORT)`,
       ).helpGroup("Where to ask:"),
     )
     .addOption(
@@ -170,7 +181,7 @@ export function resolveStatusEndpoint(
   flags: TransportFlags,
   env: NodeJS.ProcessEnv,
 ): { endpoint: string; functionKey?: string } {
-  const endpoint = present(flags.endpoint) ?? present(env[ENV.endpoint]) ?? DEFAULT_ENDPOINT;
+  const endpoint = present(flags.endpoint) ?? present(env[ENV.endpoint]) ?? localEndpoint(env);
   const functionKey = present(flags.functionKey) ?? present(env[ENV.functionKey]);
   return { endpoint, ...(functionKey !== undefined ? { functionKey } : {}) };
 }
@@ -196,7 +207,8 @@ export function resolveWaitStatusEndpoint(
       );
     }
   }
-  const endpoint = present(flags.statusEndpoint) ?? present(env[ENV.endpoint]) ?? DEFAULT_ENDPOINT;
+  const endpoint =
+    present(flags.statusEndpoint) ?? present(env[ENV.endpoint]) ?? localEndpoint(env);
   const functionKey = present(flags.functionKey) ?? present(env[ENV.functionKey]);
   return { endpoint, ...(functionKey !== undefined ? { functionKey } : {}) };
 }

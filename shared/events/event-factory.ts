@@ -1,5 +1,6 @@
 import type { CloudEvent } from "../model/cloud-event";
 import type { Delivery, DeliveryState, NewDelivery } from "../store/delivery-ledger";
+import { storedErrors } from "../store/limits";
 import type { RequestKey } from "../store/notification-requests";
 import type { FieldError } from "../validation/json-guard";
 import { cloudEvent, type EventData, type EventType } from "./event-types";
@@ -161,6 +162,12 @@ export function acceptedEvent(
   });
 }
 
+/**
+ * The field errors a rejection event names: the first few, cut, and how many more there were (the
+ * status API has the request's stored list). An event stays small whatever the request held.
+ */
+export const MAX_EVENT_ERRORS = 10;
+
 /** A refused queue message's rejection: one per message (`occurrence`, its id). */
 export function rejectedEvent(
   request: RequestKey,
@@ -169,6 +176,6 @@ export function rejectedEvent(
   context: EventContext,
 ): CloudEvent {
   return requestEvent("herald.notification.rejected", request, occurrence, context, {
-    errors: errors.map((e) => ({ path: e.path, message: e.message })),
+    errors: storedErrors(errors, MAX_EVENT_ERRORS),
   });
 }

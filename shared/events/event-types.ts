@@ -73,6 +73,11 @@ export const deliveryDataSchema = z
     lastError: z.string().optional(),
     activityId: z.string().optional().describe("The Teams message id (sent)."),
     teamsUserId: z.string().optional(),
+    userPrincipalName: z
+      .string()
+      .optional()
+      .describe("A group member's UPN, as Microsoft Graph lists it (the request named the group)."),
+    displayName: z.string().optional().describe("A group member's display name, from Graph."),
     duplicateOf: recipientSchema.optional(),
     installedAt: z.string().optional(),
     completedAt: z.string().optional(),

@@ -36,6 +36,12 @@ export interface RecipientView {
   readonly lastError?: string;
   readonly activityId?: string;
   readonly teamsUserId?: string;
+  /**
+   * Who the recipient is, when Herald knows it and the recipient does not say (a group's
+   * member, named by AAD id: Graph's UPN and display name).
+   */
+  readonly userPrincipalName?: string;
+  readonly displayName?: string;
   /** `duplicate`: the recipient (of this request) through whom this person is reached. */
   readonly duplicateOf?: Recipient;
   /** When the app was installed for them through Microsoft Graph (proactive install). */
@@ -65,6 +71,8 @@ export function recipientView(row: Omit<Delivery, "etag">): RecipientView {
     lastError: row.lastError,
     activityId: row.activityId,
     teamsUserId: row.teamsUserId,
+    userPrincipalName: row.userPrincipalName,
+    displayName: row.displayName,
     duplicateOf: row.duplicateOf === undefined ? undefined : recipientOfKey(row.duplicateOf),
     installedAt: row.installedAt,
     completedAt: row.completedAt,

@@ -46,7 +46,7 @@ export interface FetchGraphClientOptions {
 /** A token is renewed this long before it expires. */
 const TOKEN_RENEW_MARGIN_MS = 5 * 60 * 1000;
 const USER_SELECT = "id,userPrincipalName,displayName,userType";
-const MEMBER_SELECT = "id,userPrincipalName,userType";
+const MEMBER_SELECT = "id,userPrincipalName,displayName,userType";
 
 interface Call {
   readonly operation: GraphOperation;

@@ -33,6 +33,7 @@ export const groupUserPageAnswer = z.object({
     z.object({
       id,
       userPrincipalName: optional,
+      displayName: optional,
       userType: optional,
     }),
   ),

@@ -34,7 +34,7 @@ export interface GraphUser {
   readonly userType: string | undefined;
 }
 
-export type GroupMember = Omit<GraphUser, "displayName">;
+export type GroupMember = GraphUser;
 
 export type GetUserResult =
   { readonly kind: "found"; readonly user: GraphUser } | { readonly kind: "not-found" };

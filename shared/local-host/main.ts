@@ -4,7 +4,7 @@ import type { LogHandler } from "@azure/functions";
 
 import { type Config, loadConfig } from "../config";
 import { ConfigError, LocalTablesError } from "../errors";
-import { registeredFunctions, type Registration } from "../registry";
+import { isOutsideHostNotice, registeredFunctions, type Registration } from "../registry";
 import { type AttachedAzurite, DEFAULT_IDLE_MS } from "./azurite-client";
 import { printBanner } from "./banner";
 import { functionEntryFiles, loadFunctionModules } from "./function-loader";
@@ -178,23 +178,11 @@ function loadFromPackageMain(root: string): readonly Registration[] {
   return registeredFunctions();
 }
 
-/**
- * Outside the Functions host, @azure/functions warns once per app.* call that it is in "test
- * mode" and skips registration; here that is expected (shared/registry.ts keeps the
- * registrations), so those lines would only mislead.
- */
+/** Loads the function modules without @azure/functions' outside-the-host notices. */
 function quietRegistration(load: () => readonly Registration[]): readonly Registration[] {
   const warn = console.warn;
   console.warn = (...args: unknown[]) => {
-    const first = typeof args[0] === "string" ? args[0] : "";
-    if (
-      /^WARNING: (Failed to detect the Azure Functions runtime|Skipping call to register)/.test(
-        first,
-      )
-    ) {
-      return;
-    }
-    warn(...args);
+    if (!isOutsideHostNotice(args[0])) warn(...args);
   };
   try {
     return load();

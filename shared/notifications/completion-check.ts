@@ -76,6 +76,13 @@ export class CompletionChecker {
       const tally = new CountsTally();
       let latest = this.deps.clock();
       for await (const row of this.deps.ledger.list(key)) {
+        // A sole recipient's final write recorded the request's `completed` (a dead-lettered
+        // dispatch that had delivered inline asks again): it stands, published again as is.
+        const sole = row.events?.find((e) => e.type === "herald.notification.completed");
+        if (sole !== undefined) {
+          await this.deps.outbox.publish(row, [sole]);
+          return { kind: "already-completed" };
+        }
         tally.add(recipientView(row).state, row.readAt !== undefined);
         latest = laterOf(latest, row.events);
       }

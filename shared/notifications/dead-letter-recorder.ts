@@ -15,6 +15,7 @@ import { parseNotificationRequest } from "./schema";
 import {
   deliveryWorkSchema,
   dispatchWorkSchema,
+  intakeCheckWorkSchema,
   type QueueMessageInfo,
   WORK_KINDS,
 } from "./work-items";
@@ -129,6 +130,16 @@ export class DeadLetterRecorder {
         log,
       );
       return outcome;
+    }
+    if (kind === WORK_KINDS.intakeCheck) {
+      const work = intakeCheckWorkSchema.safeParse(message.body);
+      if (!work.success) return "kept (unreadable intake check)";
+      const key = { tenantId: work.data.tenantId, id: work.data.requestId };
+      const stored = await this.deps.requests.get(key);
+      if (stored === undefined) return "kept (the request was never stored)";
+      // `received`: the intake's own enqueue failed, and now its check could not send either.
+      if (stored.state !== "received") return "kept (the request's dispatch was queued)";
+      return this.failRequest(key, message, because);
     }
     return `kept (${typeof kind === "string" ? kind.slice(0, 40) : "unknown"} work has no request)`;
   }

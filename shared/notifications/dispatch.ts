@@ -12,7 +12,7 @@ import type { CompletionChecker } from "./completion-check";
 import type { DeliveryResult, DeliveryService } from "./delivery";
 import type { EventOutbox } from "./event-outbox";
 import type { GroupDirectory } from "./group-directory";
-import { expandGroup } from "./group-expansion";
+import { expandGroup, type PersonName } from "./group-expansion";
 import { metric } from "./metrics";
 import { recipientKey, splitRecipients } from "./recipients";
 import type { RetryPolicy } from "./retry-policy";
@@ -180,8 +180,9 @@ export class Dispatcher {
     if (work.request !== undefined) return work.request;
     const stored = await this.deps.requests.get({ tenantId: work.tenantId, id: work.requestId });
     if (stored === undefined) {
-      // Only Herald writes dispatch items, after storing the request: a bug, or a stale item.
-      log.error("Dispatch of a request that is not stored for this tenant; dropped");
+      // An HTTP intake's check sends its dispatch even when the intake failed before storing
+      // the request (the caller got a 500 and nothing was stored); otherwise a stale item.
+      log.warn("Dispatch of a request that is not stored for this tenant; dropped");
       return "request not stored";
     }
     if (stored.state === "rejected") {
@@ -213,6 +214,7 @@ export class Dispatcher {
     const key = { tenantId: dispatch.tenantId, id: dispatch.requestId };
     const request = { ...key, correlationId: dispatch.correlationId };
     const targets = new Map<string, Recipient>();
+    const names = new Map<string, PersonName>();
     const unreachable: NewDelivery[] = [...refused];
     for (const [key, recipient] of explicit) {
       if (recipient.groupId !== undefined) {
@@ -229,6 +231,7 @@ export class Dispatcher {
         );
         if (expanded.kind === "later") return { kind: "scheduled", at: expanded.at };
         if (expanded.kind === "unreachable") unreachable.push(expanded.row);
+        else for (const [key, name] of expanded.names) if (!names.has(key)) names.set(key, name);
         continue;
       }
       if (recipient.teamId === undefined) {
@@ -273,7 +276,7 @@ export class Dispatcher {
 
     const missing: NewDelivery[] = [];
     for (const [key, recipient] of targets)
-      if (!existing.has(key)) missing.push({ recipientKey: key, recipient });
+      if (!existing.has(key)) missing.push({ recipientKey: key, recipient, ...names.get(key) });
     const finalNow = unreachable
       .filter((u) => !existing.has(u.recipientKey))
       .map((u) => this.withEvent(key, u, dispatch.correlationId));

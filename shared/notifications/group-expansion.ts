@@ -4,7 +4,7 @@ import type { Logger } from "../logging";
 import type { Recipient } from "../model/recipient";
 import type { QueuePort } from "../queue/queue-port";
 import type { NewDelivery } from "../store/delivery-ledger";
-import { type GroupDirectory, GroupNotFoundError } from "./group-directory";
+import { type GroupDirectory, type GroupMemberName, GroupNotFoundError } from "./group-directory";
 import { recipientKey } from "./recipients";
 import { decide, type RetryPolicy } from "./retry-policy";
 import { dispatchMessage, type DispatchWork } from "./work-items";
@@ -25,8 +25,12 @@ export interface GroupRecipient {
   readonly includeGuests: boolean;
 }
 
+/** Who a recipient is, as Herald learned it (Graph's names of a group's members), for display. */
+export type PersonName = Pick<GroupMemberName, "userPrincipalName" | "displayName">;
+
 export type GroupExpansion =
-  | { readonly kind: "done" }
+  /** `names`: the members' names, by recipient key. */
+  | { readonly kind: "done"; readonly names: ReadonlyMap<string, PersonName> }
   /** The dispatch is scheduled again for `at` (Graph failed for now). */
   | { readonly kind: "later"; readonly at: Date }
   /** The group's own row, final, with why. */
@@ -55,10 +59,16 @@ export async function expandGroup(
       "Entra groups need Microsoft Graph: set GraphEndpoint (and grant GroupMember.Read.All)",
     );
   const found = new Map<string, Recipient>();
+  const names = new Map<string, PersonName>();
   try {
-    for await (const aadObjectId of deps.groups.members(recipient.groupId!, group.includeGuests)) {
+    for await (const { aadObjectId, userPrincipalName, displayName } of deps.groups.members(
+      recipient.groupId!,
+      group.includeGuests,
+    )) {
       const member: Recipient = { aadObjectId };
-      found.set(recipientKey(member), member);
+      const memberKey = recipientKey(member);
+      found.set(memberKey, member);
+      names.set(memberKey, { userPrincipalName, displayName });
     }
   } catch (error) {
     if (error instanceof GroupNotFoundError) return unreachable(error.message);
@@ -93,5 +103,5 @@ export async function expandGroup(
       "the Entra group has no user members (guests excluded unless includeGuests)",
     );
   log.info("Entra group expanded", { members: found.size });
-  return { kind: "done" };
+  return { kind: "done", names };
 }

@@ -9,13 +9,19 @@ import type {
   RequestKey,
   StoredRequest,
 } from "../store/notification-requests";
-import { withEvents } from "../store/stored-events";
+import { fitsWithin, UNBOUNDED_EVENTS_ROOM, withEvents } from "../store/stored-events";
 import { type EventOutbox, requestEvents } from "./event-outbox";
 import { requestFingerprint } from "./fingerprint";
 import { metric } from "./metrics";
 import { plannedRecipientCount } from "./recipients";
 import { type FieldError, type NotificationRequest, parseNotificationRequest } from "./schema";
-import { dispatchMessage, type InlineRequest, type QueueMessageInfo } from "./work-items";
+import {
+  dispatchMessage,
+  type InlineRequest,
+  intakeCheckMessage,
+  type IntakeCheckWork,
+  type QueueMessageInfo,
+} from "./work-items";
 
 export type IntakeResult =
   | {
@@ -39,7 +45,15 @@ export interface IntakeDependencies {
   readonly clock?: () => Date;
   /** The intake queue's max delivery count (the delivery after which it dead-letters). */
   readonly maxDeliveryCount?: number;
+  /** How long after an HTTP submission its intake check runs (default 30 s). */
+  readonly checkDelayMs?: number;
 }
+
+/**
+ * Well past an intake's row and enqueue (tens of milliseconds), well inside the work queue's
+ * duplicate detection window (10 minutes), where the check's copy of the dispatch is dropped.
+ */
+const INTAKE_CHECK_DELAY_MS = 30_000;
 
 /**
  * Application properties that mark Herald's own work. The intake queue is LOB-facing: a message
@@ -66,7 +80,15 @@ export class NotificationIntake {
     this.clock = deps.clock ?? (() => new Date());
   }
 
-  /** `POST /api/notifications`. */
+  /**
+   * `POST /api/notifications`. The row and the dispatch are two writes to two services, and the
+   * caller of an answer that never came (a 500, a process gone between the two) may never ask
+   * again. So an intake check is scheduled on the work queue before anything is stored: it sends
+   * the dispatch again later, which the broker drops when the intake sent it, and otherwise
+   * dispatches what was stored (or nothing, if nothing was). Either nothing of the request is
+   * stored, or it is delivered. The intake queue needs no check: its message stays on the queue
+   * until the intake returns, and its redelivery is a replay that queues the dispatch.
+   */
   async submit(body: unknown, log: Logger): Promise<IntakeResult> {
     const parsed = parseNotificationRequest(body);
     if (!parsed.ok) {
@@ -75,7 +97,30 @@ export class NotificationIntake {
         .warn("Notification request refused (400)", { errors: summarizeErrors(parsed.errors) });
       return { kind: "invalid", errors: parsed.errors };
     }
+    const { tenantId, id: requestId, correlationId } = parsed.request;
+    await this.deps.work().schedule(
+      intakeCheckMessage({
+        tenantId,
+        requestId,
+        ...(correlationId !== undefined ? { correlationId } : {}),
+      }),
+      new Date(this.clock().getTime() + (this.deps.checkDelayMs ?? INTAKE_CHECK_DELAY_MS)),
+    );
     return this.accept(parsed.request, "http", log);
+  }
+
+  /**
+   * An intake check (see `submit`): the request's dispatch once more, by reference, with the id
+   * the intake gave it. Nothing is read: the broker's duplicate detection is the check.
+   */
+  async check(work: IntakeCheckWork): Promise<void> {
+    await this.deps.work().enqueue([
+      dispatchMessage({
+        tenantId: work.tenantId,
+        requestId: work.requestId,
+        ...(work.correlationId !== undefined ? { correlationId: work.correlationId } : {}),
+      }),
+    ]);
   }
 
   /** A message on the intake queue: a LOB request, and nothing else. */
@@ -285,24 +330,43 @@ export class NotificationIntake {
       await this.deps.requests.noteConflict(key, "queue", occurrence);
       return { kind: "invalid", errors };
     }
-    const written = created ? request : await this.rejectAgain(request, errors, rejected);
-    await this.deps.outbox.publish(requestEvents(written), rejected);
+    const written = created ? request : await this.rejectAgain(request, errors, rejected, log);
+    // What the row holds of this refusal (a redelivery built its event anew: the stored one, with
+    // its first `time`, is the one published again).
+    const ids = new Set(rejected.map((e) => e.id));
+    await this.deps.outbox.publish(
+      requestEvents(written),
+      (written.events ?? []).filter((e) => ids.has(e.id)),
+    );
     log.warn("Request rejected", { errors: summarizeErrors(errors) });
     if (created) metric(log, "notifications.rejected");
     return { kind: "invalid", errors };
   }
 
-  /** A rejected request refused again: the new errors and this refusal's event, conditionally. */
+  /**
+   * A rejected request refused again: the new errors and this refusal's event, conditionally. A
+   * row that holds as many rejections as its events property has room for records the errors
+   * only: a sender resending one broken request in a loop never fills the row so that the fixed
+   * request could not be accepted.
+   */
   private async rejectAgain(
     current: StoredRequest,
     errors: readonly FieldError[],
     rejected: readonly CloudEvent[],
+    log: Logger,
   ): Promise<StoredRequest> {
     let latest: StoredRequest | undefined = current;
     for (let attempt = 0; attempt < 5 && latest !== undefined; attempt++) {
+      const fits = fitsWithin(latest.events, rejected, UNBOUNDED_EVENTS_ROOM);
+      if (!fits && rejected.length > 0) {
+        log.warn("Rejection not recorded as an event: the request holds as many as it keeps", {
+          rejections: latest.events?.filter((e) => e.type === rejected[0]!.type).length ?? 0,
+        });
+        metric(log, "events.rejectionNotRecorded");
+      }
       const updated = await this.deps.requests.update(
         latest,
-        { errors, events: withEvents(latest.events, rejected) },
+        { errors, events: fits ? withEvents(latest.events, rejected) : latest.events },
         { ifUnchanged: true },
       );
       if (updated !== "conflict") return updated;

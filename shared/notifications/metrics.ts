@@ -32,6 +32,8 @@ export type MetricName =
   | "events.webhookRetried"
   /** The webhook answered 410 Gone and was turned off. */
   | "events.webhookDisabled"
+  /** A request refused again under one id whose row has no room for more rejection events. */
+  | "events.rejectionNotRecorded"
   /** A read receipt marked deliveries read. */
   | "notifications.read"
   | "cards.actions";

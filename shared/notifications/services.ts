@@ -44,6 +44,7 @@ import {
   completionWorkSchema,
   deliveryWorkSchema,
   dispatchWorkSchema,
+  intakeCheckWorkSchema,
   type QueueMessageInfo,
   readReceiptWorkSchema,
   webhookWorkSchema,
@@ -95,7 +96,10 @@ export interface NotificationServices {
   readonly teamsWork: TenantWorkRunner;
   /** The work queue's handlers for the notification kinds. */
   readonly workHandlers: Readonly<
-    Record<"dispatch" | "delivery" | "completionCheck" | "readReceipt" | "webhook", WorkHandler>
+    Record<
+      "dispatch" | "delivery" | "intakeCheck" | "completionCheck" | "readReceipt" | "webhook",
+      WorkHandler
+    >
   >;
   readonly outbox: EventOutbox;
   /** The internal work queue. */
@@ -309,6 +313,10 @@ export function createNotificationServices(
         info,
         log.with({ requestId: work.requestId, correlationId: work.correlationId }),
       );
+    },
+    intakeCheck: async (body: unknown, _info: QueueMessageInfo, log: Logger) => {
+      const work = parseWork(intakeCheckWorkSchema, "intake-check", body, log);
+      return work === undefined ? undefined : intake.check(work);
     },
     completionCheck: async (body: unknown, _info: QueueMessageInfo, log: Logger) => {
       const work = parseWork(completionWorkSchema, "completion-check", body, log);

@@ -164,8 +164,9 @@ export function overallState(
 ): RequestStatusState {
   if (stored.state === "rejected") return "rejected";
   const expected = stored.recipientCount;
-  const allRecorded =
-    expected !== undefined && counts.total >= expected && stored.state !== "received";
+  // Only a dispatch writes recipients' rows, so all of them recorded means it ran, whatever the
+  // row says of its enqueue (`received`: unconfirmed, then sent by the intake check).
+  const allRecorded = expected !== undefined && counts.total >= expected;
   if (stored.state === "failed") return counts.pending === 0 ? "failed" : "in-progress";
   if (allRecorded && counts.pending === 0) return "completed";
   if (counts.total === 0) return stored.state === "scheduled" ? "scheduled" : "queued";

@@ -23,6 +23,8 @@ export const WORK_KINDS = {
   welcomeCheck: "welcome-check",
   /** The @mention relay of one channel message. */
   relay: "relay",
+  /** An HTTP intake's guard: the stored request's dispatch, sent again (see intake.ts). */
+  intakeCheck: "intake-check",
   /** Whether a fanned-out request is final yet; writes and publishes its `completed` event. */
   completionCheck: "completion-check",
   /** A read receipt from a user's 1:1 chat: marks their deliveries read. */
@@ -101,6 +103,14 @@ export const deliveryWorkSchema = z.object({
   sole: z.boolean().optional(),
 });
 export type DeliveryWork = z.infer<typeof deliveryWorkSchema>;
+
+/** A request the HTTP intake stored (or was about to store) whose dispatch must be on the queue. */
+export const intakeCheckWorkSchema = z.object({
+  tenantId,
+  requestId: z.string().min(1).max(128),
+  correlationId: z.string().max(128).optional(),
+});
+export type IntakeCheckWork = z.infer<typeof intakeCheckWorkSchema>;
 
 /** Names the team; the service URL comes from the stored team reference, never from here. */
 export const rosterSyncWorkSchema = z.object({
@@ -250,6 +260,17 @@ export function dispatchMessage(
     work.tenantId,
     work,
     options.unique === true ? `r-${shortHash(base, randomUUID())}` : `r-${base}`,
+    { correlationId: work.correlationId, properties: { requestId: work.requestId } },
+  );
+}
+
+/** One intake check per request (a replay's check is the first one's duplicate). */
+export function intakeCheckMessage(work: IntakeCheckWork): OutgoingMessage {
+  return workMessage(
+    WORK_KINDS.intakeCheck,
+    work.tenantId,
+    work,
+    `ic-${shortHash(work.tenantId.toLowerCase(), work.requestId)}`,
     { correlationId: work.correlationId, properties: { requestId: work.requestId } },
   );
 }

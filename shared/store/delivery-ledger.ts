@@ -9,6 +9,7 @@ import {
   recipientParts,
 } from "../model/recipient";
 import { chunks, mapLimited } from "../util/collections";
+import { clip } from "../validation/json-guard";
 import { withoutUndefined } from "./entities";
 import { type RequestKey, requestRowKey } from "./notification-requests";
 import { eventsJson, parseEvents } from "./stored-events";
@@ -87,6 +88,9 @@ export interface Delivery {
   readonly installationId?: string | undefined;
   /** `duplicate`: the recipient key of the row that delivers to the same person. */
   readonly duplicateOf?: string | undefined;
+  /** Who the recipient is, as Herald learned it (a group member as Graph named them): display only. */
+  readonly userPrincipalName?: string | undefined;
+  readonly displayName?: string | undefined;
   /** `<messageId>#<deliveryCount>` of the invocation holding the `sending` claim. */
   readonly claimedBy?: string | undefined;
   /** The process that made the claim (notifications/claim-holders.ts). */
@@ -146,6 +150,9 @@ export interface NewDelivery {
   readonly lastError?: string;
   /** The events of a row created final (its transition is its creation). */
   readonly events?: readonly CloudEvent[];
+  /** Who the recipient is, when known before delivery (Graph's names of a group's members). */
+  readonly userPrincipalName?: string | undefined;
+  readonly displayName?: string | undefined;
 }
 
 /** What a claim writes: who holds the row, until when, and for which user. */
@@ -176,6 +183,11 @@ export type CreateClaimedResult =
   /** The row is there already (a redelivery): read it and go the usual way. */
   | { readonly kind: "exists" }
   | { readonly kind: "guard-taken"; readonly by: string };
+
+/** The longest name kept for display (Entra caps a display name at 256, a UPN at 113). */
+const MAX_NAME = 256;
+const clipped = (name: string | undefined) =>
+  name === undefined ? undefined : clip(name, MAX_NAME);
 
 const TRANSACTION_SIZE = 100;
 const WRITE_CONCURRENCY = 4;
@@ -372,6 +384,8 @@ export class DeliveryLedger {
         ...this.fresh(request, row.recipientKey, row.recipient, row.state ?? "pending"),
         lastError: row.lastError,
         events: row.events,
+        userPrincipalName: clipped(row.userPrincipalName),
+        displayName: clipped(row.displayName),
       }),
     );
     const counts = await mapLimited(

@@ -59,12 +59,15 @@ export function storedIdentity(value: string | undefined): string | undefined {
  * A rejected request's errors as stored and shown: at most `MAX_STORED_ERRORS`, each path and
  * message cut, and a last entry saying how many more there were.
  */
-export function storedErrors(errors: readonly FieldError[]): FieldError[] {
-  const kept = errors.slice(0, MAX_STORED_ERRORS).map((e) => ({
+export function storedErrors(
+  errors: readonly FieldError[],
+  max: number = MAX_STORED_ERRORS,
+): FieldError[] {
+  const kept = errors.slice(0, max).map((e) => ({
     path: clip(e.path, MAX_STORED_ERROR_TEXT),
     message: clip(e.message, MAX_STORED_ERROR_TEXT),
   }));
-  if (errors.length > MAX_STORED_ERRORS)
-    kept.push({ path: "(body)", message: `and ${errors.length - MAX_STORED_ERRORS} more errors` });
+  if (errors.length > max)
+    kept.push({ path: "(body)", message: `and ${errors.length - max} more errors` });
   return kept;
 }

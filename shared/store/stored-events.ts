@@ -31,6 +31,22 @@ export function parseEvents(json: unknown): readonly CloudEvent[] | undefined {
   return Array.isArray(parsed) ? parsed.filter(isCloudEvent) : undefined;
 }
 
+/**
+ * How much of a row's events property a kind of event without a bound in number (one
+ * `herald.notification.rejected` per refused copy of a request) may fill: the rest is kept for
+ * the events every request has (its `accepted`, its `completed`), so the cap never fails a write.
+ */
+export const UNBOUNDED_EVENTS_ROOM = 24_000;
+
+/** Whether `added` fits beside `events` within `room` characters of the events property. */
+export function fitsWithin(
+  events: readonly CloudEvent[] | undefined,
+  added: readonly CloudEvent[],
+  room: number,
+): boolean {
+  return JSON.stringify(withEvents(events, added)).length <= room;
+}
+
 /** `events` with `added` appended, each id once (a redone transition brings the same id). */
 export function withEvents(
   events: readonly CloudEvent[] | undefined,

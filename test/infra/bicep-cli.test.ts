@@ -33,6 +33,43 @@ describe("locateBicep", () => {
     expect(HOW_TO_ENABLE).toContain("npm run infra:build");
   });
 
+  it("reports the CLI missing with NuGet's reason, without throwing, when dotnet is here but no feed answers", () => {
+    mkdirSync(path.join(dir, "bin"));
+    // What `dotnet restore` prints and exits with when its NuGet source cannot be reached.
+    const dotnet = fakeExecutable(
+      "dotnet",
+      [
+        'echo "  Determining projects to restore..."',
+        'echo "/r/restore-bicep.csproj : error NU1301: Unable to load the service index for source http://127.0.0.1:9/v3/index.json." >&2',
+        "exit 1",
+      ].join("\n"),
+    );
+    const found = locateBicep({
+      restoreWithDotnet: true,
+      env: { PATH: path.dirname(dotnet) },
+      toolsDir: path.join(dir, "tools"),
+    });
+    expect(found).toEqual({
+      kind: "missing",
+      reason: `dotnet could not restore Azure.Bicep.CommandLine.linux-x64 ${BICEP_VERSION} from NuGet (NU1301)`,
+    });
+  });
+
+  it("still fails loudly when dotnet restore breaks for another reason than an unreachable feed", () => {
+    mkdirSync(path.join(dir, "bin"));
+    const dotnet = fakeExecutable(
+      "dotnet",
+      'echo "error MSB4025: The project file could not be loaded." >&2; exit 1',
+    );
+    expect(() =>
+      locateBicep({
+        restoreWithDotnet: true,
+        env: { PATH: path.dirname(dotnet) },
+        toolsDir: path.join(dir, "tools"),
+      }),
+    ).toThrow(/MSB4025/);
+  });
+
   it("uses bicep from PATH before any restored copy, with the version it reports", () => {
     mkdirSync(path.join(dir, "bin"));
     const bicep = fakeExecutable("bicep", 'echo "Bicep CLI version 9.8.7 (abcdef)"');

@@ -21,7 +21,11 @@ describe("functions/messages", () => {
   let sim: TeamsSimulator;
   let queueDirectory: string;
 
+  /** What the process-wide services print at start-up (console: no invocation yet). */
+  let startup: jest.SpiedFunction<typeof console.warn>;
+
   beforeAll(async () => {
+    startup = jest.spyOn(console, "warn").mockImplementation(() => undefined);
     sim = await startTeamsSimulator();
     queueDirectory = await mkdtemp(join(tmpdir(), "herald-bot-"));
     Object.assign(process.env, {
@@ -32,6 +36,7 @@ describe("functions/messages", () => {
   });
 
   afterAll(async () => {
+    startup.mockRestore();
     process.env = saved;
     await sim.close();
     await rm(queueDirectory, { recursive: true, force: true });
@@ -44,9 +49,16 @@ describe("functions/messages", () => {
       headers: { "content-type": "application/json" },
       ...(body !== undefined ? { body: { string: JSON.stringify(body) } } : {}),
     });
-    const context = new InvocationContext({ invocationId: randomUUID(), functionName: "messages" });
+    const context = new InvocationContext({
+      invocationId: randomUUID(),
+      functionName: "messages",
+      logHandler: (level, ...args) => logs.push(`${level}: ${args.map(String).join(" ")}`),
+    });
     return messages(request, context);
   }
+
+  /** What the handler logged through its invocation contexts, as the host would record it. */
+  const logs: string[] = [];
 
   it("is registered for POST and HEAD on route messages, anonymous at the host level", () => {
     const registration = registeredFunctions().find((r) => r.name === "messages");
@@ -88,6 +100,11 @@ describe("functions/messages", () => {
       status: 200,
     });
     expect(sim.messagesToUser(ada)).toHaveLength(0);
+    // Its first request builds the services: without MicrosoftAppId they say auth is off.
+    expect(startup.mock.calls.map((c) => String(c[0]))).toEqual([
+      expect.stringMatching(/^BOT AUTHENTICATION IS OFF: MicrosoftAppId is not set/),
+    ]);
+    expect(logs).toContainEqual(expect.stringMatching(/^information: Welcome queued /));
 
     const ran: { kind: unknown; body: unknown; sessionId: unknown }[] = [];
     const drainer = drainWork(ran);
@@ -112,6 +129,9 @@ describe("functions/messages", () => {
     await expect(
       call("POST", sim.activities.teamInstall(team, team.members[0]!)),
     ).resolves.toMatchObject({ status: 200 });
+    expect(logs).toContainEqual(
+      expect.stringMatching(/^information: Team installed; roster sync and welcome queued /),
+    );
     const ran: { kind: unknown; body: unknown; sessionId: unknown }[] = [];
     const drainer = drainWork(ran);
     try {

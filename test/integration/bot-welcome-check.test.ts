@@ -1,6 +1,6 @@
 import { Welcomer } from "../../shared/bot/welcomes";
 import { memoryLogger } from "../../shared/logging";
-import { WORK_KIND_PROPERTY } from "../../shared/queue/queue-port";
+import { type QueuePort, WORK_KIND_PROPERTY } from "../../shared/queue/queue-port";
 import { WelcomeLedger } from "../../shared/store/welcome-ledger";
 import type { SimUser } from "../simulator";
 import { type BotHarness, startBotHarness } from "../support/bot-harness";
@@ -24,7 +24,7 @@ describe("welcome lease checks on the work queue", () => {
   let logs: { level: string; text: string }[];
 
   beforeEach(async () => {
-    h = await startBotHarness({ settings: { WelcomeLeaseSeconds: "1" } });
+    h = await startBotHarness({ settings: { WelcomeLeaseSeconds: "1" }, manualClock: true });
     logs = [];
   });
 
@@ -74,7 +74,7 @@ describe("welcome lease checks on the work queue", () => {
   it("recovers a claim whose sender died before sending, with no further activity from the user", async () => {
     const joan = h.sim.addUser({ name: "Joan Clarke" });
     // Another instance claimed the welcome and crashed before sending it (or scheduling its check).
-    const crashed = new WelcomeLedger(h.tables, { leaseMs: h.config.welcomeLeaseMs });
+    const crashed = new WelcomeLedger(h.tables, { leaseMs: h.config.welcomeLeaseMs, clock: h.now });
     expect((await crashed.claim(personal(joan))).kind).toBe("claimed");
 
     // Teams' second install event sees the live claim: no welcome, but a check for its lease end.
@@ -113,9 +113,18 @@ describe("welcome lease checks on the work queue", () => {
       learnedFrom: "personal",
     });
     // An instance that claims, schedules its check, then dies while sending (the send never ends).
+    let checkScheduled!: () => void;
+    const scheduled = new Promise<void>((resolve) => (checkScheduled = resolve));
+    const queue: QueuePort = {
+      enqueue: (messages) => h.queue.enqueue(messages),
+      schedule: async (message, at) => {
+        await h.queue.schedule(message, at);
+        checkScheduled();
+      },
+    };
     const doomed = new Welcomer(
       new WelcomeLedger(h.tables, { leaseMs: h.config.welcomeLeaseMs, clock: h.now }),
-      { queue: h.queue, clock: h.now },
+      { queue, clock: h.now },
     );
     void doomed.ensureWelcome(
       () => new Promise<string>(() => undefined),
@@ -129,7 +138,7 @@ describe("welcome lease checks on the work queue", () => {
       },
       memoryLogger(),
     );
-    for (let i = 0; i < 100 && h.queue.waiting.length === 0; i++) await tick(20);
+    await scheduled;
     expect(h.queue.waiting).toHaveLength(1);
     expect(welcomesTo(ida)).toHaveLength(0);
 
@@ -166,7 +175,7 @@ describe("welcome lease checks on the work queue", () => {
     expect(sendsToKat()).toEqual([503]);
     expect(welcomesTo(kat)).toHaveLength(0);
     await expect(
-      new WelcomeLedger(h.tables, { leaseMs: 1000 }).get(personal(kat)),
+      new WelcomeLedger(h.tables, { leaseMs: 1000, clock: h.now }).get(personal(kat)),
     ).resolves.toMatchObject({
       state: "released",
       lastError: expect.stringContaining("503") as unknown,
@@ -180,7 +189,7 @@ describe("welcome lease checks on the work queue", () => {
 
   it("recovers the team welcome in the General channel the same way", async () => {
     const team = h.sim.addTeam({ name: "Research", memberCount: 2 });
-    const crashed = new WelcomeLedger(h.tables, { leaseMs: h.config.welcomeLeaseMs });
+    const crashed = new WelcomeLedger(h.tables, { leaseMs: h.config.welcomeLeaseMs, clock: h.now });
     const subject = { scope: "team", tenantId: h.sim.tenantId, teamId: team.id } as const;
     expect((await crashed.claim(subject)).kind).toBe("claimed");
 
@@ -228,7 +237,3 @@ describe("welcome lease checks on the work queue", () => {
     expect(h.sim.requests).toHaveLength(0);
   });
 });
-
-function tick(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}

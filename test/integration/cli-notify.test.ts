@@ -395,6 +395,15 @@ describe("herald notify", () => {
       expect(waited.code).toBe(1);
       expect(waited.stderr).toContain("after 3 s");
     });
+
+    it("status with no endpoint asks npm start on the port PORT names, as npm start listens there", async () => {
+      const port = new URL(api.endpoint).port;
+      const env = { PORT: port, HERALD_FUNCTION_KEY: KEY };
+      const asked = await herald(["status", "nobody-sent-this"], { cwd, env });
+
+      expect(asked.code).toBe(1);
+      expect(asked.stderr).toContain(`http://127.0.0.1:${port} has no notification request`);
+    });
   });
 
   it("exits 1 when the endpoint cannot be reached", async () => {

@@ -7,6 +7,7 @@ import {
 } from "../../shared";
 import { HttpTransport } from "../../shared/client/http-transport";
 import type { NotificationRequest } from "../../shared/notifications/schema";
+import { dispatches } from "../support/memory-queue";
 import {
   type NotificationsApiServer,
   startNotificationsApiServer,
@@ -46,7 +47,9 @@ describe("NotificationClient over HTTP", () => {
       status: 202,
       key: KEY,
     });
-    const queued = api.queue.sent.find((m) => m.applicationProperties?.requestId === id);
+    const queued = dispatches(api.queue.sent).find(
+      (m) => m.applicationProperties?.requestId === id,
+    );
     expect(queued?.body).toMatchObject({ requestId: id, tenantId: TENANT });
   });
 
@@ -54,7 +57,7 @@ describe("NotificationClient over HTTP", () => {
     const ids = await client.sendMany([request("http-a"), request("http-b"), request("http-c")]);
 
     expect(ids).toEqual(["http-a", "http-b", "http-c"]);
-    const queuedIds = api.queue.sent.map((m) => m.applicationProperties?.requestId);
+    const queuedIds = dispatches(api.queue.sent).map((m) => m.applicationProperties?.requestId);
     for (const id of ids) expect(queuedIds.filter((q) => q === id)).toHaveLength(1);
   });
 
@@ -65,13 +68,13 @@ describe("NotificationClient over HTTP", () => {
     expect(again).toBe("http-again");
     expect(api.calls.filter((c) => c.status === 409)).toHaveLength(0);
     expect(
-      api.queue.sent.filter((m) => m.applicationProperties?.requestId === "http-again"),
+      dispatches(api.queue.sent).filter((m) => m.applicationProperties?.requestId === "http-again"),
     ).toHaveLength(1);
   });
 
   it("throws RequestConflictError for an id the tenant already uses with different content, and queues nothing of it", async () => {
     await client.send(request("http-taken"));
-    const queuedBefore = api.queue.sent.length;
+    const queuedBefore = dispatches(api.queue.sent).length;
 
     const error = await client
       .send({ ...request("http-taken"), message: { text: "Something else" } })
@@ -82,7 +85,7 @@ describe("NotificationClient over HTTP", () => {
     expect((error as Error).message).toBe(
       "Request id http-taken is already used in this tenant by a request with different content: nothing of it was queued. Send it again with a new id.",
     );
-    expect(api.queue.sent.length).toBe(queuedBefore);
+    expect(dispatches(api.queue.sent).length).toBe(queuedBefore);
   });
 
   it("sends the rest of a sendMany when some ids conflict, and names both", async () => {
@@ -99,7 +102,7 @@ describe("NotificationClient over HTTP", () => {
     expect((error as RequestConflictError).conflictIds).toEqual(["http-many-taken"]);
     expect((error as RequestConflictError).sentIds).toEqual(["http-many-new"]);
     expect((error as Error).message).toContain("The other request was accepted.");
-    expect(api.queue.sent.map((m) => m.applicationProperties?.requestId)).toContain(
+    expect(dispatches(api.queue.sent).map((m) => m.applicationProperties?.requestId)).toContain(
       "http-many-new",
     );
   });
@@ -133,7 +136,7 @@ describe("NotificationClient over HTTP", () => {
       posts: 2,
     });
     expect(
-      api.queue.sent.filter((m) => m.applicationProperties?.requestId === "http-lost"),
+      dispatches(api.queue.sent).filter((m) => m.applicationProperties?.requestId === "http-lost"),
     ).toHaveLength(1);
   });
 
@@ -182,7 +185,7 @@ describe("NotificationClient over HTTP", () => {
 
   it("fails with the status code and a hint when the function key is wrong, and says nothing was sent", async () => {
     const wrong = new NotificationClient({ endpoint: api.endpoint, functionKey: "wrong" });
-    const before = api.queue.sent.length;
+    const before = dispatches(api.queue.sent).length;
 
     const error = await wrong.send(request()).catch((e: unknown) => e);
 
@@ -190,7 +193,7 @@ describe("NotificationClient over HTTP", () => {
     expect((error as Error).message).toMatch(/answered 401 .*function key/);
     expect((error as NotificationSendError).sentIds).toEqual([]);
     expect(((error as Error).cause as HttpResponseError).statusCode).toBe(401);
-    expect(api.queue.sent.length).toBe(before);
+    expect(dispatches(api.queue.sent).length).toBe(before);
     await expect(wrong.status("x")).rejects.toThrow(/401/);
   });
 

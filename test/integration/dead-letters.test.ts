@@ -82,6 +82,28 @@ describe("dead letters make requests final", () => {
     expect(h.sim.messagesToUser(b)).toHaveLength(0);
   });
 
+  it("reports one completed for a sole recipient's request whose dispatch was dead-lettered after it delivered (the topic was down meanwhile)", async () => {
+    const user = h.sim.addUser();
+    await h.seedUser(user, h.sim.personalConversationId(user));
+    const request = h.request({ recipients: [{ teamsUserId: user.id }] });
+    await h.invokeIntakeOnly({ body: request, messageId: request.id });
+    const [dispatch] = h.queue.takeAll();
+    // The dispatch delivered inline (its outcome carries the request's `completed`), but its
+    // work item was never settled, so the broker dead-lettered it in the end.
+    await h.deliverQueued(dispatch!);
+    h.queue.takeAll();
+    expect(h.sim.messagesToUser(user)).toHaveLength(1);
+
+    await h.deliverDeadLetter("work", deadLettered(dispatch!));
+
+    const page = await h.services.eventLog.read(h.key(request.id));
+    const events = page.kind === "found" ? page.page.events : [];
+    const completed = events.filter((e) => e.type === "herald.notification.completed");
+    expect(completed).toHaveLength(1);
+    expect(completed[0]?.data).toMatchObject({ counts: { sent: 1, total: 1 } });
+    expect(new Set(events.map((e) => e.id)).size).toBe(events.length);
+  });
+
   it("records an intake message that was dead-lettered before its request was stored as a failed request", async () => {
     const request = h.request({ recipients: [{ teamsUserId: "29:never-stored" }] });
     await h.deliverDeadLetter("intake", {

@@ -1,57 +1,13 @@
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import {
-  closeSync,
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  symlinkSync,
-} from "node:fs";
+import { type ChildProcess, spawn } from "node:child_process";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { dirname, join } from "node:path";
 
 import { stopAzurite } from "../../shared/local-host/azurite-client";
 import { isAlive } from "../../shared/local-host/folder-lock";
 import { AZURITE_FOLDER } from "../../shared/local-host/settings";
+import { cloneWorkingTree, isRepository } from "../support/fresh-clone";
 import { TEST_RUN_VARIABLE } from "../support/leftover-processes";
-
-const PROJECT_ROOT = resolve(__dirname, "../..");
-const isRepository = existsSync(join(PROJECT_ROOT, ".git"));
-
-function git(args: string[], cwd = PROJECT_ROOT): string {
-  return execFileSync("git", args, { cwd, encoding: "utf8" });
-}
-
-/**
- * A clone of this repository as a newcomer gets it, with this working tree's changes on top
- * (modified, added and untracked files copied, deleted ones removed: the test runs what is here,
- * committed or not, and writes nothing into this repository), and node_modules linked entry by
- * entry (its own `.cache`, where nothing of this checkout's can leak in).
- */
-function cloneWorkingTree(into: string): void {
-  git(["clone", "--quiet", "--no-hardlinks", PROJECT_ROOT, into]);
-  const lines = (text: string) => text.split("\n").filter((line) => line !== "");
-  const changed = [
-    ...lines(git(["diff", "--name-only", "--diff-filter=d", "HEAD"])),
-    ...lines(git(["ls-files", "--others", "--exclude-standard"])),
-  ];
-  for (const file of changed) {
-    mkdirSync(dirname(join(into, file)), { recursive: true });
-    copyFileSync(join(PROJECT_ROOT, file), join(into, file));
-  }
-  for (const file of lines(git(["diff", "--name-only", "--diff-filter=D", "HEAD"]))) {
-    rmSync(join(into, file), { force: true });
-  }
-  mkdirSync(join(into, "node_modules"));
-  for (const entry of readdirSync(join(PROJECT_ROOT, "node_modules"))) {
-    if (entry === ".cache") continue;
-    symlinkSync(join(PROJECT_ROOT, "node_modules", entry), join(into, "node_modules", entry));
-  }
-}
 
 interface Run {
   readonly child: ChildProcess;

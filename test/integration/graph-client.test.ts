@@ -177,7 +177,7 @@ describe("FetchGraphClient against the Graph simulator", () => {
       expect(pages).toBe(5);
       expect(users.filter((u) => u.userType === "Guest")).toHaveLength(150);
       expect(sim.requests[0]?.query).toMatchObject({
-        $select: "id,userPrincipalName,userType",
+        $select: "id,userPrincipalName,displayName,userType",
         $top: "250",
       });
     });

@@ -1,4 +1,5 @@
 import type { NotificationStatus } from "../../shared/notifications/status";
+import { dispatches, ofKind } from "../support/memory-queue";
 import { API_BASE as BASE, notificationsApiCalls } from "./notifications-api-calls";
 import { NotificationsHarness } from "./notifications-harness";
 
@@ -20,7 +21,7 @@ describe("notifications HTTP API", () => {
   const get = (id: string, query = "") => api.get(id, query);
 
   describe("POST /api/notifications", () => {
-    it("accepts a valid request with 202, stores it, and queues a reference to it on the tenant's session", async () => {
+    it("accepts a valid request with 202, stores it, queues a reference to it on the tenant's session, and schedules its intake check", async () => {
       const body = h.request({ recipients: [{ teamsUserId: "29:someone" }] });
       const response = await post(body);
       expect(response.status).toBe(202);
@@ -29,7 +30,8 @@ describe("notifications HTTP API", () => {
         state: "queued",
         statusUrl: `${BASE}/${body.id}?tenantId=${h.sim.tenantId}`,
       });
-      const [queued] = h.queue.waiting;
+      const [queued, ...more] = dispatches(h.queue.waiting);
+      expect(more).toEqual([]);
       // The claim check: the queue carries a reference; the recipients are in the store.
       expect(queued).toMatchObject({
         correlationId: body.correlationId,
@@ -41,6 +43,14 @@ describe("notifications HTTP API", () => {
       await expect(h.requests.readBody((await h.requests.get(h.key(body.id)))!)).resolves.toEqual({
         recipients: body.recipients,
       });
+      // Scheduled before the row was written: it sends the dispatch again 30 s later.
+      const [check] = ofKind(h.queue.waiting, "intake-check");
+      expect(check).toMatchObject({
+        sessionId: h.sim.tenantId.toLowerCase(),
+        body: { tenantId: body.tenantId, requestId: body.id },
+      });
+      expect(check!.scheduledFor!.getTime() - check!.sentAt.getTime()).toBe(30_000);
+      expect(check!.sequence).toBeLessThan(queued!.sequence);
     });
 
     it("answers 400 for a right-to-left override in the text, naming the field and the code point, and sends nothing", async () => {
@@ -90,11 +100,11 @@ describe("notifications HTTP API", () => {
     it("answers a replay of the same request with the same 202, and its dispatch keeps the first one's message id", async () => {
       const body = h.request({ recipients: [{ teamsUserId: "29:someone" }] });
       const first = await post(body);
-      const [queued] = h.queue.takeAll();
+      const [queued] = dispatches(h.queue.takeAll());
       const again = await post(body);
       expect(again).toMatchObject({ status: 202, jsonBody: first.jsonBody as object });
       // The broker's duplicate detection drops the copy: one dispatch of one request.
-      expect(h.queue.takeAll().map((m) => m.messageId)).toEqual([queued?.messageId]);
+      expect(dispatches(h.queue.takeAll()).map((m) => m.messageId)).toEqual([queued?.messageId]);
     });
 
     it("answers 409 for the same id with different content, revealing nothing of the stored request", async () => {
@@ -109,7 +119,9 @@ describe("notifications HTTP API", () => {
         id: body.id,
       });
       expect(JSON.stringify(response.jsonBody)).not.toContain("29:someone");
-      expect(h.queue.waiting).toHaveLength(0);
+      // Its intake check, scheduled before the conflict was known, would only send the stored
+      // request's own dispatch again.
+      expect(dispatches(h.queue.waiting)).toHaveLength(0);
     });
 
     it("schedules a request with a future notBefore for that time", async () => {
@@ -120,7 +132,7 @@ describe("notifications HTTP API", () => {
         status: 202,
         jsonBody: { state: "scheduled", scheduledFor: notBefore },
       });
-      expect(h.queue.waiting[0]?.scheduledFor?.toISOString()).toBe(notBefore);
+      expect(dispatches(h.queue.waiting)[0]?.scheduledFor?.toISOString()).toBe(notBefore);
     });
   });
 
@@ -154,7 +166,7 @@ describe("notifications HTTP API", () => {
         ],
       });
       expect((await post(body)).status).toBe(202);
-      await h.deliverQueued(h.queue.takeAll()[0]!); // the request itself: fan-out
+      await h.deliverQueued(dispatches(h.queue.takeAll())[0]!); // the request itself: fan-out
       for (const item of h.queue.takeAll()) await h.deliverQueued(item); // first attempts only
 
       const response = await get(body.id);

@@ -1,3 +1,4 @@
+import { printStatus } from "../../shared/cli/status-command";
 import { startGraphSimulator } from "../graph-simulator";
 import type { GraphSimulator } from "../graph-simulator/simulator";
 import type { SimUser } from "../simulator";
@@ -84,6 +85,39 @@ describe("notifications to Entra groups", () => {
     await h.drain();
     expect(h.sim.messagesToUser(guest)).toHaveLength(1);
     expect(h.sim.messagesToUser(member)).toHaveLength(1);
+  });
+
+  it("names each member in the status and in herald status by the UPN and display name Graph lists", async () => {
+    const adele = h.sim.addUser({
+      name: "Adele Vance",
+      userPrincipalName: "adele.v@contoso.example",
+    });
+    await h.seedUser(adele, h.sim.personalConversationId(adele));
+    graph.addUser({
+      id: adele.aadObjectId,
+      userPrincipalName: "adele.v@contoso.example",
+      displayName: "Adele Vance",
+    });
+    const group = graph.addGroup({ members: [graph.user(adele.aadObjectId)!] });
+    const request = h.request({ recipients: [{ groupId: group.id }] });
+    await h.deliver({ body: request, messageId: request.id });
+    await h.drain();
+
+    const status = await h.services.status.get(request.id);
+    expect(status?.recipients).toEqual([
+      expect.objectContaining({
+        recipient: { aadObjectId: adele.aadObjectId },
+        state: "sent",
+        userPrincipalName: "adele.v@contoso.example",
+        displayName: "Adele Vance",
+      }),
+    ]);
+    let printed = "";
+    printStatus(status!, {
+      stdout: { write: (chunk: string) => (printed += chunk) },
+      stderr: { write: () => true },
+    });
+    expect(printed).toMatch(/sent +adele\.v@contoso\.example \(Adele Vance\)/);
   });
 
   it("schedules the dispatch again after Graph's Retry-After when the member listing is throttled, then delivers", async () => {

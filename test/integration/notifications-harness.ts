@@ -11,7 +11,7 @@ import type { Config } from "../../shared/config";
 import { memoryLogger } from "../../shared/logging";
 import type { NotificationServices } from "../../shared/notifications/services";
 import { WORK_KINDS } from "../../shared/notifications/work-items";
-import { WORK_KIND_PROPERTY } from "../../shared/queue/queue-port";
+import { type QueuePort, WORK_KIND_PROPERTY } from "../../shared/queue/queue-port";
 import { DeliveryLedger } from "../../shared/store/delivery-ledger";
 import { NotificationRequestStore } from "../../shared/store/notification-requests";
 import { TableFactory } from "../../shared/store/table-factory";
@@ -21,14 +21,25 @@ import { type SimTeam, type SimUser, startTeamsSimulator, type TeamsSimulator } 
 import { MemoryQueue, type RecordedMessage } from "../support/memory-queue";
 import { testConfig } from "../support/test-config";
 
-/** Real time plus an offset the test moves forward (to the time a retry is scheduled for). */
+/** Real time plus an offset the test moves forward (to the time a retry is scheduled for, and through pacing waits). */
 export class TestClock {
   private offsetMs = 0;
-  now = (): Date => new Date(Date.now() + this.offsetMs);
+  private readonly startedAt = Date.now();
+  /** `standStill`: only `advanceTo` and `sleep` move it (no lease runs out while a test waits). */
+  constructor(private readonly standStill = false) {}
+  now = (): Date => new Date((this.standStill ? this.startedAt : Date.now()) + this.offsetMs);
   advanceTo(at: Date): void {
     const ahead = at.getTime() - this.now().getTime();
     if (ahead > 0) this.offsetMs += ahead;
   }
+  /**
+   * A pacing wait on this clock: it moves the clock instead of the wall clock passing, so a paced
+   * test takes no longer on a loaded machine and the pacer sees exactly the wait it granted.
+   */
+  sleep = async (ms: number): Promise<void> => {
+    this.advanceTo(new Date(this.now().getTime() + ms));
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  };
 }
 
 export interface LogLine {
@@ -84,24 +95,33 @@ export class NotificationsHarness {
   static async start(
     settings: Record<string, string> = {},
     options: HeraldServicesOptions = {},
-    /** A Teams simulator started by the test (closed with the harness). */
-    given: { sim?: TeamsSimulator } = {},
+    given: {
+      /** A Teams simulator started by the test (closed with the harness). */
+      sim?: TeamsSimulator;
+      /** The broker's duplicate detection window (default 0: off, see below). */
+      duplicateDetectionWindowMs?: number;
+      /** What Herald sends through in front of the queue (a test's fault in the queue port). */
+      wrapQueue?: (queue: MemoryQueue) => QueuePort;
+    } = {},
   ): Promise<NotificationsHarness> {
     const sim = given.sim ?? (await startTeamsSimulator());
     const config = testConfig(settings);
     const tables = new TableFactory(config);
     const clock = new TestClock();
-    // No duplicate detection: these tests take messages off the queue and hand them back
-    // themselves (a redelivery), which a broker that still held them would not see as new.
-    const queue = new MemoryQueue(clock.now, { duplicateDetectionWindowMs: 0 });
+    // No duplicate detection by default: these tests take messages off the queue and hand them
+    // back themselves (a redelivery), which a broker that still held them would not see as new.
+    const queue = new MemoryQueue(clock.now, {
+      duplicateDetectionWindowMs: given.duplicateDetectionWindowMs ?? 0,
+    });
     const topic = new MemoryQueue(clock.now);
     const services = createHeraldServices(config, memoryLogger(), {
-      queue,
+      queue: given.wrapQueue?.(queue) ?? queue,
       events: topic,
       tables,
       botId: sim.botId,
       clock: clock.now,
       pacing: { now: () => clock.now().getTime() },
+      sleep: clock.sleep,
       ...options,
     });
     return new NotificationsHarness(sim, config, queue, topic, tables, services, clock);

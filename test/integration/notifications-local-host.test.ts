@@ -33,6 +33,10 @@ describe("notifications through the local host", () => {
         "Hello from the local host",
       ),
     ).toBe(202);
+    // Its first request built the services; without MicrosoftAppId they said so, loudly.
+    expect(local.startupWarnings).toEqual([
+      expect.stringMatching(/^BOT AUTHENTICATION IS OFF: MicrosoftAppId is not set/),
+    ]);
 
     await sim.waitFor(
       () => sim.messagesToUser(user).some((a) => a.text === "Hello from the local host"),

@@ -6,13 +6,18 @@ import type { Config } from "../../shared/config";
 import { type RunningLocalHost, startLocalHost } from "../../shared/local-host/local-host";
 import type { Recipient } from "../../shared/notifications/schema";
 import type { NotificationStatus } from "../../shared/notifications/status";
-import { registeredFunctions } from "../../shared/registry";
+import { isOutsideHostNotice, registeredFunctions } from "../../shared/registry";
 import { testConfig } from "./test-config";
 
 export interface FunctionsLocalHost {
   readonly host: RunningLocalHost;
   /** The settings' config (its table prefix, for reading what Herald wrote). */
   readonly config: Config;
+  /**
+   * What the process-wide services printed with console.warn (start-up notices such as "BOT
+   * AUTHENTICATION IS OFF"), captured until `close` instead of cluttering the test output.
+   */
+  readonly startupWarnings: readonly string[];
   /** `POST /api/notifications` of a text notification to one recipient; the HTTP status. */
   notify(tenantId: string, id: string, recipient: Recipient, text: string): Promise<number>;
   /** `GET /api/notifications/{id}` until the request is completed (or ~10 s have passed). */
@@ -29,6 +34,10 @@ export async function startFunctionsLocalHost(
   extraSettings: Record<string, string> = {},
 ): Promise<FunctionsLocalHost> {
   const saved = { ...process.env };
+  const startupWarnings: string[] = [];
+  const warn = jest.spyOn(console, "warn").mockImplementation((...args: unknown[]) => {
+    if (!isOutsideHostNotice(args[0])) startupWarnings.push(args.map(String).join(" "));
+  });
   const config = testConfig();
   const queueDirectory = mkdtempSync(join(tmpdir(), "herald-queue-"));
   const settings: Record<string, string> = {
@@ -57,6 +66,7 @@ export async function startFunctionsLocalHost(
   return {
     host,
     config,
+    startupWarnings,
     async notify(tenantId, id, recipient, text) {
       const posted = await fetch(`${host.http.origin}/api/notifications`, {
         method: "POST",
@@ -86,6 +96,7 @@ export async function startFunctionsLocalHost(
       await host.close();
       rmSync(queueDirectory, { recursive: true, force: true });
       process.env = saved;
+      warn.mockRestore();
     },
   };
 }

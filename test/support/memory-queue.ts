@@ -106,3 +106,13 @@ export class MemoryQueue implements QueuePort {
     this.pending.push(recorded);
   }
 }
+
+/** The messages of one work kind (`heraldKind`), e.g. the dispatches among an intake's messages. */
+export function ofKind<T extends OutgoingMessage>(messages: readonly T[], kind: string): T[] {
+  return messages.filter((m) => m.applicationProperties?.heraldKind === kind);
+}
+
+/** The dispatches among what was queued (an HTTP intake also schedules its intake check). */
+export function dispatches<T extends OutgoingMessage>(messages: readonly T[]): T[] {
+  return ofKind(messages, "dispatch");
+}

@@ -113,10 +113,7 @@ export async function runFaultStorm(options: FaultStormOptions): Promise<FaultSt
       clock: clock.now,
       pacing: { now: () => clock.now().getTime() },
       // Pacing waits move the test clock instead of holding the test (Teams' time, not ours).
-      sleep: (ms) => {
-        clock.advanceTo(new Date(clock.now().getTime() + ms));
-        return Promise.resolve();
-      },
+      sleep: clock.sleep,
     });
     const services = herald.notifications;
     const handler = oneBrokerTrigger(herald);

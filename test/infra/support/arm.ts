@@ -231,6 +231,11 @@ export function evaluateArm(expr: ArmExpr, env: ArmEnvironment): unknown {
           return env.lambdas?.[value(args[0]!) as string];
         case "toLower":
           return String(value(args[0]!)).toLowerCase();
+        case "replace":
+          return String(value(args[0]!)).replaceAll(
+            String(value(args[1]!)),
+            String(value(args[2]!)),
+          );
         case "join":
           return (value(args[0]!) as unknown[]).join(String(value(args[1]!)));
         case "format": {
