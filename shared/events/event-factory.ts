@@ -1,5 +1,10 @@
 import type { CloudEvent } from "../model/cloud-event";
-import type { Delivery, DeliveryState, NewDelivery } from "../store/delivery-ledger";
+import type {
+  Delivery,
+  DeliveryState,
+  NewDelivery,
+  RecordedAction,
+} from "../store/delivery-ledger";
 import { storedErrors } from "../store/limits";
 import type { RequestKey } from "../store/notification-requests";
 import type { FieldError } from "../validation/json-guard";
@@ -177,5 +182,34 @@ export function rejectedEvent(
 ): CloudEvent {
   return requestEvent("herald.notification.rejected", request, occurrence, context, {
     errors: storedErrors(errors, MAX_EVENT_ERRORS),
+  });
+}
+
+/** A recipient's click on a button of the card: one per recipient and verb (its id says so). */
+export function cardActionEvent(
+  row: Omit<Delivery, "etag">,
+  action: RecordedAction & { readonly inputs: Record<string, unknown>; readonly revision: number },
+  context: EventContext,
+): CloudEvent {
+  return cloudEvent({
+    type: "herald.card.action",
+    tenantId: row.tenantId,
+    requestId: row.requestId,
+    recipientKey: row.recipientKey,
+    revision: `action:${action.verb}`,
+    at: context.at,
+    correlationId: context.correlationId,
+    data: {
+      requestId: row.requestId,
+      tenantId: row.tenantId.toLowerCase(),
+      recipient: row.recipient,
+      verb: action.verb,
+      actionType: action.type,
+      inputs: action.inputs,
+      teamsUserId: row.teamsUserId ?? "",
+      ...(row.aadObjectId !== undefined ? { aadObjectId: row.aadObjectId } : {}),
+      revision: action.revision,
+      at: action.at,
+    },
   });
 }

@@ -1,4 +1,4 @@
-import { cloudEvent } from "../events/event-types";
+import { cardActionEvent } from "../events/event-factory";
 import type { Logger } from "../logging";
 import type { ActionResponse } from "../model/action-responses";
 import {
@@ -126,7 +126,11 @@ export class CardClicks {
       const at = this.deps.clock();
       const action: RecordedAction = { verb, type: click.type, at: at.toISOString() };
       const fresh = this.deps.outbox.record(() => [
-        actionEvent(current, request, { ...action, inputs, revision: reference.v }, at),
+        cardActionEvent(
+          current,
+          { ...action, inputs, revision: reference.v },
+          { at, correlationId: request.correlationId },
+        ),
       ]);
       const written = await this.deps.ledger.update(current, {
         actions: [...(current.actions ?? []), action],
@@ -157,35 +161,6 @@ function sameClicker(row: Delivery, click: CardClick): boolean {
 /** Only a copy in the chat can be clicked: a recalled (or never sent) one cannot. */
 function available(_request: StoredRequest, row: Delivery): boolean {
   return row.state === "sent";
-}
-
-function actionEvent(
-  row: Delivery,
-  request: StoredRequest,
-  action: RecordedAction & { inputs: Record<string, unknown>; revision: number },
-  at: Date,
-): CloudEvent {
-  return cloudEvent({
-    type: "herald.card.action",
-    tenantId: row.tenantId,
-    requestId: row.requestId,
-    recipientKey: row.recipientKey,
-    revision: `action:${action.verb}`,
-    at,
-    correlationId: request.correlationId,
-    data: {
-      requestId: row.requestId,
-      tenantId: row.tenantId.toLowerCase(),
-      recipient: row.recipient,
-      verb: action.verb,
-      actionType: action.type,
-      inputs: action.inputs,
-      teamsUserId: row.teamsUserId ?? "",
-      ...(row.aadObjectId !== undefined ? { aadObjectId: row.aadObjectId } : {}),
-      revision: action.revision,
-      at: action.at,
-    },
-  });
 }
 
 function actionEvents(row: Delivery, verb: string): CloudEvent[] {

@@ -1,11 +1,11 @@
 import { type Logger, recipientToken } from "../logging";
-import { type CardReference, hasClickActions, newCardToken } from "../model/card-actions";
-import { messageWithReference, toActivity } from "../model/message";
+import { hasClickActions } from "../model/card-actions";
 import { recipientParts } from "../model/recipient";
 import { type Delivery, type DeliveryLedger, FINAL_STATES } from "../store/delivery-ledger";
 import type { NotificationRequestStore, RequestKey } from "../store/notification-requests";
 import type { UnreadIndex } from "../store/unread-index";
 import type { UserReference } from "../store/user-references";
+import { sentActivity, withCardToken } from "./card-stamp";
 import type { DeliveryClaims } from "./delivery-claims";
 import { DeliveryEvents } from "./delivery-events";
 import type { DeliveryRecorder, DeliveryResult } from "./delivery-recorder";
@@ -39,17 +39,6 @@ export interface DeliveryDependencies {
   /** With `ProactiveInstall` on: reaches users Herald has never seen by installing the app. */
   readonly installer?: ProactiveInstaller | undefined;
   readonly clock: () => Date;
-}
-
-/** The reference stamped on the buttons of the copy `row` sends (model/card-actions.ts). */
-function referenceOf(row: Delivery, revision: number): CardReference {
-  return {
-    t: row.tenantId.toLowerCase(),
-    r: row.requestId,
-    k: row.recipientKey,
-    v: revision,
-    s: row.cardToken ?? "",
-  };
 }
 
 /** Claim rounds lost to other writers before the work steps back for a moment. */
@@ -273,12 +262,7 @@ export class DeliveryService {
     const buttons = hasClickActions(content.message.adaptiveCard);
     const claimed = await this.claim(work, key, initial, user, info, log, { buttons });
     if (claimed.kind === "settled") return claimed.result;
-    const activity = toActivity(
-      buttons
-        ? messageWithReference(content.message, referenceOf(claimed.row, 1))
-        : content.message,
-      content.summary,
-    );
+    const activity = sentActivity(content, claimed.row, { buttons, revision: 1 });
     const sent = await this.deps.operations.send(work.tenantId, user, activity, log);
     return this.record(work, claimed.row, sent, log);
   }
@@ -302,10 +286,7 @@ export class DeliveryService {
     const base = this.deps.claims.claimFor(info, user.teamsUserId);
     let current = initial;
     for (let round = 0; round < MAX_CLAIM_ROUNDS; round++) {
-      // The card's buttons carry the row's token; a copy sent before keeps its own working.
-      const claim = options.buttons
-        ? { ...base, cardToken: current?.cardToken ?? newCardToken() }
-        : base;
+      const claim = withCardToken(base, current, options);
       const claimed =
         current === undefined
           ? await this.deps.ledger.createClaimed(request, key, work.recipient, claim)
