@@ -14,6 +14,7 @@ import { join, resolve } from "node:path";
 
 import { readHostJson } from "../shared/local-host/settings";
 import { brokerCostScenario } from "./broker-cost";
+import { changesScenario } from "./changes";
 import { lineChart } from "./chart";
 import { coldStartScenario } from "./cold-start";
 import { endpointScenario } from "./endpoint";
@@ -268,6 +269,13 @@ async function runScenarios(
       teamsfxUsers: size(60),
     });
   }
+  if (wanted("changes")) {
+    log(`2d. update and recall of ${size(1_000)} sent copies at Teams' limits (100 ms latency)…`);
+    partial.changes = await changesScenario(tablesConnection, {
+      recipients: size(1_000),
+      latencyMs: 100,
+    });
+  }
   if (wanted("install")) {
     log(
       `2c. first contact through install: ${size(300)} users only Graph knows (Graph enforcing 30 installs/s, Teams' limits at 100 ms)…`,
@@ -281,7 +289,7 @@ async function runScenarios(
 }
 
 /**
- * `BENCH_ONLY=cold-start,broker,endpoint,overhead,limits,install` (any of them) runs only those and prints
+ * `BENCH_ONLY=cold-start,broker,endpoint,overhead,limits,install,changes` (any of them) runs only those and prints
  * their figures as JSON, writing nothing: for a quick look, e.g. before and after a change.
  * `BENCH_ONLY=scaleOut` runs only the scale-out scenario and merges its figures into
  * bench/results.json (the other keys kept) and the docs table.
@@ -361,6 +369,7 @@ async function main(): Promise<void> {
     wanted("overhead") ||
     wanted("limits") ||
     wanted("install") ||
+    wanted("changes") ||
     wanted("scaleOut")
   ) {
     // Only the baselines (figures 1 and 2) use TeamsFx: the others need not install it.
@@ -383,8 +392,17 @@ async function main(): Promise<void> {
   }
 
   const machineNow = { ...host, loadAverageEnd: round(loadavg()[0] ?? 0, 2) };
-  const { coldStart, broker, endpoint, overhead, limits, install, scaleOut, scaleOutDetail } =
-    partial;
+  const {
+    coldStart,
+    broker,
+    endpoint,
+    overhead,
+    limits,
+    install,
+    changes,
+    scaleOut,
+    scaleOutDetail,
+  } = partial;
   if (ONLY.size === 1 && scaleOut !== undefined && scaleOutDetail !== undefined) {
     // Only the scale-out ran: its figures replace the last ones, every other key is kept.
     const { table: _table, ...last } = JSON.parse(
@@ -409,6 +427,7 @@ async function main(): Promise<void> {
     overhead,
     limits,
     ...(install !== undefined ? { install } : {}),
+    ...(changes !== undefined ? { changes } : {}),
     coldStart,
     endpoint,
     ...(broker !== undefined ? { broker } : {}),

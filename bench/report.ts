@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { availableParallelism, cpus, loadavg, totalmem } from "node:os";
 
 import type { BrokerCost } from "./broker-cost";
+import type { ChangesFigures } from "./changes";
 import type { ColdStartVariant } from "./cold-start";
 import type { EndpointFigures, EndpointPhase } from "./endpoint";
 import type { EventFigures } from "./event-topic";
@@ -52,6 +53,8 @@ export interface Results {
    * written before the phase existed (`BENCH_ONLY=report` still renders them).
    */
   readonly install?: InstallFigures;
+  /** 2d. Update and recall of sent copies at Teams' limits (issue 23); absent from older runs. */
+  readonly changes?: ChangesFigures;
   readonly coldStart: readonly ColdStartVariant[];
   readonly endpoint: EndpointFigures;
   /** 7. The local broker's CPU per message beside Azurite's per Table request (issue 20). */
@@ -182,6 +185,7 @@ export function rows(r: Results): Row[] {
       verdict: verdict(l.firstContact.throttledShare < 0.01),
     },
     ...(r.install === undefined ? [] : installRows(r.install)),
+    ...(r.changes === undefined ? [] : changeRows(r.changes)),
     ...[seq, all, l.baselineTeamsFx].map((b) =>
       baselineRow(b, {
         setting: "at the same limits",
@@ -239,6 +243,35 @@ function brokerRow(b: BrokerCost): Row {
  * concurrency) and the last installs' stragglers weigh more than over the 1,200-user runs.
  */
 const INSTALL_BUDGET = 0.9;
+
+/** 2d: an update and a recall of every sent copy, each against Teams' allowed rate. */
+function changeRows(c: ChangesFigures): Row[] {
+  const allowed = c.allowedPerSecond;
+  return (
+    [
+      ["update", "updated (PUT)", c.update],
+      ["recall", "deleted (DELETE)", c.recall],
+    ] as const
+  ).flatMap(([name, done, p]) => {
+    const share = p.calls === 0 ? 0 : p.throttled / p.calls;
+    return [
+      {
+        id: "2d",
+        figure: `… ${name} of ${n0(c.recipients)} sent copies (${c.latencyMs} ms latency): copies ${done}/s / allowed`,
+        measured: `${p.perSecond}/s of ${allowed}/s = ${pct(p.perSecond / allowed)} (${n0(p.changed)} in ${p.wallSeconds} s)`,
+        budget: "≥ 95 %",
+        verdict: verdict(p.changed === c.recipients && p.perSecond / allowed >= 0.95),
+      },
+      {
+        id: "2d",
+        figure: `… ${name}, share of calls answered 429`,
+        measured: `${pct(share, 2)} (${p.throttled} of ${n0(p.calls)})`,
+        budget: "< 0.5 %",
+        verdict: verdict(share < 0.005),
+      },
+    ];
+  });
+}
 
 /** 2c, beside the first-contact rows: through install, where Graph's limit comes first. */
 function installRows(i: InstallFigures): Row[] {

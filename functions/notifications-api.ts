@@ -1,11 +1,8 @@
-import type { HttpHandler } from "@azure/functions";
+import type { HttpHandler, HttpMethod } from "@azure/functions";
 
 import { processServices } from "../shared/composition";
 import { createNotificationsApi } from "../shared/notifications/http-api";
 import { registerHttp } from "../shared/registry";
-
-/** Kept for callers of this module's old export; the API lives in shared/notifications. */
-export { createNotificationsApi } from "../shared/notifications/http-api";
 
 const api = createNotificationsApi(() => processServices().notifications);
 
@@ -13,26 +10,19 @@ const api = createNotificationsApi(() => processServices().notifications);
 export const enqueueNotification: HttpHandler = api.enqueue;
 /** `GET /api/notifications/{id}`: per-recipient states with counts. */
 export const notificationStatus: HttpHandler = api.status;
+/** `PATCH /api/notifications/{id}?tenantId=`: a new revision (or time) of a request. */
+export const updateNotification: HttpHandler = api.update;
+/** `DELETE /api/notifications/{id}?tenantId=`: recall a request. */
+export const recallNotification: HttpHandler = api.recall;
 /** `GET /api/notifications/{id}/events`: the request's events, in order, with a cursor. */
 export const notificationEvents: HttpHandler = api.events;
 
-registerHttp("notifications-enqueue", {
-  methods: ["POST"],
-  authLevel: "function",
-  route: "notifications",
-  handler: enqueueNotification,
-});
-
-registerHttp("notifications-status", {
-  methods: ["GET"],
-  authLevel: "function",
-  route: "notifications/{id}",
-  handler: notificationStatus,
-});
-
-registerHttp("notifications-events", {
-  methods: ["GET"],
-  authLevel: "function",
-  route: "notifications/{id}/events",
-  handler: notificationEvents,
-});
+const routes: [string, HttpMethod, string, HttpHandler][] = [
+  ["notifications-enqueue", "POST", "notifications", enqueueNotification],
+  ["notifications-status", "GET", "notifications/{id}", notificationStatus],
+  ["notifications-update", "PATCH", "notifications/{id}", updateNotification],
+  ["notifications-recall", "DELETE", "notifications/{id}", recallNotification],
+  ["notifications-events", "GET", "notifications/{id}/events", notificationEvents],
+];
+for (const [name, method, route, handler] of routes)
+  registerHttp(name, { methods: [method], authLevel: "function", route, handler });

@@ -5,6 +5,7 @@ import { welcomeCheckJobSchema } from "./bot/welcome-target";
 import { type Config, loadConfig } from "./config";
 import { ServiceUrlRefusedError } from "./connector/service-url-policy";
 import { consoleLogger, type Logger } from "./logging";
+import { intakeWithChanges } from "./notifications/queue-changes";
 import {
   createDeadLetterQueueHandler,
   createIntakeQueueHandler,
@@ -124,6 +125,8 @@ export function createHeraldServices(
   const workHandlers: WorkHandlers = {
     [WORK_KINDS.dispatch]: notifications.workHandlers.dispatch,
     [WORK_KINDS.delivery]: notifications.workHandlers.delivery,
+    [WORK_KINDS.revision]: notifications.workHandlers.revision,
+    [WORK_KINDS.copy]: notifications.workHandlers.copy,
     [WORK_KINDS.intakeCheck]: notifications.workHandlers.intakeCheck,
     [WORK_KINDS.rosterSync]: botWork(WORK_KINDS.rosterSync, rosterSyncWorkSchema, (w, log) =>
       bot().syncTeamRoster(w, log),
@@ -144,7 +147,9 @@ export function createHeraldServices(
     notifications,
     bot,
     messages: (request, context) => bot().handle(request, context),
-    intake: createIntakeQueueHandler(() => notifications.intake),
+    intake: createIntakeQueueHandler(() =>
+      intakeWithChanges(notifications.intake, notifications.revisions),
+    ),
     work: createWorkQueueHandler(() => workHandlers),
     deadLetters: {
       intake: createDeadLetterQueueHandler(() => notifications.deadLetters, {

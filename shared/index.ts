@@ -11,8 +11,16 @@ export {
   readBulkFile,
 } from "./client/bulk-file";
 export {
+  type ChangeAnswer,
+  type NotificationChange,
+  type RecallInput,
+  type UpdateInput,
+} from "./client/changes";
+export {
+  ChangeRefusedError,
   formatIssue,
   HttpResponseError,
+  NotificationNotFoundError,
   NotificationSendError,
   RequestConflictError,
   type RequestIssue,
@@ -34,9 +42,11 @@ export {
   type FieldError,
   MAX_RECIPIENTS,
   type NotificationMessage,
+  type NotificationRecall,
   type NotificationRequest,
   notificationRequestJsonSchema,
   notificationRequestSchema,
+  type NotificationUpdate,
   parseNotificationRequest,
   type ParseResult,
   type Recipient,

@@ -5,6 +5,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 
 import { formatIssue, RequestConflictError, RequestValidationError } from "../client/client-errors";
 import { toError } from "../errors";
+import { change, type ChangeFlags } from "./change-command";
 import { type CliIo, UsageError, writeLine } from "./cli-io";
 import { addDlqOptions, type DlqFlags, dlqList, dlqPurge, dlqReplay, dlqShow } from "./dlq-command";
 import { events, type EventsFlags } from "./events-command";
@@ -110,6 +111,17 @@ function version(): string {
   }
 }
 
+/** `--wait` and `--json` of `update` and `recall`. */
+function addChangeOptions(command: Command): Command {
+  return command
+    .option(
+      "--wait [seconds]",
+      "then wait until every copy shows the change (default 60 s; a progress bar on a terminal); needs Herald's HTTP endpoint (--endpoint, or --status-endpoint over a queue)",
+      positiveInt("--wait"),
+    )
+    .option("--json", "print the result as JSON (with --wait: the final status)");
+}
+
 /** A fresh program per run: commander keeps parsed values on the command objects. */
 function buildProgram(io: CliIo, setExit: (code: ExitCode) => void): Command {
   const program = new Command("herald")
@@ -173,6 +185,37 @@ function buildProgram(io: CliIo, setExit: (code: ExitCode) => void): Command {
   addSendTransportOptions(notifyCommand)
     .addHelpText("after", NOTIFY_EXAMPLES)
     .action(async (flags: NotifyFlags) => setExit(await notify(flags, io)));
+
+  const updateCommand = program
+    .command("update")
+    .description(
+      "Correct a sent notification: replace its message in every chat (Teams marks it edited), or move a scheduled one.",
+    )
+    .argument("<id>", "the request id that notify printed")
+    .option("--tenant <tenantId>", "the request's tenant (GUID)")
+    .option("--text <text>", "the new message text (markdown unless --format plain)")
+    .addOption(
+      new Option("--format <format>", "how Teams renders --text").choices(["markdown", "plain"]),
+    )
+    .option("--card <file>", "a new Adaptive Card JSON file instead of text")
+    .option("--summary <text>", "a new notification preview text")
+    .option("--not-before <iso>", "a new delivery time, while the request is still scheduled")
+    .option("--correlation-id <id>", "your correlation id, carried into Herald's logs");
+  addChangeOptions(addSendTransportOptions(updateCommand)).action(
+    async (id: string, flags: ChangeFlags) => setExit(await change("update", id, flags, io)),
+  );
+
+  const recallCommand = program
+    .command("recall")
+    .description(
+      "Withdraw a notification: delete every sent copy (Teams leaves a placeholder) and cancel the rest.",
+    )
+    .argument("<id>", "the request id that notify printed")
+    .option("--tenant <tenantId>", "the request's tenant (GUID)")
+    .option("--correlation-id <id>", "your correlation id, carried into Herald's logs");
+  addChangeOptions(addSendTransportOptions(recallCommand)).action(
+    async (id: string, flags: ChangeFlags) => setExit(await change("recall", id, flags, io)),
+  );
 
   const statusCommand = program
     .command("status")

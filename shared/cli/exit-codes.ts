@@ -20,6 +20,8 @@ export const EXIT = {
   notDelivered: 5,
   /** The request is not final yet (`status` without `--wait`, or the wait ran out). */
   notFinal: 6,
+  /** `update` / `recall`: Herald has no request with that id in the tenant. */
+  notFound: 7,
 } as const;
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
@@ -30,10 +32,13 @@ export const EXIT_CODES_HELP = `Exit codes:
   2  usage or validation error: nothing was sent
   3  --skip-invalid: the valid lines were sent, the invalid ones (listed) were not
   4  conflict: the id is already used in the tenant by a request with different content;
-     nothing of this one was sent (use a new id)
+     nothing of this one was sent (use a new id); update/recall: refused as the request is
+     (recalled, rejected, or --not-before after it was sent)
   5  final, but not everyone was reached: some recipient unreachable, failed or rejected,
      or the request itself rejected or failed
-  6  not final yet: status without --wait on an unfinished request, or --wait ran out`;
+  6  not final yet: status without --wait on an unfinished request, or --wait ran out
+     (update/recall --wait: copies still being replaced or deleted)
+  7  update/recall: no request with that id in the tenant`;
 
 /**
  * A request is delivered to everyone when it completed and every recipient was sent it, or is

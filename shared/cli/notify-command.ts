@@ -442,7 +442,7 @@ async function requestFromFlags(
 }
 
 /** The card JSON; a Bot Framework attachment (`{contentType, content}`) is unwrapped. */
-async function readCard(
+export async function readCard(
   path: string,
   shown: string,
 ): Promise<NonNullable<NotificationRequestInput["message"]["adaptiveCard"]>> {

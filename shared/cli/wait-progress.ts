@@ -12,7 +12,9 @@ const POLL_MS = 1_000;
 function progressOf(status: NotificationStatus | undefined): { done: number; expected: number } {
   if (status === undefined) return { done: 0, expected: 0 };
   const c = status.counts;
-  return { done: c.total - c.pending, expected: status.expectedRecipients ?? c.total };
+  // An update's copies still to replace, a recall's copies still to delete, are not done yet.
+  const undone = c.pending + status.outdated + (status.recalled ? c.sent : 0);
+  return { done: c.total - undone, expected: status.expectedRecipients ?? c.total };
 }
 
 /**

@@ -112,3 +112,23 @@ function conflictMessage(conflictIds: readonly string[], sentIds: readonly strin
   if (sentIds.length === 0) return refused;
   return `${refused} The other ${sentIds.length === 1 ? "request was" : `${sentIds.length} requests were`} accepted.`;
 }
+
+/** An update or recall named a request Herald does not have (HTTP 404). */
+export class NotificationNotFoundError extends HeraldError {
+  constructor(readonly id: string) {
+    super(`No notification request ${id} in this tenant: nothing was changed`);
+  }
+}
+
+/**
+ * Herald refused an update or recall of a request as it is (HTTP 409): it was recalled, it was
+ * rejected, or a new `notBefore` came after it was sent. The message says which.
+ */
+export class ChangeRefusedError extends HeraldError {
+  constructor(
+    readonly id: string,
+    reason: string,
+  ) {
+    super(`Request ${id}: ${reason}`);
+  }
+}

@@ -2,7 +2,14 @@ import { HeraldError, toError } from "../errors";
 import type { EventPage } from "../events/event-log";
 import type { NotificationRequest } from "../notifications/schema";
 import type { NotificationStatus, RecipientState } from "../notifications/status";
-import { HttpResponseError, type RequestIssue, RequestValidationError } from "./client-errors";
+import type { ChangeAnswer, NotificationChange } from "./changes";
+import {
+  ChangeRefusedError,
+  HttpResponseError,
+  NotificationNotFoundError,
+  type RequestIssue,
+  RequestValidationError,
+} from "./client-errors";
 import type { NotificationTransport, SendEvents } from "./transport";
 
 export type FetchLike = typeof fetch;
@@ -172,6 +179,41 @@ export class HttpTransport implements NotificationTransport {
   }
 
   /**
+   * `PATCH` (update) or `DELETE` (recall) `/api/notifications/{id}?tenantId=`. Retried like a
+   * send; a repeated recall is harmless, a repeated update is one more revision of the same text.
+   */
+  async change(change: NotificationChange): Promise<ChangeAnswer> {
+    const url = new URL(`${this.url.pathname}/${encodeURIComponent(change.id)}`, this.url);
+    url.searchParams.set("tenantId", change.tenantId);
+    const { schemaVersion: _v, operation, id: _id, tenantId: _t, ...fields } = change;
+    const { response, body } =
+      operation === "update"
+        ? await this.call("PATCH", url, JSON.stringify(fields))
+        : await this.call("DELETE", url, undefined);
+    if (response.ok) {
+      const answer = (body ?? {}) as { revision?: unknown; recalled?: unknown };
+      return {
+        kind: "accepted",
+        revision: typeof answer.revision === "number" ? answer.revision : 1,
+        recalled: answer.recalled === true,
+      };
+    }
+    if (response.status === 404 && serverMessage(body) === "not found")
+      throw new NotificationNotFoundError(change.id);
+    if (isConflict(response, body))
+      throw new ChangeRefusedError(
+        change.id,
+        (body as { message?: unknown }).message?.toString() ?? "refused",
+      );
+    if (response.status === 400) {
+      const issues = fieldErrors(body);
+      if (issues.length > 0)
+        throw new RequestValidationError(issues, `The endpoint refused the ${operation}`);
+    }
+    throw this.failure(response, body, `${operation} of ${change.id}`);
+  }
+
+  /**
    * One page of the request's events (`GET /api/notifications/{id}/events`) after `after` (a
    * page's `next`), or undefined when the endpoint has no such request (yet).
    */
@@ -225,7 +267,7 @@ export class HttpTransport implements NotificationTransport {
   }
 
   private async call(
-    method: "GET" | "POST",
+    method: "GET" | "POST" | "PATCH" | "DELETE",
     url: URL,
     body: string | undefined,
   ): Promise<{ response: Response; body: unknown }> {

@@ -8,6 +8,7 @@ import type { CloudEvent } from "../model/cloud-event";
 import type { NotificationRequest } from "../notifications/schema";
 import type { NotificationStatus } from "../notifications/status";
 import type { QueuePort } from "../queue/queue-port";
+import { type ChangeAnswer, type RecallInput, type UpdateInput, validateChange } from "./changes";
 import {
   NotificationSendError,
   RequestConflictError,
@@ -250,6 +251,27 @@ export class NotificationClient {
     }
     if (conflicts.length > 0)
       throw new RequestConflictError({ conflictIds: conflicts, sentIds: sent });
+  }
+
+  /**
+   * A new revision of an accepted request's message or summary, or (while it is scheduled) a new
+   * `notBefore`. Sent copies are replaced in place; recipients not sent yet get the latest.
+   * @throws RequestValidationError naming every bad field; nothing is sent.
+   * @throws NotificationNotFoundError (HTTP) when the tenant has no request with that id.
+   * @throws ChangeRefusedError (HTTP) when the request was recalled or rejected, or a new
+   *   `notBefore` came after it was sent.
+   */
+  async update(change: UpdateInput): Promise<ChangeAnswer> {
+    return this.transport().change(validateChange("update", change));
+  }
+
+  /**
+   * Recalls an accepted request: sent copies are deleted, recipients not sent yet are never
+   * sent. Idempotent.
+   * @throws NotificationNotFoundError (HTTP) when the tenant has no request with that id.
+   */
+  async recall(change: RecallInput): Promise<ChangeAnswer> {
+    return this.transport().change(validateChange("recall", change));
   }
 
   /** Validates without sending (ids filled in as `send` would); throws like `sendMany`. */

@@ -3,6 +3,7 @@ import { createHash } from "node:crypto";
 import { requestFingerprint } from "../notifications/fingerprint";
 import type { NotificationRequest } from "../notifications/schema";
 import { MAX_MESSAGE_BYTES, type OutgoingMessage, type QueuePort } from "../queue/queue-port";
+import { type ChangeAnswer, changeMessage, type NotificationChange } from "./changes";
 import { RequestValidationError } from "./client-errors";
 
 /**
@@ -40,6 +41,8 @@ export interface NotificationTransport {
    * failure (the ids reported before it were accepted or refused).
    */
   send(requests: readonly NotificationRequest[], events: SendEvents): Promise<void>;
+  /** An update or recall of an accepted request (validated already). */
+  change(change: NotificationChange): Promise<ChangeAnswer>;
   close(): Promise<void>;
 }
 
@@ -102,6 +105,11 @@ export class QueueTransport implements NotificationTransport {
       await this.queue.enqueue(chunk.map(requestMessage));
       events.onSent(chunk.map((r) => r.id));
     }
+  }
+
+  async change(change: NotificationChange): Promise<ChangeAnswer> {
+    await this.queue.enqueue([changeMessage(change)]);
+    return { kind: "queued" };
   }
 
   close(): Promise<void> {

@@ -1,12 +1,8 @@
 import type { CloudEvent } from "../model/cloud-event";
-import type {
-  Delivery,
-  DeliveryState,
-  NewDelivery,
-  RecordedAction,
-} from "../store/delivery-ledger";
+import type { Delivery, DeliveryState, NewDelivery } from "../store/delivery-ledger";
 import { storedErrors } from "../store/limits";
 import type { RequestKey } from "../store/notification-requests";
+import type { RecordedAction } from "../store/recorded-actions";
 import type { FieldError } from "../validation/json-guard";
 import { cloudEvent, type EventData, type EventType } from "./event-types";
 import { CountsTally, type RecipientCounts, recipientView } from "./recipient-view";
@@ -29,6 +25,8 @@ const FINAL_TYPES = {
   failed: "herald.delivery.failed",
   rejected: "herald.delivery.rejected",
   duplicate: "herald.delivery.duplicate",
+  cancelled: "herald.delivery.cancelled",
+  recalled: "herald.delivery.recalled",
 } as const satisfies Partial<Record<DeliveryState, EventType>>;
 
 export type FinalDeliveryState = keyof typeof FINAL_TYPES;
@@ -38,7 +36,10 @@ export function isFinalDeliveryState(state: DeliveryState): state is FinalDelive
 }
 
 type DeliveryEventType =
-  (typeof FINAL_TYPES)[FinalDeliveryState] | "herald.delivery.installed" | "herald.delivery.read";
+  | (typeof FINAL_TYPES)[FinalDeliveryState]
+  | "herald.delivery.installed"
+  | "herald.delivery.read"
+  | "herald.delivery.updated";
 
 function keyOf(row: Pick<Delivery, "tenantId" | "requestId">): RequestKey {
   return { tenantId: row.tenantId, id: row.requestId };
@@ -56,7 +57,8 @@ export function deliveryEvent(
     tenantId: row.tenantId,
     requestId: row.requestId,
     recipientKey: row.recipientKey,
-    revision: 1,
+    // A copy's update is one event per revision it reaches (the id is stable per transition).
+    revision: row.revision ?? 1,
     at: context.at,
     correlationId: context.correlationId,
     data: { requestId: row.requestId, tenantId: row.tenantId.toLowerCase(), ...view },
@@ -134,7 +136,10 @@ type RequestEventType =
 
 export function completedEvent(
   request: RequestKey,
-  outcome: { readonly state: "completed" | "failed"; readonly counts: RecipientCounts },
+  outcome: {
+    readonly state: "completed" | "failed" | "recalled";
+    readonly counts: RecipientCounts;
+  },
   context: EventContext,
 ): CloudEvent {
   return requestEvent("herald.notification.completed", request, 1, context, {

@@ -55,9 +55,9 @@ export const completedDataSchema = z
   .object({
     ...requestIdentity,
     state: z
-      .enum(["completed", "failed"])
+      .enum(["completed", "failed", "recalled"])
       .describe(
-        "`completed`: every recipient is final (the counts say who was reached); `failed`: the request's own work was dead-lettered.",
+        "`completed`: every recipient is final (the counts say who was reached); `failed`: the request's own work was dead-lettered; `recalled`: it was recalled and every copy is deleted or cancelled.",
       ),
     counts: countsSchema,
   })
@@ -72,6 +72,12 @@ export const deliveryDataSchema = z
     attempts: z.number().int().min(0).describe("Calls to Teams made for this recipient."),
     lastError: z.string().optional(),
     activityId: z.string().optional().describe("The Teams message id (sent)."),
+    revision: z
+      .number()
+      .int()
+      .min(1)
+      .optional()
+      .describe("The request revision the person's copy shows (sent, updated, recalled)."),
     teamsUserId: z.string().optional(),
     userPrincipalName: z
       .string()
@@ -117,6 +123,9 @@ export const EVENT_TYPES = {
   "herald.delivery.failed": deliveryDataSchema,
   "herald.delivery.rejected": deliveryDataSchema,
   "herald.delivery.duplicate": deliveryDataSchema,
+  "herald.delivery.updated": deliveryDataSchema,
+  "herald.delivery.recalled": deliveryDataSchema,
+  "herald.delivery.cancelled": deliveryDataSchema,
   "herald.delivery.read": deliveryDataSchema,
   "herald.card.action": cardActionDataSchema,
 } as const satisfies Record<string, z.ZodType>;

@@ -7,10 +7,18 @@ import { withoutUndefined } from "../store/entities";
  * the same fields in every delivery event's `data`. Shared so the two can never disagree.
  *
  * States: `sending` is still `pending` to callers; `duplicate` is a second name of a person
- * another recipient already reaches (`duplicateOf` says which).
+ * another recipient already reaches (`duplicateOf` says which); `cancelled`: never sent, the
+ * request was recalled first; `recalled`: sent, then deleted.
  */
 export type RecipientState =
-  "pending" | "sent" | "unreachable" | "failed" | "rejected" | "duplicate";
+  | "pending"
+  | "sent"
+  | "unreachable"
+  | "failed"
+  | "rejected"
+  | "duplicate"
+  | "cancelled"
+  | "recalled";
 
 export const RECIPIENT_STATES: readonly RecipientState[] = [
   "pending",
@@ -19,6 +27,8 @@ export const RECIPIENT_STATES: readonly RecipientState[] = [
   "failed",
   "rejected",
   "duplicate",
+  "cancelled",
+  "recalled",
 ];
 
 /** Where a pending recipient Herald has never seen stands in its proactive install. */
@@ -35,6 +45,8 @@ export interface RecipientView {
   readonly attempts: number;
   readonly lastError?: string;
   readonly activityId?: string;
+  /** The request revision this person's copy shows now (sent and recalled copies). */
+  readonly revision?: number;
   readonly teamsUserId?: string;
   /**
    * Who the recipient is, when Herald knows it and the recipient does not say (a group's
@@ -57,6 +69,13 @@ export function visibleState(state: DeliveryState): RecipientState {
     : state;
 }
 
+/** What a sent (or recalled) copy shows; nothing for a recipient never sent. */
+function shownRevision(row: Omit<Delivery, "etag">): number | undefined {
+  return row.state === "sent" || row.state === "recalled" || row.activityId !== undefined
+    ? (row.revision ?? 1)
+    : undefined;
+}
+
 function stepOf(state: DeliveryState): RecipientStep | undefined {
   return state === "installing" || state === "waiting-for-chat" ? state : undefined;
 }
@@ -70,6 +89,7 @@ export function recipientView(row: Omit<Delivery, "etag">): RecipientView {
     attempts: row.attempts,
     lastError: row.lastError,
     activityId: row.activityId,
+    revision: shownRevision(row),
     teamsUserId: row.teamsUserId,
     userPrincipalName: row.userPrincipalName,
     displayName: row.displayName,
@@ -93,6 +113,8 @@ export class CountsTally {
     failed: 0,
     rejected: 0,
     duplicate: 0,
+    cancelled: 0,
+    recalled: 0,
     read: 0,
   };
 

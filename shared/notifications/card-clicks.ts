@@ -9,8 +9,9 @@ import {
   splitClickData,
 } from "../model/card-actions";
 import type { CloudEvent } from "../model/cloud-event";
-import type { Delivery, DeliveryLedger, RecordedAction } from "../store/delivery-ledger";
+import type { Delivery, DeliveryLedger } from "../store/delivery-ledger";
 import type { NotificationRequestStore, StoredRequest } from "../store/notification-requests";
+import type { RecordedAction } from "../store/recorded-actions";
 import { withEvents } from "../store/stored-events";
 import type { EventOutbox } from "./event-outbox";
 import { metric } from "./metrics";
@@ -158,9 +159,9 @@ function sameClicker(row: Delivery, click: CardClick): boolean {
   );
 }
 
-/** Only a copy in the chat can be clicked: a recalled (or never sent) one cannot. */
-function available(_request: StoredRequest, row: Delivery): boolean {
-  return row.state === "sent";
+/** Only a copy in the chat can be clicked: not one of a recalled request, nor one never sent. */
+function available(request: StoredRequest, row: Delivery): boolean {
+  return request.recalledAt === undefined && row.state === "sent";
 }
 
 function actionEvents(row: Delivery, verb: string): CloudEvent[] {

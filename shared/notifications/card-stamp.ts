@@ -1,6 +1,7 @@
 import { type CardReference, newCardToken } from "../model/card-actions";
 import { type MessageActivity, messageWithReference, toActivity } from "../model/message";
-import type { Claim, Delivery } from "../store/delivery-ledger";
+import type { Claim } from "../store/delivery-claim";
+import type { Delivery } from "../store/delivery-ledger";
 import type { RequestContent } from "./request-contents";
 
 /**

@@ -87,8 +87,9 @@ export class CompletionChecker {
         latest = laterOf(latest, row.events);
       }
       const counts = tally.value;
-      const state = overallState(stored, counts);
-      if (state !== "completed" && state !== "failed") {
+      // Outstanding updates of sent copies do not hold the delivery's completion back.
+      const state = overallState(stored, counts, 0);
+      if (state !== "completed" && state !== "failed" && state !== "recalled") {
         const pending = Math.max(counts.pending, (stored.recipientCount ?? 0) - counts.total, 1);
         return this.later(work, pending, work.pending);
       }

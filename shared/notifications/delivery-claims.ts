@@ -1,4 +1,5 @@
-import type { Claim, Delivery } from "../store/delivery-ledger";
+import type { Claim } from "../store/delivery-claim";
+import type { Delivery } from "../store/delivery-ledger";
 import type { ClaimHolders } from "./claim-holders";
 import type { QueueMessageInfo } from "./work-items";
 
@@ -66,7 +67,9 @@ export class DeliveryClaims {
 
   /** Whether `row`'s claim (if it is `sending`) keeps this invocation from claiming it. */
   standing(row: Delivery, info: QueueMessageInfo, sighting: Sighting = "read"): ClaimStanding {
-    if (row.state !== "sending" || row.claimExpiresAt === undefined) return FREE;
+    // A `sending` row, or a sent copy held by its update or recall (copy-changes.ts).
+    const claimed = row.state === "sending" || row.changing !== undefined;
+    if (!claimed || row.claimExpiresAt === undefined) return FREE;
     const expiresAt = Date.parse(row.claimExpiresAt);
     const now = this.options.clock().getTime();
     if (!(expiresAt > now)) return FREE;

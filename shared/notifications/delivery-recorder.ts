@@ -23,7 +23,7 @@ import type { Decision } from "./retry-policy";
 import { deliveryMessage, type DeliveryWork, type QueueMessageInfo } from "./work-items";
 
 export type DeliveryResult =
-  | { readonly kind: "sent" | "unreachable" | "failed" | "rejected" }
+  | { readonly kind: "sent" | "unreachable" | "failed" | "rejected" | "cancelled" }
   /** Another recipient of the request is the same person: they get that one copy. */
   | { readonly kind: "same-person"; readonly as: string }
   /** A failure that may pass: the next attempt is scheduled. */
@@ -33,8 +33,11 @@ export type DeliveryResult =
   /** Already final (a redelivery or a duplicate request): nothing sent. */
   | { readonly kind: "duplicate"; readonly state: DeliveryState };
 
-/** A state that ends a delivery, `duplicate` included (a second name of one person). */
-export type EndState = FinalDeliveryState;
+/**
+ * A state a delivery ends in, `duplicate` included (a second name of one person); `recalled` is
+ * written by a recall (copy-ledger.ts), never by a delivery.
+ */
+export type EndState = Exclude<FinalDeliveryState, "recalled">;
 
 /** What the events of a delivery's transition need from its work item. */
 export type EventSource = Pick<DeliveryWork, "correlationId" | "sole">;

@@ -1,11 +1,13 @@
 import { type Logger, recipientToken } from "../logging";
 import { hasClickActions } from "../model/card-actions";
 import { recipientParts } from "../model/recipient";
+import type { QueuePort } from "../queue/queue-port";
 import { type Delivery, type DeliveryLedger, FINAL_STATES } from "../store/delivery-ledger";
 import type { NotificationRequestStore, RequestKey } from "../store/notification-requests";
 import type { UnreadIndex } from "../store/unread-index";
 import type { UserReference } from "../store/user-references";
 import { sentActivity, withCardToken } from "./card-stamp";
+import { followChange } from "./change-follow-up";
 import type { DeliveryClaims } from "./delivery-claims";
 import { DeliveryEvents } from "./delivery-events";
 import type { DeliveryRecorder, DeliveryResult } from "./delivery-recorder";
@@ -18,7 +20,7 @@ import { decide, type RetryPolicy } from "./retry-policy";
 import type { SendOutcome, TeamsOperations } from "./teams-operations";
 import type { TenantWorkRunner } from "./tenant-work";
 import { resolveUser, type UserDirectory } from "./user-directory";
-import type { DeliveryWork, QueueMessageInfo } from "./work-items";
+import { type DeliveryWork, type QueueMessageInfo, withoutInstallSlot } from "./work-items";
 
 export type { DeliveryResult } from "./delivery-recorder";
 export type { UserDirectory } from "./user-directory";
@@ -39,17 +41,15 @@ export interface DeliveryDependencies {
   /** With `ProactiveInstall` on: reaches users Herald has never seen by installing the app. */
   readonly installer?: ProactiveInstaller | undefined;
   readonly clock: () => Date;
+  /** Shared with updates and recalls; a queued delivery's may be `contentMaxAgeMs` old (1 s). */
+  readonly contents?: RequestContents;
+  readonly contentMaxAgeMs?: number;
+  readonly queue?: () => QueuePort;
 }
 
 /** Claim rounds lost to other writers before the work steps back for a moment. */
 const MAX_CLAIM_ROUNDS = 3;
 const CLAIM_RACE_RECHECK_MS = 1_000;
-
-/** The work item without a reserved install slot (proactive-install.ts). */
-function withoutInstallSlot(work: DeliveryWork): DeliveryWork {
-  const { installSlotAt: _slot, ...rest } = work;
-  return rest;
-}
 
 /**
  * Delivers one recipient of one request, exactly once where Teams allows it:
@@ -73,10 +73,12 @@ function withoutInstallSlot(work: DeliveryWork): DeliveryWork {
  */
 export class DeliveryService {
   private readonly contents: RequestContents;
+  private readonly contentMaxAgeMs: number;
   private readonly events: DeliveryEvents;
 
   constructor(private readonly deps: DeliveryDependencies) {
-    this.contents = new RequestContents(deps.requests);
+    this.contents = deps.contents ?? new RequestContents(deps.requests, () => +deps.clock());
+    this.contentMaxAgeMs = deps.contentMaxAgeMs ?? 1_000;
     this.events = new DeliveryEvents(deps.outbox, deps.unread);
   }
 
@@ -111,8 +113,8 @@ export class DeliveryService {
    * Keeps a request's content known elsewhere (the dispatch read it, or carried it), so
    * delivery need not read it again.
    */
-  remember(request: RequestKey, content: RequestContent): void {
-    this.contents.remember(request, content);
+  remember(request: RequestKey, content: RequestContent, readAt?: number): void {
+    this.contents.remember(request, content, readAt);
   }
 
   /** `initial` undefined: the row is (almost certainly) not written yet. */
@@ -141,17 +143,19 @@ export class DeliveryService {
 
     const row = async () =>
       initial ?? (await this.deps.ledger.ensure(this.requestOf(work), key, work.recipient));
-    const content = await this.contents.get(this.requestOf(work));
-    if (content === undefined)
-      return this.deps.recorder.finish(
-        await row(),
-        "failed",
-        log,
-        {
-          lastError: `request ${work.requestId} has no stored message (work item without its request)`,
-        },
-        work,
-      );
+    // The dispatch's own delivery sends what the dispatch knew; one from the queue may run long
+    // after, so it takes the request as of a moment ago (an update or a recall since).
+    const content =
+      initial === undefined
+        ? await this.contents.get(this.requestOf(work))
+        : await this.contents.fresh(this.requestOf(work), { maxAgeMs: this.contentMaxAgeMs });
+    // No message stored is a work item without its request; a recalled one is never sent.
+    if (content === undefined || content.recalled) {
+      const lastError =
+        content === undefined ? `request ${work.requestId} has no stored message` : undefined;
+      const state = content === undefined ? "failed" : "cancelled";
+      return this.deps.recorder.finish(await row(), state, log, { lastError }, work);
+    }
 
     const user = await resolveUser(this.deps.users, work.tenantId, work.recipient);
     if (user !== undefined) return this.sendTo(work, key, initial, user, content, info, log);
@@ -262,9 +266,13 @@ export class DeliveryService {
     const buttons = hasClickActions(content.message.adaptiveCard);
     const claimed = await this.claim(work, key, initial, user, info, log, { buttons });
     if (claimed.kind === "settled") return claimed.result;
-    const activity = sentActivity(content, claimed.row, { buttons, revision: 1 });
+    const activity = sentActivity(content, claimed.row, { buttons, revision: content.revision });
     const sent = await this.deps.operations.send(work.tenantId, user, activity, log);
-    return this.record(work, claimed.row, sent, log);
+    const result = await this.record(work, claimed.row, sent, content.revision, log);
+    const queue = this.deps.queue;
+    if (sent.kind === "sent" && queue !== undefined)
+      await followChange(queue, this.contents.peek(this.requestOf(work)), work, content.revision);
+    return result;
   }
 
   /**
@@ -339,6 +347,7 @@ export class DeliveryService {
     work: DeliveryWork,
     entry: Delivery,
     sent: SendOutcome,
+    revision: number,
     log: Logger,
   ): Promise<DeliveryResult> {
     if (sent.kind === "sent") {
@@ -351,6 +360,7 @@ export class DeliveryService {
           {
             activityId: sent.activityId,
             conversationId: sent.conversationId,
+            revision,
             lastError: undefined,
             lastStatus: undefined,
           },

@@ -14,6 +14,7 @@ import type { EventOutbox } from "./event-outbox";
 import type { GroupDirectory } from "./group-directory";
 import { expandGroup, type PersonName } from "./group-expansion";
 import { metric } from "./metrics";
+import { type DispatchContent, dispatchRecalled, mayHaveChanged } from "./recalled-dispatch";
 import { recipientKey, splitRecipients } from "./recipients";
 import type { RetryPolicy } from "./retry-policy";
 import type { Recipient } from "./schema";
@@ -22,7 +23,6 @@ import {
   deliveryWork,
   dispatchMessage,
   type DispatchWork,
-  type InlineRequest,
   type QueueMessageInfo,
 } from "./work-items";
 
@@ -58,6 +58,8 @@ export type DispatchResult =
   | { readonly kind: "scheduled"; readonly at: Date }
   | { readonly kind: "duplicate" }
   | { readonly kind: "delivered-inline"; readonly delivery: DeliveryResult }
+  /** The request was recalled before its dispatch ran: nothing sent. */
+  | { readonly kind: "recalled"; readonly cancelled: number }
   | { readonly kind: "fanned-out"; readonly recipients: number; readonly enqueued: number };
 
 /** How early a message may arrive before `notBefore` and still count as due (clock skew). */
@@ -121,6 +123,7 @@ export class Dispatcher {
     const key = { tenantId: work.tenantId, id: work.requestId };
     const request = await this.content(work, log);
     if (typeof request === "string") return { kind: "dropped", reason: request };
+    if (request.recalled) return dispatchRecalled(this.deps, work, request.recipients, log);
 
     if (request.notBefore !== undefined) {
       const due = Date.parse(request.notBefore);
@@ -134,8 +137,18 @@ export class Dispatcher {
       }
     }
 
-    // The delivery needs the request's message: hand it what this dispatch knows.
-    this.deps.delivery.remember(key, { message: request.message, summary: request.summary });
+    // The delivery needs the request's message: hand it what this dispatch knows (read from
+    // the store just now, or carried since intake: then a later revision kept wins).
+    this.deps.delivery.remember(
+      key,
+      {
+        message: request.message,
+        summary: request.summary,
+        revision: request.revision ?? 1,
+        recalled: false,
+      },
+      request.readAt,
+    );
     // One bad recipient is rejected with its reason; the others are still delivered.
     const { deliverable: explicit, rejected } = splitRecipients(request.recipients);
     const refused: NewDelivery[] = rejected.flatMap((r) =>
@@ -176,8 +189,12 @@ export class Dispatcher {
    * The request's content: carried in the work item when small, else read from the store (the
    * claim check). A string says why the dispatch is dropped.
    */
-  private async content(work: DispatchWork, log: Logger): Promise<InlineRequest | string> {
-    if (work.request !== undefined) return work.request;
+  private async content(work: DispatchWork, log: Logger): Promise<DispatchContent | string> {
+    // A request that may have changed since intake is read back: a scheduled one (moved,
+    // updated or recalled while it waited) and a fan-out (one read for all its recipients).
+    // Only a single recipient sent at once goes on what its dispatch carries (the steady path).
+    if (work.request !== undefined && !mayHaveChanged(work.request))
+      return { ...work.request, recalled: false };
     const stored = await this.deps.requests.get({ tenantId: work.tenantId, id: work.requestId });
     if (stored === undefined) {
       // An HTTP intake's check sends its dispatch even when the intake failed before storing
@@ -189,7 +206,11 @@ export class Dispatcher {
       log.warn("Dispatch of a rejected request; dropped");
       return "request rejected";
     }
-    const body = storedBodySchema.safeParse(await this.deps.requests.readBody(stored));
+    // The recipients never change: what the dispatch carries needs no body read.
+    const body =
+      work.request !== undefined
+        ? { success: true as const, data: work.request }
+        : storedBodySchema.safeParse(await this.deps.requests.readBody(stored));
     if (!body.success || stored.message === undefined) {
       log.error("Stored request has no readable body; dropped");
       return "no stored body";
@@ -200,6 +221,9 @@ export class Dispatcher {
       notBefore: stored.notBefore,
       recipients: body.data.recipients,
       includeGuests: body.data.includeGuests,
+      revision: stored.revision,
+      recalled: stored.recalledAt !== undefined,
+      readAt: this.clock().getTime(),
     });
   }
 

@@ -4,6 +4,8 @@ import { DEFAULT_EVENT_PAGE, type EventLog, MAX_EVENT_PAGE } from "../events/eve
 import { contextLogger } from "../logging";
 import type { FieldError } from "../validation/json-guard";
 import type { NotificationIntake } from "./intake";
+import type { ChangeResult, NotificationRevisions } from "./revisions";
+import { parseNotificationRecall, parseNotificationUpdate } from "./schema";
 import { isGuid, isRequestId } from "./schema";
 import {
   type NotificationStatusReader,
@@ -28,6 +30,10 @@ export type ApiHandler = (
 export interface NotificationsApi {
   readonly enqueue: ApiHandler;
   readonly status: ApiHandler;
+  /** `PATCH /api/notifications/{id}?tenantId=`: a new revision of the message (or its time). */
+  readonly update: ApiHandler;
+  /** `DELETE /api/notifications/{id}?tenantId=`: the request recalled. */
+  readonly recall: ApiHandler;
   readonly events: ApiHandler;
 }
 
@@ -35,6 +41,7 @@ export interface NotificationsApi {
 export interface NotificationsApiServices {
   readonly intake: Pick<NotificationIntake, "submit">;
   readonly status: Pick<NotificationStatusReader, "lookup">;
+  readonly revisions: Pick<NotificationRevisions, "update" | "recall">;
   readonly eventLog: Pick<EventLog, "read">;
 }
 
@@ -119,10 +126,11 @@ function statusRequest(
   };
 }
 
-/** `GET /api/notifications/{id}/events?tenantId=&after=&limit=`: which request, from where. */
-function eventsRequest(
-  request: HttpRequest,
-): Parsed<{ key: { id: string; tenantId: string }; after?: string; limit: number }> {
+/**
+ * One request, named by path and `tenantId` (required: `PATCH`, `DELETE` and the events name
+ * exactly one request).
+ */
+function namedRequest(request: HttpRequest): Parsed<{ id: string; tenantId: string }> {
   const id = request.params.id ?? "";
   if (!isRequestId(id))
     return refused(400, "invalid id", [{ path: "id", message: "is not a valid request id" }]);
@@ -131,6 +139,35 @@ function eventsRequest(
     return refused(400, "invalid query", [
       { path: "tenantId", message: "is required: the request's tenant (a GUID)" },
     ]);
+  return { ok: true, value: { id, tenantId } };
+}
+
+/** A change's result as the API answers it. */
+function changeResponse(request: HttpRequest, result: ChangeResult): HttpResponseInit {
+  switch (result.kind) {
+    case "accepted": {
+      const url = statusUrl(request, result.id, result.tenantId);
+      return json(
+        202,
+        { id: result.id, revision: result.revision, recalled: result.recalled, statusUrl: url },
+        { location: url },
+      );
+    }
+    case "not-found":
+      return json(404, { error: "not found", id: result.id });
+    case "invalid":
+      return json(400, { error: "invalid request", errors: result.errors });
+    case "refused":
+      return json(409, { error: "conflict", message: result.message, id: result.id });
+  }
+}
+
+/** `GET /api/notifications/{id}/events?tenantId=&after=&limit=`: which request, from where. */
+function eventsRequest(
+  request: HttpRequest,
+): Parsed<{ key: { id: string; tenantId: string }; after?: string; limit: number }> {
+  const named = namedRequest(request);
+  if (!named.ok) return named;
   const limitParam = request.query.get("limit");
   const limit = limitParam === null ? DEFAULT_EVENT_PAGE : Number(limitParam);
   if (!(Number.isInteger(limit) && limit >= 1 && limit <= MAX_EVENT_PAGE))
@@ -142,7 +179,7 @@ function eventsRequest(
     return refused(400, "invalid query", [{ path: "after", message: "is not a cursor" }]);
   return {
     ok: true,
-    value: { key: { id, tenantId }, ...(after !== undefined ? { after } : {}), limit },
+    value: { key: named.value, ...(after !== undefined ? { after } : {}), limit },
   };
 }
 
@@ -198,6 +235,52 @@ export function createNotificationsApi(services: () => NotificationsApiServices)
     }
   };
 
+  const update: ApiHandler = async (request, context) => {
+    const target = namedRequest(request);
+    if (!target.ok) return target.response;
+    const body = await jsonBody(request);
+    if (!body.ok) return body.response;
+    if (typeof body.value !== "object" || body.value === null || Array.isArray(body.value))
+      return json(400, {
+        error: "invalid request",
+        errors: [{ path: "(body)", message: "must be a JSON object" }],
+      });
+    // The body is the queue operation's fields without its envelope: one schema for both doors.
+    const parsed = parseNotificationUpdate({
+      ...body.value,
+      schemaVersion: 1,
+      operation: "update",
+      ...target.value,
+    });
+    if (!parsed.ok) return json(400, { error: "invalid request", errors: parsed.errors });
+    const { message, summary, notBefore, correlationId } = parsed.value;
+    const log = contextLogger(context).with({ requestId: target.value.id, correlationId });
+    const result = await services().revisions.update(
+      target.value,
+      {
+        ...(message !== undefined ? { message } : {}),
+        ...(summary !== undefined ? { summary } : {}),
+        ...(notBefore !== undefined ? { notBefore } : {}),
+        correlationId,
+      },
+      log,
+    );
+    return changeResponse(request, result);
+  };
+
+  const recall: ApiHandler = async (request, context) => {
+    const target = namedRequest(request);
+    if (!target.ok) return target.response;
+    const parsed = parseNotificationRecall({
+      schemaVersion: 1,
+      operation: "recall",
+      ...target.value,
+    });
+    if (!parsed.ok) return json(400, { error: "invalid request", errors: parsed.errors });
+    const log = contextLogger(context).with({ requestId: target.value.id });
+    return changeResponse(request, await services().revisions.recall(target.value, {}, log));
+  };
+
   const events: ApiHandler = async (request) => {
     const parsed = eventsRequest(request);
     if (!parsed.ok) return parsed.response;
@@ -219,5 +302,5 @@ export function createNotificationsApi(services: () => NotificationsApiServices)
     }
   };
 
-  return { enqueue, status, events };
+  return { enqueue, status, update, recall, events };
 }

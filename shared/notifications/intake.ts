@@ -123,7 +123,7 @@ export class NotificationIntake {
     ]);
   }
 
-  /** A message on the intake queue: a LOB request, and nothing else. */
+  /** A message on the intake queue: a LOB request (updates and recalls: queue-changes.ts). */
   async fromQueue(body: unknown, info: QueueMessageInfo, log: Logger): Promise<IntakeResult> {
     const parsed = parseNotificationRequest(body);
     const id = parsed.ok ? parsed.request.id : (parsed.id ?? info.messageId);

@@ -28,6 +28,12 @@ export type MetricName =
   | "notifications.refused"
   /** The app installed through Graph for a recipient Herald had never seen (proactive install). */
   | "notifications.installed"
+  /** A sent copy replaced in place with a newer revision of its request. */
+  | "notifications.updated"
+  /** A sent copy deleted: its request was recalled. */
+  | "notifications.recalled"
+  /** A copy not sent yet when its request was recalled: never sent. */
+  | "notifications.cancelled"
   /** A webhook POST failed; its retry is scheduled. */
   | "events.webhookRetried"
   /** The webhook answered 410 Gone and was turned off. */

@@ -71,16 +71,76 @@ const MAX_CARD_TEXT_ERRORS = 5;
 /** Safe in a URL path segment, a Table key and a Service Bus message id (<= 128). */
 const REQUEST_ID = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
 
+const schemaVersionField = z.literal(SCHEMA_VERSION, { error: `must be ${SCHEMA_VERSION}` });
+const idField = z
+  .string()
+  .regex(
+    REQUEST_ID,
+    "must be 1-128 characters of letters, digits and . _ : @ - (starting with a letter or digit)",
+  );
+const summaryField = z
+  .string()
+  .max(MAX_SUMMARY_LENGTH)
+  .meta({ not: { pattern: UNSAFE_TEXT_CLASS } })
+  .describe("The notification preview text. The same characters are refused as in `message.text`.");
+const notBeforeField = z.iso.datetime({
+  offset: true,
+  error: "must be an ISO 8601 date-time with a time zone",
+});
+const correlationIdField = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[\x21-\x7e]+$/, "must be printable ASCII without spaces")
+  .describe("The caller's correlation id, carried into every log line.");
+
+/** What Teams shows people (text, preview, every string of a card) and the activity's size. */
+function checkShown(
+  value: { message?: NotificationMessage | undefined; summary?: string | undefined },
+  ctx: z.RefinementCtx,
+): void {
+  // model/safe-text.ts says which characters are refused.
+  const shown: [readonly (string | number)[], string | undefined][] = [
+    [["message", "text"], value.message?.text],
+    [["summary"], value.summary],
+  ];
+  for (const [path, text] of shown) {
+    const problem = text === undefined ? undefined : unsafeTextProblem(text);
+    if (problem !== undefined) ctx.addIssue({ code: "custom", path: [...path], message: problem });
+  }
+  if (value.message === undefined) return;
+  let cardProblems = 0;
+  for (const found of unsafeStrings(value.message.adaptiveCard)) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["message", "adaptiveCard", ...found.path],
+      message: found.problem,
+    });
+    if (++cardProblems >= MAX_CARD_TEXT_ERRORS) break;
+  }
+  const problem = activitySizeProblem(value.message, value.summary);
+  if (problem !== undefined) ctx.addIssue({ code: "custom", path: ["message"], message: problem });
+}
+
+/** Why a message (with its summary) is too large for Teams, or undefined. */
+export function activitySizeProblem(
+  message: NotificationMessage,
+  summary: string | undefined,
+): string | undefined {
+  const bytes = activityBytes(message, summary);
+  return bytes > MAX_ACTIVITY_BYTES
+    ? `is ${bytes} bytes as a Teams activity; the limit is ${MAX_ACTIVITY_BYTES} (Teams rejects larger messages)`
+    : undefined;
+}
+
 export const notificationRequestSchema = z
   .strictObject({
-    schemaVersion: z.literal(SCHEMA_VERSION, { error: `must be ${SCHEMA_VERSION}` }),
-    id: z
-      .string()
-      .regex(
-        REQUEST_ID,
-        "must be 1-128 characters of letters, digits and . _ : @ - (starting with a letter or digit)",
-      )
-      .describe("The caller's idempotency key; becomes the Service Bus message id."),
+    schemaVersion: schemaVersionField,
+    operation: z
+      .literal("send", { error: 'must be "send", "update" or "recall"' })
+      .optional()
+      .describe("A new notification (the default when `operation` is left out)."),
+    id: idField.describe("The caller's idempotency key; becomes the Service Bus message id."),
     tenantId: guidSchema.describe("The Microsoft 365 tenant of every recipient."),
     recipients: z
       .array(recipientSchema)
@@ -88,64 +148,60 @@ export const notificationRequestSchema = z
       .max(MAX_RECIPIENTS, `must name at most ${MAX_RECIPIENTS} recipients`),
     message: messageSchema,
     actions: actionResponsesSchema.optional(),
-    summary: z
-      .string()
-      .max(MAX_SUMMARY_LENGTH)
-      .optional()
-      .meta({ not: { pattern: UNSAFE_TEXT_CLASS } })
-      .describe(
-        "The notification preview text. The same characters are refused as in `message.text`.",
-      ),
-    notBefore: z.iso
-      .datetime({ offset: true, error: "must be an ISO 8601 date-time with a time zone" })
+    summary: summaryField.optional(),
+    notBefore: notBeforeField
       .optional()
       .describe("Deliver no earlier than this time (scheduled enqueue)."),
     includeGuests: z
       .boolean()
       .optional()
       .describe("Also deliver to guest users of `groupId` recipients (default: members only)."),
-    correlationId: z
-      .string()
-      .min(1)
-      .max(128)
-      .regex(/^[\x21-\x7e]+$/, "must be printable ASCII without spaces")
+    correlationId: correlationIdField.optional(),
+  })
+  .superRefine(checkShown)
+  .describe("A proactive 1:1 Teams notification to one or more users.");
+
+/**
+ * A change of a request already accepted: its message, summary or (while nothing is sent yet)
+ * `notBefore`, each optional, at least one. Sent copies are replaced in place.
+ */
+export const notificationUpdateSchema = z
+  .strictObject({
+    schemaVersion: schemaVersionField,
+    operation: z.literal("update"),
+    id: idField.describe("The id of the request to change."),
+    tenantId: guidSchema.describe("The request's tenant."),
+    message: messageSchema.optional(),
+    summary: summaryField.optional(),
+    notBefore: notBeforeField
       .optional()
-      .describe("The caller's correlation id, carried into every log line."),
+      .describe("A new delivery time; only while the request is scheduled and nothing was sent."),
+    correlationId: correlationIdField.optional(),
   })
   .superRefine((value, ctx) => {
-    // What Teams shows people: text, preview, and every string of a card (model/safe-text.ts).
-    const shown: [readonly (string | number)[], string | undefined][] = [
-      [["message", "text"], value.message.text],
-      [["summary"], value.summary],
-    ];
-    for (const [path, text] of shown) {
-      const problem = text === undefined ? undefined : unsafeTextProblem(text);
-      if (problem !== undefined)
-        ctx.addIssue({ code: "custom", path: [...path], message: problem });
-    }
-    let cardProblems = 0;
-    for (const found of unsafeStrings(value.message.adaptiveCard)) {
+    if (value.message === undefined && value.summary === undefined && value.notBefore === undefined)
       ctx.addIssue({
         code: "custom",
-        path: ["message", "adaptiveCard", ...found.path],
-        message: found.problem,
+        path: [],
+        message: "must change at least one of message, summary, notBefore",
       });
-      if (++cardProblems >= MAX_CARD_TEXT_ERRORS) break;
-    }
-    const bytes = activityBytes(value.message, value.summary);
-    if (bytes > MAX_ACTIVITY_BYTES) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["message"],
-        message: `is ${bytes} bytes as a Teams activity; the limit is ${MAX_ACTIVITY_BYTES} (Teams rejects larger messages)`,
-      });
-    }
+    checkShown(value, ctx);
   })
-  .meta({
-    $id: "https://herald.example/schemas/notification-request.schema.json",
-    title: "Herald notification request",
+  .describe("Replace a request's message (sent copies are updated in place) or move its time.");
+
+/** A recall of a request already accepted: sent copies deleted, the rest never sent. */
+export const notificationRecallSchema = z
+  .strictObject({
+    schemaVersion: schemaVersionField,
+    operation: z.literal("recall"),
+    id: idField.describe("The id of the request to recall."),
+    tenantId: guidSchema.describe("The request's tenant."),
+    correlationId: correlationIdField.optional(),
   })
-  .describe("A proactive 1:1 Teams notification to one or more users.");
+  .describe("Withdraw a request: sent copies are deleted, pending and scheduled ones cancelled.");
+
+export type NotificationUpdate = z.infer<typeof notificationUpdateSchema>;
+export type NotificationRecall = z.infer<typeof notificationRecallSchema>;
 
 export type NotificationRequest = z.infer<typeof notificationRequestSchema>;
 
@@ -166,10 +222,32 @@ export type ParseResult =
 
 /** Validates a request; on failure every error names its field and the reason. */
 export function parseNotificationRequest(input: unknown): ParseResult {
+  const parsed = parseWith(notificationRequestSchema, input);
+  return parsed.ok ? { ok: true, request: parsed.value } : parsed;
+}
+
+/** Which operation a message on the intake queue asks for (none: a send). */
+export function operationOf(input: unknown): string | undefined {
+  if (typeof input !== "object" || input === null) return undefined;
+  const operation = (input as { operation?: unknown }).operation;
+  return typeof operation === "string" ? operation : undefined;
+}
+
+export type OperationParse<T> = { ok: true; value: T } | Extract<ParseResult, { ok: false }>;
+
+export function parseNotificationUpdate(input: unknown): OperationParse<NotificationUpdate> {
+  return parseWith(notificationUpdateSchema, input);
+}
+
+export function parseNotificationRecall(input: unknown): OperationParse<NotificationRecall> {
+  return parseWith(notificationRecallSchema, input);
+}
+
+function parseWith<T>(schema: z.ZodType<T>, input: unknown): OperationParse<T> {
   // Structure first (depth, size, well-formed strings): zod and JSON.stringify recurse.
   const structural = checkJson(input, REQUEST_JSON_LIMITS);
-  const result = structural.length === 0 ? notificationRequestSchema.safeParse(input) : undefined;
-  if (result?.success === true) return { ok: true, request: result.data };
+  const result = structural.length === 0 ? schema.safeParse(input) : undefined;
+  if (result?.success === true) return { ok: true, value: result.data };
   const errors: FieldError[] = (
     result === undefined
       ? structural
@@ -198,9 +276,21 @@ export function parseNotificationRequest(input: unknown): ParseResult {
   };
 }
 
-/** The JSON Schema published in the repository, generated from the zod schema above. */
+/**
+ * The JSON Schema published in the repository, generated from the zod schemas above: a message
+ * on the intake queue is a request (no `operation`, or `"send"`), an update or a recall.
+ */
 export function notificationRequestJsonSchema(): Record<string, unknown> {
-  return z.toJSONSchema(notificationRequestSchema, { io: "input", target: "draft-2020-12" });
+  const schema = z
+    .union([notificationRequestSchema, notificationUpdateSchema, notificationRecallSchema])
+    .meta({
+      $id: "https://herald.example/schemas/notification-request.schema.json",
+      title: "Herald notification request",
+    })
+    .describe(
+      "A message on Herald's intake queue (or an HTTP body): a proactive 1:1 Teams notification, or an update or recall of one.",
+    );
+  return z.toJSONSchema(schema, { io: "input", target: "draft-2020-12" });
 }
 
 export function isRequestId(value: string): boolean {

@@ -23,6 +23,7 @@ import { WelcomeLedger } from "../store/welcome-ledger";
 import { CardClicks } from "./card-clicks";
 import { type ClaimHolders, localProcessHolders, remoteHolders } from "./claim-holders";
 import { CompletionChecker } from "./completion-check";
+import { CopyLedger } from "./copy-ledger";
 import { DeadLetterRecorder } from "./dead-letter-recorder";
 import { DeliveryService, type UserDirectory } from "./delivery";
 import { DeliveryClaims } from "./delivery-claims";
@@ -35,7 +36,10 @@ import { Pacer, type PacerOptions } from "./pacing";
 import { type InstallUserDirectory, ProactiveInstaller } from "./proactive-install";
 import type { WorkHandler } from "./queue-handler";
 import { ReadReceipts } from "./read-receipts";
+import { RequestContents } from "./request-contents";
 import type { RetryPolicy } from "./retry-policy";
+import { type ChangeKind, createRevisionServices } from "./revision-services";
+import type { NotificationRevisions } from "./revisions";
 import { NotificationStatusReader } from "./status";
 import { TeamsOperations } from "./teams-operations";
 import { TenantWorkRunner } from "./tenant-work";
@@ -82,6 +86,8 @@ export interface NotificationServicesOptions {
    * a dead holder can be told; in Azure only the broker's session tells).
    */
   readonly claimHolders?: ClaimHolders;
+  /** How old queued work's request content may be (1 s): how soon an update reaches it. */
+  readonly contentMaxAgeMs?: number;
 }
 
 export interface NotificationServices {
@@ -89,6 +95,8 @@ export interface NotificationServices {
   readonly delivery: DeliveryService;
   readonly intake: NotificationIntake;
   readonly status: NotificationStatusReader;
+  /** Updates and recalls of accepted requests (HTTP `PATCH`/`DELETE`, the intake queue). */
+  readonly revisions: NotificationRevisions;
   /** The request's events, for the pull endpoint. */
   readonly eventLog: EventLog;
   readonly pacer: Pacer | undefined;
@@ -97,7 +105,13 @@ export interface NotificationServices {
   /** The work queue's handlers for the notification kinds. */
   readonly workHandlers: Readonly<
     Record<
-      "dispatch" | "delivery" | "intakeCheck" | "completionCheck" | "readReceipt" | "webhook",
+      | "dispatch"
+      | "delivery"
+      | "intakeCheck"
+      | "completionCheck"
+      | "readReceipt"
+      | "webhook"
+      | ChangeKind,
       WorkHandler
     >
   >;
@@ -247,14 +261,22 @@ export function createNotificationServices(
         })
       : undefined;
 
-  const delivery = new DeliveryService({
+  // What deliveries and the changes of sent copies share (request contents, the Teams calls).
+  const shared = {
     requests: requestStore,
     ledger,
     users,
     work: teamsWork,
-    operations: new TeamsOperations({ connector, users, work: teamsWork }),
     policy,
     claims,
+    queue,
+    clock,
+    contents: new RequestContents(requestStore, () => clock().getTime()),
+    contentMaxAgeMs: options.contentMaxAgeMs ?? 1_000,
+    operations: new TeamsOperations({ connector, users, work: teamsWork }),
+  };
+  const delivery = new DeliveryService({
+    ...shared,
     recorder: new DeliveryRecorder({
       ledger,
       users,
@@ -267,7 +289,6 @@ export function createNotificationServices(
     outbox,
     unread,
     installer,
-    clock,
   });
   const dispatcher = new Dispatcher({
     groups: graphGroupDirectory(graph),
@@ -283,6 +304,10 @@ export function createNotificationServices(
     clock,
   });
   const status = new NotificationStatusReader(requestStore, ledger);
+
+  const copies = new CopyLedger(ledger, outbox, clock);
+  const changes = createRevisionServices({ ...shared, copies, parse: parseWork });
+  const revisions = changes.revisions;
   const intake = new NotificationIntake({
     requests: requestStore,
     work: queue,
@@ -290,7 +315,6 @@ export function createNotificationServices(
     clock,
     maxDeliveryCount: config.maxDeliveryAttempts,
   });
-
   const readReceipts = new ReadReceipts({ ledger, unread, outbox });
   const webhooks = new WebhookDelivery({
     webhook: config.events.webhook,
@@ -334,6 +358,7 @@ export function createNotificationServices(
         ? undefined
         : webhooks.run(work, info, log.with({ requestId: work.requestId }));
     },
+    ...changes.handlers,
   };
 
   const deadLetters = new DeadLetterRecorder({
@@ -350,6 +375,7 @@ export function createNotificationServices(
     delivery,
     intake,
     status,
+    revisions,
     eventLog: new EventLog(requestStore, ledger),
     pacer,
     teamsWork,

@@ -19,10 +19,12 @@ export {
 
 /**
  * `completed`: every recipient is final (look at the counts for who was not reached);
- * `failed`: the request's own work was dead-lettered before every recipient had a row.
+ * `failed`: the request's own work was dead-lettered before every recipient had a row;
+ * `recalled`: the request was recalled and every copy is deleted or cancelled (or final
+ * otherwise: a copy Teams would not let Herald delete is `failed`).
  */
 export type RequestStatusState =
-  "queued" | "scheduled" | "in-progress" | "completed" | "rejected" | "failed";
+  "queued" | "scheduled" | "in-progress" | "completed" | "rejected" | "failed" | "recalled";
 
 /** A recipient's fields as the status API shows them (the same as in its events' `data`). */
 export interface RecipientStatus extends RecipientView {
@@ -35,8 +37,18 @@ export interface RecipientStatus extends RecipientView {
 export interface NotificationStatus {
   readonly id: string;
   readonly state: RequestStatusState;
-  /** True when nothing more will happen: `completed`, `rejected` or `failed`. */
+  /** True when nothing more will happen: `completed`, `rejected`, `failed` or `recalled`. */
   readonly final: boolean;
+  /** The request's latest revision: 1 as sent, one more for each update accepted. */
+  readonly revision: number;
+  /** True once the request was recalled (`recalledAt` says when). */
+  readonly recalled: boolean;
+  readonly recalledAt?: string;
+  /**
+   * Sent copies that still show an older revision than `revision` (their update is under way,
+   * or Teams refused it): the request is not final while an update can still reach them.
+   */
+  readonly outdated: number;
   readonly tenantId?: string;
   readonly correlationId?: string;
   readonly notBefore?: string;
@@ -115,9 +127,18 @@ export class NotificationStatusReader {
     const tally = new CountsTally();
     const recipients: RecipientStatus[] = [];
     let truncated = false;
+    let outdated = 0;
+    const latest = stored.revision ?? 1;
     for await (const row of this.ledger.list(stored)) {
       const view = recipientView(row);
       tally.add(view.state, row.readAt !== undefined);
+      // A copy whose update Teams refused keeps the error on its row: it is not waited for.
+      if (
+        view.state === "sent" &&
+        (row.revision ?? 1) < latest &&
+        (row.lastError === undefined || row.nextAttemptAt !== undefined)
+      )
+        outdated += 1;
       if (query.state !== undefined && query.state !== view.state) continue;
       if (recipients.length >= limit) {
         truncated = true;
@@ -133,11 +154,16 @@ export class NotificationStatusReader {
       );
     }
     const counts = tally.value;
-    const state = overallState(stored, counts);
+    const state = overallState(stored, counts, outdated);
     return withoutUndefined({
       id: stored.id,
       state,
-      final: state === "completed" || state === "rejected" || state === "failed",
+      final:
+        state === "completed" || state === "rejected" || state === "failed" || state === "recalled",
+      revision: stored.revision ?? 1,
+      recalled: stored.recalledAt !== undefined,
+      recalledAt: stored.recalledAt,
+      outdated,
       tenantId: stored.tenantId === "" ? undefined : stored.tenantId,
       correlationId: stored.correlationId,
       notBefore: stored.notBefore,
@@ -160,15 +186,24 @@ export class NotificationStatusReader {
  */
 export function overallState(
   stored: StoredRequest,
-  counts: { total: number; pending: number },
+  counts: { total: number; pending: number; sent: number },
+  outdated: number,
 ): RequestStatusState {
   if (stored.state === "rejected") return "rejected";
+  if (stored.recalledAt !== undefined) {
+    // Recalled: final once nothing is pending and no copy is left to delete.
+    const settled =
+      counts.pending === 0 &&
+      counts.sent === 0 &&
+      (stored.state === "dispatched" || counts.total >= (stored.recipientCount ?? 1));
+    return settled ? "recalled" : "in-progress";
+  }
   const expected = stored.recipientCount;
   // Only a dispatch writes recipients' rows, so all of them recorded means it ran, whatever the
   // row says of its enqueue (`received`: unconfirmed, then sent by the intake check).
   const allRecorded = expected !== undefined && counts.total >= expected;
   if (stored.state === "failed") return counts.pending === 0 ? "failed" : "in-progress";
-  if (allRecorded && counts.pending === 0) return "completed";
+  if (allRecorded && counts.pending === 0 && outdated === 0) return "completed";
   if (counts.total === 0) return stored.state === "scheduled" ? "scheduled" : "queued";
   return "in-progress";
 }

@@ -23,6 +23,13 @@ export const WORK_KINDS = {
   welcomeCheck: "welcome-check",
   /** The @mention relay of one channel message. */
   relay: "relay",
+  /**
+   * A request's update or recall, brought to every recipient: sent copies get a `copy` item,
+   * copies not yet sent are cancelled (recall) or get the latest when they go (update).
+   */
+  revision: "revision",
+  /** One sent copy replaced (PUT) or deleted (DELETE). */
+  copy: "copy",
   /** An HTTP intake's guard: the stored request's dispatch, sent again (see intake.ts). */
   intakeCheck: "intake-check",
   /** Whether a fanned-out request is final yet; writes and publishes its `completed` event. */
@@ -74,6 +81,8 @@ export const inlineRequestSchema = z.object({
   notBefore: z.string().optional(),
   recipients: z.array(z.unknown()).min(1),
   includeGuests: z.boolean().optional(),
+  /** The revision this content is (undefined: 1, as accepted). */
+  revision: z.number().int().min(1).optional(),
 });
 export type InlineRequest = z.infer<typeof inlineRequestSchema>;
 
@@ -103,6 +112,12 @@ export const deliveryWorkSchema = z.object({
   sole: z.boolean().optional(),
 });
 export type DeliveryWork = z.infer<typeof deliveryWorkSchema>;
+
+/** The work item without a reserved install slot (proactive-install.ts). */
+export function withoutInstallSlot(work: DeliveryWork): DeliveryWork {
+  const { installSlotAt: _slot, ...rest } = work;
+  return rest;
+}
 
 /** A request the HTTP intake stored (or was about to store) whose dispatch must be on the queue. */
 export const intakeCheckWorkSchema = z.object({

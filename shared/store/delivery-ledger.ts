@@ -10,8 +10,10 @@ import {
 } from "../model/recipient";
 import { chunks, mapLimited } from "../util/collections";
 import { clip } from "../validation/json-guard";
+import type { Claim } from "./delivery-claim";
 import { withoutUndefined } from "./entities";
 import { type RequestKey, requestRowKey } from "./notification-requests";
+import { actionsJson, parseActions, type RecordedAction } from "./recorded-actions";
 import { eventsJson, parseEvents } from "./stored-events";
 import { encodeKey, isRestError, odata, type TableFactory, TABLES } from "./table-factory";
 
@@ -28,6 +30,10 @@ import { encodeKey, isRestError, odata, type TableFactory, TABLES } from "./tabl
  * States: `pending` (waiting for a send, or for a retry), `sending` (claimed by one invocation
  * with an ETag-conditional write just before it calls Teams), then one of the final states
  * `sent`, `unreachable`, `failed`, `rejected`, `duplicate`. A final row is never sent to again.
+ * A request's update or recall changes final rows too: a `sent` row records the `revision` its
+ * copy shows (a PUT moves it forward, never back: notifications/copy-changes.ts) and ends
+ * `recalled` once its copy is deleted; a row not yet sent when the request is recalled ends
+ * `cancelled`.
  * A user Herald has never seen passes through `installing` (Herald is installing its app for
  * them through Graph) and `waiting-for-chat` (installed; Teams has not told Herald the 1:1 chat
  * yet) before `sending` (proactive-install.ts).
@@ -50,7 +56,11 @@ export type DeliveryState =
   | "unreachable"
   | "failed"
   | "rejected"
-  | "duplicate";
+  | "duplicate"
+  /** Never sent: the request was recalled first. */
+  | "cancelled"
+  /** Sent, then deleted from the chat when the request was recalled. */
+  | "recalled";
 
 export const FINAL_STATES: ReadonlySet<DeliveryState> = new Set([
   "sent",
@@ -58,6 +68,8 @@ export const FINAL_STATES: ReadonlySet<DeliveryState> = new Set([
   "failed",
   "rejected",
   "duplicate",
+  "cancelled",
+  "recalled",
 ]);
 
 const GUARD_PREFIX = "user~";
@@ -76,6 +88,15 @@ export interface Delivery {
   readonly lastStatus?: number | undefined;
   readonly activityId?: string | undefined;
   readonly conversationId?: string | undefined;
+  /**
+   * The request revision the copy in the chat shows (undefined: 1, the request as first sent).
+   * Written with `sent`, and by each update of the copy, only ever upwards.
+   */
+  readonly revision?: number | undefined;
+  /** A change of the sent copy holds the claim (`claimedBy`, …): which one. */
+  readonly changing?: "update" | "recall" | undefined;
+  /** An update found the copy gone (404) and sent it afresh: at most once per row. */
+  readonly resent?: boolean | undefined;
   /** The user's `29:` id once the recipient was resolved. */
   readonly teamsUserId?: string | undefined;
   /** The person whose per-user guard this row took last (`29:` id, or `aad:` + AAD id). */
@@ -104,10 +125,7 @@ export interface Delivery {
   readonly completedAt?: string | undefined;
   /** When Teams said the user read the message (a read receipt); set once. */
   readonly readAt?: string | undefined;
-  /**
-   * The token in the reference Herald stamped on the card's buttons (model/card-actions.ts):
-   * written by the first claim of a card with buttons, kept by every later one.
-   */
+  /** The token of the card's buttons' reference (model/card-actions.ts), kept once written. */
   readonly cardToken?: string | undefined;
   /** The recipient's button clicks, one per verb, in order (notifications/card-clicks.ts). */
   readonly actions?: readonly RecordedAction[] | undefined;
@@ -118,13 +136,6 @@ export interface Delivery {
   readonly events?: readonly CloudEvent[] | undefined;
   /** The row's ETag: updates are conditional on it. */
   readonly etag: string;
-}
-
-/** One recorded click of a card's button. */
-export interface RecordedAction {
-  readonly verb: string;
-  readonly type: "Action.Execute" | "Action.Submit";
-  readonly at: string;
 }
 
 /** Fields an update may change. `undefined` clears a field. */
@@ -153,18 +164,6 @@ export interface NewDelivery {
   /** Who the recipient is, when known before delivery (Graph's names of a group's members). */
   readonly userPrincipalName?: string | undefined;
   readonly displayName?: string | undefined;
-}
-
-/** What a claim writes: who holds the row, until when, and for which user. */
-export interface Claim {
-  readonly claimedBy: string;
-  readonly claimHolder: string;
-  readonly claimSession?: string | undefined;
-  readonly claimExpiresAt: string;
-  readonly deliveryCount: number;
-  readonly teamsUserId: string;
-  /** A card with buttons: the token of its reference (the row's own when it has one). */
-  readonly cardToken?: string | undefined;
 }
 
 /** An ETag-conditional write: done, or another invocation changed the row first. */
@@ -215,11 +214,12 @@ function fromEntity(entity: DeliveryEntity & { etag?: string; timestamp?: unknow
     etag,
     timestamp: _ts,
     eventsJson: stored,
-    actionsJson,
+    actionsJson: storedActions,
     ...fields
   } = entity;
   const recipient = recipientFromParts(recipientKind as RecipientKind, recipientValue);
   const events = parseEvents(stored);
+  const actions = parseActions(storedActions);
   return {
     ...fields,
     tenantId: fields.tenantId ?? "",
@@ -227,9 +227,7 @@ function fromEntity(entity: DeliveryEntity & { etag?: string; timestamp?: unknow
     recipient,
     attempts: fields.attempts ?? 0,
     ...(events !== undefined ? { events } : {}),
-    ...(actionsJson !== undefined && actionsJson !== ""
-      ? { actions: JSON.parse(actionsJson) as RecordedAction[] }
-      : {}),
+    ...(actions !== undefined ? { actions } : {}),
     etag: etag ?? "",
   };
 }
@@ -244,8 +242,7 @@ function toEntity(delivery: Omit<Delivery, "etag"> & { etag?: string }): Deliver
     recipientKind: kind,
     recipientValue: value,
     eventsJson: eventsJson(events),
-    actionsJson:
-      actions === undefined || actions.length === 0 ? undefined : JSON.stringify(actions),
+    actionsJson: actionsJson(actions),
   });
 }
 

@@ -62,6 +62,15 @@ export interface StoredRequest {
   readonly summary?: string | undefined;
   readonly notBefore?: string | undefined;
   /**
+   * The content's revision: 1 as first accepted (undefined), then one more for each update
+   * Herald accepts, in the order it accepts them (an ETag-conditional write of this row).
+   */
+  readonly revision?: number | undefined;
+  /** When the request was recalled (final: no update after it). */
+  readonly recalledAt?: string | undefined;
+  /** The queue message id of the last update or recall accepted (a redelivery of it is a replay). */
+  readonly lastChangeId?: string | undefined;
+  /**
    * Ledger rows the request has when every recipient is recorded: known at intake when it names
    * users only, written at dispatch when team rosters are expanded.
    */
@@ -86,7 +95,18 @@ export type NewRequest = Omit<StoredRequest, "createdAt" | "updatedAt" | "etag">
 export type RequestPatch = Partial<
   Pick<
     StoredRequest,
-    "state" | "recipientCount" | "lastError" | "deliveryCount" | "notBefore" | "errors" | "events"
+    | "state"
+    | "recipientCount"
+    | "lastError"
+    | "deliveryCount"
+    | "notBefore"
+    | "errors"
+    | "message"
+    | "summary"
+    | "revision"
+    | "recalledAt"
+    | "lastChangeId"
+    | "events"
   >
 >;
 
@@ -104,6 +124,9 @@ type RequestEntity = {
   messageJson?: string;
   summary?: string;
   notBefore?: string;
+  revision?: number;
+  recalledAt?: string;
+  lastChangeId?: string;
   recipientCount?: number;
   bodyRows?: number;
   errorsJson?: string;
@@ -158,6 +181,9 @@ function fromEntity(entity: RequestEntity & { etag?: string }): StoredRequest {
     ),
     summary: entity.summary,
     notBefore: entity.notBefore,
+    revision: entity.revision,
+    recalledAt: entity.recalledAt,
+    lastChangeId: entity.lastChangeId,
     recipientCount: entity.recipientCount,
     bodyRows: entity.bodyRows,
     errors: parseJson<FieldError[]>(entity.errorsJson),
@@ -185,6 +211,9 @@ function toEntity(request: Omit<StoredRequest, "etag">): RequestEntity {
     correlationId: request.correlationId,
     summary: request.summary,
     notBefore: request.notBefore,
+    revision: request.revision,
+    recalledAt: request.recalledAt,
+    lastChangeId: request.lastChangeId,
     recipientCount: request.recipientCount,
     bodyRows: request.bodyRows,
     errorsJson: errorsJson(request.errors),

@@ -2,6 +2,7 @@ import { printStatus } from "../../shared/cli/status-command";
 import { CARD_REFERENCE_KEY } from "../../shared/model/card-actions";
 import { parseNotificationRequest } from "../../shared/notifications/schema";
 import type { SimUser } from "../simulator";
+import { NotificationChanges } from "./notification-changes";
 import { NotificationsHarness } from "./notifications-harness";
 
 const approvalCard = {
@@ -160,6 +161,39 @@ describe("card actions (bot endpoint, Azurite, Teams simulator)", () => {
     });
   });
 
+  describe("after an update of the request (issue 23)", () => {
+    it("stamps the updated copy's buttons with the same reference, so its clicks are taken", async () => {
+      const { user, request, buttons } = await sent(approvalCard);
+      const changed = {
+        ...approvalCard,
+        body: [{ type: "TextBlock", text: "Order 4711, now 10 laptops" }],
+      };
+      expect(
+        (
+          await new NotificationChanges(h).update(request.id, {
+            message: { adaptiveCard: changed },
+          })
+        ).status,
+      ).toBe(202);
+      await h.drain();
+
+      const updated = h.sim
+        .chatOf(user)
+        .find((m) => JSON.stringify(m.attachments).includes("10 laptops"));
+      const data = (
+        updated?.attachments as { content: { actions: { data: Data }[] } }[] | undefined
+      )?.[0]?.content.actions[0]?.data;
+      expect(data?.[CARD_REFERENCE_KEY]).toMatchObject({
+        s: (buttons[0]![CARD_REFERENCE_KEY] as { s: string }).s,
+        v: 2,
+      });
+      const answer = await h.postActivityAnswer(
+        h.sim.activities.executeClick(user, { verb: "approve", data }),
+      );
+      expect(answer.body).toMatchObject({ statusCode: 200 });
+    });
+  });
+
   describe("Action.Submit", () => {
     it("records the click without the help text", async () => {
       const { user, request, buttons } = await sent(submitCard);
@@ -244,6 +278,17 @@ describe("card actions (bot endpoint, Azurite, Teams simulator)", () => {
 
       const answer = await h.postActivityAnswer(
         h.sim.activities.executeClick(user, { verb: "delete", data: buttons[0] }),
+      );
+
+      await expectRefused(user, request.id, answer);
+    });
+
+    it("refuses a click on a recalled request", async () => {
+      const { user, request, buttons } = await sent(approvalCard);
+      expect((await new NotificationChanges(h).recall(request.id)).status).toBe(202);
+
+      const answer = await h.postActivityAnswer(
+        h.sim.activities.executeClick(user, { verb: "approve", data: buttons[0] }),
       );
 
       await expectRefused(user, request.id, answer);

@@ -12,6 +12,7 @@ export {
   type TeamsSimulatorOptions,
 } from "./simulator";
 export type {
+  ChatMessage,
   FaultRateSpec,
   FaultSpec,
   FaultStatus,

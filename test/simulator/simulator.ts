@@ -14,6 +14,7 @@ import {
 import { FaultPlan, teamsError } from "./faults";
 import { TeamsRateLimiter } from "./rate-limiter";
 import type {
+  ChatMessage,
   FaultRateSpec,
   FaultSpec,
   PostedActivity,
@@ -292,6 +293,21 @@ export class TeamsSimulator {
       for (const a of list) if (a.type === "message") result.push(a);
     }
     return result.sort((a, b) => a.postedAt - b.postedAt);
+  }
+
+  /**
+   * What the user sees in their 1:1 chats with the bot now: each message the bot posted there,
+   * as last updated, oldest first, with Teams' markers: `edited` once the bot replaced it (PUT),
+   * `deleted` (Teams shows "This message has been deleted." in its place).
+   */
+  chatOf(user: SimUser): ChatMessage[] {
+    return this.messagesToUser(user).map((a) => ({
+      id: a.id,
+      text: a.deleted ? undefined : a.text,
+      attachments: a.deleted ? undefined : a.attachments,
+      edited: a.updatedAt !== undefined,
+      deleted: a.deleted,
+    }));
   }
 
   /** Every activity posted anywhere, oldest first. */

@@ -100,6 +100,17 @@ export interface PostedActivity {
   deleted: boolean;
 }
 
+/** A message in a chat as the user sees it (`TeamsSimulator.chatOf`). */
+export interface ChatMessage {
+  readonly id: string;
+  /** Undefined once deleted (Teams leaves a placeholder). */
+  readonly text: string | undefined;
+  readonly attachments: readonly unknown[] | undefined;
+  /** Replaced by the bot since it was posted (Teams marks it "Edited"). */
+  readonly edited: boolean;
+  readonly deleted: boolean;
+}
+
 export type FaultStatus =
   200 | 201 | 400 | 401 | 403 | 404 | 409 | 412 | 413 | 429 | 500 | 502 | 503 | 504;
 

@@ -82,8 +82,13 @@ export async function startNotificationsApiServer(
       const statusRoute = /^\/api\/notifications\/([^/]+)$/.exec(url.pathname);
       const eventsRoute = /^\/api\/notifications\/([^/]+)\/events$/.exec(url.pathname);
       if (req.method === "POST" && url.pathname === "/api/notifications") handler = api.enqueue;
-      else if (req.method === "GET" && statusRoute !== null) {
-        handler = api.status;
+      else if (statusRoute !== null) {
+        const byMethod: Record<string, HttpHandler> = {
+          GET: api.status,
+          PATCH: api.update,
+          DELETE: api.recall,
+        };
+        handler = byMethod[req.method ?? ""];
         params = { id: decodeURIComponent(statusRoute[1]!) };
       } else if (req.method === "GET" && eventsRoute !== null) {
         handler = api.events;

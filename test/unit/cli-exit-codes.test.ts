@@ -12,6 +12,8 @@ function status(
     failed: 0,
     rejected: 0,
     duplicate: 0,
+    cancelled: 0,
+    recalled: 0,
     ...counts,
   };
   const total = Object.values(all).reduce((a, b) => a + b, 0);
@@ -19,7 +21,11 @@ function status(
   return {
     id: "r1",
     state,
-    final: state === "completed" || state === "rejected" || state === "failed",
+    final:
+      state === "completed" || state === "rejected" || state === "failed" || state === "recalled",
+    revision: 1,
+    recalled: state === "recalled",
+    outdated: 0,
     createdAt: "2026-12-01T00:00:00Z",
     updatedAt: "2026-12-01T00:00:00Z",
     counts: { ...all, total, read },

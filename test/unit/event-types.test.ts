@@ -67,6 +67,9 @@ function oneOfEach(): CloudEvent[] {
       },
       context,
     ),
+    deliveryEvent("herald.delivery.updated", { ...row, revision: 2 }, context),
+    finalDeliveryEvent({ ...row, state: "recalled", revision: 2 }, context),
+    finalDeliveryEvent({ ...row, state: "cancelled", activityId: undefined }, context),
   ];
 }
 
@@ -117,6 +120,7 @@ describe("Herald's events", () => {
         state: "sent",
         attempts: 1,
         activityId: "1733529600001",
+        revision: 1,
         teamsUserId: "29:1abc",
         completedAt: at.toISOString(),
       },

@@ -24,12 +24,16 @@ describe("function registration outside the Functions host", () => {
     expect(registry.registeredFunctions().map((r) => r.name)).toEqual([
       "notifications-enqueue",
       "notifications-status",
+      "notifications-update",
+      "notifications-recall",
       "notifications-events",
     ]);
     expect(notices).toEqual([
       expect.stringMatching(/^WARNING: Failed to detect the Azure Functions runtime/),
       expect.stringMatching(/^WARNING: Skipping call to register function "notifications-enqueue"/),
       expect.stringMatching(/^WARNING: Skipping call to register function "notifications-status"/),
+      expect.stringMatching(/^WARNING: Skipping call to register function "notifications-update"/),
+      expect.stringMatching(/^WARNING: Skipping call to register function "notifications-recall"/),
       expect.stringMatching(/^WARNING: Skipping call to register function "notifications-events"/),
     ]);
     expect(notices.every((n) => registry.isOutsideHostNotice(n))).toBe(true);

@@ -202,6 +202,8 @@ export function judge(
     failed: 0,
     rejected: 0,
     duplicate: 0,
+    cancelled: 0,
+    recalled: 0,
   };
   const lost: string[] = [];
   const notTerminal: string[] = [];

@@ -1,0 +1,90 @@
+import {
+  ChangeRefusedError,
+  NotificationClient,
+  NotificationNotFoundError,
+  RequestValidationError,
+} from "../../shared";
+import { MemoryQueue } from "../support/memory-queue";
+import {
+  type NotificationsApiServer,
+  startNotificationsApiServer,
+} from "../support/notifications-api-server";
+
+const TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+const KEY = "test-function-key";
+
+describe("NotificationClient's update and recall", () => {
+  let api: NotificationsApiServer;
+  let client: NotificationClient;
+
+  beforeAll(async () => {
+    api = await startNotificationsApiServer({ functionKey: KEY });
+    client = new NotificationClient({ endpoint: api.endpoint, functionKey: KEY });
+  });
+  afterAll(() => api.close());
+
+  async function sent(): Promise<string> {
+    return client.send({
+      tenantId: TENANT,
+      recipients: [{ teamsUserId: "29:1abc" }],
+      message: { text: "Maintenance at 10:00" },
+    });
+  }
+
+  it("updates over HTTP with PATCH and answers the new revision", async () => {
+    const id = await sent();
+
+    const answer = await client.update({
+      id,
+      tenantId: TENANT,
+      message: { text: "Maintenance at 11:00" },
+    });
+
+    expect(answer).toEqual({ kind: "accepted", revision: 2, recalled: false });
+    expect(api.calls.at(-1)).toMatchObject({ method: "PATCH", status: 202, key: KEY });
+    expect((await client.status(id, { tenantId: TENANT }))?.revision).toBe(2);
+  });
+
+  it("recalls over HTTP with DELETE; an update after it is refused with the reason", async () => {
+    const id = await sent();
+
+    expect(await client.recall({ id, tenantId: TENANT })).toMatchObject({
+      kind: "accepted",
+      recalled: true,
+    });
+    expect(api.calls.at(-1)).toMatchObject({ method: "DELETE", status: 202 });
+    await expect(
+      client.update({ id, tenantId: TENANT, summary: "too late" }),
+    ).rejects.toBeInstanceOf(ChangeRefusedError);
+  });
+
+  it("throws NotificationNotFoundError for an id Herald does not have", async () => {
+    await expect(client.recall({ id: "no-such-id", tenantId: TENANT })).rejects.toBeInstanceOf(
+      NotificationNotFoundError,
+    );
+  });
+
+  it("validates an update before sending anything, naming the field", async () => {
+    const before = api.calls.length;
+
+    const error = await client.update({ id: "x", tenantId: "not-a-guid" }).catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(RequestValidationError);
+    expect((error as RequestValidationError).issues.map((i) => i.path)).toContain("tenantId");
+    expect(api.calls.length).toBe(before);
+  });
+
+  it("puts a change on the queue as the intake queue's operation, each call its own message", async () => {
+    const queue = new MemoryQueue();
+    const queued = new NotificationClient({ queue });
+
+    await queued.update({ id: "r1", tenantId: TENANT, summary: "new preview" });
+    await queued.recall({ id: "r1", tenantId: TENANT });
+
+    expect(queue.sent.map((m) => m.body)).toEqual([
+      { schemaVersion: 1, operation: "update", id: "r1", tenantId: TENANT, summary: "new preview" },
+      { schemaVersion: 1, operation: "recall", id: "r1", tenantId: TENANT },
+    ]);
+    expect(new Set(queue.sent.map((m) => m.messageId)).size).toBe(2);
+  });
+});
