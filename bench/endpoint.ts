@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { type SimUser, startTeamsSimulator, type TeamsActivity } from "../test/simulator";
 import { ROSTER_SYNC_QUEUED } from "./endpoint-job";
 import { startServiceWorker } from "./fork";
-import { freshTables } from "./infra";
+import { freshTables, seedSentCards } from "./infra";
 import type { EndpointResult } from "./jobs";
 import { type LatencySummary, summarize } from "./stats";
 
@@ -19,6 +19,8 @@ export interface EndpointFigures {
   readonly personalInstall: EndpointPhase;
   readonly message: EndpointPhase;
   readonly teamInstall: EndpointPhase;
+  /** 50 Action.Execute clicks on cards Herald sent, all at once (each answered from Tables). */
+  readonly cardClicks?: EndpointPhase;
   readonly rosterSize: number;
   /** Roster pages the bot fetched while the team installs were being answered (should be 0). */
   readonly rosterPagesDuringInstalls: number;
@@ -52,6 +54,23 @@ async function phase(
     if (status !== 200) non200 += 1;
   }
   return { activity: name, latency: summarize(times), non200 };
+}
+
+/** Clicks sent together: people answering one approval request at the same moment. */
+const CONCURRENT_CLICKS = 50;
+
+/** All at once: each answer's time, as the user who clicked waits for it. */
+async function concurrentPhase(
+  url: string,
+  name: string,
+  activities: readonly TeamsActivity[],
+): Promise<EndpointPhase> {
+  const answers = await Promise.all(activities.map((a) => post(url, a)));
+  return {
+    activity: name,
+    latency: summarize(answers.map((a) => a.ms)),
+    non200: answers.filter((a) => a.status !== 200).length,
+  };
 }
 
 /**
@@ -113,11 +132,17 @@ export async function endpointScenario(
     );
     const rosterPagesDuringInstalls =
       sim.countRoute("pagedMembers") + sim.countRoute("members") - pagesBefore;
+    const cardClicks = await concurrentPhase(
+      url,
+      `${CONCURRENT_CLICKS} card clicks at once (Action.Execute)`,
+      await seedSentCards(tables, sim, users.slice(0, CONCURRENT_CLICKS)),
+    );
     const result = (stopped = await worker.stop());
     return {
       personalInstall,
       message,
       teamInstall,
+      cardClicks,
       rosterSize: options.rosterSize,
       rosterPagesDuringInstalls,
       // Less the warm-up team's.

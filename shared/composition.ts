@@ -114,6 +114,7 @@ export function createHeraldServices(
       tables,
       pace: (tenantId, conversationId) =>
         notifications.teamsWork.waitForSlot(tenantId, conversationId),
+      cardClicks: notifications.cardClicks,
       ...(options.clock !== undefined ? { clock: options.clock } : {}),
       ...(options.rosterPageSize !== undefined ? { rosterPageSize: options.rosterPageSize } : {}),
       ...(options.openIdMetadataUrl !== undefined

@@ -12,7 +12,7 @@ import { TeamStore } from "../store/teams";
 import { UserReferenceStore } from "../store/user-references";
 import { WelcomeLedger } from "../store/welcome-ledger";
 import { createBotAdapter } from "./adapter";
-import { HeraldBot } from "./herald-bot";
+import { type CardClicker, HeraldBot } from "./herald-bot";
 import { MentionRelay } from "./mention-relay";
 import { handleMessages } from "./messages-endpoint";
 import type { PaceCall, ProactiveDeps } from "./proactive";
@@ -52,6 +52,8 @@ export interface BotServicesOptions {
   openIdMetadataUrl?: string;
   /** The tenant pacer's wait (the same pacer as deliveries); none: calls are not paced. */
   pace?: PaceCall;
+  /** Takes clicks on the buttons of Herald's cards; none: every click is refused. */
+  cardClicks?: CardClicker;
 }
 
 /** The bot's part of the composition root (shared/composition.ts builds it once per process). */
@@ -91,6 +93,7 @@ export function createBotServices(
     queue,
     clock,
     readReceipts: config.events.enabled,
+    ...(options.cardClicks !== undefined ? { cardClicks: options.cardClicks } : {}),
   });
   const endpoint = {
     adapter,

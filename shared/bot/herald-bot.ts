@@ -7,6 +7,7 @@ import {
 import { z } from "zod";
 
 import type { Logger } from "../logging";
+import type { CardClick, ClickOutcome } from "../notifications/card-clicks";
 import {
   readReceiptMessage,
   relayMessage,
@@ -18,6 +19,7 @@ import type { OutgoingMessage, QueuePort } from "../queue/queue-port";
 import type { TeamStore } from "../store/teams";
 import type { UpsertOutcome, UserReferenceStore } from "../store/user-references";
 import type { ValidActivity } from "./activity-schema";
+import { executeAnswer, executeClickOf, refusalAnswer, submitClickOf } from "./card-answers";
 import { describeFailure, singleAttemptConnectorOf } from "./connector";
 import { relayWorkOf } from "./mention-relay";
 import type { Welcomer } from "./welcomes";
@@ -43,7 +45,17 @@ export interface HeraldBotDeps {
   detailsDeadlineMs?: number;
   /** Events are on (`NotificationEvents`): read receipts become work items. */
   readReceipts?: boolean;
+  /** Takes clicks on the buttons of Herald's cards (notifications/card-clicks.ts). */
+  cardClicks?: CardClicker;
 }
+
+/** The port the bot hands button clicks to. */
+export interface CardClicker {
+  take(click: CardClick, log: Logger): Promise<ClickOutcome>;
+}
+
+/** An `Action.Execute` click (Universal Actions). */
+const ADAPTIVE_CARD_ACTION = "adaptiveCard/action";
 
 /** What Teams sends in a read receipt's `value`; its message ids are numbers. */
 const readReceiptSchema = z.object({ lastReadMessageId: z.string().regex(/^\d{1,20}$/) });
@@ -128,7 +140,10 @@ export class HeraldBot extends TeamsActivityHandler {
 
     this.onMessage(async (context, next) => {
       const { activity, logger } = turnOf(context);
-      if (activity.scope === "personal") {
+      if (isObject(context.activity.value)) {
+        // An Action.Submit click: answered by recording it, never by the help text.
+        await this.cardClick(context, submitClickOf(context.activity.value, clickerOf(activity)));
+      } else if (activity.scope === "personal") {
         // The user's first 1:1 contact if the install event was missed, or the recovery of a
         // welcome whose sender died after claiming it; else the help text.
         await this.queueWelcome(
@@ -155,12 +170,41 @@ export class HeraldBot extends TeamsActivityHandler {
     });
   }
 
-  /** Invokes (card actions, message extensions) are not part of Herald: answered, logged. */
-  protected override onInvokeActivity(context: TurnContext): Promise<InvokeResponse> {
-    turnOf(context).logger.info("Invoke activity not handled by Herald: answered 200", {
-      name: context.activity.name,
-    });
-    return Promise.resolve({ status: 200 });
+  /**
+   * `Action.Execute` clicks are answered with the Universal Actions response; other invokes
+   * (message extensions, task modules) are not part of Herald: answered 200, logged.
+   */
+  protected override async onInvokeActivity(context: TurnContext): Promise<InvokeResponse> {
+    const { activity, logger } = turnOf(context);
+    if (context.activity.name !== ADAPTIVE_CARD_ACTION) {
+      logger.info("Invoke activity not handled by Herald: answered 200", {
+        name: context.activity.name,
+      });
+      return { status: 200 };
+    }
+    const click = executeClickOf(context.activity.value, clickerOf(activity));
+    if (click === undefined) {
+      logger.warn("Card action refused: the invoke's value is not an Action.Execute");
+      return refusalAnswer("no-reference");
+    }
+    return executeAnswer(await this.cardClick(context, click));
+  }
+
+  /** A click on a card's button: taken (recorded once) or refused, and logged either way. */
+  private async cardClick(context: TurnContext, click: CardClick): Promise<ClickOutcome> {
+    const { logger } = turnOf(context);
+    const outcome: ClickOutcome =
+      this.deps.cardClicks === undefined
+        ? { kind: "refused", reason: "no-reference" }
+        : await this.deps.cardClicks.take(click, logger);
+    if (outcome.kind === "refused")
+      logger.warn("Card action refused", { actionType: click.type, reason: outcome.reason });
+    else
+      logger.info(outcome.first ? "Card action recorded" : "Card action already recorded", {
+        actionType: click.type,
+        requestId: outcome.reference.r,
+      });
+    return outcome;
   }
 
   private async readReceipt(context: TurnContext): Promise<void> {
@@ -396,6 +440,20 @@ export class HeraldBot extends TeamsActivityHandler {
       logger.info("Removed from a team", { teamId: activity.teamId });
     }
   }
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function clickerOf(
+  activity: ValidActivity,
+): Pick<CardClick, "tenantId" | "teamsUserId" | "aadObjectId"> {
+  return {
+    tenantId: activity.tenantId,
+    teamsUserId: activity.from.id,
+    aadObjectId: activity.from.aadObjectId ?? undefined,
+  };
 }
 
 function teamName(activity: ValidActivity): string | undefined {

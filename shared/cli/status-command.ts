@@ -171,7 +171,11 @@ function detailOf(r: RecipientStatus): string {
   ].filter((p) => p !== undefined);
   // A final recipient's error says it all; a pending one's step and next try say where it stands.
   if (r.state === "pending") return parts.join("; ");
-  return r.readAt !== undefined ? `read ${r.readAt}` : (r.lastError ?? "");
+  const clicked = (r.actions ?? []).map((a) => `${a.verb} ${a.at}`);
+  const detail = r.readAt !== undefined ? `read ${r.readAt}` : (r.lastError ?? "");
+  return clicked.length > 0
+    ? [detail, `clicked ${clicked.join(", ")}`].filter(Boolean).join("; ")
+    : detail;
 }
 
 export function printStatus(status: NotificationStatus, io: CliIo): void {

@@ -2,6 +2,7 @@ import type { CloudEvent } from "../model/cloud-event";
 import type { Delivery, DeliveryState, NewDelivery } from "../store/delivery-ledger";
 import { storedErrors } from "../store/limits";
 import type { RequestKey } from "../store/notification-requests";
+import type { RecordedAction } from "../store/recorded-actions";
 import type { FieldError } from "../validation/json-guard";
 import { cloudEvent, type EventData, type EventType } from "./event-types";
 import { CountsTally, type RecipientCounts, recipientView } from "./recipient-view";
@@ -186,5 +187,34 @@ export function rejectedEvent(
 ): CloudEvent {
   return requestEvent("herald.notification.rejected", request, occurrence, context, {
     errors: storedErrors(errors, MAX_EVENT_ERRORS),
+  });
+}
+
+/** A recipient's click on a button of the card: one per recipient and verb (its id says so). */
+export function cardActionEvent(
+  row: Omit<Delivery, "etag">,
+  action: RecordedAction & { readonly inputs: Record<string, unknown>; readonly revision: number },
+  context: EventContext,
+): CloudEvent {
+  return cloudEvent({
+    type: "herald.card.action",
+    tenantId: row.tenantId,
+    requestId: row.requestId,
+    recipientKey: row.recipientKey,
+    revision: `action:${action.verb}`,
+    at: context.at,
+    correlationId: context.correlationId,
+    data: {
+      requestId: row.requestId,
+      tenantId: row.tenantId.toLowerCase(),
+      recipient: row.recipient,
+      verb: action.verb,
+      actionType: action.type,
+      inputs: action.inputs,
+      teamsUserId: row.teamsUserId ?? "",
+      ...(row.aadObjectId !== undefined ? { aadObjectId: row.aadObjectId } : {}),
+      revision: action.revision,
+      at: action.at,
+    },
   });
 }

@@ -91,6 +91,28 @@ export const deliveryDataSchema = z
   })
   .describe("One recipient's state, as the status API shows it.");
 
+export const cardActionDataSchema = z
+  .object({
+    ...requestIdentity,
+    recipient: recipientSchema,
+    verb: z
+      .string()
+      .describe(
+        "The Action.Execute verb, or for Action.Submit the `verb` in its data (else `submit`).",
+      ),
+    actionType: z.enum(["Action.Execute", "Action.Submit"]),
+    inputs: z
+      .record(z.string(), z.unknown())
+      .describe("The action's `data` with the user's inputs, without Herald's reference."),
+    teamsUserId: z.string().describe("Who clicked: the recipient's Teams user id."),
+    aadObjectId: z.string().optional().describe("Who clicked: their Entra ID object id."),
+    revision: z.number().int().min(1).describe("The request revision the clicked copy showed."),
+    at: z.string().describe("When Herald received the click."),
+  })
+  .describe(
+    "A recipient pressed a button of the card (once per recipient and verb, however often Teams redelivers the click).",
+  );
+
 export const EVENT_TYPES = {
   "herald.notification.accepted": acceptedDataSchema,
   "herald.notification.rejected": rejectedDataSchema,
@@ -105,6 +127,7 @@ export const EVENT_TYPES = {
   "herald.delivery.recalled": deliveryDataSchema,
   "herald.delivery.cancelled": deliveryDataSchema,
   "herald.delivery.read": deliveryDataSchema,
+  "herald.card.action": cardActionDataSchema,
 } as const satisfies Record<string, z.ZodType>;
 
 export type EventType = keyof typeof EVENT_TYPES;

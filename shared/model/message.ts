@@ -1,5 +1,6 @@
 import { z } from "zod";
 
+import { cardActionProblems, type CardReference, stampCard } from "./card-actions";
 import { UNSAFE_TEXT_CLASS } from "./safe-text";
 
 /**
@@ -12,7 +13,7 @@ export const MAX_ADAPTIVE_CARD_VERSION = "1.5";
 
 export const ADAPTIVE_CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive";
 
-const adaptiveCardSchema = z
+export const adaptiveCardSchema = z
   .looseObject({
     type: z.literal("AdaptiveCard", { error: 'must be "AdaptiveCard"' }),
     version: z
@@ -52,6 +53,14 @@ export const messageSchema = z
     if (value.format !== undefined && !hasText) {
       ctx.addIssue({ code: "custom", path: ["format"], message: "only applies to text" });
     }
+    // Herald answers the card's buttons (model/card-actions.ts): what it cannot answer is refused.
+    if (value.adaptiveCard !== undefined)
+      for (const problem of cardActionProblems(value.adaptiveCard))
+        ctx.addIssue({
+          code: "custom",
+          path: ["adaptiveCard", ...problem.path],
+          message: problem.message,
+        });
   })
   .meta({
     oneOf: [
@@ -85,4 +94,14 @@ export function toActivity(message: NotificationMessage, summary?: string): Mess
       : { type: "message", text: message.text ?? "", textFormat: message.format ?? "markdown" };
   if (summary !== undefined) activity.summary = summary;
   return activity;
+}
+
+/** The message with Herald's reference on each of its card's buttons (text is left as it is). */
+export function messageWithReference(
+  message: NotificationMessage,
+  reference: CardReference,
+): NotificationMessage {
+  return message.adaptiveCard === undefined
+    ? message
+    : { ...message, adaptiveCard: stampCard(message.adaptiveCard, reference) };
 }

@@ -1,9 +1,10 @@
 import type { ConnectorFailure, SentActivity } from "../connector/teams-connector";
 import { type Logger, recipientToken } from "../logging";
-import { toActivity } from "../model/message";
+import { hasClickActions, newCardToken } from "../model/card-actions";
 import type { QueuePort } from "../queue/queue-port";
 import type { Delivery, DeliveryLedger } from "../store/delivery-ledger";
 import type { UserReference, UserReferenceStore } from "../store/user-references";
+import { sentActivity } from "./card-stamp";
 import { copyMessage, type CopyWork } from "./change-work-items";
 import type { CopyLedger, CopyWrite } from "./copy-ledger";
 import { RELEASED } from "./copy-ledger";
@@ -90,6 +91,9 @@ export class CopyChanges {
       if (slot.kind === "later") return this.defer(work, slot.at, copyLog);
       const claim = this.deps.claims.claimFor(info, user.teamsUserId);
       const held = await this.deps.copies.note(row, {
+        ...(content !== undefined && hasClickActions(content.message.adaptiveCard)
+          ? { cardToken: row.cardToken ?? newCardToken() }
+          : {}),
         changing: work.operation,
         claimedBy: claim.claimedBy,
         claimHolder: claim.claimHolder,
@@ -137,7 +141,11 @@ export class CopyChanges {
     content: RequestContent,
     log: Logger,
   ): Promise<CopyChangeResult> {
-    const activity = toActivity(content.message, content.summary);
+    // The new content's buttons carry the row's token too (card-stamp.ts).
+    const activity = sentActivity(content, row, {
+      buttons: hasClickActions(content.message.adaptiveCard),
+      revision: content.revision,
+    });
     const result = await this.deps.operations.updateActivity(sent, activity);
     if (result.kind === "updated") {
       await this.settle(this.deps.copies.updated(row, content.revision, work), row, log);

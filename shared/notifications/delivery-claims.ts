@@ -1,4 +1,5 @@
-import type { Claim, Delivery } from "../store/delivery-ledger";
+import type { Claim } from "../store/delivery-claim";
+import type { Delivery } from "../store/delivery-ledger";
 import type { ClaimHolders } from "./claim-holders";
 import type { QueueMessageInfo } from "./work-items";
 

@@ -1,11 +1,12 @@
 import { type Logger, recipientToken } from "../logging";
-import { toActivity } from "../model/message";
+import { hasClickActions } from "../model/card-actions";
 import { recipientParts } from "../model/recipient";
 import type { QueuePort } from "../queue/queue-port";
 import { type Delivery, type DeliveryLedger, FINAL_STATES } from "../store/delivery-ledger";
 import type { NotificationRequestStore, RequestKey } from "../store/notification-requests";
 import type { UnreadIndex } from "../store/unread-index";
 import type { UserReference } from "../store/user-references";
+import { sentActivity, withCardToken } from "./card-stamp";
 import { followChange } from "./change-follow-up";
 import type { DeliveryClaims } from "./delivery-claims";
 import { DeliveryEvents } from "./delivery-events";
@@ -262,9 +263,10 @@ export class DeliveryService {
       metric(log, "notifications.deferred");
       return this.deps.recorder.defer(work, slot.at, log, "Paced: delivery deferred");
     }
-    const claimed = await this.claim(work, key, initial, user, info, log);
+    const buttons = hasClickActions(content.message.adaptiveCard);
+    const claimed = await this.claim(work, key, initial, user, info, log, { buttons });
     if (claimed.kind === "settled") return claimed.result;
-    const activity = toActivity(content.message, content.summary);
+    const activity = sentActivity(content, claimed.row, { buttons, revision: content.revision });
     const sent = await this.deps.operations.send(work.tenantId, user, activity, log);
     const result = await this.record(work, claimed.row, sent, content.revision, log);
     const queue = this.deps.queue;
@@ -286,11 +288,13 @@ export class DeliveryService {
     user: UserReference,
     info: QueueMessageInfo,
     log: Logger,
+    options: { readonly buttons: boolean },
   ): Promise<{ kind: "claimed"; row: Delivery } | { kind: "settled"; result: DeliveryResult }> {
     const request = this.requestOf(work);
-    const claim = this.deps.claims.claimFor(info, user.teamsUserId);
+    const base = this.deps.claims.claimFor(info, user.teamsUserId);
     let current = initial;
     for (let round = 0; round < MAX_CLAIM_ROUNDS; round++) {
+      const claim = withCardToken(base, current, options);
       const claimed =
         current === undefined
           ? await this.deps.ledger.createClaimed(request, key, work.recipient, claim)

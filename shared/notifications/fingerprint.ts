@@ -17,7 +17,7 @@ function canonicalJson(value: unknown): string {
 
 /**
  * What a request means, as one hash: its recipients (as a set of recipient keys, so order,
- * repeats and the case of a UPN do not count), message, summary, notBefore (as an instant) and
+ * repeats and the case of a UPN do not count), message, the answers to its buttons, summary, notBefore (as an instant) and
  * includeGuests.
  * The same (tenant, id) with the same fingerprint is a replay of one request; with another, a
  * conflict. The correlation id is not content: a retry may carry a new one.
@@ -25,7 +25,7 @@ function canonicalJson(value: unknown): string {
 export function requestFingerprint(
   request: Pick<
     NotificationRequest,
-    "recipients" | "message" | "summary" | "notBefore" | "includeGuests"
+    "recipients" | "message" | "actions" | "summary" | "notBefore" | "includeGuests"
   >,
 ): string {
   const recipients = [...new Set(request.recipients.map(recipientKey))].sort();
@@ -36,6 +36,7 @@ export function requestFingerprint(
       canonicalJson({
         recipients,
         message: request.message,
+        actions: request.actions,
         summary: request.summary ?? null,
         notBefore,
         // Only when set, so fingerprints of requests that never name it stay as they were.

@@ -200,6 +200,7 @@ export class NotificationIntake {
       fingerprint,
       correlationId: request.correlationId,
       message: request.message,
+      actions: request.actions,
       summary: request.summary,
       notBefore: request.notBefore,
       recipientCount,

@@ -41,7 +41,8 @@ export type MetricName =
   /** A request refused again under one id whose row has no room for more rejection events. */
   | "events.rejectionNotRecorded"
   /** A read receipt marked deliveries read. */
-  | "notifications.read";
+  | "notifications.read"
+  | "cards.actions";
 
 export function metric(log: Logger, name: MetricName, value = 1): void {
   log.info(`metric ${name}`, { metric: name, value });

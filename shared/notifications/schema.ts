@@ -1,5 +1,6 @@
 import { z } from "zod";
 
+import { actionResponsesSchema } from "../model/action-responses";
 import { messageSchema, type NotificationMessage, toActivity } from "../model/message";
 import { guidSchema, isGuid, recipientSchema } from "../model/recipient";
 import { UNSAFE_TEXT_CLASS, unsafeStrings, unsafeTextProblem } from "../model/safe-text";
@@ -146,6 +147,7 @@ export const notificationRequestSchema = z
       .min(1, "must name at least one recipient")
       .max(MAX_RECIPIENTS, `must name at most ${MAX_RECIPIENTS} recipients`),
     message: messageSchema,
+    actions: actionResponsesSchema.optional(),
     summary: summaryField.optional(),
     notBefore: notBeforeField
       .optional()

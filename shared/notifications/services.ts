@@ -20,6 +20,7 @@ import { UnreadIndex } from "../store/unread-index";
 import { UserReferenceStore } from "../store/user-references";
 import { WebhookState } from "../store/webhook-state";
 import { WelcomeLedger } from "../store/welcome-ledger";
+import { CardClicks } from "./card-clicks";
 import { type ClaimHolders, localProcessHolders, remoteHolders } from "./claim-holders";
 import { CompletionChecker } from "./completion-check";
 import { CopyLedger } from "./copy-ledger";
@@ -118,6 +119,8 @@ export interface NotificationServices {
   /** The internal work queue. */
   readonly queue: () => QueuePort;
   readonly deadLetters: DeadLetterRecorder;
+  /** Clicks on the buttons of cards Herald sent (the bot endpoint takes them). */
+  readonly cardClicks: CardClicks;
 }
 
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -380,6 +383,7 @@ export function createNotificationServices(
     outbox,
     queue,
     deadLetters,
+    cardClicks: new CardClicks({ requests: requestStore, ledger, outbox, clock }),
   };
 }
 

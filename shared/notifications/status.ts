@@ -29,6 +29,8 @@ export type RequestStatusState =
 /** A recipient's fields as the status API shows them (the same as in its events' `data`). */
 export interface RecipientStatus extends RecipientView {
   readonly nextAttemptAt?: string;
+  /** The card's buttons this recipient pressed: each verb once, in order. */
+  readonly actions?: readonly { readonly verb: string; readonly at: string }[];
   readonly updatedAt: string;
 }
 
@@ -146,6 +148,7 @@ export class NotificationStatusReader {
         withoutUndefined({
           ...view,
           nextAttemptAt: view.state === "pending" ? row.nextAttemptAt : undefined,
+          actions: row.actions?.map(({ verb, at }) => ({ verb, at })),
           updatedAt: row.updatedAt,
         }),
       );

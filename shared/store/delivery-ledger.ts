@@ -10,8 +10,10 @@ import {
 } from "../model/recipient";
 import { chunks, mapLimited } from "../util/collections";
 import { clip } from "../validation/json-guard";
+import type { Claim } from "./delivery-claim";
 import { withoutUndefined } from "./entities";
 import { type RequestKey, requestRowKey } from "./notification-requests";
+import { actionsJson, parseActions, type RecordedAction } from "./recorded-actions";
 import { eventsJson, parseEvents } from "./stored-events";
 import { encodeKey, isRestError, odata, type TableFactory, TABLES } from "./table-factory";
 
@@ -123,6 +125,10 @@ export interface Delivery {
   readonly completedAt?: string | undefined;
   /** When Teams said the user read the message (a read receipt); set once. */
   readonly readAt?: string | undefined;
+  /** The token of the card's buttons' reference (model/card-actions.ts), kept once written. */
+  readonly cardToken?: string | undefined;
+  /** The recipient's button clicks, one per verb, in order (notifications/card-clicks.ts). */
+  readonly actions?: readonly RecordedAction[] | undefined;
   /**
    * The events this row's transitions reported, in order (stored-events.ts): each written by the
    * transition's own conditional write, then published.
@@ -144,6 +150,7 @@ type DeliveryEntity = Omit<Delivery, "recipient" | "recipientKey" | "etag" | "ev
   recipientKind: string;
   recipientValue: string;
   eventsJson?: string;
+  actionsJson?: string;
 };
 
 export interface NewDelivery {
@@ -157,16 +164,6 @@ export interface NewDelivery {
   /** Who the recipient is, when known before delivery (Graph's names of a group's members). */
   readonly userPrincipalName?: string | undefined;
   readonly displayName?: string | undefined;
-}
-
-/** What a claim writes: who holds the row, until when, and for which user. */
-export interface Claim {
-  readonly claimedBy: string;
-  readonly claimHolder: string;
-  readonly claimSession?: string | undefined;
-  readonly claimExpiresAt: string;
-  readonly deliveryCount: number;
-  readonly teamsUserId: string;
 }
 
 /** An ETag-conditional write: done, or another invocation changed the row first. */
@@ -217,10 +214,12 @@ function fromEntity(entity: DeliveryEntity & { etag?: string; timestamp?: unknow
     etag,
     timestamp: _ts,
     eventsJson: stored,
+    actionsJson: storedActions,
     ...fields
   } = entity;
   const recipient = recipientFromParts(recipientKind as RecipientKind, recipientValue);
   const events = parseEvents(stored);
+  const actions = parseActions(storedActions);
   return {
     ...fields,
     tenantId: fields.tenantId ?? "",
@@ -228,12 +227,13 @@ function fromEntity(entity: DeliveryEntity & { etag?: string; timestamp?: unknow
     recipient,
     attempts: fields.attempts ?? 0,
     ...(events !== undefined ? { events } : {}),
+    ...(actions !== undefined ? { actions } : {}),
     etag: etag ?? "",
   };
 }
 
 function toEntity(delivery: Omit<Delivery, "etag"> & { etag?: string }): DeliveryEntity {
-  const { recipient, recipientKey: key, etag: _etag, events, ...fields } = delivery;
+  const { recipient, recipientKey: key, etag: _etag, events, actions, ...fields } = delivery;
   const { kind, value } = recipientParts(recipient);
   return withoutUndefined({
     ...fields,
@@ -242,6 +242,7 @@ function toEntity(delivery: Omit<Delivery, "etag"> & { etag?: string }): Deliver
     recipientKind: kind,
     recipientValue: value,
     eventsJson: eventsJson(events),
+    actionsJson: actionsJson(actions),
   });
 }
 

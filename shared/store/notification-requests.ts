@@ -3,6 +3,7 @@ import { createHash } from "node:crypto";
 import type { TableClient, TableEntity, TransactionAction } from "@azure/data-tables";
 
 import { HeraldError } from "../errors";
+import type { ActionResponses } from "../model/action-responses";
 import type { CloudEvent } from "../model/cloud-event";
 import type { NotificationMessage } from "../model/message";
 import { clip, type FieldError } from "../validation/json-guard";
@@ -56,6 +57,8 @@ export interface StoredRequest {
   readonly fingerprint?: string | undefined;
   readonly correlationId?: string | undefined;
   readonly message?: NotificationMessage | undefined;
+  /** The answers per verb to the card's buttons (model/action-responses.ts). */
+  readonly actions?: ActionResponses | undefined;
   readonly summary?: string | undefined;
   readonly notBefore?: string | undefined;
   /**
@@ -143,6 +146,8 @@ const MAX_LAST_ERROR = 1_000;
  */
 const messageParts = (json: string | undefined) => textParts("messageJson", json);
 const joinMessageParts = (entity: Record<string, unknown>) => joinTextParts("messageJson", entity);
+/** The answers to the card's buttons may be 80 KB too, stored the same way. */
+const actionsParts = (json: string | undefined) => textParts("actionsJson", json);
 
 /** Errors as stored: bounded in number and length, and within one string property. */
 function errorsJson(errors: readonly FieldError[] | undefined): string | undefined {
@@ -171,6 +176,9 @@ function fromEntity(entity: RequestEntity & { etag?: string }): StoredRequest {
     message: parseJson<NotificationMessage>(
       joinMessageParts(entity as unknown as Record<string, unknown>),
     ),
+    actions: parseJson<ActionResponses>(
+      joinTextParts("actionsJson", entity as unknown as Record<string, unknown>),
+    ),
     summary: entity.summary,
     notBefore: entity.notBefore,
     revision: entity.revision,
@@ -191,6 +199,7 @@ function fromEntity(entity: RequestEntity & { etag?: string }): StoredRequest {
 function toEntity(request: Omit<StoredRequest, "etag">): RequestEntity {
   return withoutUndefined({
     ...messageParts(request.message === undefined ? undefined : JSON.stringify(request.message)),
+    ...actionsParts(request.actions === undefined ? undefined : JSON.stringify(request.actions)),
     partitionKey: requestPartitionKey(request.id),
     rowKey: requestRowKey(request),
     id: request.id,

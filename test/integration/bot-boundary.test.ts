@@ -251,13 +251,30 @@ describe("Bot endpoint, malformed and unexpected activities", () => {
     });
   });
 
+  it("answers a card action invoke without an action with the Universal Actions error, never a 5xx", async () => {
+    const user = h.sim.addUser();
+    const base = h.sim.activities.message(user, "x");
+
+    const response = await h.post({
+      ...base,
+      type: "invoke",
+      name: "adaptiveCard/action",
+      value: {},
+    });
+
+    expect(response).toMatchObject({
+      status: 400,
+      body: { statusCode: 400, type: "application/vnd.microsoft.error" },
+    });
+  });
+
   it("accepts activity types it does not handle as a logged no-op", async () => {
     const user = h.sim.addUser();
     const base = h.sim.activities.message(user, "x");
     for (const activity of [
       { ...base, type: "typing", text: undefined },
       { ...base, type: "messageReaction", reactionsAdded: [{ type: "like" }] },
-      { ...base, type: "invoke", name: "adaptiveCard/action", value: {} },
+      { ...base, type: "invoke", name: "composeExtension/query", value: {} },
       {
         ...base,
         type: "conversationUpdate",

@@ -152,6 +152,11 @@ export class NotificationsHarness {
 
   /** An activity posted to the bot endpoint as Teams posts it (anonymous); the HTTP status. */
   async postActivity(activity: unknown): Promise<number> {
+    return (await this.postActivityAnswer(activity)).status;
+  }
+
+  /** An activity posted to the bot endpoint; the HTTP status and the JSON body it answered. */
+  async postActivityAnswer(activity: unknown): Promise<{ status: number; body: unknown }> {
     const response = await this.herald.messages(
       new HttpRequest({
         method: "POST",
@@ -165,7 +170,7 @@ export class NotificationsHarness {
         logHandler: (level, ...args) => this.logs.push({ level, text: args.map(String).join(" ") }),
       }),
     );
-    return response.status ?? 200;
+    return { status: response.status ?? 200, body: response.jsonBody ?? response.body };
   }
 
   /** One message on the intake queue, leaving the dispatch it queues on the work queue. */

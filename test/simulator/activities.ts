@@ -70,6 +70,45 @@ export class ActivityBuilders {
   }
 
   /**
+   * A click on an `Action.Execute` button of a card the bot sent (Universal Actions): an invoke
+   * named `adaptiveCard/action` whose `value.action.data` is the button's data with the user's
+   * inputs merged in. `replyToId` is the message Teams thinks was clicked.
+   */
+  executeClick(
+    user: SimUser,
+    action: { verb: string; data: unknown; id?: string },
+    replyToId?: string,
+  ): TeamsActivity {
+    return {
+      ...this.personalBase(user, "invoke"),
+      name: "adaptiveCard/action",
+      ...(replyToId !== undefined ? { replyToId } : {}),
+      value: {
+        action: {
+          type: "Action.Execute",
+          id: action.id ?? action.verb,
+          verb: action.verb,
+          data: action.data,
+        },
+        trigger: "manual",
+      },
+    };
+  }
+
+  /**
+   * A click on an `Action.Submit` button: a message activity with no text whose `value` is the
+   * button's data with the user's inputs merged in.
+   */
+  submitClick(user: SimUser, data: unknown, replyToId?: string): TeamsActivity {
+    return {
+      ...this.personalBase(user, "message"),
+      ...(replyToId !== undefined ? { replyToId } : {}),
+      value: data,
+      entities: [this.clientInfo()],
+    };
+  }
+
+  /**
    * The bot added to a team: `conversationUpdate` in the General channel with the bot in
    * `membersAdded` and `channelData.eventType` `teamMemberAdded`.
    */

@@ -6,6 +6,7 @@ import addFormats from "ajv-formats";
 
 import {
   acceptedEvent,
+  cardActionEvent,
   completedEvent,
   deliveryEvent,
   finalDeliveryEvent,
@@ -55,6 +56,17 @@ function oneOfEach(): CloudEvent[] {
     finalDeliveryEvent({ ...row, state: "rejected", lastError: "413" }, context),
     finalDeliveryEvent({ ...row, state: "duplicate", duplicateOf: row.recipientKey }, context),
     deliveryEvent("herald.delivery.read", { ...row, readAt: at.toISOString() }, context),
+    cardActionEvent(
+      row,
+      {
+        verb: "approve",
+        type: "Action.Execute",
+        at: at.toISOString(),
+        inputs: { orderId: 4711, comment: "fine" },
+        revision: 1,
+      },
+      context,
+    ),
     deliveryEvent("herald.delivery.updated", { ...row, revision: 2 }, context),
     finalDeliveryEvent({ ...row, state: "recalled", revision: 2 }, context),
     finalDeliveryEvent({ ...row, state: "cancelled", activityId: undefined }, context),
