@@ -10,17 +10,7 @@ import { withoutUndefined } from "../store/entities";
  * another recipient already reaches (`duplicateOf` says which); `cancelled`: never sent, the
  * request was recalled first; `recalled`: sent, then deleted.
  */
-export type RecipientState =
-  | "pending"
-  | "sent"
-  | "unreachable"
-  | "failed"
-  | "rejected"
-  | "duplicate"
-  | "cancelled"
-  | "recalled";
-
-export const RECIPIENT_STATES: readonly RecipientState[] = [
+export const RECIPIENT_STATES = [
   "pending",
   "sent",
   "unreachable",
@@ -29,7 +19,9 @@ export const RECIPIENT_STATES: readonly RecipientState[] = [
   "duplicate",
   "cancelled",
   "recalled",
-];
+] as const;
+
+export type RecipientState = (typeof RECIPIENT_STATES)[number];
 
 /** Where a pending recipient Herald has never seen stands in its proactive install. */
 export type RecipientStep = "installing" | "waiting-for-chat";
@@ -107,14 +99,10 @@ export type RecipientCounts = Readonly<Record<RecipientState | "total" | "read",
 export class CountsTally {
   private readonly counts: Record<RecipientState | "total" | "read", number> = {
     total: 0,
-    pending: 0,
-    sent: 0,
-    unreachable: 0,
-    failed: 0,
-    rejected: 0,
-    duplicate: 0,
-    cancelled: 0,
-    recalled: 0,
+    ...(Object.fromEntries(RECIPIENT_STATES.map((state) => [state, 0])) as Record<
+      RecipientState,
+      number
+    >),
     read: 0,
   };
 
