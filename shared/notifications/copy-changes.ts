@@ -146,7 +146,7 @@ export class CopyChanges {
       buttons: hasClickActions(content.message.adaptiveCard),
       revision: content.revision,
     });
-    const result = await this.deps.operations.updateActivity(sent, activity);
+    const result = await this.deps.operations.updateActivity(work.tenantId, sent, activity);
     if (result.kind === "updated") {
       await this.settle(this.deps.copies.updated(row, content.revision, work), row, log);
       log.info("Copy updated", { revision: content.revision });
@@ -188,7 +188,7 @@ export class CopyChanges {
     sent: SentActivity,
     log: Logger,
   ): Promise<CopyChangeResult> {
-    const result = await this.deps.operations.deleteActivity(sent);
+    const result = await this.deps.operations.deleteActivity(work.tenantId, sent);
     if (result.kind === "deleted" || result.kind === "conversationGone") {
       await this.settle(this.deps.copies.recalled(row, work), row, log);
       log.info(

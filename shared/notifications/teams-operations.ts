@@ -46,6 +46,7 @@ export class TeamsOperations {
     user: UserReference,
     log: Logger,
   ): Promise<CreateResult> {
+    await this.deps.work.beforeCall(tenantId);
     const created = await this.deps.connector().createPersonalConversation({
       serviceUrl: user.serviceUrl,
       tenantId,
@@ -60,12 +61,18 @@ export class TeamsOperations {
   }
 
   /** `PUT …/activities/{activityId}`: the sent activity replaced in place. */
-  updateActivity(sent: SentActivity, activity: MessageActivity): Promise<UpdateResult> {
+  async updateActivity(
+    tenantId: string,
+    sent: SentActivity,
+    activity: MessageActivity,
+  ): Promise<UpdateResult> {
+    await this.deps.work.beforeCall(tenantId);
     return this.deps.connector().updateActivity({ ...sent, activity });
   }
 
   /** `DELETE …/activities/{activityId}`. */
-  deleteActivity(sent: SentActivity): Promise<DeleteResult> {
+  async deleteActivity(tenantId: string, sent: SentActivity): Promise<DeleteResult> {
+    await this.deps.work.beforeCall(tenantId);
     return this.deps.connector().deleteActivity(sent);
   }
 
@@ -89,7 +96,7 @@ export class TeamsOperations {
       conversationId = created.conversationId;
       fresh = true;
     }
-    let result = await this.post(user, conversationId, activity);
+    let result = await this.post(tenantId, user, conversationId, activity);
     if (result.kind === "conversationGone" && !fresh) {
       log.warn("Stored 1:1 conversation is gone (404); creating it again once", {
         code: result.code,
@@ -99,7 +106,7 @@ export class TeamsOperations {
       const created = await this.createThenWait(tenantId, user, log);
       if (created.kind !== "created") return { ...created, conversationId: undefined };
       conversationId = created.conversationId;
-      result = await this.post(user, conversationId, activity);
+      result = await this.post(tenantId, user, conversationId, activity);
     }
     if (result.kind === "sent") return { ...result, conversationId };
     if (result.kind === "conversationGone")
@@ -125,7 +132,13 @@ export class TeamsOperations {
     return created;
   }
 
-  private post(user: UserReference, conversationId: string, activity: MessageActivity) {
+  private async post(
+    tenantId: string,
+    user: UserReference,
+    conversationId: string,
+    activity: MessageActivity,
+  ) {
+    await this.deps.work.beforeCall(tenantId);
     return this.deps.connector().sendActivity({
       serviceUrl: user.serviceUrl,
       conversationId,

@@ -87,6 +87,17 @@ export class TenantWorkRunner {
     return { kind: "later", at: new Date(now + grant.delayMs), reserved: true };
   }
 
+  /**
+   * Waits until a call of `key` may start by the count of calls that actually started (the
+   * pacer's gate), right before the call, after the writes that follow its slot.
+   */
+  async beforeCall(key: string): Promise<void> {
+    const pacer = this.options.pacer;
+    if (pacer === undefined) return;
+    for (let wait = pacer.gate(key); wait > 0; wait = pacer.gate(key))
+      await this.options.sleep(wait);
+  }
+
   /** A call was answered 429: the pacer holds the conversation and may slow the tenant. */
   throttled(
     key: string,

@@ -79,6 +79,18 @@ describe("TenantWorkRunner", () => {
     reserve.mockRestore();
   });
 
+  it("holds a call back right before it starts when earlier calls started bunched", async () => {
+    const r = rig(2);
+    const start = r.now();
+    // Two calls whose slots were a second apart start together (their writes took different times).
+    await r.runner.beforeCall(TENANT);
+    await r.runner.beforeCall(TENANT);
+    expect(r.slept).toEqual([]);
+    // A third within the same second waits until the first start leaves the window.
+    await r.runner.beforeCall(TENANT);
+    expect(r.now()).toBe(start + 1_001);
+  });
+
   it("lets everything go at once without a pacer", async () => {
     const runner = new TenantWorkRunner({
       pacer: undefined,
@@ -89,5 +101,6 @@ describe("TenantWorkRunner", () => {
     expect(await runner.slot(TENANT)).toEqual({ kind: "go" });
     await runner.waitForSlot(TENANT);
     expect(await runner.reservedSlot(TENANT, undefined)).toEqual({ kind: "go" });
+    await runner.beforeCall(TENANT);
   });
 });
