@@ -186,7 +186,7 @@ export class DeadLetterRecorder {
     const named = recipients ?? (await this.storedRecipients(key));
     const { deliverable } = splitRecipients(named);
     const at = this.clock();
-    await this.deps.ledger.create(
+    const created = await this.deps.ledger.create(
       key,
       [...deliverable].map(([recipientKey, recipient]) => {
         const row = { recipientKey, recipient, state: "failed" as const, lastError: because };
@@ -194,8 +194,17 @@ export class DeadLetterRecorder {
       }),
     );
     let failed = 0;
-    for await (const row of this.deps.ledger.list(key))
+    let rows = 0;
+    let finalBefore = 0;
+    for await (const row of this.deps.ledger.list(key)) {
+      rows += 1;
+      if (FINAL_STATES.has(row.state)) finalBefore += 1;
       if (await this.fail(row, message, because)) failed += 1;
+    }
+    // Every recipient was already final by its own delivery (the dispatch died after its work,
+    // before its last write): the request was dispatched; calling it failed would contradict
+    // what its recipients got.
+    const done = created === 0 && rows > 0 && finalBefore === rows;
     for (let attempt = 0; attempt < 5; attempt++) {
       const stored = await this.deps.requests.get(key);
       if (stored === undefined) return "kept (no stored request)";
@@ -203,11 +212,14 @@ export class DeadLetterRecorder {
         break;
       const updated = await this.deps.requests.update(
         stored,
-        { state: "failed", lastError: because },
+        done
+          ? { state: "dispatched", recipientCount: stored.recipientCount ?? rows }
+          : { state: "failed", lastError: because },
         { ifUnchanged: true },
       );
       if (updated !== "conflict") break;
     }
+    if (done) return "request already delivered (every recipient final)";
     return `request failed (${failed} recipient${failed === 1 ? "" : "s"} failed)`;
   }
 

@@ -104,6 +104,31 @@ describe("dead letters make requests final", () => {
     expect(new Set(events.map((e) => e.id)).size).toBe(events.length);
   });
 
+  it("keeps a request completed whose dispatch was dead-lettered after its sole recipient got the message", async () => {
+    const user = h.sim.addUser();
+    await h.seedUser(user, h.sim.personalConversationId(user));
+    const request = h.request({ recipients: [{ teamsUserId: user.id }] });
+    await h.invokeIntakeOnly({ body: request, messageId: request.id });
+    const [dispatch] = h.queue.takeAll();
+    await h.deliverQueued(dispatch!);
+    h.queue.takeAll();
+    expect(h.sim.messagesToUser(user)).toHaveLength(1);
+    // The dispatch died after the send, before its last write: the request row still says queued.
+    const stored = await h.requests.get(h.key(request.id));
+    await h.requests.update(stored!, { state: "queued" });
+
+    await h.deliverDeadLetter("work", deadLettered(dispatch!));
+
+    const status = await h.services.status.get(request.id);
+    expect(status).toMatchObject({
+      state: "completed",
+      final: true,
+      counts: { sent: 1, total: 1 },
+    });
+    expect(status?.lastError).toBeUndefined();
+    expect(status?.recipients[0]).toMatchObject({ state: "sent" });
+  });
+
   it("records an intake message that was dead-lettered before its request was stored as a failed request", async () => {
     const request = h.request({ recipients: [{ teamsUserId: "29:never-stored" }] });
     await h.deliverDeadLetter("intake", {
