@@ -297,7 +297,7 @@ export class DeliveryService {
       const claim = withCardToken(base, current, options);
       const claimed =
         current === undefined
-          ? await this.deps.ledger.createClaimed(request, key, work.recipient, claim)
+          ? await this.deps.ledger.createClaimed(request, key, work.recipient, claim, work.sole)
           : await this.deps.ledger.claim(current, claim);
       if (claimed.kind === "written") return { kind: "claimed", row: claimed.row };
       if (claimed.kind === "guard-taken") {

@@ -44,8 +44,9 @@ describe("the steady path's Table requests", () => {
   it("delivers to a user named by AAD id in six Table requests and one Teams call with events on", async () => {
     const measured = await measure({});
 
-    // The request row with its body and `accepted`, the user's index row and reference, the
-    // claim with the per-user guard, the outcome with `sent` and `completed`, the unread entry.
+    // The request row with its body and `accepted` (one insert, no transaction), the user's
+    // index row and reference, the claim (one insert: a sole recipient takes no per-user
+    // guard), the outcome with `sent` and `completed`, the unread entry.
     expect(measured).toEqual({
       tableRequests: 6,
       teamsCalls: 1,
