@@ -11,7 +11,7 @@ import {
 import { chunks, mapLimited } from "../util/collections";
 import { clip } from "../validation/json-guard";
 import type { Claim } from "./delivery-claim";
-import { withoutUndefined } from "./entities";
+import { withoutUndefined, writtenRow } from "./entities";
 import { type RequestKey, requestRowKey } from "./notification-requests";
 import { actionsJson, parseActions, type RecordedAction } from "./recorded-actions";
 import { eventsJson, parseEvents } from "./stored-events";
@@ -296,12 +296,13 @@ export class DeliveryLedger {
     sole = false,
   ): Promise<CreateClaimedResult> {
     const table = await this.table();
-    const entity = toEntity({
+    const row = {
       ...this.fresh(request, recipientKey, recipient, "sending"),
       ...claim,
       attempts: 1,
       ...(sole ? {} : { guardOf: claim.teamsUserId }),
-    });
+    };
+    const entity = toEntity(row);
     try {
       const etag = sole
         ? (await table.createEntity(entity)).etag
@@ -311,7 +312,7 @@ export class DeliveryLedger {
               ["create", this.guardEntity(request, claim.teamsUserId, recipientKey)],
             ])
           ).subResponses[0]?.etag;
-      return { kind: "written", row: fromEntity({ ...entity, etag: etag ?? "" }) };
+      return { kind: "written", row: writtenRow(row, etag) };
     } catch (error) {
       if (!isRestError(error, 409)) throw error;
     }
@@ -420,10 +421,11 @@ export class DeliveryLedger {
    */
   async update(current: Delivery, patch: DeliveryPatch): Promise<WriteResult> {
     const table = await this.table();
-    const entity = toEntity({ ...current, ...patch, updatedAt: this.clock().toISOString() });
+    const row = { ...current, ...patch, updatedAt: this.clock().toISOString() };
+    const entity = toEntity(row);
     try {
       const response = await table.updateEntity(entity, "Replace", { etag: current.etag });
-      return { kind: "written", row: fromEntity({ ...entity, etag: response.etag ?? "" }) };
+      return { kind: "written", row: writtenRow(row, response.etag) };
     } catch (error) {
       if (isRestError(error, 412) || isRestError(error, 404)) return { kind: "conflict" };
       throw error;

@@ -7,7 +7,7 @@ import type { ActionResponses } from "../model/action-responses";
 import type { CloudEvent } from "../model/cloud-event";
 import type { NotificationMessage } from "../model/message";
 import { clip, type FieldError } from "../validation/json-guard";
-import { withoutUndefined } from "./entities";
+import { withoutUndefined, writtenRow } from "./entities";
 import { joinTextParts, MAX_STRING_PROPERTY, storedErrors, textParts } from "./limits";
 import {
   bodyRowKey,
@@ -299,11 +299,11 @@ export class NotificationRequestStore {
    */
   async createWithBody(request: NewRequest, body: unknown): Promise<CreateOutcome> {
     const table = await this.table();
-    const { entity, rows } = this.withBody(request, body);
+    const { entity, rows, stored } = this.withBody(request, body);
     try {
       if (rows.length === 0) {
         const response = await table.createEntity(entity);
-        return { created: true, request: fromEntity({ ...entity, etag: response.etag ?? "" }) };
+        return { created: true, request: writtenRow(stored, response.etag) };
       }
       const response = await table.submitTransaction([
         ["create", entity],
@@ -426,7 +426,8 @@ export class NotificationRequestStore {
     if (patch.events !== undefined && options.ifUnchanged !== true)
       throw new HeraldError("a request's events change only with ifUnchanged");
     const table = await this.table();
-    const next = toEntity({ ...current, ...patch, updatedAt: this.clock().toISOString() });
+    const row = { ...current, ...patch, updatedAt: this.clock().toISOString() };
+    const next = toEntity(row);
     try {
       const response =
         options.ifUnchanged === true
@@ -445,7 +446,10 @@ export class NotificationRequestStore {
               }),
               "Merge",
             );
-      return fromEntity({ ...next, etag: response.etag ?? "" });
+      // Errors and lastError are stored bounded: the row read back says what was kept.
+      return patch.errors !== undefined || patch.lastError !== undefined
+        ? fromEntity({ ...next, etag: response.etag ?? "" })
+        : writtenRow(row, response.etag);
     } catch (error) {
       if (isRestError(error, 412) || isRestError(error, 404)) return "conflict";
       throw error;
@@ -456,20 +460,24 @@ export class NotificationRequestStore {
     request: NewRequest,
     body: unknown,
     createdAt?: string,
-  ): { entity: RequestEntity; rows: Record<string, unknown>[] } {
+  ): {
+    entity: RequestEntity;
+    rows: Record<string, unknown>[];
+    stored: Omit<StoredRequest, "etag">;
+  } {
     const stamp = this.clock().toISOString();
     const json = JSON.stringify(body);
     const inline = json.length <= INLINE_BODY_CHARS;
     const rows = inline
       ? []
       : bodyRows(requestPartitionKey(request.id), requestRowKey(request), json);
-    const entity = toEntity({
+    const stored = {
       ...request,
       ...(inline ? { bodyJson: json } : { bodyRows: rows.length }),
       createdAt: createdAt ?? stamp,
       updatedAt: stamp,
-    });
-    return { entity, rows };
+    };
+    return { entity: toEntity(stored), rows, stored };
   }
 
   private async existingOn409(error: unknown, key: RequestKey): Promise<CreateOutcome> {
