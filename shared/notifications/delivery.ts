@@ -157,7 +157,7 @@ export class DeliveryService {
       return this.deps.recorder.finish(await row(), state, log, { lastError }, work);
     }
 
-    const user = await resolveUser(this.deps.users, work.tenantId, work.recipient);
+    const user = await resolveUser(this.deps.users, work, info);
     if (user !== undefined) return this.sendTo(work, key, initial, user, content, info, log);
     const installer = this.deps.installer;
     if (installer !== undefined)
