@@ -22,14 +22,27 @@ import type {
 /** The bundled worker sits next to the bundled orchestrator (bench/out). */
 const WORKER = join(__dirname, "worker.js");
 
-function spawnWorker(): ChildProcess {
+/**
+ * The Node options the Function App's worker gets (`languageWorkers__node__arguments` in
+ * infra/modules/function-app.bicep; test/infra/settings-drift.test.ts keeps the two equal), so
+ * peak RSS is measured as deployed: a small young generation, and a cap on the old one (with a
+ * cap V8 collects the old generation long before reaching it: docs/benchmarks.md, "Peak RSS").
+ */
+export const FUNCTION_APP_NODE_OPTIONS = [
+  "--max-semi-space-size=4",
+  "--max-old-space-size=256",
+] as const;
+
+function spawnWorker(kind: Job["kind"]): ChildProcess {
   return fork(WORKER, [], {
-    // The same Node options the Function App's worker gets (languageWorkers__node__arguments in
-    // infra/modules/function-app.bicep), so peak RSS is measured as deployed.
-    execArgv: process.env.BENCH_WORKER_ARGS?.split(" ") ?? [
-      "--expose-gc",
-      "--max-semi-space-size=4",
-    ],
+    // Azurite stands in for Table Storage, not for a Herald process: Node's defaults.
+    execArgv:
+      kind === "azurite"
+        ? []
+        : (process.env.BENCH_WORKER_ARGS?.split(" ") ?? [
+            "--expose-gc",
+            ...FUNCTION_APP_NODE_OPTIONS,
+          ]),
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
 }
@@ -71,7 +84,7 @@ function send(child: ChildProcess, message: ToWorker): void {
 }
 
 async function runJob(job: Job): Promise<unknown> {
-  const child = spawnWorker();
+  const child = spawnWorker(job.kind);
   try {
     send(child, { type: "job", job });
     const answer = await nextMessage(child);
@@ -101,7 +114,7 @@ export interface ServiceWorker {
 export async function startServiceWorker(
   job: EndpointJob | AzuriteJob | ProcessorJob,
 ): Promise<ServiceWorker> {
-  const child = spawnWorker();
+  const child = spawnWorker(job.kind);
   send(child, { type: "job", job });
   const answer = await nextMessage(child);
   if (answer.type !== "ready") {
@@ -147,7 +160,7 @@ export async function runInstallWorker(
   job: InstallJob,
   settingsFor: (ready: EndpointReady) => Promise<Readonly<Record<string, string>>>,
 ): Promise<InstallResult> {
-  const child = spawnWorker();
+  const child = spawnWorker(job.kind);
   try {
     send(child, { type: "job", job });
     const ready = await nextMessage(child);

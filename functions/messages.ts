@@ -1,6 +1,6 @@
 import type { HttpHandler } from "@azure/functions";
 
-import { processServices } from "../shared/composition";
+import { processServices } from "../shared/process-services";
 import { registerHttp } from "../shared/registry";
 
 /** `POST /api/messages`: Teams (through the Bot Connector) posts activities here. */

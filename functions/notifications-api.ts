@@ -1,21 +1,18 @@
 import type { HttpHandler, HttpMethod } from "@azure/functions";
 
-import { processServices } from "../shared/composition";
-import { createNotificationsApi } from "../shared/notifications/http-api";
+import { notificationsApi as api } from "../shared/process-services";
 import { registerHttp } from "../shared/registry";
 
-const api = createNotificationsApi(() => processServices().notifications);
-
 /** `POST /api/notifications`: validate and enqueue a notification request. */
-export const enqueueNotification: HttpHandler = api.enqueue;
+export const enqueueNotification: HttpHandler = (r, c) => api().enqueue(r, c);
 /** `GET /api/notifications/{id}`: per-recipient states with counts. */
-export const notificationStatus: HttpHandler = api.status;
+export const notificationStatus: HttpHandler = (r, c) => api().status(r, c);
 /** `PATCH /api/notifications/{id}?tenantId=`: a new revision (or time) of a request. */
-export const updateNotification: HttpHandler = api.update;
+export const updateNotification: HttpHandler = (r, c) => api().update(r, c);
 /** `DELETE /api/notifications/{id}?tenantId=`: recall a request. */
-export const recallNotification: HttpHandler = api.recall;
+export const recallNotification: HttpHandler = (r, c) => api().recall(r, c);
 /** `GET /api/notifications/{id}/events`: the request's events, in order, with a cursor. */
-export const notificationEvents: HttpHandler = api.events;
+export const notificationEvents: HttpHandler = (r, c) => api().events(r, c);
 
 const routes: [string, HttpMethod, string, HttpHandler][] = [
   ["notifications-enqueue", "POST", "notifications", enqueueNotification],

@@ -1,6 +1,6 @@
 import type { InvocationContext } from "@azure/functions";
 
-import { processServices } from "../shared/composition";
+import { processServices } from "../shared/process-services";
 import { registerServiceBusQueue } from "../shared/registry";
 
 /**

@@ -49,14 +49,31 @@ export function redactPersonalData(line: string): string {
   return line.includes("@") ? line.replace(EMAIL_LIKE, "[redacted e-mail]") : line;
 }
 
+/** `{"a":1,"b":2}` → `"a":1,"b":2`: undefined values are left out, as JSON.stringify does. */
+function propertiesText(properties: LogProperties | undefined): string {
+  if (properties === undefined) return "";
+  const json = JSON.stringify(properties);
+  return json.length <= 2 ? "" : json.slice(1, -1);
+}
+
+function hasSharedKey(a: LogProperties, b: LogProperties): boolean {
+  for (const key in b) if (Object.hasOwn(a, key)) return true;
+  return false;
+}
+
 function build(sink: Sink, base: LogProperties): Logger {
+  // A logger's own properties are serialised once, on its first line, not on every line.
+  let baseJson: string | undefined;
   const emit = (level: "info" | "warn" | "error", message: string, props?: LogProperties) => {
-    const merged = { ...base, ...props };
-    const keys = Object.keys(merged).filter((k) => merged[k] !== undefined);
-    sink(
-      level,
-      redactPersonalData(keys.length === 0 ? message : `${message} ${JSON.stringify(merged)}`),
-    );
+    const baseText = (baseJson ??= propertiesText(base));
+    // A line's property that repeats one of the logger's replaces it (the rare case: merged).
+    const text =
+      props === undefined
+        ? baseText
+        : hasSharedKey(base, props)
+          ? propertiesText({ ...base, ...props })
+          : joinText(baseText, propertiesText(props));
+    sink(level, redactPersonalData(text === "" ? message : `${message} {${text}}`));
   };
   return {
     info: (m, p) => emit("info", m, p),
@@ -64,6 +81,10 @@ function build(sink: Sink, base: LogProperties): Logger {
     error: (m, p) => emit("error", m, p),
     with: (p) => build(sink, { ...base, ...p }),
   };
+}
+
+function joinText(a: string, b: string): string {
+  return a === "" ? b : b === "" ? a : `${a},${b}`;
 }
 
 export function contextLogger(context: InvocationContext, base: LogProperties = {}): Logger {

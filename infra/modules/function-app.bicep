@@ -139,9 +139,9 @@ resource settings 'Microsoft.Web/sites/config@2025-03-01' = {
       AzureWebJobsStorage__clientId: identityClientId
       APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsightsConnectionString
       APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
-      // A smaller young generation keeps the worker's RSS under the 200 MB budget under sustained
-      // load (most of the peak is garbage awaiting a scavenge) for ~5 % more CPU: see docs/benchmarks.md.
-      languageWorkers__node__arguments: '--max-semi-space-size=4'
+      // A smaller young generation and a cap on the old one keep the worker's RSS under 150 MB under
+      // sustained load (uncapped, V8 let the old generation grow to ~170 MB of garbage): docs/benchmarks.md.
+      languageWorkers__node__arguments: '--max-semi-space-size=4 --max-old-space-size=256'
     },
     empty(microsoftAppPassword) ? {} : { MicrosoftAppPassword: microsoftAppPassword },
     empty(eventWebhookSecret) ? {} : { EventWebhookSecret: eventWebhookSecret }

@@ -1,3 +1,5 @@
+import { BoundedMap } from "../util/bounded-map";
+
 /**
  * Where Herald's outbound Bot Connector calls may go. With a bot app id configured every call
  * carries the bot's Bot Framework token, so a service URL that is not Teams' would hand that
@@ -33,29 +35,45 @@ export function isLoopback(hostname: string): boolean {
   return host === "localhost" || host === "::1" || /^127(\.\d{1,3}){3}$/.test(host);
 }
 
+/**
+ * Service URLs whose verdict is kept: Teams serves a tenant from one regional URL, so a handful
+ * cover a deployment; a bound keeps a stream of odd stored URLs from growing the map.
+ */
+const KEPT_VERDICTS = 256;
+
 export function serviceUrlPolicy(options: ServiceUrlPolicyOptions): ServiceUrlPolicy {
   const allowed = new Set([...TEAMS_SERVICE_HOSTS, ...(options.extraHosts ?? [])]);
-  return {
-    check(serviceUrl) {
-      let url: URL;
-      try {
-        url = new URL(serviceUrl);
-      } catch {
-        return { ok: false, reason: "the service URL is not a URL" };
-      }
-      const host = url.hostname.toLowerCase();
-      if (!options.authenticated && isLoopback(host) && /^https?:$/.test(url.protocol))
-        return { ok: true };
-      if (!allowed.has(host))
-        return {
-          ok: false,
-          reason: `service host ${host.slice(0, 100)} is not a Teams service host (add it to TeamsServiceHosts if it is one)`,
-        };
-      if (url.protocol !== "https:")
-        return { ok: false, reason: `service URL scheme ${url.protocol} is not https` };
-      if (url.username !== "" || url.password !== "")
-        return { ok: false, reason: "service URL carries credentials" };
+  const verdicts = new BoundedMap<string, ServiceUrlVerdict>(KEPT_VERDICTS);
+  const judge = (serviceUrl: string): ServiceUrlVerdict => {
+    let url: URL;
+    try {
+      url = new URL(serviceUrl);
+    } catch {
+      return { ok: false, reason: "the service URL is not a URL" };
+    }
+    const host = url.hostname.toLowerCase();
+    if (!options.authenticated && isLoopback(host) && /^https?:$/.test(url.protocol))
       return { ok: true };
+    if (!allowed.has(host))
+      return {
+        ok: false,
+        reason: `service host ${host.slice(0, 100)} is not a Teams service host (add it to TeamsServiceHosts if it is one)`,
+      };
+    if (url.protocol !== "https:")
+      return { ok: false, reason: `service URL scheme ${url.protocol} is not https` };
+    if (url.username !== "" || url.password !== "")
+      return { ok: false, reason: "service URL carries credentials" };
+    return { ok: true };
+  };
+  return {
+    // Every call to Teams is checked: the verdict of a URL seen before is kept, not parsed again.
+    check(serviceUrl) {
+      let verdict = verdicts.get(serviceUrl);
+      if (verdict === undefined) {
+        verdict = judge(serviceUrl);
+        verdicts.set(serviceUrl, verdict);
+      }
+      return verdict;
     },
   };
 }

@@ -157,7 +157,7 @@ export class DeliveryService {
       return this.deps.recorder.finish(await row(), state, log, { lastError }, work);
     }
 
-    const user = await resolveUser(this.deps.users, work.tenantId, work.recipient);
+    const user = await resolveUser(this.deps.users, work, info);
     if (user !== undefined) return this.sendTo(work, key, initial, user, content, info, log);
     const installer = this.deps.installer;
     if (installer !== undefined)
@@ -297,7 +297,7 @@ export class DeliveryService {
       const claim = withCardToken(base, current, options);
       const claimed =
         current === undefined
-          ? await this.deps.ledger.createClaimed(request, key, work.recipient, claim)
+          ? await this.deps.ledger.createClaimed(request, key, work.recipient, claim, work.sole)
           : await this.deps.ledger.claim(current, claim);
       if (claimed.kind === "written") return { kind: "claimed", row: claimed.row };
       if (claimed.kind === "guard-taken") {

@@ -44,10 +44,9 @@ import { NotificationStatusReader } from "./status";
 import { TeamsOperations } from "./teams-operations";
 import { TenantWorkRunner } from "./tenant-work";
 import { type FetchLike, WebhookDelivery } from "./webhook-delivery";
+import { guardDeliveryWork, guardDispatchWork, guardedWork } from "./work-guards";
 import {
   completionWorkSchema,
-  deliveryWorkSchema,
-  dispatchWorkSchema,
   intakeCheckWorkSchema,
   type QueueMessageInfo,
   readReceiptWorkSchema,
@@ -326,11 +325,12 @@ export function createNotificationServices(
   });
   const workHandlers = {
     dispatch: async (body: unknown, info: QueueMessageInfo, log: Logger) => {
-      const work = parseWork(dispatchWorkSchema, "dispatch", body, log);
+      // Herald wrote it from a request the intake parsed: guarded, not parsed again.
+      const work = guardedWork(guardDispatchWork, "dispatch", body, log);
       return work === undefined ? undefined : dispatcher.handle(work, info, log);
     },
     delivery: async (body: unknown, info: QueueMessageInfo, log: Logger) => {
-      const work = parseWork(deliveryWorkSchema, "delivery", body, log);
+      const work = guardedWork(guardDeliveryWork, "delivery", body, log);
       if (work === undefined) return undefined;
       return delivery.deliver(
         work,

@@ -11,7 +11,7 @@ import {
 import { chunks, mapLimited } from "../util/collections";
 import { clip } from "../validation/json-guard";
 import type { Claim } from "./delivery-claim";
-import { withoutUndefined } from "./entities";
+import { withoutUndefined, writtenRow } from "./entities";
 import { type RequestKey, requestRowKey } from "./notification-requests";
 import { actionsJson, parseActions, type RecordedAction } from "./recorded-actions";
 import { eventsJson, parseEvents } from "./stored-events";
@@ -285,33 +285,38 @@ export class DeliveryLedger {
 
   /**
    * Creates the row already claimed (`sending`) together with the user's guard, in one
-   * transaction: the steady path's one write before the call to Teams.
+   * transaction: the steady path's one write before the call to Teams. A request's `sole`
+   * recipient takes no guard (no second name of that person is in the request): one insert.
    */
   async createClaimed(
     request: RequestKey,
     recipientKey: string,
     recipient: Recipient,
     claim: Claim,
+    sole = false,
   ): Promise<CreateClaimedResult> {
     const table = await this.table();
-    const entity = toEntity({
+    const row = {
       ...this.fresh(request, recipientKey, recipient, "sending"),
       ...claim,
       attempts: 1,
-      guardOf: claim.teamsUserId,
-    });
+      ...(sole ? {} : { guardOf: claim.teamsUserId }),
+    };
+    const entity = toEntity(row);
     try {
-      const response = await table.submitTransaction([
-        ["create", entity],
-        ["create", this.guardEntity(request, claim.teamsUserId, recipientKey)],
-      ]);
-      return {
-        kind: "written",
-        row: fromEntity({ ...entity, etag: response.subResponses[0]?.etag ?? "" }),
-      };
+      const etag = sole
+        ? (await table.createEntity(entity)).etag
+        : (
+            await table.submitTransaction([
+              ["create", entity],
+              ["create", this.guardEntity(request, claim.teamsUserId, recipientKey)],
+            ])
+          ).subResponses[0]?.etag;
+      return { kind: "written", row: writtenRow(row, etag) };
     } catch (error) {
       if (!isRestError(error, 409)) throw error;
     }
+    if (sole) return { kind: "exists" };
     if ((await this.get(request, recipientKey)) !== undefined) return { kind: "exists" };
     const holder = await this.guardHolder(request, claim.teamsUserId);
     // The guard is this recipient's own, with no row (never written so): the usual way mends it.
@@ -416,10 +421,11 @@ export class DeliveryLedger {
    */
   async update(current: Delivery, patch: DeliveryPatch): Promise<WriteResult> {
     const table = await this.table();
-    const entity = toEntity({ ...current, ...patch, updatedAt: this.clock().toISOString() });
+    const row = { ...current, ...patch, updatedAt: this.clock().toISOString() };
+    const entity = toEntity(row);
     try {
       const response = await table.updateEntity(entity, "Replace", { etag: current.etag });
-      return { kind: "written", row: fromEntity({ ...entity, etag: response.etag ?? "" }) };
+      return { kind: "written", row: writtenRow(row, response.etag) };
     } catch (error) {
       if (isRestError(error, 412) || isRestError(error, 404)) return { kind: "conflict" };
       throw error;

@@ -4,7 +4,24 @@ import { isRestError } from "./table-factory";
 
 /** Table Storage rejects `undefined` properties; drop them before writing or returning. */
 export function withoutUndefined<T extends object>(value: T): T {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
+  // On every entity written and read: one pass, no arrays of entries in between.
+  const kept: Record<string, unknown> = {};
+  for (const key in value) {
+    const v = value[key];
+    if (v !== undefined) kept[key] = v;
+  }
+  return kept as T;
+}
+
+/**
+ * A row as just written, from what was written: not read back out of its entity, which would
+ * parse its JSON properties (message, events, actions) again on every write.
+ */
+export function writtenRow<R extends object>(
+  row: R,
+  etag: string | undefined,
+): R & { etag: string } {
+  return withoutUndefined({ ...row, etag: etag ?? "" });
 }
 
 export interface StoredEntity<E> {

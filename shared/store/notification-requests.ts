@@ -7,8 +7,15 @@ import type { ActionResponses } from "../model/action-responses";
 import type { CloudEvent } from "../model/cloud-event";
 import type { NotificationMessage } from "../model/message";
 import { clip, type FieldError } from "../validation/json-guard";
-import { withoutUndefined } from "./entities";
+import { withoutUndefined, writtenRow } from "./entities";
 import { joinTextParts, MAX_STRING_PROPERTY, storedErrors, textParts } from "./limits";
+import {
+  bodyRowKey,
+  bodyRows,
+  bodyRowText,
+  INLINE_BODY_CHARS,
+  MAX_BODY_ROWS,
+} from "./request-body";
 import { eventsJson, parseEvents } from "./stored-events";
 import { encodeKey, isRestError, odata, type TableFactory, TABLES } from "./table-factory";
 
@@ -77,6 +84,8 @@ export interface StoredRequest {
   readonly recipientCount?: number | undefined;
   /** Rows of the stored body (the claim check), so it is read in exactly that many point reads. */
   readonly bodyRows?: number | undefined;
+  /** A small body, kept in the request row itself (no body rows, no transaction to write it). */
+  readonly bodyJson?: string | undefined;
   readonly errors?: readonly FieldError[] | undefined;
   /** The last unexpected error while processing the request itself, with its delivery count. */
   readonly lastError?: string | undefined;
@@ -129,6 +138,7 @@ type RequestEntity = {
   lastChangeId?: string;
   recipientCount?: number;
   bodyRows?: number;
+  bodyJson?: string;
   errorsJson?: string;
   lastError?: string;
   deliveryCount?: number;
@@ -186,6 +196,7 @@ function fromEntity(entity: RequestEntity & { etag?: string }): StoredRequest {
     lastChangeId: entity.lastChangeId,
     recipientCount: entity.recipientCount,
     bodyRows: entity.bodyRows,
+    bodyJson: entity.bodyJson,
     errors: parseJson<FieldError[]>(entity.errorsJson),
     lastError: entity.lastError,
     deliveryCount: entity.deliveryCount,
@@ -216,6 +227,7 @@ function toEntity(request: Omit<StoredRequest, "etag">): RequestEntity {
     lastChangeId: request.lastChangeId,
     recipientCount: request.recipientCount,
     bodyRows: request.bodyRows,
+    bodyJson: request.bodyJson,
     errorsJson: errorsJson(request.errors),
     lastError:
       request.lastError === undefined ? undefined : clip(request.lastError, MAX_LAST_ERROR),
@@ -226,44 +238,8 @@ function toEntity(request: Omit<StoredRequest, "etag">): RequestEntity {
   });
 }
 
-/**
- * The claim check: a request's recipients are stored beside its row before a reference to it is
- * queued, so a request of any size the schema allows (10,000 recipients is about 550 KB) never
- * has to fit one queue message (Service Bus Standard: 256 KB). Table Storage caps a string
- * property at 64 KiB (32 K UTF-16 characters) and an entity at 1 MiB, so the JSON is cut into
- * properties of `CHUNK_CHARS` characters, `CHUNKS_PER_ROW` to a row, rows keyed `<rk>~body~<n>`
- * in the request's own partition: one transaction writes them with the request row.
- */
-const CHUNK_CHARS = 30_000;
-const CHUNKS_PER_ROW = 15;
-/** Azure Table transactions: at most 100 operations in one partition, 4 MiB. */
-const MAX_BODY_ROWS = 8;
-
 function conflictPrefix(key: RequestKey): string {
   return `${requestRowKey(key)}~conflict~`;
-}
-
-function bodyRowKey(key: RequestKey, row: number): string {
-  return `${requestRowKey(key)}~body~${String(row).padStart(3, "0")}`;
-}
-
-function bodyRows(key: RequestKey, json: string): Record<string, unknown>[] {
-  const rows: Record<string, unknown>[] = [];
-  const rowChars = CHUNK_CHARS * CHUNKS_PER_ROW;
-  for (let start = 0, row = 0; start < json.length || row === 0; start += rowChars, row++) {
-    const part = json.slice(start, start + rowChars);
-    const entity: Record<string, unknown> = {
-      partitionKey: requestPartitionKey(key.id),
-      rowKey: bodyRowKey(key, row),
-      chunks: Math.ceil(part.length / CHUNK_CHARS),
-    };
-    for (let c = 0; c * CHUNK_CHARS < part.length; c++)
-      entity[`c${c}`] = part.slice(c * CHUNK_CHARS, (c + 1) * CHUNK_CHARS);
-    rows.push(entity);
-  }
-  if (rows.length > MAX_BODY_ROWS)
-    throw new Error(`request body of ${json.length} characters is too large to store`);
-  return rows;
 }
 
 export type CreateOutcome =
@@ -323,8 +299,12 @@ export class NotificationRequestStore {
    */
   async createWithBody(request: NewRequest, body: unknown): Promise<CreateOutcome> {
     const table = await this.table();
-    const { entity, rows } = this.withBody(request, body);
+    const { entity, rows, stored } = this.withBody(request, body);
     try {
+      if (rows.length === 0) {
+        const response = await table.createEntity(entity);
+        return { created: true, request: writtenRow(stored, response.etag) };
+      }
       const response = await table.submitTransaction([
         ["create", entity],
         ...rows.map((row): TransactionAction => ["upsert", row as TableEntity, "Replace"]),
@@ -349,6 +329,10 @@ export class NotificationRequestStore {
     const table = await this.table();
     const { entity, rows } = this.withBody(request, body, current.createdAt);
     try {
+      if (rows.length === 0) {
+        const response = await table.updateEntity(entity, "Replace", { etag: current.etag });
+        return fromEntity({ ...entity, etag: response.etag ?? "" });
+      }
       const response = await table.submitTransaction([
         ["update", entity, "Replace", { etag: current.etag }],
         ...rows.map((row): TransactionAction => ["upsert", row as TableEntity, "Replace"]),
@@ -407,7 +391,10 @@ export class NotificationRequestStore {
   }
 
   /** The body stored with the request (undefined when none was: a rejected request). */
-  async readBody(request: RequestKey & Pick<StoredRequest, "bodyRows">): Promise<unknown> {
+  async readBody(
+    request: RequestKey & Pick<StoredRequest, "bodyRows" | "bodyJson">,
+  ): Promise<unknown> {
+    if (request.bodyJson !== undefined) return JSON.parse(request.bodyJson) as unknown;
     const table = await this.table();
     let json = "";
     const rows = Math.min(request.bodyRows ?? MAX_BODY_ROWS, MAX_BODY_ROWS);
@@ -416,17 +403,13 @@ export class NotificationRequestStore {
       try {
         entity = await table.getEntity<Record<string, unknown>>(
           requestPartitionKey(request.id),
-          bodyRowKey(request, row),
+          bodyRowKey(requestRowKey(request), row),
         );
       } catch (error) {
         if (isRestError(error, 404)) break;
         throw error;
       }
-      const chunks = Number(entity.chunks);
-      for (let c = 0; c < chunks; c++) {
-        const chunk = entity[`c${c}`];
-        json += typeof chunk === "string" ? chunk : "";
-      }
+      json += bodyRowText(entity);
     }
     return json === "" ? undefined : (JSON.parse(json) as unknown);
   }
@@ -443,7 +426,8 @@ export class NotificationRequestStore {
     if (patch.events !== undefined && options.ifUnchanged !== true)
       throw new HeraldError("a request's events change only with ifUnchanged");
     const table = await this.table();
-    const next = toEntity({ ...current, ...patch, updatedAt: this.clock().toISOString() });
+    const row = { ...current, ...patch, updatedAt: this.clock().toISOString() };
+    const next = toEntity(row);
     try {
       const response =
         options.ifUnchanged === true
@@ -462,7 +446,10 @@ export class NotificationRequestStore {
               }),
               "Merge",
             );
-      return fromEntity({ ...next, etag: response.etag ?? "" });
+      // Errors and lastError are stored bounded: the row read back says what was kept.
+      return patch.errors !== undefined || patch.lastError !== undefined
+        ? fromEntity({ ...next, etag: response.etag ?? "" })
+        : writtenRow(row, response.etag);
     } catch (error) {
       if (isRestError(error, 412) || isRestError(error, 404)) return "conflict";
       throw error;
@@ -473,16 +460,24 @@ export class NotificationRequestStore {
     request: NewRequest,
     body: unknown,
     createdAt?: string,
-  ): { entity: RequestEntity; rows: Record<string, unknown>[] } {
+  ): {
+    entity: RequestEntity;
+    rows: Record<string, unknown>[];
+    stored: Omit<StoredRequest, "etag">;
+  } {
     const stamp = this.clock().toISOString();
-    const rows = bodyRows(request, JSON.stringify(body));
-    const entity = toEntity({
+    const json = JSON.stringify(body);
+    const inline = json.length <= INLINE_BODY_CHARS;
+    const rows = inline
+      ? []
+      : bodyRows(requestPartitionKey(request.id), requestRowKey(request), json);
+    const stored = {
       ...request,
-      bodyRows: rows.length,
+      ...(inline ? { bodyJson: json } : { bodyRows: rows.length }),
       createdAt: createdAt ?? stamp,
       updatedAt: stamp,
-    });
-    return { entity, rows };
+    };
+    return { entity: toEntity(stored), rows, stored };
   }
 
   private async existingOn409(error: unknown, key: RequestKey): Promise<CreateOutcome> {

@@ -230,20 +230,81 @@ export function merge(
   return { entity: changed ? { ...next, updatedAt: stamp } : old, changed };
 }
 
-/** Index rows the new entity needs that the old one did not have. */
+/**
+ * What the AAD index row carries of the reference besides its Teams id: what a send needs (the
+ * service URL, the 1:1 chat, the status), so the steady path finds a user named by AAD id in one
+ * read. Names, UPN and e-mail are not copied. The reference stays the record: the copy is
+ * rewritten with every write of these fields and trusted only for an active user's first try.
+ */
+const ROUTE_FIELDS = [
+  "tenantId",
+  "aadObjectId",
+  "serviceUrl",
+  "conversationId",
+  "learnedFrom",
+  "status",
+  "createdAt",
+  "updatedAt",
+] as const;
+
+function routeChanged(next: UserEntity, old: UserEntity): boolean {
+  return ROUTE_FIELDS.some((k) => k !== "updatedAt" && next[k] !== old[k]);
+}
+
+/** The AAD index row of an entity, with its route copy. */
+export function aadIndexRow(entity: UserEntity & { aadObjectId: string }): TableEntity {
+  const row: TableEntity = {
+    partitionKey: entity.partitionKey,
+    rowKey: aadIndexKey(entity.aadObjectId),
+    teamsUserId: entity.teamsUserId,
+  };
+  for (const k of ROUTE_FIELDS) if (entity[k] !== undefined) row[k] = entity[k];
+  return row;
+}
+
+/**
+ * The reference an AAD index row's copy gives, when it has one of an active user (a row written
+ * before the copy existed, or of a user not active, gives none: the reference is read).
+ */
+export function referenceFromIndexRow(row: Record<string, unknown>): UserReference | undefined {
+  const text = (k: string) => (typeof row[k] === "string" && row[k] !== "" ? row[k] : undefined);
+  const teamsUserId = text("teamsUserId");
+  const serviceUrl = text("serviceUrl");
+  if (teamsUserId === undefined || serviceUrl === undefined || text("status") !== "active")
+    return undefined;
+  return withoutUndefined({
+    tenantId: text("tenantId") ?? "",
+    teamsUserId,
+    aadObjectId: text("aadObjectId"),
+    serviceUrl,
+    conversationId: text("conversationId"),
+    learnedFrom: (text("learnedFrom") ?? "message") as LearnedFrom,
+    status: "active" as const,
+    createdAt: text("createdAt") ?? "",
+    updatedAt: text("updatedAt") ?? "",
+  });
+}
+
+/**
+ * Index rows the new entity needs: the ones the old one did not have, and the AAD row again
+ * whenever its route copy changes.
+ */
 export function indexRowsFor(next: UserEntity, old: UserEntity | undefined): TableEntity[] {
   const rows: TableEntity[] = [];
-  const row = (rowKey: string): TableEntity => ({
-    partitionKey: next.partitionKey,
-    rowKey,
-    teamsUserId: next.teamsUserId,
-  });
-  if (next.aadObjectId !== undefined && (old === undefined || old.aadObjectId !== next.aadObjectId))
-    rows.push(row(aadIndexKey(next.aadObjectId)));
+  const aadObjectId = next.aadObjectId;
+  if (
+    aadObjectId !== undefined &&
+    (old === undefined || old.aadObjectId !== aadObjectId || routeChanged(next, old))
+  )
+    rows.push(aadIndexRow({ ...next, aadObjectId }));
   if (
     next.userPrincipalName !== undefined &&
     (old === undefined || !sameText(old.userPrincipalName, next.userPrincipalName))
   )
-    rows.push(row(upnIndexKey(next.userPrincipalName)));
+    rows.push({
+      partitionKey: next.partitionKey,
+      rowKey: upnIndexKey(next.userPrincipalName),
+      teamsUserId: next.teamsUserId,
+    });
   return rows;
 }

@@ -6,9 +6,11 @@ import { readEntity, type StoredEntity, updateWithEtag } from "./entities";
 import { isRestError, odata, type TableFactory, TABLES } from "./table-factory";
 import {
   aadIndexKey,
+  aadIndexRow,
   indexRowsFor,
   merge,
   observedTime,
+  referenceFromIndexRow,
   sameText,
   toReference,
   upnIndexKey,
@@ -37,6 +39,11 @@ export type { LearnedFrom, UserObservation, UserReference, UserStatus } from "./
  *   wrong person.
  * - Index rows are written before the reference: a crash in between leaves a dangling index
  *   row (harmless, checked on read), never a reference that cannot be found.
+ * - The AAD index row also carries a copy of the route a send needs (service URL, 1:1 chat,
+ *   status; no names): a notification's first try to an active user named by AAD id reads that
+ *   row alone. Every write of those fields rewrites it (an observation before the reference, a
+ *   status or chat change after it); a copy that lagged a concurrent change costs one try that
+ *   Teams answers (403, 404), after which the reference is read and the copy rewritten.
  * - One partition per tenant: a roster sync writes in entity-group transactions of up to 100
  *   rows; reads by the processor stay at Teams' 50 requests/s per tenant, far under the
  *   ~2,000 operations/s one partition serves.
@@ -70,11 +77,16 @@ export class UserReferenceStore {
     return stored === undefined ? undefined : toReference(stored.entity);
   }
 
+  /**
+   * `read: "index-copy"` (a notification's first try): an active user's AAD index row answers
+   * from its copy of the route (one read); otherwise, and by default, the reference is read.
+   */
   async findByAadObjectId(
     tenantId: string,
     aadObjectId: string,
+    options: { read?: "reference" | "index-copy" } = {},
   ): Promise<UserReference | undefined> {
-    const found = await this.viaIndex(tenantId, aadIndexKey(aadObjectId));
+    const found = await this.viaIndex(tenantId, aadIndexKey(aadObjectId), options.read);
     return found !== undefined && sameText(found.aadObjectId, aadObjectId) ? found : undefined;
   }
 
@@ -119,7 +131,8 @@ export class UserReferenceStore {
       const existing = await this.read(users, observation.tenantId, observation.teamsUserId);
       const { entity, changed } = merge(existing, observation, this.clock());
       if (!changed) return { reference: toReference(entity), created: false, changed };
-      await this.writeIndexRows(indexRowsFor(entity, existing?.entity));
+      // After a lost race every index row is written again: the winner's copy may be older.
+      await this.writeIndexRows(indexRowsFor(entity, attempt === 1 ? existing?.entity : undefined));
       try {
         if (existing === undefined) await users.createEntity(entity);
         else await users.updateEntity(entity, "Replace", { etag: existing.etag });
@@ -211,24 +224,37 @@ export class UserReferenceStore {
     });
   }
 
+  /** A change of the reference, then of its AAD index row's route copy (aadIndexRow). */
   private async mutate(
     tenantId: string,
     teamsUserId: string,
     change: (entity: UserEntity) => UserEntity | undefined,
   ): Promise<void> {
-    await updateWithEtag(
+    let written: UserEntity | undefined;
+    await updateWithEtag<UserEntity>(
       await this.users(),
       { partitionKey: userPartitionKey(tenantId), rowKey: userRowKey(teamsUserId) },
-      change,
+      (entity) => (written = change(entity)),
       { now: this.clock, maxAttempts: MAX_ATTEMPTS },
     );
+    const aadObjectId = written?.aadObjectId;
+    if (written !== undefined && aadObjectId !== undefined)
+      await this.writeIndexRows([
+        aadIndexRow({ ...written, aadObjectId, updatedAt: this.clock().toISOString() }),
+      ]);
   }
 
-  private async viaIndex(tenantId: string, rowKey: string): Promise<UserReference | undefined> {
+  private async viaIndex(
+    tenantId: string,
+    rowKey: string,
+    read: "reference" | "index-copy" = "reference",
+  ): Promise<UserReference | undefined> {
     const index = await this.tables.table(TABLES.userIndex);
     let teamsUserId: unknown;
     try {
       const row = await index.getEntity(userPartitionKey(tenantId), rowKey);
+      const copy = read === "index-copy" ? referenceFromIndexRow(row) : undefined;
+      if (copy !== undefined) return copy;
       teamsUserId = row.teamsUserId;
     } catch (error) {
       if (isRestError(error, 404)) return undefined;

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 
+import { FUNCTION_APP_NODE_OPTIONS } from "../../bench/fork";
 import {
   HOST_SETTINGS,
   loadConfig,
@@ -208,6 +209,12 @@ describe("Function App settings in Bicep", () => {
       const fallback = project.main.valueOf(project.main.get("param", param));
       expect(Number(fallback?.text)).toBe(codeDefault(setting));
     }
+  });
+
+  it("gives the Node worker the heap options the benchmark measures it with", () => {
+    expect(project.literal(byName.get("languageWorkers__node__arguments")!.value)).toBe(
+      FUNCTION_APP_NODE_OPTIONS.join(" "),
+    );
   });
 
   it("leaves proactive install off and points at the public Graph endpoint by default, as the code does", () => {

@@ -81,6 +81,50 @@ describe("UserReferenceStore", () => {
     });
   });
 
+  describe("the AAD index row's copy of the route (a notification's first try)", () => {
+    const aad = "6f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9";
+    const firstTry = { read: "index-copy" } as const;
+
+    it("gives the route the reference has, without names", async () => {
+      await store.upsert(
+        observation({ userPrincipalName: "ada@contoso.com", conversationId: "a:1" }),
+      );
+
+      const found = await store.findByAadObjectId(tenantId, aad, firstTry);
+
+      const { createdAt: _created, updatedAt: _updated, ...route } = found ?? {};
+      expect(route).toEqual({
+        tenantId,
+        teamsUserId: "29:1-ada",
+        aadObjectId: aad,
+        serviceUrl: "https://smba.example/emea/",
+        conversationId: "a:1",
+        learnedFrom: "personal",
+        status: "active",
+      });
+    });
+
+    it("follows a new 1:1 chat and a forgotten one", async () => {
+      await store.upsert(observation());
+      await store.setConversationId(tenantId, "29:1-ada", "a:2");
+      const learned = await store.findByAadObjectId(tenantId, aad, firstTry);
+      await store.setConversationId(tenantId, "29:1-ada", undefined);
+      const forgotten = await store.findByAadObjectId(tenantId, aad, firstTry);
+
+      expect([learned?.conversationId, forgotten?.conversationId]).toEqual(["a:2", undefined]);
+    });
+
+    it("answers with the reference's status once the user uninstalled", async () => {
+      await store.upsert(observation({ conversationId: "a:1" }));
+      await store.markStatus(tenantId, "29:1-ada", "uninstalled", "installationUpdate remove");
+
+      await expect(store.findByAadObjectId(tenantId, aad, firstTry)).resolves.toMatchObject({
+        status: "uninstalled",
+        statusReason: "installationUpdate remove",
+      });
+    });
+  });
+
   describe("upsert", () => {
     it("keeps the stored conversation id when a later observation has none", async () => {
       await store.upsert(observation({ conversationId: "a:1" }));

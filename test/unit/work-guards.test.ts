@@ -1,0 +1,85 @@
+import { guardDeliveryWork, guardDispatchWork } from "../../shared/notifications/work-guards";
+import {
+  deliveryMessage,
+  deliveryWork,
+  deliveryWorkSchema,
+  dispatchMessage,
+  dispatchWorkSchema,
+} from "../../shared/notifications/work-items";
+
+const TENANT = "8f0c2a4e-0000-4000-8000-000000000001";
+const USER = "3b1d7c2e-0000-4000-8000-000000000002";
+
+/** A work item's body as it travels: JSON, as the broker hands it back. */
+const travelled = (body: unknown): unknown => JSON.parse(JSON.stringify(body));
+
+describe("work item guards", () => {
+  describe("dispatch", () => {
+    it("passes the dispatch the intake writes, equal to what the full schema gives", () => {
+      const body = travelled(
+        dispatchMessage({
+          tenantId: TENANT,
+          requestId: "req-1",
+          correlationId: "corr-1",
+          request: {
+            message: { text: "Your order shipped", format: "markdown" },
+            summary: "Order",
+            recipients: [{ aadObjectId: USER }],
+          },
+        }).body,
+      );
+
+      expect(guardDispatchWork(body)).toEqual({
+        ok: true,
+        value: dispatchWorkSchema.parse(body),
+      });
+    });
+
+    it("drops a dispatch without a request id, naming the field", () => {
+      expect(guardDispatchWork({ tenantId: TENANT })).toEqual({
+        ok: false,
+        errors: "requestId: must be 1-128 characters",
+      });
+    });
+
+    it("drops a dispatch whose carried request names no recipients", () => {
+      const body = {
+        tenantId: TENANT,
+        requestId: "req-1",
+        request: { message: { text: "hi" }, recipients: [] },
+      };
+
+      expect(guardDispatchWork(body)).toEqual({
+        ok: false,
+        errors: "request.recipients: must be a non-empty array",
+      });
+    });
+  });
+
+  describe("delivery", () => {
+    it("passes a fanned-out delivery, equal to what the full schema gives", () => {
+      const body = travelled(
+        deliveryMessage(deliveryWork("req-1", TENANT, { aadObjectId: USER }, 2, "corr-1")).body,
+      );
+
+      expect(guardDeliveryWork(body)).toEqual({
+        ok: true,
+        value: deliveryWorkSchema.parse(body),
+      });
+    });
+
+    it("drops a delivery whose recipient has two identities", () => {
+      const body = {
+        requestId: "req-1",
+        tenantId: TENANT,
+        recipient: { aadObjectId: USER, teamsUserId: "29:x" },
+        attempt: 1,
+      };
+
+      expect(guardDeliveryWork(body)).toEqual({
+        ok: false,
+        errors: "recipient: must have exactly one recipient identity",
+      });
+    });
+  });
+});
