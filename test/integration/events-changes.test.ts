@@ -48,6 +48,30 @@ describe("a request's completion when it is updated or recalled", () => {
   /** Completion checks still on the work queue, scheduled or due. */
   const checksLeft = () => h.queue.waitingOf(WORK_KINDS.completionCheck).length;
 
+  /** The request's one `completed`, with nothing left on the work queue after it. */
+  function completedOnce(id: string): CloudEvent {
+    const [completed, ...more] = completedEvents(id);
+    expect(more).toEqual([]);
+    expect(checksLeft()).toBe(0);
+    expect(h.queue.waiting).toEqual([]);
+    return completed!;
+  }
+
+  /** A sole recipient whose first send was answered 429: pending, its retry scheduled. */
+  async function soleRecipientRetrying(): Promise<string> {
+    const [user] = await seedUsers(h, 1);
+    const request = h.request({ recipients: [{ teamsUserId: user!.id }], message: text("rev 1") });
+    h.sim.failNext("sendActivity", { status: 429, retryAfterSeconds: 5 });
+    await h.deliver({ body: request, messageId: request.id });
+    expect((await changes.status(request.id)).counts.pending).toBe(1);
+    return request.id;
+  }
+
+  const recalledSole = {
+    state: "recalled",
+    counts: { total: 1, pending: 0, sent: 0, cancelled: 1 },
+  };
+
   it("publishes completed once and leaves no completion check when a completed fan-out is updated", async () => {
     const { id, deliveries } = await fanOut(6);
     for (const d of deliveries) await h.deliverQueued(d);
@@ -57,9 +81,7 @@ describe("a request's completion when it is updated or recalled", () => {
     expect((await changes.update(id, { message: text("rev 2") })).status).toBe(202);
     await h.drain();
 
-    expect(completedEvents(id)).toHaveLength(1);
-    expect(checksLeft()).toBe(0);
-    expect(h.queue.waiting).toEqual([]);
+    completedOnce(id);
     expect((await changes.status(id)).recipients.every((r) => r.revision === 2)).toBe(true);
   });
 
@@ -71,9 +93,7 @@ describe("a request's completion when it is updated or recalled", () => {
     expect((await changes.recall(id)).status).toBe(202);
     await h.drain();
 
-    expect(completedEvents(id)).toHaveLength(1);
-    expect(checksLeft()).toBe(0);
-    expect(h.queue.waiting).toEqual([]);
+    completedOnce(id);
     expect((await changes.status(id)).counts).toMatchObject({ total: 6, recalled: 6 });
   });
 
@@ -85,11 +105,10 @@ describe("a request's completion when it is updated or recalled", () => {
     for (const d of deliveries.slice(3)) await h.deliverQueued(d);
     await h.drain();
 
-    const [completed, ...more] = completedEvents(id);
-    expect(more).toEqual([]);
-    expect(completed?.data).toMatchObject({ state: "completed", counts: { total: 6, sent: 6 } });
-    expect(checksLeft()).toBe(0);
-    expect(h.queue.waiting).toEqual([]);
+    expect(completedOnce(id).data).toMatchObject({
+      state: "completed",
+      counts: { total: 6, sent: 6 },
+    });
   });
 
   it("publishes completed once, as recalled, when the recall comes half-way", async () => {
@@ -100,59 +119,32 @@ describe("a request's completion when it is updated or recalled", () => {
     for (const d of deliveries.slice(3)) await h.deliverQueued(d);
     await h.drain();
 
-    const [completed, ...more] = completedEvents(id);
-    expect(more).toEqual([]);
-    expect(completed?.data).toMatchObject({
-      state: "recalled",
-      counts: { total: 6, sent: 0, pending: 0 },
-    });
-    const { counts } = completed!.data as { counts: { recalled: number; cancelled: number } };
+    const { data } = completedOnce(id);
+    expect(data).toMatchObject({ state: "recalled", counts: { total: 6, sent: 0, pending: 0 } });
+    const { counts } = data as { counts: { recalled: number; cancelled: number } };
     expect(counts.recalled + counts.cancelled).toBe(6);
-    expect(checksLeft()).toBe(0);
-    expect(h.queue.waiting).toEqual([]);
   });
 
   it("publishes completed once, as recalled, when a sole recipient waiting out a retry is recalled", async () => {
-    const [user] = await seedUsers(h, 1);
-    const request = h.request({ recipients: [{ teamsUserId: user!.id }], message: text("rev 1") });
-    h.sim.failNext("sendActivity", { status: 429, retryAfterSeconds: 5 });
-    await h.deliver({ body: request, messageId: request.id });
-    expect((await changes.status(request.id)).counts.pending).toBe(1);
+    const id = await soleRecipientRetrying();
 
-    expect((await changes.recall(request.id)).status).toBe(202);
+    expect((await changes.recall(id)).status).toBe(202);
     // The retry comes before the recall's pass: the delivery itself finds the request recalled.
     const [retry] = h.queue.takeAll(WORK_KINDS.delivery);
     h.clock.advanceTo(retry!.scheduledFor!);
     await h.deliverQueued(retry!);
     await h.drain();
 
-    const [completed, ...more] = completedEvents(request.id);
-    expect(more).toEqual([]);
-    expect(completed?.data).toMatchObject({
-      state: "recalled",
-      counts: { total: 1, pending: 0, sent: 0, cancelled: 1 },
-    });
-    expect(checksLeft()).toBe(0);
-    expect(h.queue.waiting).toEqual([]);
+    expect(completedOnce(id).data).toMatchObject(recalledSole);
   });
 
   it("publishes completed once, as recalled, when the recall pass cancels a sole recipient before its retry", async () => {
-    const [user] = await seedUsers(h, 1);
-    const request = h.request({ recipients: [{ teamsUserId: user!.id }], message: text("rev 1") });
-    h.sim.failNext("sendActivity", { status: 429, retryAfterSeconds: 5 });
-    await h.deliver({ body: request, messageId: request.id });
+    const id = await soleRecipientRetrying();
 
-    expect((await changes.recall(request.id)).status).toBe(202);
+    expect((await changes.recall(id)).status).toBe(202);
     for (const pass of h.queue.takeAll(WORK_KINDS.revision)) await h.deliverQueued(pass);
     await h.drain();
 
-    const [completed, ...more] = completedEvents(request.id);
-    expect(more).toEqual([]);
-    expect(completed?.data).toMatchObject({
-      state: "recalled",
-      counts: { total: 1, pending: 0, sent: 0, cancelled: 1 },
-    });
-    expect(checksLeft()).toBe(0);
-    expect(h.queue.waiting).toEqual([]);
+    expect(completedOnce(id).data).toMatchObject(recalledSole);
   });
 });
