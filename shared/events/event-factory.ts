@@ -148,16 +148,17 @@ export function completedEvent(
   });
 }
 
-/** `completedEvent` for the request of a row that was its only recipient. */
+/**
+ * `completedEvent` for the request of a row that was its only recipient. A row ends `cancelled`
+ * only because its request was recalled first: the request is then `recalled`, as its status
+ * says, not `completed`.
+ */
 export function soleCompletedEvent(
   row: Pick<Delivery, "tenantId" | "requestId"> & { state: FinalDeliveryState },
   context: EventContext,
 ): CloudEvent {
-  return completedEvent(
-    keyOf(row),
-    { state: "completed", counts: soleRecipientCounts(row.state) },
-    context,
-  );
+  const state = row.state === "cancelled" || row.state === "recalled" ? "recalled" : "completed";
+  return completedEvent(keyOf(row), { state, counts: soleRecipientCounts(row.state) }, context);
 }
 
 export function acceptedEvent(
