@@ -1,6 +1,7 @@
 import type { InvokeResponse } from "botbuilder";
 import { z } from "zod";
 
+import { DEFAULT_ACKNOWLEDGEMENT } from "../model/action-responses";
 import { stampCard } from "../model/card-actions";
 import { ADAPTIVE_CARD_CONTENT_TYPE } from "../model/message";
 import type { CardClick, ClickOutcome, ClickRefusal } from "../notifications/card-clicks";
@@ -14,9 +15,6 @@ import type { CardClick, ClickOutcome, ClickRefusal } from "../notifications/car
 
 export const MESSAGE_RESPONSE_TYPE = "application/vnd.microsoft.activity.message";
 export const ERROR_RESPONSE_TYPE = "application/vnd.microsoft.error";
-
-/** Herald's answer to a verb the request gave no response for. */
-export const DEFAULT_ACKNOWLEDGEMENT = "Thanks, your response was recorded.";
 
 /** What the user reads on a click Herald does not take (no detail: it may be someone else's). */
 const REFUSAL_TEXT: Record<ClickRefusal, string> = {

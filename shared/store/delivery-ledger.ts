@@ -127,6 +127,12 @@ export interface Delivery {
   readonly readAt?: string | undefined;
   /** The token of the card's buttons' reference (model/card-actions.ts), kept once written. */
   readonly cardToken?: string | undefined;
+  /**
+   * The verb whose answer the copy is to show once clicked, and the verb whose answer it shows
+   * (notifications/answered-copy.ts): they differ while the click's replacement is under way.
+   */
+  readonly answer?: string | undefined;
+  readonly answerShown?: string | undefined;
   /** The recipient's button clicks, one per verb, in order (notifications/card-clicks.ts). */
   readonly actions?: readonly RecordedAction[] | undefined;
   /**
