@@ -48,6 +48,16 @@ export function executeClickOf(value: unknown, from: ClickFrom): CardClick | und
   return { ...from, type: "Action.Execute", verb, data };
 }
 
+/** An invoke without a name carrying an object: an `Action.Submit` sent as an invoke. */
+export function isSubmitInvoke(name: string | undefined, value: unknown): boolean {
+  return (
+    (name === undefined || name === "") &&
+    typeof value === "object" &&
+    value !== null &&
+    !Array.isArray(value)
+  );
+}
+
 /** The click a message with `value` carries (`Action.Submit`: the value is data plus inputs). */
 export function submitClickOf(value: unknown, from: ClickFrom): CardClick {
   return { ...from, type: "Action.Submit", data: value };
@@ -61,8 +71,13 @@ export function refusalAnswer(reason: ClickRefusal): InvokeResponse {
   return invokeAnswer({
     statusCode: 400,
     type: ERROR_RESPONSE_TYPE,
-    value: { code: "BadRequest", message: REFUSAL_TEXT[reason] },
+    value: { code: "BadRequest", message: refusalText(reason) },
   });
+}
+
+/** The short text a refused click is answered with (an invoke's error, a Submit's reply). */
+export function refusalText(reason: ClickRefusal): string {
+  return REFUSAL_TEXT[reason];
 }
 
 /** The answer to a taken (or refused) `Action.Execute` click. */

@@ -274,6 +274,36 @@ describe("card actions (bot endpoint, Azurite, Teams simulator)", () => {
       });
     });
 
+    it("records a Submit sent as an invoke (msteams type invoke) like a Submit message", async () => {
+      const { user, request, buttons } = await sent(submitCard);
+
+      const answer = await h.postActivityAnswer(
+        h.sim.activities.submitInvokeClick(user, { ...buttons[0], answer: "42" }),
+      );
+
+      expect(answer.status).toBe(200);
+      expect((await rowOf(request.id, user))?.actions).toEqual([
+        expect.objectContaining({ verb: "submit", type: "Action.Submit" }),
+      ]);
+    });
+
+    it("answers a Submit on a recalled request with a short reply in the chat and records nothing", async () => {
+      const { user, request, buttons } = await sent(submitCard);
+      expect((await new NotificationChanges(h).recall(request.id)).status).toBe(202);
+      await h.drain();
+
+      expect(
+        await h.postActivity(h.sim.activities.submitClick(user, { ...buttons[0], answer: "42" })),
+      ).toBe(200);
+      await h.drain();
+
+      const chat = h.sim.chatOf(user);
+      expect(chat.at(-1)?.text).toBe("This notification is no longer available.");
+      expect(chat).toHaveLength(2);
+      expect((await rowOf(request.id, user))?.actions).toBeUndefined();
+      expect(actionEvents()).toHaveLength(0);
+    });
+
     it("replaces the copy with its card without the button and Herald's acknowledgement", async () => {
       const { user, message, buttons } = await sent(submitCard);
       await h.postActivity(h.sim.activities.submitClick(user, { ...buttons[0], answer: "42" }));
