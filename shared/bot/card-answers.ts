@@ -1,6 +1,7 @@
 import type { InvokeResponse } from "botbuilder";
 import { z } from "zod";
 
+import { DEFAULT_ACKNOWLEDGEMENT } from "../model/action-responses";
 import { stampCard } from "../model/card-actions";
 import { ADAPTIVE_CARD_CONTENT_TYPE } from "../model/message";
 import type { CardClick, ClickOutcome, ClickRefusal } from "../notifications/card-clicks";
@@ -14,9 +15,6 @@ import type { CardClick, ClickOutcome, ClickRefusal } from "../notifications/car
 
 export const MESSAGE_RESPONSE_TYPE = "application/vnd.microsoft.activity.message";
 export const ERROR_RESPONSE_TYPE = "application/vnd.microsoft.error";
-
-/** Herald's answer to a verb the request gave no response for. */
-export const DEFAULT_ACKNOWLEDGEMENT = "Thanks, your response was recorded.";
 
 /** What the user reads on a click Herald does not take (no detail: it may be someone else's). */
 const REFUSAL_TEXT: Record<ClickRefusal, string> = {
@@ -50,6 +48,16 @@ export function executeClickOf(value: unknown, from: ClickFrom): CardClick | und
   return { ...from, type: "Action.Execute", verb, data };
 }
 
+/** An invoke without a name carrying an object: an `Action.Submit` sent as an invoke. */
+export function isSubmitInvoke(name: string | undefined, value: unknown): boolean {
+  return (
+    (name === undefined || name === "") &&
+    typeof value === "object" &&
+    value !== null &&
+    !Array.isArray(value)
+  );
+}
+
 /** The click a message with `value` carries (`Action.Submit`: the value is data plus inputs). */
 export function submitClickOf(value: unknown, from: ClickFrom): CardClick {
   return { ...from, type: "Action.Submit", data: value };
@@ -63,8 +71,13 @@ export function refusalAnswer(reason: ClickRefusal): InvokeResponse {
   return invokeAnswer({
     statusCode: 400,
     type: ERROR_RESPONSE_TYPE,
-    value: { code: "BadRequest", message: REFUSAL_TEXT[reason] },
+    value: { code: "BadRequest", message: refusalText(reason) },
   });
+}
+
+/** The short text a refused click is answered with (an invoke's error, a Submit's reply). */
+export function refusalText(reason: ClickRefusal): string {
+  return REFUSAL_TEXT[reason];
 }
 
 /** The answer to a taken (or refused) `Action.Execute` click. */

@@ -7,7 +7,7 @@ import {
 import { z } from "zod";
 
 import type { Logger } from "../logging";
-import type { CardClick, ClickOutcome } from "../notifications/card-clicks";
+import type { CardClick, ClickOutcome, ClickRefusal } from "../notifications/card-clicks";
 import {
   readReceiptMessage,
   relayMessage,
@@ -19,7 +19,14 @@ import type { OutgoingMessage, QueuePort } from "../queue/queue-port";
 import type { TeamStore } from "../store/teams";
 import type { UpsertOutcome, UserReferenceStore } from "../store/user-references";
 import type { ValidActivity } from "./activity-schema";
-import { executeAnswer, executeClickOf, refusalAnswer, submitClickOf } from "./card-answers";
+import {
+  executeAnswer,
+  executeClickOf,
+  isSubmitInvoke,
+  refusalAnswer,
+  refusalText,
+  submitClickOf,
+} from "./card-answers";
 import { describeFailure, singleAttemptConnectorOf } from "./connector";
 import { relayWorkOf } from "./mention-relay";
 import type { Welcomer } from "./welcomes";
@@ -146,16 +153,7 @@ export class HeraldBot extends TeamsActivityHandler {
       } else if (activity.scope === "personal") {
         // The user's first 1:1 contact if the install event was missed, or the recovery of a
         // welcome whose sender died after claiming it; else the help text.
-        await this.queueWelcome(
-          context,
-          {
-            scope: "personal",
-            tenantId: activity.tenantId,
-            teamsUserId: activity.from.id,
-            helpReply: true,
-          },
-          activity.id ?? undefined,
-        );
+        await this.queueReply(context);
       } else {
         if (activity.teamId !== undefined) await this.teamSeen(context, activity.teamId);
         const relay = relayWorkOf(activity);
@@ -176,6 +174,12 @@ export class HeraldBot extends TeamsActivityHandler {
    */
   protected override async onInvokeActivity(context: TurnContext): Promise<InvokeResponse> {
     const { activity, logger } = turnOf(context);
+    if (isSubmitInvoke(context.activity.name, context.activity.value)) {
+      // An Action.Submit with `msteams: {type: "invoke"}`: an invoke without a name whose value
+      // is the button's data and the inputs; taken like a Submit message, answered 200.
+      await this.cardClick(context, submitClickOf(context.activity.value, clickerOf(activity)));
+      return { status: 200 };
+    }
     if (context.activity.name !== ADAPTIVE_CARD_ACTION) {
       logger.info("Invoke activity not handled by Herald: answered 200", {
         name: context.activity.name,
@@ -197,14 +201,42 @@ export class HeraldBot extends TeamsActivityHandler {
       this.deps.cardClicks === undefined
         ? { kind: "refused", reason: "no-reference" }
         : await this.deps.cardClicks.take(click, logger);
-    if (outcome.kind === "refused")
+    if (outcome.kind === "refused") {
       logger.warn("Card action refused", { actionType: click.type, reason: outcome.reason });
-    else
+      if (click.type === "Action.Submit") await this.refusalNotice(context, outcome.reason);
+    } else
       logger.info(outcome.first ? "Card action recorded" : "Card action already recorded", {
         actionType: click.type,
         requestId: outcome.reference.r,
       });
     return outcome;
+  }
+
+  /**
+   * A refused `Action.Submit` has no invoke answer to carry the refusal: the user gets a short
+   * reply in their 1:1 chat instead, sent by a work item like the help text (never inline), and
+   * one per activity (Teams' redeliveries collapse at the broker).
+   */
+  private async refusalNotice(context: TurnContext, reason: ClickRefusal): Promise<void> {
+    const { activity } = turnOf(context);
+    if (activity.scope !== "personal" || !isUser(activity.from.id, activity)) return;
+    await this.queueReply(context, refusalText(reason));
+  }
+
+  /** A reply to the user's personal activity (the help text, or `notice`), as a welcome item. */
+  private async queueReply(context: TurnContext, notice?: string): Promise<void> {
+    const { activity } = turnOf(context);
+    await this.queueWelcome(
+      context,
+      {
+        scope: "personal",
+        tenantId: activity.tenantId,
+        teamsUserId: activity.from.id,
+        helpReply: true,
+        ...(notice !== undefined ? { notice } : {}),
+      },
+      activity.id ?? undefined,
+    );
   }
 
   private async readReceipt(context: TurnContext): Promise<void> {

@@ -92,12 +92,15 @@ export async function runWelcome(
     )
       await learnDetails(deps, target, context, logger);
     const send = pacedSender(context, deps, target.tenantId, logger);
-    outcome = await deps.welcomer.ensureWelcome(send, target, logger);
+    // A refused click's notice goes alone: whoever clicked had Herald's card, so no welcome.
+    const notice = work.scope === "personal" ? work.notice : undefined;
+    outcome =
+      notice === undefined ? await deps.welcomer.ensureWelcome(send, target, logger) : "skipped";
     if (work.scope === "personal" && work.helpReply === true && outcome !== "sent") {
       try {
         await send(target.scope === "personal" ? target.conversationId : target.teamId, {
           type: "message",
-          ...personalHelp(),
+          ...(notice !== undefined ? { textFormat: "plain", text: notice } : personalHelp()),
         });
       } catch (error) {
         logger.warn("Help reply could not be delivered", { reason: describeFailure(error) });

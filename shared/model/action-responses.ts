@@ -11,6 +11,9 @@ import { UNSAFE_TEXT_CLASS, unsafeStrings } from "./safe-text";
  * Kept with the request, so the answer needs nothing but two Table reads.
  */
 
+/** Herald's answer to a verb the request gave no response for. */
+export const DEFAULT_ACKNOWLEDGEMENT = "Thanks, your response was recorded.";
+
 /** Verbs a request may answer. */
 export const MAX_ACTION_RESPONSES = 20;
 

@@ -134,6 +134,37 @@ export function stampCard<T>(card: T, reference: CardReference): T {
   return stamp(card) as T;
 }
 
+/**
+ * The card with every click action taken out (root and set actions, select actions, the
+ * Universal Actions `refresh`), and action sets left empty dropped: a copy that was answered
+ * cannot be pressed again on any device. Other actions (open URL, show card) stay.
+ */
+export function withoutClickActions<T>(card: T): T {
+  const strip = (value: Json): Json => {
+    if (Array.isArray(value))
+      return value
+        .filter((item) => !isClickAction(item))
+        .map(strip)
+        .filter(
+          (item) =>
+            !(
+              isObject(item) &&
+              item.type === "ActionSet" &&
+              Array.isArray(item.actions) &&
+              item.actions.length === 0
+            ),
+        );
+    if (!isObject(value)) return value;
+    const copy: Record<string, Json> = {};
+    for (const [key, item] of Object.entries(value)) {
+      if (key === "refresh" || (key === "selectAction" && isClickAction(item))) continue;
+      copy[key] = typeof item === "object" && item !== null ? strip(item) : item;
+    }
+    return copy;
+  };
+  return strip(card) as T;
+}
+
 /** A click's `data` split into Herald's reference (unparsed) and the user's inputs. */
 export function splitClickData(data: Json): { reference: Json; inputs: Record<string, Json> } {
   if (!isObject(data)) return { reference: undefined, inputs: {} };

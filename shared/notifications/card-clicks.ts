@@ -9,10 +9,12 @@ import {
   splitClickData,
 } from "../model/card-actions";
 import type { CloudEvent } from "../model/cloud-event";
+import type { QueuePort } from "../queue/queue-port";
 import type { Delivery, DeliveryLedger } from "../store/delivery-ledger";
 import type { NotificationRequestStore, StoredRequest } from "../store/notification-requests";
 import type { RecordedAction } from "../store/recorded-actions";
 import { withEvents } from "../store/stored-events";
+import { answerMessage, answerPending } from "./answered-copy";
 import type { EventOutbox } from "./event-outbox";
 import { metric } from "./metrics";
 
@@ -59,6 +61,8 @@ export interface CardClickDependencies {
   readonly requests: Pick<NotificationRequestStore, "get">;
   readonly ledger: Pick<DeliveryLedger, "get" | "update">;
   readonly outbox: EventOutbox;
+  /** The internal work queue: the clicked copy's replacement goes there (answered-copy.ts). */
+  readonly queue: () => QueuePort;
   readonly clock: () => Date;
 }
 
@@ -120,6 +124,7 @@ export class CardClicks {
       if (current.actions?.some((a) => a.verb === verb) === true) {
         // Teams redelivered the click (or the user pressed again before the copy changed).
         await this.deps.outbox.publish(current, actionEvents(current, verb));
+        await this.replace(current, request);
         return { kind: "recorded", verb, response, reference, first: false, row: current };
       }
       if (!available(request, current)) return refused("not-available");
@@ -135,10 +140,12 @@ export class CardClicks {
       ]);
       const written = await this.deps.ledger.update(current, {
         actions: [...(current.actions ?? []), action],
+        answer: verb,
         events: withEvents(current.events, fresh),
       });
       if (written.kind === "written") {
         await this.deps.outbox.publish(written.row, fresh);
+        await this.replace(written.row, request);
         metric(log, "cards.actions");
         return { kind: "recorded", verb, response, reference, first: true, row: written.row };
       }
@@ -146,6 +153,17 @@ export class CardClicks {
     }
     // Five writers in a row changed the row: Teams retries a click it got no answer to.
     throw new Error("the recipient's row kept changing while the click was recorded");
+  }
+
+  /**
+   * Queues the clicked copy's replacement in the tenant's session (a Teams call: never made on
+   * the way to the answer). Queued again on each redelivery while it is not in the chat yet: the
+   * message id is the click's, so the broker keeps one; a click whose queueing failed was not
+   * answered, and Teams delivers it again.
+   */
+  private async replace(row: Delivery, request: StoredRequest): Promise<void> {
+    if (answerPending(row))
+      await this.deps.queue().enqueue([answerMessage(row, request.correlationId)]);
   }
 }
 

@@ -31,6 +31,8 @@ export const copyWorkSchema = z.object({
   revision: z.number().int().min(1),
   attempt: z.number().int().min(1),
   correlationId: z.string().max(128).optional(),
+  /** The replacement of a clicked copy: the verb whose answer it is to show (answered-copy.ts). */
+  answer: z.string().min(1).max(64).optional(),
 });
 export type CopyWork = z.infer<typeof copyWorkSchema>;
 
@@ -49,8 +51,9 @@ export function revisionMessage(work: RevisionWork): OutgoingMessage {
 }
 
 /**
- * One copy's change. Its id is derived from (request, recipient, operation, revision, attempt),
- * so passes that find the same copy still to change queue it once; `unique` for a deferral.
+ * One copy's change. Its id is derived from (request, recipient, operation, revision, attempt,
+ * and a click's verb), so passes that find the same copy still to change queue it once, and a
+ * click Teams redelivers queues one replacement; `unique` for a deferral.
  */
 export function copyMessage(work: CopyWork, options: { unique?: boolean } = {}): OutgoingMessage {
   const key = recipientKey(work.recipient);
@@ -61,6 +64,7 @@ export function copyMessage(work: CopyWork, options: { unique?: boolean } = {}):
     work.operation,
     work.revision,
     work.attempt,
+    ...(work.answer !== undefined ? ["answer", work.answer] : []),
   ];
   const messageId = `c-${shortHash(...parts, ...(options.unique === true ? [randomUUID()] : []))}`;
   return workMessage(WORK_KINDS.copy, work.tenantId, work, messageId, {

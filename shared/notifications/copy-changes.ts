@@ -4,7 +4,7 @@ import { hasClickActions, newCardToken } from "../model/card-actions";
 import type { QueuePort } from "../queue/queue-port";
 import type { Delivery, DeliveryLedger } from "../store/delivery-ledger";
 import type { UserReference, UserReferenceStore } from "../store/user-references";
-import { sentActivity } from "./card-stamp";
+import { answerPending, copyActivity } from "./answered-copy";
 import { copyMessage, type CopyWork } from "./change-work-items";
 import type { CopyLedger, CopyWrite } from "./copy-ledger";
 import { RELEASED } from "./copy-ledger";
@@ -128,7 +128,7 @@ export class CopyChanges {
     if (work.operation === "recall") return undefined;
     if (content === undefined) return "the request has no stored message";
     if (content.recalled) return "the request was recalled";
-    if ((row.revision ?? 1) >= content.revision)
+    if ((row.revision ?? 1) >= content.revision && !answerPending(row))
       return `the copy shows revision ${row.revision ?? 1} already`;
     return undefined;
   }
@@ -141,14 +141,21 @@ export class CopyChanges {
     content: RequestContent,
     log: Logger,
   ): Promise<CopyChangeResult> {
-    // The new content's buttons carry the row's token too (card-stamp.ts).
-    const activity = sentActivity(content, row, {
+    // The new content's buttons carry the row's token too (card-stamp.ts); a clicked copy
+    // shows its answer (answered-copy.ts).
+    const activity = copyActivity(content, row, {
       buttons: hasClickActions(content.message.adaptiveCard),
       revision: content.revision,
     });
     const result = await this.deps.operations.updateActivity(work.tenantId, sent, activity);
+    const shown = { answerShown: row.answer };
     if (result.kind === "updated") {
-      await this.settle(this.deps.copies.updated(row, content.revision, work), row, log);
+      // Only the click's answer is new (no newer revision): no `herald.delivery.updated`.
+      const written =
+        content.revision > (row.revision ?? 1)
+          ? this.deps.copies.updated(row, content.revision, work, shown)
+          : this.deps.copies.note(row, { ...RELEASED, ...shown, lastError: undefined });
+      await this.settle(written, row, log);
       log.info("Copy updated", { revision: content.revision });
       metric(log, "notifications.updated");
       return { kind: "updated", revision: content.revision };
@@ -171,6 +178,7 @@ export class CopyChanges {
     if (fresh.kind !== "sent") return this.failed(work, row, fresh, log);
     await this.settle(
       this.deps.copies.updated(row, content.revision, work, {
+        ...shown,
         activityId: fresh.activityId,
         conversationId: fresh.conversationId,
         resent: true,

@@ -1,3 +1,4 @@
+import type { ActionResponses } from "../model/action-responses";
 import type { NotificationMessage } from "../model/message";
 import type {
   NotificationRequestStore,
@@ -14,6 +15,8 @@ export interface RequestContent {
   readonly revision: number;
   /** The request was recalled: nothing more is sent. */
   readonly recalled: boolean;
+  /** The request's answer per verb (what a clicked copy becomes: answered-copy.ts). */
+  readonly actions?: ActionResponses | undefined;
 }
 
 /** How a content came to be known: read from the store now, or handed over (possibly older). */
@@ -34,6 +37,7 @@ export function contentOf(stored: StoredRequest): RequestContent | undefined {
     summary: stored.summary,
     revision: stored.revision ?? 1,
     recalled: stored.recalledAt !== undefined,
+    actions: stored.actions,
   };
 }
 

@@ -383,7 +383,7 @@ export function createNotificationServices(
     outbox,
     queue,
     deadLetters,
-    cardClicks: new CardClicks({ requests: requestStore, ledger, outbox, clock }),
+    cardClicks: new CardClicks({ requests: requestStore, ledger, outbox, queue, clock }),
   };
 }
 

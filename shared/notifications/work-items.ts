@@ -146,6 +146,8 @@ export const welcomeWorkSchema = z.discriminatedUnion("scope", [
     teamsUserId: id,
     /** A message from the user: answer with the help text when no welcome goes out. */
     helpReply: z.boolean().optional(),
+    /** A refused `Action.Submit` click: this short notice is the reply, not the help text. */
+    notice: z.string().min(1).max(300).optional(),
   }),
   z.object({ scope: z.literal("team"), tenantId, teamId: id }),
 ]);

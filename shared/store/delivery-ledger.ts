@@ -11,6 +11,7 @@ import {
 import { chunks, mapLimited } from "../util/collections";
 import { clip } from "../validation/json-guard";
 import type { Claim } from "./delivery-claim";
+import { type DeliveryState, FINAL_STATES } from "./delivery-states";
 import { withoutUndefined, writtenRow } from "./entities";
 import { type RequestKey, requestRowKey } from "./notification-requests";
 import { actionsJson, parseActions, type RecordedAction } from "./recorded-actions";
@@ -47,30 +48,7 @@ import { encodeKey, isRestError, odata, type TableFactory, TABLES } from "./tabl
  * of that person finds the guard taken and ends `duplicate` of the first. (Recipient keys start
  * with their kind's name, so no recipient row key starts with `user~`.)
  */
-export type DeliveryState =
-  | "pending"
-  | "installing"
-  | "waiting-for-chat"
-  | "sending"
-  | "sent"
-  | "unreachable"
-  | "failed"
-  | "rejected"
-  | "duplicate"
-  /** Never sent: the request was recalled first. */
-  | "cancelled"
-  /** Sent, then deleted from the chat when the request was recalled. */
-  | "recalled";
-
-export const FINAL_STATES: ReadonlySet<DeliveryState> = new Set([
-  "sent",
-  "unreachable",
-  "failed",
-  "rejected",
-  "duplicate",
-  "cancelled",
-  "recalled",
-]);
+export { type DeliveryState, FINAL_STATES } from "./delivery-states";
 
 const GUARD_PREFIX = "user~";
 
@@ -127,6 +105,12 @@ export interface Delivery {
   readonly readAt?: string | undefined;
   /** The token of the card's buttons' reference (model/card-actions.ts), kept once written. */
   readonly cardToken?: string | undefined;
+  /**
+   * The verb whose answer the copy is to show once clicked, and the verb whose answer it shows
+   * (notifications/answered-copy.ts): they differ while the click's replacement is under way.
+   */
+  readonly answer?: string | undefined;
+  readonly answerShown?: string | undefined;
   /** The recipient's button clicks, one per verb, in order (notifications/card-clicks.ts). */
   readonly actions?: readonly RecordedAction[] | undefined;
   /**

@@ -33,6 +33,11 @@ const submitCard = {
 
 type Data = Record<string, unknown>;
 
+/** The Adaptive Card of a chat message's attachments. */
+const cardOf = (attachments: readonly unknown[] | undefined) =>
+  (attachments?.[0] as { content?: { body?: unknown[]; actions?: unknown[] } } | undefined)
+    ?.content;
+
 describe("card actions (bot endpoint, Azurite, Teams simulator)", () => {
   let h: NotificationsHarness;
 
@@ -146,6 +151,39 @@ describe("card actions (bot endpoint, Azurite, Teams simulator)", () => {
       expect(h.sim.messagesToUser(user)).toHaveLength(1);
     });
 
+    it("replaces the clicked copy in the chat once with the approve card, without buttons, when the invoke arrives three times", async () => {
+      const { user, message, buttons } = await sent(approvalCard, {
+        actions: { approve: { card: approvedCard } },
+      });
+      const click = h.sim.activities.executeClick(user, { verb: "approve", data: buttons[0] });
+      for (let i = 0; i < 3; i++) await h.postActivityAnswer(click);
+
+      await h.drain();
+
+      const chat = h.sim.chatOf(user);
+      expect(chat).toHaveLength(1);
+      expect(chat[0]).toMatchObject({ id: message.id, edited: true });
+      expect(cardOf(chat[0]!.attachments)).toMatchObject({ body: approvedCard.body });
+      expect(JSON.stringify(chat[0]!.attachments)).not.toContain("Action.Execute");
+      expect(h.sim.messagesToUser(user)[0]?.previousVersions).toHaveLength(1);
+    });
+
+    it("replaces a copy answered with a text by its card without buttons and the text", async () => {
+      const { user, buttons } = await sent(approvalCard, {
+        actions: { reject: { text: "Rejected: order 4711 is cancelled." } },
+      });
+      await h.postActivityAnswer(
+        h.sim.activities.executeClick(user, { verb: "reject", data: buttons[1] }),
+      );
+
+      await h.drain();
+
+      const card = cardOf(h.sim.chatOf(user)[0]?.attachments);
+      expect(card?.actions).toEqual([]);
+      expect(JSON.stringify(card?.body)).toContain("Order 4711 needs your approval");
+      expect(JSON.stringify(card?.body)).toContain("Rejected: order 4711 is cancelled.");
+    });
+
     it("answers a verb without a response with Herald's acknowledgement", async () => {
       const { user, buttons } = await sent(approvalCard);
 
@@ -194,6 +232,29 @@ describe("card actions (bot endpoint, Azurite, Teams simulator)", () => {
     });
   });
 
+  describe("an answered copy and a later update of the request", () => {
+    it("keeps the answer: the updated card arrives without its buttons and with the answer text", async () => {
+      const { user, request, buttons } = await sent(approvalCard);
+      await h.postActivityAnswer(
+        h.sim.activities.executeClick(user, { verb: "approve", data: buttons[0] }),
+      );
+      await h.drain();
+      const changed = {
+        ...approvalCard,
+        body: [{ type: "TextBlock", text: "Order 4711, now 10 laptops" }],
+      };
+      await new NotificationChanges(h).update(request.id, { message: { adaptiveCard: changed } });
+
+      await h.drain();
+
+      const card = cardOf(h.sim.chatOf(user)[0]?.attachments);
+      expect(JSON.stringify(card?.body)).toContain("now 10 laptops");
+      expect(JSON.stringify(card?.body)).toContain("Thanks, your response was recorded.");
+      expect(card?.actions).toEqual([]);
+      expect((await rowOf(request.id, user))?.revision).toBe(2);
+    });
+  });
+
   describe("Action.Submit", () => {
     it("records the click without the help text", async () => {
       const { user, request, buttons } = await sent(submitCard);
@@ -211,6 +272,50 @@ describe("card actions (bot endpoint, Azurite, Teams simulator)", () => {
       expect(actionEvents()[0]?.body).toMatchObject({
         data: { inputs: { question: 7, answer: "42" } },
       });
+    });
+
+    it("records a Submit sent as an invoke (msteams type invoke) like a Submit message", async () => {
+      const { user, request, buttons } = await sent(submitCard);
+
+      const answer = await h.postActivityAnswer(
+        h.sim.activities.submitInvokeClick(user, { ...buttons[0], answer: "42" }),
+      );
+
+      expect(answer.status).toBe(200);
+      expect((await rowOf(request.id, user))?.actions).toEqual([
+        expect.objectContaining({ verb: "submit", type: "Action.Submit" }),
+      ]);
+    });
+
+    it("answers a Submit on a recalled request with a short reply in the chat and records nothing", async () => {
+      const { user, request, buttons } = await sent(submitCard);
+      expect((await new NotificationChanges(h).recall(request.id)).status).toBe(202);
+      await h.drain();
+
+      expect(
+        await h.postActivity(h.sim.activities.submitClick(user, { ...buttons[0], answer: "42" })),
+      ).toBe(200);
+      await h.drain();
+
+      const chat = h.sim.chatOf(user);
+      expect(chat.at(-1)?.text).toBe("This notification is no longer available.");
+      expect(chat).toHaveLength(2);
+      expect((await rowOf(request.id, user))?.actions).toBeUndefined();
+      expect(actionEvents()).toHaveLength(0);
+    });
+
+    it("replaces the copy with its card without the button and Herald's acknowledgement", async () => {
+      const { user, message, buttons } = await sent(submitCard);
+      await h.postActivity(h.sim.activities.submitClick(user, { ...buttons[0], answer: "42" }));
+
+      await h.drain();
+
+      const chat = h.sim.chatOf(user);
+      expect(chat).toHaveLength(1);
+      expect(chat[0]).toMatchObject({ id: message.id, edited: true });
+      const card = cardOf(chat[0]!.attachments);
+      expect(JSON.stringify(card)).not.toContain("Action.Submit");
+      expect(JSON.stringify(card?.body)).toContain("Thanks, your response was recorded.");
     });
   });
 

@@ -109,6 +109,18 @@ export class ActivityBuilders {
   }
 
   /**
+   * An `Action.Submit` whose data has `msteams: { type: "invoke" }`: Teams sends it as an invoke
+   * without a name, its value the button's data and the inputs.
+   */
+  submitInvokeClick(user: SimUser, data: Record<string, unknown>): TeamsActivity {
+    return {
+      ...this.personalBase(user, "invoke"),
+      value: { ...data, msteams: { type: "invoke" } },
+      entities: [this.clientInfo()],
+    };
+  }
+
+  /**
    * The bot added to a team: `conversationUpdate` in the General channel with the bot in
    * `membersAdded` and `channelData.eventType` `teamMemberAdded`.
    */

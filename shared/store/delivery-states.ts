@@ -1,0 +1,25 @@
+/** A delivery row's states (delivery-ledger.ts describes how a row moves between them). */
+export type DeliveryState =
+  | "pending"
+  | "installing"
+  | "waiting-for-chat"
+  | "sending"
+  | "sent"
+  | "unreachable"
+  | "failed"
+  | "rejected"
+  | "duplicate"
+  /** Never sent: the request was recalled first. */
+  | "cancelled"
+  /** Sent, then deleted from the chat when the request was recalled. */
+  | "recalled";
+
+export const FINAL_STATES: ReadonlySet<DeliveryState> = new Set([
+  "sent",
+  "unreachable",
+  "failed",
+  "rejected",
+  "duplicate",
+  "cancelled",
+  "recalled",
+]);
