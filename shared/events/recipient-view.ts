@@ -1,5 +1,6 @@
 import { type Recipient, recipientOfKey } from "../model/recipient";
 import type { Delivery, DeliveryState } from "../store/delivery-ledger";
+import { FINAL_DELIVERY_STATES } from "../store/delivery-states";
 import { withoutUndefined } from "../store/entities";
 
 /**
@@ -10,16 +11,7 @@ import { withoutUndefined } from "../store/entities";
  * another recipient already reaches (`duplicateOf` says which); `cancelled`: never sent, the
  * request was recalled first; `recalled`: sent, then deleted.
  */
-export const RECIPIENT_STATES = [
-  "pending",
-  "sent",
-  "unreachable",
-  "failed",
-  "rejected",
-  "duplicate",
-  "cancelled",
-  "recalled",
-] as const;
+export const RECIPIENT_STATES = ["pending", ...FINAL_DELIVERY_STATES] as const;
 
 export type RecipientState = (typeof RECIPIENT_STATES)[number];
 

@@ -14,7 +14,8 @@ export type DeliveryState =
   /** Sent, then deleted from the chat when the request was recalled. */
   | "recalled";
 
-export const FINAL_STATES: ReadonlySet<DeliveryState> = new Set([
+/** The states a row never leaves by a delivery (an update or recall may still move a `sent` one). */
+export const FINAL_DELIVERY_STATES = [
   "sent",
   "unreachable",
   "failed",
@@ -22,4 +23,6 @@ export const FINAL_STATES: ReadonlySet<DeliveryState> = new Set([
   "duplicate",
   "cancelled",
   "recalled",
-]);
+] as const satisfies readonly DeliveryState[];
+
+export const FINAL_STATES: ReadonlySet<DeliveryState> = new Set(FINAL_DELIVERY_STATES);

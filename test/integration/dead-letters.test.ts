@@ -37,6 +37,22 @@ describe("dead letters make requests final", () => {
     return { user, request, retry: retry! };
   }
 
+  /**
+   * A known user's request delivered inline by its dispatch, whose work item was never settled
+   * (the broker dead-letters it in the end); returns the dispatch as it was queued.
+   */
+  async function deliveredSoleRecipient() {
+    const user = h.sim.addUser();
+    await h.seedUser(user, h.sim.personalConversationId(user));
+    const request = h.request({ recipients: [{ teamsUserId: user.id }] });
+    await h.invokeIntakeOnly({ body: request, messageId: request.id });
+    const [dispatch] = h.queue.takeAll();
+    await h.deliverQueued(dispatch!);
+    h.queue.takeAll();
+    expect(h.sim.messagesToUser(user)).toHaveLength(1);
+    return { request, dispatch: dispatch! };
+  }
+
   /** The work item as the broker dead-letters it: same body and id, with the reason. */
   const deadLettered = (item: RecordedMessage) => ({
     body: item.body,
@@ -83,18 +99,9 @@ describe("dead letters make requests final", () => {
   });
 
   it("reports one completed for a sole recipient's request whose dispatch was dead-lettered after it delivered (the topic was down meanwhile)", async () => {
-    const user = h.sim.addUser();
-    await h.seedUser(user, h.sim.personalConversationId(user));
-    const request = h.request({ recipients: [{ teamsUserId: user.id }] });
-    await h.invokeIntakeOnly({ body: request, messageId: request.id });
-    const [dispatch] = h.queue.takeAll();
-    // The dispatch delivered inline (its outcome carries the request's `completed`), but its
-    // work item was never settled, so the broker dead-lettered it in the end.
-    await h.deliverQueued(dispatch!);
-    h.queue.takeAll();
-    expect(h.sim.messagesToUser(user)).toHaveLength(1);
+    const { request, dispatch } = await deliveredSoleRecipient();
 
-    await h.deliverDeadLetter("work", deadLettered(dispatch!));
+    await h.deliverDeadLetter("work", deadLettered(dispatch));
 
     const page = await h.services.eventLog.read(h.key(request.id));
     const events = page.kind === "found" ? page.page.events : [];
@@ -105,19 +112,12 @@ describe("dead letters make requests final", () => {
   });
 
   it("keeps a request completed whose dispatch was dead-lettered after its sole recipient got the message", async () => {
-    const user = h.sim.addUser();
-    await h.seedUser(user, h.sim.personalConversationId(user));
-    const request = h.request({ recipients: [{ teamsUserId: user.id }] });
-    await h.invokeIntakeOnly({ body: request, messageId: request.id });
-    const [dispatch] = h.queue.takeAll();
-    await h.deliverQueued(dispatch!);
-    h.queue.takeAll();
-    expect(h.sim.messagesToUser(user)).toHaveLength(1);
+    const { request, dispatch } = await deliveredSoleRecipient();
     // The dispatch died after the send, before its last write: the request row still says queued.
     const stored = await h.requests.get(h.key(request.id));
     await h.requests.update(stored!, { state: "queued" });
 
-    await h.deliverDeadLetter("work", deadLettered(dispatch!));
+    await h.deliverDeadLetter("work", deadLettered(dispatch));
 
     const status = await h.services.status.get(request.id);
     expect(status).toMatchObject({
