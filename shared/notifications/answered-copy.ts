@@ -49,8 +49,7 @@ function answeredMessage(
 ): NotificationMessage {
   const text = response?.text ?? DEFAULT_ACKNOWLEDGEMENT;
   const card = message.adaptiveCard;
-  if (card === undefined)
-    return { ...message, text: `${message.text ?? ""}\n\n${text}`, format: message.format };
+  if (card === undefined) return { ...message, text: `${message.text ?? ""}\n\n${text}` };
   const stripped = withoutClickActions(card);
   const body = Array.isArray(stripped.body) ? stripped.body : [];
   return {
