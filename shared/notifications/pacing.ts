@@ -86,6 +86,20 @@ export class SlidingWindowLimiter {
     if (index >= 0) this.times.splice(index, 1);
   }
 
+  /**
+   * Counts a recorded call at `to` instead of `from` (later: when it really left), kept in order.
+   * A time no longer kept (more calls since than any window holds) changes nothing.
+   */
+  move(from: number, to: number): void {
+    if (to <= from) return;
+    const index = this.times.lastIndexOf(from);
+    if (index < 0) return;
+    this.times.splice(index, 1);
+    let at = this.times.length;
+    while (at > 0 && this.times[at - 1]! > to) at -= 1;
+    this.times.splice(at, 0, to);
+  }
+
   block(until: number): void {
     if (Number.isFinite(until)) this.blockedUntil = Math.max(this.blockedUntil, until);
   }
@@ -124,6 +138,15 @@ export interface PacerOptions {
   readonly recoveryFactor?: number;
   readonly now?: () => number;
 }
+
+/** The gate's answer: wait `waitMs` and ask again, or go (0) and say when the call left. */
+export interface GateAnswer {
+  readonly waitMs: number;
+  /** The call is on the wire now (a new connection's handshake later): its start counts now. */
+  readonly onWire: () => void;
+}
+
+const NOTHING_TO_MOVE = () => {};
 
 export interface Grant {
   /** How long to wait before calling Teams (when granted), or until a slot frees up. */
@@ -224,14 +247,26 @@ export class Pacer {
    * bunched, and a 1 s window then holds 53-55 of them where the plan had 48 (Teams answers
    * 429). The gate counts the starts themselves under the same windows and scale, so no window
    * of real starts exceeds the limit. It rarely waits: only when the drift ran calls together.
+   *
+   * A start is counted when the call begins; `onWire` moves it to when the request really left
+   * (connector/wire-time.ts), which for a call on a new connection is a handshake later. Calls
+   * are answered long before a window's length, so the gate counts what Teams counts.
    */
-  gate(tenantId: string): number {
+  gate(tenantId: string): GateAnswer {
     const now = this.now();
     const tenant = this.tenant(tenantId, now);
     const at = tenant.starts.earliest(now, tenant.scale * this.margin);
-    if (at > now) return at - now;
+    if (at > now) return { waitMs: at - now, onWire: NOTHING_TO_MOVE };
     tenant.starts.take(now);
-    return 0;
+    let moved = false;
+    return {
+      waitMs: 0,
+      onWire: () => {
+        if (moved) return;
+        moved = true;
+        tenant.starts.move(now, this.now());
+      },
+    };
   }
 
   /** Teams answered 429: slow the tenant down, hold the conversation for Retry-After. */

@@ -111,6 +111,54 @@ describe("BotbuilderConnector", () => {
     expect(sim.activitiesIn(conversationId).map((a) => a.deleted)).toEqual([true]);
   });
 
+  it("tells the caller once per call when its request is on the wire, before Teams answers", async () => {
+    // A connector of its own: its first call opens a new connection, as an instance's first does.
+    const fresh = BotbuilderConnector.fromConfig(
+      loadConfig({ TableStorageConnection: "UseDevelopmentStorage=true" }),
+    );
+    sim.setLatency(30);
+    const user = sim.addUser();
+    const seen: string[] = [];
+    const hooks = (name: string) => ({ onWire: () => seen.push(`${name} left`) });
+    const answered = <T>(name: string, result: T): T => {
+      seen.push(`${name} answered`);
+      return result;
+    };
+    const created = await fresh.createPersonalConversation(
+      { serviceUrl: sim.serviceUrl, tenantId: sim.tenantId, teamsUserId: user.id },
+      hooks("create"),
+    );
+    answered("create", created);
+    if (created.kind !== "created") throw new Error(`not created: ${created.kind}`);
+    const target = { serviceUrl: sim.serviceUrl, conversationId: created.conversationId };
+    const sent = answered(
+      "send",
+      await fresh.sendActivity(
+        { ...target, activity: { type: "message", text: "a" } },
+        hooks("send"),
+      ),
+    );
+    if (sent.kind !== "sent") throw new Error(`not sent: ${sent.kind}`);
+    const posted = { ...target, activityId: sent.activityId };
+    answered(
+      "update",
+      await fresh.updateActivity(
+        { ...posted, activity: { type: "message", text: "b" } },
+        hooks("update"),
+      ),
+    );
+    answered("delete", await fresh.deleteActivity(posted, hooks("delete")));
+    // A call without hooks (the member lookup, or a caller that does not pace) is not watched.
+    await fresh.sendActivity({ ...target, activity: { type: "message", text: "c" } });
+
+    expect(seen).toEqual(
+      ["create", "send", "update", "delete"].flatMap((name) => [
+        `${name} left`,
+        `${name} answered`,
+      ]),
+    );
+  });
+
   it("answers an update of an activity Teams does not have as 404, after one call", async () => {
     const user = sim.addUser();
     const result = await connector.updateActivity({
