@@ -30,8 +30,9 @@ export interface TeamsConnector {
 /** What a caller is told about a call besides its answer. */
 export interface CallHooks {
   /**
-   * The call's request was handed to the operating system: when Teams starts counting it, which
-   * on a new connection is a handshake later than the call began (see wire-time.ts).
+   * The call's request, sent over a new connection, was handed to the operating system: when
+   * Teams starts counting it, a handshake later than the call began (see wire-time.ts). Not
+   * called for a request on a kept-alive socket, which leaves as it begins.
    */
   readonly onWire?: () => void;
 }

@@ -19,7 +19,8 @@ import { pipelineOf } from "./single-attempt";
  * hands it to the pipeline request unchanged); `wireTimePolicy`, last in the client's pipeline,
  * maps the request's `x-ms-client-request-id` (set by the pipeline's request id policy) to the
  * call's listener; Node's `http.client.request.start` diagnostics channel gives the
- * `ClientRequest` with that header, whose `finish` then calls the listener. A channel that does
+ * `ClientRequest` with that header, whose `finish` then calls the listener when the request went
+ * over a new connection. A channel that does
  * not fire leaves the start counted where it was, as before.
  */
 export type OnWire = () => void;
@@ -54,7 +55,13 @@ function subscribeOnce(): void {
     const id = request?.getHeader(REQUEST_ID_HEADER);
     const onWire = typeof id === "string" ? inFlight.get(id) : undefined;
     if (request === undefined || onWire === undefined) return;
-    request.once("finish", onWire);
+    // On a kept-alive socket the request is written as it starts: nothing to move. Only a new
+    // connection makes it leave later, and only then is the `finish` time told (a `finish` seen
+    // late because the event loop was busy would otherwise count every call late, and the gate
+    // would hold back calls for pauses of its own process: 41/s of 48 at 8 instances on 2 cores).
+    request.once("finish", () => {
+      if (!request.reusedSocket) onWire();
+    });
   });
 }
 
