@@ -57,6 +57,14 @@ export interface TenantFigures {
   /** Longest pause between two accepted sends of the tenant (a session handoff shows here). */
   readonly maxSendGapMs: number;
   /**
+   * The tenant's first and last accepted send, from the run's first accepted send: a late start
+   * (the session taken late) shows in the first, a slow tail (a retry after a 429) in the last.
+   */
+  readonly firstSendMs: number;
+  readonly lastSendMs: number;
+  /** When an instance first ran a message of the tenant's session (same origin). */
+  readonly firstMessageMs: number;
+  /**
    * For each 429 (first 10): the longest pause between two of the tenant's calls in the second
    * before it, and how many calls arrived in the 200 ms before it. A pause then a bunch is
    * calls that were paced evenly but reached Teams late together (a stalled event loop).
@@ -342,6 +350,9 @@ async function runOnce(
       maxCallsInAnySecond: maxInWindow(times),
       deliveredPerSecond: round(ratePerSecond(ledger.sent ?? 0, sends), 1),
       maxSendGapMs: maxGap(sends),
+      firstSendMs: sends[0] ?? 0,
+      lastSendMs: sends.at(-1) ?? 0,
+      firstMessageMs: holds[0]?.from ?? 0,
       throttledAfter: mine
         .filter((r) => r.status === 429)
         .slice(0, 10)
@@ -356,6 +367,13 @@ async function runOnce(
     });
   }
   allSends.sort((a, b) => a - b);
+  const runFirstSend = allSends[0] ?? 0;
+  const tenantsFromFirstSend = tenantsDetail.map((t) => ({
+    ...t,
+    firstSendMs: t.firstSendMs - runFirstSend,
+    lastSendMs: t.lastSendMs - runFirstSend,
+    firstMessageMs: t.firstMessageMs - runFirstSend,
+  }));
   const sent = ledgerTotal.sent ?? 0;
   const recipients = tenants.reduce((n, t) => n + t.users.length, 0);
   const metrics: Record<string, number> = {};
@@ -388,7 +406,7 @@ async function runOnce(
       locked: left.locked,
       deadLettered: left.deadLettered,
     },
-    tenantsDetail,
+    tenantsDetail: tenantsFromFirstSend,
     metrics,
     instancesDetail: results.map((r) => ({
       pid: r.pid,

@@ -17,6 +17,7 @@ import { BoundedMap } from "../util/bounded-map";
 import { type ServiceUrlPolicy, serviceUrlPolicy } from "./service-url-policy";
 import { withoutRetries } from "./single-attempt";
 import {
+  type CallHooks,
   classifyConnectorError,
   type ConnectorFailure,
   type CreatePersonalConversation,
@@ -32,6 +33,7 @@ import {
   type UpdateActivity,
   type UpdateResult,
 } from "./teams-connector";
+import { watchWire, withWireTimes } from "./wire-time";
 
 export interface BotbuilderConnectorOptions {
   /** The bot's Teams id `28:<app id>`; sent as `bot` when creating conversations. */
@@ -125,8 +127,11 @@ export class BotbuilderConnector implements TeamsConnector {
     });
   }
 
-  createPersonalConversation(input: CreatePersonalConversation): Promise<CreateResult> {
-    return this.call(input.serviceUrl, async (client, abortSignal) => {
+  createPersonalConversation(
+    input: CreatePersonalConversation,
+    hooks?: CallHooks,
+  ): Promise<CreateResult> {
+    return this.call(input.serviceUrl, hooks, async (client, abortSignal) => {
       const response = await client.conversations.createConversation(
         {
           isGroup: false,
@@ -143,8 +148,8 @@ export class BotbuilderConnector implements TeamsConnector {
     });
   }
 
-  sendActivity(input: SendActivity): Promise<SendResult> {
-    return this.call(input.serviceUrl, async (client, abortSignal) => {
+  sendActivity(input: SendActivity, hooks?: CallHooks): Promise<SendResult> {
+    return this.call(input.serviceUrl, hooks, async (client, abortSignal) => {
       const response = await client.conversations.sendToConversation(
         input.conversationId,
         input.activity,
@@ -158,8 +163,8 @@ export class BotbuilderConnector implements TeamsConnector {
     });
   }
 
-  updateActivity(input: UpdateActivity): Promise<UpdateResult> {
-    return this.call(input.serviceUrl, async (client, abortSignal) => {
+  updateActivity(input: UpdateActivity, hooks?: CallHooks): Promise<UpdateResult> {
+    return this.call(input.serviceUrl, hooks, async (client, abortSignal) => {
       await client.conversations.updateActivity(
         input.conversationId,
         input.activityId,
@@ -170,8 +175,8 @@ export class BotbuilderConnector implements TeamsConnector {
     });
   }
 
-  deleteActivity(input: DeleteActivity): Promise<DeleteResult> {
-    return this.call(input.serviceUrl, async (client, abortSignal) => {
+  deleteActivity(input: DeleteActivity, hooks?: CallHooks): Promise<DeleteResult> {
+    return this.call(input.serviceUrl, hooks, async (client, abortSignal) => {
       await client.conversations.deleteActivity(input.conversationId, input.activityId, {
         abortSignal,
       });
@@ -180,7 +185,7 @@ export class BotbuilderConnector implements TeamsConnector {
   }
 
   getMember(input: GetMember): Promise<MemberResult> {
-    return this.call(input.serviceUrl, async (client, abortSignal) => {
+    return this.call(input.serviceUrl, undefined, async (client, abortSignal) => {
       const response = await client.conversations.getConversationMember(
         input.conversationId,
         input.memberId,
@@ -206,6 +211,7 @@ export class BotbuilderConnector implements TeamsConnector {
   /** One call to Teams under the deadline; Teams' answers become tagged failures, not throws. */
   private async call<T>(
     serviceUrl: string,
+    hooks: CallHooks | undefined,
     send: (client: ConnectorClient, abortSignal: AbortSignal) => Promise<T>,
   ): Promise<T | ConnectorFailure> {
     const verdict = this.options.serviceUrls?.check(serviceUrl) ?? { ok: true };
@@ -220,6 +226,7 @@ export class BotbuilderConnector implements TeamsConnector {
     }
     const client = await this.client(serviceUrl);
     const { abortSignal, done } = this.deadline();
+    if (hooks?.onWire !== undefined) watchWire(abortSignal, hooks.onWire);
     try {
       return await send(client, abortSignal);
     } catch (error) {
@@ -262,7 +269,7 @@ export class BotbuilderConnector implements TeamsConnector {
     if (client === undefined) {
       client = this.factory
         .create(serviceUrl, undefined)
-        .then((c) => withoutRetries(c, this.options.logger));
+        .then((c) => withWireTimes(withoutRetries(c, this.options.logger)));
       this.clients.set(serviceUrl, client);
       client.catch(() => {
         if (this.clients.peek(serviceUrl) === client) this.clients.delete(serviceUrl);

@@ -19,17 +19,24 @@ const DEFAULT_RETRY_POLICY = "defaultRetryPolicy";
  * reach the caller after exactly one call.
  */
 export function withoutRetries(client: ConnectorClient, logger?: Logger): ConnectorClient {
-  // `client` (the @azure/core-client ServiceClient) is private in botbuilder's typings; its
-  // pipeline is the documented @azure/core-rest-pipeline Pipeline.
-  const pipeline = (
-    client as unknown as {
-      client?: { pipeline?: { removePolicy(o: { name: string }): unknown[] } };
-    }
-  ).client?.pipeline;
+  const pipeline = pipelineOf(client);
   if (pipeline === undefined) {
     logger?.warn("Bot Connector client has no pipeline to adjust: its built-in retries stay on");
     return client;
   }
   pipeline.removePolicy({ name: DEFAULT_RETRY_POLICY });
   return client;
+}
+
+/** The parts of @azure/core-rest-pipeline's documented `Pipeline` Herald adjusts. */
+export interface ClientPipeline {
+  removePolicy(options: { name: string }): unknown[];
+  addPolicy(policy: unknown, options?: { afterPhase?: "Serialize" | "Retry" | "Sign" }): void;
+}
+
+/** A Bot Connector client's request pipeline, when it has one. */
+export function pipelineOf(client: ConnectorClient): ClientPipeline | undefined {
+  // `client` (the @azure/core-client ServiceClient) is private in botbuilder's typings; its
+  // pipeline is the documented @azure/core-rest-pipeline Pipeline.
+  return (client as unknown as { client?: { pipeline?: ClientPipeline } }).client?.pipeline;
 }

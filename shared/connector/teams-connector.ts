@@ -8,20 +8,33 @@ import { statusCodeOf } from "../errors";
  * `transient` failure, as no answer at all is: a later attempt may get a readable one.
  */
 export interface TeamsConnector {
-  createPersonalConversation(input: CreatePersonalConversation): Promise<CreateResult>;
-  sendActivity(input: SendActivity): Promise<SendResult>;
+  createPersonalConversation(
+    input: CreatePersonalConversation,
+    hooks?: CallHooks,
+  ): Promise<CreateResult>;
+  sendActivity(input: SendActivity, hooks?: CallHooks): Promise<SendResult>;
   /**
    * `PUT /v3/conversations/{id}/activities/{activityId}`: replaces a sent activity in place
    * (Teams marks the message edited); the new activity need not be of the same kind.
    */
-  updateActivity(input: UpdateActivity): Promise<UpdateResult>;
+  updateActivity(input: UpdateActivity, hooks?: CallHooks): Promise<UpdateResult>;
   /** `DELETE /v3/conversations/{id}/activities/{activityId}`: Teams leaves a placeholder. */
-  deleteActivity(input: DeleteActivity): Promise<DeleteResult>;
+  deleteActivity(input: DeleteActivity, hooks?: CallHooks): Promise<DeleteResult>;
   /**
    * `GET /v3/conversations/{id}/members/{member}`: who a member of a conversation is (their
    * `29:` id above all). Proactive install learns a user this way from the chat Graph names.
    */
   getMember(input: GetMember): Promise<MemberResult>;
+}
+
+/** What a caller is told about a call besides its answer. */
+export interface CallHooks {
+  /**
+   * The call's request, sent over a new connection, was handed to the operating system: when
+   * Teams starts counting it, a handshake later than the call began (see wire-time.ts). Not
+   * called for a request on a kept-alive socket, which leaves as it begins.
+   */
+  readonly onWire?: () => void;
 }
 
 export interface GetMember {

@@ -86,6 +86,20 @@ export class SlidingWindowLimiter {
     if (index >= 0) this.times.splice(index, 1);
   }
 
+  /**
+   * Counts a recorded call at `to` instead of `from` (later: when it really left), kept in order.
+   * A time no longer kept (more calls since than any window holds) changes nothing.
+   */
+  move(from: number, to: number): void {
+    if (to <= from) return;
+    const index = this.times.lastIndexOf(from);
+    if (index < 0) return;
+    this.times.splice(index, 1);
+    let at = this.times.length;
+    while (at > 0 && this.times[at - 1]! > to) at -= 1;
+    this.times.splice(at, 0, to);
+  }
+
   block(until: number): void {
     if (Number.isFinite(until)) this.blockedUntil = Math.max(this.blockedUntil, until);
   }
@@ -119,11 +133,28 @@ export interface PacerOptions {
    * count one message as more than one call, so stay a little under the documented ceiling).
    */
   readonly margin?: number;
+  /**
+   * Fraction of the per-tenant limit the gate holds real call starts to (default 0.98, 49 of
+   * 50; never below `margin`). Above the plan on purpose: grants come exactly at the planned
+   * rate, so a gate at the same rate has no room for the few ms by which wire times jitter; it
+   * then holds calls back, each hold shifts every later window, and the tenant drifts below its
+   * plan (47.4/s of 48 in the bench). One call of room absorbs the jitter and stays under Teams'.
+   */
+  readonly gateMargin?: number;
   readonly minScale?: number;
   readonly recoveryMs?: number;
   readonly recoveryFactor?: number;
   readonly now?: () => number;
 }
+
+/** The gate's answer: wait `waitMs` and ask again, or go (0) and say when the call left. */
+export interface GateAnswer {
+  readonly waitMs: number;
+  /** The call is on the wire now (a new connection's handshake later): its start counts now. */
+  readonly onWire: () => void;
+}
+
+const NOTHING_TO_MOVE = () => {};
 
 export interface Grant {
   /** How long to wait before calling Teams (when granted), or until a slot frees up. */
@@ -168,6 +199,7 @@ export class Pacer {
   private readonly perTenant: readonly RateWindow[];
   private readonly perConversation: readonly RateWindow[];
   private readonly margin: number;
+  private readonly gateMargin: number;
   private readonly minScale: number;
   private readonly recoveryMs: number;
   private readonly recoveryFactor: number;
@@ -178,6 +210,7 @@ export class Pacer {
     this.perConversation =
       options.perConversation ?? PER_BOT_PER_CONVERSATION_LIMITS.sendToConversation;
     this.margin = options.margin ?? 0.96;
+    this.gateMargin = Math.max(this.margin, options.gateMargin ?? 0.98);
     this.minScale = options.minScale ?? 0.1;
     // 3 s: back from half rate in ~9 s. A lone 429 (a GC pause bunching a few calls) then
     // costs seconds, not the minute a 10 s step took (bench/: "At Teams' limits").
@@ -224,14 +257,26 @@ export class Pacer {
    * bunched, and a 1 s window then holds 53-55 of them where the plan had 48 (Teams answers
    * 429). The gate counts the starts themselves under the same windows and scale, so no window
    * of real starts exceeds the limit. It rarely waits: only when the drift ran calls together.
+   *
+   * A start is counted when the call begins; `onWire` moves it to when the request really left
+   * (connector/wire-time.ts), which for a call on a new connection is a handshake later. Calls
+   * are answered long before a window's length, so the gate counts what Teams counts.
    */
-  gate(tenantId: string): number {
+  gate(tenantId: string): GateAnswer {
     const now = this.now();
     const tenant = this.tenant(tenantId, now);
-    const at = tenant.starts.earliest(now, tenant.scale * this.margin);
-    if (at > now) return at - now;
+    const at = tenant.starts.earliest(now, tenant.scale * this.gateMargin);
+    if (at > now) return { waitMs: at - now, onWire: NOTHING_TO_MOVE };
     tenant.starts.take(now);
-    return 0;
+    let moved = false;
+    return {
+      waitMs: 0,
+      onWire: () => {
+        if (moved) return;
+        moved = true;
+        tenant.starts.move(now, this.now());
+      },
+    };
   }
 
   /** Teams answered 429: slow the tenant down, hold the conversation for Retry-After. */

@@ -46,12 +46,13 @@ export class TeamsOperations {
     user: UserReference,
     log: Logger,
   ): Promise<CreateResult> {
-    await this.deps.work.beforeCall(tenantId);
-    const created = await this.deps.connector().createPersonalConversation({
-      serviceUrl: user.serviceUrl,
-      tenantId,
-      teamsUserId: user.teamsUserId,
-    });
+    const hooks = await this.deps.work.beforeCall(tenantId);
+    const created = await this.deps
+      .connector()
+      .createPersonalConversation(
+        { serviceUrl: user.serviceUrl, tenantId, teamsUserId: user.teamsUserId },
+        hooks,
+      );
     if (created.kind === "created") {
       await this.deps.users.setConversationId(tenantId, user.teamsUserId, created.conversationId);
       log.info("Created the 1:1 conversation and stored its id");
@@ -66,14 +67,14 @@ export class TeamsOperations {
     sent: SentActivity,
     activity: MessageActivity,
   ): Promise<UpdateResult> {
-    await this.deps.work.beforeCall(tenantId);
-    return this.deps.connector().updateActivity({ ...sent, activity });
+    const hooks = await this.deps.work.beforeCall(tenantId);
+    return this.deps.connector().updateActivity({ ...sent, activity }, hooks);
   }
 
   /** `DELETE …/activities/{activityId}`. */
   async deleteActivity(tenantId: string, sent: SentActivity): Promise<DeleteResult> {
-    await this.deps.work.beforeCall(tenantId);
-    return this.deps.connector().deleteActivity(sent);
+    const hooks = await this.deps.work.beforeCall(tenantId);
+    return this.deps.connector().deleteActivity(sent, hooks);
   }
 
   /**
@@ -138,11 +139,9 @@ export class TeamsOperations {
     conversationId: string,
     activity: MessageActivity,
   ) {
-    await this.deps.work.beforeCall(tenantId);
-    return this.deps.connector().sendActivity({
-      serviceUrl: user.serviceUrl,
-      conversationId,
-      activity,
-    });
+    const hooks = await this.deps.work.beforeCall(tenantId);
+    return this.deps
+      .connector()
+      .sendActivity({ serviceUrl: user.serviceUrl, conversationId, activity }, hooks);
   }
 }

@@ -1,3 +1,4 @@
+import type { CallHooks } from "../connector/teams-connector";
 import type { Pacer } from "./pacing";
 
 /** Whether a paced call may go now, or when its work should come back. */
@@ -16,6 +17,7 @@ export interface TenantWorkOptions {
 }
 
 const GO: Slot = { kind: "go" };
+const NO_HOOKS: CallHooks = {};
 
 /**
  * The one runner of a tenant's paced calls: every call Herald makes to Teams (per tenant and per
@@ -89,13 +91,17 @@ export class TenantWorkRunner {
 
   /**
    * Waits until a call of `key` may start by the count of calls that actually started (the
-   * pacer's gate), right before the call, after the writes that follow its slot.
+   * pacer's gate), right before the call, after the writes that follow its slot. Returns the
+   * hook to hand the connector, which tells the gate when the call's request really left.
    */
-  async beforeCall(key: string): Promise<void> {
+  async beforeCall(key: string): Promise<CallHooks> {
     const pacer = this.options.pacer;
-    if (pacer === undefined) return;
-    for (let wait = pacer.gate(key); wait > 0; wait = pacer.gate(key))
-      await this.options.sleep(wait);
+    if (pacer === undefined) return NO_HOOKS;
+    for (;;) {
+      const answer = pacer.gate(key);
+      if (answer.waitMs === 0) return { onWire: answer.onWire };
+      await this.options.sleep(answer.waitMs);
+    }
   }
 
   /** A call was answered 429: the pacer holds the conversation and may slow the tenant. */

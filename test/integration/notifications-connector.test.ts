@@ -111,6 +111,58 @@ describe("BotbuilderConnector", () => {
     expect(sim.activitiesIn(conversationId).map((a) => a.deleted)).toEqual([true]);
   });
 
+  it("tells the caller when a call's request left over a new connection, before Teams answers, and not for calls on the kept-alive socket", async () => {
+    // A Teams of its own (no kept-alive socket to it yet): the first call opens a connection, as
+    // an instance's first does.
+    const sim = await startTeamsSimulator({ latencyMs: 30 });
+    const fresh = BotbuilderConnector.fromConfig(
+      loadConfig({ TableStorageConnection: "UseDevelopmentStorage=true" }),
+    );
+    const user = sim.addUser();
+    const seen: string[] = [];
+    const hooks = (name: string) => ({ onWire: () => seen.push(`${name} left`) });
+    const answered = <T>(name: string, result: T): T => {
+      seen.push(`${name} answered`);
+      return result;
+    };
+    const created = await fresh.createPersonalConversation(
+      { serviceUrl: sim.serviceUrl, tenantId: sim.tenantId, teamsUserId: user.id },
+      hooks("create"),
+    );
+    answered("create", created);
+    if (created.kind !== "created") throw new Error(`not created: ${created.kind}`);
+    const target = { serviceUrl: sim.serviceUrl, conversationId: created.conversationId };
+    const sent = answered(
+      "send",
+      await fresh.sendActivity(
+        { ...target, activity: { type: "message", text: "a" } },
+        hooks("send"),
+      ),
+    );
+    if (sent.kind !== "sent") throw new Error(`not sent: ${sent.kind}`);
+    const posted = { ...target, activityId: sent.activityId };
+    answered(
+      "update",
+      await fresh.updateActivity(
+        { ...posted, activity: { type: "message", text: "b" } },
+        hooks("update"),
+      ),
+    );
+    answered("delete", await fresh.deleteActivity(posted, hooks("delete")));
+    // A call without hooks (the member lookup, or a caller that does not pace) is not watched.
+    await fresh.sendActivity({ ...target, activity: { type: "message", text: "c" } });
+
+    // The first call opened the connection; the others reused it and left as they began.
+    expect(seen).toEqual([
+      "create left",
+      "create answered",
+      "send answered",
+      "update answered",
+      "delete answered",
+    ]);
+    await sim.close();
+  });
+
   it("answers an update of an activity Teams does not have as 404, after one call", async () => {
     const user = sim.addUser();
     const result = await connector.updateActivity({

@@ -91,6 +91,19 @@ describe("TenantWorkRunner", () => {
     expect(r.now()).toBe(start + 1_001);
   });
 
+  it("counts a call from when its request left, so the next second's call waits for that", async () => {
+    const r = rig(2);
+    const start = r.now();
+    const first = await r.runner.beforeCall(TENANT);
+    const second = await r.runner.beforeCall(TENANT);
+    // Both requests waited 300 ms for a new connection before they left.
+    r.set(start + 300);
+    first.onWire?.();
+    second.onWire?.();
+    await r.runner.beforeCall(TENANT);
+    expect(r.now()).toBe(start + 1_301);
+  });
+
   it("lets everything go at once without a pacer", async () => {
     const runner = new TenantWorkRunner({
       pacer: undefined,
