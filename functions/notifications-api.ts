@@ -11,6 +11,8 @@ export const notificationStatus: HttpHandler = (r, c) => api().status(r, c);
 export const updateNotification: HttpHandler = (r, c) => api().update(r, c);
 /** `DELETE /api/notifications/{id}?tenantId=`: recall a request. */
 export const recallNotification: HttpHandler = (r, c) => api().recall(r, c);
+/** `PATCH /api/notifications/{id}/recipients/{recipient}?tenantId=`: one person's copy. */
+export const updateNotificationRecipient: HttpHandler = (r, c) => api().updateRecipient(r, c);
 /** `GET /api/notifications/{id}/events`: the request's events, in order, with a cursor. */
 export const notificationEvents: HttpHandler = (r, c) => api().events(r, c);
 
@@ -19,6 +21,12 @@ const routes: [string, HttpMethod, string, HttpHandler][] = [
   ["notifications-status", "GET", "notifications/{id}", notificationStatus],
   ["notifications-update", "PATCH", "notifications/{id}", updateNotification],
   ["notifications-recall", "DELETE", "notifications/{id}", recallNotification],
+  [
+    "notifications-update-recipient",
+    "PATCH",
+    "notifications/{id}/recipients/{recipient}",
+    updateNotificationRecipient,
+  ],
   ["notifications-events", "GET", "notifications/{id}/events", notificationEvents],
 ];
 for (const [name, method, route, handler] of routes)

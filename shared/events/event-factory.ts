@@ -57,8 +57,12 @@ export function deliveryEvent(
     tenantId: row.tenantId,
     requestId: row.requestId,
     recipientKey: row.recipientKey,
-    // A copy's update is one event per revision it reaches (the id is stable per transition).
-    revision: row.revision ?? 1,
+    // A copy's update is one event per revision it reaches (the id is stable per transition),
+    // and one per per-recipient update it shows: only those ids name the override's sequence.
+    revision:
+      type === "herald.delivery.updated" && row.override !== undefined
+        ? `${row.revision ?? 1}/override:${row.override}`
+        : (row.revision ?? 1),
     at: context.at,
     correlationId: context.correlationId,
     data: { requestId: row.requestId, tenantId: row.tenantId.toLowerCase(), ...view },

@@ -78,6 +78,14 @@ export const deliveryDataSchema = z
       .min(1)
       .optional()
       .describe("The request revision the person's copy shows (sent, updated, recalled)."),
+    override: z
+      .number()
+      .int()
+      .min(1)
+      .optional()
+      .describe(
+        "The sequence of the per-recipient update the copy shows (PATCH …/recipients/{recipient}); absent: the request's content.",
+      ),
     teamsUserId: z.string().optional(),
     userPrincipalName: z
       .string()

@@ -31,6 +31,8 @@ export interface RecipientView {
   readonly activityId?: string;
   /** The request revision this person's copy shows now (sent and recalled copies). */
   readonly revision?: number;
+  /** The sequence of the per-recipient update the copy shows (none: the request's content). */
+  readonly override?: number;
   readonly teamsUserId?: string;
   /**
    * Who the recipient is, when Herald knows it and the recipient does not say (a group's
@@ -74,6 +76,7 @@ export function recipientView(row: Omit<Delivery, "etag">): RecipientView {
     lastError: row.lastError,
     activityId: row.activityId,
     revision: shownRevision(row),
+    override: row.override,
     teamsUserId: row.teamsUserId,
     userPrincipalName: row.userPrincipalName,
     displayName: row.displayName,

@@ -5,6 +5,7 @@ import type { OutgoingMessage } from "../queue/queue-port";
 import type { Delivery } from "../store/delivery-ledger";
 import { referenceOf, sentActivity } from "./card-stamp";
 import { copyMessage } from "./change-work-items";
+import { answeredSinceOverride } from "./copy-content";
 import type { RequestContent } from "./request-contents";
 
 /**
@@ -19,7 +20,8 @@ import type { RequestContent } from "./request-contents";
  *
  * The row keeps the verb to show (`answer`, written with the click) and the verb shown
  * (`answerShown`, written after Teams took the PUT). A later update of the request keeps the
- * answer: the copy shows the new content answered the same way, never its buttons again.
+ * answer: the copy shows the new content answered the same way, never its buttons again. One
+ * person's own update (copy-content.ts) wins over an answer recorded before it.
  */
 
 /** The copy's answer is recorded but not yet in the chat. */
@@ -33,7 +35,8 @@ export function copyActivity(
   row: Delivery,
   options: { readonly buttons: boolean; readonly revision: number },
 ): MessageActivity {
-  if (row.answer === undefined) return sentActivity(content, row, options);
+  if (row.answer === undefined || !answeredSinceOverride(row, content))
+    return sentActivity(content, row, options);
   const response = content.actions?.[row.answer];
   if (response?.card !== undefined)
     return toActivity(

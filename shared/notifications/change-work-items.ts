@@ -33,6 +33,8 @@ export const copyWorkSchema = z.object({
   correlationId: z.string().max(128).optional(),
   /** The replacement of a clicked copy: the verb whose answer it is to show (answered-copy.ts). */
   answer: z.string().min(1).max(64).optional(),
+  /** One person's own update: the sequence of their override to show (copy-content.ts). */
+  override: z.number().int().min(1).optional(),
 });
 export type CopyWork = z.infer<typeof copyWorkSchema>;
 
@@ -52,8 +54,9 @@ export function revisionMessage(work: RevisionWork): OutgoingMessage {
 
 /**
  * One copy's change. Its id is derived from (request, recipient, operation, revision, attempt,
- * and a click's verb), so passes that find the same copy still to change queue it once, and a
- * click Teams redelivers queues one replacement; `unique` for a deferral.
+ * and a click's verb or an override's sequence), so passes that find the same copy still to
+ * change queue it once, a click Teams redelivers queues one replacement, and so does a
+ * per-recipient update retried; `unique` for a deferral.
  */
 export function copyMessage(work: CopyWork, options: { unique?: boolean } = {}): OutgoingMessage {
   const key = recipientKey(work.recipient);
@@ -65,6 +68,7 @@ export function copyMessage(work: CopyWork, options: { unique?: boolean } = {}):
     work.revision,
     work.attempt,
     ...(work.answer !== undefined ? ["answer", work.answer] : []),
+    ...(work.override !== undefined ? ["override", work.override] : []),
   ];
   const messageId = `c-${shortHash(...parts, ...(options.unique === true ? [randomUUID()] : []))}`;
   return workMessage(WORK_KINDS.copy, work.tenantId, work, messageId, {

@@ -3,9 +3,11 @@ import { type Logger, recipientToken } from "../logging";
 import { hasClickActions, newCardToken } from "../model/card-actions";
 import type { QueuePort } from "../queue/queue-port";
 import type { Delivery, DeliveryLedger } from "../store/delivery-ledger";
+import type { RecipientOverrideStore } from "../store/recipient-overrides";
 import type { UserReference, UserReferenceStore } from "../store/user-references";
 import { answerPending, copyActivity } from "./answered-copy";
 import { copyMessage, type CopyWork } from "./change-work-items";
+import { copyContent } from "./copy-content";
 import type { CopyLedger, CopyWrite } from "./copy-ledger";
 import { RELEASED } from "./copy-ledger";
 import type { DeliveryClaims } from "./delivery-claims";
@@ -22,6 +24,8 @@ export interface CopyChangeDependencies {
   readonly copies: CopyLedger;
   readonly users: Pick<UserReferenceStore, "findByTeamsUserId" | "markStatus">;
   readonly contents: RequestContents;
+  /** Per-recipient updates: one person's own content (copy-content.ts). */
+  readonly overrides: Pick<RecipientOverrideStore, "get">;
   readonly work: TenantWorkRunner;
   readonly operations: TeamsOperations;
   readonly policy: RetryPolicy;
@@ -71,10 +75,17 @@ export class CopyChanges {
     for (let round = 0; round < MAX_ROUNDS && row !== undefined; round++) {
       const content =
         work.operation === "update"
-          ? await this.deps.contents.fresh(request, {
-              maxAgeMs: this.deps.contentMaxAgeMs,
-              atLeast: work.revision,
-            })
+          ? await copyContent(
+              this.deps.overrides,
+              request,
+              row,
+              // At least what the copy shows: a copy never moves back.
+              await this.deps.contents.fresh(request, {
+                maxAgeMs: this.deps.contentMaxAgeMs,
+                atLeast: Math.max(work.revision, row.revision ?? 1),
+              }),
+              work.override,
+            )
           : undefined;
       const skip = this.skip(work, row, content);
       if (skip !== undefined) return { kind: "unchanged", reason: skip };
@@ -128,7 +139,11 @@ export class CopyChanges {
     if (work.operation === "recall") return undefined;
     if (content === undefined) return "the request has no stored message";
     if (content.recalled) return "the request was recalled";
-    if ((row.revision ?? 1) >= content.revision && !answerPending(row))
+    if (
+      (row.revision ?? 1) >= content.revision &&
+      row.override === content.override &&
+      !answerPending(row)
+    )
       return `the copy shows revision ${row.revision ?? 1} already`;
     return undefined;
   }
@@ -148,11 +163,11 @@ export class CopyChanges {
       revision: content.revision,
     });
     const result = await this.deps.operations.updateActivity(work.tenantId, sent, activity);
-    const shown = { answerShown: row.answer };
+    const shown = { answerShown: row.answer, override: content.override };
     if (result.kind === "updated") {
-      // Only the click's answer is new (no newer revision): no `herald.delivery.updated`.
+      // Only the click's answer is new (no newer revision or override): no `…delivery.updated`.
       const written =
-        content.revision > (row.revision ?? 1)
+        content.revision > (row.revision ?? 1) || content.override !== row.override
           ? this.deps.copies.updated(row, content.revision, work, shown)
           : this.deps.copies.note(row, { ...RELEASED, ...shown, lastError: undefined });
       await this.settle(written, row, log);

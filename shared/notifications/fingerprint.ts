@@ -45,3 +45,16 @@ export function requestFingerprint(
     )
     .digest("base64url");
 }
+
+/**
+ * What one person's copy is to show (a per-recipient update: message and summary), as one hash:
+ * the same content again is a replay of that update, not another one.
+ */
+export function copyContentFingerprint(content: {
+  readonly message: unknown;
+  readonly summary?: string | undefined;
+}): string {
+  return createHash("sha256")
+    .update(canonicalJson({ message: content.message, summary: content.summary ?? null }))
+    .digest("base64url");
+}

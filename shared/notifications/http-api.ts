@@ -2,11 +2,20 @@ import type { HttpRequest, HttpResponseInit, InvocationContext } from "@azure/fu
 
 import { DEFAULT_EVENT_PAGE, type EventLog, MAX_EVENT_PAGE } from "../events/event-log";
 import { contextLogger } from "../logging";
-import type { FieldError } from "../validation/json-guard";
+import {
+  json,
+  jsonBody,
+  namedRequest,
+  type Parsed,
+  refused,
+  statusUrl,
+  updateBody,
+} from "./http-parts";
 import type { NotificationIntake } from "./intake";
+import { recipientUpdateHandler } from "./recipient-update-api";
+import type { RecipientUpdates } from "./recipient-updates";
 import type { ChangeResult, NotificationRevisions } from "./revisions";
-import { parseNotificationRecall, parseNotificationUpdate } from "./schema";
-import { isGuid, isRequestId } from "./schema";
+import { isGuid, isRequestId, parseNotificationRecall } from "./schema";
 import {
   type NotificationStatusReader,
   RECIPIENT_STATES,
@@ -17,7 +26,8 @@ import {
 /**
  * The notifications HTTP API behind `functions/notifications-api.ts`: `POST /api/notifications`
  * (validate and enqueue a request), `GET /api/notifications/{id}` (per-recipient states) and
- * `GET /api/notifications/{id}/events` (the request's events, paged).
+ * `GET /api/notifications/{id}/events` (the request's events, paged), and the changes: `PATCH`
+ * and `DELETE` of a request, `PATCH` of one person's copy (recipient-update-api.ts).
  * Each handler parses what the request says into one value (`Parsed`: the value, or the answer
  * that refuses it), calls the intake or the status reader, and maps the result to a response.
  */
@@ -35,6 +45,8 @@ export interface NotificationsApi {
   /** `DELETE /api/notifications/{id}?tenantId=`: the request recalled. */
   readonly recall: ApiHandler;
   readonly events: ApiHandler;
+  /** `PATCH /api/notifications/{id}/recipients/{recipient}?tenantId=`: one person's copy. */
+  readonly updateRecipient: ApiHandler;
 }
 
 /** What the handlers need of the notification services (tests give their own). */
@@ -42,53 +54,11 @@ export interface NotificationsApiServices {
   readonly intake: Pick<NotificationIntake, "submit">;
   readonly status: Pick<NotificationStatusReader, "lookup">;
   readonly revisions: Pick<NotificationRevisions, "update" | "recall">;
+  readonly recipientUpdates: Pick<RecipientUpdates, "update">;
   readonly eventLog: Pick<EventLog, "read">;
 }
 
-/** Request bodies above this are refused before parsing (a 10,000-recipient request is ~0.6 MB). */
-const MAX_BODY_BYTES = 2 * 1024 * 1024;
 const MAX_LIMIT = 10_000;
-
-/** A request part parsed, or the answer that refuses it (the one parse shape of the API). */
-type Parsed<T> =
-  | { readonly ok: true; readonly value: T }
-  | { readonly ok: false; readonly response: HttpResponseInit };
-
-function json(
-  status: number,
-  body: unknown,
-  headers: Record<string, string> = {},
-): HttpResponseInit {
-  return { status, jsonBody: body, headers: { "content-type": "application/json", ...headers } };
-}
-
-function refused(
-  status: number,
-  error: string,
-  errors: readonly FieldError[],
-): { ok: false; response: HttpResponseInit } {
-  return { ok: false, response: json(status, { error, errors }) };
-}
-
-function statusUrl(request: HttpRequest, id: string, tenantId: string): string {
-  const url = new URL(`/api/notifications/${encodeURIComponent(id)}`, request.url);
-  url.searchParams.set("tenantId", tenantId);
-  return url.toString();
-}
-
-/** The body as JSON, within the size limit. */
-async function jsonBody(request: HttpRequest): Promise<Parsed<unknown>> {
-  const text = await request.text();
-  if (Buffer.byteLength(text, "utf8") > MAX_BODY_BYTES)
-    return refused(413, "request too large", [
-      { path: "(body)", message: `must be at most ${MAX_BODY_BYTES} bytes` },
-    ]);
-  try {
-    return { ok: true, value: JSON.parse(text) as unknown };
-  } catch {
-    return refused(400, "invalid request", [{ path: "(body)", message: "must be a JSON object" }]);
-  }
-}
 
 /**
  * `GET /api/notifications/{id}?tenantId=&state=&limit=`: which request, and which of its
@@ -124,22 +94,6 @@ function statusRequest(
       },
     },
   };
-}
-
-/**
- * One request, named by path and `tenantId` (required: `PATCH`, `DELETE` and the events name
- * exactly one request).
- */
-function namedRequest(request: HttpRequest): Parsed<{ id: string; tenantId: string }> {
-  const id = request.params.id ?? "";
-  if (!isRequestId(id))
-    return refused(400, "invalid id", [{ path: "id", message: "is not a valid request id" }]);
-  const tenantId = request.query.get("tenantId");
-  if (tenantId === null || !isGuid(tenantId))
-    return refused(400, "invalid query", [
-      { path: "tenantId", message: "is required: the request's tenant (a GUID)" },
-    ]);
-  return { ok: true, value: { id, tenantId } };
 }
 
 /** A change's result as the API answers it. */
@@ -238,21 +192,8 @@ export function createNotificationsApi(services: () => NotificationsApiServices)
   const update: ApiHandler = async (request, context) => {
     const target = namedRequest(request);
     if (!target.ok) return target.response;
-    const body = await jsonBody(request);
-    if (!body.ok) return body.response;
-    if (typeof body.value !== "object" || body.value === null || Array.isArray(body.value))
-      return json(400, {
-        error: "invalid request",
-        errors: [{ path: "(body)", message: "must be a JSON object" }],
-      });
-    // The body is the queue operation's fields without its envelope: one schema for both doors.
-    const parsed = parseNotificationUpdate({
-      ...body.value,
-      schemaVersion: 1,
-      operation: "update",
-      ...target.value,
-    });
-    if (!parsed.ok) return json(400, { error: "invalid request", errors: parsed.errors });
+    const parsed = await updateBody(request, target.value);
+    if (!parsed.ok) return parsed.response;
     const { message, summary, notBefore, correlationId } = parsed.value;
     const log = contextLogger(context).with({ requestId: target.value.id, correlationId });
     const result = await services().revisions.update(
@@ -302,5 +243,6 @@ export function createNotificationsApi(services: () => NotificationsApiServices)
     }
   };
 
-  return { enqueue, status, update, recall, events };
+  const updateRecipient = recipientUpdateHandler(() => services().recipientUpdates);
+  return { enqueue, status, update, recall, events, updateRecipient };
 }

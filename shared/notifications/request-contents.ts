@@ -17,6 +17,12 @@ export interface RequestContent {
   readonly recalled: boolean;
   /** The request's answer per verb (what a clicked copy becomes: answered-copy.ts). */
   readonly actions?: ActionResponses | undefined;
+  /**
+   * One person's copy only: the sequence of their per-recipient update this content is, and
+   * when it was accepted (copy-content.ts); undefined for the request's own content.
+   */
+  readonly override?: number | undefined;
+  readonly overrideAt?: string | undefined;
 }
 
 /** How a content came to be known: read from the store now, or handed over (possibly older). */

@@ -36,6 +36,7 @@ import { Pacer, type PacerOptions } from "./pacing";
 import { type InstallUserDirectory, ProactiveInstaller } from "./proactive-install";
 import type { WorkHandler } from "./queue-handler";
 import { ReadReceipts } from "./read-receipts";
+import type { RecipientUpdates } from "./recipient-updates";
 import { RequestContents } from "./request-contents";
 import type { RetryPolicy } from "./retry-policy";
 import { type ChangeKind, createRevisionServices } from "./revision-services";
@@ -96,6 +97,7 @@ export interface NotificationServices {
   readonly status: NotificationStatusReader;
   /** Updates and recalls of accepted requests (HTTP `PATCH`/`DELETE`, the intake queue). */
   readonly revisions: NotificationRevisions;
+  readonly recipientUpdates: RecipientUpdates;
   /** The request's events, for the pull endpoint. */
   readonly eventLog: EventLog;
   readonly pacer: Pacer | undefined;
@@ -305,8 +307,7 @@ export function createNotificationServices(
   const status = new NotificationStatusReader(requestStore, ledger);
 
   const copies = new CopyLedger(ledger, outbox, clock);
-  const changes = createRevisionServices({ ...shared, copies, parse: parseWork });
-  const revisions = changes.revisions;
+  const changes = createRevisionServices({ ...shared, copies, tables, parse: parseWork });
   const intake = new NotificationIntake({
     requests: requestStore,
     work: queue,
@@ -375,7 +376,8 @@ export function createNotificationServices(
     delivery,
     intake,
     status,
-    revisions,
+    revisions: changes.revisions,
+    recipientUpdates: changes.recipientUpdates,
     eventLog: new EventLog(requestStore, ledger),
     pacer,
     teamsWork,

@@ -111,6 +111,8 @@ export interface Delivery {
    */
   readonly answer?: string | undefined;
   readonly answerShown?: string | undefined;
+  /** The sequence of the per-recipient update the copy shows (store/recipient-overrides.ts). */
+  readonly override?: number | undefined;
   /** The recipient's button clicks, one per verb, in order (notifications/card-clicks.ts). */
   readonly actions?: readonly RecordedAction[] | undefined;
   /**

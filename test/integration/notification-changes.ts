@@ -7,7 +7,8 @@ import type { NotificationsHarness } from "./notifications-harness";
 
 /**
  * Update and recall through the real HTTP handlers (`PATCH` / `DELETE` on
- * `/api/notifications/{id}`), and what the simulator's chats show afterwards.
+ * `/api/notifications/{id}`, `PATCH` on `…/{id}/recipients/{recipient}`), and what the
+ * simulator's chats show afterwards.
  */
 export class NotificationChanges {
   private readonly api;
@@ -18,6 +19,15 @@ export class NotificationChanges {
 
   update(id: string, body: unknown): Promise<HttpResponseInit> {
     return this.api.update(this.request("PATCH", id, JSON.stringify(body)), context());
+  }
+
+  /** One person's copy: `recipient` as the path names them (AAD id, UPN or Teams id). */
+  updateRecipient(id: string, recipient: string, body: unknown): Promise<HttpResponseInit> {
+    const request = this.request("PATCH", id, JSON.stringify(body), {
+      path: `/recipients/${encodeURIComponent(recipient)}`,
+      params: { recipient },
+    });
+    return this.api.updateRecipient(request, context());
   }
 
   recall(id: string): Promise<HttpResponseInit> {
@@ -43,11 +53,16 @@ export class NotificationChanges {
     return users.filter((u) => this.visible(u).length > 0);
   }
 
-  private request(method: string, id: string, body?: string): HttpRequest {
+  private request(
+    method: string,
+    id: string,
+    body?: string,
+    sub: { path: string; params: Record<string, string> } = { path: "", params: {} },
+  ): HttpRequest {
     return new HttpRequest({
       method,
-      url: `https://herald.example/api/notifications/${id}?tenantId=${this.h.sim.tenantId}`,
-      params: { id },
+      url: `https://herald.example/api/notifications/${id}${sub.path}?tenantId=${this.h.sim.tenantId}`,
+      params: { id, ...sub.params },
       ...(body !== undefined ? { body: { string: body } } : {}),
     });
   }

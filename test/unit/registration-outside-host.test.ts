@@ -26,6 +26,7 @@ describe("function registration outside the Functions host", () => {
       "notifications-status",
       "notifications-update",
       "notifications-recall",
+      "notifications-update-recipient",
       "notifications-events",
     ]);
     expect(notices).toEqual([
@@ -34,6 +35,9 @@ describe("function registration outside the Functions host", () => {
       expect.stringMatching(/^WARNING: Skipping call to register function "notifications-status"/),
       expect.stringMatching(/^WARNING: Skipping call to register function "notifications-update"/),
       expect.stringMatching(/^WARNING: Skipping call to register function "notifications-recall"/),
+      expect.stringMatching(
+        /^WARNING: Skipping call to register function "notifications-update-recipient"/,
+      ),
       expect.stringMatching(/^WARNING: Skipping call to register function "notifications-events"/),
     ]);
     expect(notices.every((n) => registry.isOutsideHostNotice(n))).toBe(true);
