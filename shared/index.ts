@@ -22,6 +22,7 @@ export {
   HttpResponseError,
   NotificationNotFoundError,
   NotificationSendError,
+  RecipientNotFoundError,
   RequestConflictError,
   type RequestIssue,
   RequestValidationError,
@@ -36,6 +37,7 @@ export {
   type WaitResult,
 } from "./client/notification-client";
 export { type NotificationRequestInput, prepareRequest } from "./client/prepare-request";
+export { type RecipientChangeAnswer, type RecipientUpdateInput } from "./client/recipient-changes";
 export { requestMessageId } from "./client/transport";
 export { HeraldError, ValidationError } from "./errors";
 export {

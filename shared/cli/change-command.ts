@@ -1,18 +1,14 @@
 import { isAbsolute, join } from "node:path";
 
 import type { ChangeAnswer, UpdateInput } from "../client/changes";
-import {
-  ChangeRefusedError,
-  formatIssue,
-  NotificationNotFoundError,
-  RequestValidationError,
-} from "../client/client-errors";
 import { NotificationClient } from "../client/notification-client";
 import { isGuid, isRequestId } from "../notifications/schema";
 import type { NotificationStatus } from "../notifications/status";
+import { refusal } from "./change-refusal";
 import { type CliIo, UsageError, writeLine } from "./cli-io";
 import { EXIT, type ExitCode, statusExitCode } from "./exit-codes";
 import { readCard } from "./notify-command";
+import { updateRecipient } from "./recipient-command";
 import { printStatus, waitSeconds } from "./status-command";
 import {
   resolveSendTarget,
@@ -28,6 +24,8 @@ export interface ChangeFlags extends TransportFlags {
   readonly card?: string;
   readonly summary?: string;
   readonly notBefore?: string;
+  /** `update` of one person's copy only (AAD object id, UPN or Teams user id). */
+  readonly recipient?: string;
   readonly correlationId?: string;
   readonly wait?: number | true;
   readonly statusEndpoint?: string;
@@ -38,6 +36,7 @@ export interface ChangeFlags extends TransportFlags {
  * `herald update <id>` and `herald recall <id>`: the change sent like a notification (the
  * intake queue, or PATCH / DELETE on the HTTP endpoint), then, with `--wait`, the request's
  * status until every copy shows the new revision (update) or is deleted or cancelled (recall).
+ * `herald update <id> --recipient <r>` changes that one person's copy (recipient-command.ts).
  */
 export async function change(
   operation: "update" | "recall",
@@ -56,6 +55,8 @@ export async function change(
     throw new UsageError("--status-endpoint applies with --wait only");
   const input = operation === "update" ? await updateFromFlags(flags, cwd) : {};
   const { target, options } = resolveSendTarget(flags, env, cwd);
+  if (flags.recipient !== undefined)
+    return updateRecipient(id, tenantId, flags.recipient, input, { target, options, flags, io });
   const status =
     flags.wait !== undefined ? resolveWaitStatusEndpoint(target, flags, env) : undefined;
   const client = new NotificationClient(target, {
@@ -94,6 +95,8 @@ export async function change(
 }
 
 async function updateFromFlags(flags: ChangeFlags, cwd: string): Promise<Partial<UpdateInput>> {
+  if (flags.recipient !== undefined && flags.notBefore !== undefined)
+    throw new UsageError("--not-before applies to the whole request, not with --recipient");
   if (flags.text !== undefined && flags.card !== undefined)
     throw new UsageError("give either --text or --card, not both");
   if (flags.format !== undefined && flags.text === undefined)
@@ -121,24 +124,6 @@ async function updateFromFlags(flags: ChangeFlags, cwd: string): Promise<Partial
     ...(flags.summary !== undefined ? { summary: flags.summary } : {}),
     ...(flags.notBefore !== undefined ? { notBefore: flags.notBefore.trim() } : {}),
   };
-}
-
-/** Herald's refusals as exit codes: invalid 2, refused as the request is 4, unknown id 7. */
-function refusal(error: unknown, operation: string, io: CliIo): ExitCode {
-  if (error instanceof RequestValidationError) {
-    writeLine(io.stderr, `herald: invalid ${operation}; nothing was sent:`);
-    for (const issue of error.issues) writeLine(io.stderr, `  ${formatIssue(issue)}`);
-    return EXIT.usage;
-  }
-  if (error instanceof ChangeRefusedError) {
-    writeLine(io.stderr, `herald: ${error.message}`);
-    return EXIT.conflict;
-  }
-  if (error instanceof NotificationNotFoundError) {
-    writeLine(io.stderr, `herald: ${error.message}`);
-    return EXIT.notFound;
-  }
-  throw error;
 }
 
 function report(

@@ -200,6 +200,10 @@ function buildProgram(io: CliIo, setExit: (code: ExitCode) => void): Command {
     .option("--card <file>", "a new Adaptive Card JSON file instead of text")
     .option("--summary <text>", "a new notification preview text")
     .option("--not-before <iso>", "a new delivery time, while the request is still scheduled")
+    .option(
+      "--recipient <recipient>",
+      "only this person's copy: UPN, Entra object id (GUID) or Teams user id (29:…); needs --endpoint",
+    )
     .option("--correlation-id <id>", "your correlation id, carried into Herald's logs");
   addChangeOptions(addSendTransportOptions(updateCommand)).action(
     async (id: string, flags: ChangeFlags) => setExit(await change("update", id, flags, io)),

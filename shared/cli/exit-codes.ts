@@ -20,7 +20,7 @@ export const EXIT = {
   notDelivered: 5,
   /** The request is not final yet (`status` without `--wait`, or the wait ran out). */
   notFinal: 6,
-  /** `update` / `recall`: Herald has no request with that id in the tenant. */
+  /** `update` / `recall`: Herald has no request with that id in the tenant (or that recipient). */
   notFound: 7,
 } as const;
 
@@ -33,12 +33,13 @@ export const EXIT_CODES_HELP = `Exit codes:
   3  --skip-invalid: the valid lines were sent, the invalid ones (listed) were not
   4  conflict: the id is already used in the tenant by a request with different content;
      nothing of this one was sent (use a new id); update/recall: refused as the request is
-     (recalled, rejected, or --not-before after it was sent)
+     (recalled, rejected, --not-before after it was sent, or --recipient's copy not sent)
   5  final, but not everyone was reached: some recipient unreachable, failed or rejected,
      or the request itself rejected or failed
   6  not final yet: status without --wait on an unfinished request, or --wait ran out
      (update/recall --wait: copies still being replaced or deleted)
-  7  update/recall: no request with that id in the tenant`;
+  7  update/recall: no request with that id in the tenant (update --recipient: or no copy
+     for that recipient)`;
 
 /**
  * A request is delivered to everyone when it completed and every recipient was sent it, or is

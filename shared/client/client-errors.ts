@@ -120,6 +120,16 @@ export class NotificationNotFoundError extends HeraldError {
   }
 }
 
+/** A per-recipient update named a person the request does not reach (HTTP 404). */
+export class RecipientNotFoundError extends HeraldError {
+  constructor(
+    readonly id: string,
+    readonly recipient: string,
+  ) {
+    super(`Request ${id} has no copy for ${recipient}: nothing was changed`);
+  }
+}
+
 /**
  * Herald refused an update or recall of a request as it is (HTTP 409): it was recalled, it was
  * rejected, or a new `notBefore` came after it was sent. The message says which.

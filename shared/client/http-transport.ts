@@ -7,9 +7,11 @@ import {
   ChangeRefusedError,
   HttpResponseError,
   NotificationNotFoundError,
+  RecipientNotFoundError,
   type RequestIssue,
   RequestValidationError,
 } from "./client-errors";
+import type { RecipientChange, RecipientChangeAnswer } from "./recipient-changes";
 import type { NotificationTransport, SendEvents } from "./transport";
 
 export type FetchLike = typeof fetch;
@@ -198,19 +200,47 @@ export class HttpTransport implements NotificationTransport {
         recalled: answer.recalled === true,
       };
     }
+    throw this.refusal(response, body, change.id, operation);
+  }
+
+  /**
+   * `PATCH /api/notifications/{id}/recipients/{recipient}?tenantId=`: one person's copy.
+   * Retried like a send: a repeated one is a replay (Herald answers the same, changes once).
+   */
+  async changeRecipient(change: RecipientChange): Promise<RecipientChangeAnswer> {
+    const path = `${encodeURIComponent(change.id)}/recipients/${encodeURIComponent(change.recipient)}`;
+    const url = new URL(`${this.url.pathname}/${path}`, this.url);
+    url.searchParams.set("tenantId", change.tenantId);
+    const { response, body } = await this.call("PATCH", url, JSON.stringify(change.content));
+    if (response.ok) {
+      const answer = (body ?? {}) as Partial<Omit<RecipientChangeAnswer, "kind">>;
+      return {
+        kind: "accepted",
+        recipient: answer.recipient ?? {},
+        revision: typeof answer.revision === "number" ? answer.revision : 1,
+        override: typeof answer.override === "number" ? answer.override : 1,
+      };
+    }
+    if (response.status === 404 && serverMessage(body) === "recipient not found")
+      throw new RecipientNotFoundError(change.id, change.recipient);
+    throw this.refusal(response, body, change.id, "update");
+  }
+
+  /** Why Herald did not take a change: the error for the caller to catch. */
+  private refusal(response: Response, body: unknown, id: string, operation: string): Error {
     if (response.status === 404 && serverMessage(body) === "not found")
-      throw new NotificationNotFoundError(change.id);
+      return new NotificationNotFoundError(id);
     if (isConflict(response, body))
-      throw new ChangeRefusedError(
-        change.id,
+      return new ChangeRefusedError(
+        id,
         (body as { message?: unknown }).message?.toString() ?? "refused",
       );
     if (response.status === 400) {
       const issues = fieldErrors(body);
       if (issues.length > 0)
-        throw new RequestValidationError(issues, `The endpoint refused the ${operation}`);
+        return new RequestValidationError(issues, `The endpoint refused the ${operation}`);
     }
-    throw this.failure(response, body, `${operation} of ${change.id}`);
+    return this.failure(response, body, `${operation} of ${id}`);
   }
 
   /**

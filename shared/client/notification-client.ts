@@ -7,7 +7,6 @@ import type { EventPage } from "../events/event-log";
 import type { CloudEvent } from "../model/cloud-event";
 import type { NotificationRequest } from "../notifications/schema";
 import type { NotificationStatus } from "../notifications/status";
-import type { QueuePort } from "../queue/queue-port";
 import { type ChangeAnswer, type RecallInput, type UpdateInput, validateChange } from "./changes";
 import {
   NotificationSendError,
@@ -15,22 +14,17 @@ import {
   type RequestIssue,
   RequestValidationError,
 } from "./client-errors";
+import { checkTarget, type NotificationClientTarget } from "./client-target";
 import { type FetchLike, HttpTransport, type StatusOptions } from "./http-transport";
 import { type NotificationRequestInput, prepareRequest } from "./prepare-request";
+import {
+  type RecipientChangeAnswer,
+  type RecipientUpdateInput,
+  validateRecipientChange,
+} from "./recipient-changes";
 import { type NotificationTransport, QueueTransport } from "./transport";
 
-/** Where `send` puts requests: exactly one of these. */
-export type NotificationClientTarget =
-  /** Service Bus with Entra ID: `DefaultAzureCredential` unless a credential is given. */
-  | { readonly fullyQualifiedNamespace: string; readonly credential?: TokenCredential }
-  /** Service Bus with a connection string (local development, the emulator). */
-  | { readonly connectionString: string }
-  /** The local broker's folder `npm start` drains (`LocalQueueDirectory`, `.data/queue` by default). */
-  | { readonly localQueueDirectory: string }
-  /** Herald's HTTP API, for apps that cannot reach Service Bus. */
-  | { readonly endpoint: string; readonly functionKey?: string }
-  /** Any QueuePort (tests, or a queue the app already has). */
-  | { readonly queue: QueuePort; readonly description?: string };
+export type { NotificationClientTarget } from "./client-target";
 
 export interface NotificationClientOptions {
   /** The queue's name (default `notifications`). */
@@ -266,6 +260,27 @@ export class NotificationClient {
   }
 
   /**
+   * Replaces one person's copy of a sent request with content of its own (the request-wide
+   * update's `message` and/or `summary`), e.g. "Approved, order 4711 created" to the person who
+   * clicked; over Herald's HTTP endpoint (the target's, or `statusEndpoint`). `recipient` is
+   * their AAD object id, UPN or Teams user id. A later `update` of the request supersedes it.
+   * @throws RequestValidationError naming every bad field; nothing is sent.
+   * @throws NotificationNotFoundError, or RecipientNotFoundError when the request does not
+   *   reach that person.
+   * @throws ChangeRefusedError when the request was recalled or rejected, or the copy is not
+   *   sent (yet).
+   */
+  async updateRecipient(
+    id: string,
+    tenantId: string,
+    recipient: string,
+    content: RecipientUpdateInput,
+  ): Promise<RecipientChangeAnswer> {
+    const change = validateRecipientChange({ id, tenantId, recipient, content });
+    return this.statusClient("updateRecipient()").changeRecipient(change);
+  }
+
+  /**
    * Recalls an accepted request: sent copies are deleted, recipients not sent yet are never
    * sent. Idempotent.
    * @throws NotificationNotFoundError (HTTP) when the tenant has no request with that id.
@@ -442,12 +457,12 @@ export class NotificationClient {
     return new QueueTransport(queue, description, () => queue.close());
   }
 
-  private statusClient(): HttpTransport {
+  private statusClient(what = "status()"): HttpTransport {
     if (this.statusTransport !== undefined) return this.statusTransport;
     const endpoint = "endpoint" in this.target ? this.target.endpoint : this.options.statusEndpoint;
     if (endpoint === undefined) {
       throw new HeraldError(
-        "status() needs Herald's HTTP endpoint: pass options.statusEndpoint (the function app URL)",
+        `${what} needs Herald's HTTP endpoint: pass options.statusEndpoint (the function app URL)`,
       );
     }
     const key = "endpoint" in this.target ? this.target.functionKey : undefined;
@@ -464,26 +479,5 @@ export class NotificationClient {
       maxTries: this.options.httpMaxTries,
       fetch: this.options.fetch,
     });
-  }
-}
-
-function checkTarget(target: NotificationClientTarget): void {
-  const kinds = (
-    [
-      "fullyQualifiedNamespace",
-      "connectionString",
-      "localQueueDirectory",
-      "endpoint",
-      "queue",
-    ] as const
-  ).filter((k) => k in target && (target as Record<string, unknown>)[k] !== undefined);
-  if (kinds.length !== 1) {
-    throw new HeraldError(
-      `NotificationClient needs exactly one of fullyQualifiedNamespace, connectionString, localQueueDirectory, endpoint, queue (got ${kinds.length === 0 ? "none" : kinds.join(", ")})`,
-    );
-  }
-  const value = (target as Record<string, unknown>)[kinds[0]!];
-  if (kinds[0] !== "queue" && (typeof value !== "string" || value.trim() === "")) {
-    throw new HeraldError(`NotificationClient: ${kinds[0]!} must be a non-empty string`);
   }
 }

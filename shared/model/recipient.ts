@@ -110,3 +110,17 @@ export function recipientOfKey(key: string): Recipient | undefined {
   if (at < 0 || !isRecipientKind(kind)) return undefined;
   return recipientFromParts(kind, key.slice(at + 1));
 }
+
+/**
+ * A person named by one string, as a path names them: a Teams user id (`29:…`), a UPN (`…@…`)
+ * or an AAD object id (a GUID); undefined when it is none of the three.
+ */
+export function recipientNamed(value: string): Recipient | undefined {
+  const candidate = value.startsWith("29:")
+    ? { teamsUserId: value }
+    : value.includes("@")
+      ? { userPrincipalName: value }
+      : { aadObjectId: value };
+  const parsed = recipientSchema.safeParse(candidate);
+  return parsed.success ? parsed.data : undefined;
+}

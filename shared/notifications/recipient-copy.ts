@@ -1,24 +1,12 @@
-import { type Recipient, recipientKey, recipientParts, recipientSchema } from "../model/recipient";
+import { type Recipient, recipientKey, recipientParts } from "../model/recipient";
 import type { Delivery, DeliveryLedger } from "../store/delivery-ledger";
 import type { RequestKey } from "../store/notification-requests";
 import type { UserReferenceStore } from "../store/user-references";
 
 /**
  * One person's delivery row in a request, found from how a caller names them in a path
- * (`/api/notifications/{id}/recipients/{recipient}`): a Teams user id (`29:…`), a UPN (`…@…`)
- * or an AAD object id (a GUID).
+ * (`/api/notifications/{id}/recipients/{recipient}`, model/recipient.ts `recipientNamed`).
  */
-
-/** The path's `{recipient}` as a recipient, or undefined when it is none of the three kinds. */
-export function recipientOfPath(value: string): Recipient | undefined {
-  const candidate = value.startsWith("29:")
-    ? { teamsUserId: value }
-    : value.includes("@")
-      ? { userPrincipalName: value }
-      : { aadObjectId: value };
-  const parsed = recipientSchema.safeParse(candidate);
-  return parsed.success ? parsed.data : undefined;
-}
 
 export interface RecipientCopyDependencies {
   readonly ledger: Pick<DeliveryLedger, "get" | "list">;

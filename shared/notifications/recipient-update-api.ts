@@ -1,8 +1,8 @@
 import type { HttpRequest, HttpResponseInit, InvocationContext } from "@azure/functions";
 
 import { contextLogger } from "../logging";
+import { recipientNamed } from "../model/recipient";
 import { json, namedRequest, statusUrl, updateBody } from "./http-parts";
-import { recipientOfPath } from "./recipient-copy";
 import type { RecipientChangeResult, RecipientUpdates } from "./recipient-updates";
 
 /**
@@ -19,7 +19,7 @@ export function recipientUpdateHandler(
   return async (request, context) => {
     const target = namedRequest(request);
     if (!target.ok) return target.response;
-    const recipient = recipientOfPath(request.params.recipient ?? "");
+    const recipient = recipientNamed(request.params.recipient ?? "");
     if (recipient === undefined)
       return json(400, {
         error: "invalid recipient",

@@ -42,7 +42,7 @@ async function readBody(req: IncomingMessage): Promise<string> {
 
 /**
  * The real `functions/notifications-api.ts` handlers (over Azurite and an in-memory queue)
- * behind a plain node HTTP server with the Functions host's three routes and its function-key
+ * behind a plain node HTTP server with the Functions host's routes and its function-key
  * check (`authLevel: "function"`: a missing or wrong `x-functions-key` is a 401).
  */
 export async function startNotificationsApiServer(
@@ -81,6 +81,9 @@ export async function startNotificationsApiServer(
       let params: Record<string, string> = {};
       const statusRoute = /^\/api\/notifications\/([^/]+)$/.exec(url.pathname);
       const eventsRoute = /^\/api\/notifications\/([^/]+)\/events$/.exec(url.pathname);
+      const recipientRoute = /^\/api\/notifications\/([^/]+)\/recipients\/([^/]+)$/.exec(
+        url.pathname,
+      );
       if (req.method === "POST" && url.pathname === "/api/notifications") handler = api.enqueue;
       else if (statusRoute !== null) {
         const byMethod: Record<string, HttpHandler> = {
@@ -93,6 +96,12 @@ export async function startNotificationsApiServer(
       } else if (req.method === "GET" && eventsRoute !== null) {
         handler = api.events;
         params = { id: decodeURIComponent(eventsRoute[1]!) };
+      } else if (req.method === "PATCH" && recipientRoute !== null) {
+        handler = api.updateRecipient;
+        params = {
+          id: decodeURIComponent(recipientRoute[1]!),
+          recipient: decodeURIComponent(recipientRoute[2]!),
+        };
       }
       if (handler === undefined) return answer(404, undefined);
       const body = await readBody(req);
