@@ -20,10 +20,9 @@ import { pipelineOf } from "./single-attempt";
  * maps the request's `x-ms-client-request-id` (set by the pipeline's request id policy) to the
  * call's listener; Node's `http.client.request.start` diagnostics channel gives the
  * `ClientRequest` with that header, whose `finish` then calls the listener when the request went
- * over a new connection. A channel that does
- * not fire leaves the start counted where it was, as before.
+ * over a new connection. A channel that does not fire leaves the start counted where it was.
  */
-export type OnWire = () => void;
+type OnWire = () => void;
 
 /** The pipeline policy shape of @azure/core-rest-pipeline, as far as this policy uses it. */
 interface PipelineRequestLike {
@@ -31,7 +30,7 @@ interface PipelineRequestLike {
   readonly abortSignal?: AbortSignal | undefined;
   readonly headers: { get(name: string): string | undefined };
 }
-export interface WirePolicy {
+interface WirePolicy {
   readonly name: string;
   sendRequest<R>(
     request: PipelineRequestLike,
@@ -39,7 +38,6 @@ export interface WirePolicy {
   ): Promise<R>;
 }
 
-export const WIRE_TIME_POLICY = "heraldWireTime";
 const REQUEST_ID_HEADER = "x-ms-client-request-id";
 
 const byCall = new WeakMap<AbortSignal, OnWire>();
@@ -65,14 +63,14 @@ function subscribeOnce(): void {
   });
 }
 
-/** Calls `onWire` once the request of the call made with `signal` is on the wire. */
+/** Calls `onWire` once the request of the call made with `signal` left over a new connection. */
 export function watchWire(signal: AbortSignal, onWire: OnWire): void {
   subscribeOnce();
   byCall.set(signal, onWire);
 }
 
-export const wireTimePolicy: WirePolicy = {
-  name: WIRE_TIME_POLICY,
+const wireTimePolicy: WirePolicy = {
+  name: "heraldWireTime",
   async sendRequest(request, next) {
     const onWire = request.abortSignal === undefined ? undefined : byCall.get(request.abortSignal);
     if (onWire === undefined) return next(request);
