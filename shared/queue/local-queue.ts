@@ -91,6 +91,8 @@ const SQL = {
   take: `UPDATE messages SET lock_token = lower(hex(randomblob(16))), owner = :owner,
     delivery_count = delivery_count + 1, visible_at = coalesce((SELECT locked_until FROM sessions s
     WHERE s.queue = :queue AND s.session_id = :session), :now + :lock) WHERE seq IN`,
+  acceptable: `SELECT 1 FROM messages m WHERE m.queue = :queue AND m.state = 'active'
+    AND m.session_id IS NOT NULL AND m.visible_at <= :now AND ${FREE} LIMIT 1`,
   accept: `INSERT INTO sessions SELECT m.queue, m.session_id, :owner, :now + :lock FROM messages m
     WHERE m.queue = :queue AND m.state = 'active' AND m.session_id IS NOT NULL
     AND m.visible_at <= :now AND ${FREE} ORDER BY m.seq LIMIT 1
@@ -171,6 +173,7 @@ export function sendMessages(
         if (named && !db.firstSend(to.entity, p.id, to.windowMs, now)) continue;
         write({ ...p, entity: to.entity, enqueued: Math.max(now, visible), visible });
       }
+      db.wake();
     });
   }
   db.notify();
@@ -241,7 +244,11 @@ export class LocalQueue {
 
   /** Locks a session with a visible message that nobody holds (or whose holder lost it). */
   acceptSession(): string | undefined {
-    return this.#db.get<{ session_id: string }>(SQL.accept, this.#params())?.session_id;
+    const p = this.#params();
+    // Looks before it writes: most looks find every session held, and a read takes no lock, so
+    // consumers with nothing to take do not hold up the ones settling messages.
+    if (this.#db.get(SQL.acceptable, p) === undefined) return undefined;
+    return this.#db.get<{ session_id: string }>(SQL.accept, p)?.session_id;
   }
 
   /** Extends a held session's lock, and its messages', by the lock duration; false: it was lost. */
@@ -255,7 +262,10 @@ export class LocalQueue {
   }
 
   releaseSession(sessionId: string): void {
-    this.#db.run(SQL.release, this.#params({ session: sessionId }));
+    const p = this.#params({ session: sessionId });
+    this.#db.transaction(() => {
+      if (this.#db.run(SQL.release, p) > 0) this.#db.wake();
+    });
   }
 
   /** Removes the message: it was handled. */
@@ -265,11 +275,11 @@ export class LocalQueue {
 
   /** Releases the lock; the message is visible again after `delayMs`. */
   abandon(message: ReceivedMessage, delayMs = 0): void {
-    this.#settle(message, SQL.abandon, { delay: delayMs });
+    this.#settle(message, SQL.abandon, { delay: delayMs }, true);
   }
 
   deadLetter(message: ReceivedMessage, why: { reason: string; description: string }): void {
-    this.#settle(message, SQL.deadLetter, why);
+    this.#settle(message, SQL.deadLetter, why, true);
   }
 
   /** Extends a message's lock by the lock duration (queues without sessions). */
@@ -330,6 +340,7 @@ export class LocalQueue {
       if (!letter || !this.#db.firstSend(this.queueName, copy, window, p.now as number))
         return false;
       this.#db.run(SQL.replay, { ...p, copy });
+      this.#db.wake();
       return this.#db.run(SQL.removeLetter, p) === 1;
     });
     if (replayed) this.#db.notify();
@@ -354,7 +365,8 @@ export class LocalQueue {
     const rows = this.#db.transaction(() => {
       if (sessionId !== null && this.#db.get(`SELECT 1 WHERE ${HOLDS}`, p) === undefined)
         return undefined;
-      this.#db.run(`${SQL.spent} ${ready}`, p); // their consumer died on the last delivery
+      // Their consumer died on the last delivery: dead letters now, for the dead-letter trigger.
+      if (this.#db.run(`${SQL.spent} ${ready}`, p) > 0) this.#db.wake();
       return this.#db.all<Row>(`${SQL.take} ${ready} RETURNING *`, p);
     });
     return rows && this.#read(rows).map(([m]) => m);
@@ -370,14 +382,19 @@ export class LocalQueue {
     return { queue: this.queueName, owner: OWNER, now, lock: this.lockDurationMs, held, ...extra };
   }
 
-  #settle(message: ReceivedMessage, change: string, extra: Params = {}): void {
+  /** `wakes`: the change gives someone else something to take (see `BrokerDatabase.wake`). */
+  #settle(message: ReceivedMessage, change: string, extra: Params = {}, wakes = false): void {
     const { sequenceNumber: seq, lockToken: token, sessionId } = message;
     const held = this.sessions ? `AND ${HOLDS}` : "";
     const sql = `${change} WHERE seq = :seq AND lock_token = :token AND state = 'active' ${held}`;
-    const changed = this.#db.run(
-      sql,
-      this.#params({ ...extra, seq, token, session: sessionId ?? null }),
-    );
+    const p = this.#params({ ...extra, seq, token, session: sessionId ?? null });
+    const changed = wakes
+      ? this.#db.transaction(() => {
+          const n = this.#db.run(sql, p);
+          if (n === 1) this.#db.wake();
+          return n;
+        })
+      : this.#db.run(sql, p);
     this.#held.delete(seq);
     if (changed !== 1) throw new MessageLockLostError(message.messageId);
   }

@@ -242,6 +242,53 @@ describe("LocalQueue with sessions", () => {
       expect(rival.acceptSession()).toBe("tenant-l");
     });
 
+    it("lets a consumer that finds every session held look without waiting for another's write", () => {
+      const work = queue();
+      const rival = queue();
+      work.send([{ body: {}, sessionId: "tenant-w" }]);
+      expect(work.acceptSession()).toBe("tenant-w");
+      expect(rival.acceptSession()).toBeUndefined();
+      // Another process is in the middle of a write (a settle, a send) while the rival looks:
+      // with nothing to take, the look must neither wait for that write nor fail on the lock.
+      const writer = brokerDatabase(directory);
+      const started = Date.now();
+      const looked = writer.transaction(() => {
+        writer.run("UPDATE holders SET host = host");
+        return rival.acceptSession();
+      });
+      writer.close();
+      expect(looked).toBeUndefined();
+      expect(Date.now() - started).toBeLessThan(5_000); // the busy timeout is 10 s
+    });
+
+    it("wakes a watching consumer for a send from another connection, not for a receive or complete", async () => {
+      const watcher = queue();
+      const other = queue();
+      let wakes = 0;
+      const unwatch = watcher.watch(() => (wakes += 1));
+      try {
+        other.send([{ body: {}, sessionId: "tenant-x" }]);
+        await eventually(() => wakes > 0, 10_000);
+        // Whatever the watch saw of the send has arrived; from here on only the work goes on.
+        await new Promise((done) => setTimeout(done, 200));
+        const before = wakes;
+        const session = other.acceptSession()!;
+        const [message] = other.receiveFromSession(session, 1)!;
+        other.complete(message!);
+        other.renewSession(session);
+        await new Promise((done) => setTimeout(done, 500));
+        expect(wakes).toBe(before);
+        // A session given back is something to take: that wakes it.
+        other.send([{ body: {}, sessionId: "tenant-x" }]);
+        await eventually(() => wakes > before, 10_000);
+        const sent = wakes;
+        other.releaseSession(session);
+        await eventually(() => wakes > sent, 10_000);
+      } finally {
+        unwatch();
+      }
+    });
+
     it("makes a lock held by a process of another host wait for its expiry", () => {
       const work = queue();
       work.send([{ body: {}, sessionId: "tenant-h" }]);
