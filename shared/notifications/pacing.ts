@@ -39,11 +39,13 @@ export class SlidingWindowLimiter {
 
   /**
    * `spread`: grants are also spaced evenly over the shortest window (reservations); without it
-   * only the windows' counts hold a call back (the gate on calls actually starting).
+   * only the windows' counts hold a call back (the gate on calls actually starting). `slackMs`
+   * widens every window by that much: a call counted at `t` may be seen up to that much later.
    */
   constructor(
     private readonly windows: readonly RateWindow[],
     private readonly spread = true,
+    private readonly slackMs = 0,
   ) {
     this.maxKeep = Math.max(1, ...windows.map((w) => w.limit));
     this.shortest = windows.reduce<RateWindow | undefined>(
@@ -69,7 +71,7 @@ export class SlidingWindowLimiter {
       if (n < limit) continue;
       // At most limit-1 earlier grants may remain within the window ending at `at`.
       const oldestToLeave = this.times[n - limit]!;
-      at = Math.max(at, oldestToLeave + window.seconds * 1000 + 1);
+      at = Math.max(at, oldestToLeave + window.seconds * 1000 + this.slackMs + 1);
     }
     return at;
   }
@@ -118,7 +120,7 @@ export class SlidingWindowLimiter {
       (shortest === undefined || last + (shortest.seconds * 1000) / shortest.limit < now)
     )
       return true;
-    const longest = Math.max(0, ...this.windows.map((w) => w.seconds * 1000));
+    const longest = Math.max(0, ...this.windows.map((w) => w.seconds * 1000 + this.slackMs));
     return last + longest < now;
   }
 }
@@ -134,13 +136,25 @@ export interface PacerOptions {
    */
   readonly margin?: number;
   /**
-   * Fraction of the per-tenant limit the gate holds real call starts to (default 0.98, 49 of
-   * 50; never below `margin`). Above the plan on purpose: grants come exactly at the planned
-   * rate, so a gate at the same rate has no room for the few ms by which wire times jitter; it
-   * then holds calls back, each hold shifts every later window, and the tenant drifts below its
-   * plan (47.4/s of 48 in the bench). One call of room absorbs the jitter and stays under Teams'.
+   * Fraction of the per-tenant limit the gate holds real call starts to (default 1: Teams'
+   * limit itself, in windows widened by `gateSlackMs`; never below `margin`). Above the plan on
+   * purpose: grants come exactly at the planned rate, so a gate at the same rate has no room for
+   * the few ms by which wire times jitter; it then holds calls back, each hold shifts every
+   * later window, and the tenant drifts below its plan (47.4/s of 48 in the bench).
    */
   readonly gateMargin?: number;
+  /**
+   * How much later than the gate counted it a call may reach Teams (default 25 ms): the gate's
+   * windows are this much longer than Teams'. Calls do not arrive in the order and spacing they
+   * were counted in: the socket write, the network and Teams' own clock add a few ms each (max
+   * 28 ms, p99.9 21 ms counted to arrival, bench: four tenants, 1-8 instances), and timers that
+   * fire late together start calls in bursts (8 in 50 ms). A window of starts that is full at
+   * its end then overlaps the next of Teams' seconds by a burst: 51-53 calls there, where the
+   * gate had counted 49 in its own (429s, and a halved tenant). Any one of Teams' seconds falls
+   * within one of the gate's widened windows, so it sees at most the gate's count; at 50 per
+   * 1,025 ms (48.8/s) the gate still has room above the plan's 48/s.
+   */
+  readonly gateSlackMs?: number;
   readonly minScale?: number;
   readonly recoveryMs?: number;
   readonly recoveryFactor?: number;
@@ -200,6 +214,7 @@ export class Pacer {
   private readonly perConversation: readonly RateWindow[];
   private readonly margin: number;
   private readonly gateMargin: number;
+  private readonly gateSlackMs: number;
   private readonly minScale: number;
   private readonly recoveryMs: number;
   private readonly recoveryFactor: number;
@@ -210,7 +225,8 @@ export class Pacer {
     this.perConversation =
       options.perConversation ?? PER_BOT_PER_CONVERSATION_LIMITS.sendToConversation;
     this.margin = options.margin ?? 0.96;
-    this.gateMargin = Math.max(this.margin, options.gateMargin ?? 0.98);
+    this.gateMargin = Math.max(this.margin, options.gateMargin ?? 1);
+    this.gateSlackMs = Math.max(0, options.gateSlackMs ?? 25);
     this.minScale = options.minScale ?? 0.1;
     // 3 s: back from half rate in ~9 s. A lone 429 (a GC pause bunching a few calls) then
     // costs seconds, not the minute a 10 s step took (bench/: "At Teams' limits").
@@ -255,8 +271,9 @@ export class Pacer {
    * now, and the start is recorded). A reserved slot is a plan; the storage writes between the
    * slot and the call take 5-150 ms on a busy machine, so calls planned 21 ms apart can start
    * bunched, and a 1 s window then holds 53-55 of them where the plan had 48 (Teams answers
-   * 429). The gate counts the starts themselves under the same windows and scale, so no window
-   * of real starts exceeds the limit. It rarely waits: only when the drift ran calls together.
+   * 429). The gate counts the starts themselves under the same windows (widened by
+   * `gateSlackMs`) and scale, so no window of real starts exceeds the limit. It rarely waits:
+   * only when the drift ran calls together.
    *
    * A start is counted when the call begins; `onWire` moves it to when the request really left
    * (connector/wire-time.ts), which for a call on a new connection is a handshake later. Calls
@@ -316,7 +333,7 @@ export class Pacer {
     if (pace === undefined) {
       pace = {
         limiter: new SlidingWindowLimiter(this.perTenant),
-        starts: new SlidingWindowLimiter(this.perTenant, false),
+        starts: new SlidingWindowLimiter(this.perTenant, false, this.gateSlackMs),
         scale: 1,
         lastChange: now,
         lastDecrease: -Infinity,

@@ -49,12 +49,13 @@ function busiestWindow(times: readonly number[], seconds: number): number {
 function wireTimesThroughGate(
   slots: readonly number[],
   delay: (slot: number) => number,
-  options: { reportWire: boolean; gateMargin?: number },
+  options: { reportWire: boolean; gateMargin?: number; gateSlackMs?: number },
 ): number[] {
-  const clock = { now: slots[0]! };
+  const clock = { now: Math.min(...slots) };
   const pacer = new Pacer({
     now: () => clock.now,
     ...(options.gateMargin !== undefined ? { gateMargin: options.gateMargin } : {}),
+    ...(options.gateSlackMs !== undefined ? { gateSlackMs: options.gateSlackMs } : {}),
   });
   const events: { at: number; kind: "gate" | "wire"; slot: number }[] = slots.map((at) => ({
     at,
@@ -158,7 +159,7 @@ describe("Pacer", () => {
       else waiting.push(clock.now + wait); // as beforeCall does: sleep, then ask again
     }
     expect(starts).toHaveLength(600);
-    expect(busiestWindow(starts, 1)).toBeLessThan(GLOBAL_PER_BOT_PER_TENANT_LIMIT.limit);
+    expect(busiestWindow(starts, 1)).toBeLessThanOrEqual(GLOBAL_PER_BOT_PER_TENANT_LIMIT.limit);
   });
 
   it("counts a call when its request left, so calls slowed by new connections do not reach Teams bunched with later ones", () => {
@@ -175,7 +176,7 @@ describe("Pacer", () => {
     expect(busiestWindow(counted, 1)).toBeGreaterThan(GLOBAL_PER_BOT_PER_TENANT_LIMIT.limit);
     const told = wireTimesThroughGate(slots, handshake, { reportWire: true });
     expect(told).toHaveLength(300);
-    expect(busiestWindow(told, 1)).toBeLessThan(GLOBAL_PER_BOT_PER_TENANT_LIMIT.limit);
+    expect(busiestWindow(told, 1)).toBeLessThanOrEqual(GLOBAL_PER_BOT_PER_TENANT_LIMIT.limit);
   });
 
   it("keeps a tenant at its planned rate when its calls leave a few milliseconds late, at random", () => {
@@ -195,6 +196,25 @@ describe("Pacer", () => {
       gateMargin: 0.96,
     });
     expect(tight.at(-1)! - tight[0]!).toBeGreaterThan(planned + 60);
+  });
+
+  it("keeps every one of Teams' seconds within the limit when calls come to the gate in bursts and reach Teams up to 25 ms late", () => {
+    const clock = { now: 1_000_000 };
+    const slots = grantTimes(new Pacer({ now: () => clock.now }), clock, 600);
+    // A busy process: the slots' timers fire late together, every 100 ms (bursts of 4-5), and
+    // each call then reaches Teams 0-25 ms after it passed the gate (socket, network, clocks).
+    const stalled = slots.map((slot) => Math.ceil(slot / 100) * 100);
+    let seed = 11;
+    const random = () => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31;
+    const late = new Map(stalled.map((at, i) => [at + i / 1_000, Math.floor(random() * 26)]));
+    const keys = [...late.keys()];
+    const arrive = (options: { gateSlackMs?: number }) =>
+      wireTimesThroughGate(keys, (key) => late.get(key)!, { reportWire: false, ...options });
+    expect(busiestWindow(arrive({}), 1)).toBeLessThanOrEqual(GLOBAL_PER_BOT_PER_TENANT_LIMIT.limit);
+    // A gate whose windows are Teams' own lets a burst at a full window's end into Teams' next.
+    expect(busiestWindow(arrive({ gateSlackMs: 0 }), 1)).toBeGreaterThan(
+      GLOBAL_PER_BOT_PER_TENANT_LIMIT.limit,
+    );
   });
 
   it("never holds back a call whose slot came on time", () => {

@@ -86,9 +86,10 @@ describe("TenantWorkRunner", () => {
     await r.runner.beforeCall(TENANT);
     await r.runner.beforeCall(TENANT);
     expect(r.slept).toEqual([]);
-    // A third within the same second waits until the first start leaves the window.
+    // A third within the same second waits until the first start leaves the window (Teams'
+    // second and the gate's 25 ms for calls that reach Teams late).
     await r.runner.beforeCall(TENANT);
-    expect(r.now()).toBe(start + 1_001);
+    expect(r.now()).toBe(start + 1_026);
   });
 
   it("counts a call from when its request left, so the next second's call waits for that", async () => {
@@ -101,7 +102,7 @@ describe("TenantWorkRunner", () => {
     first.onWire?.();
     second.onWire?.();
     await r.runner.beforeCall(TENANT);
-    expect(r.now()).toBe(start + 1_301);
+    expect(r.now()).toBe(start + 1_326);
   });
 
   it("lets everything go at once without a pacer", async () => {
