@@ -151,14 +151,18 @@ function prepare(message: OutgoingMessage, sessions: boolean) {
 /**
  * Sends to `entity` in batches of at most 256 KB, one transaction each, as the Service Bus
  * sender packs them, once every message passed its checks. `write` stores one message (a queue
- * row; a topic: a row per matching subscription). A sender's id seen within the window is dropped.
+ * row; a topic: a row per matching subscription) and wakes the queue it went to. A sender's id
+ * seen within the window is dropped.
  */
 export function sendMessages(
   db: BrokerDatabase,
   to: { readonly entity: string; readonly sessions?: boolean; readonly windowMs: number },
   messages: readonly OutgoingMessage[],
   visible: number,
-  write: (message: Params & ReturnType<typeof prepare>) => void = (m) => db.run(SQL.insert, m),
+  write: (message: Params & ReturnType<typeof prepare>) => void = (m) => {
+    db.run(SQL.insert, m);
+    db.wake(to.entity);
+  },
 ): void {
   if (Number.isNaN(visible)) throw new HeraldError("schedule: invalid date");
   const all = messages.map((m) => prepare(m, to.sessions === true));
@@ -173,10 +177,8 @@ export function sendMessages(
         if (named && !db.firstSend(to.entity, p.id, to.windowMs, now)) continue;
         write({ ...p, entity: to.entity, enqueued: Math.max(now, visible), visible });
       }
-      db.wake();
     });
   }
-  db.notify();
 }
 
 export class LocalQueue {
@@ -264,7 +266,7 @@ export class LocalQueue {
   releaseSession(sessionId: string): void {
     const p = this.#params({ session: sessionId });
     this.#db.transaction(() => {
-      if (this.#db.run(SQL.release, p) > 0) this.#db.wake();
+      if (this.#db.run(SQL.release, p) > 0) this.#db.wake(this.queueName);
     });
   }
 
@@ -340,16 +342,15 @@ export class LocalQueue {
       if (!letter || !this.#db.firstSend(this.queueName, copy, window, p.now as number))
         return false;
       this.#db.run(SQL.replay, { ...p, copy });
-      this.#db.wake();
+      this.#db.wake(this.queueName);
       return this.#db.run(SQL.removeLetter, p) === 1;
     });
-    if (replayed) this.#db.notify();
     return replayed;
   }
 
   /** Calls `listener` after sends to the broker: from this process at once, soon from others. */
   watch(listener: () => void): () => void {
-    return this.#db.watch(listener);
+    return this.#db.watch(this.queueName, listener);
   }
 
   close(): void {
@@ -366,7 +367,7 @@ export class LocalQueue {
       if (sessionId !== null && this.#db.get(`SELECT 1 WHERE ${HOLDS}`, p) === undefined)
         return undefined;
       // Their consumer died on the last delivery: dead letters now, for the dead-letter trigger.
-      if (this.#db.run(`${SQL.spent} ${ready}`, p) > 0) this.#db.wake();
+      if (this.#db.run(`${SQL.spent} ${ready}`, p) > 0) this.#db.wake(this.queueName);
       return this.#db.all<Row>(`${SQL.take} ${ready} RETURNING *`, p);
     });
     return rows && this.#read(rows).map(([m]) => m);
@@ -391,7 +392,7 @@ export class LocalQueue {
     const changed = wakes
       ? this.#db.transaction(() => {
           const n = this.#db.run(sql, p);
-          if (n === 1) this.#db.wake();
+          if (n === 1) this.#db.wake(this.queueName);
           return n;
         })
       : this.#db.run(sql, p);

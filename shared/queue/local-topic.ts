@@ -56,7 +56,7 @@ export class LocalTopic implements QueuePort {
       const p = filterProperties(JSON.parse(message.properties) as Record<string, unknown>);
       for (const { entity, matches } of subscriptions)
         if (this.#db.get<{ matched: number }>(matches, { p })?.matched === 1)
-          this.#db.run(INSERT_MESSAGE, { ...message, entity });
+          if (this.#db.run(INSERT_MESSAGE, { ...message, entity }) > 0) this.#db.wake(entity);
     });
   }
 

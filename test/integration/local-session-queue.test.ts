@@ -261,7 +261,7 @@ describe("LocalQueue with sessions", () => {
       expect(Date.now() - started).toBeLessThan(5_000); // the busy timeout is 10 s
     });
 
-    it("wakes a watching consumer for a send from another connection, not for a receive or complete", async () => {
+    it("wakes a watching consumer for a send to its queue from another connection, not for a receive, a complete or another queue's send", async () => {
       const watcher = queue();
       const other = queue();
       let wakes = 0;
@@ -276,6 +276,8 @@ describe("LocalQueue with sessions", () => {
         const [message] = other.receiveFromSession(session, 1)!;
         other.complete(message!);
         other.renewSession(session);
+        // Nor for a send to another queue of the same broker (the intake, a topic's subscription).
+        queue({ queueName: "notifications", sessions: false }).send([{ body: {} }]);
         await new Promise((done) => setTimeout(done, 500));
         expect(wakes).toBe(before);
         // A session given back is something to take: that wakes it.
