@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { mkdirSync, watch, writeFileSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, watch, writeFileSync, writeSync } from "node:fs";
 import { hostname } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite";
@@ -97,6 +97,9 @@ const listeners = new Map<string, Set<() => void>>();
 
 export type Params = Record<string, SQLInputValue>;
 
+/** What a touch writes, always at offset 0: the write itself is the signal, not the content. */
+const WAKE_BYTE = Buffer.from("1");
+
 export class BrokerDatabase {
   readonly file: string;
   readonly #wakeFolder: string;
@@ -105,6 +108,8 @@ export class BrokerDatabase {
   #registered = false;
   #lastReapMs = 0;
   #lastSweepMs = 0;
+  /** The wake files this process touched, open: a touch is one write, not open-write-close. */
+  readonly #wakeFds = new Map<string, number>();
   /** Queues to wake once the transaction in progress commits. */
   readonly #toWake = new Set<string>();
 
@@ -235,12 +240,16 @@ export class BrokerDatabase {
 
   close(): void {
     if (this.#db.isOpen) this.#db.close();
+    for (const fd of this.#wakeFds.values()) closeSync(fd);
+    this.#wakeFds.clear();
   }
 
   #wakeNow(queue: string): void {
     for (const listener of listeners.get(this.#listenersKey(queue)) ?? []) listener();
     try {
-      writeFileSync(this.#wakeFile(queue), String(Date.now()));
+      let fd = this.#wakeFds.get(queue);
+      if (fd === undefined) this.#wakeFds.set(queue, (fd = openSync(this.#wakeFile(queue), "w")));
+      writeSync(fd, WAKE_BYTE, 0, 1, 0);
     } catch {
       // Other processes then find the work at their next poll.
     }
