@@ -146,13 +146,14 @@ export interface PacerOptions {
   /**
    * How much later than the gate counted it a call may reach Teams (default 25 ms): the gate's
    * windows are this much longer than Teams'. Calls do not arrive in the order and spacing they
-   * were counted in: the socket write, the network and Teams' own clock add a few ms each (max
-   * 28 ms, p99.9 21 ms counted to arrival, bench: four tenants, 1-8 instances), and timers that
+   * were counted in: the socket write, the network and Teams' own clock add a few ms each (p99.9
+   * 21 ms, max 28 ms counted to arrival, bench: four tenants, 1-8 instances), and timers that
    * fire late together start calls in bursts (8 in 50 ms). A window of starts that is full at
    * its end then overlaps the next of Teams' seconds by a burst: 51-53 calls there, where the
    * gate had counted 49 in its own (429s, and a halved tenant). Any one of Teams' seconds falls
-   * within one of the gate's widened windows, so it sees at most the gate's count; at 50 per
-   * 1,025 ms (48.8/s) the gate still has room above the plan's 48/s.
+   * within one of the gate's widened windows, so it sees at most the gate's count (for calls
+   * later than that, only a rare one at a window's edge); at 50 per 1,026 ms (48.7/s) the gate
+   * still has room above the plan's 48/s.
    */
   readonly gateSlackMs?: number;
   readonly minScale?: number;
@@ -282,7 +283,7 @@ export class Pacer {
   gate(tenantId: string): GateAnswer {
     const now = this.now();
     const tenant = this.tenant(tenantId, now);
-    const at = tenant.starts.earliest(now, tenant.scale * this.gateMargin);
+    const at = tenant.starts.earliest(now, this.gateScale(tenant.scale));
     if (at > now) return { waitMs: at - now, onWire: NOTHING_TO_MOVE };
     tenant.starts.take(now);
     let moved = false;
@@ -294,6 +295,19 @@ export class Pacer {
         tenant.starts.move(now, this.now());
       },
     };
+  }
+
+  /**
+   * The gate's fraction of the limit at the tenant's `scale`: `gateMargin` of it, and at least one
+   * call per window more than the plan grants. Its windows are `gateSlackMs` longer than the
+   * plan's, so at a scale where both round to the same count (25 %: 12 and 12 a second) the gate
+   * would need 1,026 ms for what the plan spaces over 1,000, hold every window, and drift.
+   */
+  private gateScale(scale: number): number {
+    const limit = this.perTenant.reduce((n, w) => Math.min(n, w.limit), Infinity);
+    if (!Number.isFinite(limit)) return scale * this.gateMargin;
+    const planned = Math.max(1, Math.floor(limit * scale * this.margin));
+    return Math.min(1, Math.max(scale * this.gateMargin, (planned + 1) / limit));
   }
 
   /** Teams answered 429: slow the tenant down, hold the conversation for Retry-After. */

@@ -226,6 +226,24 @@ describe("Pacer", () => {
     }
   });
 
+  it("never holds back a call whose slot came on time, at any rate a 429 slowed the tenant to", () => {
+    for (const halvings of [1, 2, 3]) {
+      const clock = { now: 1_000_000 };
+      const pacer = new Pacer({ now: () => clock.now, recoveryMs: 10 * 60_000 });
+      for (let i = 0; i < halvings; i += 1) {
+        pacer.throttled("tenant", "a:1", 0);
+        clock.now += 1_000; // the next 429 within the burst window, after the halving interval
+        pacer.throttled("tenant", "a:1", 0);
+      }
+      expect(pacer.scaleOf("tenant")).toBe(0.5 ** halvings);
+      clock.now += 5_000;
+      for (const at of grantTimes(pacer, clock, 100)) {
+        clock.now = at;
+        expect(pacer.gate("tenant").waitMs).toBe(0);
+      }
+    }
+  });
+
   it("paces one conversation by every documented send window", () => {
     const clock = { now: 0 };
     const pacer = new Pacer({ now: () => clock.now });
