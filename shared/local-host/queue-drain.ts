@@ -156,7 +156,7 @@ abstract class Loop implements QueueDrainer {
     this.stopped();
   }
 
-  /** Something was sent to the broker (by this process, or another). */
+  /** The queue may have something new to take (a send, a message or session given back). */
   protected onSend(): void {
     this.signal();
   }

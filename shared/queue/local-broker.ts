@@ -137,18 +137,21 @@ export class BrokerDatabase {
 
   /** One write transaction, its lock taken at once (`IMMEDIATE`), never upgraded from a read. */
   transaction<T>(work: () => T): T {
+    let result: T;
     this.#db.exec("BEGIN IMMEDIATE");
     try {
-      const result = work();
+      result = work();
       this.#db.exec("COMMIT");
-      for (const queue of this.#toWake) this.#wakeNow(queue);
-      return result;
     } catch (error) {
-      this.#db.exec("ROLLBACK");
-      throw error;
-    } finally {
       this.#toWake.clear();
+      if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
+      throw error;
     }
+    // Outside the try: what committed stays committed whatever a listener does.
+    const woken = [...this.#toWake];
+    this.#toWake.clear();
+    for (const queue of woken) this.#wakeNow(queue);
+    return result;
   }
 
   /**
@@ -209,7 +212,10 @@ export class BrokerDatabase {
     else this.#wakeNow(queue);
   }
 
-  /** Calls `listener` after sends to `queue`: from this process at once, others' within ~20 ms. */
+  /**
+   * Calls `listener` after writes that give `queue`'s consumers something to take (see `wake`):
+   * this process's at once, others' within ~20 ms.
+   */
   watch(queue: string, listener: () => void): () => void {
     const key = this.#listenersKey(queue);
     const local = listeners.get(key) ?? new Set();

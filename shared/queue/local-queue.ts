@@ -348,7 +348,10 @@ export class LocalQueue {
     return replayed;
   }
 
-  /** Calls `listener` after sends to the broker: from this process at once, soon from others. */
+  /**
+   * Calls `listener` when this queue may have something new to take (a send, a message or
+   * session given back): at once for this process's writes, soon for others'.
+   */
   watch(listener: () => void): () => void {
     return this.#db.watch(this.queueName, listener);
   }

@@ -19,6 +19,8 @@ export interface ConsumerSettings {
   readonly lockDurationMs: number;
   readonly maxConcurrentSessions: number;
   readonly sessionIdleTimeoutMs: number;
+  /** Longest wait between looks at the broker (100 ms unless set). */
+  readonly pollIntervalMs?: number;
   /** How long each call takes; `hang`: calls never finish (the consumer is to be killed). */
   readonly handle: number | "hang";
 }
@@ -66,7 +68,7 @@ const drainer = startDraining(
     functionName: "work",
     maxConcurrentSessions: settings.maxConcurrentSessions,
     sessionIdleTimeoutMs: settings.sessionIdleTimeoutMs,
-    pollIntervalMs: 100,
+    pollIntervalMs: settings.pollIntervalMs ?? 100,
     // Only what went wrong, for the test's stderr log; calls' own lines are not needed.
     logHandler: (level, ...args) => {
       if (level === "warning" || level === "error") {
