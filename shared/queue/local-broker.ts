@@ -253,6 +253,9 @@ export class BrokerDatabase {
   #wakeNow(queue: string): void {
     for (const listener of listeners.get(this.#listenersKey(queue)) ?? []) listener();
     try {
+      // Windows reports a change to a file held open only once its cache is flushed: there the
+      // touch opens, writes and closes.
+      if (process.platform === "win32") return writeFileSync(this.#wakeFile(queue), WAKE_BYTE);
       let fd = this.#wakeFds.get(queue);
       if (fd === undefined) this.#wakeFds.set(queue, (fd = openSync(this.#wakeFile(queue), "w")));
       writeSync(fd, WAKE_BYTE, 0, 1, 0);
