@@ -80,6 +80,9 @@ const HOLDS = `EXISTS (SELECT 1 FROM sessions s WHERE s.queue = :queue AND s.ses
 const MINE = "WHERE queue = :queue AND session_id = :session AND owner = :owner";
 const FREE = `NOT EXISTS (SELECT 1 FROM sessions s WHERE s.queue = :queue
   AND s.session_id = m.session_id AND s.locked_until > :now)`;
+/** A visible message of a session nobody holds: what a consumer may accept the session for. */
+const TAKEABLE = `m.queue = :queue AND m.state = 'active' AND m.session_id IS NOT NULL
+  AND m.visible_at <= :now AND ${FREE}`;
 /** Every statement of a queue; parameters come from `#params`. */
 const SQL = {
   insert: `INSERT INTO messages (queue, session_id, message_id, correlation_id, properties, body,
@@ -91,11 +94,9 @@ const SQL = {
   take: `UPDATE messages SET lock_token = lower(hex(randomblob(16))), owner = :owner,
     delivery_count = delivery_count + 1, visible_at = coalesce((SELECT locked_until FROM sessions s
     WHERE s.queue = :queue AND s.session_id = :session), :now + :lock) WHERE seq IN`,
-  acceptable: `SELECT 1 FROM messages m WHERE m.queue = :queue AND m.state = 'active'
-    AND m.session_id IS NOT NULL AND m.visible_at <= :now AND ${FREE} LIMIT 1`,
+  acceptable: `SELECT 1 FROM messages m WHERE ${TAKEABLE} LIMIT 1`,
   accept: `INSERT INTO sessions SELECT m.queue, m.session_id, :owner, :now + :lock FROM messages m
-    WHERE m.queue = :queue AND m.state = 'active' AND m.session_id IS NOT NULL
-    AND m.visible_at <= :now AND ${FREE} ORDER BY m.seq LIMIT 1
+    WHERE ${TAKEABLE} ORDER BY m.seq LIMIT 1
     ON CONFLICT DO UPDATE SET owner = excluded.owner, locked_until = excluded.locked_until
     WHERE locked_until <= :now RETURNING session_id`,
   renewSession: `UPDATE sessions SET locked_until = :now + :lock ${MINE} AND locked_until > :now`,
