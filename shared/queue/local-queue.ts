@@ -265,10 +265,9 @@ export class LocalQueue {
   }
 
   releaseSession(sessionId: string): void {
-    const p = this.#params({ session: sessionId });
-    this.#db.transaction(() => {
-      if (this.#db.run(SQL.release, p) > 0) this.#db.wake(this.queueName);
-    });
+    // One statement commits as it runs: the wake follows it.
+    if (this.#db.run(SQL.release, this.#params({ session: sessionId })) > 0)
+      this.#db.wake(this.queueName);
   }
 
   /** Removes the message: it was handled. */
@@ -393,13 +392,8 @@ export class LocalQueue {
     const held = this.sessions ? `AND ${HOLDS}` : "";
     const sql = `${change} WHERE seq = :seq AND lock_token = :token AND state = 'active' ${held}`;
     const p = this.#params({ ...extra, seq, token, session: sessionId ?? null });
-    const changed = wakes
-      ? this.#db.transaction(() => {
-          const n = this.#db.run(sql, p);
-          if (n === 1) this.#db.wake(this.queueName);
-          return n;
-        })
-      : this.#db.run(sql, p);
+    const changed = this.#db.run(sql, p);
+    if (wakes && changed === 1) this.#db.wake(this.queueName);
     this.#held.delete(seq);
     if (changed !== 1) throw new MessageLockLostError(message.messageId);
   }
