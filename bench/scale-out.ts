@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 import { loadConfig } from "../shared/config";
+import { namesDistinctPeople } from "../shared/model/recipient";
 import { recipientKey } from "../shared/notifications/recipients";
 import type { Recipient } from "../shared/notifications/schema";
 import { deliveryMessage, deliveryWork, sessionOf } from "../shared/notifications/work-items";
@@ -219,13 +220,20 @@ function enqueueAll(
 ): { count: number; enqueueMs: number } {
   const messages = [];
   const longest = Math.max(...tenants.map((t) => t.users.length));
+  // As the fan-out decides it for each request (dispatch.ts).
+  const distinct = new Map(
+    [...stored].map(([tenant, { recipients }]) => [tenant, namesDistinctPeople(recipients)]),
+  );
   for (let i = 0; i < longest; i += 1) {
     for (const tenant of tenants) {
       const { requestId, recipients } = stored.get(tenant.tenantId)!;
       const recipient = recipients[i];
       if (recipient === undefined) continue;
+      const distinctPeople = distinct.get(tenant.tenantId) === true;
       messages.push(
-        deliveryMessage(deliveryWork(requestId, tenant.tenantId, recipient, 1, undefined)),
+        deliveryMessage(
+          deliveryWork(requestId, tenant.tenantId, recipient, 1, undefined, { distinctPeople }),
+        ),
       );
     }
   }

@@ -124,3 +124,24 @@ export function recipientNamed(value: string): Recipient | undefined {
   const parsed = recipientSchema.safeParse(candidate);
   return parsed.success ? parsed.data : undefined;
 }
+
+/**
+ * True when no two of these recipients (distinct recipient keys) can turn out to be one person:
+ * every one is named by an id only one person ever has, all by AAD object id or all by Teams
+ * user id. A UPN can pass from one person to another (a rename), and names of mixed kinds can
+ * name one person twice: those requests need the per-user guard (store/delivery-ledger.ts).
+ */
+export function namesDistinctPeople(recipients: Iterable<Recipient>): boolean {
+  let kind: "aadObjectId" | "teamsUserId" | undefined;
+  for (const recipient of recipients) {
+    const own =
+      recipient.aadObjectId !== undefined
+        ? "aadObjectId"
+        : recipient.teamsUserId !== undefined
+          ? "teamsUserId"
+          : undefined;
+    if (own === undefined || (kind !== undefined && own !== kind)) return false;
+    kind = own;
+  }
+  return true;
+}

@@ -23,7 +23,6 @@ import { resolveUser, type UserDirectory } from "./user-directory";
 import { type DeliveryWork, type QueueMessageInfo, withoutInstallSlot } from "./work-items";
 
 export type { DeliveryResult } from "./delivery-recorder";
-export type { UserDirectory } from "./user-directory";
 
 export interface DeliveryDependencies {
   readonly requests: NotificationRequestStore;
@@ -292,13 +291,14 @@ export class DeliveryService {
   ): Promise<{ kind: "claimed"; row: Delivery } | { kind: "settled"; result: DeliveryResult }> {
     const request = this.requestOf(work);
     const base = this.deps.claims.claimFor(info, user.teamsUserId);
+    const guard = { guard: work.sole !== true && work.distinctPeople !== true }; // see work-items.ts
     let current = initial;
     for (let round = 0; round < MAX_CLAIM_ROUNDS; round++) {
       const claim = withCardToken(base, current, options);
       const claimed =
         current === undefined
-          ? await this.deps.ledger.createClaimed(request, key, work.recipient, claim, work.sole)
-          : await this.deps.ledger.claim(current, claim);
+          ? await this.deps.ledger.createClaimed(request, key, work.recipient, claim, guard)
+          : await this.deps.ledger.claim(current, claim, guard);
       if (claimed.kind === "written") return { kind: "claimed", row: claimed.row };
       if (claimed.kind === "guard-taken") {
         const row = current ?? (await this.deps.ledger.ensure(request, key, work.recipient));

@@ -3,6 +3,7 @@ import { z } from "zod";
 import { toError } from "../errors";
 import { newRowEvents } from "../events/event-factory";
 import type { Logger } from "../logging";
+import { namesDistinctPeople } from "../model/recipient";
 import type { QueuePort } from "../queue/queue-port";
 import { type Delivery, type DeliveryLedger, type NewDelivery } from "../store/delivery-ledger";
 import { withoutUndefined } from "../store/entities";
@@ -317,6 +318,8 @@ export class Dispatcher {
         events: row.events,
       });
 
+    // Decided on every target, not only those still to send: the same for each of their rows.
+    const distinctPeople = namesDistinctPeople(targets.values());
     const work = [...targets]
       .filter(([key]) => {
         const state = existing.get(key)?.state;
@@ -324,7 +327,9 @@ export class Dispatcher {
       })
       .map(([, recipient]) =>
         deliveryMessage(
-          deliveryWork(request.id, request.tenantId, recipient, 1, request.correlationId),
+          deliveryWork(request.id, request.tenantId, recipient, 1, request.correlationId, {
+            distinctPeople,
+          }),
         ),
       );
     for (let i = 0; i < work.length; i += this.enqueueChunk)

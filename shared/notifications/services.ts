@@ -25,7 +25,7 @@ import { type ClaimHolders, localProcessHolders, remoteHolders } from "./claim-h
 import { CompletionChecker } from "./completion-check";
 import { CopyLedger } from "./copy-ledger";
 import { DeadLetterRecorder } from "./dead-letter-recorder";
-import { DeliveryService, type UserDirectory } from "./delivery";
+import { type DeliveryDependencies, DeliveryService } from "./delivery";
 import { DeliveryClaims } from "./delivery-claims";
 import { DeliveryRecorder } from "./delivery-recorder";
 import { Dispatcher, type TeamDirectory } from "./dispatch";
@@ -66,7 +66,7 @@ export interface NotificationServicesOptions {
   /** The Teams connector (default: botbuilder's, loaded on first use). */
   readonly connector?: TeamsConnector;
   readonly tables?: TableFactory;
-  readonly users?: UserDirectory & InstallUserDirectory;
+  readonly users?: DeliveryDependencies["users"] & InstallUserDirectory;
   readonly teams?: TeamDirectory;
   /** Pacing limits, or `false` to turn pacing off (benchmarks of raw overhead only). */
   readonly pacing?: PacerOptions | false;

@@ -128,6 +128,11 @@ export function guardDeliveryWork(body: unknown): Guarded<DeliveryWork> {
       "must be a date-time",
     ],
     ["sole", body.sole === undefined || typeof body.sole === "boolean", "must be a boolean"],
+    [
+      "distinctPeople",
+      body.distinctPeople === undefined || typeof body.distinctPeople === "boolean",
+      "must be a boolean",
+    ],
   ]);
   if (problem !== undefined) return { ok: false, errors: problem };
   const work: DeliveryWork = {
@@ -138,6 +143,9 @@ export function guardDeliveryWork(body: unknown): Guarded<DeliveryWork> {
     ...(body.correlationId !== undefined ? { correlationId: body.correlationId as string } : {}),
     ...(body.installSlotAt !== undefined ? { installSlotAt: body.installSlotAt as string } : {}),
     ...(body.sole !== undefined ? { sole: body.sole as boolean } : {}),
+    ...(body.distinctPeople !== undefined
+      ? { distinctPeople: body.distinctPeople as boolean }
+      : {}),
   };
   return { ok: true, value: work };
 }

@@ -110,6 +110,11 @@ export const deliveryWorkSchema = z.object({
    * request's `completed` event.
    */
   sole: z.boolean().optional(),
+  /**
+   * No other recipient of the request can be this person (model/recipient.ts,
+   * `namesDistinctPeople`): the claim is one conditional write, without the per-user guard.
+   */
+  distinctPeople: z.boolean().optional(),
 });
 export type DeliveryWork = z.infer<typeof deliveryWorkSchema>;
 
@@ -251,11 +256,8 @@ export function deliveryMessage(
   work: DeliveryWork,
   options: { unique?: boolean } = {},
 ): OutgoingMessage {
-  const key = recipientKey(work.recipient);
-  const messageId =
-    options.unique === true
-      ? `d-${shortHash(work.tenantId, work.requestId, key, work.attempt, randomUUID())}`
-      : `d-${shortHash(work.tenantId, work.requestId, key, work.attempt)}`;
+  const parts = [work.tenantId, work.requestId, recipientKey(work.recipient), work.attempt];
+  const messageId = `d-${shortHash(...parts, ...(options.unique === true ? [randomUUID()] : []))}`;
   return workMessage(WORK_KINDS.delivery, work.tenantId, work, messageId, {
     correlationId: work.correlationId,
     properties: { requestId: work.requestId, attempt: work.attempt },
@@ -384,7 +386,7 @@ export function deliveryWork(
   recipient: Recipient,
   attempt: number,
   correlationId: string | undefined,
-  options: { sole?: boolean } = {},
+  options: { sole?: boolean; distinctPeople?: boolean } = {},
 ): DeliveryWork {
   return {
     requestId,
@@ -393,5 +395,6 @@ export function deliveryWork(
     attempt,
     ...(correlationId !== undefined ? { correlationId } : {}),
     ...(options.sole === true ? { sole: true } : {}),
+    ...(options.distinctPeople === true ? { distinctPeople: true } : {}),
   };
 }

@@ -169,6 +169,11 @@ export type CreateClaimedResult =
   | { readonly kind: "exists" }
   | { readonly kind: "guard-taken"; readonly by: string };
 
+/** `guard: false`: no other recipient of the request can be the same person (default true). */
+export interface ClaimOptions {
+  readonly guard?: boolean;
+}
+
 /** The longest name kept for display (Entra caps a display name at 256, a UPN at 113). */
 const MAX_NAME = 256;
 const clipped = (name: string | undefined) =>
@@ -271,26 +276,28 @@ export class DeliveryLedger {
 
   /**
    * Creates the row already claimed (`sending`) together with the user's guard, in one
-   * transaction: the steady path's one write before the call to Teams. A request's `sole`
-   * recipient takes no guard (no second name of that person is in the request): one insert.
+   * transaction: the steady path's one write before the call to Teams. With `guard: false` (no
+   * second name of that person can be in the request, as for its only recipient) it takes no
+   * guard: one insert.
    */
   async createClaimed(
     request: RequestKey,
     recipientKey: string,
     recipient: Recipient,
     claim: Claim,
-    sole = false,
+    options: ClaimOptions = {},
   ): Promise<CreateClaimedResult> {
+    const guard = options.guard ?? true;
     const table = await this.table();
     const row = {
       ...this.fresh(request, recipientKey, recipient, "sending"),
       ...claim,
       attempts: 1,
-      ...(sole ? {} : { guardOf: claim.teamsUserId }),
+      ...(guard ? { guardOf: claim.teamsUserId } : {}),
     };
     const entity = toEntity(row);
     try {
-      const etag = sole
+      const etag = !guard
         ? (await table.createEntity(entity)).etag
         : (
             await table.submitTransaction([
@@ -302,7 +309,7 @@ export class DeliveryLedger {
     } catch (error) {
       if (!isRestError(error, 409)) throw error;
     }
-    if (sole) return { kind: "exists" };
+    if (!guard) return { kind: "exists" };
     if ((await this.get(request, recipientKey)) !== undefined) return { kind: "exists" };
     const holder = await this.guardHolder(request, claim.teamsUserId);
     // The guard is this recipient's own, with no row (never written so): the usual way mends it.
@@ -313,15 +320,18 @@ export class DeliveryLedger {
 
   /**
    * Claims an existing row (ETag-conditional) for a send, taking the user's guard in the same
-   * transaction unless the row holds it already.
+   * transaction unless the row holds it already or `guard` is false (see `createClaimed`).
    */
-  claim(current: Delivery, claim: Claim): Promise<GuardedResult> {
-    return this.guarded(current, claim.teamsUserId, {
+  claim(current: Delivery, claim: Claim, options: ClaimOptions = {}): Promise<GuardedResult> {
+    const patch: DeliveryPatch = {
       ...claim,
       state: "sending",
       attempts: current.attempts + 1,
       nextAttemptAt: undefined,
-    });
+    };
+    return options.guard === false
+      ? this.update(current, patch)
+      : this.guarded(current, claim.teamsUserId, patch);
   }
 
   /**

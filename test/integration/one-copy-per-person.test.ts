@@ -1,4 +1,6 @@
 import { recipientKey } from "../../shared/notifications/recipients";
+import { deliveryPartitionKey } from "../../shared/store/delivery-ledger";
+import { odata, TABLES } from "../../shared/store/table-factory";
 import { NotificationsHarness } from "./notifications-harness";
 
 describe("one copy per person", () => {
@@ -62,6 +64,58 @@ describe("one copy per person", () => {
       await Promise.all(items.map((item) => h.deliverQueued(item)));
       expect(h.sim.messagesToUser(person)).toHaveLength(1);
     }
+  });
+
+  /** The row keys of a request's per-user guards, as stored. */
+  async function guardRows(requestId: string): Promise<string[]> {
+    const table = await h.tables.table(TABLES.deliveries);
+    const keys: string[] = [];
+    const partition = deliveryPartitionKey(h.key(requestId));
+    for await (const row of table.listEntities({
+      queryOptions: { filter: odata`PartitionKey eq ${partition}` },
+    }))
+      if (row.rowKey?.startsWith("user~") === true) keys.push(row.rowKey);
+    return keys;
+  }
+
+  it("sends people named only by AAD ids one copy each without a per-user guard, even when every item comes twice at once", async () => {
+    const people = [h.sim.addUser(), h.sim.addUser(), h.sim.addUser()];
+    for (const p of people) await h.seedUser(p, h.sim.personalConversationId(p));
+    const request = h.request({ recipients: people.map((p) => ({ aadObjectId: p.aadObjectId })) });
+    await h.deliver({ body: request, messageId: request.id });
+    const items = h.queue.takeAll("delivery");
+    expect(items.map((m) => (m.body as { distinctPeople?: boolean }).distinctPeople)).toEqual([
+      true,
+      true,
+      true,
+    ]);
+
+    await Promise.all([...items, ...items].map((item) => h.deliverQueued(item)));
+    await h.drain();
+
+    for (const p of people) expect(h.sim.messagesToUser(p)).toHaveLength(1);
+    expect(await guardRows(request.id)).toEqual([]);
+    expect((await h.services.status.get(request.id))?.counts).toMatchObject({ total: 3, sent: 3 });
+  });
+
+  it("keeps the per-user guard when a request names anyone by UPN", async () => {
+    const [a, b] = [h.sim.addUser(), h.sim.addUser()];
+    for (const p of [a, b]) await h.seedUser(p, h.sim.personalConversationId(p));
+    const request = h.request({
+      recipients: [{ aadObjectId: a.aadObjectId }, { userPrincipalName: b.userPrincipalName }],
+    });
+    await h.deliver({ body: request, messageId: request.id });
+    const items = h.queue.takeAll("delivery");
+    expect(items.map((m) => (m.body as { distinctPeople?: boolean }).distinctPeople)).toEqual([
+      undefined,
+      undefined,
+    ]);
+
+    for (const item of items) await h.deliverQueued(item);
+
+    expect(h.sim.messagesToUser(a)).toHaveLength(1);
+    expect(h.sim.messagesToUser(b)).toHaveLength(1);
+    expect(await guardRows(request.id)).toHaveLength(2);
   });
 
   it("still sends to a person whose other name failed to resolve", async () => {

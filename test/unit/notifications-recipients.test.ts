@@ -1,5 +1,6 @@
 import fc from "fast-check";
 
+import { namesDistinctPeople } from "../../shared/model/recipient";
 import { recipientKey, splitRecipients } from "../../shared/notifications/recipients";
 import { MAX_RECIPIENT_VALUE_LENGTH } from "../../shared/notifications/schema";
 
@@ -72,6 +73,24 @@ describe("splitRecipients", () => {
         }
       }),
       { numRuns: 300 },
+    );
+  });
+});
+
+describe("namesDistinctPeople", () => {
+  const OTHER = "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d";
+
+  it("says people named only by AAD object ids, or only by Teams ids, cannot be one person twice", () => {
+    expect(namesDistinctPeople([{ aadObjectId: AAD }, { aadObjectId: OTHER }])).toBe(true);
+    expect(namesDistinctPeople([{ teamsUserId: "29:1-a" }, { teamsUserId: "29:1-b" }])).toBe(true);
+  });
+
+  it("says a UPN, a team, a group or a mix of kinds may name one person twice", () => {
+    expect(namesDistinctPeople([{ userPrincipalName: "a@contoso.com" }])).toBe(false);
+    expect(namesDistinctPeople([{ aadObjectId: AAD }, { teamsUserId: "29:1-a" }])).toBe(false);
+    expect(namesDistinctPeople([{ aadObjectId: AAD }, { groupId: OTHER }])).toBe(false);
+    expect(namesDistinctPeople([{ teamsUserId: "29:1-a" }, { teamId: "19:t@thread.tacv2" }])).toBe(
+      false,
     );
   });
 });

@@ -68,6 +68,34 @@ describe("work item guards", () => {
       });
     });
 
+    it("passes a fan-out's delivery marked as one of distinct people, as the full schema does", () => {
+      const body = travelled(
+        deliveryMessage(
+          deliveryWork("req-1", TENANT, { aadObjectId: USER }, 1, undefined, {
+            distinctPeople: true,
+          }),
+        ).body,
+      );
+
+      expect(guardDeliveryWork(body)).toEqual({ ok: true, value: deliveryWorkSchema.parse(body) });
+      expect(guardDeliveryWork(body)).toMatchObject({ value: { distinctPeople: true } });
+    });
+
+    it("drops a delivery whose distinctPeople is not a boolean", () => {
+      const body = {
+        requestId: "req-1",
+        tenantId: TENANT,
+        recipient: { aadObjectId: USER },
+        attempt: 1,
+        distinctPeople: "yes",
+      };
+
+      expect(guardDeliveryWork(body)).toEqual({
+        ok: false,
+        errors: "distinctPeople: must be a boolean",
+      });
+    });
+
     it("drops a delivery whose recipient has two identities", () => {
       const body = {
         requestId: "req-1",
