@@ -1,7 +1,15 @@
+import type { z } from "zod";
+
 import { HeraldError, toError } from "../errors";
 import type { EventPage } from "../events/event-log";
 import type { NotificationRequest } from "../notifications/schema";
 import type { NotificationStatus, RecipientState } from "../notifications/status";
+import {
+  answerProblem,
+  changeAnswerSchema,
+  recipientChangeAnswerSchema,
+  statusAnswerSchema,
+} from "./answers";
 import type { ChangeAnswer, NotificationChange } from "./changes";
 import {
   ChangeRefusedError,
@@ -176,7 +184,11 @@ export class HttpTransport implements NotificationTransport {
     if (query.limit !== undefined) url.searchParams.set("limit", String(query.limit));
     const { response, body } = await this.call("GET", url, undefined);
     if (response.status === 404) return undefined;
-    if (response.ok) return body as NotificationStatus;
+    if (response.ok) {
+      const status = statusAnswerSchema.safeParse(body);
+      if (!status.success) throw this.unreadable(response, body, `status of ${id}`, status.error);
+      return status.data as unknown as NotificationStatus;
+    }
     throw this.failure(response, body, `status of ${id}`);
   }
 
@@ -193,12 +205,10 @@ export class HttpTransport implements NotificationTransport {
         ? await this.call("PATCH", url, JSON.stringify(fields))
         : await this.call("DELETE", url, undefined);
     if (response.ok) {
-      const answer = (body ?? {}) as { revision?: unknown; recalled?: unknown };
-      return {
-        kind: "accepted",
-        revision: typeof answer.revision === "number" ? answer.revision : 1,
-        recalled: answer.recalled === true,
-      };
+      const answer = changeAnswerSchema.safeParse(body);
+      if (!answer.success)
+        throw this.unreadable(response, body, `${operation} of ${change.id}`, answer.error);
+      return { kind: "accepted", revision: answer.data.revision, recalled: answer.data.recalled };
     }
     throw this.refusal(response, body, change.id, operation);
   }
@@ -213,13 +223,11 @@ export class HttpTransport implements NotificationTransport {
     url.searchParams.set("tenantId", change.tenantId);
     const { response, body } = await this.call("PATCH", url, JSON.stringify(change.content));
     if (response.ok) {
-      const answer = (body ?? {}) as Partial<Omit<RecipientChangeAnswer, "kind">>;
-      return {
-        kind: "accepted",
-        recipient: answer.recipient ?? {},
-        revision: typeof answer.revision === "number" ? answer.revision : 1,
-        override: typeof answer.override === "number" ? answer.override : 1,
-      };
+      const answer = recipientChangeAnswerSchema.safeParse(body);
+      if (!answer.success)
+        throw this.unreadable(response, body, `update of ${change.id}`, answer.error);
+      const { recipient, revision, override } = answer.data;
+      return { kind: "accepted", recipient, revision, override };
     }
     if (response.status === 404 && serverMessage(body) === "recipient not found")
       throw new RecipientNotFoundError(change.id, change.recipient);
@@ -277,6 +285,23 @@ export class HttpTransport implements NotificationTransport {
       }
     }
     throw this.failure(response, body, `request ${request.id}`);
+  }
+
+  /**
+   * A success whose answer is not Herald's (a proxy's page, another app at the URL): the change
+   * may have been taken or not, and the caller must not go on as if it knew the revision.
+   */
+  private unreadable(
+    response: Response,
+    body: unknown,
+    what: string,
+    error: z.ZodError,
+  ): HttpResponseError {
+    return new HttpResponseError(
+      `${this.url.origin} answered ${response.status} for ${what}, but not as Herald answers (${answerProblem(error)}): is it Herald's function app?`,
+      response.status,
+      body,
+    );
   }
 
   private failure(response: Response, body: unknown, what: string): HttpResponseError {

@@ -1,5 +1,9 @@
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+
 import {
   ChangeRefusedError,
+  HttpResponseError,
   NotificationClient,
   NotificationNotFoundError,
   RequestValidationError,
@@ -56,6 +60,34 @@ describe("NotificationClient's update and recall", () => {
     await expect(
       client.update({ id, tenantId: TENANT, summary: "too late" }),
     ).rejects.toBeInstanceOf(ChangeRefusedError);
+  });
+
+  it("refuses a success that is not Herald's answer (another app at the URL) instead of taking it as revision 1", async () => {
+    // Any path, any method: 202 with a body that lacks what Herald answers.
+    const other = createServer((_req, res) => {
+      res.writeHead(202, { "content-type": "application/json" });
+      res.end(JSON.stringify({ ok: true, revision: "2" }));
+    });
+    await new Promise<void>((resolve) => other.listen(0, "127.0.0.1", resolve));
+    try {
+      const endpoint = `http://127.0.0.1:${(other.address() as AddressInfo).port}`;
+      const wrong = new NotificationClient({ endpoint, functionKey: KEY });
+      const id = "req-at-the-wrong-app";
+
+      const calls = [
+        () => wrong.update({ id, tenantId: TENANT, summary: "moved" }),
+        () => wrong.recall({ id, tenantId: TENANT }),
+        () => wrong.updateRecipient(id, TENANT, "29:1abc", { summary: "for you" }),
+        () => wrong.status(id, { tenantId: TENANT }),
+      ];
+      for (const call of calls) {
+        const error = await call().catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(HttpResponseError);
+        expect((error as HttpResponseError).message).toMatch(/not as Herald answers \(\w+: /);
+      }
+    } finally {
+      await new Promise((resolve) => other.close(resolve));
+    }
   });
 
   it("throws NotificationNotFoundError for an id Herald does not have", async () => {
