@@ -126,22 +126,25 @@ export function recipientNamed(value: string): Recipient | undefined {
 }
 
 /**
- * True when no two of these recipients (distinct recipient keys) can turn out to be one person:
- * every one is named by an id only one person ever has, all by AAD object id or all by Teams
- * user id. A UPN can pass from one person to another (a rename), and names of mixed kinds can
- * name one person twice: those requests need the per-user guard (store/delivery-ledger.ts).
+ * True when no two people a request's recipients (distinct recipient keys) come to can be one
+ * person: all name people by AAD object id, directly or through groups (a group's members join as
+ * AAD ids), or all by Teams user id, directly or through teams (a roster joins as Teams ids). One
+ * person has one AAD object id, and one Teams id for the bot. A UPN can pass from one person to
+ * another (a rename), and the two families can name one person twice: those requests need the
+ * per-user guard (store/delivery-ledger.ts). Decided on the request's own recipients, never on
+ * an expansion, which may change between two runs of one dispatch.
  */
 export function namesDistinctPeople(recipients: Iterable<Recipient>): boolean {
-  let kind: "aadObjectId" | "teamsUserId" | undefined;
+  let family: "aad" | "teams" | undefined;
   for (const recipient of recipients) {
     const own =
-      recipient.aadObjectId !== undefined
-        ? "aadObjectId"
-        : recipient.teamsUserId !== undefined
-          ? "teamsUserId"
+      recipient.aadObjectId !== undefined || recipient.groupId !== undefined
+        ? "aad"
+        : recipient.teamsUserId !== undefined || recipient.teamId !== undefined
+          ? "teams"
           : undefined;
-    if (own === undefined || (kind !== undefined && own !== kind)) return false;
-    kind = own;
+    if (own === undefined || (family !== undefined && own !== family)) return false;
+    family = own;
   }
   return true;
 }

@@ -318,8 +318,7 @@ export class Dispatcher {
         events: row.events,
       });
 
-    // Decided on every target, not only those still to send: the same for each of their rows.
-    const distinctPeople = namesDistinctPeople(targets.values());
+    const distinctPeople = namesDistinctPeople(explicit.values());
     const work = [...targets]
       .filter(([key]) => {
         const state = existing.get(key)?.state;

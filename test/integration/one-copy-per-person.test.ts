@@ -98,6 +98,32 @@ describe("one copy per person", () => {
     expect((await h.services.status.get(request.id))?.counts).toMatchObject({ total: 3, sent: 3 });
   });
 
+  it("sends one copy to a person named by AAD id and through a team the bot learned of between two runs of the dispatch", async () => {
+    const person = h.sim.addUser();
+    await h.seedUser(person, h.sim.personalConversationId(person));
+    const team = h.sim.addTeam({ members: [person] });
+    const request = h.request({
+      recipients: [{ aadObjectId: person.aadObjectId }, { teamId: team.id }],
+    });
+    // First run: the team is not known yet, so only the AAD id has a delivery.
+    await h.deliver({ body: request, messageId: request.id });
+    const first = h.queue.takeAll("delivery");
+    // The dispatch runs again (a crash before it marked the request), now with the roster.
+    await h.seedTeam(team);
+    const stored = await h.requests.get(h.key(request.id));
+    await h.requests.update(stored!, { state: "queued" });
+    await h.deliver({ body: request, messageId: request.id, deliveryCount: 2 });
+    // The broker drops the AAD id's item again (same message id): the first run's stays.
+    const seen = new Set(first.map((m) => m.messageId));
+    const second = h.queue.takeAll("delivery").filter((m) => !seen.has(m.messageId));
+    expect([first.length, second.length]).toEqual([1, 1]);
+
+    await Promise.all([...first, ...second].map((item) => h.deliverQueued(item)));
+    await h.drain();
+
+    expect(h.sim.messagesToUser(person)).toHaveLength(1);
+  });
+
   it("keeps the per-user guard when a request names anyone by UPN", async () => {
     const [a, b] = [h.sim.addUser(), h.sim.addUser()];
     for (const p of [a, b]) await h.seedUser(p, h.sim.personalConversationId(p));

@@ -79,18 +79,21 @@ describe("splitRecipients", () => {
 
 describe("namesDistinctPeople", () => {
   const OTHER = "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d";
+  const TEAM = "19:t@thread.tacv2";
 
-  it("says people named only by AAD object ids, or only by Teams ids, cannot be one person twice", () => {
+  it("says people named by AAD ids and groups, or by Teams ids and teams, cannot be one person twice", () => {
     expect(namesDistinctPeople([{ aadObjectId: AAD }, { aadObjectId: OTHER }])).toBe(true);
+    expect(namesDistinctPeople([{ aadObjectId: AAD }, { groupId: OTHER }])).toBe(true);
     expect(namesDistinctPeople([{ teamsUserId: "29:1-a" }, { teamsUserId: "29:1-b" }])).toBe(true);
+    expect(namesDistinctPeople([{ teamId: TEAM }, { teamsUserId: "29:1-a" }])).toBe(true);
   });
 
-  it("says a UPN, a team, a group or a mix of kinds may name one person twice", () => {
+  it("says a UPN, or names from both families, may name one person twice", () => {
     expect(namesDistinctPeople([{ userPrincipalName: "a@contoso.com" }])).toBe(false);
+    expect(
+      namesDistinctPeople([{ aadObjectId: AAD }, { userPrincipalName: "a@contoso.com" }]),
+    ).toBe(false);
     expect(namesDistinctPeople([{ aadObjectId: AAD }, { teamsUserId: "29:1-a" }])).toBe(false);
-    expect(namesDistinctPeople([{ aadObjectId: AAD }, { groupId: OTHER }])).toBe(false);
-    expect(namesDistinctPeople([{ teamsUserId: "29:1-a" }, { teamId: "19:t@thread.tacv2" }])).toBe(
-      false,
-    );
+    expect(namesDistinctPeople([{ groupId: OTHER }, { teamId: TEAM }])).toBe(false);
   });
 });
