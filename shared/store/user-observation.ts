@@ -297,6 +297,14 @@ export function indexRowsFor(next: UserEntity, old: UserEntity | undefined): Tab
     (old === undefined || old.aadObjectId !== aadObjectId || routeChanged(next, old))
   )
     rows.push(aadIndexRow({ ...next, aadObjectId }));
+  // An id the reference no longer has keeps its row, without the copy: a first try by it reads
+  // the reference, which does not answer to it, instead of sending to this user.
+  if (old?.aadObjectId !== undefined && !sameText(old.aadObjectId, aadObjectId))
+    rows.push({
+      partitionKey: next.partitionKey,
+      rowKey: aadIndexKey(old.aadObjectId),
+      teamsUserId: next.teamsUserId,
+    });
   if (
     next.userPrincipalName !== undefined &&
     (old === undefined || !sameText(old.userPrincipalName, next.userPrincipalName))

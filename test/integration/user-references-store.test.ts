@@ -114,6 +114,19 @@ describe("UserReferenceStore", () => {
       expect([learned?.conversationId, forgotten?.conversationId]).toEqual(["a:2", undefined]);
     });
 
+    it("no longer sends a first try by an AAD id to a user who now has another", async () => {
+      const newer = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+      await store.upsert(observation({ conversationId: "a:1" }));
+      await store.upsert(observation({ aadObjectId: newer, conversationId: "a:1" }));
+
+      await expect(store.findByAadObjectId(tenantId, aad, firstTry)).resolves.toBe(undefined);
+      await expect(store.findByAadObjectId(tenantId, aad)).resolves.toBe(undefined);
+      await expect(store.findByAadObjectId(tenantId, newer, firstTry)).resolves.toMatchObject({
+        teamsUserId: "29:1-ada",
+        aadObjectId: newer,
+      });
+    });
+
     it("answers with the reference's status once the user uninstalled", async () => {
       await store.upsert(observation({ conversationId: "a:1" }));
       await store.markStatus(tenantId, "29:1-ada", "uninstalled", "installationUpdate remove");
