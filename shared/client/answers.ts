@@ -1,6 +1,6 @@
 import { z } from "zod";
 
-import { recipientSchema } from "../model/recipient";
+import { RECIPIENT_KINDS } from "../model/recipient";
 
 /*
  * What Herald's API answers when it took a change or read a status: checked before the client
@@ -12,9 +12,17 @@ const sequence = z.number().int().min(1);
 /** `PATCH` or `DELETE /api/notifications/{id}`: 202. */
 export const changeAnswerSchema = z.looseObject({ revision: sequence, recalled: z.boolean() });
 
+/**
+ * The person as the request's row names them: one kind and its value. Not the request schema's
+ * stricter forms: a roster member's Teams id is whatever Teams called them (an emulator's too).
+ */
+const answeredRecipient = z
+  .partialRecord(z.enum(RECIPIENT_KINDS), z.string().min(1))
+  .refine((r) => Object.keys(r).length === 1, "must name the person by exactly one id");
+
 /** `PATCH /api/notifications/{id}/recipients/{recipient}`: 202. */
 export const recipientChangeAnswerSchema = z.looseObject({
-  recipient: recipientSchema,
+  recipient: answeredRecipient,
   revision: sequence,
   override: sequence,
 });

@@ -62,18 +62,24 @@ describe("NotificationClient's update and recall", () => {
     ).rejects.toBeInstanceOf(ChangeRefusedError);
   });
 
-  it("refuses a success that is not Herald's answer (another app at the URL) instead of taking it as revision 1", async () => {
-    // Any path, any method: 202 with a body that lacks what Herald answers.
+  /** An app at the URL that answers every call 202 with `body`. */
+  async function answering<T>(body: unknown, use: (client: NotificationClient) => Promise<T>) {
     const other = createServer((_req, res) => {
       res.writeHead(202, { "content-type": "application/json" });
-      res.end(JSON.stringify({ ok: true, revision: "2" }));
+      res.end(JSON.stringify(body));
     });
     await new Promise<void>((resolve) => other.listen(0, "127.0.0.1", resolve));
     try {
       const endpoint = `http://127.0.0.1:${(other.address() as AddressInfo).port}`;
-      const wrong = new NotificationClient({ endpoint, functionKey: KEY });
-      const id = "req-at-the-wrong-app";
+      return await use(new NotificationClient({ endpoint, functionKey: KEY }));
+    } finally {
+      await new Promise((resolve) => other.close(resolve));
+    }
+  }
 
+  it("refuses a success that is not Herald's answer (another app at the URL) instead of taking it as revision 1", async () => {
+    const id = "req-at-the-wrong-app";
+    await answering({ ok: true, revision: "2" }, async (wrong) => {
       const calls = [
         () => wrong.update({ id, tenantId: TENANT, summary: "moved" }),
         () => wrong.recall({ id, tenantId: TENANT }),
@@ -85,9 +91,27 @@ describe("NotificationClient's update and recall", () => {
         expect(error).toBeInstanceOf(HttpResponseError);
         expect((error as HttpResponseError).message).toMatch(/not as Herald answers \(\w+: /);
       }
-    } finally {
-      await new Promise((resolve) => other.close(resolve));
-    }
+    });
+  });
+
+  it("takes a recipient's update answered for a roster member whose Teams id is not a 29: id", async () => {
+    // What Herald answers when the row is a team member an emulator named `user-id-0`.
+    const body = {
+      id: "req-1",
+      recipient: { teamsUserId: "user-id-0" },
+      revision: 2,
+      override: 1,
+      statusUrl: "http://127.0.0.1/api/notifications/req-1",
+    };
+    const answer = await answering(body, (app) =>
+      app.updateRecipient("req-1", TENANT, "29:1abc", { summary: "for you" }),
+    );
+    expect(answer).toEqual({
+      kind: "accepted",
+      recipient: { teamsUserId: "user-id-0" },
+      revision: 2,
+      override: 1,
+    });
   });
 
   it("throws NotificationNotFoundError for an id Herald does not have", async () => {
