@@ -215,7 +215,7 @@ async function runScaleOut(tablesConnection: string, partial: PartialResults): P
       queue:
         "the real local broker (node:sqlite) on one database file shared by every instance: one session per tenant (sessionId = lower-cased tenant id), one holder at a time",
       enqueue:
-        "per tenant, the request stored with NotificationRequestStore.createWithBody and its ledger rows created, then deliveryMessage(deliveryWork(…)) per recipient enqueued once every instance was draining (no dispatch, no intake), each marked distinctPeople as the fan-out marks a request whose recipients are all AAD ids",
+        "per tenant, the request stored with NotificationRequestStore.createWithBody and its ledger rows created, then deliveryMessage(deliveryWork(…)) per recipient enqueued once every instance was draining (no dispatch, no intake), each marked distinctPeople and carrying its row's ETag as the fan-out writes them for a request whose recipients are all AAD ids",
       teams:
         "one simulator in the orchestrator (its rate-limit counters see every instance), Teams' limits enforced per tenant, 100 ms latency, users seeded with their 1:1 conversation ids (1 call each)",
       deliveredPerSecond:

@@ -9,7 +9,7 @@ import { recipientKey } from "../shared/notifications/recipients";
 import type { Recipient } from "../shared/notifications/schema";
 import { deliveryMessage, deliveryWork, sessionOf } from "../shared/notifications/work-items";
 import { LocalQueue } from "../shared/queue/local-queue";
-import { DeliveryLedger } from "../shared/store/delivery-ledger";
+import { DeliveryLedger, type WrittenRow } from "../shared/store/delivery-ledger";
 import { NotificationRequestStore, type RequestKey } from "../shared/store/notification-requests";
 import { TableFactory } from "../shared/store/table-factory";
 import { GLOBAL_PER_BOT_PER_TENANT_LIMIT } from "../shared/teams-limits";
@@ -158,18 +158,25 @@ interface Tenant {
   readonly users: readonly SimUser[];
 }
 
+interface StoredRequest {
+  readonly requestId: string;
+  readonly recipients: Recipient[];
+  /** The rows as written, by recipient key (what the fan-out puts in each work item). */
+  readonly written: ReadonlyMap<string, WrittenRow>;
+}
+
 /** Stores each tenant's request and its ledger rows as the dispatcher would have left them. */
 async function storeRequests(
   tables: TablesTarget,
   tenants: readonly Tenant[],
   text: string,
-): Promise<Map<string, { requestId: string; recipients: Recipient[] }>> {
+): Promise<Map<string, StoredRequest>> {
   const factory = new TableFactory(
     loadConfig({ TableStorageConnection: tables.connectionString, TableNamePrefix: tables.prefix }),
   );
   const requests = new NotificationRequestStore(factory);
   const ledger = new DeliveryLedger(factory);
-  const stored = new Map<string, { requestId: string; recipients: Recipient[] }>();
+  const stored = new Map<string, StoredRequest>();
   for (const tenant of tenants) {
     const requestId = `scale-${randomUUID()}`;
     const recipients: Recipient[] = tenant.users.map((u) => ({ aadObjectId: u.aadObjectId }));
@@ -187,11 +194,11 @@ async function storeRequests(
       },
       { schemaVersion: 1, id: requestId, tenantId: tenant.tenantId, recipients, message },
     );
-    await ledger.create(
+    const { written } = await ledger.createRows(
       { tenantId: tenant.tenantId, id: requestId },
       recipients.map((recipient) => ({ recipientKey: recipientKey(recipient), recipient })),
     );
-    stored.set(tenant.tenantId, { requestId, recipients });
+    stored.set(tenant.tenantId, { requestId, recipients, written });
   }
   return stored;
 }
@@ -216,7 +223,7 @@ async function ledgerOf(
 function enqueueAll(
   queue: LocalQueue,
   tenants: readonly Tenant[],
-  stored: ReadonlyMap<string, { requestId: string; recipients: Recipient[] }>,
+  stored: ReadonlyMap<string, StoredRequest>,
 ): { count: number; enqueueMs: number } {
   const messages = [];
   const longest = Math.max(...tenants.map((t) => t.users.length));
@@ -226,14 +233,15 @@ function enqueueAll(
   );
   for (let i = 0; i < longest; i += 1) {
     for (const tenant of tenants) {
-      const { requestId, recipients } = stored.get(tenant.tenantId)!;
+      const { requestId, recipients, written } = stored.get(tenant.tenantId)!;
       const recipient = recipients[i];
       if (recipient === undefined) continue;
-      const distinctPeople = distinct.get(tenant.tenantId) === true;
+      const options = {
+        distinctPeople: distinct.get(tenant.tenantId) === true,
+        written: written.get(recipientKey(recipient)),
+      };
       messages.push(
-        deliveryMessage(
-          deliveryWork(requestId, tenant.tenantId, recipient, 1, undefined, { distinctPeople }),
-        ),
+        deliveryMessage(deliveryWork(requestId, tenant.tenantId, recipient, 1, undefined, options)),
       );
     }
   }

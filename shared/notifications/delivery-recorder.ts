@@ -73,6 +73,15 @@ export interface DeliveryRecorderDependencies {
  * work item that comes back): final states, where the first final state wins; the policy's
  * decisions for failed calls; the unexpected, before the broker redelivers.
  */
+/**
+ * A work item put back on the queue, without its row as the fan-out wrote it: by then the row
+ * may have moved on (a claim, an install step), so the next try reads it (starting-row.ts).
+ */
+function scheduledAgain(work: DeliveryWork): DeliveryWork {
+  const { written: _written, ...rest } = work;
+  return rest;
+}
+
 export class DeliveryRecorder {
   constructor(private readonly deps: DeliveryRecorderDependencies) {}
 
@@ -181,7 +190,7 @@ export class DeliveryRecorder {
     message: string,
     properties: Record<string, unknown> = {},
   ): Promise<DeliveryResult> {
-    await this.deps.queue().schedule(deliveryMessage(work, { unique: true }), at);
+    await this.deps.queue().schedule(deliveryMessage(scheduledAgain(work), { unique: true }), at);
     log.info(message, { ...properties, at: at.toISOString() });
     return { kind: "deferred", at };
   }
@@ -251,7 +260,7 @@ export class DeliveryRecorder {
     const at = new Date(this.deps.clock().getTime() + decision.delayMs);
     await this.deps
       .queue()
-      .schedule(deliveryMessage({ ...record.next, attempt: decision.attempt }), at);
+      .schedule(deliveryMessage({ ...scheduledAgain(record.next), attempt: decision.attempt }), at);
     await this.deps.ledger.update(entry, {
       ...record.patch,
       ...record.retryPatch,

@@ -17,6 +17,7 @@ import type { ProactiveInstaller } from "./proactive-install";
 import { recipientKey } from "./recipients";
 import { type RequestContent, RequestContents } from "./request-contents";
 import { decide, type RetryPolicy } from "./retry-policy";
+import { startingRow } from "./starting-row";
 import type { SendOutcome, TeamsOperations } from "./teams-operations";
 import type { TenantWorkRunner } from "./tenant-work";
 import { resolveUser, type UserDirectory } from "./user-directory";
@@ -84,8 +85,8 @@ export class DeliveryService {
   /**
    * `from: "dispatch"`: the single recipient of a request, delivered in the request's own
    * dispatch. On its first delivery its ledger row cannot exist yet, so it is not read: it is
-   * created already claimed, with the user's guard, in one transaction (the steady path's one
-   * write before the call to Teams).
+   * created already claimed (the steady path's one write before the call to Teams). A fan-out's
+   * first try claims the row as the fan-out wrote it, unread too (starting-row.ts).
    */
   async deliver(
     work: DeliveryWork,
@@ -97,10 +98,7 @@ export class DeliveryService {
     // Never the UPN or id itself: a stable token (shared/logging.ts, recipientToken).
     const recipientLog = log.with({ recipient: recipientToken(key), attempt: work.attempt });
     try {
-      const entry =
-        options.from === "dispatch" && info.deliveryCount === 1
-          ? undefined
-          : await this.deps.ledger.ensure(this.requestOf(work), key, work.recipient);
+      const entry = await startingRow(this.deps.ledger, work, key, info, options.from);
       return await this.run(work, key, entry, info, recipientLog);
     } catch (error) {
       await this.deps.recorder.unexpected(work, key, error, info, recipientLog);

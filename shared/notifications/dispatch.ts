@@ -305,7 +305,7 @@ export class Dispatcher {
     const finalNow = unreachable
       .filter((u) => !existing.has(u.recipientKey))
       .map((u) => this.withEvent(key, u, dispatch.correlationId));
-    await this.deps.ledger.create(key, [...missing, ...finalNow]);
+    const { written } = await this.deps.ledger.createRows(key, [...missing, ...finalNow]);
     // Rows this dispatch made final report it; a redelivered dispatch reports them again (a
     // crash may have come between their write and this publish).
     const reported =
@@ -324,10 +324,11 @@ export class Dispatcher {
         const state = existing.get(key)?.state;
         return state === undefined || state === "pending";
       })
-      .map(([, recipient]) =>
+      .map(([key, recipient]) =>
         deliveryMessage(
           deliveryWork(request.id, request.tenantId, recipient, 1, request.correlationId, {
             distinctPeople,
+            written: written.get(key),
           }),
         ),
       );

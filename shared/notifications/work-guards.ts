@@ -1,5 +1,6 @@
 import type { Logger } from "../logging";
 import { isRecipientKind, type Recipient } from "../model/recipient";
+import type { WrittenRow } from "../store/delivery-ledger";
 import type { DeliveryWork, DispatchWork, InlineRequest } from "./work-items";
 
 /**
@@ -112,6 +113,13 @@ function isRecipient(value: unknown): value is Recipient {
   return kinds === 1;
 }
 
+/** A ledger row's ETag and creation time, as the fan-out put them in the item. */
+function isWrittenRow(value: unknown): value is WrittenRow {
+  if (!isObject(value) || !isText(value.etag, 256) || typeof value.createdAt !== "string")
+    return false;
+  return !Number.isNaN(Date.parse(value.createdAt));
+}
+
 /** A `delivery` item: a fanned-out share of a request, or a scheduled retry. */
 export function guardDeliveryWork(body: unknown): Guarded<DeliveryWork> {
   if (!isObject(body)) return { ok: false, errors: "(body): must be an object" };
@@ -133,6 +141,11 @@ export function guardDeliveryWork(body: unknown): Guarded<DeliveryWork> {
       body.distinctPeople === undefined || typeof body.distinctPeople === "boolean",
       "must be a boolean",
     ],
+    [
+      "written",
+      body.written === undefined || isWrittenRow(body.written),
+      "must be an ETag and a time",
+    ],
   ]);
   if (problem !== undefined) return { ok: false, errors: problem };
   const work: DeliveryWork = {
@@ -146,6 +159,7 @@ export function guardDeliveryWork(body: unknown): Guarded<DeliveryWork> {
     ...(body.distinctPeople !== undefined
       ? { distinctPeople: body.distinctPeople as boolean }
       : {}),
+    ...(body.written !== undefined ? { written: body.written as WrittenRow } : {}),
   };
   return { ok: true, value: work };
 }

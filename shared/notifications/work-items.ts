@@ -115,6 +115,8 @@ export const deliveryWorkSchema = z.object({
    * `namesDistinctPeople`): the claim is one conditional write, without the per-user guard.
    */
   distinctPeople: z.boolean().optional(),
+  /** Its row as the fan-out wrote it (store/delivery-ledger.ts `WrittenRow`): no read first. */
+  written: z.object({ etag: z.string().min(1).max(256), createdAt: z.iso.datetime() }).optional(),
 });
 export type DeliveryWork = z.infer<typeof deliveryWorkSchema>;
 
@@ -365,12 +367,8 @@ export function webhookMessage(
   work: WebhookWork,
   options: { unique?: boolean } = {},
 ): OutgoingMessage {
-  const base = shortHash(
-    work.tenantId.toLowerCase(),
-    work.requestId,
-    work.stream,
-    work.events.length,
-  );
+  const { tenantId, requestId, stream, events } = work;
+  const base = shortHash(tenantId.toLowerCase(), requestId, stream, events.length);
   return workMessage(
     WORK_KINDS.webhook,
     work.tenantId,
@@ -386,15 +384,17 @@ export function deliveryWork(
   recipient: Recipient,
   attempt: number,
   correlationId: string | undefined,
-  options: { sole?: boolean; distinctPeople?: boolean } = {},
+  options: Pick<DeliveryWork, "sole" | "distinctPeople" | "written"> = {},
 ): DeliveryWork {
+  const { sole, distinctPeople, written } = options;
   return {
     requestId,
     tenantId: tenant,
     recipient,
     attempt,
     ...(correlationId !== undefined ? { correlationId } : {}),
-    ...(options.sole === true ? { sole: true } : {}),
-    ...(options.distinctPeople === true ? { distinctPeople: true } : {}),
+    ...(sole === true ? { sole } : {}),
+    ...(distinctPeople === true ? { distinctPeople } : {}),
+    ...(written !== undefined ? { written } : {}),
   };
 }

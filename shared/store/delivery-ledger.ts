@@ -1,6 +1,5 @@
 import type { TableClient } from "@azure/data-tables";
 
-import type { CloudEvent } from "../model/cloud-event";
 import {
   type Recipient,
   recipientFromParts,
@@ -11,10 +10,11 @@ import {
 import { chunks, mapLimited } from "../util/collections";
 import { clip } from "../validation/json-guard";
 import type { Claim } from "./delivery-claim";
+import type { Delivery, DeliveryPatch, NewDelivery } from "./delivery-row";
 import { type DeliveryState, FINAL_STATES } from "./delivery-states";
 import { withoutUndefined, writtenRow } from "./entities";
 import { type RequestKey, requestRowKey } from "./notification-requests";
-import { actionsJson, parseActions, type RecordedAction } from "./recorded-actions";
+import { actionsJson, parseActions } from "./recorded-actions";
 import { eventsJson, parseEvents } from "./stored-events";
 import { encodeKey, isRestError, odata, type TableFactory, TABLES } from "./table-factory";
 
@@ -48,86 +48,10 @@ import { encodeKey, isRestError, odata, type TableFactory, TABLES } from "./tabl
  * of that person finds the guard taken and ends `duplicate` of the first. (Recipient keys start
  * with their kind's name, so no recipient row key starts with `user~`.)
  */
+export type { Delivery, DeliveryPatch, NewDelivery } from "./delivery-row";
 export { type DeliveryState, FINAL_STATES } from "./delivery-states";
 
 const GUARD_PREFIX = "user~";
-
-export interface Delivery {
-  readonly tenantId: string;
-  readonly requestId: string;
-  readonly recipientKey: string;
-  readonly recipient: Recipient;
-  readonly state: DeliveryState;
-  /** Calls to Teams made for this delivery (one per claim). */
-  readonly attempts: number;
-  /** The Service Bus delivery count of the message that last worked on this row. */
-  readonly deliveryCount?: number | undefined;
-  readonly lastError?: string | undefined;
-  readonly lastStatus?: number | undefined;
-  readonly activityId?: string | undefined;
-  readonly conversationId?: string | undefined;
-  /**
-   * The request revision the copy in the chat shows (undefined: 1, the request as first sent).
-   * Written with `sent`, and by each update of the copy, only ever upwards.
-   */
-  readonly revision?: number | undefined;
-  /** A change of the sent copy holds the claim (`claimedBy`, …): which one. */
-  readonly changing?: "update" | "recall" | undefined;
-  /** An update found the copy gone (404) and sent it afresh: at most once per row. */
-  readonly resent?: boolean | undefined;
-  /** The user's `29:` id once the recipient was resolved. */
-  readonly teamsUserId?: string | undefined;
-  /** The person whose per-user guard this row took last (`29:` id, or `aad:` + AAD id). */
-  readonly guardOf?: string | undefined;
-  /** Proactive install: the user's AAD object id as Graph resolved it. */
-  readonly aadObjectId?: string | undefined;
-  /** Proactive install: when Graph confirmed the app installed (the wait for the chat starts). */
-  readonly installedAt?: string | undefined;
-  /** Proactive install: the app's installation for the user, once Graph named it. */
-  readonly installationId?: string | undefined;
-  /** `duplicate`: the recipient key of the row that delivers to the same person. */
-  readonly duplicateOf?: string | undefined;
-  /** Who the recipient is, as Herald learned it (a group member as Graph named them): display only. */
-  readonly userPrincipalName?: string | undefined;
-  readonly displayName?: string | undefined;
-  /** `<messageId>#<deliveryCount>` of the invocation holding the `sending` claim. */
-  readonly claimedBy?: string | undefined;
-  /** The process that made the claim (notifications/claim-holders.ts). */
-  readonly claimHolder?: string | undefined;
-  /** The broker session the claim was made in (the tenant's), when it came through one. */
-  readonly claimSession?: string | undefined;
-  readonly claimExpiresAt?: string | undefined;
-  readonly nextAttemptAt?: string | undefined;
-  readonly createdAt: string;
-  readonly updatedAt: string;
-  readonly completedAt?: string | undefined;
-  /** When Teams said the user read the message (a read receipt); set once. */
-  readonly readAt?: string | undefined;
-  /** The token of the card's buttons' reference (model/card-actions.ts), kept once written. */
-  readonly cardToken?: string | undefined;
-  /**
-   * The verb whose answer the copy is to show once clicked, and the verb whose answer it shows
-   * (notifications/answered-copy.ts): they differ while the click's replacement is under way.
-   */
-  readonly answer?: string | undefined;
-  readonly answerShown?: string | undefined;
-  /** The sequence of the per-recipient update the copy shows (store/recipient-overrides.ts). */
-  readonly override?: number | undefined;
-  /** The recipient's button clicks, one per verb, in order (notifications/card-clicks.ts). */
-  readonly actions?: readonly RecordedAction[] | undefined;
-  /**
-   * The events this row's transitions reported, in order (stored-events.ts): each written by the
-   * transition's own conditional write, then published.
-   */
-  readonly events?: readonly CloudEvent[] | undefined;
-  /** The row's ETag: updates are conditional on it. */
-  readonly etag: string;
-}
-
-/** Fields an update may change. `undefined` clears a field. */
-export type DeliveryPatch = Partial<
-  Omit<Delivery, "tenantId" | "requestId" | "recipientKey" | "recipient" | "createdAt" | "etag">
->;
 
 /** A row as stored: the recipient as its kind and value, the keys; the rest field for field. */
 type DeliveryEntity = Omit<Delivery, "recipient" | "recipientKey" | "etag" | "events"> & {
@@ -138,19 +62,6 @@ type DeliveryEntity = Omit<Delivery, "recipient" | "recipientKey" | "etag" | "ev
   eventsJson?: string;
   actionsJson?: string;
 };
-
-export interface NewDelivery {
-  readonly recipientKey: string;
-  readonly recipient: Recipient;
-  /** Default `pending`; a final state records an outcome known up front (unknown team…). */
-  readonly state?: DeliveryState;
-  readonly lastError?: string;
-  /** The events of a row created final (its transition is its creation). */
-  readonly events?: readonly CloudEvent[];
-  /** Who the recipient is, when known before delivery (Graph's names of a group's members). */
-  readonly userPrincipalName?: string | undefined;
-  readonly displayName?: string | undefined;
-}
 
 /** An ETag-conditional write: done, or another invocation changed the row first. */
 export type WriteResult =
@@ -169,6 +80,16 @@ export type CreateClaimedResult =
   | { readonly kind: "exists" }
   | { readonly kind: "guard-taken"; readonly by: string };
 
+/**
+ * A row as `createRows` wrote it, when it was a plain `pending` row: enough to claim it without
+ * reading it first (`asWritten`). The claim is conditional on the ETag, so a row changed since
+ * fails the claim and is read then.
+ */
+export interface WrittenRow {
+  readonly etag: string;
+  readonly createdAt: string;
+}
+
 /** `guard: false`: no other recipient of the request can be the same person (default true). */
 export interface ClaimOptions {
   readonly guard?: boolean;
@@ -181,6 +102,15 @@ const clipped = (name: string | undefined) =>
 
 const TRANSACTION_SIZE = 100;
 const WRITE_CONCURRENCY = 4;
+
+/** A row created `pending` with nothing but its recipient: what `asWritten` rebuilds exactly. */
+function isPlain(row: NewDelivery): boolean {
+  const { state, lastError, events, userPrincipalName, displayName } = row;
+  return (
+    (state ?? "pending") === "pending" &&
+    [lastError, events, userPrincipalName, displayName].every((v) => v === undefined)
+  );
+}
 
 /** The request's own row key: one partition per (tenant, id), keyed the same way everywhere. */
 export function deliveryPartitionKey(request: RequestKey): string {
@@ -375,28 +305,47 @@ export class DeliveryLedger {
    * row. Returns how many rows this call created.
    */
   async create(request: RequestKey, rows: readonly NewDelivery[]): Promise<number> {
-    if (rows.length === 0) return 0;
+    return (await this.createRows(request, rows)).created;
+  }
+
+  /**
+   * As `create`, and the plain `pending` rows it wrote (by recipient key), for their deliveries
+   * to claim without a read (`asWritten`).
+   */
+  async createRows(
+    request: RequestKey,
+    rows: readonly NewDelivery[],
+  ): Promise<{ created: number; written: Map<string, WrittenRow> }> {
+    const written = new Map<string, WrittenRow>();
+    if (rows.length === 0) return { created: 0, written };
     const table = await this.table();
-    const entities = rows.map((row) =>
-      toEntity({
+    const pairs = rows.map((row) => ({
+      row,
+      entity: toEntity({
         ...this.fresh(request, row.recipientKey, row.recipient, row.state ?? "pending"),
         lastError: row.lastError,
         events: row.events,
         userPrincipalName: clipped(row.userPrincipalName),
         displayName: clipped(row.displayName),
       }),
-    );
+    }));
     const counts = await mapLimited(
-      chunks(entities, TRANSACTION_SIZE),
+      chunks(pairs, TRANSACTION_SIZE),
       WRITE_CONCURRENCY,
       async (chunk) => {
         try {
-          await table.submitTransaction(chunk.map((e) => ["create", e]));
+          const response = await table.submitTransaction(chunk.map((p) => ["create", p.entity]));
+          // Sub-responses come in the operations' order; an ETag may keep its line's CR.
+          chunk.forEach(({ row, entity }, i) => {
+            const etag = response.subResponses[i]?.etag?.trim();
+            if (etag !== undefined && etag !== "" && isPlain(row))
+              written.set(row.recipientKey, { etag, createdAt: entity.createdAt });
+          });
           return chunk.length;
         } catch (error) {
           if (!isRestError(error, 409) && !isRestError(error, 400)) throw error;
           let created = 0;
-          for (const entity of chunk) {
+          for (const { entity } of chunk) {
             try {
               await table.createEntity(entity);
               created += 1;
@@ -408,7 +357,20 @@ export class DeliveryLedger {
         }
       },
     );
-    return counts.reduce((a, b) => a + b, 0);
+    return { created: counts.reduce((a, b) => a + b, 0), written };
+  }
+
+  /** A plain `pending` row as `createRows` wrote it (see `WrittenRow`), without reading it. */
+  asWritten(
+    request: RequestKey,
+    recipientKey: string,
+    recipient: Recipient,
+    row: WrittenRow,
+  ): Delivery {
+    return writtenRow(
+      this.fresh(request, recipientKey, recipient, "pending", row.createdAt),
+      row.etag,
+    );
   }
 
   /**
@@ -447,8 +409,8 @@ export class DeliveryLedger {
     recipientKey: string,
     recipient: Recipient,
     state: DeliveryState,
+    stamp = this.clock().toISOString(),
   ): Omit<Delivery, "etag"> {
-    const stamp = this.clock().toISOString();
     return {
       tenantId: request.tenantId,
       requestId: request.id,

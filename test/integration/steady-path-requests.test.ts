@@ -60,6 +60,34 @@ describe("the steady path's Table requests", () => {
     });
   });
 
+  it("delivers a fan-out's recipient named by AAD id in four Table requests: its row is claimed as the fan-out wrote it, unread", async () => {
+    const h = await NotificationsHarness.start({
+      TableStorageConnection: counter.target.connectionString,
+    });
+    try {
+      const [a, b] = [h.sim.addUser(), h.sim.addUser()];
+      for (const u of [a, b]) await h.seedUser(u, h.sim.personalConversationId(u));
+      const request = h.request({
+        recipients: [{ aadObjectId: a.aadObjectId }, { aadObjectId: b.aadObjectId }],
+      });
+      await h.deliver({ body: request, messageId: request.id });
+      const [first, second] = h.queue.takeAll("delivery");
+
+      const before = counter.count;
+      await h.deliverQueued(first!);
+      const tableRequests = counter.count - before;
+      await h.deliverQueued(second!);
+
+      // The AAD index row, the claim (no guard: people named by AAD ids only), the outcome,
+      // the unread entry. No read of the row first.
+      expect(tableRequests).toBe(4);
+      expect([h.sim.messagesToUser(a).length, h.sim.messagesToUser(b).length]).toEqual([1, 1]);
+      expect((await h.services.status.get(request.id))?.counts).toMatchObject({ sent: 2 });
+    } finally {
+      await h.close();
+    }
+  });
+
   it("delivers in four Table requests with NotificationEvents off, and publishes nothing", async () => {
     const measured = await measure({ NotificationEvents: "false" });
 

@@ -81,6 +81,35 @@ describe("work item guards", () => {
       expect(guardDeliveryWork(body)).toMatchObject({ value: { distinctPeople: true } });
     });
 
+    it("passes a fan-out's delivery carrying its row as written, as the full schema does", () => {
+      const written = {
+        etag: `W/"datetime'2026-12-07T13%3A00%3A00.1234567Z'"`,
+        createdAt: "2026-12-07T13:00:00.123Z",
+      };
+      const body = travelled(
+        deliveryMessage(
+          deliveryWork("req-1", TENANT, { aadObjectId: USER }, 1, undefined, { written }),
+        ).body,
+      );
+
+      expect(guardDeliveryWork(body)).toEqual({ ok: true, value: deliveryWorkSchema.parse(body) });
+      expect(guardDeliveryWork(body)).toMatchObject({ value: { written } });
+    });
+
+    it("drops a delivery whose carried row has no ETag or no time", () => {
+      const base = {
+        requestId: "req-1",
+        tenantId: TENANT,
+        recipient: { aadObjectId: USER },
+        attempt: 1,
+      };
+      for (const written of [{ createdAt: "2026-12-07T13:00:00.123Z" }, { etag: "W/x" }, "W/x"])
+        expect(guardDeliveryWork({ ...base, written })).toEqual({
+          ok: false,
+          errors: "written: must be an ETag and a time",
+        });
+    });
+
     it("drops a delivery whose distinctPeople is not a boolean", () => {
       const body = {
         requestId: "req-1",
