@@ -20,6 +20,7 @@ import type { DeliveryClaims } from "./delivery-claims";
 import type { EventOutbox } from "./event-outbox";
 import { metric } from "./metrics";
 import type { Decision } from "./retry-policy";
+import { scheduledAgain } from "./starting-row";
 import { deliveryMessage, type DeliveryWork, type QueueMessageInfo } from "./work-items";
 
 export type DeliveryResult =
@@ -73,15 +74,6 @@ export interface DeliveryRecorderDependencies {
  * work item that comes back): final states, where the first final state wins; the policy's
  * decisions for failed calls; the unexpected, before the broker redelivers.
  */
-/**
- * A work item put back on the queue, without its row as the fan-out wrote it: by then the row
- * may have moved on (a claim, an install step), so the next try reads it (starting-row.ts).
- */
-function scheduledAgain(work: DeliveryWork): DeliveryWork {
-  const { written: _written, ...rest } = work;
-  return rest;
-}
-
 export class DeliveryRecorder {
   constructor(private readonly deps: DeliveryRecorderDependencies) {}
 

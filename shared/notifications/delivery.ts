@@ -13,15 +13,15 @@ import { DeliveryEvents } from "./delivery-events";
 import type { DeliveryRecorder, DeliveryResult } from "./delivery-recorder";
 import type { EventOutbox } from "./event-outbox";
 import { metric } from "./metrics";
-import type { ProactiveInstaller } from "./proactive-install";
+import { type ProactiveInstaller, withoutInstallSlot } from "./proactive-install";
 import { recipientKey } from "./recipients";
 import { type RequestContent, RequestContents } from "./request-contents";
 import { decide, type RetryPolicy } from "./retry-policy";
-import { startingRow } from "./starting-row";
+import { startingRow, startsUnread } from "./starting-row";
 import type { SendOutcome, TeamsOperations } from "./teams-operations";
 import type { TenantWorkRunner } from "./tenant-work";
 import { resolveUser, type UserDirectory } from "./user-directory";
-import { type DeliveryWork, type QueueMessageInfo, withoutInstallSlot } from "./work-items";
+import type { DeliveryWork, QueueMessageInfo } from "./work-items";
 
 export type { DeliveryResult } from "./delivery-recorder";
 
@@ -315,8 +315,9 @@ export class DeliveryService {
         metric(log, "notifications.duplicate");
         return { kind: "settled", result: { kind: "duplicate", state: latest.state } };
       }
-      // `exists` is this invocation's first sight of the row; `conflict`, a write since its read.
-      const sighting = claimed.kind === "conflict" ? "lost-race" : "read";
+      // `exists` (or a conflict on the row as written) is this invocation's first sight of it.
+      const race = claimed.kind === "conflict" && (round > 0 || !startsUnread(work, info));
+      const sighting = race ? "lost-race" : "read";
       const standing = this.deps.claims.standing(latest, info, sighting);
       if (standing.kind === "held") {
         const result = await this.deps.recorder.defer(

@@ -20,6 +20,12 @@ import { metric } from "./metrics";
 import { decide } from "./retry-policy";
 import type { DeliveryWork } from "./work-items";
 
+/** The work item without a reserved install slot: a retry waits for a fresh one. */
+export function withoutInstallSlot(work: DeliveryWork): DeliveryWork {
+  const { installSlotAt: _slot, ...rest } = work;
+  return rest;
+}
+
 export type { InstallStep } from "./install-step";
 
 /** What proactive install needs of the user references. */

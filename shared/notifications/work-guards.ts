@@ -1,6 +1,6 @@
 import type { Logger } from "../logging";
 import { isRecipientKind, type Recipient } from "../model/recipient";
-import type { WrittenRow } from "../store/delivery-ledger";
+import { type WrittenRow, writtenRowSchema } from "../store/delivery-ledger";
 import type { DeliveryWork, DispatchWork, InlineRequest } from "./work-items";
 
 /**
@@ -113,11 +113,9 @@ function isRecipient(value: unknown): value is Recipient {
   return kinds === 1;
 }
 
-/** A ledger row's ETag and creation time, as the fan-out put them in the item. */
+/** A ledger row's ETag and creation time, as the fan-out put them in the item (a tiny object). */
 function isWrittenRow(value: unknown): value is WrittenRow {
-  if (!isObject(value) || !isText(value.etag, 256) || typeof value.createdAt !== "string")
-    return false;
-  return !Number.isNaN(Date.parse(value.createdAt));
+  return writtenRowSchema.safeParse(value).success;
 }
 
 /** A `delivery` item: a fanned-out share of a request, or a scheduled retry. */

@@ -4,6 +4,7 @@ import { z } from "zod";
 
 import { type CloudEvent, isCloudEvent } from "../model/cloud-event";
 import { type OutgoingMessage, WORK_KIND_PROPERTY } from "../queue/queue-port";
+import { writtenRowSchema } from "../store/delivery-ledger";
 import { recipientKey } from "./recipients";
 import { messageSchema, type Recipient, recipientSchema } from "./schema";
 
@@ -116,15 +117,9 @@ export const deliveryWorkSchema = z.object({
    */
   distinctPeople: z.boolean().optional(),
   /** Its row as the fan-out wrote it (store/delivery-ledger.ts `WrittenRow`): no read first. */
-  written: z.object({ etag: z.string().min(1).max(256), createdAt: z.iso.datetime() }).optional(),
+  written: writtenRowSchema.optional(),
 });
 export type DeliveryWork = z.infer<typeof deliveryWorkSchema>;
-
-/** The work item without a reserved install slot (proactive-install.ts). */
-export function withoutInstallSlot(work: DeliveryWork): DeliveryWork {
-  const { installSlotAt: _slot, ...rest } = work;
-  return rest;
-}
 
 /** A request the HTTP intake stored (or was about to store) whose dispatch must be on the queue. */
 export const intakeCheckWorkSchema = z.object({

@@ -1,4 +1,5 @@
 import type { TableClient } from "@azure/data-tables";
+import { z } from "zod";
 
 import {
   type Recipient,
@@ -83,12 +84,17 @@ export type CreateClaimedResult =
 /**
  * A row as `createRows` wrote it, when it was a plain `pending` row: enough to claim it without
  * reading it first (`asWritten`). The claim is conditional on the ETag, so a row changed since
- * fails the claim and is read then.
+ * fails the claim and is read then. An ETag as Table Storage gives one (`W/"datetime'…'"`), never
+ * `*`, which would make the claim unconditional.
  */
-export interface WrittenRow {
-  readonly etag: string;
-  readonly createdAt: string;
-}
+export const writtenRowSchema = z.object({
+  etag: z
+    .string()
+    .max(256)
+    .regex(/^(W\/)?"[^"*]+"$/, "must be an entity's ETag"),
+  createdAt: z.iso.datetime(),
+});
+export type WrittenRow = z.infer<typeof writtenRowSchema>;
 
 /** `guard: false`: no other recipient of the request can be the same person (default true). */
 export interface ClaimOptions {

@@ -103,7 +103,15 @@ describe("work item guards", () => {
         recipient: { aadObjectId: USER },
         attempt: 1,
       };
-      for (const written of [{ createdAt: "2026-12-07T13:00:00.123Z" }, { etag: "W/x" }, "W/x"])
+      const at = "2026-12-07T13:00:00.123Z";
+      const etag = `W/"datetime'2026-12-07T13%3A00%3A00.1234567Z'"`;
+      for (const written of [
+        { createdAt: at },
+        { etag },
+        { etag: "*", createdAt: at }, // would make the claim unconditional
+        { etag, createdAt: "2026-12-07" },
+        etag,
+      ])
         expect(guardDeliveryWork({ ...base, written })).toEqual({
           ok: false,
           errors: "written: must be an ETag and a time",
