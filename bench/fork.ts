@@ -18,6 +18,7 @@ import type {
   ProcessorResult,
   ToWorker,
 } from "./jobs";
+import { asHeraldWorker } from "./stand-in-priority";
 
 /** The bundled worker sits next to the bundled orchestrator (bench/out). */
 const WORKER = join(__dirname, "worker.js");
@@ -34,7 +35,7 @@ export const FUNCTION_APP_NODE_OPTIONS = [
 ] as const;
 
 function spawnWorker(kind: Job["kind"]): ChildProcess {
-  return fork(WORKER, [], {
+  const child = fork(WORKER, [], {
     // Azurite stands in for Table Storage, not for a Herald process: Node's defaults.
     execArgv:
       kind === "azurite"
@@ -45,6 +46,8 @@ function spawnWorker(kind: Job["kind"]): ChildProcess {
           ]),
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
+  if (kind !== "azurite") asHeraldWorker(child.pid);
+  return child;
 }
 
 function nextMessage(child: ChildProcess): Promise<FromWorker> {

@@ -36,6 +36,7 @@ import {
   type SessionSettings,
 } from "./scale-out";
 import { limitsScenario, MESSAGE_TEXT, overheadScenario } from "./scenarios";
+import { raiseStandIns } from "./stand-in-priority";
 import { round } from "./stats";
 import { ensureTeamsFx, type TeamsFxInstall } from "./teamsfx";
 
@@ -353,6 +354,7 @@ async function main(): Promise<void> {
   const host = machine();
   log(`machine: ${machineLine(host)}`);
   const partial: PartialResults = {};
+  let standInsNice: number | undefined;
 
   // Cold start first, while nothing else of the bench is running.
   if (wanted("cold-start")) {
@@ -383,6 +385,12 @@ async function main(): Promise<void> {
           ? `3. baseline: TeamsFx ${teamsfx.version} from bench/out/teamsfx`
           : `3. baseline: TeamsFx unavailable (${teamsfx.reason}); botbuilder baselines only`,
       );
+    standInsNice = raiseStandIns();
+    log(
+      standInsNice === undefined
+        ? "   Azurite and the simulator at the Herald workers' priority"
+        : `   Azurite and the simulator at nice ${standInsNice}, above the Herald workers`,
+    );
     const azurite = await startServiceWorker({ kind: "azurite" });
     try {
       await runScenarios(azurite.ready.url, teamsfx, partial);
@@ -391,7 +399,11 @@ async function main(): Promise<void> {
     }
   }
 
-  const machineNow = { ...host, loadAverageEnd: round(loadavg()[0] ?? 0, 2) };
+  const machineNow = {
+    ...host,
+    loadAverageEnd: round(loadavg()[0] ?? 0, 2),
+    ...(standInsNice !== undefined ? { standInsNice } : {}),
+  };
   const {
     coldStart,
     broker,

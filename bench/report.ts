@@ -20,6 +20,11 @@ export interface Machine {
   /** 1-minute load average when the run started and ended (other work on the machine). */
   readonly loadAverageStart: number;
   readonly loadAverageEnd?: number;
+  /**
+   * The niceness Azurite and the Teams simulator ran at, above the Herald workers'
+   * (bench/stand-in-priority.ts); absent: all at one priority.
+   */
+  readonly standInsNice?: number;
 }
 
 export function machine(): Machine {
@@ -389,7 +394,14 @@ function cardClicksRow(p: EndpointPhase): Row {
 }
 
 export function machineLine(m: Machine): string {
-  return `${m.cores} cores (nproc), ${m.cpuModel}, ${m.ramGb} GB RAM, Node ${m.node}, ${m.platform}; 1-min load average ${m.loadAverageStart} at start, ${m.loadAverageEnd ?? "?"} at end`;
+  // Told once the run is over (the priority is raised after the machine is first described).
+  const standIns =
+    m.loadAverageEnd === undefined
+      ? ""
+      : m.standInsNice === undefined
+        ? "; Azurite and the simulator at the Herald workers' priority"
+        : `; Azurite and the simulator at nice ${m.standInsNice}, above the Herald workers (bench/stand-in-priority.ts)`;
+  return `${m.cores} cores (nproc), ${m.cpuModel}, ${m.ramGb} GB RAM, Node ${m.node}, ${m.platform}; 1-min load average ${m.loadAverageStart} at start, ${m.loadAverageEnd ?? "?"} at end${standIns}`;
 }
 
 /** The table for the terminal. */
