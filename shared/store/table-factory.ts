@@ -56,17 +56,36 @@ function credentialFor(clientId: string | undefined): TokenCredential {
     : new identity.DefaultAzureCredential();
 }
 
+export interface TableFactoryOptions {
+  /** Create each table the first time it is used; default: `createsTablesOnFirstUse`. */
+  readonly createTables?: boolean;
+}
+
 /**
- * Hands out one TableClient per table and creates each table the first time it is used,
- * so a fresh Azurite (local) works without a provisioning step; in Azure, Bicep creates them.
+ * Whether tables reached this way are created on first use: for a connection string (Azurite,
+ * or an account set up by hand), so a fresh one works without a provisioning step. On a managed
+ * identity the account is the one `infra/` deploys, and Bicep creates every table in `TABLES`
+ * (test/infra/settings-drift.test.ts keeps the two lists equal): a create there would cost each
+ * cold instance one round trip per table on its first invocations, and log one 409 dependency
+ * failure per table.
  */
+export function createsTablesOnFirstUse(connection: TableConnection): boolean {
+  return connection.kind === "connectionString";
+}
+
+/** Hands out one TableClient per table, creating the table on first use where it may be missing. */
 export class TableFactory {
   private readonly clients = new Map<string, Promise<TableClient>>();
   private readonly credential: TokenCredential | undefined;
+  private readonly createTables: boolean;
 
-  constructor(private readonly config: TableConfig) {
+  constructor(
+    private readonly config: TableConfig,
+    options: TableFactoryOptions = {},
+  ) {
     this.credential =
       config.tables.kind === "identity" ? credentialFor(config.tables.clientId) : undefined;
+    this.createTables = options.createTables ?? createsTablesOnFirstUse(config.tables);
   }
 
   physicalName(name: TableName): string {
@@ -92,7 +111,7 @@ export class TableFactory {
             allowInsecureConnection: isLocal(tables.connectionString),
           })
         : new TableClient(tables.endpoint, tableName, this.credential!);
-    await client.createTable();
+    if (this.createTables) await client.createTable();
     return client;
   }
 
