@@ -18,7 +18,7 @@ import type {
   ProcessorResult,
   ToWorker,
 } from "./jobs";
-import { asHeraldWorker } from "./stand-in-priority";
+import { heraldWorkerEnv } from "./stand-in-priority";
 
 /** The bundled worker sits next to the bundled orchestrator (bench/out). */
 const WORKER = join(__dirname, "worker.js");
@@ -35,7 +35,7 @@ export const FUNCTION_APP_NODE_OPTIONS = [
 ] as const;
 
 function spawnWorker(kind: Job["kind"]): ChildProcess {
-  const child = fork(WORKER, [], {
+  return fork(WORKER, [], {
     // Azurite stands in for Table Storage, not for a Herald process: Node's defaults.
     execArgv:
       kind === "azurite"
@@ -45,9 +45,9 @@ function spawnWorker(kind: Job["kind"]): ChildProcess {
             ...FUNCTION_APP_NODE_OPTIONS,
           ]),
     stdio: ["ignore", "inherit", "inherit", "ipc"],
+    // Azurite keeps the bench's raised priority; Herald's workers put themselves back.
+    ...(kind === "azurite" ? {} : { env: heraldWorkerEnv() }),
   });
-  if (kind !== "azurite") asHeraldWorker(child.pid);
-  return child;
 }
 
 function nextMessage(child: ChildProcess): Promise<FromWorker> {

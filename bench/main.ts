@@ -36,7 +36,7 @@ import {
   type SessionSettings,
 } from "./scale-out";
 import { limitsScenario, MESSAGE_TEXT, overheadScenario } from "./scenarios";
-import { raiseStandIns } from "./stand-in-priority";
+import { raiseStandIns, standInsRecord } from "./stand-in-priority";
 import { round } from "./stats";
 import { ensureTeamsFx, type TeamsFxInstall } from "./teamsfx";
 
@@ -209,7 +209,7 @@ async function runScaleOut(tablesConnection: string, partial: PartialResults): P
   const detail: ScaleOutDetail = {
     startedAt: new Date(started).toISOString(),
     durationSeconds: round((Date.now() - started) / 1000, 0),
-    machine: { ...host, loadAverageEnd: round(loadavg()[0] ?? 0, 2) },
+    machine: { ...host, loadAverageEnd: round(loadavg()[0] ?? 0, 2), ...standInsRecord() },
     method: {
       instances:
         "separate Node processes (bench/worker.ts, kind processor), each with its own createHeraldServices and so its own pacer",
@@ -354,7 +354,6 @@ async function main(): Promise<void> {
   const host = machine();
   log(`machine: ${machineLine(host)}`);
   const partial: PartialResults = {};
-  let standInsNice: number | undefined;
 
   // Cold start first, while nothing else of the bench is running.
   if (wanted("cold-start")) {
@@ -385,12 +384,10 @@ async function main(): Promise<void> {
           ? `3. baseline: TeamsFx ${teamsfx.version} from bench/out/teamsfx`
           : `3. baseline: TeamsFx unavailable (${teamsfx.reason}); botbuilder baselines only`,
       );
-    standInsNice = raiseStandIns();
-    log(
-      standInsNice === undefined
-        ? "   Azurite and the simulator at the Herald workers' priority"
-        : `   Azurite and the simulator at nice ${standInsNice}, above the Herald workers`,
-    );
+    // After cold start, the builds and the TeamsFx install, which measure or use the machine at
+    // its own priority; before Azurite, which inherits the raise.
+    raiseStandIns();
+    log(`   Azurite and the simulator ${standInsRecord().standIns ?? ""}`);
     const azurite = await startServiceWorker({ kind: "azurite" });
     try {
       await runScenarios(azurite.ready.url, teamsfx, partial);
@@ -402,7 +399,7 @@ async function main(): Promise<void> {
   const machineNow = {
     ...host,
     loadAverageEnd: round(loadavg()[0] ?? 0, 2),
-    ...(standInsNice !== undefined ? { standInsNice } : {}),
+    ...standInsRecord(),
   };
   const {
     coldStart,

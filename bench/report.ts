@@ -20,11 +20,10 @@ export interface Machine {
   /** 1-minute load average when the run started and ended (other work on the machine). */
   readonly loadAverageStart: number;
   readonly loadAverageEnd?: number;
-  /**
-   * The niceness Azurite and the Teams simulator ran at, above the Herald workers'
-   * (bench/stand-in-priority.ts); absent: all at one priority.
-   */
+  /** The niceness Azurite and the Teams simulator ran at, when raised above the Herald workers'. */
   readonly standInsNice?: number;
+  /** Where they ran, and why (bench/stand-in-priority.ts); absent in runs before it existed. */
+  readonly standIns?: string;
 }
 
 export function machine(): Machine {
@@ -394,13 +393,7 @@ function cardClicksRow(p: EndpointPhase): Row {
 }
 
 export function machineLine(m: Machine): string {
-  // Told once the run is over (the priority is raised after the machine is first described).
-  const standIns =
-    m.loadAverageEnd === undefined
-      ? ""
-      : m.standInsNice === undefined
-        ? "; Azurite and the simulator at the Herald workers' priority"
-        : `; Azurite and the simulator at nice ${m.standInsNice}, above the Herald workers (bench/stand-in-priority.ts)`;
+  const standIns = m.standIns === undefined ? "" : `; Azurite and the simulator ${m.standIns}`;
   return `${m.cores} cores (nproc), ${m.cpuModel}, ${m.ramGb} GB RAM, Node ${m.node}, ${m.platform}; 1-min load average ${m.loadAverageStart} at start, ${m.loadAverageEnd ?? "?"} at end${standIns}`;
 }
 

@@ -1,43 +1,87 @@
+import { readdirSync } from "node:fs";
 import { getPriority, setPriority } from "node:os";
 
 /**
- * Azurite and the Teams simulator stand in for Table Storage and Teams, services that run on
- * machines of their own in Azure. Here they share two cores with up to eight Herald instances:
- * at K = 8 a CPU profile of Azurite showed it busy for the whole delivery window, Table requests
- * queued there (single reads and writes took 0.5-6 s in a run's first seconds, with no error or
- * retry), and a tenant's deliveries then sat waiting on storage while its Teams slots went unused.
- * That measures the machine, not Herald. So the bench process, which hosts the simulator and
- * spawns Azurite (which inherits its priority), runs at a higher priority, and every Herald
- * worker is set back to the priority the bench started with: instances compete with each other
- * for the cores, as they would on one host, and not with the services they call.
- * `BENCH_STAND_INS=same` keeps everything at one priority (to measure the difference).
+ * Azurite and the Teams simulator stand in for Table Storage and Teams, which in Azure run on
+ * machines of their own; here they share two cores with up to eight Herald instances, and
+ * starved by them they made the K = 8 row measure the machine (docs/benchmarks.md, "What runs
+ * where"). So the bench process, which hosts the simulator and spawns Azurite, runs 10 nice
+ * levels above where it started, and every Herald worker (baselines too, so Herald / baseline
+ * ratios stay fair) puts itself back at the starting priority when it starts.
+ * `BENCH_STAND_INS=same` keeps everything at one priority, to measure the difference.
  */
-const STAND_IN_NICE = -10;
+const RAISE_BY = 10;
+/** The worker's niceness, handed down by the bench (`heraldWorkerEnv`). */
+const WORKER_NICE_ENV = "BENCH_HERALD_NICE";
 
-let herald: number | undefined;
+type Decision =
+  | { readonly raised: true; readonly standInsNice: number; readonly heraldNice: number }
+  | { readonly raised: false; readonly reason: string };
+
+let decision: Decision | undefined;
 
 /**
- * Raises this process (and what it spawns from now on); returns the niceness the stand-ins run
- * at, or undefined when it could not be raised (not allowed for this user, or turned off).
+ * Niceness is per thread on Linux, and `setPriority(pid)` sets only the thread whose id is the
+ * pid; threads started later inherit from the thread that starts them. So every thread there
+ * is now is set (where /proc lists them).
  */
-export function raiseStandIns(): number | undefined {
-  if (process.env.BENCH_STAND_INS === "same") return undefined;
-  const base = getPriority();
+function setEveryThread(pid: number, nice: number): void {
+  let threads: number[];
   try {
-    setPriority(STAND_IN_NICE);
+    threads = readdirSync(`/proc/${pid}/task`).map(Number);
   } catch {
-    return undefined; // needs CAP_SYS_NICE: the run then measures as before, and says so
+    threads = [pid]; // not Linux: the process as the OS counts it
   }
-  herald = base;
-  return STAND_IN_NICE;
+  for (const thread of threads) {
+    try {
+      setPriority(thread, nice);
+    } catch (error) {
+      // A thread that ended in between is fine; not being allowed is not.
+      if ((error as { code?: string }).code !== "ESRCH") throw error;
+    }
+  }
 }
 
-/** Puts a freshly spawned Herald worker back at the bench's starting priority. */
-export function asHeraldWorker(pid: number | undefined): void {
-  if (herald === undefined || pid === undefined) return;
-  try {
-    setPriority(pid, herald);
-  } catch {
-    // it has exited already: nothing runs at the raised priority
+/**
+ * Raises this process (and so Azurite, forked from it afterwards). Call it after anything that
+ * must run at the machine's own priority (cold-start probes, builds, installs) has run.
+ */
+export function raiseStandIns(): void {
+  if (process.env.BENCH_STAND_INS === "same") {
+    decision = { raised: false, reason: "BENCH_STAND_INS=same" };
+    return;
   }
+  const heraldNice = getPriority();
+  const standInsNice = Math.max(-20, heraldNice - RAISE_BY);
+  try {
+    setEveryThread(process.pid, standInsNice);
+    decision = { raised: true, standInsNice, heraldNice };
+  } catch {
+    setEveryThread(process.pid, heraldNice); // raising needs CAP_SYS_NICE: undo any part done
+    decision = { raised: false, reason: "not permitted for this user" };
+  }
+}
+
+/** What a finished run records about it: nothing before `raiseStandIns` decided. */
+export function standInsRecord(): { standInsNice?: number; standIns?: string } {
+  if (decision === undefined) return {};
+  return decision.raised
+    ? {
+        standInsNice: decision.standInsNice,
+        standIns: `at nice ${decision.standInsNice}, the Herald workers at ${decision.heraldNice} (bench/stand-in-priority.ts)`,
+      }
+    : { standIns: `at the Herald workers' priority (${decision.reason})` };
+}
+
+/** The environment a Herald worker is spawned with, so it can put itself back. */
+export function heraldWorkerEnv(): NodeJS.ProcessEnv {
+  return decision?.raised === true
+    ? { ...process.env, [WORKER_NICE_ENV]: String(decision.heraldNice) }
+    : process.env;
+}
+
+/** In a worker, first thing: back to the niceness the bench started at, every thread. */
+export function runAsHeraldWorker(): void {
+  const nice = process.env[WORKER_NICE_ENV];
+  if (nice !== undefined) setEveryThread(process.pid, Number(nice));
 }

@@ -9,6 +9,9 @@ import { toError } from "../shared/errors";
 import { startAzuriteTables } from "../shared/local-host/azurite";
 import type { RunningEndpoint } from "./endpoint-job";
 import type { FromWorker, ToWorker } from "./jobs";
+import { runAsHeraldWorker } from "./stand-in-priority";
+
+runAsHeraldWorker();
 
 /** Answers the orchestrator; a final answer ends the process (so --cpu-prof can write). */
 function reply(message: FromWorker): void {
