@@ -36,10 +36,16 @@ function setEveryThread(pid: number, nice: number): void {
     try {
       setPriority(thread, nice);
     } catch (error) {
-      // A thread that ended in between is fine; not being allowed is not.
-      if ((error as { code?: string }).code !== "ESRCH") throw error;
+      // A thread that ended in between is fine; not being allowed is not. Node throws a
+      // SystemError (ERR_SYSTEM_ERROR) whose `info.code` is the errno's name.
+      if (errnoOf(error) !== "ESRCH") throw error;
     }
   }
+}
+
+function errnoOf(error: unknown): string | undefined {
+  const { info, code } = error as { info?: { code?: string }; code?: string };
+  return info?.code ?? code;
 }
 
 /**
@@ -53,12 +59,21 @@ export function raiseStandIns(): void {
   }
   const heraldNice = getPriority();
   const standInsNice = Math.max(-20, heraldNice - RAISE_BY);
+  if (standInsNice >= heraldNice) {
+    decision = { raised: false, reason: "the bench already runs at the highest priority" };
+    return;
+  }
   try {
     setEveryThread(process.pid, standInsNice);
     decision = { raised: true, standInsNice, heraldNice };
-  } catch {
-    setEveryThread(process.pid, heraldNice); // raising needs CAP_SYS_NICE: undo any part done
-    decision = { raised: false, reason: "not permitted for this user" };
+  } catch (error) {
+    setEveryThread(process.pid, heraldNice); // lowering is always allowed: undo any part done
+    const errno = errnoOf(error);
+    decision = {
+      raised: false,
+      reason:
+        errno === "EACCES" || errno === "EPERM" ? "not permitted for this user" : String(errno),
+    };
   }
 }
 

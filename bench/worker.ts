@@ -1,8 +1,8 @@
 /**
  * A benchmark worker process: runs one job from bench/main.ts (Herald's pipeline, the
  * botbuilder baseline, the bot endpoint, one processor instance of the scale-out scenario,
- * or Herald with proactive install and its bot endpoint) alone in its process, so memory and
- * CPU figures are its own and not the orchestrator's (which hosts Azurite and the Teams
+ * or Herald with proactive install and its bot endpoint, or Azurite) alone in its process, so
+ * memory and CPU figures are its own and not the orchestrator's (which hosts the Teams
  * simulator).
  */
 import { toError } from "../shared/errors";

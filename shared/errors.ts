@@ -9,6 +9,12 @@ export class HeraldError extends Error {
 /** A setting is missing or malformed; the message names every bad setting. */
 export class ConfigError extends HeraldError {}
 
+/**
+ * A table the deployment should have created is missing: not a setting (work that meets it is
+ * redelivered, not settled as unreachable), and not a missing row.
+ */
+export class MissingTableError extends HeraldError {}
+
 /** Input from outside (activity, queue message, HTTP body) failed validation. */
 export class ValidationError extends HeraldError {
   constructor(

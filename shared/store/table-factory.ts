@@ -1,8 +1,13 @@
 import { createHash } from "node:crypto";
 
-import type { TableClient, TableServiceClient } from "@azure/data-tables";
+import type {
+  TableClient,
+  TableServiceClient,
+  TableServiceClientOptions,
+} from "@azure/data-tables";
 import type { TokenCredential } from "@azure/identity";
 
+import { MissingTableError } from "../errors";
 import { MAX_ENCODED_KEY_LENGTH } from "./limits";
 
 /*
@@ -105,12 +110,16 @@ export class TableFactory {
   private async open(tableName: string): Promise<TableClient> {
     const tables = this.config.tables;
     const { TableClient } = tablesSdk();
+    const options: TableServiceClientOptions = this.createTables
+      ? {}
+      : { additionalPolicies: [{ policy: missingTablePolicy(tableName), position: "perCall" }] };
     const client =
       tables.kind === "connectionString"
         ? TableClient.fromConnectionString(tables.connectionString, tableName, {
+            ...options,
             allowInsecureConnection: isLocal(tables.connectionString),
           })
-        : new TableClient(tables.endpoint, tableName, this.credential!);
+        : new TableClient(tables.endpoint, tableName, this.credential!, options);
     if (this.createTables) await client.createTable();
     return client;
   }
@@ -130,10 +139,53 @@ function isLocal(connectionString: string): boolean {
   return /(127\.0\.0\.1|localhost)/.test(connectionString);
 }
 
-/** True for a RestError with this HTTP status (and, if given, this Table service error code). */
+type PipelinePolicy = NonNullable<
+  TableServiceClientOptions["additionalPolicies"]
+>[number]["policy"];
+
+const TABLE_NOT_FOUND = "TableNotFound";
+
+/**
+ * On a table Herald does not create, a missing table is a deployment error, never "no such
+ * row": every store reads a plain 404 as an absent entity, and a missing table would otherwise
+ * answer "not found" to a status read and "conflict" to a conditional write.
+ */
+function missingTablePolicy(tableName: string): PipelinePolicy {
+  const missing = () =>
+    new MissingTableError(
+      `Table ${tableName} does not exist. On a managed identity Herald does not create tables: deploy infra/ (its Bicep creates every table Herald uses, with TableNamePrefix) or create it, then retry`,
+    );
+  return {
+    name: "heraldMissingTable",
+    async sendRequest(request, next) {
+      // The SDK's deserialization throws an error answer as a RestError before a response.
+      try {
+        return await next(request);
+      } catch (error) {
+        if (isTableNotFound(error)) throw missing();
+        throw error;
+      }
+    },
+  };
+}
+
+function isTableNotFound(error: unknown): boolean {
+  if (!(error instanceof tablesSdk().RestError) || error.statusCode !== 404) return false;
+  const details = error.details as { odataError?: { code?: string } } | undefined;
+  return (
+    (details?.odataError?.code ?? error.code) === TABLE_NOT_FOUND ||
+    error.response?.headers.get("x-ms-error-code") === TABLE_NOT_FOUND
+  );
+}
+
+/**
+ * True for a RestError with this HTTP status (and, if given, this Table service error code).
+ * A 404 for a missing table is not the 404 of a missing entity, which is what callers that ask
+ * for a bare 404 mean (a transaction's answer to a missing table comes this way).
+ */
 export function isRestError(error: unknown, status: number, code?: string): boolean {
   if (!(error instanceof tablesSdk().RestError) || error.statusCode !== status) return false;
-  if (code === undefined) return true;
+  if (code === undefined) return !isTableNotFound(error);
   const details = error.details as { odataError?: { code?: string } } | undefined;
   return details?.odataError?.code === code || error.code === code;
 }

@@ -1,9 +1,7 @@
-import {
-  createsTablesOnFirstUse,
-  isRestError,
-  TableFactory,
-  TABLES,
-} from "../../shared/store/table-factory";
+import { loadConfig } from "../../shared/config";
+import { MissingTableError } from "../../shared/errors";
+import { NotificationRequestStore } from "../../shared/store/notification-requests";
+import { createsTablesOnFirstUse, TableFactory, TABLES } from "../../shared/store/table-factory";
 import { testConfig } from "../support/test-config";
 
 describe("TableFactory", () => {
@@ -16,16 +14,36 @@ describe("TableFactory", () => {
     await expect(users.getEntity("p", "r")).resolves.toMatchObject({ name: "Ada" });
   });
 
-  it("opens a table without creating it when the tables are provisioned, so a missing one is TableNotFound", async () => {
+  it("opens a table without creating it when the tables are provisioned, and a missing one is a clear error, not a missing row", async () => {
     const config = testConfig();
     const provisioned = new TableFactory(config, { createTables: false });
     const users = await provisioned.table(TABLES.users);
-    const service = provisioned.serviceClient();
     const names: string[] = [];
-    for await (const table of service.listTables()) names.push(table.name ?? "");
+    for await (const table of provisioned.serviceClient().listTables())
+      names.push(table.name ?? "");
     expect(names).not.toContain(provisioned.physicalName(TABLES.users));
+
     const missing = await users.getEntity("p", "r").catch((error: unknown) => error);
-    expect(isRestError(missing, 404, "TableNotFound")).toBe(true);
+    expect(missing).toBeInstanceOf(MissingTableError);
+    expect((missing as Error).message).toContain(provisioned.physicalName(TABLES.users));
+    expect((missing as Error).message).toContain("deploy infra/");
+    // What a store asks: a status read must not answer "no such request".
+    const requests = new NotificationRequestStore(provisioned);
+    await expect(requests.get({ tenantId: "t", id: "r" })).rejects.toBeInstanceOf(
+      MissingTableError,
+    );
+  });
+
+  it("opens tables on a managed identity without a request, since Bicep created them", async () => {
+    const onIdentity = new TableFactory(
+      loadConfig({
+        TableStorageConnection__tableServiceUri: "https://127.0.0.1:1",
+        TableNamePrefix: "Herald",
+      }),
+    );
+    // Port 1 answers nothing: a create (or the token it needs first) would reject.
+    const users = await onIdentity.table(TABLES.users);
+    expect(users.tableName).toBe("HeraldUsers");
   });
 
   it("creates tables on first use for a connection string, not for a managed identity (Bicep's)", () => {
