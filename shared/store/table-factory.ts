@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 
 import type {
+  RestError,
   TableClient,
   TableServiceClient,
   TableServiceClientOptions,
@@ -151,10 +152,6 @@ const TABLE_NOT_FOUND = "TableNotFound";
  * answer "not found" to a status read and "conflict" to a conditional write.
  */
 function missingTablePolicy(tableName: string): PipelinePolicy {
-  const missing = () =>
-    new MissingTableError(
-      `Table ${tableName} does not exist. On a managed identity Herald does not create tables: deploy infra/ (its Bicep creates every table Herald uses, with TableNamePrefix) or create it, then retry`,
-    );
   return {
     name: "heraldMissingTable",
     async sendRequest(request, next) {
@@ -162,20 +159,19 @@ function missingTablePolicy(tableName: string): PipelinePolicy {
       try {
         return await next(request);
       } catch (error) {
-        if (isTableNotFound(error)) throw missing();
-        throw error;
+        if (!isRestError(error, 404, TABLE_NOT_FOUND)) throw error;
+        throw new MissingTableError(
+          `Table ${tableName} does not exist. On a managed identity Herald does not create tables: deploy infra/ (its Bicep creates every table Herald uses, with TableNamePrefix) or create it, then retry`,
+        );
       }
     },
   };
 }
 
-function isTableNotFound(error: unknown): boolean {
-  if (!(error instanceof tablesSdk().RestError) || error.statusCode !== 404) return false;
+/** The Table service's error codes on an answer: in the OData body, the header, the SDK's own. */
+function errorCodes(error: RestError): (string | undefined)[] {
   const details = error.details as { odataError?: { code?: string } } | undefined;
-  return (
-    (details?.odataError?.code ?? error.code) === TABLE_NOT_FOUND ||
-    error.response?.headers.get("x-ms-error-code") === TABLE_NOT_FOUND
-  );
+  return [details?.odataError?.code, error.response?.headers.get("x-ms-error-code"), error.code];
 }
 
 /**
@@ -185,9 +181,9 @@ function isTableNotFound(error: unknown): boolean {
  */
 export function isRestError(error: unknown, status: number, code?: string): boolean {
   if (!(error instanceof tablesSdk().RestError) || error.statusCode !== status) return false;
-  if (code === undefined) return !isTableNotFound(error);
-  const details = error.details as { odataError?: { code?: string } } | undefined;
-  return details?.odataError?.code === code || error.code === code;
+  const codes = errorCodes(error);
+  if (code === undefined) return !(status === 404 && codes.includes(TABLE_NOT_FOUND));
+  return codes.includes(code);
 }
 
 export { MAX_ENCODED_KEY_LENGTH };
