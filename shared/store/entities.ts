@@ -21,7 +21,10 @@ export function writtenRow<R extends object>(
   row: R,
   etag: string | undefined,
 ): R & { etag: string } {
-  return withoutUndefined({ ...row, etag: etag ?? "" });
+  // One copy of the row, not a spread and then a copy of the spread.
+  const written = withoutUndefined(row) as R & { etag: string };
+  written.etag = etag ?? "";
+  return written;
 }
 
 export interface StoredEntity<E> {

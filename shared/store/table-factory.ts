@@ -211,6 +211,8 @@ const HASHED_HEAD_LENGTH = MAX_ENCODED_KEY_LENGTH - 2 - 64;
  * activity or roster sync writes the reference under its new key); see docs/notifications.md.
  */
 export function encodeKey(value: string): string {
+  // Most keys (GUIDs, request ids) need no escape: the loop below would give them back as is.
+  if (value.length <= MAX_ENCODED_KEY_LENGTH && PLAIN_KEY.test(value)) return value;
   let encoded = "";
   let run = 0; // start of the current run of well-formed text
   for (let i = 0; i < value.length; i++) {
@@ -229,6 +231,9 @@ export function encodeKey(value: string): string {
   const head = encoded.slice(0, HASHED_HEAD_LENGTH).replace(/~[0-9A-Fu]{0,4}$/, "");
   return `${head}~h${createHash("sha256").update(encoded).digest("hex")}`;
 }
+
+/** `encodeURIComponent`'s unreserved characters, less `~` (which the encoding escapes). */
+const PLAIN_KEY = /^[A-Za-z0-9\-_.!*'()]*$/;
 
 function escapeWellFormed(text: string): string {
   return encodeURIComponent(text).replace(/~/g, "%7E").replace(/%/g, "~");

@@ -49,6 +49,25 @@ describe("encodeKey", () => {
     expect(encodeKey("\uD800")).not.toBe(encodeKey("\uFFFD"));
   });
 
+  it("gives a value of unescaped characters back as is when it fits, and hashes it when it does not", () => {
+    const plain = fc.string({
+      unit: fc.constantFrom(..."abcXYZ019-_.!*'()"),
+      maxLength: MAX_ENCODED_KEY_LENGTH + 40,
+    });
+    fc.assert(
+      fc.property(plain, (value) => {
+        const key = encodeKey(value);
+        if (value.length <= MAX_ENCODED_KEY_LENGTH) expect(key).toBe(value);
+        else expect(key).toMatch(/~h[0-9a-f]{64}$/);
+        expect(key.length).toBeLessThanOrEqual(MAX_ENCODED_KEY_LENGTH);
+      }),
+      { numRuns: 1000 },
+    );
+    expect(encodeKey("a".repeat(MAX_ENCODED_KEY_LENGTH + 1))).not.toBe(
+      encodeKey("a".repeat(MAX_ENCODED_KEY_LENGTH + 2)),
+    );
+  });
+
   it("keeps the old key for every value without '~' whose encoding fits, so stored rows are found", () => {
     fc.assert(
       fc.property(fc.string({ unit: "binary", maxLength: 60 }), (value) => {
