@@ -42,12 +42,12 @@ export interface CrashRecoveryOptions {
 
 export interface CrashRecoveryReport extends Verdict {
   readonly kills: number;
-  /** Duplicates attributed to each kill (the kill that followed the first copy). */
+  /** Duplicates attributed to each kill (the kill before the first respawn after the earlier copy). */
   readonly duplicatesPerKill: number[];
   /**
    * Duplicates that were not a send in flight at a kill (never expected): the earlier copy was
    * recorded `sent` by its host (its "Notification delivered" line names the copy's activity id)
-   * or no kill followed it. Teams has no idempotency key, so only a send whose answer the killed
+   * or Teams took it in after the last host was spawned (no kill can have cut its send short). Teams has no idempotency key, so only a send whose answer the killed
    * host never recorded may go out again.
    */
   readonly duplicatesNotInFlight: number;
@@ -137,6 +137,10 @@ export async function runCrashRecovery(
     submitting.catch(() => undefined);
 
     const killTimes: number[] = [];
+    // When the host after each kill was spawned. Until then no live host exists, so a copy Teams
+    // (the simulator, on this process's event loop) took in before it was sent by the killed
+    // host, even when taken in after the kill: the request's bytes were already on the socket.
+    const respawnTimes: number[] = [];
     for (let k = 0; k < options.kills; k++) {
       const [min, max] = options.uptimeMs;
       await sleep(min + random() * (max - min));
@@ -147,6 +151,7 @@ export async function runCrashRecovery(
       );
       // Sometimes stay down a moment: the LOB keeps retrying, the queue keeps filling.
       if (random() < 0.5) await sleep(random() * 500);
+      respawnTimes.push(Date.now());
       await host.start();
     }
     await submitting;
@@ -176,11 +181,12 @@ export async function runCrashRecovery(
     const duplicatesPerKill = killTimes.map(() => 0);
     const duplicatesNotInFlightKeys: string[] = [];
     for (const copy of verdict.duplicateCopies) {
-      const index = killTimes.findIndex((t) => t >= copy.at);
+      // The kill whose host sent this earlier copy: the first respawn after Teams took it in.
+      const index = respawnTimes.findIndex((t) => t > copy.at);
       if (index >= 0) duplicatesPerKill[index]! += 1;
       if (index < 0 || recorded.has(copy.activityId))
         duplicatesNotInFlightKeys.push(
-          `${copy.activityId} at ${copy.at}${index < 0 ? " (no kill after it)" : " (recorded sent)"}`,
+          `${copy.activityId} at ${copy.at}${index < 0 ? ` (no kill after it; kills at ${killTimes.join(", ")})` : " (recorded sent)"}`,
         );
     }
     const counts = queue.counts();
