@@ -42,13 +42,14 @@ export interface CrashRecoveryOptions {
 
 export interface CrashRecoveryReport extends Verdict {
   readonly kills: number;
-  /** Duplicates attributed to each kill (the kill before the first respawn after the earlier copy). */
+  /** Duplicates attributed to each kill (the kill of the host that sent the earlier copy). */
   readonly duplicatesPerKill: number[];
   /**
    * Duplicates that were not a send in flight at a kill (never expected): the earlier copy was
    * recorded `sent` by its host (its "Notification delivered" line names the copy's activity id)
-   * or Teams took it in after the last host was spawned (no kill can have cut its send short). Teams has no idempotency key, so only a send whose answer the killed
-   * host never recorded may go out again.
+   * or Teams took it in after the last host was spawned (no kill can have cut its send short).
+   * Teams has no idempotency key, so only a send whose answer the killed host never recorded may
+   * go out again.
    */
   readonly duplicatesNotInFlight: number;
   /** Those duplicates, for the failure message. */
@@ -137,9 +138,9 @@ export async function runCrashRecovery(
     submitting.catch(() => undefined);
 
     const killTimes: number[] = [];
-    // When the host after each kill was spawned. Until then no live host exists, so a copy Teams
-    // (the simulator, on this process's event loop) took in before it was sent by the killed
-    // host, even when taken in after the kill: the request's bytes were already on the socket.
+    // When the host after each kill was spawned. Until then no host is alive, so a copy Teams took
+    // in before then was sent by a killed host, even one taken in after the kill was noted: the
+    // simulator runs on this process's event loop and reads the dead host's last bytes later.
     const respawnTimes: number[] = [];
     for (let k = 0; k < options.kills; k++) {
       const [min, max] = options.uptimeMs;
@@ -181,12 +182,12 @@ export async function runCrashRecovery(
     const duplicatesPerKill = killTimes.map(() => 0);
     const duplicatesNotInFlightKeys: string[] = [];
     for (const copy of verdict.duplicateCopies) {
-      // The kill whose host sent this earlier copy: the first respawn after Teams took it in.
+      // The kill that cut this earlier copy's send short: the first respawn after Teams took it in.
       const index = respawnTimes.findIndex((t) => t > copy.at);
       if (index >= 0) duplicatesPerKill[index]! += 1;
       if (index < 0 || recorded.has(copy.activityId))
         duplicatesNotInFlightKeys.push(
-          `${copy.activityId} at ${copy.at}${index < 0 ? ` (no kill after it; kills at ${killTimes.join(", ")})` : " (recorded sent)"}`,
+          `${copy.activityId} at ${copy.at}${index < 0 ? ` (after the last host was spawned; kills at ${killTimes.join(", ")})` : " (recorded sent)"}`,
         );
     }
     const counts = queue.counts();
