@@ -140,8 +140,8 @@ resource settings 'Microsoft.Web/sites/config@2025-03-01' = {
       APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsightsConnectionString
       APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
       // A cap on the old generation keeps the worker's RSS under 150 MB under sustained load (uncapped,
-      // V8 let it grow to ~170 MB of garbage); 8 MB semi-spaces scavenge half as often as 4 for ~10 MB
-      // more RSS, and 16 passed 150 MB: docs/benchmarks.md.
+      // V8 let it grow to ~170 MB of garbage); 8 MB semi-spaces cost about a sixth less CPU than 4 on the
+      // bench machine for ~10 MB more RSS, and 16 passed 150 MB: docs/benchmarks.md.
       languageWorkers__node__arguments: '--max-semi-space-size=8 --max-old-space-size=256'
     },
     empty(microsoftAppPassword) ? {} : { MicrosoftAppPassword: microsoftAppPassword },
